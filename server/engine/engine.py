@@ -1,0 +1,326 @@
+"""The queue engine: the only code that knows Redis keys and calls the Lua library.
+
+Each public method is one state transition or one read, done in one round trip to Redis (one FCALL, or one
+pipeline). Methods raise the exceptions of ``errors``; they never return Redis replies to callers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from importlib import resources
+from typing import Any
+
+import attrs
+import coredis
+import coredis.exceptions as redis_errors
+import orjson
+
+from . import keys
+from .errors import LUA_ERRORS, QueueExists, QueueNotFound, StarqError, StoreUnavailable
+from .models import Job, NewJob, QueueInfo, QueueSettings, Submitted, iso, settings_to_redis
+from .store import open_redis
+
+LIBRARY = resources.files(__package__).joinpath("starq.lua").read_text()
+
+# How much background work one maintenance call may do per queue and kind; more waits for the next call.
+TICK_LIMIT = 500
+PURGE_CHUNK = 1000
+
+_STORE_ERRORS = (redis_errors.ConnectionError, TimeoutError, OSError)
+
+
+def dedupe_hash(payload_json: str) -> str:
+    """The hash dedupe compares: of the payload's canonical JSON (sorted keys, no whitespace)."""
+    canonical = orjson.dumps(orjson.loads(payload_json), option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(canonical).hexdigest()[:32]
+
+
+@attrs.frozen
+class AckOutcome:
+    """The outcome of one item of a batch acknowledgement."""
+
+    id: str
+    status: str = ""
+    retries: int | None = None
+    error: StarqError | None = None
+
+
+@attrs.frozen
+class Throughput:
+    bucket_seconds: float
+    now: str
+    buckets: list[tuple[str, int, int]]
+
+
+@attrs.frozen
+class WorkerSeen:
+    name: str
+    last_seen: str
+    jobs_in_hand: int
+
+
+class Engine:
+    """Starq's queues on one Redis (or Valkey) server."""
+
+    def __init__(self, redis: coredis.Redis) -> None:
+        self._redis = redis
+
+    # -- plumbing -------------------------------------------------------------------------------------------
+
+    async def load_library(self) -> None:
+        """Loads (or replaces) the Lua library; every server process does this when it starts."""
+        try:
+            await self._redis.function_load(LIBRARY, replace=True)
+        except _STORE_ERRORS as exc:
+            raise StoreUnavailable(f"cannot reach the store: {exc}") from exc
+
+    async def _call(self, function: str, queue: str, args: Sequence[Any] = (), *, readonly: bool = False) -> Any:
+        meta = keys.meta(queue)
+        call = self._redis.fcall_ro if readonly else self._redis.fcall
+        try:
+            try:
+                return await call(function, keys=[meta], args=[str(a) for a in args])
+            except redis_errors.ResponseError as exc:
+                if "Function not found" not in str(exc):
+                    raise
+                # The store lost its functions (restarted without persistence): nothing ran, so reload and
+                # call again.
+                await self._redis.function_load(LIBRARY, replace=True)
+                return await call(function, keys=[meta], args=[str(a) for a in args])
+        except redis_errors.ResponseError as exc:
+            raise _translate(exc) from exc
+        except _STORE_ERRORS as exc:
+            raise StoreUnavailable(f"cannot reach the store: {exc}") from exc
+
+    async def ping(self) -> dict[str, Any]:
+        """Checks the store; returns its version. Raises StoreUnavailable when it cannot be reached."""
+        try:
+            info = await self._redis.info("server")
+        except _STORE_ERRORS as exc:
+            raise StoreUnavailable(f"cannot reach the store: {exc}") from exc
+        return {"redis_version": info.get("redis_version", ""), "valkey_version": info.get("valkey_version", "")}
+
+    # -- queues ---------------------------------------------------------------------------------------------
+
+    async def create_queue(self, name: str, settings: QueueSettings) -> QueueInfo:
+        created = await self._call("starq_create_queue", name, settings.to_redis())
+        # Registered after the queue exists (and again on a conflict), so a crash in between is repaired by
+        # the next attempt instead of leaving a name that lists but does not exist.
+        await self._registry("sadd", name)
+        if not created:
+            raise QueueExists(f"queue {name!r} already exists")
+        return await self.queue_info(name)
+
+    async def queue_info(self, name: str) -> QueueInfo:
+        return QueueInfo.from_reply(name, await self._call("starq_queue_info", name, readonly=True))
+
+    async def list_queues(self) -> list[QueueInfo]:
+        names = sorted(await self._registry("smembers"))
+        infos = []
+        for name in names:
+            try:
+                infos.append(await self.queue_info(name))
+            except QueueNotFound:
+                continue  # being deleted, or deleted by a process that died before unregistering it
+        return infos
+
+    async def queue_names(self) -> list[str]:
+        return sorted(await self._registry("smembers"))
+
+    async def update_queue(self, name: str, **changes: Any) -> QueueInfo:
+        if changes:
+            await self._call("starq_update_queue", name, settings_to_redis(changes))
+        return await self.queue_info(name)
+
+    async def pause(self, name: str) -> QueueInfo:
+        return await self.update_queue(name, paused=True)
+
+    async def resume(self, name: str) -> QueueInfo:
+        return await self.update_queue(name, paused=False)
+
+    async def delete_queue(self, name: str) -> None:
+        """Deletes a queue and every key it has. The queue is gone for all callers after the first step; the
+        records are then removed in bounded chunks (a process that dies halfway leaves the rest to the
+        maintenance loop, which finishes any queue marked as being deleted)."""
+        if not await self._call("starq_begin_delete", name):
+            raise QueueNotFound(f"queue {name!r} not found")
+        await self.purge(name)
+
+    async def purge(self, name: str) -> bool:
+        """Finishes deleting a queue marked as being deleted; False when the queue is live."""
+        while True:
+            done = await self._call("starq_purge", name, [PURGE_CHUNK])
+            if done == -1:
+                return False
+            if done == 1:
+                await self._registry("srem", name)
+                return True
+
+    async def _registry(self, op: str, *args: str) -> Any:
+        try:
+            if op == "smembers":
+                return await self._redis.smembers(keys.REGISTRY)
+            return await getattr(self._redis, op)(keys.REGISTRY, list(args))
+        except _STORE_ERRORS as exc:
+            raise StoreUnavailable(f"cannot reach the store: {exc}") from exc
+
+    # -- jobs -----------------------------------------------------------------------------------------------
+
+    async def submit(self, queue: str, jobs: Sequence[NewJob], ids: Sequence[str]) -> list[Submitted]:
+        """Submits a batch atomically: all jobs are stored, or (queue missing, store down) none.
+
+        ``ids`` are chosen by the caller so a submit retried after a timeout stores nothing twice.
+        """
+        args: list[Any] = [len(jobs)]
+        for job_id, job in zip(ids, jobs, strict=True):
+            args += [job_id, job.payload, job.priority, job.run_at_ms, job.dedupe_hash]
+        reply = await self._call("starq_submit", queue, args)
+        return [Submitted(id=r[0], status=r[1], created_at=iso(r[2]), skipped=bool(r[3])) for r in reply]
+
+    async def claim(self, queue: str, count: int, worker: str = "") -> list[Job]:
+        """Claims up to ``count`` ready jobs without waiting. Long-polling lives in ``ClaimBroker``."""
+        token = os.urandom(6).hex() + "-"
+        records = await self._call("starq_claim", queue, [count, token, worker])
+        return [Job.from_record(queue, r) for r in records]
+
+    async def release(self, queue: str, jobs: Sequence[Job]) -> int:
+        """Returns claimed jobs that never reached a worker to the queue at once, as if never claimed."""
+        args: list[str] = []
+        for job in jobs:
+            args += [job.id, job.lease_id]
+        return await self._call("starq_release", queue, args) if args else 0
+
+    async def complete(self, queue: str, job_id: str, lease_id: str = "", result_json: str = "{}") -> str:
+        reply = await self._call("starq_complete", queue, [job_id, lease_id, result_json])
+        return reply[1]
+
+    async def fail(
+        self, queue: str, job_id: str, lease_id: str = "", error: str = "", retry: bool = True
+    ) -> tuple[str, int]:
+        """Records a failed attempt. Returns the job's new status and its retries."""
+        reply = await self._call("starq_fail", queue, [job_id, lease_id, error, int(retry), random.random()])
+        return reply[1], int(reply[2])
+
+    async def extend(self, queue: str, job_id: str, lease_id: str = "", seconds: float | None = None) -> str:
+        """Extends a lease to ``seconds`` from now (default: the queue's claim_timeout)."""
+        exp = await self._call("starq_extend", queue, [job_id, lease_id, "" if seconds is None else seconds])
+        return iso(exp)
+
+    async def ack(
+        self,
+        queue: str,
+        completes: Sequence[tuple[str, str, str]],
+        fails: Sequence[tuple[str, str, str, bool]],
+    ) -> list[AckOutcome]:
+        """Completes and fails many jobs in one pipelined round trip; each item succeeds or fails alone."""
+        meta = [keys.meta(queue)]
+        try:
+            async with self._redis.pipeline(transaction=False, raise_on_error=False) as pipe:
+                pending = [
+                    pipe.fcall("starq_complete", keys=meta, args=[job_id, lease, result])
+                    for job_id, lease, result in completes
+                ] + [
+                    pipe.fcall("starq_fail", keys=meta, args=[job_id, lease, error, str(int(retry)), str(random.random())])
+                    for job_id, lease, error, retry in fails
+                ]
+        except _STORE_ERRORS as exc:
+            raise StoreUnavailable(f"cannot reach the store: {exc}") from exc
+        ids = [c[0] for c in completes] + [f[0] for f in fails]
+        outcomes = []
+        for job_id, request in zip(ids, pending):
+            try:
+                reply = await request
+            except redis_errors.ResponseError as exc:
+                outcomes.append(AckOutcome(id=job_id, error=_translate(exc)))
+            else:
+                outcomes.append(AckOutcome(id=job_id, status=reply[1], retries=int(reply[2])))
+        return outcomes
+
+    async def cancel(self, queue: str, job_id: str) -> str:
+        return await self._call("starq_cancel", queue, [job_id])
+
+    async def retry(self, queue: str, job_id: str) -> str:
+        return await self._call("starq_retry", queue, [job_id])
+
+    async def retry_dead(self, queue: str) -> int:
+        """Puts every dead job of the queue back to pending, in bounded chunks; returns how many."""
+        total = 0
+        while n := await self._call("starq_retry_dead", queue, [PURGE_CHUNK]):
+            total += n
+        return total
+
+    async def get_job(self, queue: str, job_id: str) -> Job:
+        return Job.from_record(queue, await self._call("starq_get_job", queue, [job_id], readonly=True))
+
+    async def list_jobs(self, queue: str, status: str = "", count: int = 50, cursor: str = "") -> tuple[list[Job], bool]:
+        """A page of jobs, newest first, filtered by status before paging. Returns (jobs, has_more)."""
+        reply = await self._call("starq_list_jobs", queue, [status, count, cursor], readonly=True)
+        return [Job.from_record(queue, r) for r in reply[1:]], bool(reply[0])
+
+    # -- stats ----------------------------------------------------------------------------------------------
+
+    async def throughput(self, queue: str, buckets: int = 180) -> Throughput:
+        """Completed and failed jobs per bucket (5 s each), oldest first, from the engine's ring buffer."""
+        reply = await self._call("starq_throughput", queue, [buckets], readonly=True)
+        size = int(reply[0])
+        return Throughput(
+            bucket_seconds=size / 1000,
+            now=iso(reply[1]),
+            buckets=[(iso(int(b) * size), int(c), int(f)) for b, c, f in reply[2:]],
+        )
+
+    async def workers(self, queue: str) -> list[WorkerSeen]:
+        reply = await self._call("starq_workers", queue, readonly=True)
+        seen = [WorkerSeen(reply[i], iso(reply[i + 1]), int(reply[i + 2])) for i in range(0, len(reply), 3)]
+        return sorted(seen, key=lambda w: w.last_seen, reverse=True)
+
+    # -- background work ------------------------------------------------------------------------------------
+
+    async def tick(self, queue: str) -> tuple[int, int, int]:
+        """Due background work of one queue. Returns (promoted, reclaimed, expired); a queue marked as being
+        deleted is purged instead."""
+        try:
+            promoted, reclaimed, expired = await self._call("starq_tick", queue, [TICK_LIMIT])
+        except QueueNotFound:
+            await self.purge(queue)
+            return 0, 0, 0
+        return int(promoted), int(reclaimed), int(expired)
+
+    @asynccontextmanager
+    async def ready_queues(self) -> AsyncIterator[AsyncIterator[str]]:
+        """Names of queues that just got ready jobs, from any server process (Redis pub/sub).
+
+        A notification may be lost while the subscription reconnects; listeners must not rely on it alone.
+        """
+        async with self._redis.pubsub(channels=[keys.READY_CHANNEL], ignore_subscribe_messages=True) as sub:
+
+            async def names() -> AsyncIterator[str]:
+                async for message in sub:
+                    if message["type"] == "message":
+                        yield message["data"]
+
+            yield names()
+
+
+def _translate(exc: redis_errors.ResponseError) -> StarqError:
+    message = str(exc)
+    code, _, detail = message.partition(" ")
+    cls = LUA_ERRORS.get(code)
+    if cls is not None:
+        return cls(detail)
+    if code in ("LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN"):
+        return StoreUnavailable(f"the store is not ready: {message}")
+    return StarqError(f"store error: {message}")
+
+
+@asynccontextmanager
+async def open_engine(url: str, *, max_connections: int = 16) -> AsyncIterator[Engine]:
+    """Opens the Redis client and loads the Lua library."""
+    async with open_redis(url, max_connections=max_connections) as redis:
+        engine = Engine(redis)
+        await engine.load_library()
+        yield engine

@@ -1,0 +1,39 @@
+"""Fixtures: a real Valkey/Redis for the session, an engine per test, and unique queue names."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import uuid
+
+import pytest
+
+from starq.server.embedded import start_store
+from starq.server.engine.engine import open_engine
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    """The store every test talks to: ``STARQ_TEST_REDIS_URL`` if set, else one started on a free port."""
+    url = os.environ.get("STARQ_TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    store = start_store(tmp_path_factory.mktemp("store"), unix_socket=False, appendonly=False)
+    yield store.url
+    store.stop()
+
+
+_names = itertools.count()
+
+
+@pytest.fixture
+def queue_name():
+    """A queue name no other test uses, so tests never need to flush the store."""
+    return f"t-{uuid.uuid4().hex[:8]}-{next(_names)}"
+
+
+@pytest.fixture
+async def engine(redis_url):
+    async with open_engine(redis_url) as engine:
+        yield engine
