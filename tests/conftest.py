@@ -37,3 +37,31 @@ def queue_name():
 async def engine(redis_url):
     async with open_engine(redis_url) as engine:
         yield engine
+
+
+@pytest.fixture
+def server_factory(redis_url):
+    """Starts ``starq serve`` processes against the test store; all are stopped after the test."""
+    from serverproc import start_server
+
+    started = []
+
+    def start(*args, env=None, redis=True, **kw):
+        extra = ["--redis-url", redis_url] if redis else []
+        server = start_server(*extra, *args, env=env, **kw)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.kill()
+
+
+@pytest.fixture(scope="session")
+def server(redis_url):
+    """One shared ``starq serve`` process against the test store (for tests that need only HTTP)."""
+    from serverproc import start_server
+
+    proc = start_server("--redis-url", redis_url)
+    yield proc
+    proc.kill()

@@ -1,0 +1,47 @@
+"""Making claims cancel-safe up to the socket.
+
+``DeliveryGuard`` wraps the ASGI app. It gives each request a ``Ledger`` (in the ASGI scope) into which the
+claim handler records the jobs it obtained, and watches the app's ``send``: once the final body message has
+been handed to the server, the jobs count as delivered. If the request ends any other way (the client hung
+up mid long-poll, the response could not be sent, the server is shutting down) the guard returns the
+undelivered jobs to the queue at once, in a shielded scope, instead of leaving them to ``claim_timeout``.
+"""
+
+from __future__ import annotations
+
+from quart import request
+
+from ..claims import Ledger
+
+SCOPE_KEY = "starq.ledger"
+
+
+def ledger_for_request() -> Ledger:
+    """The current request's ledger (a fresh, unguarded one when the app runs without the guard)."""
+    ledger = request.scope.get(SCOPE_KEY)
+    if ledger is None:
+        ledger = request.scope[SCOPE_KEY] = Ledger()
+    return ledger
+
+
+class DeliveryGuard:
+    def __init__(self, app, engine_of) -> None:
+        self._app = app
+        self._engine_of = engine_of
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        ledger = Ledger()
+        scope[SCOPE_KEY] = ledger
+
+        async def guarded_send(message) -> None:
+            await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                ledger.delivered()
+
+        try:
+            await self._app(scope, receive, guarded_send)
+        finally:
+            await ledger.release_undelivered(self._engine_of())

@@ -1,0 +1,196 @@
+"""Job endpoints: submit, claim (long-poll), complete, fail, extend, batch ack, cancel, retry, show, list."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+import orjson
+from quart import Blueprint, Response, request
+
+from ..engine.engine import dedupe_hash
+from ..engine.errors import QueueNotFound, TooLarge, ValidationFailed
+from ..engine.models import Job, NewJob, iso, new_job_id
+from . import shapes
+from .delivery import ledger_for_request
+from .http import job_id, json_response, queue_name, read_body, route, state
+
+bp = Blueprint("jobs", __name__)
+TAG = "jobs"
+J = "/api/v1/queues/{name}/jobs"
+
+
+def _encode(value: object, what: str) -> str:
+    text = orjson.dumps(value).decode()
+    limit = state().settings.max_payload_bytes
+    if len(text) > limit:
+        raise TooLarge(f"{what} is {len(text)} bytes; the limit is {limit}")
+    return text
+
+
+def _due_ms(item: dict, where: str) -> int:
+    if item.get("run_at") is not None:
+        try:
+            at = datetime.fromisoformat(item["run_at"].replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise ValidationFailed(f"{where}run_at must be an ISO 8601 time") from exc
+        if at.tzinfo is None:
+            raise ValidationFailed(f"{where}run_at must include a time zone (e.g. Z)")
+        return int(at.timestamp() * 1000)
+    if item.get("delay"):
+        return int((time.time() + item["delay"]) * 1000)
+    return 0
+
+
+def _new_job(item: dict, where: str) -> NewJob:
+    if item.get("payload") is None:
+        raise ValidationFailed(f"{where}payload is required")
+    payload = _encode(item["payload"], f"{where}payload")
+    return NewJob(payload=payload, priority=item["priority"], run_at_ms=_due_ms(item, where),
+                  dedupe_hash=dedupe_hash(payload))
+
+
+@route(bp, "POST", J, summary="Submit one job or a batch (atomic)", tag=TAG, body=shapes.Submit,
+       responses={201: shapes.Submitted, 413: shapes.Error})
+async def submit(name: str) -> Response:
+    name = queue_name(name)
+    body = await read_body(shapes.Submit)
+    settings = state().settings
+    if body["jobs"] is not None:
+        if len(body["jobs"]) > settings.max_batch:
+            raise TooLarge(f"{len(body['jobs'])} jobs in one request; the limit is {settings.max_batch}")
+        if not body["jobs"]:
+            raise ValidationFailed("jobs must hold at least one job")
+        jobs = [_new_job(item, f"jobs[{i}].") for i, item in enumerate(body["jobs"])]
+    elif body["payload"] is not None:
+        jobs = [_new_job(body, "")]
+    else:
+        raise ValidationFailed("payload (one job) or jobs (a batch) is required")
+    ids = [new_job_id() for _ in jobs]
+    results = await state().engine.submit(name, jobs, ids)
+    rendered = []
+    for job, result in zip(jobs, results):
+        rendered.append(Job(
+            id=result.id, queue=name, status=result.status, payload=job.payload, result=None, error="",
+            retries=0, priority=job.priority, created_at=result.created_at, claimed_at="", completed_at="",
+            run_at="" if result.status != "scheduled" else iso(job.run_at_ms), lease_id="",
+            lease_expires_at="", worker="",
+        ).to_json())
+    skipped = sum(r.skipped for r in results)
+    return json_response({"jobs": rendered, "submitted": len(results) - skipped, "skipped": skipped}, 201)
+
+
+@route(bp, "GET", J, summary="List jobs, newest first, filtered before paging", tag=TAG,
+       responses={200: shapes.JobPage}, query=shapes.ListQuery)
+async def list_jobs(name: str) -> Response:
+    name = queue_name(name)
+    args = {}
+    for field in shapes.ListQuery:
+        raw = request.args.get(field.name)
+        if raw is None:
+            args[field.name] = field.default
+        elif field.type == "integer":
+            try:
+                args[field.name] = field.check(int(raw), field.name)
+            except ValueError:
+                raise ValidationFailed(f"{field.name} must be an integer") from None
+        else:
+            args[field.name] = field.check(raw, field.name)
+    jobs, has_more = await state().engine.list_jobs(name, args["status"], args["count"], args["cursor"])
+    cursor = jobs[-1].id if has_more and jobs else ""
+    return json_response({"jobs": [j.to_json() for j in jobs], "cursor": cursor, "has_more": has_more})
+
+
+@route(bp, "POST", J + "/claim", summary="Claim jobs, waiting up to block_ms for one", tag=TAG,
+       body=shapes.Claim, responses={200: shapes.Claimed})
+async def claim(name: str) -> Response:
+    name = queue_name(name)
+    body = await read_body(shapes.Claim)
+    settings = state().settings
+    block_ms = min(body["block_ms"], settings.max_block_ms)
+    count = min(body["count"], settings.max_claim_count)
+    ledger = ledger_for_request()
+    jobs = await state().broker.claim(name, count, block_ms, body["worker"], ledger)
+    return json_response({"jobs": [j.to_json() for j in jobs]})
+
+
+@route(bp, "GET", J + "/{job}", summary="Show a job with its result or error", tag=TAG,
+       responses={200: shapes.Job})
+async def get_job(name: str, job: str) -> Response:
+    return json_response((await state().engine.get_job(queue_name(name), job_id(job))).to_json())
+
+
+@route(bp, "PUT", J + "/{job}/complete", summary="Report a job done", tag=TAG, body=shapes.Complete,
+       responses={200: shapes.Outcome, 409: shapes.Error})
+async def complete(name: str, job: str) -> Response:
+    name, job = queue_name(name), job_id(job)
+    body = await read_body(shapes.Complete)
+    result = _encode(body["result"] if body["result"] is not None else {}, "result")
+    status = await state().engine.complete(name, job, body["lease_id"] or "", result)
+    return json_response({"status": status, "job_id": job})
+
+
+@route(bp, "PUT", J + "/{job}/fail", summary="Report a job failed (retried with backoff, then dead)", tag=TAG,
+       body=shapes.Fail, responses={200: shapes.FailOutcome, 409: shapes.Error})
+async def fail(name: str, job: str) -> Response:
+    name, job = queue_name(name), job_id(job)
+    body = await read_body(shapes.Fail)
+    status, retries = await state().engine.fail(name, job, body["lease_id"] or "", body["error"], body["retry"])
+    return json_response({"status": status, "job_id": job, "retries": retries})
+
+
+@route(bp, "PUT", J + "/{job}/extend", summary="Extend a claimed job's lease (heartbeat)", tag=TAG,
+       body=shapes.Extend, responses={200: shapes.Extended, 409: shapes.Error})
+async def extend(name: str, job: str) -> Response:
+    name, job = queue_name(name), job_id(job)
+    body = await read_body(shapes.Extend)
+    expires = await state().engine.extend(name, job, body["lease_id"] or "", body["seconds"])
+    return json_response({"status": "claimed", "job_id": job, "lease_expires_at": expires})
+
+
+@route(bp, "POST", J + "/ack", summary="Complete and fail many jobs in one request", tag=TAG, body=shapes.Ack,
+       responses={200: shapes.Acked})
+async def ack(name: str) -> Response:
+    name = queue_name(name)
+    body = await read_body(shapes.Ack)
+    settings = state().settings
+    total = len(body["complete"]) + len(body["fail"])
+    if total > settings.max_batch:
+        raise TooLarge(f"{total} outcomes in one request; the limit is {settings.max_batch}")
+    completes = [
+        (job_id(c["id"]), c["lease_id"] or "", _encode(c["result"] if c["result"] is not None else {},
+                                                        f"complete[{i}].result"))
+        for i, c in enumerate(body["complete"])
+    ]
+    fails = [(job_id(f["id"]), f["lease_id"] or "", f["error"], f["retry"]) for f in body["fail"]]
+    outcomes = await state().engine.ack(name, completes, fails)
+    results = []
+    for outcome in outcomes:
+        if outcome.error is None:
+            results.append({"job_id": outcome.id, "ok": True, "status": outcome.status, "retries": outcome.retries})
+        else:
+            results.append({"job_id": outcome.id, "ok": False, "error": outcome.error.code,
+                            "detail": outcome.error.detail})
+    errors = [o.error for o in outcomes if o.error is not None]
+    if outcomes and len(errors) == len(outcomes) and all(isinstance(e, QueueNotFound) for e in errors):
+        raise errors[0]
+    return json_response({
+        "results": results,
+        "completed": sum(1 for o in outcomes[: len(completes)] if o.error is None),
+        "failed": sum(1 for o in outcomes[len(completes):] if o.error is None),
+        "errors": len(errors),
+    })
+
+
+@route(bp, "DELETE", J + "/{job}", summary="Cancel a pending or scheduled job", tag=TAG,
+       responses={200: shapes.Outcome, 409: shapes.Error})
+async def cancel(name: str, job: str) -> Response:
+    name, job = queue_name(name), job_id(job)
+    return json_response({"status": await state().engine.cancel(name, job), "job_id": job})
+
+
+@route(bp, "POST", J + "/{job}/retry", summary="Put a dead or cancelled job back to pending", tag=TAG,
+       responses={200: shapes.Outcome, 409: shapes.Error})
+async def retry(name: str, job: str) -> Response:
+    name, job = queue_name(name), job_id(job)
+    return json_response({"status": await state().engine.retry(name, job), "job_id": job})

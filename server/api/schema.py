@@ -1,0 +1,137 @@
+"""Request and response shapes, declared once: they validate request bodies and generate the OpenAPI spec.
+
+A ``Schema`` is a JSON object with typed ``Field``s. ``Schema.parse`` turns a decoded body into a dict of
+validated values (defaults filled in) or raises ``ValidationFailed`` naming the offending field; the same
+declarations render as JSON Schema for ``/api/openapi.json``, so the docs cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import attrs
+
+from ..engine.errors import ValidationFailed
+
+REQUIRED = object()
+_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "object": (dict,),
+    "array": (list,),
+}
+
+
+@attrs.frozen
+class Field:
+    name: str
+    type: str | None  # None: any JSON value
+    default: Any = REQUIRED
+    description: str = ""
+    minimum: float | None = None
+    maximum: float | None = None
+    max_length: int | None = None
+    pattern: str | None = None
+    enum: tuple[str, ...] | None = None
+    items: Schema | Field | None = None
+    max_items: int | None = None
+    nullable: bool = False
+
+    def check(self, value: Any, path: str) -> Any:
+        if value is None and self.nullable:
+            return None
+        if self.type is not None:
+            expected = _TYPES[self.type]
+            # bool is an int in Python, but true is not a number in JSON.
+            if isinstance(value, bool) and self.type != "boolean" or not isinstance(value, expected):
+                raise ValidationFailed(f"{path} must be {_article(self.type)}")
+        if self.type == "number" and isinstance(value, float) and value != value:
+            raise ValidationFailed(f"{path} must be a number")
+        if self.minimum is not None and value < self.minimum:
+            raise ValidationFailed(f"{path} must be at least {_fmt(self.minimum)}")
+        if self.maximum is not None and value > self.maximum:
+            raise ValidationFailed(f"{path} must be at most {_fmt(self.maximum)}")
+        if self.max_length is not None and len(value) > self.max_length:
+            raise ValidationFailed(f"{path} must be at most {self.max_length} characters long")
+        if self.pattern is not None and not re.fullmatch(self.pattern, value):
+            raise ValidationFailed(f"{path} must match {self.pattern}")
+        if self.enum is not None and value not in self.enum:
+            raise ValidationFailed(f"{path} must be one of: {', '.join(self.enum)}")
+        if self.type == "array":
+            if self.max_items is not None and len(value) > self.max_items:
+                raise ValidationFailed(f"{path} may hold at most {self.max_items} items")
+            if self.items is not None:
+                return [_check_item(self.items, item, f"{path}[{i}]") for i, item in enumerate(value)]
+        return value
+
+    def json_schema(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.type is not None:
+            out["type"] = [self.type, "null"] if self.nullable else self.type
+        if self.description:
+            out["description"] = self.description
+        if self.default is not REQUIRED and self.default is not None or self.nullable and self.default is None:
+            out["default"] = self.default
+        for key, value in (("minimum", self.minimum), ("maximum", self.maximum), ("maxLength", self.max_length),
+                           ("pattern", self.pattern), ("maxItems", self.max_items)):
+            if value is not None:
+                out[key] = value
+        if self.enum is not None:
+            out["enum"] = list(self.enum)
+        if self.items is not None:
+            out["items"] = self.items.json_schema() if isinstance(self.items, Field) else {"$ref": self.items.ref}
+        return out
+
+
+@attrs.frozen
+class Schema:
+    name: str
+    fields: tuple[Field, ...]
+    description: str = ""
+
+    @property
+    def ref(self) -> str:
+        return f"#/components/schemas/{self.name}"
+
+    def parse(self, data: Any, path: str = "") -> dict[str, Any]:
+        if not isinstance(data, dict):
+            raise ValidationFailed(f"{path or 'the request body'} must be a JSON object")
+        out = {}
+        for field in self.fields:
+            where = f"{path}.{field.name}" if path else field.name
+            if field.name in data:
+                out[field.name] = field.check(data[field.name], where)
+            elif field.default is REQUIRED:
+                raise ValidationFailed(f"{where} is required")
+            else:
+                out[field.name] = field.default
+        return out
+
+    def json_schema(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "type": "object",
+            "properties": {f.name: f.json_schema() for f in self.fields},
+        }
+        required = [f.name for f in self.fields if f.default is REQUIRED]
+        if required:
+            out["required"] = required
+        if self.description:
+            out["description"] = self.description
+        return out
+
+
+def _check_item(spec: Schema | Field, item: Any, path: str) -> Any:
+    if isinstance(spec, Schema):
+        return spec.parse(item, path)
+    return spec.check(item, path)
+
+
+def _article(type_name: str) -> str:
+    return {"integer": "an integer", "object": "a JSON object", "array": "an array"}.get(type_name, f"a {type_name}")
+
+
+def _fmt(number: float) -> str:
+    return str(int(number)) if float(number).is_integer() else str(number)

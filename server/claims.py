@@ -1,0 +1,226 @@
+"""Long-polling claims that hold no Redis connection while they wait, and lose no job when cancelled.
+
+A claim first tries the engine at once. If nothing is ready and it may wait, it parks as a ``Waiter`` in its
+queue's ``Line`` (an in-process FIFO) and waits on a trio Event. One dispatcher task per line, started only
+while the line has waiters, claims from Redis on behalf of the head waiter whenever the queue may have work:
+after a "ready" notification (Redis pub/sub, so a submit through any process wakes waiters everywhere), and
+once a second as a safety net against a notification lost while the subscription reconnected. Thousands of
+waiters therefore cost a few kilobytes each and no Redis connection at all.
+
+Cancel safety rests on two rules:
+  1. No request ever cancels an in-flight Redis command: every claim runs in a shielded scope (bounded by the
+     store client's command timeout), so the coredis pool bugs around cancellation never trigger.
+  2. Jobs claimed for a request are recorded in that request's ``Ledger`` in the same synchronous step that
+     obtains them. Whatever then stops the request (client gone, timeout, shutdown) the ledger still holds
+     the jobs until the response is handed to the transport; the HTTP layer releases undelivered jobs back
+     to the queue at once (``Engine.release``), so none waits for ``claim_timeout``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+
+import attrs
+import trio
+
+from .engine.engine import Engine
+from .engine.errors import QueueNotFound, StarqError
+from .engine.models import Job
+
+log = logging.getLogger("starq.claims")
+
+# While waiters are parked, the dispatcher also claims this often without a notification.
+SAFETY_POLL_SECONDS = 1.0
+# Releasing undelivered jobs must finish even when the request is cancelled; this bounds how long it may take.
+RELEASE_TIMEOUT = 10.0
+# After the pub/sub subscription fails, wait this long (doubling up to the max) before subscribing again.
+RESUBSCRIBE_MIN, RESUBSCRIBE_MAX = 0.1, 5.0
+
+
+@attrs.define(eq=False)
+class Ledger:
+    """Jobs claimed for one request that have not reached its client yet."""
+
+    queue: str = ""
+    jobs: list[Job] = attrs.Factory(list)
+
+    def take(self, queue: str, jobs: list[Job]) -> None:
+        self.queue = queue
+        self.jobs.extend(jobs)
+
+    def delivered(self) -> None:
+        self.jobs = []
+
+    async def release_undelivered(self, engine: Engine) -> None:
+        """Gives undelivered jobs back to the queue. Shielded and bounded: it runs while cancellation unwinds."""
+        if not self.jobs:
+            return
+        jobs, self.jobs = self.jobs, []
+        with trio.CancelScope(shield=True), trio.move_on_after(RELEASE_TIMEOUT):
+            try:
+                released = await engine.release(self.queue, jobs)
+                log.info("released %d undelivered job(s) of queue %s", released, self.queue)
+            except StarqError as exc:
+                # The leases still expire after claim_timeout, so the jobs are late, not lost.
+                log.warning("could not release %d job(s) of queue %s: %s", len(jobs), self.queue, exc)
+
+
+@attrs.define(eq=False)
+class Waiter:
+    count: int
+    worker: str
+    ledger: Ledger
+    done: trio.Event = attrs.Factory(trio.Event)
+    error: StarqError | None = None
+
+
+@attrs.define(eq=False)
+class Line:
+    """The waiters of one queue in this process, in arrival order."""
+
+    queue: str
+    waiters: deque[Waiter] = attrs.Factory(deque)
+    wake: trio.Event = attrs.Factory(trio.Event)
+    generation: int = 0
+    dispatching: bool = False
+
+
+class ClaimBroker:
+    """Serves claims, parking the ones that wait. Run it with ``await nursery.start(broker.run)``."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._lines: dict[str, Line] = {}
+        self._nursery: trio.Nursery | None = None
+        self._closed = False
+
+    @property
+    def waiting(self) -> int:
+        """How many claims are parked right now."""
+        return sum(len(line.waiters) for line in self._lines.values())
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Listens for ready notifications and hosts the dispatchers until cancelled."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            await nursery.start(self._listen_forever)
+            task_status.started()
+
+    def close(self) -> None:
+        """Shutdown: every parked claim is answered with no jobs now, and no new claim parks."""
+        self._closed = True
+        for line in self._lines.values():
+            while line.waiters:
+                line.waiters.popleft().done.set()
+            line.wake.set()
+
+    def notify(self, queue: str) -> None:
+        """The queue may have ready jobs (or may have gone): let its dispatcher look."""
+        line = self._lines.get(queue)
+        if line is not None:
+            line.generation += 1
+            line.wake.set()
+
+    async def claim(self, queue: str, count: int, block_ms: int, worker: str, ledger: Ledger) -> list[Job]:
+        """Claims up to ``count`` jobs, waiting up to ``block_ms`` for at least one. The jobs are also recorded
+        in ``ledger`` until the caller marks them delivered."""
+        line = self._lines.get(queue)
+        generation = line.generation if line else 0
+        if block_ms <= 0 or self._closed or not (line and line.waiters):
+            # Nobody is waiting ahead of this claim (or it will not wait): try at once.
+            jobs = await self._claim_now(queue, count, worker, ledger)
+            if jobs or block_ms <= 0 or self._closed:
+                return jobs
+        line = self._lines.setdefault(queue, Line(queue))
+        waiter = Waiter(count=count, worker=worker, ledger=ledger)
+        line.waiters.append(waiter)
+        if line.generation != generation:
+            line.wake.set()  # jobs became ready while the first try was in flight
+        self._ensure_dispatcher(line)
+        try:
+            with trio.move_on_after(block_ms / 1000):
+                await waiter.done.wait()
+        finally:
+            if not waiter.done.is_set():
+                line.waiters.remove(waiter)
+        if waiter.error is not None:
+            raise waiter.error
+        return ledger.jobs
+
+    async def _claim_now(self, queue: str, count: int, worker: str, ledger: Ledger) -> list[Job]:
+        with trio.CancelScope(shield=True):
+            jobs = await self._engine.claim(queue, count, worker)
+        ledger.take(queue, jobs)
+        return jobs
+
+    def _ensure_dispatcher(self, line: Line) -> None:
+        if not line.dispatching:
+            assert self._nursery is not None, "ClaimBroker.run() is not running"
+            line.dispatching = True
+            self._nursery.start_soon(self._dispatch, line)
+
+    async def _dispatch(self, line: Line) -> None:
+        try:
+            while line.waiters and not self._closed:
+                if not line.wake.is_set():
+                    with trio.move_on_after(SAFETY_POLL_SECONDS):
+                        await line.wake.wait()
+                line.wake = trio.Event()
+                await self._serve_waiters(line)
+        finally:
+            line.dispatching = False
+
+    async def _serve_waiters(self, line: Line) -> None:
+        """Claims for waiters, head first, until one claim comes back empty."""
+        while line.waiters and not self._closed:
+            head = line.waiters[0]
+            try:
+                with trio.CancelScope(shield=True):
+                    jobs = await self._engine.claim(line.queue, head.count, head.worker)
+            except QueueNotFound as exc:
+                self._fail_all(line, exc)
+                return
+            except StarqError as exc:
+                log.warning("claim for waiters of queue %s failed: %s", line.queue, exc)
+                self._fail_all(line, exc)
+                return
+            if not jobs:
+                return
+            if line.waiters and line.waiters[0] is head:
+                line.waiters.popleft()
+                head.ledger.take(line.queue, jobs)
+                head.done.set()
+            else:
+                # The head left (timed out, hung up) while the claim was in flight: the jobs go straight back.
+                await Ledger(line.queue, jobs).release_undelivered(self._engine)
+
+    @staticmethod
+    def _fail_all(line: Line, error: StarqError) -> None:
+        while line.waiters:
+            waiter = line.waiters.popleft()
+            waiter.error = error
+            waiter.done.set()
+
+    async def _listen_forever(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        delay = RESUBSCRIBE_MIN
+        started = False
+        while True:
+            try:
+                async with self._engine.ready_queues() as names:
+                    if not started:
+                        started = True
+                        task_status.started()
+                    # Anything published while unsubscribed was missed: let every line look once.
+                    for queue in list(self._lines):
+                        self.notify(queue)
+                    delay = RESUBSCRIBE_MIN
+                    async for queue in names:
+                        self.notify(queue)
+            except Exception as exc:  # noqa: BLE001 - any store failure: subscribe again after a pause
+                log.warning("ready notifications interrupted (%s); resubscribing in %.1f s", exc, delay)
+            if not started:
+                started = True
+                task_status.started()
+            await trio.sleep(delay)
+            delay = min(delay * 2, RESUBSCRIBE_MAX)

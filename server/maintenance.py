@@ -1,0 +1,38 @@
+"""The background loop every server process runs: promote due jobs, reclaim expired leases, drop old records.
+
+Every step is one atomic Lua call per queue, so any number of processes can run this loop at once; running
+it in several processes only makes the work prompter. Its cost is O(queues + due work), never O(all jobs).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import trio
+
+from .engine.engine import Engine
+from .engine.errors import StarqError
+
+log = logging.getLogger("starq.maintenance")
+
+# Leases are reclaimed within about this long after they expire.
+TICK_SECONDS = 0.5
+
+
+async def maintain_forever(engine: Engine, *, interval: float = TICK_SECONDS, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    task_status.started()
+    failing = False
+    while True:
+        try:
+            for queue in await engine.queue_names():
+                promoted, reclaimed, expired = await engine.tick(queue)
+                if reclaimed:
+                    log.info("queue %s: %d expired lease(s) reclaimed", queue, reclaimed)
+            if failing:
+                log.info("maintenance resumed")
+                failing = False
+        except StarqError as exc:
+            if not failing:
+                log.warning("maintenance paused: %s", exc)
+                failing = True
+        await trio.sleep(interval)

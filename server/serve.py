@@ -1,0 +1,197 @@
+"""``starq serve``: the embedded store, the listening socket, Hypercorn, background loops, graceful shutdown.
+
+One process (``--workers 1``) serves in-process. With more, the parent opens the listening socket and the
+store, and supervises that many child processes that all serve the same socket (passed by file descriptor,
+as Hypercorn's own workers do); a child that dies is restarted.
+
+Shutdown on SIGINT/SIGTERM: stop accepting, answer parked long-polls with no jobs at once, let requests in
+flight finish (up to ``shutdown_grace``), stop the background loops, close the store client, stop the
+embedded store. A second signal ends the process at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from functools import partial
+
+import attrs
+import trio
+from hypercorn.config import Config
+from hypercorn.trio import serve as hypercorn_serve
+
+from . import hypercorn_fixes
+from .app import create_app
+from .claims import ClaimBroker
+from .embedded import start_store
+from .engine.engine import open_engine
+from .maintenance import maintain_forever
+from .settings import Settings
+
+log = logging.getLogger("starq")
+
+BACKLOG = 4096  # Hypercorn's default of 100 resets connections when thousands of workers connect at once.
+CHILD_SETTINGS_ENV = "STARQ_CHILD_SETTINGS"
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+                        stream=sys.stderr)
+
+
+def open_listener(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(BACKLOG)
+    sock.set_inheritable(True)
+    return sock
+
+
+def hypercorn_config(settings: Settings, fd: int) -> Config:
+    config = Config()
+    config.bind = [f"fd://{fd}"]
+    config.backlog = BACKLOG
+    config.graceful_timeout = settings.shutdown_grace
+    config.keep_alive_timeout = 75  # longer than any long-poll gap a worker leaves between requests
+    config.accesslog = None
+    config.errorlog = logging.getLogger("hypercorn.error")
+    return config
+
+
+async def serve(settings: Settings, redis_url: str, fd: int, *, shutdown: trio.Event,
+                task_status=trio.TASK_STATUS_IGNORED) -> None:
+    """Serves until ``shutdown`` is set, then shuts down gracefully."""
+    hypercorn_fixes.install()
+    async with open_engine(redis_url, max_connections=settings.redis_max_connections) as engine:
+        async with trio.open_nursery() as nursery:
+            broker = ClaimBroker(engine)
+            await nursery.start(broker.run)
+            await nursery.start(maintain_forever, engine)
+            app = create_app(engine, broker, settings)
+
+            async def trigger() -> None:
+                await shutdown.wait()
+                broker.close()  # parked long-polls answer now instead of holding up the drain
+
+            async def http(task_status=trio.TASK_STATUS_IGNORED) -> None:
+                await hypercorn_serve(app, hypercorn_config(settings, fd), shutdown_trigger=trigger,
+                                      task_status=task_status)
+                nursery.cancel_scope.cancel()  # requests drained: stop the background loops
+
+            await nursery.start(http)
+            task_status.started()
+
+
+async def _watch_signals(shutdown: trio.Event) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            if shutdown.is_set():
+                log.warning("second %s: exiting now", signal.Signals(signum).name)
+                os._exit(1)
+            log.info("%s received: shutting down", signal.Signals(signum).name)
+            shutdown.set()
+
+
+async def _serve_with_signals(settings: Settings, redis_url: str, fd: int) -> None:
+    shutdown = trio.Event()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_watch_signals, shutdown)
+        await serve(settings, redis_url, fd, shutdown=shutdown)
+        nursery.cancel_scope.cancel()
+
+
+def run(settings: Settings) -> None:
+    """Runs the server until a signal stops it (the body of ``starq serve``)."""
+    configure_logging(settings.log_level)
+    settings.check()
+    if settings.dev_mode:
+        log.warning("DEV MODE: no STARQ_API_KEYS set; writes accept the key 'dev-key'. "
+                    "Set STARQ_API_KEYS=key1,key2 before exposing this server.")
+    store = None
+    redis_url = settings.redis_url
+    if not redis_url:
+        store = start_store(settings.data_dir)
+        redis_url = store.url
+        log.info("embedded store started (pid %d, data in %s, AOF every second)", store.process.pid, store.data_dir)
+    try:
+        listener = open_listener(settings.host, settings.port)
+        host, port = listener.getsockname()[:2]
+        shown = f"[{host}]" if ":" in host else host
+        print(f"Starq is serving on http://{shown}:{port}  (API: /api/v1, docs: /api/docs, dashboard: /)",
+              flush=True)
+        log.info("started: %d worker process(es), store %s", settings.workers, _redact(redis_url))
+        if settings.workers == 1:
+            trio.run(_serve_with_signals, settings, redis_url, listener.fileno())
+        else:
+            _supervise(settings, redis_url, listener)
+        log.info("stopped")
+    finally:
+        if store is not None:
+            store.stop()
+            log.info("embedded store stopped")
+
+
+def _redact(url: str) -> str:
+    if "@" in url:
+        scheme, _, rest = url.partition("://")
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+# -- several worker processes ---------------------------------------------------------------------------
+
+
+def _spawn_child(settings: Settings, redis_url: str, fd: int) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    env[CHILD_SETTINGS_ENV] = json.dumps({**attrs.asdict(settings, retain_collection_types=False),
+                                          "redis_url": redis_url, "workers": 1})
+    return subprocess.Popen([sys.executable, "-m", "starq.server.serve", str(fd)], env=env, pass_fds=(fd,))
+
+
+def _supervise(settings: Settings, redis_url: str, listener: socket.socket) -> None:
+    stopping = False
+
+    def on_signal(signum, frame) -> None:
+        nonlocal stopping
+        if stopping:
+            for child in children:
+                child.kill()
+        stopping = True
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    children = [_spawn_child(settings, redis_url, listener.fileno()) for _ in range(settings.workers)]
+    while True:
+        if stopping:
+            for child in children:
+                child.wait()
+            return
+        for i, child in enumerate(children):
+            if child.poll() is not None and not stopping:
+                log.warning("worker process %d exited with %s; restarting it", child.pid, child.returncode)
+                children[i] = _spawn_child(settings, redis_url, listener.fileno())
+        time.sleep(0.2)
+
+
+def _child_main() -> None:
+    raw = json.loads(os.environ.pop(CHILD_SETTINGS_ENV))
+    raw["api_keys"] = tuple(raw["api_keys"])
+    raw["open_paths"] = frozenset(raw["open_paths"])
+    settings = Settings(**raw)
+    configure_logging(settings.log_level)
+    trio.run(partial(_serve_with_signals, settings, settings.redis_url, int(sys.argv[1])))
+
+
+if __name__ == "__main__":
+    _child_main()

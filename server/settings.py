@@ -1,0 +1,79 @@
+"""The server's settings: every one has a flag of ``starq serve``, an environment variable and a default."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import attrs
+
+DEV_KEY = "dev-key"
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def _env_bool(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+@attrs.frozen
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    redis_url: str = ""
+    data_dir: str = ".starq-data"
+    workers: int = 1
+    api_keys: tuple[str, ...] = ()
+    read_auth: bool = False
+    insecure: bool = False
+    log_level: str = "info"
+    # Limits (documented in docs/api.md).
+    max_body_bytes: int = 10 * 1024 * 1024
+    max_payload_bytes: int = 1024 * 1024
+    max_batch: int = 1000
+    max_block_ms: int = 60_000
+    max_claim_count: int = 100
+    max_list_count: int = 500
+    # Seconds a graceful shutdown waits for requests in flight.
+    shutdown_grace: float = 10.0
+    redis_max_connections: int = 16
+    open_paths: frozenset[str] = frozenset({"/api/health", "/api/openapi.json", "/api/docs"})
+
+    @property
+    def dev_mode(self) -> bool:
+        """No keys configured: the server accepts the well-known ``dev-key`` and only listens on loopback."""
+        return not self.api_keys
+
+    @property
+    def accepted_keys(self) -> tuple[str, ...]:
+        return self.api_keys or (DEV_KEY,)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        if "STARQ_REDIS_URL" in env:
+            values["redis_url"] = env["STARQ_REDIS_URL"]
+        if "STARQ_DATA_DIR" in env:
+            values["data_dir"] = env["STARQ_DATA_DIR"]
+        if env.get("STARQ_API_KEYS"):
+            values["api_keys"] = tuple(k.strip() for k in env["STARQ_API_KEYS"].split(",") if k.strip())
+        if "STARQ_READ_AUTH" in env:
+            values["read_auth"] = _env_bool(env["STARQ_READ_AUTH"])
+        for name, var in (("max_body_bytes", "STARQ_MAX_BODY_BYTES"), ("max_payload_bytes", "STARQ_MAX_PAYLOAD_BYTES"),
+                          ("max_batch", "STARQ_MAX_BATCH"), ("max_block_ms", "STARQ_MAX_BLOCK_MS")):
+            if env.get(var):
+                values[name] = int(env[var])
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def check(self) -> None:
+        """Raises ValueError with a clear message when the settings cannot work."""
+        if self.dev_mode and self.host not in LOOPBACK_HOSTS and not self.insecure:
+            raise ValueError(
+                f"refusing to listen on {self.host} in dev mode (no STARQ_API_KEYS set, so anyone could use "
+                "the well-known dev-key): set STARQ_API_KEYS, or pass --insecure"
+            )
+        if self.workers < 1:
+            raise ValueError("--workers must be at least 1")
+        if not 0 < self.port < 65536 and self.port != 0:
+            raise ValueError("--port must be between 1 and 65535")
