@@ -63,6 +63,8 @@ Job = Schema("Job", (
     Field("lease_id", "string", description="While claimed: the lease to quote when completing or failing."),
     Field("lease_expires_at", "string"),
     Field("worker", "string"),
+    Field("history", "array", None, "Only on GET of one job: its events, oldest first ({at, event, lease?, "
+          "worker?, error?, status?}); at most the last 50.", nullable=True),
 ))
 
 NewJob = Schema("NewJob", (

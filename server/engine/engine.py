@@ -254,7 +254,8 @@ class Engine:
         return total
 
     async def get_job(self, queue: str, job_id: str) -> Job:
-        return Job.from_record(queue, await self._call("starq_get_job", queue, [job_id], readonly=True))
+        record, history = await self._call("starq_get_job", queue, [job_id], readonly=True)
+        return Job.from_record(queue, record, history)
 
     async def list_jobs(self, queue: str, status: str = "", count: int = 50, cursor: str = "") -> tuple[list[Job], bool]:
         """A page of jobs, newest first, filtered by status before paging. Returns (jobs, has_more)."""

@@ -115,9 +115,10 @@ class Job:
     lease_id: str
     lease_expires_at: str
     worker: str
+    history: list[dict[str, Any]] | None = None
 
     @classmethod
-    def from_record(cls, queue: str, record: list[str]) -> Job:
+    def from_record(cls, queue: str, record: list[str], history: list[str] | None = None) -> Job:
         raw = dict(zip(record[::2], record[1::2]))
         claimed = raw.get("status") == "claimed"
         return cls(
@@ -136,10 +137,11 @@ class Job:
             lease_id=raw.get("lease", "") if claimed else "",
             lease_expires_at=iso(raw.get("lease_exp")) if claimed else "",
             worker=raw.get("worker", ""),
+            history=None if history is None else [_history_entry(h) for h in history],
         )
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "id": self.id,
             "queue": self.queue,
             "status": self.status,
@@ -156,6 +158,20 @@ class Job:
             "lease_expires_at": self.lease_expires_at,
             "worker": self.worker,
         }
+        if self.history is not None:
+            out["history"] = self.history
+        return out
+
+
+def _history_entry(raw: str) -> dict[str, Any]:
+    """One history event from its JSON text, times turned into ISO strings."""
+    entry = orjson.loads(raw)
+    entry["at"] = iso(entry["at"])
+    if "run_at" in entry:
+        entry["run_at"] = iso(entry["run_at"])
+    if "until_ms" in entry:
+        entry["until"] = iso(entry.pop("until_ms"))
+    return entry
 
 
 @attrs.frozen

@@ -15,6 +15,7 @@ Keys of a queue (P = "starq:{<queue>}:"):
   P.."meta"          hash   settings, paused flag, created_at, deleting flag
   P.."s:<0-9>"       stream one per priority; holds exactly the pending jobs (entry field "id")
   P.."job:<id>"      hash   the job record
+  P.."hist:<id>"     list   the job's status history, newest last, capped at HISTORY_MAX entries (JSON each)
   P.."idx:<status>"  zset   job ids by status, all scores 0, ordered by id (ids sort by creation time)
   P.."sched"         zset   scheduled job ids by due time
   P.."leases"        zset   claimed job ids by lease expiry
@@ -29,6 +30,7 @@ local GROUP = 'starq'
 local STATUSES = {'pending', 'scheduled', 'claimed', 'completed', 'failed', 'cancelled'}
 local BUCKET_MS = 5000
 local BUCKETS = 720
+local HISTORY_MAX = 50
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -59,6 +61,17 @@ local function load_queue(meta_key)
   q.retry_delay_max_ms = tonumber(q.retry_delay_max) * 1000
   q.retention_ms = tonumber(q.retention) * 1000
   return q
+end
+
+-- Appends one event to a job's history; fields are event-specific (lease, worker, error, status).
+local function record(P, id, now, event, fields)
+  local entry = fields or {}
+  entry.at = now
+  entry.event = event
+  local key = P .. 'hist:' .. id
+  if redis.call('RPUSH', key, cjson.encode(entry)) > HISTORY_MAX then
+    redis.call('LTRIM', key, -HISTORY_MAX, -1)
+  end
 end
 
 local function move_index(P, id, from, to)
@@ -234,6 +247,7 @@ local function submit(keys, args)
       if hash ~= '' then
         redis.call('HSET', q.P .. 'dedupe', hash, id)
       end
+      record(q.P, id, now, 'submitted', due > now and {run_at = due} or nil)
       if due > now then
         make_scheduled(q, id, jkey, nil, due)
         table.insert(out, {id, 'scheduled', now, 0})
@@ -278,6 +292,7 @@ local function claim(keys, args)
             'lease_exp', lease_exp, 'worker', worker, 'entry', '')
           move_index(q.P, id, 'pending', 'claimed')
           redis.call('ZADD', q.P .. 'leases', lease_exp, id)
+          record(q.P, id, now, 'claimed', {lease = lease, worker = worker})
           table.insert(out, redis.call('HGETALL', jkey))
         end
       end
@@ -302,6 +317,7 @@ local function complete(keys, args)
   local now = now_ms()
   redis.call('HSET', jkey, 'result', result, 'done_lease', f[2], 'done_as', 'complete')
   finish(q, id, jkey, 'completed', now, f[5])
+  record(q.P, id, now, 'completed', {lease = f[2]})
   count_outcome(q, now, 'c')
   return {'completed', 'completed', tonumber(f[3])}
 end
@@ -344,11 +360,13 @@ local function fail(keys, args)
     redis.call('HSET', jkey, 'retries', retries)
     release_hand(q, f[5])
     local status = requeue(q, id, jkey, f[4], backoff_ms(q, retries, jitter), now)
+    record(q.P, id, now, 'failed', {lease = f[2], error = err, status = status})
     if status == 'pending' then publish_ready(q, keys[1]) end
     return {'failed', status, retries}
   end
   finish(q, id, jkey, 'failed', now, f[5])
   drop_dedupe(q, jkey, id)
+  record(q.P, id, now, 'failed', {lease = f[2], error = err, status = 'failed'})
   return {'failed', 'failed', retries}
 end
 
@@ -367,6 +385,7 @@ local function extend(keys, args)
   local exp = now_ms() + ms
   redis.call('HSET', jkey, 'lease_exp', exp)
   redis.call('ZADD', q.P .. 'leases', exp, id)
+  record(q.P, id, exp - ms, 'extended', {lease = f[2], until_ms = exp})
   return exp
 end
 
@@ -384,6 +403,7 @@ local function release(keys, args)
       release_hand(q, f[5])
       redis.call('HSET', jkey, 'claimed_at', '', 'lease', '', 'worker', '')
       requeue(q, id, jkey, f[4], 0, 0)
+      record(q.P, id, now_ms(), 'released', {lease = lease})
       n = n + 1
     end
   end
@@ -410,6 +430,7 @@ local function cancel(keys, args)
   redis.call('HSET', jkey, 'status', 'cancelled', 'completed_at', now, 'entry', '', 'run_at', '')
   move_index(q.P, id, f[1], 'cancelled')
   redis.call('ZADD', q.P .. 'expiry', now + q.retention_ms, id)
+  record(q.P, id, now, 'cancelled')
   drop_dedupe(q, jkey, id)
   return 'cancelled'
 end
@@ -424,6 +445,7 @@ local function revive(q, id)
     redis.call('HSETNX', q.P .. 'dedupe', f[3], id)
   end
   make_pending(q, id, jkey, f[1], f[2])
+  record(q.P, id, now_ms(), 'retried')
 end
 
 -- retry: KEYS[1]=meta; ARGV = job id. A dead (failed) or cancelled job goes back to pending, retries reset.
@@ -471,12 +493,14 @@ local function tick(keys, args)
       redis.call('HSET', jkey, 'retries', retries + 1, 'error', 'lease expired')
       release_hand(q, f[5])
       requeue(q, id, jkey, f[4], 0, now)
+      record(q.P, id, now, 'expired', {lease = f[2], status = 'pending'})
       requeued = requeued + 1
     else
       redis.call('HSET', jkey, 'error',
         'lease expired on attempt ' .. (retries + 1) .. ' of ' .. (q.max_retries + 1) .. '; dead-lettered')
       finish(q, id, jkey, 'failed', now, f[5])
       drop_dedupe(q, jkey, id)
+      record(q.P, id, now, 'expired', {lease = f[2], status = 'failed'})
     end
   end
   local old = redis.call('ZRANGE', q.P .. 'expiry', '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)
@@ -485,7 +509,7 @@ local function tick(keys, args)
     drop_dedupe(q, jkey, id)
     local status = redis.call('HGET', jkey, 'status')
     if status then redis.call('ZREM', q.P .. 'idx:' .. status, id) end
-    redis.call('DEL', jkey)
+    redis.call('DEL', jkey, q.P .. 'hist:' .. id)
     redis.call('ZREM', q.P .. 'expiry', id)
   end
   -- Workers not seen for an hour are forgotten, so the hash stays bounded by recent workers.
@@ -521,7 +545,7 @@ local function purge(keys, args)
   for _, s in ipairs(STATUSES) do
     local ids = redis.call('ZRANGE', P .. 'idx:' .. s, 0, budget - 1)
     for _, id in ipairs(ids) do
-      redis.call('DEL', P .. 'job:' .. id)
+      redis.call('DEL', P .. 'job:' .. id, P .. 'hist:' .. id)
       redis.call('ZREM', P .. 'idx:' .. s, id)
     end
     budget = budget - #ids
@@ -534,13 +558,13 @@ local function purge(keys, args)
   return 1
 end
 
--- get_job: KEYS[1]=meta; ARGV = job id. Returns the job record (read only).
+-- get_job: KEYS[1]=meta; ARGV = job id. Returns {record, history} (read only).
 local function get_job(keys, args)
   local q = load_queue(keys[1])
   if q.err then return q end
   local rec = redis.call('HGETALL', q.P .. 'job:' .. args[1])
   if #rec == 0 then return redis.error_reply('NOJOB job not found') end
-  return rec
+  return {rec, redis.call('LRANGE', q.P .. 'hist:' .. args[1], 0, -1)}
 end
 
 -- list_jobs: KEYS[1]=meta; ARGV = status ('' = all), count, cursor ('' = newest).
