@@ -43,6 +43,8 @@ CHILD_SETTINGS_ENV = "STARQ_CHILD_SETTINGS"
 def configure_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
                         stream=sys.stderr)
+    # coredis reports every closed connection at INFO with an empty traceback; closing is normal at shutdown.
+    logging.getLogger("coredis").setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 def open_listener(host: str, port: int) -> socket.socket:

@@ -47,7 +47,7 @@ def _new_job(item: dict, where: str) -> NewJob:
         raise ValidationFailed(f"{where}payload is required")
     payload = _encode(item["payload"], f"{where}payload")
     return NewJob(payload=payload, priority=item["priority"], run_at_ms=_due_ms(item, where),
-                  dedupe_hash=dedupe_hash(payload))
+                  dedupe_hash=dedupe_hash(item["payload"]))
 
 
 @route(bp, "POST", J, summary="Submit one job or a batch (atomic)", tag=TAG, body=shapes.Submit,

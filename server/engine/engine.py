@@ -33,9 +33,10 @@ PURGE_CHUNK = 1000
 _STORE_ERRORS = (redis_errors.ConnectionError, TimeoutError, OSError)
 
 
-def dedupe_hash(payload_json: str) -> str:
-    """The hash dedupe compares: of the payload's canonical JSON (sorted keys, no whitespace)."""
-    canonical = orjson.dumps(orjson.loads(payload_json), option=orjson.OPT_SORT_KEYS)
+def dedupe_hash(payload: Any) -> str:
+    """The hash dedupe compares: of the decoded payload's canonical JSON (sorted keys, no whitespace), so two
+    payloads that differ only in key order or spacing count as the same."""
+    canonical = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(canonical).hexdigest()[:32]
 
 
@@ -120,12 +121,19 @@ class Engine:
 
     async def list_queues(self) -> list[QueueInfo]:
         names = sorted(await self._registry("smembers"))
+        try:
+            async with self._redis.pipeline(transaction=False, raise_on_error=False) as pipe:
+                replies = [pipe.fcall_ro("starq_queue_info", keys=[keys.meta(n)], args=[]) for n in names]
+        except _STORE_ERRORS as exc:
+            raise StoreUnavailable(f"cannot reach the store: {exc}") from exc
         infos = []
-        for name in names:
+        for name, request in zip(names, replies):
             try:
-                infos.append(await self.queue_info(name))
-            except QueueNotFound:
-                continue  # being deleted, or deleted by a process that died before unregistering it
+                infos.append(QueueInfo.from_reply(name, await request))
+            except redis_errors.ResponseError as exc:
+                if not isinstance(_translate(exc), QueueNotFound):
+                    raise _translate(exc) from exc
+                # Being deleted, or deleted by a process that died before unregistering it: not listed.
         return infos
 
     async def queue_names(self) -> list[str]:
