@@ -1,0 +1,138 @@
+"""Claiming: count, priority order, FIFO within a priority, scheduling and promotion, pause/resume."""
+
+from __future__ import annotations
+
+import trio
+
+from .conftest import assert_counts_true, drain, make_queue, payload_of, now_ms, submit
+
+
+async def test_claim_hands_out_at_most_count(engine, queue_name):
+    await make_queue(engine, queue_name)
+    await submit(engine, queue_name, *({"i": i} for i in range(7)))
+    first = await engine.claim(queue_name, 3, "w")
+    assert len(first) == 3
+    assert all(j.status == "claimed" and j.lease_id and j.lease_expires_at and j.worker == "w" for j in first)
+    assert len({j.lease_id for j in first}) == 3
+    rest = await engine.claim(queue_name, 100)
+    assert len(rest) == 4
+    assert await engine.claim(queue_name, 5) == []
+    info = await engine.queue_info(queue_name)
+    assert info.counts["claimed"] == 7 and info.counts["pending"] == 0
+
+
+async def test_claim_sets_lease_from_claim_timeout(engine, queue_name):
+    await make_queue(engine, queue_name, claim_timeout=120)
+    await submit(engine, queue_name, {"a": 1})
+    before = now_ms()
+    (job,) = await engine.claim(queue_name, 1)
+    from datetime import datetime
+
+    expires = datetime.fromisoformat(job.lease_expires_at.replace("Z", "+00:00")).timestamp() * 1000
+    assert before + 119_000 <= expires <= before + 125_000
+    assert job.claimed_at != "" and job.retries == 0
+
+
+async def test_highest_priority_first_then_fifo(engine, queue_name):
+    await make_queue(engine, queue_name)
+    # Interleave priorities across several submits so order of arrival differs from priority order.
+    await submit(engine, queue_name, {"p": 0, "i": 0}, priority=0)
+    await submit(engine, queue_name, {"p": 5, "i": 0}, priority=5)
+    await submit(engine, queue_name, {"p": 9, "i": 0}, priority=9)
+    await submit(engine, queue_name, {"p": 0, "i": 1}, priority=0)
+    await submit(engine, queue_name, {"p": 5, "i": 1}, {"p": 5, "i": 2}, priority=5)
+    await submit(engine, queue_name, {"p": 9, "i": 1}, priority=9)
+    order = [payload_of(j) for j in await drain(engine, queue_name)]
+    assert order == [
+        {"p": 9, "i": 0}, {"p": 9, "i": 1},
+        {"p": 5, "i": 0}, {"p": 5, "i": 1}, {"p": 5, "i": 2},
+        {"p": 0, "i": 0}, {"p": 0, "i": 1},
+    ]
+
+
+async def test_one_claim_spans_priorities_in_order(engine, queue_name):
+    await make_queue(engine, queue_name)
+    await submit(engine, queue_name, {"p": 1}, priority=1)
+    await submit(engine, queue_name, {"p": 3}, priority=3)
+    await submit(engine, queue_name, {"p": 2}, priority=2)
+    jobs = await engine.claim(queue_name, 2)
+    assert [payload_of(j) for j in jobs] == [{"p": 3}, {"p": 2}]
+    assert [j.priority for j in jobs] == [3, 2]
+
+
+async def test_many_claims_preserve_fifo(engine, queue_name):
+    await make_queue(engine, queue_name)
+    await submit(engine, queue_name, *({"i": i} for i in range(30)))
+    got = []
+    while batch := await engine.claim(queue_name, 4):
+        got += [payload_of(j)["i"] for j in batch]
+    assert got == list(range(30))
+
+
+async def test_scheduled_job_is_not_claimable_until_due(engine, queue_name):
+    await make_queue(engine, queue_name)
+    due = now_ms() + 400
+    (sub,) = await submit(engine, queue_name, {"later": 1}, run_at_ms=due)
+    assert sub.status == "scheduled"
+    job = await engine.get_job(queue_name, sub.id)
+    assert job.status == "scheduled" and job.run_at != ""
+    assert (await engine.queue_info(queue_name)).counts["scheduled"] == 1
+    assert await engine.claim(queue_name, 1) == []
+    await trio.sleep(0.5)
+    # A claim promotes due jobs itself: no maintenance tick needed.
+    (job,) = await engine.claim(queue_name, 1)
+    assert job.id == sub.id
+    await assert_counts_true(engine, queue_name)
+
+
+async def test_tick_promotes_due_jobs(engine, queue_name):
+    await make_queue(engine, queue_name)
+    due = now_ms() + 200
+    subs = await submit(engine, queue_name, {"a": 1}, {"a": 2}, run_at_ms=due)
+    assert await engine.tick(queue_name) == (0, 0, 0)
+    await trio.sleep(0.3)
+    promoted, reclaimed, expired = await engine.tick(queue_name)
+    assert (promoted, reclaimed, expired) == (2, 0, 0)
+    for s in subs:
+        job = await engine.get_job(queue_name, s.id)
+        assert job.status == "pending" and job.run_at == ""
+    truth = await assert_counts_true(engine, queue_name)
+    assert truth["pending"] == 2 and truth["scheduled"] == 0
+
+
+async def test_promoted_job_keeps_its_priority(engine, queue_name):
+    await make_queue(engine, queue_name)
+    await submit(engine, queue_name, {"p": 1}, priority=1)
+    await submit(engine, queue_name, {"p": 8}, priority=8, run_at_ms=now_ms() + 150)
+    await trio.sleep(0.25)
+    assert [payload_of(j) for j in await drain(engine, queue_name)] == [{"p": 8}, {"p": 1}]
+
+
+async def test_run_at_in_the_past_is_pending_at_once(engine, queue_name):
+    await make_queue(engine, queue_name)
+    (sub,) = await submit(engine, queue_name, {"a": 1}, run_at_ms=now_ms() - 60_000)
+    assert sub.status == "pending"
+
+
+async def test_paused_queue_hands_out_nothing_until_resumed(engine, queue_name):
+    await make_queue(engine, queue_name)
+    await submit(engine, queue_name, {"a": 1}, {"a": 2})
+    info = await engine.pause(queue_name)
+    assert info.paused
+    assert await engine.claim(queue_name, 10) == []
+    # Submitting to a paused queue still works; the jobs wait.
+    await submit(engine, queue_name, {"a": 3})
+    assert (await engine.queue_info(queue_name)).counts["pending"] == 3
+    info = await engine.resume(queue_name)
+    assert not info.paused
+    assert [payload_of(j)["a"] for j in await engine.claim(queue_name, 10)] == [1, 2, 3]
+
+
+async def test_update_queue_changes_settings(engine, queue_name):
+    await make_queue(engine, queue_name)
+    info = await engine.update_queue(queue_name, max_retries=7, claim_timeout=30, description="d", dedupe=True,
+                                     retry_delay=0.5, retry_delay_max=9, retention=60)
+    s = info.settings
+    assert (s.max_retries, s.claim_timeout, s.description, s.dedupe) == (7, 30, "d", True)
+    assert (s.retry_delay, s.retry_delay_max, s.retention) == (0.5, 9, 60)
+    assert (await engine.queue_info(queue_name)).settings == s
