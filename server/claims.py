@@ -107,6 +107,11 @@ class ClaimBroker:
             await nursery.start(self._listen_forever)
             task_status.started()
 
+    @property
+    def closed(self) -> bool:
+        """True once shutdown began; other long-lived responses (the dashboard's live stream) end on it too."""
+        return self._closed
+
     def close(self) -> None:
         """Shutdown: every parked claim is answered with no jobs now, and no new claim parks."""
         self._closed = True
@@ -125,14 +130,19 @@ class ClaimBroker:
     async def claim(self, queue: str, count: int, block_ms: int, worker: str, ledger: Ledger) -> list[Job]:
         """Claims up to ``count`` jobs, waiting up to ``block_ms`` for at least one. The jobs are also recorded
         in ``ledger`` until the caller marks them delivered."""
-        line = self._lines.get(queue)
-        generation = line.generation if line else 0
-        if block_ms <= 0 or self._closed or not (line and line.waiters):
+        # The line exists before the first try, so a notification that arrives during it is not lost.
+        line = self._lines.setdefault(queue, Line(queue))
+        generation = line.generation
+        if block_ms <= 0 or self._closed or not line.waiters:
             # Nobody is waiting ahead of this claim (or it will not wait): try at once.
-            jobs = await self._claim_now(queue, count, worker, ledger)
+            try:
+                jobs = await self._claim_now(queue, count, worker, ledger)
+            except QueueNotFound:
+                if not line.waiters and not line.dispatching:
+                    del self._lines[queue]  # names of queues that do not exist must not pile up here
+                raise
             if jobs or block_ms <= 0 or self._closed:
                 return jobs
-        line = self._lines.setdefault(queue, Line(queue))
         waiter = Waiter(count=count, worker=worker, ledger=ledger)
         line.waiters.append(waiter)
         if line.generation != generation:
