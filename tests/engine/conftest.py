@@ -6,6 +6,7 @@ holding only pending jobs); product code never reads keys outside the engine.
 
 from __future__ import annotations
 
+import inspect
 import json
 import time
 from collections.abc import Sequence
@@ -89,10 +90,12 @@ def now_ms() -> int:
 
 
 async def wait_until(predicate, timeout: float = 5.0, interval: float = 0.02):
-    """Polls an async predicate until it returns a truthy value; fails the test after ``timeout``."""
+    """Polls a predicate (plain or async) until it returns a truthy value; fails the test after ``timeout``."""
     with trio.move_on_after(timeout):
         while True:
-            value = await predicate()
+            value = predicate()
+            if inspect.isawaitable(value):
+                value = await value
             if value:
                 return value
             await trio.sleep(interval)
