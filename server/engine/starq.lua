@@ -287,13 +287,17 @@ local function claim(keys, args)
           redis.call('XDEL', stream, entry[1])
           local id = entry[2][2]
           local jkey = q.P .. 'job:' .. id
-          local lease = token .. string.format('%x', #out)
-          redis.call('HSET', jkey, 'status', 'claimed', 'claimed_at', now, 'lease', lease,
-            'lease_exp', lease_exp, 'worker', worker, 'entry', '')
-          move_index(q.P, id, 'pending', 'claimed')
-          redis.call('ZADD', q.P .. 'leases', lease_exp, id)
-          record(q.P, id, now, 'claimed', {lease = lease, worker = worker})
-          table.insert(out, redis.call('HGETALL', jkey))
+          -- A job leaves its stream before its record goes, so the record always exists; should it not, the
+          -- stale entry is dropped rather than resurrected as a half-record.
+          if redis.call('EXISTS', jkey) == 1 then
+            local lease = token .. string.format('%x', #out)
+            redis.call('HSET', jkey, 'status', 'claimed', 'claimed_at', now, 'lease', lease,
+              'lease_exp', lease_exp, 'worker', worker, 'entry', '')
+            move_index(q.P, id, 'pending', 'claimed')
+            redis.call('ZADD', q.P .. 'leases', lease_exp, id)
+            record(q.P, id, now, 'claimed', {lease = lease, worker = worker})
+            table.insert(out, redis.call('HGETALL', jkey))
+          end
         end
       end
     end
