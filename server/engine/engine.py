@@ -7,6 +7,7 @@ pipeline). Methods raise the exceptions of ``errors``; they never return Redis r
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import random
 from collections.abc import AsyncIterator, Sequence
@@ -16,6 +17,7 @@ from typing import Any
 
 import attrs
 import coredis
+import trio
 import coredis.exceptions as redis_errors
 import orjson
 
@@ -23,6 +25,8 @@ from . import keys
 from .errors import LUA_ERRORS, QueueExists, QueueNotFound, StarqError, StoreUnavailable
 from .models import Job, NewJob, QueueInfo, QueueSettings, Submitted, iso, settings_to_redis
 from .store import open_redis
+
+log = logging.getLogger("starq.engine")
 
 LIBRARY = resources.files(__package__).joinpath("starq.lua").read_text()
 
@@ -327,9 +331,22 @@ def _translate(exc: redis_errors.ResponseError) -> StarqError:
 
 
 @asynccontextmanager
-async def open_engine(url: str, *, max_connections: int = 16) -> AsyncIterator[Engine]:
-    """Opens the Redis client and loads the Lua library."""
+async def open_engine(url: str, *, max_connections: int = 16, wait_for_store: float = 0) -> AsyncIterator[Engine]:
+    """Opens the Redis client and loads the Lua library.
+
+    With ``wait_for_store`` seconds, a store that is not reachable yet (still starting, or loading its AOF) is
+    retried until then, so a server started next to its store does not fail for being first.
+    """
     async with open_redis(url, max_connections=max_connections) as redis:
         engine = Engine(redis)
-        await engine.load_library()
+        deadline = trio.current_time() + wait_for_store
+        while True:
+            try:
+                await engine.load_library()
+                break
+            except StoreUnavailable as exc:
+                if trio.current_time() >= deadline:
+                    raise
+                log.warning("waiting for the store: %s", exc.detail)
+                await trio.sleep(1)
         yield engine
