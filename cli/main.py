@@ -6,10 +6,7 @@ import asyncclick as click
 
 from starq.server.settings import Settings
 
-
-@click.group()
-def main() -> None:
-    """Starq: a self-hosted work queue over Redis Streams."""
+from .group import main, run_outside_loop
 
 
 @main.command()
@@ -36,3 +33,10 @@ def serve(host: str, port: int, redis_url: str | None, data_dir: str, workers: i
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     run(settings)
+
+
+# ``serve`` runs Hypercorn's own Trio loop, so it starts once the CLI's loop has ended.
+run_outside_loop(serve)
+
+# The other commands register themselves on ``main`` when imported.
+from . import job_commands, queue_commands, submit, watch, worker_command  # noqa: E402,F401

@@ -1,1 +1,40 @@
-"""worker_kit"""
+"""Starq's Python worker kit: ``StarqClient`` (every HTTP endpoint, typed and async) and ``Worker`` (a
+claim-run-report loop with lease extension and graceful shutdown).
+
+It needs only httpx, trio and attrs, so it installs next to any application without the server's dependencies.
+"""
+
+from .backoff import Backoff, RetryPolicy
+from .client import StarqClient
+from .errors import (
+    BadRequest,
+    Conflict,
+    HeadersTooLarge,
+    InvalidState,
+    JobNotFound,
+    LeaseLost,
+    MethodNotAllowed,
+    NotClaimed,
+    NotFound,
+    QueueExists,
+    QueueNotFound,
+    ServerUnreachable,
+    ShuttingDown,
+    StarqError,
+    StoreUnavailable,
+    TooLarge,
+    Unauthorized,
+    UnexpectedResponse,
+    ValidationFailed,
+)
+from .models import FailOutcome, Job, JobPage, QueueInfo, Submitted
+from .outcomes import Permanent, Retry
+from .worker import Worker, WorkerStatistics
+
+__all__ = [
+    "Backoff", "BadRequest", "Conflict", "FailOutcome", "HeadersTooLarge", "InvalidState", "Job", "JobNotFound", "JobPage",
+    "LeaseLost", "MethodNotAllowed", "NotClaimed", "NotFound", "Permanent", "QueueExists", "QueueInfo",
+    "QueueNotFound", "Retry", "RetryPolicy", "ServerUnreachable", "ShuttingDown", "StarqClient", "StarqError",
+    "StoreUnavailable", "Submitted", "TooLarge", "Unauthorized", "UnexpectedResponse", "ValidationFailed",
+    "Worker", "WorkerStatistics",
+]

@@ -1,0 +1,147 @@
+"""The ``starq`` command group: global options, the Trio event loop, and one-line error reporting."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncclick as click
+import attrs
+
+from starq.worker_kit import StarqClient, StarqError
+from starq.worker_kit.backoff import Backoff, RetryPolicy
+from starq.worker_kit.client import DEFAULT_URL
+
+from .output import Output
+
+# Commands that run an event loop of their own (``serve`` calls ``trio.run``): they are run after the CLI's loop
+# has ended, on the main thread, where their signal handlers work.
+OWN_LOOP_COMMANDS = ("serve",)
+
+
+class RunOutsideLoop(Exception):
+    """Carries a command's work out of the CLI's event loop (see ``OWN_LOOP_COMMANDS``)."""
+
+    def __init__(self, work: Callable[[], Any]) -> None:
+        super().__init__("run outside the event loop")
+        self.work = work
+
+
+class StarqGroup(click.Group):
+    """A group that runs its commands on Trio (the worker kit's event loop)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("_anyio_backend", "trio")
+        try:
+            return super().__call__(*args, **kwargs)
+        except RunOutsideLoop as deferred:
+            try:
+                deferred.work()
+            except click.ClickException as exc:
+                exc.show()
+                sys.exit(exc.exit_code)
+            sys.exit(0)
+
+
+def run_outside_loop(command: click.Command) -> None:
+    """Makes a synchronous command run once the CLI's event loop has ended."""
+    work = command.callback
+    assert work is not None
+
+    @functools.wraps(work)
+    def deferred(*args: Any, **kwargs: Any) -> None:
+        raise RunOutsideLoop(functools.partial(work, *args, **kwargs))
+
+    command.callback = deferred
+
+
+@attrs.define
+class Config:
+    """The global options, shared by every command through ``ctx.obj``."""
+
+    url: str = DEFAULT_URL
+    api_key: str | None = None
+    json: bool = False
+    timeout: float = 30.0
+
+    def client(self) -> StarqClient:
+        # A CLI call should fail fast when the server is down, after a couple of quick retries.
+        return StarqClient(self.url, self.api_key, timeout=self.timeout,
+                           retry=RetryPolicy(attempts=3, backoff=Backoff(0.2, 1.0)))
+
+    def output(self) -> Output:
+        return Output(json_mode=self.json)
+
+
+@click.group(cls=StarqGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-u", "--url", default=DEFAULT_URL, show_default=True, envvar="STARQ_URL",
+              help="The Starq server (env STARQ_URL).")
+@click.option("-k", "--api-key", default=None, envvar="STARQ_API_KEY",
+              help="API key for writes (env STARQ_API_KEY; a dev-mode server accepts 'dev-key').")
+@click.option("--json", "json_mode", is_flag=True, help="Print machine-readable JSON.")
+@click.option("--timeout", default=30.0, show_default=True, type=float, envvar="STARQ_TIMEOUT",
+              help="Seconds to wait for the server.")
+@click.version_option(package_name="starq", prog_name="starq")
+@click.pass_context
+def main(ctx: click.Context, url: str, api_key: str | None, json_mode: bool, timeout: float) -> None:
+    """Starq: a self-hosted work queue over Redis Streams.
+
+    Shell completion: eval "$(_STARQ_COMPLETE=bash_source starq)" (zsh_source, fish_source for other shells).
+    """
+    ctx.obj = Config(url=url, api_key=api_key, json=json_mode, timeout=timeout)
+
+
+def json_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--json`` on a command too, so it can come after the command name."""
+
+    def set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+        if value:
+            ctx.find_object(Config).json = True
+
+    return click.option("--json", "json_mode", is_flag=True, expose_value=False, callback=set_json,
+                        help="Print machine-readable JSON.")(command)
+
+
+def api_command(group: click.Group, name: str | None = None, **settings: Any) -> Callable[..., Any]:
+    """Declares a command that talks to the server.
+
+    The function gets ``(client, out, **params)``; a ``StarqError`` it raises is printed as the server's
+    ``detail`` on one line, and the exit status is 1.
+    """
+
+    def decorate(fn: Callable[..., Awaitable[None]]) -> click.Command:
+        @functools.wraps(fn)
+        async def command(**params: Any) -> None:
+            config = click.get_current_context().find_object(Config)
+            out = config.output()
+            async with config.client() as client:
+                try:
+                    await fn(client, out, **params)
+                except StarqError as exc:
+                    out.error(exc.detail)
+                    raise click.exceptions.Exit(1) from None
+                except BaseExceptionGroup as group:
+                    # A command's nursery wraps what its tasks raise; a lone Starq error is still just that.
+                    error = _lone_starq_error(group)
+                    if error is None:
+                        raise
+                    out.error(error.detail)
+                    raise click.exceptions.Exit(1) from None
+
+        return group.command(name, **settings)(json_option(command))
+
+    return decorate
+
+
+def _lone_starq_error(group: BaseExceptionGroup) -> StarqError | None:
+    leaves = []
+    stack: list[BaseException] = [group]
+    while stack:
+        exc = stack.pop()
+        if isinstance(exc, BaseExceptionGroup):
+            stack.extend(exc.exceptions)
+        else:
+            leaves.append(exc)
+    return leaves[0] if len(leaves) == 1 and isinstance(leaves[0], StarqError) else None

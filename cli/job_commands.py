@@ -1,0 +1,155 @@
+"""Job commands: jobs, job, claim, complete, fail, retry, cancel."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import asyncclick as click
+
+from starq.worker_kit import Job, StarqClient
+
+from .group import api_command, main
+from .output import Output, compact
+
+STATUSES = ("pending", "scheduled", "claimed", "completed", "failed", "cancelled")
+
+
+def json_value(text: str | None, what: str) -> Any:
+    """A JSON command-line argument, or a usage error naming it."""
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise click.BadParameter(f"not valid JSON: {exc}", param_hint=what) from None
+
+
+def job_rows(out: Output, jobs: list[Job]) -> list[list[Any]]:
+    return [[j.id, out.status(j.status), j.retries, j.priority, j.created_at, compact(j.payload)] for j in jobs]
+
+
+JOB_COLUMNS = ["id", "status", "retries", "priority", "created_at", "payload"]
+
+
+@api_command(main)
+@click.argument("queue")
+@click.option("-s", "--status", type=click.Choice(STATUSES), default=None, help="Only jobs with this status.")
+@click.option("-l", "--limit", type=click.IntRange(1), default=50, show_default=True,
+              help="Most jobs to list (pages are followed until the limit).")
+@click.option("--cursor", default="", help="Start after this cursor (from a previous listing).")
+async def jobs(client: StarqClient, out: Output, queue: str, status: str | None, limit: int, cursor: str) -> None:
+    """List a queue's jobs, newest first."""
+    found: list[Job] = []
+    next_cursor, has_more = cursor, True
+    while len(found) < limit and has_more:
+        page = await client.list_jobs(queue, status=status or "", count=min(500, limit - len(found)),
+                                      cursor=next_cursor)
+        found += page.jobs
+        next_cursor, has_more = page.cursor, page.has_more and bool(page.cursor)
+    if out.json_mode:
+        out.json({"jobs": [j.raw for j in found], "cursor": next_cursor if has_more else "", "has_more": has_more})
+        return
+    if not found:
+        out.line("No jobs")
+        return
+    out.table(JOB_COLUMNS, job_rows(out, found), right=("retries", "priority"))
+    if has_more:
+        out.note(f"... more available: --cursor {next_cursor}")
+
+
+@api_command(main)
+@click.argument("queue")
+@click.argument("job_id")
+async def job(client: StarqClient, out: Output, queue: str, job_id: str) -> None:
+    """Show one job with its payload and its result or error."""
+    found = await client.get_job(queue, job_id)
+    if out.json_mode:
+        out.json(found.raw)
+        return
+    pairs: list[tuple[str, Any]] = []
+    for key, value in found.raw.items():
+        if key in ("payload", "result"):
+            value = json.dumps(value, indent=2, ensure_ascii=False) if value is not None else ""
+        elif key == "status":
+            value = out.status(value)
+        pairs.append((key, value))
+    out.record(pairs, title=f"job {found.id}")
+
+
+@api_command(main)
+@click.argument("queue")
+@click.option("-n", "--count", type=click.IntRange(1, 100), default=1, show_default=True,
+              help="Most jobs to claim.")
+@click.option("--block-ms", type=click.IntRange(0, 60_000), default=0, show_default=True,
+              help="Wait this long for a job when none is ready.")
+@click.option("--worker", default="cli", show_default=True, help="Worker name the server records.")
+async def claim(client: StarqClient, out: Output, queue: str, count: int, block_ms: int, worker: str) -> None:
+    """Claim jobs (prints each job's lease_id, to quote when completing or failing it)."""
+    claimed = await client.claim(queue, count=count, block_ms=block_ms, worker=worker)
+    if out.json_mode:
+        out.json({"jobs": [j.raw for j in claimed]})
+    elif not claimed:
+        out.line("No jobs to claim")
+    else:
+        out.table(["id", "lease_id", "lease_expires_at", "retries", "payload"],
+                  [[j.id, j.lease_id, j.lease_expires_at, j.retries, compact(j.payload)] for j in claimed],
+                  right=("retries",))
+
+
+@api_command(main)
+@click.argument("queue")
+@click.argument("job_id")
+@click.option("-r", "--result", default=None, help="The result, as JSON (default {}).")
+@click.option("--lease-id", default=None, help="The lease from the claim (refused if no longer current).")
+async def complete(client: StarqClient, out: Output, queue: str, job_id: str, result: str | None,
+                   lease_id: str | None) -> None:
+    """Report a claimed job done."""
+    status = await client.complete(queue, job_id, json_value(result, "--result"), lease_id=lease_id)
+    if out.json_mode:
+        out.json({"status": status, "job_id": job_id})
+    else:
+        out.line(f"Job {job_id} {status}")
+
+
+@api_command(main)
+@click.argument("queue")
+@click.argument("job_id")
+@click.option("-e", "--error", default="", help="What went wrong.")
+@click.option("--lease-id", default=None, help="The lease from the claim (refused if no longer current).")
+@click.option("--retry/--no-retry", default=True, show_default=True,
+              help="--no-retry dead-letters the job at once.")
+async def fail(client: StarqClient, out: Output, queue: str, job_id: str, error: str, lease_id: str | None,
+               retry: bool) -> None:
+    """Report a claimed job failed (it is retried with backoff while attempts remain)."""
+    answer = await client.fail(queue, job_id, error, lease_id=lease_id, retry=retry)
+    if out.json_mode:
+        out.json({"status": answer.status, "job_id": answer.job_id, "retries": answer.retries})
+    else:
+        out.line(f"Job {job_id} is now {answer.status} (retries: {answer.retries})")
+
+
+@api_command(main)
+@click.argument("queue")
+@click.argument("job_id", required=False)
+@click.option("--all-failed", is_flag=True, help="Retry every dead (failed) job of the queue.")
+async def retry(client: StarqClient, out: Output, queue: str, job_id: str | None, all_failed: bool) -> None:
+    """Put a dead or cancelled job back to pending (or every dead one with --all-failed)."""
+    if bool(job_id) == all_failed:
+        raise click.UsageError("give a job id or --all-failed (not both)")
+    if all_failed:
+        count = await client.retry_dead(queue)
+        out.json({"status": "ok", "queue": queue, "retried": count}) if out.json_mode else out.line(
+            f"Retried {count} failed job(s) of {queue}")
+        return
+    status = await client.retry_job(queue, job_id)
+    out.json({"status": status, "job_id": job_id}) if out.json_mode else out.line(f"Job {job_id} is now {status}")
+
+
+@api_command(main)
+@click.argument("queue")
+@click.argument("job_id")
+async def cancel(client: StarqClient, out: Output, queue: str, job_id: str) -> None:
+    """Cancel a pending or scheduled job."""
+    status = await client.cancel(queue, job_id)
+    out.json({"status": status, "job_id": job_id}) if out.json_mode else out.line(f"Job {job_id} {status}")

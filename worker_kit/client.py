@@ -1,0 +1,335 @@
+"""``StarqClient``: every endpoint of the Starq HTTP API as a typed async method (httpx on Trio).
+
+Error answers become the exception classes of ``starq.worker_kit.errors``, chosen by the server's stable
+``error`` code. Requests that got no answer are retried with backoff and jitter, but only where a repeat cannot
+do harm:
+
+* Requests that never reached the server (connection refused, connect timeout, no free pooled connection) are
+  retried whatever they are: the server saw nothing.
+* Requests whose connection broke *after* they were sent may have been carried out. Those are retried only when
+  repeating them changes nothing: reads, pause/resume, settings changes, and the outcome reports ``complete``,
+  ``fail``, ``extend`` and ``ack`` **when they quote a lease_id** (the server answers a repeated report with
+  the same lease exactly as it answered the first). A 503 answer is treated the same way.
+* Everything else — submit, create, delete, cancel, retry, and claim — raises ``ServerUnreachable`` with
+  ``maybe_processed=True`` instead, and the caller decides. A claim is not repeated because the first attempt
+  may have taken jobs: the server puts them back at once when it cannot deliver its answer, and otherwise their
+  lease expires after ``claim_timeout`` and they are handed out again; a blind repeat would only claim *more*.
+  ``Worker`` therefore re-claims from its own loop after a pause, sized to its free capacity.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import trio
+
+from .backoff import RetryPolicy
+from .errors import ServerUnreachable, StarqError, UnexpectedResponse, error_from_response
+from .models import AckResult, FailOutcome, Job, JobPage, QueueInfo, Submitted
+
+log = logging.getLogger("starq.worker_kit.client")
+
+DEFAULT_URL = "http://localhost:8000"
+MAX_PAGE = 500  # the server's largest page for GET .../jobs
+
+
+class Safety(enum.Enum):
+    """Whether a request may be repeated when its answer is lost."""
+
+    IDEMPOTENT = "idempotent"  # a repeat has the same effect and answer: retry lost answers and 503s
+    UNSENT_ONLY = "unsent_only"  # retry only when the request cannot have reached the server
+
+
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+def _describe(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0]
+
+
+class StarqClient:
+    """An async client for one Starq server. Use it as ``async with StarqClient(url, api_key) as client:``.
+
+    Args:
+        url: the server's base URL, e.g. ``http://localhost:8000``.
+        api_key: sent as ``X-API-Key`` (writes need it; reads too when the server sets ``STARQ_READ_AUTH``).
+        timeout: seconds to wait for connecting and for each answer (a long-poll claim adds its ``block_ms``).
+        retry: how lost answers are retried (see the module docstring for which requests are).
+        transport: an httpx transport to use instead of the network (tests, ASGI apps).
+    """
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        api_key: str | None = None,
+        *,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+        headers = {"User-Agent": "starq-worker-kit", "Accept": "application/json"}
+        if api_key:
+            headers["X-API-Key"] = api_key
+        self._http = httpx.AsyncClient(base_url=self.url, headers=headers, timeout=timeout, transport=transport)
+
+    async def __aenter__(self) -> StarqClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Closes the connection pool."""
+        await self._http.aclose()
+
+    # -- the request core -----------------------------------------------------------------------------------
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        content: bytes | None = None,
+        params: Mapping[str, Any] | None = None,
+        safety: Safety = Safety.UNSENT_ONLY,
+        timeout: httpx.Timeout | float | None = None,
+    ) -> Any:
+        """Sends one request and returns its decoded JSON answer, retrying as ``safety`` allows.
+
+        Raises:
+            StarqError: the subclass named by the server's ``error`` code, or ``ServerUnreachable``.
+        """
+        headers = {"Content-Type": "application/json"} if content is not None else None
+        attempt = 0
+        while True:
+            try:
+                response = await self._http.request(
+                    method, path, json=json, content=content, params=params, headers=headers,
+                    timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+                )
+            except _NOT_SENT as exc:
+                error: StarqError = ServerUnreachable(f"cannot reach {self.url}: {_describe(exc)}")
+            except httpx.UnsupportedProtocol as exc:
+                raise ServerUnreachable(f"bad server URL {self.url!r}: {_describe(exc)}") from exc
+            except httpx.TransportError as exc:
+                error = ServerUnreachable(
+                    f"lost the answer from {self.url} to {method} {path}: {_describe(exc)}", maybe_processed=True)
+                if safety is not Safety.IDEMPOTENT:
+                    raise error from exc
+            else:
+                if response.status_code < 400:
+                    return self._decode(response)
+                error = error_from_response(response.status_code, self._decode_error(response))
+                if response.status_code != 503 or safety is not Safety.IDEMPOTENT:
+                    raise error
+            attempt += 1
+            if attempt >= self.retry.attempts:
+                raise error
+            pause = self.retry.backoff.delay(attempt - 1)
+            log.debug("%s %s: %s; retry %d in %.2f s", method, path, error.detail, attempt, pause)
+            await trio.sleep(pause)
+
+    @staticmethod
+    def _decode(response: httpx.Response) -> Any:
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise UnexpectedResponse(f"HTTP {response.status_code} answer is not JSON",
+                                     status=response.status_code) from exc
+
+    @staticmethod
+    def _decode_error(response: httpx.Response) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            return None
+
+    # -- meta -----------------------------------------------------------------------------------------------
+
+    async def health(self) -> dict[str, Any]:
+        """``GET /api/health``. A store that is down raises ``StoreUnavailable``."""
+        return await self.request("GET", "/api/health", safety=Safety.IDEMPOTENT)
+
+    async def openapi(self) -> dict[str, Any]:
+        """``GET /api/openapi.json``: the server's OpenAPI document."""
+        return await self.request("GET", "/api/openapi.json", safety=Safety.IDEMPOTENT)
+
+    # -- queues ---------------------------------------------------------------------------------------------
+
+    async def create_queue(self, name: str, **settings: Any) -> QueueInfo:
+        """``POST /api/v1/queues``. Settings: description, max_retries, claim_timeout, dedupe, retry_delay,
+        retry_delay_max, retention (``None`` values are left to the server's defaults)."""
+        body = {"name": name, **{k: v for k, v in settings.items() if v is not None}}
+        return QueueInfo.from_json(await self.request("POST", "/api/v1/queues", json=body))
+
+    async def list_queues(self) -> list[QueueInfo]:
+        """``GET /api/v1/queues``, sorted by name."""
+        data = await self.request("GET", "/api/v1/queues", safety=Safety.IDEMPOTENT)
+        return [QueueInfo.from_json(q) for q in data["queues"]]
+
+    async def get_queue(self, name: str) -> QueueInfo:
+        """``GET /api/v1/queues/{name}``: settings and counts."""
+        return QueueInfo.from_json(await self.request("GET", _q(name), safety=Safety.IDEMPOTENT))
+
+    async def update_queue(self, name: str, **changes: Any) -> QueueInfo:
+        """``PATCH /api/v1/queues/{name}`` with the settings to change (``None`` values are left alone)."""
+        body = {k: v for k, v in changes.items() if v is not None}
+        return QueueInfo.from_json(await self.request("PATCH", _q(name), json=body, safety=Safety.IDEMPOTENT))
+
+    async def delete_queue(self, name: str) -> dict[str, Any]:
+        """``DELETE /api/v1/queues/{name}``: removes the queue and every job in it."""
+        return await self.request("DELETE", _q(name))
+
+    async def pause(self, name: str) -> QueueInfo:
+        """``POST /api/v1/queues/{name}/pause``: the queue hands out no jobs until resumed."""
+        return QueueInfo.from_json(await self.request("POST", _q(name) + "/pause", safety=Safety.IDEMPOTENT))
+
+    async def resume(self, name: str) -> QueueInfo:
+        """``POST /api/v1/queues/{name}/resume``."""
+        return QueueInfo.from_json(await self.request("POST", _q(name) + "/resume", safety=Safety.IDEMPOTENT))
+
+    async def retry_dead(self, name: str) -> int:
+        """``POST /api/v1/queues/{name}/retry``: every dead job back to pending. Returns how many."""
+        return int((await self.request("POST", _q(name) + "/retry"))["retried"])
+
+    async def stats(self, name: str) -> dict[str, Any]:
+        """``GET /api/v1/queues/{name}/stats``: throughput buckets and recent workers."""
+        return await self.request("GET", _q(name) + "/stats", safety=Safety.IDEMPOTENT)
+
+    # -- jobs -----------------------------------------------------------------------------------------------
+
+    async def submit(self, queue: str, payload: Mapping[str, Any], *, priority: int = 0,
+                     delay: float | None = None, run_at: str | None = None) -> Job:
+        """Submits one job. Returns it (``status`` is ``pending`` or ``scheduled``).
+
+        With dedupe on, a skipped duplicate comes back as the job the server already had.
+        """
+        body: dict[str, Any] = {"payload": dict(payload), "priority": priority}
+        if delay is not None:
+            body["delay"] = delay
+        if run_at is not None:
+            body["run_at"] = run_at
+        return (await self._submitted(queue, json=body)).jobs[0]
+
+    async def submit_many(self, queue: str, jobs: Iterable[Mapping[str, Any]]) -> Submitted:
+        """Submits a batch atomically (all or none). Each item is ``{"payload": {...}, "priority"?, "delay"?,
+        "run_at"?}``; at most 1,000 items per call (the server's default limit)."""
+        return await self._submitted(queue, json={"jobs": [dict(j) for j in jobs]})
+
+    async def submit_encoded(self, queue: str, body: bytes) -> Submitted:
+        """Submits a request body that is already JSON (the CLI's streaming submit builds it from raw lines)."""
+        return await self._submitted(queue, content=body)
+
+    async def _submitted(self, queue: str, **body: Any) -> Submitted:
+        data = await self.request("POST", _jobs(queue), **body)
+        return Submitted(jobs=[Job.from_json(j) for j in data["jobs"]], submitted=int(data["submitted"]),
+                         skipped=int(data["skipped"]))
+
+    async def list_jobs(self, queue: str, *, status: str = "", count: int = 50, cursor: str = "") -> JobPage:
+        """``GET .../jobs``: one page, newest first, filtered by ``status`` before paging."""
+        params = {"count": count}
+        if status:
+            params["status"] = status
+        if cursor:
+            params["cursor"] = cursor
+        data = await self.request("GET", _jobs(queue), params=params, safety=Safety.IDEMPOTENT)
+        return JobPage(jobs=[Job.from_json(j) for j in data["jobs"]], cursor=data["cursor"],
+                       has_more=bool(data["has_more"]))
+
+    async def iter_jobs(self, queue: str, *, status: str = "", limit: int | None = None,
+                        cursor: str = "") -> AsyncIterator[Job]:
+        """Jobs newest first, following cursors across pages until ``limit`` jobs (or all of them)."""
+        seen = 0
+        while limit is None or seen < limit:
+            want = MAX_PAGE if limit is None else min(MAX_PAGE, limit - seen)
+            page = await self.list_jobs(queue, status=status, count=want, cursor=cursor)
+            for job in page.jobs:
+                yield job
+            seen += len(page.jobs)
+            if not page.has_more or not page.cursor:
+                return
+            cursor = page.cursor
+
+    async def get_job(self, queue: str, job_id: str) -> Job:
+        """``GET .../jobs/{id}``: the job with its result or error."""
+        return Job.from_json(await self.request("GET", _job(queue, job_id), safety=Safety.IDEMPOTENT))
+
+    async def claim(self, queue: str, *, count: int = 1, block_ms: int = 0, worker: str = "") -> list[Job]:
+        """``POST .../jobs/claim``: up to ``count`` jobs, waiting up to ``block_ms`` for the first one.
+
+        Never retried once sent (see the module docstring); the read timeout is ``timeout`` + ``block_ms``.
+        """
+        body = {"count": count, "block_ms": block_ms, "worker": worker}
+        wait = httpx.Timeout(self.timeout, read=self.timeout + block_ms / 1000)
+        data = await self.request("POST", _jobs(queue) + "/claim", json=body, timeout=wait)
+        return [Job.from_json(j) for j in data["jobs"]]
+
+    async def complete(self, queue: str, job_id: str, result: Any = None, *, lease_id: str | None = None) -> str:
+        """``PUT .../jobs/{id}/complete``. Returns the new status. A stale ``lease_id`` raises ``LeaseLost``."""
+        body = {"result": {} if result is None else result, "lease_id": lease_id}
+        data = await self.request("PUT", _job(queue, job_id) + "/complete", json=body, safety=_by_lease(lease_id))
+        return data["status"]
+
+    async def fail(self, queue: str, job_id: str, error: str = "", *, lease_id: str | None = None,
+                   retry: bool = True) -> FailOutcome:
+        """``PUT .../jobs/{id}/fail``: retried with the queue's backoff while attempts remain, else dead;
+        ``retry=False`` dead-letters at once."""
+        body = {"error": error, "lease_id": lease_id, "retry": retry}
+        data = await self.request("PUT", _job(queue, job_id) + "/fail", json=body, safety=_by_lease(lease_id))
+        return FailOutcome(status=data["status"], job_id=data["job_id"], retries=int(data["retries"]))
+
+    async def extend(self, queue: str, job_id: str, *, lease_id: str | None = None,
+                     seconds: float | None = None) -> str:
+        """``PUT .../jobs/{id}/extend``: the lease now ends ``seconds`` from now (default: the queue's
+        ``claim_timeout``). Returns the new ``lease_expires_at``."""
+        body = {"lease_id": lease_id, "seconds": seconds}
+        data = await self.request("PUT", _job(queue, job_id) + "/extend", json=body, safety=_by_lease(lease_id))
+        return data["lease_expires_at"]
+
+    async def ack(self, queue: str, *, complete: Iterable[Mapping[str, Any]] = (),
+                  fail: Iterable[Mapping[str, Any]] = ()) -> AckResult:
+        """``POST .../jobs/ack``: many outcomes in one request; each succeeds or fails on its own.
+
+        Items: ``{"id", "lease_id"?, "result"?}`` to complete, ``{"id", "lease_id"?, "error"?, "retry"?}`` to fail.
+        """
+        completes, fails = [dict(c) for c in complete], [dict(f) for f in fail]
+        all_leased = all(item.get("lease_id") for item in completes + fails)
+        data = await self.request("POST", _jobs(queue) + "/ack", json={"complete": completes, "fail": fails},
+                                  safety=Safety.IDEMPOTENT if all_leased else Safety.UNSENT_ONLY)
+        return AckResult(results=data["results"], completed=data["completed"], failed=data["failed"],
+                         errors=data["errors"])
+
+    async def cancel(self, queue: str, job_id: str) -> str:
+        """``DELETE .../jobs/{id}``: a pending or scheduled job becomes ``cancelled``."""
+        return (await self.request("DELETE", _job(queue, job_id)))["status"]
+
+    async def retry_job(self, queue: str, job_id: str) -> str:
+        """``POST .../jobs/{id}/retry``: a dead or cancelled job goes back to pending."""
+        return (await self.request("POST", _job(queue, job_id) + "/retry"))["status"]
+
+
+def _by_lease(lease_id: str | None) -> Safety:
+    # Only a report that names its lease is answered the same way when repeated.
+    return Safety.IDEMPOTENT if lease_id else Safety.UNSENT_ONLY
+
+
+def _q(name: str) -> str:
+    return "/api/v1/queues/" + quote(name, safe="")
+
+
+def _jobs(queue: str) -> str:
+    return _q(queue) + "/jobs"
+
+
+def _job(queue: str, job_id: str) -> str:
+    return _jobs(queue) + "/" + quote(job_id, safe="")

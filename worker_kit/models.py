@@ -1,0 +1,121 @@
+"""What the client hands back: small frozen records read from the server's JSON.
+
+Each keeps the server's whole object in ``raw`` too, so fields added by a newer server are never lost (the CLI's
+``--json`` output prints ``raw`` unchanged).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+
+def parse_time(value: str) -> datetime | None:
+    """An ISO 8601 time from the API as an aware datetime; ``None`` for ``""``."""
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+@attrs.frozen
+class Job:
+    """A job as the server shows it. While claimed, ``lease_id`` is what to quote when reporting."""
+
+    id: str
+    queue: str
+    status: str
+    payload: Any
+    result: Any = None
+    error: str = ""
+    retries: int = 0
+    priority: int = 0
+    created_at: str = ""
+    claimed_at: str = ""
+    completed_at: str = ""
+    run_at: str = ""
+    lease_id: str = ""
+    lease_expires_at: str = ""
+    worker: str = ""
+    raw: dict[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Job:
+        known = {f.name for f in attrs.fields(cls)} - {"raw"}
+        return cls(**{k: v for k, v in data.items() if k in known}, raw=data)
+
+    @property
+    def lease_seconds(self) -> float | None:
+        """How long the lease ran when it was granted (the queue's ``claim_timeout``), from server times."""
+        start, end = parse_time(self.claimed_at), parse_time(self.lease_expires_at)
+        if start is None or end is None:
+            return None
+        return max((end - start).total_seconds(), 0.0)
+
+
+@attrs.frozen
+class QueueInfo:
+    """A queue's settings and its job counts."""
+
+    name: str
+    description: str = ""
+    max_retries: int = 3
+    claim_timeout: int = 600
+    dedupe: bool = False
+    retry_delay: float = 1
+    retry_delay_max: float = 300
+    retention: int = 0
+    pending: int = 0
+    scheduled: int = 0
+    claimed: int = 0
+    completed: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    paused: bool = False
+    created_at: str = ""
+    oldest_pending_at: str = ""
+    workers: int = 0
+    raw: dict[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> QueueInfo:
+        known = {f.name for f in attrs.fields(cls)} - {"raw"}
+        return cls(**{k: v for k, v in data.items() if k in known}, raw=data)
+
+
+@attrs.frozen
+class Submitted:
+    """The answer to a submit: the new jobs, and how many were created or skipped by dedupe."""
+
+    jobs: list[Job]
+    submitted: int
+    skipped: int
+
+
+@attrs.frozen
+class JobPage:
+    """One page of a job listing; pass ``cursor`` to get the next while ``has_more``."""
+
+    jobs: list[Job]
+    cursor: str
+    has_more: bool
+
+
+@attrs.frozen
+class FailOutcome:
+    """The answer to a fail: the job's new status (pending, scheduled or failed) and its retries so far."""
+
+    status: str
+    job_id: str
+    retries: int
+
+
+@attrs.frozen
+class AckResult:
+    """The per-job answers to a batch ack; ``results`` keep the server's order (completes, then fails)."""
+
+    results: list[dict[str, Any]]
+    completed: int
+    failed: int
+    errors: int

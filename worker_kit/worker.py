@@ -1,0 +1,385 @@
+"""``Worker``: runs a handler over a queue, ``concurrency`` jobs at a time, and reports every outcome.
+
+One nursery holds the claim loop and one task per job. A ``CapacityLimiter`` of ``concurrency`` tokens is the
+only measure of free capacity: the claim loop reserves every free token, claims exactly that many jobs (long-poll),
+hands each job its token, and gives back the ones it could not fill. A job's task runs the handler, keeps its
+lease alive past half the claim timeout, and reports the outcome quoting its ``lease_id`` — so a worker that lost
+its lease (the job was reclaimed and handed to another worker) can never overwrite the new holder's result.
+
+Shutdown (``stop()``): stop claiming (the parked long-poll is cancelled; the server puts back any job it took for
+it), let running jobs finish for up to ``grace`` seconds, then cancel the rest and fail them with ``retry: true``
+so they return to the queue now instead of after ``claim_timeout``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import os
+import signal
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import trio
+
+from .backoff import Backoff
+from .client import StarqClient
+from .errors import (
+    BadRequest,
+    Conflict,
+    MethodNotAllowed,
+    NotFound,
+    ServerUnreachable,
+    StarqError,
+    StoreUnavailable,
+    Unauthorized,
+    UnexpectedResponse,
+    ValidationFailed,
+)
+from .models import Job
+from .outcomes import Outcome, outcome_of_error
+
+log = logging.getLogger("starq.worker")
+
+MAX_CLAIM = 100  # the server's largest claim count
+SHUTDOWN_ERROR = "worker shut down before the job finished"
+
+# Errors after which trying again later can succeed: the server (or its store) is away for now.
+_TRANSIENT = (ServerUnreachable, StoreUnavailable, UnexpectedResponse)
+# Errors a claim cannot outlive: the worker is misconfigured.
+_FATAL = (Unauthorized, BadRequest, ValidationFailed, MethodNotAllowed)
+
+Handler = Callable[[Job], Any]
+
+
+def default_worker_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+@attrs.frozen
+class WorkerStatistics:
+    """A snapshot of what a worker has done so far."""
+
+    claimed: int
+    completed: int
+    retried: int
+    dead: int
+    interrupted: int
+    lost: int
+    running: int
+
+
+@attrs.define
+class _Running:
+    """One job in this worker's hands."""
+
+    job: Job
+    scope: trio.CancelScope | None = None
+    interrupted: bool = False  # shutdown asked it to stop
+    lease_lost: bool = False  # the server no longer knows our lease: someone else holds the job
+    holding: bool = False  # waiting out a Retry(delay=...)
+
+    def interrupt(self) -> None:
+        self.interrupted = True
+        if self.scope is not None:
+            self.scope.cancel()
+
+
+class Worker:
+    """Runs ``handler`` over the jobs of ``queue``.
+
+    Args:
+        client: the ``StarqClient`` to talk through (the worker does not close it).
+        queue: the queue to claim from.
+        handler: called with each ``Job``; an ``async def`` runs in the worker's nursery, a plain function in a
+            thread. Its return value (any JSON value) completes the job; ``Retry``, ``Permanent`` or any other
+            exception fails it (``Permanent`` dead-letters it at once).
+        concurrency: jobs run at once.
+        name: the worker name the server shows (default ``host-pid``).
+        block_ms: how long each claim waits for a job (long-poll, at most 60,000).
+        grace: seconds running jobs get to finish after ``stop()`` before they are cancelled and failed.
+        report_timeout: seconds the last reports get after the grace period, should the server be away.
+        backoff: pauses between attempts while the server is unreachable.
+    """
+
+    def __init__(
+        self,
+        client: StarqClient,
+        queue: str,
+        handler: Handler,
+        *,
+        concurrency: int = 1,
+        name: str | None = None,
+        block_ms: int = 30_000,
+        grace: float = 30.0,
+        report_timeout: float = 10.0,
+        backoff: Backoff = Backoff(0.5, 30.0),
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.client = client
+        self.queue = queue
+        self.handler = handler
+        self.concurrency = concurrency
+        self.name = name or default_worker_name()
+        self.block_ms = block_ms
+        self.grace = grace
+        self.report_timeout = report_timeout
+        self.backoff = backoff
+        self._is_async = inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
+            getattr(handler, "__call__", None))
+        self._limiter = trio.CapacityLimiter(concurrency)
+        self._threads = trio.CapacityLimiter(concurrency)
+        self._running: dict[str, _Running] = {}
+        self._stopping = trio.Event()
+        self._drained = trio.Event()
+        self._claim_scope: trio.CancelScope | None = None
+        self._counts = dict.fromkeys(("claimed", "completed", "retried", "dead", "interrupted", "lost"), 0)
+
+    # -- public ---------------------------------------------------------------------------------------------
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def statistics(self) -> WorkerStatistics:
+        return WorkerStatistics(**self._counts, running=len(self._running))
+
+    def stop(self) -> None:
+        """Begins a graceful shutdown: claim no more, let running jobs finish (up to ``grace``)."""
+        if self._stopping.is_set():
+            return
+        log.info("worker %s stopping: %d job(s) running, %.0f s grace", self.name, len(self._running), self.grace)
+        self._stopping.set()
+        if self._claim_scope is not None:
+            self._claim_scope.cancel()
+        for run in self._running.values():
+            if run.holding:
+                run.interrupt()
+        self._check_drained()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Claims and runs jobs until ``stop()`` is called and the shutdown has finished.
+
+        Cancelling ``run`` instead ends everything at once: jobs in hand are neither finished nor reported, and
+        come back to the queue when their leases expire.
+
+        Raises:
+            Unauthorized: the API key is refused (and other errors no retry can fix).
+        """
+        log.info("worker %s: queue %r, concurrency %d", self.name, self.queue, self.concurrency)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._claim_forever, nursery)
+            task_status.started()
+            await self._stopping.wait()
+            with trio.move_on_after(self.grace):
+                await self._drained.wait()
+            if self._running:
+                log.warning("grace period over: cancelling %d job(s) and returning them to the queue",
+                            len(self._running))
+                for run in list(self._running.values()):
+                    run.interrupt()
+                with trio.move_on_after(self.report_timeout):
+                    await self._drained.wait()
+                if self._running:
+                    log.error("could not report %d job(s); they return to the queue when their leases expire",
+                              len(self._running))
+            nursery.cancel_scope.cancel()
+        log.info("worker %s stopped", self.name)
+
+    async def run_until_signal(self) -> bool:
+        """``run()`` with SIGINT/SIGTERM handling: the first signal stops gracefully, a second ends at once.
+
+        Returns:
+            True after a graceful stop, False when a second signal cut it short.
+        """
+        graceful = True
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+
+                async def watch() -> None:
+                    nonlocal graceful
+                    async for signum in signals:
+                        name = signal.Signals(signum).name
+                        if not self.stopping:
+                            log.warning("%s: finishing running jobs (send it again to exit at once)", name)
+                            self.stop()
+                        else:
+                            log.warning("second %s: exiting now", name)
+                            graceful = False
+                            nursery.cancel_scope.cancel()
+
+                nursery.start_soon(watch)
+                await self.run()
+                nursery.cancel_scope.cancel()
+        return graceful
+
+    # -- claiming -------------------------------------------------------------------------------------------
+
+    async def _reserve(self) -> list[object]:
+        """Waits for one free slot, then takes every other free one (up to the server's claim limit)."""
+        first = object()
+        await self._limiter.acquire_on_behalf_of(first)
+        slots = [first]
+        while len(slots) < MAX_CLAIM:
+            slot = object()
+            try:
+                self._limiter.acquire_on_behalf_of_nowait(slot)
+            except trio.WouldBlock:
+                break
+            slots.append(slot)
+        return slots
+
+    async def _claim_forever(self, nursery: trio.Nursery) -> None:
+        failures = 0
+        while not self.stopping:
+            slots = await self._reserve()
+            jobs: list[Job] = []
+            try:
+                with trio.CancelScope() as self._claim_scope:
+                    if self.stopping:
+                        self._claim_scope.cancel()
+                    jobs = await self.client.claim(self.queue, count=len(slots), block_ms=self.block_ms,
+                                                   worker=self.name)
+            except _FATAL:
+                self.stop()
+                raise
+            except StarqError as exc:
+                pause = self.backoff.delay(failures)
+                failures += 1
+                what = "server unreachable" if isinstance(exc, _TRANSIENT) else "claim refused"
+                log.warning("%s (%s): retrying in %.1f s (attempt %d)", what, exc.detail, pause, failures)
+                with trio.move_on_after(pause):
+                    await self._stopping.wait()
+            else:
+                if failures:
+                    log.info("server is back after %d failed attempt(s): claiming again", failures)
+                    failures = 0
+            finally:
+                self._claim_scope = None
+                for slot in slots[len(jobs):]:
+                    self._limiter.release_on_behalf_of(slot)
+            received = trio.current_time()
+            for job, slot in zip(jobs, slots):
+                self._counts["claimed"] += 1
+                run = _Running(job)
+                self._running[job.id] = run
+                nursery.start_soon(self._run_job, run, slot, received)
+
+    # -- one job --------------------------------------------------------------------------------------------
+
+    async def _run_job(self, run: _Running, slot: object, received: float) -> None:
+        job = run.job
+        try:
+            async with trio.open_nursery() as keeper:
+                keeper.start_soon(self._keep_lease, run, received)
+                try:
+                    outcome = await self._execute(run)
+                finally:
+                    self._limiter.release_on_behalf_of(slot)
+                if outcome.delay and not run.lease_lost and not run.interrupted:
+                    await self._hold(run, outcome.delay)
+                await self._report(run, outcome)
+                keeper.cancel_scope.cancel()
+        finally:
+            del self._running[job.id]
+            self._check_drained()
+
+    async def _execute(self, run: _Running) -> Outcome:
+        job = run.job
+        with trio.CancelScope() as run.scope:
+            if run.interrupted:
+                run.scope.cancel()
+            try:
+                if self._is_async:
+                    value = await self.handler(job)
+                else:
+                    value = await trio.to_thread.run_sync(self.handler, job, limiter=self._threads,
+                                                          abandon_on_cancel=True)
+                json.dumps(value)  # a result the server cannot store is the handler's error
+            except Exception as exc:
+                outcome = outcome_of_error(exc)
+                log.info("job %s failed (%s): %s", job.id, outcome.kind, outcome.error.splitlines()[0])
+                return outcome
+            return Outcome("complete", result=value)
+        # Only a cancelled scope gets here: shutdown ran out of grace, or the lease was lost.
+        if run.lease_lost:
+            return Outcome("retry", error="lease lost while running")
+        self._counts["interrupted"] += 1
+        return Outcome("retry", error=SHUTDOWN_ERROR)
+
+    async def _hold(self, run: _Running, delay: float) -> None:
+        """Keeps a ``Retry(delay=...)`` job leased for ``delay`` seconds before it is failed (cut short by
+        shutdown). The job holds no concurrency slot meanwhile."""
+        run.holding = True
+        with trio.CancelScope() as run.scope:
+            if self.stopping:
+                run.scope.cancel()
+            await trio.sleep(delay)
+        run.holding = False
+
+    async def _keep_lease(self, run: _Running, received: float) -> None:
+        """Extends the lease each time half of it has passed, for as long as the job is in hand."""
+        job = run.job
+        length = job.lease_seconds
+        if not length:
+            return
+        next_at = received + length / 2
+        while True:
+            await trio.sleep_until(next_at)
+            try:
+                await self.client.extend(self.queue, job.id, lease_id=job.lease_id)
+            except (Conflict, NotFound) as exc:
+                log.warning("job %s: lease lost (%s); dropping it", job.id, exc.detail)
+                run.lease_lost = True
+                if self._is_async and run.scope is not None:
+                    run.scope.cancel()  # the work is someone else's now
+                return
+            except StarqError as exc:
+                # Try again soon: the lease is still ours until it expires.
+                log.warning("job %s: could not extend its lease (%s)", job.id, exc.detail)
+                next_at = trio.current_time() + min(length / 10, 5.0)
+            else:
+                next_at = trio.current_time() + length / 2
+
+    async def _report(self, run: _Running, outcome: Outcome) -> None:
+        """Sends the outcome, retrying while the server is away; a lost lease means it is no longer ours."""
+        job = run.job
+        failures = 0
+        while True:
+            if run.lease_lost:
+                self._counts["lost"] += 1
+                log.warning("job %s: not reporting %s, its lease was lost", job.id, outcome.kind)
+                return
+            try:
+                if outcome.kind == "complete":
+                    await self.client.complete(self.queue, job.id, outcome.result, lease_id=job.lease_id)
+                    self._counts["completed"] += 1
+                else:
+                    answer = await self.client.fail(self.queue, job.id, outcome.error, lease_id=job.lease_id,
+                                                    retry=outcome.retry)
+                    self._counts["dead" if answer.status == "failed" else "retried"] += 1
+                return
+            except (Conflict, NotFound) as exc:
+                self._counts["lost"] += 1
+                log.warning("job %s: %s not recorded: %s", job.id, outcome.kind, exc.detail)
+                return
+            except _TRANSIENT as exc:
+                pause = self.backoff.delay(failures)
+                failures += 1
+                log.warning("job %s: cannot report %s (%s); retrying in %.1f s", job.id, outcome.kind,
+                            exc.detail, pause)
+                await trio.sleep(pause)
+            except StarqError as exc:
+                # The server refused the report itself (a result too large, say): record that as the failure.
+                log.warning("job %s: %s refused (%s)", job.id, outcome.kind, exc.detail)
+                outcome = Outcome("retry", error=f"the worker's report was refused: {exc.detail}")
+
+    def _check_drained(self) -> None:
+        if self.stopping and not self._running:
+            self._drained.set()
+
+__all__ = ["Worker", "WorkerStatistics", "default_worker_name"]
