@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from quart import Response
+from quart import Response, request
 from quart_trio import QuartTrio
 
 from .api import http
@@ -12,6 +12,7 @@ from .api.meta import bp as meta_bp
 from .api.queues import bp as queues_bp
 from .claims import ClaimBroker
 from .engine.engine import Engine
+from .engine.errors import HeadersTooLarge
 from .settings import Settings
 
 # JSON needs no sources at all. An HTML view (the dashboard, the docs page) that needs more sets its own
@@ -32,16 +33,29 @@ async def add_security_headers(response: Response) -> Response:
     return response
 
 
+def _limit_head_size(app: QuartTrio, limit: int) -> None:
+    # Hypercorn bounds a request head only while it arrives in pieces; one that comes whole in a single read
+    # passes, so the same limit is checked again here, on what was parsed.
+    @app.before_request
+    async def check_head_size() -> None:
+        scope = request.scope
+        size = len(scope["method"]) + len(scope.get("raw_path", b"")) + len(scope.get("query_string", b"")) + sum(
+            len(name) + len(value) + 4 for name, value in scope["headers"])
+        if size > limit:
+            raise HeadersTooLarge(f"the request line and headers are about {size} bytes; the limit is {limit}")
+
+
 def create_app(engine: Engine, broker: ClaimBroker, settings: Settings) -> QuartTrio:
     """An app serving ``engine``'s queues. The caller owns the engine and runs ``broker``."""
     app = QuartTrio(__name__)
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
-        # A long-poll answers within max_block_ms; the body of a request must arrive well within a minute.
-        BODY_TIMEOUT=60,
+        # A long-poll answers within max_block_ms; a request body that arrives slower than this gets 408.
+        BODY_TIMEOUT=settings.body_timeout,
         RESPONSE_TIMEOUT=settings.max_block_ms / 1000 + 30,
     )
     app.extensions["starq"] = http.AppState(engine=engine, broker=broker, settings=settings)
+    _limit_head_size(app, settings.max_header_bytes)
     http.install(app)
     app.after_request(add_security_headers)
     app.register_blueprint(meta_bp)

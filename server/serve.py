@@ -26,7 +26,7 @@ import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve as hypercorn_serve
 
-from . import hypercorn_fixes
+from . import connection_limit, hypercorn_fixes
 from .app import create_app
 from .claims import ClaimBroker
 from .embedded import start_store
@@ -62,7 +62,13 @@ def hypercorn_config(settings: Settings, fd: int) -> Config:
     config.bind = [f"fd://{fd}"]
     config.backlog = BACKLOG
     config.graceful_timeout = settings.shutdown_grace
-    config.keep_alive_timeout = 75  # longer than any long-poll gap a worker leaves between requests
+    # Idle keep-alive connections close after this; it also bounds how long a client may take to send its
+    # request line and headers (Hypercorn's idle timer runs until a whole request head has arrived).
+    config.keep_alive_timeout = settings.keep_alive_timeout
+    # Request line plus headers larger than this get 431 and the connection is closed.
+    config.h11_max_incomplete_size = settings.max_header_bytes
+    config.h2_max_header_list_size = settings.max_header_bytes
+    connection_limit.install(config, settings.max_connections)
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
     return config

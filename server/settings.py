@@ -36,6 +36,13 @@ class Settings:
     # Seconds a graceful shutdown waits for requests in flight.
     shutdown_grace: float = 10.0
     redis_max_connections: int = 16
+    # Limits on connections (docs/security.md): the HTTP/1.1 request line plus headers, open connections per
+    # server process, seconds an idle connection (or one still sending its request line and headers) is kept,
+    # and seconds a request body may take to arrive.
+    max_header_bytes: int = 16 * 1024
+    max_connections: int = 10_000
+    keep_alive_timeout: float = 75.0
+    body_timeout: float = 60.0
     open_paths: frozenset[str] = frozenset({"/api/health", "/api/openapi.json", "/api/docs"})
 
     @property
@@ -63,6 +70,12 @@ class Settings:
                           ("max_batch", "STARQ_MAX_BATCH"), ("max_block_ms", "STARQ_MAX_BLOCK_MS")):
             if env.get(var):
                 values[name] = int(env[var])
+        for name, var, kind in (("max_header_bytes", "STARQ_MAX_HEADER_BYTES", int),
+                                ("max_connections", "STARQ_MAX_CONNECTIONS", int),
+                                ("keep_alive_timeout", "STARQ_KEEP_ALIVE_TIMEOUT", float),
+                                ("body_timeout", "STARQ_BODY_TIMEOUT", float)):
+            if env.get(var):
+                values[name] = kind(env[var])
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
@@ -73,6 +86,12 @@ class Settings:
                 f"refusing to listen on {self.host} in dev mode (no STARQ_API_KEYS set, so anyone could use "
                 "the well-known dev-key): set STARQ_API_KEYS, or pass --insecure"
             )
+        for name in ("max_header_bytes", "max_connections"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"STARQ_{name.upper()} must be at least 1")
+        for name in ("keep_alive_timeout", "body_timeout"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"STARQ_{name.upper()} must be more than 0 seconds")
         if self.workers < 1:
             raise ValueError("--workers must be at least 1")
         if not 0 < self.port < 65536 and self.port != 0:

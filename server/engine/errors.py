@@ -96,6 +96,13 @@ class TooLarge(StarqError):
     status = 413
 
 
+class HeadersTooLarge(TooLarge):
+    """The request line and headers exceed the size limit."""
+
+    code = "headers_too_large"
+    status = 431
+
+
 class ValidationFailed(StarqError):
     """The request does not match the schema."""
 
@@ -128,6 +135,6 @@ LUA_ERRORS: dict[str, type[StarqError]] = {
 
 ALL_ERRORS: tuple[type[StarqError], ...] = (
     StarqError, BadRequest, Unauthorized, NotFound, QueueNotFound, JobNotFound, MethodNotAllowed, Conflict,
-    QueueExists, NotClaimed, LeaseLost, InvalidState, TooLarge, ValidationFailed, StoreUnavailable,
-    ShuttingDown,
+    QueueExists, NotClaimed, LeaseLost, InvalidState, TooLarge, HeadersTooLarge, ValidationFailed,
+    StoreUnavailable, ShuttingDown,
 )
