@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import asyncclick as click
 
 from starq.server.settings import Settings
@@ -18,20 +20,46 @@ from .group import main, run_outside_loop
               help="Where the embedded store keeps its AOF.")
 @click.option("--workers", default=1, show_default=True, type=int, envvar="STARQ_WORKERS",
               help="Server processes sharing the port.")
-@click.option("--insecure", is_flag=True, help="Allow a non-loopback address in dev mode (no API keys).")
+@click.option("--insecure", is_flag=True, envvar="STARQ_INSECURE",
+              help="Allow a non-loopback address in dev mode (no API keys).")
+@click.option("--read-auth/--no-read-auth", default=None, envvar="STARQ_READ_AUTH",
+              help="Require X-API-Key on GET /api/* too (default: off).")
 @click.option("--log-level", default="info", show_default=True, envvar="STARQ_LOG_LEVEL",
               type=click.Choice(["debug", "info", "warning", "error"]))
-def serve(host: str, port: int, redis_url: str | None, data_dir: str, workers: int, insecure: bool,
-          log_level: str) -> None:
+@click.option("--log-format", default=None, envvar="STARQ_LOG_FORMAT", type=click.Choice(["auto", "json", "text"]),
+              help="Log lines as JSON or text (default: auto, JSON unless stderr is a terminal).")
+@click.option("--access-log/--no-access-log", default=None, envvar="STARQ_ACCESS_LOG",
+              help="One log line per HTTP request (default: on).")
+@click.option("--max-body-bytes", type=int, default=None, envvar="STARQ_MAX_BODY_BYTES",
+              help="Largest request body (default: 10 MiB).")
+@click.option("--max-payload-bytes", type=int, default=None, envvar="STARQ_MAX_PAYLOAD_BYTES",
+              help="Largest payload or result of one job (default: 1 MiB).")
+@click.option("--max-batch", type=int, default=None, envvar="STARQ_MAX_BATCH",
+              help="Most jobs per submit or outcomes per ack (default: 1000).")
+@click.option("--max-block-ms", type=int, default=None, envvar="STARQ_MAX_BLOCK_MS",
+              help="Longest long-poll a claim may ask for (default: 60000).")
+@click.option("--max-claim-count", type=int, default=None, envvar="STARQ_MAX_CLAIM_COUNT",
+              help="Most jobs one claim hands out (default: 100).")
+@click.option("--max-list-count", type=int, default=None, envvar="STARQ_MAX_LIST_COUNT",
+              help="Largest page of a job listing (default: 500).")
+@click.option("--redis-max-connections", type=int, default=None, envvar="STARQ_REDIS_MAX_CONNECTIONS",
+              help="Store connections per server process (default: 16).")
+@click.option("--shutdown-grace", type=float, default=None, envvar="STARQ_SHUTDOWN_GRACE",
+              help="Seconds a graceful shutdown waits for requests in flight (default: 10).")
+@click.option("--check-config", is_flag=True,
+              help="Validate the settings, print them (keys hidden) as JSON and exit.")
+def serve(check_config: bool, **options) -> None:
     """Run the Starq server (API keys come from STARQ_API_KEYS, comma-separated)."""
-    from starq.server.serve import run
-
-    settings = Settings.from_env(host=host, port=port, redis_url=redis_url, data_dir=data_dir, workers=workers,
-                                 insecure=insecure, log_level=log_level)
     try:
+        settings = Settings.from_env(**options)
         settings.check()
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
+    if check_config:
+        click.echo(json.dumps(settings.describe(), indent=2))
+        return
+    from starq.server.serve import run
+
     run(settings)
 
 

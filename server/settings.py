@@ -9,6 +9,8 @@ import attrs
 
 DEV_KEY = "dev-key"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("auto", "json", "text")
 
 
 def _env_bool(value: str | None) -> bool:
@@ -26,6 +28,10 @@ class Settings:
     read_auth: bool = False
     insecure: bool = False
     log_level: str = "info"
+    # "auto" writes JSON lines unless stderr is a terminal; "json" or "text" force one.
+    log_format: str = "auto"
+    # One log line per HTTP request (with its request id, status and duration).
+    access_log: bool = True
     # Limits (documented in docs/api.md).
     max_body_bytes: int = 10 * 1024 * 1024
     max_payload_bytes: int = 1024 * 1024
@@ -67,9 +73,18 @@ class Settings:
         if "STARQ_READ_AUTH" in env:
             values["read_auth"] = _env_bool(env["STARQ_READ_AUTH"])
         for name, var in (("max_body_bytes", "STARQ_MAX_BODY_BYTES"), ("max_payload_bytes", "STARQ_MAX_PAYLOAD_BYTES"),
-                          ("max_batch", "STARQ_MAX_BATCH"), ("max_block_ms", "STARQ_MAX_BLOCK_MS")):
+                          ("max_batch", "STARQ_MAX_BATCH"), ("max_block_ms", "STARQ_MAX_BLOCK_MS"),
+                          ("max_claim_count", "STARQ_MAX_CLAIM_COUNT"), ("max_list_count", "STARQ_MAX_LIST_COUNT"),
+                          ("redis_max_connections", "STARQ_REDIS_MAX_CONNECTIONS")):
             if env.get(var):
                 values[name] = int(env[var])
+        if env.get("STARQ_SHUTDOWN_GRACE"):
+            values["shutdown_grace"] = float(env["STARQ_SHUTDOWN_GRACE"])
+        for name, var in (("log_level", "STARQ_LOG_LEVEL"), ("log_format", "STARQ_LOG_FORMAT")):
+            if env.get(var):
+                values[name] = env[var].strip().lower()
+        if "STARQ_ACCESS_LOG" in env:
+            values["access_log"] = _env_bool(env["STARQ_ACCESS_LOG"])
         for name, var, kind in (("max_header_bytes", "STARQ_MAX_HEADER_BYTES", int),
                                 ("max_connections", "STARQ_MAX_CONNECTIONS", int),
                                 ("keep_alive_timeout", "STARQ_KEEP_ALIVE_TIMEOUT", float),
@@ -78,6 +93,16 @@ class Settings:
                 values[name] = kind(env[var])
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+    def describe(self) -> dict[str, Any]:
+        """Every setting as JSON-ready values, with secrets hidden (``starq serve --check-config`` prints it)."""
+        out = attrs.asdict(self)
+        out["api_keys"] = f"{len(self.api_keys)} key(s)" if self.api_keys else "none (dev mode)"
+        out["open_paths"] = sorted(self.open_paths)
+        scheme, sep, rest = self.redis_url.partition("://")
+        if sep and "@" in rest:
+            out["redis_url"] = f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+        return out
 
     def check(self) -> None:
         """Raises ValueError with a clear message when the settings cannot work."""
@@ -94,5 +119,15 @@ class Settings:
                 raise ValueError(f"STARQ_{name.upper()} must be more than 0 seconds")
         if self.workers < 1:
             raise ValueError("--workers must be at least 1")
+        if self.log_level not in LOG_LEVELS:
+            raise ValueError(f"--log-level must be one of {', '.join(LOG_LEVELS)}")
+        if self.log_format not in LOG_FORMATS:
+            raise ValueError(f"--log-format must be one of {', '.join(LOG_FORMATS)}")
+        for name in ("max_body_bytes", "max_payload_bytes", "max_batch", "max_block_ms", "max_claim_count",
+                     "max_list_count", "redis_max_connections"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.shutdown_grace < 0:
+            raise ValueError("--shutdown-grace must not be negative")
         if not 0 < self.port < 65536 and self.port != 0:
             raise ValueError("--port must be between 1 and 65535")
