@@ -46,6 +46,14 @@ from .group import main, run_outside_loop
               help="Store connections per server process (default: 16).")
 @click.option("--shutdown-grace", type=float, default=None, envvar="STARQ_SHUTDOWN_GRACE",
               help="Seconds a graceful shutdown waits for requests in flight (default: 10).")
+@click.option("--max-header-bytes", type=int, default=None, envvar="STARQ_MAX_HEADER_BYTES",
+              help="Largest request line plus headers (default: 16384).")
+@click.option("--max-connections", type=int, default=None, envvar="STARQ_MAX_CONNECTIONS",
+              help="Open connections per server process (default: 10000).")
+@click.option("--keep-alive-timeout", type=float, default=None, envvar="STARQ_KEEP_ALIVE_TIMEOUT",
+              help="Seconds an idle connection is kept open (default: 75).")
+@click.option("--body-timeout", type=float, default=None, envvar="STARQ_BODY_TIMEOUT",
+              help="Seconds a request body may take to arrive (default: 60).")
 @click.option("--check-config", is_flag=True,
               help="Validate the settings, print them (keys hidden) as JSON and exit.")
 def serve(check_config: bool, **options) -> None:

@@ -67,6 +67,12 @@ def test_every_option_is_in_the_configuration_table():
             assert f"`{param.envvar}`" in row[0], f"{param.envvar} is not on the row of {flag}"
 
 
+def test_every_setting_has_a_flag_except_the_keys():
+    flags = {p.name for p in serve.params}
+    missing = {f.name for f in attrs.fields(Settings)} - flags - {"api_keys", "open_paths"}
+    assert not missing, f"settings without a flag of starq serve: {missing}"
+
+
 def test_every_setting_is_in_the_configuration_table():
     for field in attrs.fields(Settings):
         if field.name == "open_paths":
