@@ -1,16 +1,146 @@
-"""Dashboard pages (placeholder until the dashboard lands): the overview links to the API docs."""
+"""The dashboard's routes: three server-rendered pages, their live event stream, a key check and the favicon.
+
+Pages are rendered with their first snapshot embedded as inert JSON (``<script type="application/json">``,
+which a strict CSP allows), so they paint complete on load; ``static/dashboard.js`` then keeps them current
+from the live stream. With ``STARQ_READ_AUTH=1`` a page is rendered without any data, and everything arrives
+through the stream once the browser presents a key in the ``X-API-Key`` header (never in a URL or cookie).
+"""
 
 from __future__ import annotations
 
-from quart import Blueprint, Response
+from functools import partial
+from typing import Any
+
+import orjson
+from markupsafe import Markup
+from quart import Blueprint, Response, current_app, render_template, request, send_from_directory
+
+from starq.server.api.http import AppState, job_id, key_is_valid, queue_name
+from starq.server.engine.errors import JobNotFound, QueueNotFound, Unauthorized, ValidationFailed
+
+from . import snapshots
+from .live import StreamCounter, snapshot_events
+
+COUNTER_KEY = "starq.dashboard.streams"
+
+
+def _state() -> AppState:
+    return current_app.extensions["starq"]
+
+
+def _counter() -> StreamCounter:
+    return current_app.extensions.setdefault(COUNTER_KEY, StreamCounter())
+
+
+def _embedded_json(data: dict[str, Any]) -> Markup:
+    """JSON that is safe inside a ``<script type="application/json">`` element: no ``</script>`` can end it."""
+    text = orjson.dumps(data).decode()
+    return Markup(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
+
+
+def _status_arg(raw: str | None) -> str:
+    status = raw or ""
+    if status and status not in snapshots.JOB_STATUSES:
+        raise ValidationFailed(f"status must be one of {', '.join(snapshots.JOB_STATUSES)}")
+    return status
+
+
+def _check_read_key() -> None:
+    settings = _state().settings
+    if settings.read_auth and not key_is_valid(request.headers.get("X-API-Key"), settings.accepted_keys):
+        raise Unauthorized("a valid X-API-Key header is required")
+
+
+async def _page(template: str, http_status: int = 200, **context: Any) -> Response:
+    settings = _state().settings
+    html = await render_template(
+        template, read_auth=settings.read_auth, dev_mode=settings.dev_mode, statuses=snapshots.JOB_STATUSES,
+        **context,
+    )
+    response = Response(html, status=http_status, content_type="text/html; charset=utf-8")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+async def _not_found(what: str) -> Response:
+    return await _page("missing.html", 404, view="missing", what=what, initial=None)
 
 
 def create_blueprint() -> Blueprint:
-    bp = Blueprint("dashboard", __name__)
+    """The dashboard, to register on the app at ``/``."""
+    bp = Blueprint("dashboard", __name__, static_folder="static", static_url_path="/dashboard/static",
+                   template_folder="templates")
 
     @bp.get("/")
     async def overview() -> Response:
-        return Response("<!doctype html><title>Starq</title><h1>Starq</h1><p><a href='/api/docs'>API docs</a></p>",
-                        content_type="text/html; charset=utf-8")
+        engine = _state().engine
+        initial = None if _state().settings.read_auth else _embedded_json(await snapshots.overview(engine))
+        return await _page("overview.html", view="overview", initial=initial)
+
+    @bp.get("/queues/<name>")
+    async def queue(name: str) -> Response:
+        status = _status_arg(request.args.get("status"))
+        initial = None
+        if not _state().settings.read_auth:
+            try:
+                initial = _embedded_json(await snapshots.queue_page(_state().engine, queue_name(name), status))
+            except QueueNotFound:
+                return await _not_found(f"queue “{name}”")
+        return await _page("queue.html", view="queue", queue=name, status=status, initial=initial)
+
+    @bp.get("/queues/<name>/jobs/<job>")
+    async def job(name: str, job: str) -> Response:
+        initial = None
+        if not _state().settings.read_auth:
+            try:
+                initial = _embedded_json(await snapshots.job_page(_state().engine, queue_name(name), job_id(job)))
+            except (QueueNotFound, JobNotFound):
+                return await _not_found(f"job {job} of queue “{name}”")
+        return await _page("job.html", view="job", queue=name, job=job, initial=initial)
+
+    @bp.get("/dashboard/events")
+    async def events() -> Response:
+        """The live stream of one page: ``?view=overview``, ``?view=queue&queue=Q[&status=S]`` or
+        ``?view=job&queue=Q&job=ID``."""
+        _check_read_key()
+        engine = _state().engine
+        view = request.args.get("view", "overview")
+        if view == "overview":
+            build = partial(snapshots.overview, engine)
+        elif view == "queue":
+            build = partial(snapshots.queue_page, engine, queue_name(request.args.get("queue", "")),
+                            _status_arg(request.args.get("status")))
+        elif view == "job":
+            build = partial(snapshots.job_page, engine, queue_name(request.args.get("queue", "")),
+                            job_id(request.args.get("job", "")))
+        else:
+            raise ValidationFailed(f"view must be one of {', '.join(snapshots.VIEWS)}")
+        broker = _state().broker
+        stream = snapshot_events(build, closing=lambda: broker.closed, counter=_counter())
+        response = Response(stream, content_type="text/event-stream")
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["X-Accel-Buffering"] = "no"  # a proxy in front must not hold events back
+        response.timeout = None  # the stream ends on disconnect or shutdown, not on RESPONSE_TIMEOUT
+        return response
+
+    @bp.get("/dashboard/streams")
+    async def streams() -> Response:
+        """This process's live streams: how many are open and what they have cost so far."""
+        _check_read_key()
+        c = _counter()
+        return Response(orjson.dumps({"open": c.open, "opened": c.opened, "events": c.events,
+                                      "snapshots_built": c.snapshots_built}), content_type="application/json")
+
+    @bp.get("/dashboard/key")
+    async def check_key() -> Response:
+        """Whether the ``X-API-Key`` header holds a valid key, so the page can tell a typo at once. Always 200
+        (``{"valid": bool}``): a wrong key is an answer here, not an error."""
+        valid = key_is_valid(request.headers.get("X-API-Key"), _state().settings.accepted_keys)
+        return Response(orjson.dumps({"valid": valid}), content_type="application/json",
+                        headers={"Cache-Control": "no-store"})
+
+    @bp.get("/favicon.ico")
+    async def favicon() -> Response:
+        return await send_from_directory(bp.static_folder, "favicon.svg", mimetype="image/svg+xml")
 
     return bp

@@ -1,0 +1,166 @@
+"""What each dashboard page shows, read through the engine's public methods and shaped as plain JSON.
+
+A snapshot is everything one page needs at one moment. The live stream sends a page a new snapshot whenever
+it differs from the last one sent, and the page's first render uses the same snapshot, so the server and the
+browser never disagree about what a page shows. Each function documents how many store round trips it costs,
+because an open dashboard pays that once a second (see ``live.py``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import attrs
+import orjson
+
+from starq.server.engine.engine import Engine
+from starq.server.engine.errors import QueueNotFound
+from starq.server.engine.models import STATUSES, Job, QueueInfo
+
+# Buckets of the engine's 5-second throughput ring: a 5-minute sparkline per card and a 15-minute chart on the
+# queue page (the ring holds an hour).
+SPARK_BUCKETS = 60
+CHART_BUCKETS = 180
+# The queue page's job table shows this many of the newest jobs live; older pages load on demand.
+TABLE_ROWS = 50
+# The wait-time view plots the time from submission to (last) claim of this many recently completed jobs.
+WAIT_SAMPLE = 100
+# Long text in tables is cut to this many characters; the job page shows it whole.
+PREVIEW_CHARS = 160
+
+
+def queue_summary(info: QueueInfo) -> dict[str, Any]:
+    """A queue's settings, counts and state as the pages show them."""
+    return {
+        "name": info.name,
+        "description": info.settings.description,
+        "settings": attrs.asdict(info.settings),
+        "paused": info.paused,
+        "created_at": info.created_at,
+        "counts": dict(info.counts),
+        "oldest_pending_at": info.oldest_pending_at,
+        "workers": info.workers,
+    }
+
+
+def _series(engine_throughput) -> dict[str, Any]:
+    """Counts per bucket, oldest first, the last bucket being the current one. No timestamps: they would make
+    an idle queue's snapshot change every bucket, and the page only needs positions relative to now."""
+    buckets = engine_throughput.buckets
+    return {
+        "bucket_seconds": engine_throughput.bucket_seconds,
+        "completed": [c for _, c, _ in buckets],
+        "failed": [f for _, _, f in buckets],
+    }
+
+
+async def overview(engine: Engine) -> dict[str, Any]:
+    """Every queue with its counts and a throughput sparkline. Costs 2 + N round trips for N queues."""
+    cards = []
+    for info in await engine.list_queues():
+        try:
+            spark = _series(await engine.throughput(info.name, SPARK_BUCKETS))
+        except QueueNotFound:
+            continue  # deleted between the listing and now
+        cards.append({**queue_summary(info), "throughput": spark})
+    return {"view": "overview", "queues": cards}
+
+
+def _cut(text: str, limit: int = PREVIEW_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def job_row(job: Job) -> dict[str, Any]:
+    """One line of the job table: times, status and short previews of payload and error."""
+    return {
+        "id": job.id,
+        "status": job.status,
+        "priority": job.priority,
+        "retries": job.retries,
+        "created_at": job.created_at,
+        "claimed_at": job.claimed_at,
+        "completed_at": job.completed_at,
+        "run_at": job.run_at,
+        "worker": job.worker,
+        "payload": _cut(job.payload),
+        "error": _cut(job.error),
+    }
+
+
+def _seconds_between(start: str, end: str) -> float | None:
+    if not start or not end:
+        return None
+    begun = datetime.fromisoformat(start.replace("Z", "+00:00"))
+    ended = datetime.fromisoformat(end.replace("Z", "+00:00"))
+    return round((ended - begun).total_seconds(), 3)
+
+
+def wait_times(completed: list[Job]) -> list[dict[str, Any]]:
+    """How long recently completed jobs waited: from submission to the claim that completed them (a delayed
+    job's wait includes its delay; a retried job's includes its earlier attempts)."""
+    points = []
+    for job in completed:
+        wait = _seconds_between(job.created_at, job.claimed_at)
+        if wait is not None:
+            points.append({"at": job.claimed_at, "wait": max(wait, 0.0)})
+    return points
+
+
+async def queue_page(engine: Engine, name: str, status: str = "") -> dict[str, Any]:
+    """Counts, a 15-minute chart, wait times, recent workers and the newest jobs of one status (or all).
+
+    Costs 5 round trips (queue info, throughput, workers, one page of jobs, recent completions). Raises
+    QueueNotFound when the queue does not exist.
+    """
+    info = await engine.queue_info(name)
+    chart = await engine.throughput(name, CHART_BUCKETS)
+    seen = await engine.workers(name)
+    jobs, has_more = await engine.list_jobs(name, status, TABLE_ROWS)
+    completed, _ = await engine.list_jobs(name, "completed", WAIT_SAMPLE)
+    return {
+        "view": "queue",
+        "queue": queue_summary(info),
+        "throughput": _series(chart),
+        "waits": wait_times(completed),
+        "workers": [{"name": w.name, "last_seen": w.last_seen, "jobs_in_hand": w.jobs_in_hand} for w in seen],
+        "jobs": {
+            "status": status,
+            "rows": [job_row(j) for j in jobs],
+            "cursor": jobs[-1].id if has_more and jobs else "",
+            "has_more": has_more,
+        },
+    }
+
+
+def _pretty(raw: str | None) -> str:
+    """JSON text indented for reading; the text as it is if it is not JSON."""
+    if raw is None:
+        return ""
+    try:
+        return orjson.dumps(orjson.loads(raw), option=orjson.OPT_INDENT_2).decode()
+    except orjson.JSONDecodeError:
+        return raw
+
+
+async def job_page(engine: Engine, queue: str, job_id: str) -> dict[str, Any]:
+    """One job: its fields, payload and result formatted as JSON, error and history. Costs 1 round trip.
+    Raises QueueNotFound or JobNotFound."""
+    job = await engine.get_job(queue, job_id)
+    return {
+        "view": "job",
+        "job": {
+            **job_row(job),
+            "queue": queue,
+            "payload": _pretty(job.payload),
+            "result": _pretty(job.result),
+            "error": job.error,
+            "lease_id": job.lease_id,
+            "lease_expires_at": job.lease_expires_at,
+            "history": job.history or [],
+        },
+    }
+
+
+VIEWS = ("overview", "queue", "job")
+JOB_STATUSES = STATUSES

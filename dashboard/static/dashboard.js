@@ -1,0 +1,695 @@
+"use strict";
+// The dashboard's behaviour: keep the server-rendered page current from its live event stream, and run the
+// write actions through the public API with the key the user entered. Every value from the server is set as
+// text (textContent), never as HTML, so a job's payload or error can never become markup or script.
+
+(() => {
+  const page = document.body.dataset;
+  const KEY_STORE = "starq.apiKey";
+  const MAX_BATCH_JOBS = 500; // per request of a JSONL upload; the server allows 1,000
+  const MAX_BATCH_BYTES = 4 * 1024 * 1024; // the server allows 10 MiB per request
+  const STATUSES = ["pending", "scheduled", "claimed", "completed", "failed", "cancelled"];
+
+  const $ = (sel, root = document) => root.querySelector(sel);
+  const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
+  const field = (root, name) => root.querySelector(`[data-f="${name}"]`);
+  const nf = new Intl.NumberFormat("en-US");
+
+  let clockOffset = 0; // the server's clock minus this browser's, in ms
+  let status = page.status || ""; // the queue page's job filter
+  let lastSnapshot = null;
+  let olderCursor = null; // where "load more" continues; null until a page was loaded by hand
+  let stream = null; // the AbortController of the open live stream
+
+  // -- small helpers --------------------------------------------------------------------------------------
+
+  function setText(el, value) {
+    if (el && el.textContent !== value) el.textContent = value;
+  }
+
+  const serverNow = () => Date.now() + clockOffset;
+
+  function fmtDuration(sec) {
+    if (!(sec >= 0)) return "–";
+    if (sec < 1) return `${Math.round(sec * 1000)} ms`;
+    if (sec < 10) return `${sec.toFixed(1)} s`;
+    if (sec < 60) return `${Math.floor(sec)} s`;
+    if (sec < 3600) return `${Math.floor(sec / 60)} min ${Math.floor(sec % 60)} s`;
+    if (sec < 86400) return `${Math.floor(sec / 3600)} h ${Math.floor((sec % 3600) / 60)} min`;
+    return `${Math.floor(sec / 86400)} d ${Math.floor((sec % 86400) / 3600)} h`;
+  }
+
+  function fmtTime(iso) {
+    if (!iso) return "–";
+    const d = new Date(iso);
+    const pad = (n) => String(n).padStart(2, "0");
+    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  }
+
+  // Elements showing an age carry the moment in data-since; a timer refreshes them without any server call.
+  function showSince(el, iso, suffix) {
+    if (!el) return;
+    el.dataset.since = iso || "";
+    el.dataset.suffix = suffix || "";
+    refreshAge(el);
+  }
+
+  function refreshAge(el) {
+    const iso = el.dataset.since;
+    setText(el, iso ? fmtDuration(Math.max(0, (serverNow() - Date.parse(iso)) / 1000)) + el.dataset.suffix : "–");
+  }
+
+  function toast(message, bad) {
+    const t = document.createElement("div");
+    t.className = bad ? "toast bad" : "toast";
+    t.textContent = message;
+    $("#toasts").appendChild(t);
+    setTimeout(() => t.remove(), bad ? 7000 : 4000);
+  }
+
+  // Keeps a tbody's rows equal to items, reusing rows by key so nothing flickers or loses its place.
+  function syncRows(tbody, items, keyOf, make, update) {
+    const existing = new Map(Array.from(tbody.children).map((r) => [r.dataset.key, r]));
+    items.forEach((item, i) => {
+      const key = keyOf(item);
+      let row = existing.get(key);
+      if (row) existing.delete(key);
+      else {
+        row = make(item);
+        row.dataset.key = key;
+      }
+      update(row, item);
+      if (tbody.children[i] !== row) tbody.insertBefore(row, tbody.children[i] || null);
+    });
+    existing.forEach((row) => row.remove());
+  }
+
+  function fromTemplate(id) {
+    return $(id).content.firstElementChild.cloneNode(true);
+  }
+
+  // -- the API key -----------------------------------------------------------------------------------------
+
+  function getKey() {
+    try {
+      return localStorage.getItem(KEY_STORE) || "";
+    } catch {
+      return "";
+    }
+  }
+
+  function setKey(key) {
+    if (key) localStorage.setItem(KEY_STORE, key);
+    else localStorage.removeItem(KEY_STORE);
+    showKeyState();
+  }
+
+  function showKeyState() {
+    const has = !!getKey();
+    const locked = page.readAuth === "1" && !lastSnapshot;
+    document.body.classList.toggle("read-only", !has);
+    $("#readonly-note").hidden = has || locked;
+    setText($("#key-button"), has ? "API key ✓" : "API key");
+    $("#key-forget").hidden = !has;
+  }
+
+  async function api(method, path, body) {
+    const headers = {};
+    const key = getKey();
+    if (key) headers["X-API-Key"] = key;
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    let data = null;
+    try {
+      data = await res.json();
+    } catch {
+      data = null;
+    }
+    if (!res.ok) {
+      const err = new Error((data && data.detail) || `${res.status} ${res.statusText}`);
+      err.status = res.status;
+      throw err;
+    }
+    return data;
+  }
+
+  // -- dialogs ---------------------------------------------------------------------------------------------
+
+  function openDialog(dialog) {
+    const opener = document.activeElement;
+    const error = $(".form-error", dialog);
+    if (error) error.hidden = true;
+    dialog.addEventListener("close", () => opener && opener.focus && opener.focus(), { once: true });
+    dialog.showModal();
+    const first = $("input:not([type=hidden]):not([disabled]), textarea", dialog);
+    if (first) first.focus();
+  }
+
+  function formError(form, message) {
+    const el = $(".form-error", form);
+    el.textContent = message;
+    el.hidden = !message;
+  }
+
+  function openKeyDialog(message) {
+    const dialog = $("#key-dialog");
+    if (dialog.open) {
+      formError($("#key-form"), message || "");
+      return;
+    }
+    openDialog(dialog);
+    $("#key-input").value = "";
+    formError($("#key-form"), message || "");
+  }
+
+  // -- the live stream -------------------------------------------------------------------------------------
+
+  function setLive(state, label) {
+    const el = $("#live-state");
+    el.dataset.state = state;
+    const labels = { live: "live", connecting: "connecting", offline: "reconnecting", trouble: "store unreachable",
+      locked: "key needed", gone: "deleted" };
+    setText($(".label", el), label || labels[state] || state);
+    el.title = label || "";
+  }
+
+  function streamUrl() {
+    const params = new URLSearchParams({ view: page.view });
+    if (page.queue) params.set("queue", page.queue);
+    if (page.job) params.set("job", page.job);
+    if (page.view === "queue" && status) params.set("status", status);
+    return `/dashboard/events?${params}`;
+  }
+
+  const sleep = (ms, signal) => new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => { clearTimeout(t); resolve(); }, { once: true });
+  });
+
+  // Reads the stream with fetch() rather than EventSource, because only fetch can send the X-API-Key header.
+  async function openStream() {
+    if (stream) stream.abort();
+    const control = new AbortController();
+    stream = control;
+    let delay = 1000;
+    while (!control.signal.aborted) {
+      const headers = { Accept: "text/event-stream" };
+      const key = getKey();
+      if (key) headers["X-API-Key"] = key;
+      let end = null;
+      try {
+        const res = await fetch(streamUrl(), { headers, signal: control.signal, cache: "no-store" });
+        if (res.status === 401) {
+          setLive("locked");
+          showLocked(true);
+          openKeyDialog(key ? "This key is not accepted." : "");
+          return;
+        }
+        if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
+        end = await readEvents(res.body);
+        delay = 1000;
+      } catch {
+        if (control.signal.aborted) return;
+      }
+      if (end === "gone") return;
+      setLive("offline", end === "bye" ? "server restarting" : null);
+      await sleep(delay, control.signal);
+      delay = Math.min(delay * 2, 15000);
+    }
+  }
+
+  async function readEvents(body) {
+    const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return null;
+      buffer += value;
+      let cut;
+      while ((cut = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, cut);
+        buffer = buffer.slice(cut + 2);
+        let event = "message";
+        let data = "";
+        for (const line of block.split("\n")) {
+          if (line.startsWith("event:")) event = line.slice(6).trim();
+          else if (line.startsWith("data:")) data += line.slice(5).trim();
+        }
+        if (!data) continue;
+        const message = JSON.parse(data);
+        if (event === "snapshot") {
+          clockOffset = message.now * 1000 - Date.now();
+          setLive("live");
+          render(message.data);
+        } else if (event === "trouble") {
+          setLive("trouble", message.detail);
+        } else if (event === "gone") {
+          showGone(message.detail);
+          return "gone";
+        } else if (event === "bye") {
+          return "bye";
+        }
+      }
+    }
+  }
+
+  function showLocked(locked) {
+    $("#locked").hidden = !locked;
+    $("#main").hidden = locked;
+    showKeyState();
+  }
+
+  function showGone(detail) {
+    setLive("gone");
+    const what = page.view === "job" ? "This job no longer exists" : "This queue no longer exists";
+    toast(`${what}: ${detail}`, true);
+    $$("[data-needs-key]").forEach((b) => { b.disabled = true; });
+  }
+
+  // -- rendering -------------------------------------------------------------------------------------------
+
+  function render(data) {
+    lastSnapshot = data;
+    if (!$("#locked").hidden) showLocked(false);
+    if (data.view === "overview") renderOverview(data);
+    else if (data.view === "queue") renderQueue(data);
+    else if (data.view === "job") renderJob(data);
+  }
+
+  function renderOverview(data) {
+    const grid = $("#queue-grid");
+    const cards = new Map(Array.from(grid.children).map((c) => [c.dataset.name, c]));
+    let pending = 0;
+    let claimed = 0;
+    data.queues.forEach((q, i) => {
+      let card = cards.get(q.name);
+      if (card) cards.delete(q.name);
+      else {
+        card = fromTemplate("#card-template");
+        card.dataset.name = q.name;
+        field(card, "link").href = `/queues/${encodeURIComponent(q.name)}`;
+        field(card, "name").textContent = q.name;
+      }
+      if (grid.children[i] !== card) grid.insertBefore(card, grid.children[i] || null);
+      setText(field(card, "description"), q.description);
+      field(card, "description").title = q.description;
+      field(card, "paused").hidden = !q.paused;
+      card.classList.toggle("paused", q.paused);
+      for (const s of ["pending", "claimed", "scheduled", "completed", "failed"]) setText(field(card, s), nf.format(q.counts[s]));
+      showSince(field(card, "oldest"), q.oldest_pending_at, "");
+      setText(field(card, "workers"), nf.format(q.workers));
+      setText(field(card, "workers-word"), q.workers === 1 ? "worker" : "workers");
+      Charts.throughput(field(card, "spark"), q.throughput, { compact: true });
+      pending += q.counts.pending;
+      claimed += q.counts.claimed;
+    });
+    cards.forEach((card) => card.remove());
+    $("#no-queues").hidden = data.queues.length > 0;
+    const n = data.queues.length;
+    setText($("#overview-summary"), `${nf.format(n)} ${n === 1 ? "queue" : "queues"} · ${nf.format(pending)} pending · ${nf.format(claimed)} claimed`);
+  }
+
+  function median(sorted, q) {
+    if (!sorted.length) return null;
+    return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+  }
+
+  function renderQueue(data) {
+    const q = data.queue;
+    for (const s of STATUSES) setText($(`[data-count="${s}"]`), nf.format(q.counts[s]));
+    $("#paused-badge").hidden = !q.paused;
+    setText($("#pause-button"), q.paused ? "Resume" : "Pause");
+    $("#pause-button").dataset.paused = q.paused ? "1" : "0";
+    $("#retry-all-button").disabled = q.counts.failed === 0;
+    setText($("#queue-description"), q.description);
+    showTabs();
+    Charts.throughput($("#throughput-chart"), data.throughput);
+    Charts.waits($("#wait-chart"), data.waits, serverNow());
+    const waits = data.waits.map((p) => p.wait).sort((a, b) => a - b);
+    setText($("#wait-median"), waits.length ? fmtDuration(median(waits, 0.5)) : "–");
+    setText($("#wait-p95"), waits.length ? fmtDuration(median(waits, 0.95)) : "–");
+    showSince($("#oldest-pending"), q.oldest_pending_at, "");
+
+    syncRows($("#worker-rows"), data.workers, (w) => w.name, () => fromTemplate("#worker-row-template"), (row, w) => {
+      setText(field(row, "name"), w.name);
+      showSince(field(row, "seen"), w.last_seen, " ago");
+      setText(field(row, "inhand"), nf.format(w.jobs_in_hand));
+    });
+    $("#no-workers").hidden = data.workers.length > 0;
+    $("#workers-table").hidden = data.workers.length === 0;
+
+    if (data.jobs.status !== status) return; // a snapshot of the tab the user just left
+    syncRows($("#job-rows"), data.jobs.rows, (j) => j.id, makeJobRow, updateJobRow);
+    const live = new Set(data.jobs.rows.map((j) => j.id));
+    $$("#older-rows tr").forEach((row) => { if (live.has(row.dataset.key)) row.remove(); });
+    if (olderCursor === null) {
+      $("#load-more").hidden = !data.jobs.has_more;
+      $("#load-more").dataset.cursor = data.jobs.cursor;
+    }
+    $("#no-jobs").hidden = data.jobs.rows.length > 0;
+  }
+
+  function makeJobRow(job) {
+    const row = fromTemplate("#job-row-template");
+    const link = field(row, "link");
+    link.href = `/queues/${encodeURIComponent(page.queue)}/jobs/${encodeURIComponent(job.id)}`;
+    field(row, "id").textContent = job.id.slice(0, 8) + "…" + job.id.slice(-4);
+    link.title = job.id;
+    return row;
+  }
+
+  function updateJobRow(row, job) {
+    const badge = field(row, "status");
+    badge.className = `status s-${job.status}`;
+    setText(field(row, "status-text"), job.status);
+    setText(field(row, "priority"), String(job.priority));
+    setText(field(row, "retries"), String(job.retries));
+    setText(field(row, "created"), fmtTime(job.created_at));
+    const preview = job.status === "failed" && job.error ? `${job.error} · ${job.payload}` : job.payload;
+    setText(field(row, "payload"), preview);
+    field(row, "payload").title = preview;
+  }
+
+  function showTabs() {
+    $$("[data-status-tab]").forEach((t) => t.setAttribute("aria-selected", String(t.dataset.statusTab === status)));
+    $$(".strip [data-tab]").forEach((t) => t.classList.toggle("current", t.dataset.tab === status));
+  }
+
+  function chooseStatus(next) {
+    if (next === status) return;
+    status = next;
+    const url = new URL(location.href);
+    if (status) url.searchParams.set("status", status);
+    else url.searchParams.delete("status");
+    history.replaceState(null, "", url);
+    olderCursor = null;
+    $("#job-rows").replaceChildren();
+    $("#older-rows").replaceChildren();
+    $("#load-more").hidden = true;
+    showTabs();
+    openStream();
+  }
+
+  async function loadMore() {
+    const button = $("#load-more");
+    const cursor = olderCursor === null ? button.dataset.cursor : olderCursor;
+    if (!cursor) return;
+    button.disabled = true;
+    try {
+      const params = new URLSearchParams({ count: "50", cursor });
+      if (status) params.set("status", status);
+      const page_ = await api("GET", `/api/v1/queues/${encodeURIComponent(page.queue)}/jobs?${params}`);
+      const older = $("#older-rows");
+      const shown = new Set($$("#job-rows tr, #older-rows tr").map((r) => r.dataset.key));
+      for (const job of page_.jobs) {
+        if (shown.has(job.id)) continue;
+        const row = makeJobRow(job);
+        row.dataset.key = job.id;
+        updateJobRow(row, { ...job, payload: JSON.stringify(job.payload) });
+        older.appendChild(row);
+      }
+      olderCursor = page_.cursor;
+      button.hidden = !page_.has_more;
+    } catch (err) {
+      toast(`Could not load more jobs: ${err.message}`, true);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  const HISTORY_DETAILS = ["worker", "lease", "error", "status", "retries", "run_at", "until", "reason"];
+
+  function renderJob(data) {
+    const job = data.job;
+    const badge = $("#job-status");
+    badge.className = `status s-${job.status}`;
+    setText($(".status-text", badge), job.status);
+    for (const el of $$("[data-jf]")) {
+      const name = el.dataset.jf;
+      const value = job[name];
+      setText(el, name.endsWith("_at") ? fmtTime(value) : value === "" || value === null || value === undefined ? "–" : String(value));
+    }
+    setText($("#job-payload"), job.payload);
+    setText($("#job-result"), job.result);
+    $("#job-result").hidden = !job.result;
+    $("#no-result").hidden = !!job.result;
+    setText($("#job-error"), job.error);
+    $("#error-panel").hidden = !job.error;
+    $("#retry-job").hidden = !["failed", "cancelled"].includes(job.status);
+    $("#cancel-job").hidden = !["pending", "scheduled"].includes(job.status);
+    syncRows($("#history"), job.history, (e) => `${e.at}|${e.event}|${JSON.stringify(e)}`, () => {
+      const li = document.createElement("li");
+      for (const cls of ["when", "what", "detail"]) {
+        const span = document.createElement("span");
+        span.className = cls;
+        li.appendChild(span);
+      }
+      return li;
+    }, (li, e) => {
+      li.className = `ev-${e.event}`;
+      setText($(".when", li), fmtTime(e.at));
+      setText($(".what", li), e.event);
+      const detail = $(".detail", li);
+      const parts = [];
+      for (const name of HISTORY_DETAILS) {
+        if (e[name] === undefined || e[name] === "") continue;
+        const value = name.endsWith("_at") || name === "until" ? fmtTime(e[name]) : String(e[name]);
+        parts.push([name, value]);
+      }
+      const key = JSON.stringify(parts);
+      if (detail.dataset.parts === key) return;
+      detail.dataset.parts = key;
+      detail.replaceChildren();
+      parts.forEach(([name, value], i) => {
+        if (i) detail.appendChild(document.createTextNode(" · "));
+        detail.appendChild(document.createTextNode(`${name} `));
+        const code = document.createElement("code");
+        code.textContent = value;
+        detail.appendChild(code);
+      });
+    });
+  }
+
+  // -- write actions ---------------------------------------------------------------------------------------
+
+  const queuePath = () => `/api/v1/queues/${encodeURIComponent(page.queue)}`;
+
+  async function act(button, work) {
+    button.disabled = true;
+    try {
+      await work();
+    } catch (err) {
+      toast(err.message, true);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  const actions = {
+    "open-key": () => openKeyDialog(),
+    "close-dialog": (button) => button.closest("dialog").close(),
+    "forget-key": (button) => {
+      setKey("");
+      button.closest("dialog").close();
+      toast("Key forgotten: the dashboard is read-only.");
+      if (page.readAuth === "1") location.reload();
+    },
+    "open-create": () => openDialog($("#create-dialog")),
+    "open-submit": () => openDialog($("#submit-dialog")),
+    "open-delete": () => {
+      $("#dq-confirm").value = "";
+      $("#delete-confirm").disabled = true;
+      openDialog($("#delete-dialog"));
+    },
+    "toggle-pause": (button) => act(button, async () => {
+      const pausing = button.dataset.paused !== "1";
+      await api("POST", `${queuePath()}/${pausing ? "pause" : "resume"}`);
+      toast(pausing ? "Queue paused: it hands out no jobs." : "Queue resumed.");
+    }),
+    "retry-all": (button) => act(button, async () => {
+      const res = await api("POST", `${queuePath()}/retry`);
+      toast(`${nf.format(res.retried)} failed ${res.retried === 1 ? "job" : "jobs"} back to pending.`);
+    }),
+    "load-more": () => loadMore(),
+    "retry-job": (button) => act(button, async () => {
+      await api("POST", `${queuePath()}/jobs/${encodeURIComponent(page.job)}/retry`);
+      toast("Job back to pending.");
+    }),
+    "cancel-job": (button) => act(button, async () => {
+      await api("DELETE", `${queuePath()}/jobs/${encodeURIComponent(page.job)}`);
+      toast("Job cancelled.");
+    }),
+  };
+
+  document.addEventListener("click", (event) => {
+    const button = event.target.closest("[data-action]");
+    if (button && actions[button.dataset.action]) {
+      event.preventDefault();
+      actions[button.dataset.action](button);
+      return;
+    }
+    const tab = event.target.closest("[data-status-tab], .strip [data-tab]");
+    if (tab) {
+      event.preventDefault();
+      const next = tab.dataset.statusTab !== undefined ? tab.dataset.statusTab : tab.dataset.tab;
+      chooseStatus(next === status && tab.dataset.tab ? "" : next);
+      return;
+    }
+    const mode = event.target.closest("[data-submit-mode]");
+    if (mode) {
+      $$("[data-submit-mode]").forEach((t) => t.setAttribute("aria-selected", String(t === mode)));
+      $$("[data-mode-panel]").forEach((p) => { p.hidden = p.dataset.modePanel !== mode.dataset.submitMode; });
+    }
+  });
+
+  function onSubmit(id, handler) {
+    const form = $(id);
+    if (!form) return;
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const button = $("button[type=submit]", form);
+      button.disabled = true;
+      formError(form, "");
+      try {
+        await handler(form);
+      } catch (err) {
+        formError(form, err.message);
+      } finally {
+        button.disabled = form.id === "delete-form" && $("#dq-confirm").value !== page.queue;
+      }
+    });
+  }
+
+  onSubmit("#key-form", async (form) => {
+    const key = $("#key-input").value.trim();
+    const res = await fetch("/dashboard/key", { headers: { "X-API-Key": key }, cache: "no-store" });
+    const check = await res.json();
+    if (!check.valid) throw new Error("This key is not accepted by the server.");
+    setKey(key);
+    form.closest("dialog").close();
+    toast("Key saved in this browser.");
+    openStream();
+  });
+
+  onSubmit("#create-form", async (form) => {
+    const f = form.elements;
+    const body = {
+      name: f.name.value.trim(),
+      description: f.description.value,
+      max_retries: Number(f.max_retries.value),
+      claim_timeout: Number(f.claim_timeout.value),
+      retry_delay: Number(f.retry_delay.value),
+      retry_delay_max: Number(f.retry_delay_max.value),
+      retention: Number(f.retention.value),
+      dedupe: f.dedupe.checked,
+    };
+    const info = await api("POST", "/api/v1/queues", body);
+    form.closest("dialog").close();
+    form.reset();
+    toast(`Queue “${info.name}” created.`);
+  });
+
+  function parsePayload(text) {
+    let value;
+    try {
+      value = JSON.parse(text);
+    } catch (err) {
+      throw new Error(`The payload is not valid JSON: ${err.message}`);
+    }
+    if (value === null || typeof value !== "object" || Array.isArray(value)) throw new Error("The payload must be a JSON object.");
+    return value;
+  }
+
+  // One line of a JSONL upload: a bare payload, or {payload, priority?, delay?, run_at?} as the API takes it.
+  function jobFromLine(line, number) {
+    let value;
+    try {
+      value = JSON.parse(line);
+    } catch (err) {
+      throw new Error(`Line ${number} is not valid JSON: ${err.message}`);
+    }
+    if (value === null || typeof value !== "object" || Array.isArray(value)) throw new Error(`Line ${number} is not a JSON object.`);
+    const keys = Object.keys(value);
+    const wrapped = "payload" in value && keys.every((k) => ["payload", "priority", "delay", "run_at"].includes(k));
+    return wrapped ? value : { payload: value };
+  }
+
+  async function uploadFile(form, file) {
+    const lines = (await file.text()).split(/\r?\n/).map((l, i) => [l.trim(), i + 1]).filter(([l]) => l);
+    if (!lines.length) throw new Error("The file holds no jobs.");
+    const jobs = lines.map(([l, n]) => jobFromLine(l, n));
+    const progress = $("#sj-progress");
+    const label = $("#sj-progress-text");
+    progress.hidden = false;
+    progress.max = jobs.length;
+    progress.value = 0;
+    let sent = 0;
+    let skipped = 0;
+    while (sent < jobs.length) {
+      const batch = [];
+      let bytes = 0;
+      while (sent + batch.length < jobs.length && batch.length < MAX_BATCH_JOBS) {
+        const size = JSON.stringify(jobs[sent + batch.length]).length;
+        if (batch.length && bytes + size > MAX_BATCH_BYTES) break;
+        batch.push(jobs[sent + batch.length]);
+        bytes += size;
+      }
+      try {
+        const res = await api("POST", `${queuePath()}/jobs`, { jobs: batch });
+        skipped += res.skipped;
+      } catch (err) {
+        throw new Error(`Stopped after ${nf.format(sent)} of ${nf.format(jobs.length)} jobs (lines from ${lines[sent][1]} on were not submitted): ${err.message}`);
+      }
+      sent += batch.length;
+      progress.value = sent;
+      setText(label, `${nf.format(sent)} / ${nf.format(jobs.length)} jobs submitted`);
+    }
+    toast(`Submitted ${nf.format(jobs.length - skipped)} jobs${skipped ? ` (${nf.format(skipped)} duplicates skipped)` : ""}.`);
+  }
+
+  onSubmit("#submit-form", async (form) => {
+    const mode = $("[data-submit-mode][aria-selected=true]", form).dataset.submitMode;
+    if (mode === "file") {
+      const file = form.elements.file.files[0];
+      if (!file) throw new Error("Choose a file first.");
+      await uploadFile(form, file);
+      return;
+    }
+    const body = { payload: parsePayload(form.elements.payload.value), priority: Number(form.elements.priority.value || 0) };
+    const delay = Number(form.elements.delay.value || 0);
+    if (delay > 0) body.delay = delay;
+    const res = await api("POST", `${queuePath()}/jobs`, body);
+    const job = res.jobs[0];
+    toast(res.skipped ? "A job with this payload exists already: skipped." : `Submitted job ${job.id.slice(0, 8)}… (${job.status}).`);
+  });
+
+  onSubmit("#delete-form", async () => {
+    if ($("#dq-confirm").value !== page.queue) throw new Error(`Type ${page.queue} to confirm.`);
+    await api("DELETE", queuePath());
+    if (stream) stream.abort();
+    location.assign("/");
+  });
+
+  const confirmInput = $("#dq-confirm");
+  if (confirmInput) {
+    confirmInput.addEventListener("input", () => { $("#delete-confirm").disabled = confirmInput.value !== page.queue; });
+  }
+
+  // -- start -----------------------------------------------------------------------------------------------
+
+  showKeyState();
+  const initial = $("#initial-snapshot");
+  if (initial) {
+    const snapshot = JSON.parse(initial.textContent);
+    render(snapshot);
+  }
+  setInterval(() => $$("[data-since]").forEach(refreshAge), 1000);
+  if (page.view === "missing") {
+    setLive("gone", "not found");
+  } else if (page.readAuth === "1" && !getKey()) {
+    setLive("locked");
+    openKeyDialog();
+  } else {
+    openStream();
+  }
+})();
