@@ -137,6 +137,7 @@ class Worker:
         self._stopping = trio.Event()
         self._drained = trio.Event()
         self._claim_scope: trio.CancelScope | None = None
+        self._fatal: StarqError | None = None
         self._counts = dict.fromkeys(("claimed", "completed", "retried", "dead", "interrupted", "lost"), 0)
 
     # -- public ---------------------------------------------------------------------------------------------
@@ -189,6 +190,8 @@ class Worker:
                               len(self._running))
             nursery.cancel_scope.cancel()
         log.info("worker %s stopped", self.name)
+        if self._fatal is not None:
+            raise self._fatal
 
     async def run_until_signal(self) -> bool:
         """``run()`` with SIGINT/SIGTERM handling: the first signal stops gracefully, a second ends at once.
@@ -244,9 +247,10 @@ class Worker:
                         self._claim_scope.cancel()
                     jobs = await self.client.claim(self.queue, count=len(slots), block_ms=self.block_ms,
                                                    worker=self.name)
-            except _FATAL:
+            except _FATAL as exc:
+                log.error("claim refused (%s): stopping", exc.detail)
+                self._fatal = exc
                 self.stop()
-                raise
             except StarqError as exc:
                 pause = self.backoff.delay(failures)
                 failures += 1
