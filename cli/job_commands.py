@@ -6,12 +6,14 @@ import json
 from typing import Any
 
 import asyncclick as click
+import trio
 
 from starq.worker_kit import Job, StarqClient
 
 from .group import api_command, main
 from .output import Output, compact
 
+CLAIM_LINGER = 0.2
 STATUSES = ("pending", "scheduled", "claimed", "completed", "failed", "cancelled")
 
 
@@ -87,6 +89,11 @@ async def job(client: StarqClient, out: Output, queue: str, job_id: str) -> None
 async def claim(client: StarqClient, out: Output, queue: str, count: int, block_ms: int, worker: str) -> None:
     """Claim jobs (prints each job's lease_id, to quote when completing or failing it)."""
     claimed = await client.claim(queue, count=count, block_ms=block_ms, worker=worker)
+    if claimed:
+        # Keep the connection open a moment before the process closes it: the server's delivery guard can
+        # take a hang-up in the instant after the answer was sent for an answer that never left, and put
+        # the jobs back (they would then refuse this lease).
+        await trio.sleep(CLAIM_LINGER)
     if out.json_mode:
         out.json({"jobs": [j.raw for j in claimed]})
     elif not claimed:

@@ -1,0 +1,106 @@
+"""jobs, job, claim, complete, fail, retry, cancel."""
+
+from __future__ import annotations
+
+import json
+
+
+async def submit(starq, queue: str, payloads: list[dict]) -> None:
+    ran = await starq("submit", "-", "-q", queue, input="".join(json.dumps(p) + "\n" for p in payloads))
+    assert ran.code == 0, ran.stderr
+
+
+async def test_claim_complete_and_show(starq, make_queue, queue_name):
+    await make_queue()
+    await submit(starq, queue_name, [{"n": 1}, {"n": 2}])
+    claimed = (await starq("claim", queue_name, "-n", "2", "--block-ms", "100", "--json")).json()["jobs"]
+    assert [j["payload"]["n"] for j in claimed] == [1, 2] and all(j["lease_id"] for j in claimed)
+    first, second = claimed
+    done = await starq("complete", queue_name, first["id"], "-r", '{"sent": true}', "--lease-id", first["lease_id"])
+    assert done.code == 0 and done.stdout == f"Job {first['id']} completed\n"
+    shown = (await starq("job", queue_name, first["id"], "--json")).json()
+    assert (shown["status"], shown["result"]) == ("completed", {"sent": True})
+    human = await starq("job", queue_name, first["id"])
+    assert "status\tcompleted" in human.stdout and '"sent": true' in human.stdout
+    # No lease given: the server accepts it for a claimed job.
+    assert (await starq("complete", queue_name, second["id"], "--json")).json() == {
+        "status": "completed", "job_id": second["id"]}
+
+
+async def test_claim_plain_and_empty(starq, make_queue, queue_name):
+    await make_queue()
+    assert (await starq("claim", queue_name)).stdout == "No jobs to claim\n"
+    await submit(starq, queue_name, [{"n": 1}])
+    plain = await starq("claim", queue_name)
+    assert plain.stdout.splitlines()[0] == "id\tlease_id\tlease_expires_at\tretries\tpayload"
+    assert (await starq("claim", queue_name, "-n", "101")).code == 2
+    assert (await starq("claim", queue_name + "-missing")).code == 1
+
+
+async def test_complete_and_fail_errors(starq, make_queue, queue_name):
+    await make_queue()
+    await submit(starq, queue_name, [{"n": 1}])
+    job = (await starq("claim", queue_name, "--json")).json()["jobs"][0]
+    bad_json = await starq("complete", queue_name, job["id"], "-r", "{nope")
+    assert bad_json.code == 2 and "not valid JSON" in bad_json.stderr
+    stale = await starq("complete", queue_name, job["id"], "--lease-id", "not-the-lease")
+    assert stale.code == 1 and "no longer current" in stale.stderr
+    missing = await starq("fail", queue_name, "no-such-job", "-e", "x")
+    assert missing.code == 1 and "not found" in missing.stderr
+
+
+async def test_fail_retry_and_dead_letter(starq, make_queue, queue_name):
+    await make_queue("--max-retries", "3")
+    await submit(starq, queue_name, [{"n": 1}])
+    job = (await starq("claim", queue_name, "--json")).json()["jobs"][0]
+    retried = await starq("fail", queue_name, job["id"], "-e", "smtp down", "--lease-id", job["lease_id"], "--json")
+    assert retried.json() == {"status": "pending", "job_id": job["id"], "retries": 1}
+    job = (await starq("claim", queue_name, "--json")).json()["jobs"][0]
+    dead = await starq("fail", queue_name, job["id"], "-e", "bad address", "--no-retry")
+    assert dead.code == 0 and dead.stdout == f"Job {job['id']} is now failed (retries: 1)\n"
+    shown = (await starq("job", queue_name, job["id"], "--json")).json()
+    assert (shown["status"], shown["error"]) == ("failed", "bad address")
+
+
+async def test_retry_one_and_all_failed(starq, make_queue, queue_name):
+    await make_queue("--max-retries", "0")
+    await submit(starq, queue_name, [{"n": i} for i in range(3)])
+    for job in (await starq("claim", queue_name, "-n", "3", "--json")).json()["jobs"]:
+        await starq("fail", queue_name, job["id"], "--lease-id", job["lease_id"])
+    failed = (await starq("jobs", queue_name, "-s", "failed", "--json")).json()["jobs"]
+    assert len(failed) == 3
+    one = await starq("retry", queue_name, failed[0]["id"])
+    assert one.stdout == f"Job {failed[0]['id']} is now pending\n"
+    rest = await starq("retry", queue_name, "--all-failed", "--json")
+    assert rest.json() == {"status": "ok", "queue": queue_name, "retried": 2}
+    assert (await starq("retry", queue_name)).code == 2
+    assert (await starq("retry", queue_name, failed[0]["id"], "--all-failed")).code == 2
+    not_dead = await starq("retry", queue_name, failed[0]["id"])
+    assert not_dead.code == 1 and not_dead.stderr.startswith("Error: ")
+
+
+async def test_cancel(starq, make_queue, queue_name):
+    await make_queue()
+    await submit(starq, queue_name, [{"n": 1}, {"n": 2}])
+    pending = (await starq("jobs", queue_name, "--json")).json()["jobs"]
+    cancelled = await starq("cancel", queue_name, pending[0]["id"])
+    assert cancelled.code == 0 and cancelled.stdout == f"Job {pending[0]['id']} cancelled\n"
+    claimed = (await starq("claim", queue_name, "--json")).json()["jobs"][0]
+    refused = await starq("cancel", queue_name, claimed["id"])
+    assert refused.code == 1 and "claimed" in refused.stderr and refused.stderr.count("\n") == 1
+
+
+async def test_jobs_follows_cursors(starq, make_queue, queue_name):
+    await make_queue()
+    await submit(starq, queue_name, [{"n": i} for i in range(620)])
+    listed = (await starq("jobs", queue_name, "-l", "600", "--json")).json()
+    assert len(listed["jobs"]) == 600 and listed["has_more"] and listed["cursor"]
+    assert [j["payload"]["n"] for j in listed["jobs"][:2]] == [619, 618]  # newest first
+    rest = (await starq("jobs", queue_name, "--cursor", listed["cursor"], "-l", "100", "--json")).json()
+    assert [j["payload"]["n"] for j in rest["jobs"]] == list(range(19, -1, -1)) and rest["has_more"] is False
+    plain = await starq("jobs", queue_name, "-l", "3", "-s", "pending")
+    assert plain.stdout.splitlines()[0].split("\t") == ["id", "status", "retries", "priority", "created_at",
+                                                        "payload"]
+    assert len(plain.stdout.splitlines()) == 4 and "--cursor" in plain.stderr
+    assert (await starq("jobs", queue_name, "-s", "bogus")).code == 2
+    assert (await starq("jobs", queue_name + "-missing")).code == 1

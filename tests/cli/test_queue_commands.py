@@ -1,0 +1,79 @@
+"""health, queues, create, info, update, delete, pause, resume — and how errors are reported."""
+
+from __future__ import annotations
+
+
+async def test_health(starq):
+    ran = await starq("health")
+    assert ran.code == 0 and "status\tok" in ran.stdout
+    assert (await starq("--json", "health")).json()["status"] == "ok"
+
+
+async def test_unreachable_server_is_one_line_and_nonzero(starq, free_port):
+    ran = await starq("health", url=f"http://127.0.0.1:{free_port}")
+    assert ran.code == 1 and ran.stdout == ""
+    assert ran.stderr.startswith("Error: cannot reach") and ran.stderr.count("\n") == 1
+
+
+async def test_create_with_every_setting(starq, queue_name):
+    ran = await starq("create", queue_name, "-d", "outgoing mail", "--dedupe", "--max-retries", "7",
+                      "--claim-timeout", "45", "--retry-delay", "0.5", "--retry-delay-max", "20",
+                      "--retention", "3600", "--json")
+    assert ran.code == 0, ran.stderr
+    info = ran.json()
+    assert {k: info[k] for k in ("name", "description", "dedupe", "max_retries", "claim_timeout", "retry_delay",
+                                 "retry_delay_max", "retention")} == {
+        "name": queue_name, "description": "outgoing mail", "dedupe": True, "max_retries": 7,
+        "claim_timeout": 45, "retry_delay": 0.5, "retry_delay_max": 20, "retention": 3600}
+
+
+async def test_create_errors_print_the_servers_detail(starq, make_queue, queue_name):
+    await make_queue()
+    again = await starq("create", queue_name)
+    assert again.code == 1 and again.stderr.startswith("Error: ") and "exists" in again.stderr
+    assert again.stderr.count("\n") == 1
+    bad = await starq("create", "Not A Name!")
+    assert bad.code == 1 and "name" in bad.stderr
+    no_key = await starq("create", queue_name + "-x", key=None)
+    assert no_key.code == 1 and "X-API-Key" in no_key.stderr
+    assert (await starq("create", queue_name, "--max-retries", "-1")).code == 2  # checked before sending
+
+
+async def test_queues_lists_counts(starq, make_queue, queue_name):
+    await make_queue()
+    await starq("submit", "-", "-q", queue_name, input='{"a":1}\n{"a":2}\n')
+    plain = await starq("queues")
+    assert plain.stdout.splitlines()[0].split("\t") == ["name", "pending", "scheduled", "claimed", "completed",
+                                                        "failed", "cancelled", "paused"]
+    row = next(line for line in plain.stdout.splitlines() if line.startswith(queue_name + "\t"))
+    assert row.split("\t")[1] == "2"
+    listed = {q["name"]: q for q in (await starq("queues", "--json")).json()["queues"]}
+    assert listed[queue_name]["pending"] == 2
+
+
+async def test_info_and_update(starq, make_queue, queue_name):
+    await make_queue("--max-retries", "2")
+    info = await starq("info", queue_name)
+    assert info.code == 0 and "max_retries\t2" in info.stdout
+    updated = await starq("update", queue_name, "--max-retries", "9", "--no-dedupe", "--json")
+    assert updated.json()["max_retries"] == 9
+    assert (await starq("update", queue_name)).code == 2  # nothing to change
+    missing = await starq("info", queue_name + "-missing")
+    assert missing.code == 1 and "not found" in missing.stderr
+
+
+async def test_pause_resume(starq, make_queue, queue_name):
+    await make_queue()
+    assert (await starq("pause", queue_name)).stdout == f"Paused queue {queue_name}\n"
+    assert (await starq("info", queue_name, "--json")).json()["paused"] is True
+    assert (await starq("resume", queue_name, "--json")).json()["paused"] is False
+    assert (await starq("pause", queue_name + "-missing")).code == 1
+
+
+async def test_delete(starq, make_queue, queue_name):
+    await make_queue()
+    ran = await starq("delete", queue_name)  # not a terminal: no question asked
+    assert ran.code == 0 and ran.stdout == f"Deleted queue {queue_name}\n"
+    assert (await starq("info", queue_name)).code == 1
+    again = await starq("delete", queue_name, "-y", "--json")
+    assert again.code == 1 and "not found" in again.stderr
