@@ -100,3 +100,12 @@ async def wait_until(predicate, timeout: float = 5.0, interval: float = 0.02):
                 return value
             await trio.sleep(interval)
     raise AssertionError(f"condition not met within {timeout} s")
+
+
+async def make_unticked_queue(engine, raw, name: str, **settings: Any):
+    """A queue that only the test itself ticks: it is left out of the registry of queue names, which the
+    maintenance loop of every ``starq serve`` process on the shared test store walks. Tests that assert what
+    ``Engine.tick`` did use it, so a server started by another test cannot do that work first."""
+    info = await make_queue(engine, name, **settings)
+    await raw.srem("starq:queues", [name])
+    return info

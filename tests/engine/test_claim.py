@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import trio
 
-from .conftest import assert_counts_true, drain, make_queue, payload_of, now_ms, submit
+from .conftest import assert_counts_true, drain, make_queue, make_unticked_queue, now_ms, payload_of, submit
 
 
 async def test_claim_hands_out_at_most_count(engine, queue_name):
@@ -85,8 +85,8 @@ async def test_scheduled_job_is_not_claimable_until_due(engine, queue_name):
     await assert_counts_true(engine, queue_name)
 
 
-async def test_tick_promotes_due_jobs(engine, queue_name):
-    await make_queue(engine, queue_name)
+async def test_tick_promotes_due_jobs(engine, queue_name, raw):
+    await make_unticked_queue(engine, raw, queue_name)
     due = now_ms() + 200
     subs = await submit(engine, queue_name, {"a": 1}, {"a": 2}, run_at_ms=due)
     assert await engine.tick(queue_name) == (0, 0, 0)

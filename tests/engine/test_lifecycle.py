@@ -9,7 +9,9 @@ import trio
 
 from starq.server.engine.errors import InvalidState, QueueExists, QueueNotFound
 
-from .conftest import all_jobs, assert_counts_true, drain, make_queue, now_ms, payload_of, submit
+from .conftest import (
+    all_jobs, assert_counts_true, drain, make_queue, make_unticked_queue, now_ms, payload_of, submit,
+)
 
 
 def keys_of(queue: str) -> str:
@@ -77,8 +79,8 @@ async def test_retry_refuses_live_jobs(engine, queue_name):
         await engine.retry(queue_name, a.id)
 
 
-async def test_retried_dead_job_is_not_removed_by_its_old_retention(engine, queue_name):
-    await make_queue(engine, queue_name, retention=1)
+async def test_retried_dead_job_is_not_removed_by_its_old_retention(engine, queue_name, raw):
+    await make_unticked_queue(engine, raw, queue_name, retention=1)
     (a,) = await submit(engine, queue_name, {"a": 1})
     (job,) = await engine.claim(queue_name, 1)
     await engine.fail(queue_name, job.id, job.lease_id, "x", retry=False)
@@ -203,7 +205,7 @@ async def test_counts_equal_the_truth_after_random_operations(engine, queue_name
 
 
 async def test_retention_expires_finished_records(engine, queue_name, raw):
-    await make_queue(engine, queue_name, retention=1, dedupe=True, max_retries=0)
+    await make_unticked_queue(engine, raw, queue_name, retention=1, dedupe=True, max_retries=0)
     subs = await submit(engine, queue_name, {"i": 0}, {"i": 1}, {"i": 2}, {"i": 3})
     a, b = await engine.claim(queue_name, 2)
     await engine.complete(queue_name, a.id, a.lease_id)

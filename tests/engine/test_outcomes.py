@@ -10,7 +10,7 @@ import trio
 
 from starq.server.engine.errors import JobNotFound, LeaseLost, NotClaimed
 
-from .conftest import assert_counts_true, make_queue, now_ms, submit
+from .conftest import assert_counts_true, make_queue, make_unticked_queue, now_ms, submit
 
 
 def ms(iso_text: str) -> float:
@@ -87,9 +87,9 @@ async def test_unknown_job_is_not_found(engine, queue_name):
             await call(queue_name, "no-such-job")
 
 
-async def test_stale_lease_cannot_complete_fail_or_extend_after_reclaim(engine, queue_name):
+async def test_stale_lease_cannot_complete_fail_or_extend_after_reclaim(engine, queue_name, raw):
     """A reclaimed job belongs to its new holder: the old worker's lease is fenced off."""
-    await make_queue(engine, queue_name, retry_delay=0)
+    await make_unticked_queue(engine, raw, queue_name, retry_delay=0)
     await submit(engine, queue_name, {"a": 1})
     old = await claim_one(engine, queue_name, "old")
     await engine.extend(queue_name, old.id, old.lease_id, 0.05)
@@ -201,8 +201,8 @@ async def test_repeated_fail_with_same_lease_is_ok_and_counts_once(engine, queue
     await engine.complete(queue_name, again.id, again.lease_id)
 
 
-async def test_extend_moves_lease_and_keeps_job(engine, queue_name):
-    await make_queue(engine, queue_name, claim_timeout=1)
+async def test_extend_moves_lease_and_keeps_job(engine, queue_name, raw):
+    await make_unticked_queue(engine, raw, queue_name, claim_timeout=1)
     await submit(engine, queue_name, {"a": 1})
     job = await claim_one(engine, queue_name)
     expires = await engine.extend(queue_name, job.id, job.lease_id, 30)
@@ -217,8 +217,8 @@ async def test_extend_moves_lease_and_keeps_job(engine, queue_name):
     assert await engine.extend(queue_name, job.id, job.lease_id, 10)  # repeatable
 
 
-async def test_expired_lease_is_reclaimed_by_tick_and_counts_as_attempt(engine, queue_name):
-    await make_queue(engine, queue_name, max_retries=1, claim_timeout=600)
+async def test_expired_lease_is_reclaimed_by_tick_and_counts_as_attempt(engine, queue_name, raw):
+    await make_unticked_queue(engine, raw, queue_name, max_retries=1, claim_timeout=600)
     await submit(engine, queue_name, {"a": 1})
     job = await claim_one(engine, queue_name, "w")
     assert (await engine.tick(queue_name))[1] == 0
@@ -240,9 +240,9 @@ async def test_expired_lease_is_reclaimed_by_tick_and_counts_as_attempt(engine, 
     assert await engine.workers(queue_name) and (await engine.workers(queue_name))[0].jobs_in_hand == 0
 
 
-async def test_real_claim_timeout_expiry(engine, queue_name):
+async def test_real_claim_timeout_expiry(engine, queue_name, raw):
     """A lease of claim_timeout seconds, untouched, is reclaimed by the first tick after it passes."""
-    await make_queue(engine, queue_name, claim_timeout=1)
+    await make_unticked_queue(engine, raw, queue_name, claim_timeout=1)
     await submit(engine, queue_name, {"a": 1})
     job = await claim_one(engine, queue_name)
     await trio.sleep(0.5)
