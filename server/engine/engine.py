@@ -229,6 +229,10 @@ class Engine:
         fails: Sequence[tuple[str, str, str, bool]],
     ) -> list[AckOutcome]:
         """Completes and fails many jobs in one pipelined round trip; each item succeeds or fails alone."""
+        if not completes and not fails:
+            # Nothing to report, but the queue must still exist (and the store be reachable) like any call.
+            await self.queue_info(queue)
+            return []
         meta = [keys.meta(queue)]
         try:
             async with self._redis.pipeline(transaction=False, raise_on_error=False) as pipe:
