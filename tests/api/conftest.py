@@ -1,0 +1,82 @@
+"""API test helpers: the app behind Quart's test client (real engine, real broker), and checks of error bodies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import pytest
+
+from starq.server.app import create_app
+from starq.server.claims import ClaimBroker
+from starq.server.settings import Settings
+
+KEY = {"X-API-Key": "dev-key"}
+
+
+@attrs.define
+class Api:
+    """A test client plus shortcuts for the calls most tests make."""
+
+    client: Any
+    engine: Any
+    broker: ClaimBroker
+
+    async def create(self, name: str, **settings: Any) -> dict:
+        r = await self.client.post("/api/v1/queues", json={"name": name, **settings}, headers=KEY)
+        assert r.status_code == 201, await r.get_data()
+        return await r.get_json()
+
+    async def submit(self, queue: str, body: dict) -> dict:
+        r = await self.client.post(f"/api/v1/queues/{queue}/jobs", json=body, headers=KEY)
+        assert r.status_code == 201, await r.get_data()
+        return await r.get_json()
+
+    async def claim(self, queue: str, count: int = 1, **extra: Any) -> list[dict]:
+        r = await self.client.post(f"/api/v1/queues/{queue}/jobs/claim", json={"count": count, **extra}, headers=KEY)
+        assert r.status_code == 200, await r.get_data()
+        return (await r.get_json())["jobs"]
+
+    async def info(self, queue: str) -> dict:
+        r = await self.client.get(f"/api/v1/queues/{queue}")
+        assert r.status_code == 200, await r.get_data()
+        return await r.get_json()
+
+    async def snapshot(self, queue: str) -> tuple[dict, list]:
+        """Everything observable about a queue: its info (minus volatile fields) and all of its jobs."""
+        info = await self.info(queue)
+        r = await self.client.get(f"/api/v1/queues/{queue}/jobs?count=500")
+        return info, (await r.get_json())["jobs"]
+
+
+@pytest.fixture
+def make_api(engine, nursery):
+    """Builds an ``Api`` over an app with the given settings (defaults: dev mode, documented limits)."""
+
+    async def make(**settings: Any) -> Api:
+        broker = ClaimBroker(engine)
+        await nursery.start(broker.run)
+        app = create_app(engine, broker, Settings(**settings))
+        return Api(client=app.test_client(), engine=engine, broker=broker)
+
+    return make
+
+
+@pytest.fixture
+async def api(make_api):
+    return await make_api()
+
+
+async def assert_error(response, status: int, code: str | None = None, mentions: str | None = None) -> dict:
+    """The response is a JSON error with ``detail`` and ``error``, the expected status and code, and a detail
+    that names ``mentions`` (a field, a limit)."""
+    assert response.status_code == status, (response.status_code, await response.get_data())
+    assert response.content_type.startswith("application/json"), response.content_type
+    body = await response.get_json()
+    assert set(body) >= {"detail", "error"}, body
+    assert isinstance(body["detail"], str) and body["detail"]
+    if code is not None:
+        assert body["error"] == code, body
+    if mentions is not None:
+        assert mentions in body["detail"], body
+    return body

@@ -1,0 +1,353 @@
+"""Every bad-input rule of the API: status, a JSON ``{"detail", "error"}`` body, and the queue unchanged."""
+
+from __future__ import annotations
+
+import pytest
+
+from starq.server.engine.engine import open_engine
+from starq.server.embedded import start_store
+
+from .conftest import KEY, assert_error
+from .routes import QUEUE_ROUTES, READ_ROUTES, WRITE_ROUTES
+
+WRONG = {"X-API-Key": "not-the-key"}
+
+
+def fill(path: str, queue: str, job: str = "no-such-job") -> str:
+    return path.replace("{name}", queue).replace("{job}", job)
+
+
+async def request(client, method, path, **kw):
+    return await client.open(path, method=method, **kw)
+
+
+@pytest.fixture
+async def seeded(api, queue_name):
+    """A queue with a pending, a claimed and a completed job, so any unintended change shows."""
+    await api.create(queue_name, max_retries=2)
+    jobs = (await api.submit(queue_name, {"jobs": [{"payload": {"i": i}} for i in range(3)]}))["jobs"]
+    a, b = await api.claim(queue_name, 2)
+    await api.client.put(f"/api/v1/queues/{queue_name}/jobs/{b['id']}/complete", json={}, headers=KEY)
+    before = await api.snapshot(queue_name)
+    return queue_name, jobs, a, before
+
+
+# -- 401 -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method,path", WRITE_ROUTES)
+@pytest.mark.parametrize("headers", [{}, WRONG, {"X-API-Key": ""}], ids=["no-key", "wrong-key", "empty-key"])
+async def test_writes_need_the_key(api, seeded, method, path, headers):
+    queue, jobs, claimed, before = seeded
+    r = await request(api.client, method, fill(path, queue, claimed["id"]), json={"name": queue + "x"},
+                      headers=headers)
+    await assert_error(r, 401, "unauthorized")
+    assert await api.snapshot(queue) == before
+    assert (await api.client.get(f"/api/v1/queues/{queue}x")).status_code == 404
+
+
+async def test_configured_keys_replace_dev_key_and_all_rotate(make_api, queue_name):
+    api = await make_api(api_keys=("k-old", "k-new"))
+    r = await api.client.post("/api/v1/queues", json={"name": queue_name}, headers=KEY)
+    await assert_error(r, 401, "unauthorized")
+    for key in ("k-old", "k-new"):
+        r = await api.client.post("/api/v1/queues", json={"name": f"{queue_name}-{key}"}, headers={"X-API-Key": key})
+        assert r.status_code == 201
+
+
+@pytest.mark.parametrize("method,path", READ_ROUTES)
+async def test_reads_are_open_by_default(api, seeded, method, path):
+    queue, jobs, claimed, before = seeded
+    r = await request(api.client, method, fill(path, queue, claimed["id"]))
+    assert r.status_code == 200
+
+
+@pytest.mark.parametrize("method,path", READ_ROUTES + [("GET", "/api/v1/queues/{name}/stats")])
+async def test_read_auth_makes_gets_need_the_key(make_api, queue_name, method, path):
+    api = await make_api(read_auth=True)
+    await api.create(queue_name)
+    job = (await api.submit(queue_name, {"payload": {"a": 1}}))["jobs"][0]
+    for headers in ({}, WRONG):
+        await assert_error(await request(api.client, method, fill(path, queue_name, job["id"]), headers=headers),
+                           401, "unauthorized")
+    r = await request(api.client, method, fill(path, queue_name, job["id"]), headers=KEY)
+    assert r.status_code == 200
+
+
+async def test_read_auth_leaves_health_open(make_api):
+    api = await make_api(read_auth=True)
+    r = await api.client.get("/api/health")
+    assert r.status_code == 200 and (await r.get_json())["status"] == "ok"
+
+
+@pytest.mark.parametrize("method,path", QUEUE_ROUTES)
+async def test_401_does_not_reveal_whether_a_queue_exists(make_api, queue_name, method, path):
+    api = await make_api(read_auth=True)
+    await api.create(queue_name)
+    existing = await request(api.client, method, fill(path, queue_name), json={}, headers=WRONG)
+    missing = await request(api.client, method, fill(path, queue_name + "-none"), json={}, headers=WRONG)
+    assert existing.status_code == missing.status_code == 401
+    assert await existing.get_json() == await missing.get_json()
+
+
+# -- 404 -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method,path", QUEUE_ROUTES)
+async def test_unknown_queue_is_404(api, queue_name, method, path):
+    if (method, path) == ("POST", "/api/v1/queues"):
+        pytest.fail("not a queue route")
+    r = await request(api.client, method, fill(path, queue_name), json={"payload": {"a": 1}}, headers=KEY)
+    await assert_error(r, 404, "queue_not_found")
+    assert (await api.client.get(f"/api/v1/queues/{queue_name}")).status_code == 404
+
+
+@pytest.mark.parametrize("name", ["UPPER", "-dash-first", "has space", "br{ace}", "x" * 129])
+async def test_impossible_queue_names_are_404(api, name):
+    await assert_error(await api.client.get(f"/api/v1/queues/{name}"), 404)
+
+
+@pytest.mark.parametrize("method,path", [r for r in QUEUE_ROUTES if "{job}" in r[1]])
+async def test_unknown_job_is_404(api, seeded, method, path):
+    queue, jobs, claimed, before = seeded
+    r = await request(api.client, method, fill(path, queue, "0000-no-such-job"), json={}, headers=KEY)
+    await assert_error(r, 404, "job_not_found")
+    assert await api.snapshot(queue) == before
+
+
+async def test_unknown_route_and_method_are_json(api, seeded):
+    queue = seeded[0]
+    await assert_error(await api.client.get("/api/v1/nothing-here"), 404)
+    await assert_error(await request(api.client, "PUT", f"/api/v1/queues/{queue}/jobs", json={}, headers=KEY), 405)
+
+
+# -- 400 -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method,path", [r for r in WRITE_ROUTES if r[0] != "DELETE" and not r[1].endswith(
+    ("/pause", "/resume", "/retry"))])
+@pytest.mark.parametrize("raw", [b"{not json", b'{"payload": ', b"\xff\xfe", b"[1, 2,]"])
+async def test_malformed_json_is_400(api, seeded, method, path, raw):
+    queue, jobs, claimed, before = seeded
+    r = await request(api.client, method, fill(path, queue, claimed["id"]), data=raw,
+                      headers={**KEY, "Content-Type": "application/json"})
+    await assert_error(r, 400, "bad_request")
+    assert await api.snapshot(queue) == before
+
+
+# -- 422 -------------------------------------------------------------------------------------------------
+
+CREATE_422 = [
+    ({}, "name"),
+    ({"name": "Bad Name"}, "name"),
+    ({"name": "-x"}, "name"),
+    ({"name": "x" * 129}, "name"),
+    ({"name": 5}, "name"),
+    ({"name": "ok", "max_retries": "3"}, "max_retries"),
+    ({"name": "ok", "max_retries": -1}, "max_retries"),
+    ({"name": "ok", "max_retries": 1.5}, "max_retries"),
+    ({"name": "ok", "claim_timeout": 0}, "claim_timeout"),
+    ({"name": "ok", "claim_timeout": True}, "claim_timeout"),
+    ({"name": "ok", "dedupe": "yes"}, "dedupe"),
+    ({"name": "ok", "retry_delay": -1}, "retry_delay"),
+    ({"name": "ok", "retry_delay_max": "1"}, "retry_delay_max"),
+    ({"name": "ok", "retention": 0}, "retention"),
+    ({"name": "ok", "description": 7}, "description"),
+]
+
+
+@pytest.mark.parametrize("body,field", CREATE_422)
+async def test_create_queue_schema_violations(api, queue_name, body, field):
+    body = {**body, "name": body["name"].replace("ok", queue_name)} if body.get("name") == "ok" else body
+    r = await api.client.post("/api/v1/queues", json=body, headers=KEY)
+    await assert_error(r, 422, "validation_error", field)
+    if body.get("name") == queue_name:
+        assert (await api.client.get(f"/api/v1/queues/{queue_name}")).status_code == 404
+
+
+SUBMIT_422 = [
+    ({}, "payload"),
+    ({"payload": [1, 2]}, "payload"),
+    ({"payload": "text"}, "payload"),
+    ({"payload": 5}, "payload"),
+    ({"payload": {}, "priority": 10}, "priority"),
+    ({"payload": {}, "priority": -1}, "priority"),
+    ({"payload": {}, "priority": "high"}, "priority"),
+    ({"payload": {}, "delay": -1}, "delay"),
+    ({"payload": {}, "delay": "soon"}, "delay"),
+    ({"payload": {}, "run_at": "tomorrow"}, "run_at"),
+    ({"payload": {}, "run_at": "2030-01-01T00:00:00"}, "run_at"),
+    ({"jobs": {"payload": {}}}, "jobs"),
+    ({"jobs": []}, "jobs"),
+    ({"jobs": [{"payload": {}}, {"nopayload": 1}]}, "jobs[1]"),
+    ({"jobs": [{"payload": {}}, {"payload": {}}, {"payload": {}, "priority": 11}]}, "jobs[2].priority"),
+    ({"jobs": [{"payload": {}}, {"payload": []}]}, "jobs[1].payload"),
+    ({"jobs": [{"payload": {}}, {"payload": {}, "run_at": "no"}]}, "jobs[1].run_at"),
+    ({"jobs": [{"payload": {}}, 7]}, "jobs[1]"),
+]
+
+
+@pytest.mark.parametrize("body,field", SUBMIT_422)
+async def test_submit_schema_violations(api, seeded, body, field):
+    queue, jobs, claimed, before = seeded
+    r = await api.client.post(f"/api/v1/queues/{queue}/jobs", json=body, headers=KEY)
+    await assert_error(r, 422, "validation_error", field)
+    assert await api.snapshot(queue) == before
+
+
+async def test_request_body_must_be_an_object(api, seeded):
+    queue, jobs, claimed, before = seeded
+    for body in ([{"payload": {}}], "x", 5, None):
+        r = await api.client.post(f"/api/v1/queues/{queue}/jobs", json=body, headers=KEY)
+        if body is None:
+            # JSON null: an empty-ish body that names no payload.
+            await assert_error(r, 422, "validation_error")
+        else:
+            await assert_error(r, 422, "validation_error", "body")
+    assert await api.snapshot(queue) == before
+
+
+JOB_422 = [
+    ("POST", "/jobs/claim", {"count": 0}, "count"),
+    ("POST", "/jobs/claim", {"count": 101}, "count"),
+    ("POST", "/jobs/claim", {"count": "5"}, "count"),
+    ("POST", "/jobs/claim", {"block_ms": -1}, "block_ms"),
+    ("POST", "/jobs/claim", {"block_ms": 60001}, "block_ms"),
+    ("POST", "/jobs/claim", {"block_ms": 1.5}, "block_ms"),
+    ("POST", "/jobs/claim", {"worker": 5}, "worker"),
+    ("POST", "/jobs/claim", {"worker": "w" * 129}, "worker"),
+    ("PUT", "/jobs/{job}/complete", {"lease_id": 5}, "lease_id"),
+    ("PUT", "/jobs/{job}/fail", {"retry": "no"}, "retry"),
+    ("PUT", "/jobs/{job}/fail", {"error": {"x": 1}}, "error"),
+    ("PUT", "/jobs/{job}/extend", {"seconds": 0}, "seconds"),
+    ("PUT", "/jobs/{job}/extend", {"seconds": "60"}, "seconds"),
+    ("POST", "/jobs/ack", {"complete": {}}, "complete"),
+    ("POST", "/jobs/ack", {"complete": [{"result": {}}]}, "complete[0].id"),
+    ("POST", "/jobs/ack", {"fail": [{"id": "x", "retry": 1}]}, "fail[0].retry"),
+]
+
+
+@pytest.mark.parametrize("method,suffix,body,field", JOB_422)
+async def test_job_endpoint_schema_violations(api, seeded, method, suffix, body, field):
+    queue, jobs, claimed, before = seeded
+    path = f"/api/v1/queues/{queue}" + suffix.replace("{job}", claimed["id"])
+    r = await request(api.client, method, path, json=body, headers=KEY)
+    await assert_error(r, 422, "validation_error", field)
+    assert await api.snapshot(queue) == before
+
+
+@pytest.mark.parametrize("body,field", [({"max_retries": "x"}, "max_retries"), ({"claim_timeout": 0}, "claim_timeout"),
+                                        ({"dedupe": 1}, "dedupe"), ({"retention": -5}, "retention")])
+async def test_patch_schema_violations(api, seeded, body, field):
+    queue, jobs, claimed, before = seeded
+    r = await api.client.patch(f"/api/v1/queues/{queue}", json=body, headers=KEY)
+    await assert_error(r, 422, "validation_error", field)
+    assert await api.snapshot(queue) == before
+
+
+@pytest.mark.parametrize("query,field", [({"status": "done"}, "status"), ({"count": 0}, "count"),
+                                         ({"count": 501}, "count"), ({"count": "many"}, "count")])
+async def test_list_query_violations(api, seeded, query, field):
+    queue = seeded[0]
+    r = await api.client.get(f"/api/v1/queues/{queue}/jobs", query_string=query)
+    await assert_error(r, 422, "validation_error", field)
+
+
+# -- 413 -------------------------------------------------------------------------------------------------
+
+
+async def test_body_over_the_limit_is_413(api, seeded):
+    queue, jobs, claimed, before = seeded
+    # 10 MiB is the documented default; a body just over it is refused, whatever it holds.
+    big = b'{"jobs": [' + b",".join([b'{"payload": {"s": "' + b"x" * 1000 + b'"}}'] * 10_500) + b"]}"
+    assert len(big) > 10 * 1024 * 1024
+    r = await api.client.post(f"/api/v1/queues/{queue}/jobs", data=big,
+                              headers={**KEY, "Content-Type": "application/json"})
+    await assert_error(r, 413, "too_large")
+    assert await api.snapshot(queue) == before
+
+
+async def test_configured_body_limit(make_api, queue_name):
+    api = await make_api(max_body_bytes=1000)
+    await api.create(queue_name)
+    before = await api.snapshot(queue_name)
+    r = await api.client.post(f"/api/v1/queues/{queue_name}/jobs", json={"payload": {"s": "x" * 2000}}, headers=KEY)
+    await assert_error(r, 413, "too_large", "1000")
+    assert await api.snapshot(queue_name) == before
+
+
+async def test_payload_over_1_mib_is_413(api, seeded):
+    queue, jobs, claimed, before = seeded
+    r = await api.client.post(f"/api/v1/queues/{queue}/jobs", json={"payload": {"s": "x" * (1024 * 1024)}},
+                              headers=KEY)
+    await assert_error(r, 413, "too_large", "payload")
+    batch = {"jobs": [{"payload": {"ok": 1}}, {"payload": {"s": "x" * (1024 * 1024)}}]}
+    r = await api.client.post(f"/api/v1/queues/{queue}/jobs", json=batch, headers=KEY)
+    await assert_error(r, 413, "too_large", "jobs[1].payload")
+    assert await api.snapshot(queue) == before
+
+
+async def test_payload_just_under_1_mib_is_accepted(api, queue_name):
+    await api.create(queue_name)
+    await api.submit(queue_name, {"payload": {"s": "x" * (1024 * 1024 - 20)}})
+
+
+async def test_result_over_1_mib_is_413_and_job_stays_claimed(api, seeded):
+    queue, jobs, claimed, before = seeded
+    r = await api.client.put(f"/api/v1/queues/{queue}/jobs/{claimed['id']}/complete",
+                             json={"result": {"s": "x" * (1024 * 1024)}}, headers=KEY)
+    await assert_error(r, 413, "too_large", "result")
+    assert await api.snapshot(queue) == before
+
+
+async def test_more_than_1000_jobs_is_413(api, seeded):
+    queue, jobs, claimed, before = seeded
+    r = await api.client.post(f"/api/v1/queues/{queue}/jobs", json={"jobs": [{"payload": {}}] * 1001}, headers=KEY)
+    await assert_error(r, 413, "too_large", "1000")
+    assert await api.snapshot(queue) == before
+    r = await api.client.post(f"/api/v1/queues/{queue}/jobs/ack", json={"fail": [{"id": "x"}] * 1001}, headers=KEY)
+    await assert_error(r, 413, "too_large", "1000")
+    assert await api.snapshot(queue) == before
+
+
+async def test_exactly_1000_jobs_is_accepted(api, queue_name):
+    await api.create(queue_name)
+    body = await api.submit(queue_name, {"jobs": [{"payload": {"i": i}} for i in range(1000)]})
+    assert body["submitted"] == 1000
+
+
+# -- 503 -------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def api_on_dead_store(tmp_path, nursery, queue_name):
+    """An app whose store was killed after the queue was made."""
+    from starq.server.app import create_app
+    from starq.server.claims import ClaimBroker
+    from starq.server.settings import Settings
+
+    store = start_store(tmp_path, unix_socket=False, appendonly=False)
+    try:
+        async with open_engine(store.url) as engine:
+            from starq.server.engine.models import QueueSettings
+
+            await engine.create_queue(queue_name, QueueSettings())
+            app = create_app(engine, ClaimBroker(engine), Settings())
+            store.kill()
+            yield app.test_client()
+    finally:
+        store.kill()
+
+
+@pytest.mark.parametrize("method,path", WRITE_ROUTES + READ_ROUTES)
+async def test_store_down_is_503(api_on_dead_store, queue_name, method, path):
+    r = await request(api_on_dead_store, method, fill(path, queue_name),
+                      json={"name": queue_name + "-n", "payload": {"a": 1}}, headers=KEY)
+    await assert_error(r, 503, "store_unavailable")
+
+
+async def test_health_reports_store_down(api_on_dead_store):
+    r = await api_on_dead_store.get("/api/health")
+    assert r.status_code == 503 and r.content_type.startswith("application/json")
+    body = await r.get_json()
+    assert body["status"] == "error" and body["detail"]
