@@ -9,6 +9,8 @@ from typing import Any
 
 import asyncclick as click
 import attrs
+from asyncclick.core import augment_usage_errors
+from asyncclick.globals import pop_context, push_context
 
 from starq.worker_kit import StarqClient, StarqError
 from starq.worker_kit.backoff import Backoff, RetryPolicy
@@ -52,7 +54,19 @@ def run_outside_loop(command: click.Command) -> None:
 
     @functools.wraps(work)
     def deferred(*args: Any, **kwargs: Any) -> None:
-        raise RunOutsideLoop(functools.partial(work, *args, **kwargs))
+        ctx = click.get_current_context()
+
+        def in_context() -> None:
+            # The command's context stays current and is attached to a usage error it raises, as when it ran
+            # inside the loop (the error then shows the command's usage line).
+            push_context(ctx)
+            try:
+                with augment_usage_errors(ctx):
+                    work(*args, **kwargs)
+            finally:
+                pop_context()
+
+        raise RunOutsideLoop(in_context)
 
     command.callback = deferred
 

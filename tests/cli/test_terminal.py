@@ -84,3 +84,11 @@ def test_shell_completion():
     script = subprocess.run([STARQ], capture_output=True, text=True, timeout=30,
                             env={**os.environ, "_STARQ_COMPLETE": "bash_source"}).stdout
     assert "complete -o nosort -F _starq_completion starq" in script
+
+
+def test_serve_usage_errors_keep_their_usage_line(tmp_path):
+    # serve runs after the CLI's own event loop has ended; its errors must still look like any command's.
+    done = subprocess.run([STARQ, "serve", "--workers", "0", "--data-dir", str(tmp_path)], capture_output=True,
+                          text=True, timeout=30)
+    assert done.returncode == 2
+    assert done.stderr.startswith("Usage: starq serve [OPTIONS]") and "Error: --workers must be at least 1" in done.stderr
