@@ -58,6 +58,7 @@ def build_openapi() -> dict[str, Any]:
         errors += [503]
         for status in errors:
             responses.setdefault(str(status), _response(status, shapes.Error))
+        op["responses"] = responses
         if doc.auth == "write":
             op["security"] = [{"apiKey": []}]
         paths.setdefault(doc.path, {})[doc.method.lower()] = op
