@@ -5,6 +5,7 @@ from __future__ import annotations
 from quart import Response, request
 from quart_trio import QuartTrio
 
+from . import logging_setup, metrics
 from .api import http
 from .api.delivery import DeliveryGuard
 from .api.jobs import bp as jobs_bp
@@ -54,6 +55,9 @@ def create_app(engine: Engine, broker: ClaimBroker, settings: Settings) -> Quart
         BODY_TIMEOUT=settings.body_timeout,
         RESPONSE_TIMEOUT=settings.max_block_ms / 1000 + 30,
     )
+    # Request ids and HTTP metrics first, so even a request refused by auth is counted and carries an id.
+    logging_setup.install_request_ids(app, access=settings.access_log)
+    broker = metrics.install(app, engine, broker)
     app.extensions["starq"] = http.AppState(engine=engine, broker=broker, settings=settings)
     _limit_head_size(app, settings.max_header_bytes)
     http.install(app)

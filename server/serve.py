@@ -31,20 +31,15 @@ from .app import create_app
 from .claims import ClaimBroker
 from .embedded import start_store
 from .engine.engine import open_engine
+from .logging_setup import configure_logging
 from .maintenance import maintain_forever
+from .metrics import MeteredEngine, Metrics
 from .settings import Settings
 
 log = logging.getLogger("starq")
 
 BACKLOG = 4096  # Hypercorn's default of 100 resets connections when thousands of workers connect at once.
 CHILD_SETTINGS_ENV = "STARQ_CHILD_SETTINGS"
-
-
-def configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-                        stream=sys.stderr)
-    # coredis reports every closed connection at INFO with an empty traceback; closing is normal at shutdown.
-    logging.getLogger("coredis").setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 def open_listener(host: str, port: int) -> socket.socket:
@@ -78,7 +73,9 @@ async def serve(settings: Settings, redis_url: str, fd: int, *, shutdown: trio.E
                 task_status=trio.TASK_STATUS_IGNORED) -> None:
     """Serves until ``shutdown`` is set, then shuts down gracefully."""
     hypercorn_fixes.install()
-    async with open_engine(redis_url, max_connections=settings.redis_max_connections) as engine:
+    async with open_engine(redis_url, max_connections=settings.redis_max_connections) as store_engine:
+        # Everything this process does goes through one metered engine, so /metrics counts it all.
+        engine = MeteredEngine(store_engine, Metrics())
         async with trio.open_nursery() as nursery:
             broker = ClaimBroker(engine)
             await nursery.start(broker.run)
@@ -118,7 +115,7 @@ async def _serve_with_signals(settings: Settings, redis_url: str, fd: int) -> No
 
 def run(settings: Settings) -> None:
     """Runs the server until a signal stops it (the body of ``starq serve``)."""
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     settings.check()
     if settings.dev_mode:
         log.warning("DEV MODE: no STARQ_API_KEYS set; writes accept the key 'dev-key'. "
@@ -197,7 +194,7 @@ def _child_main() -> None:
     raw["api_keys"] = tuple(raw["api_keys"])
     raw["open_paths"] = frozenset(raw["open_paths"])
     settings = Settings(**raw)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     trio.run(partial(_serve_with_signals, settings, settings.redis_url, int(sys.argv[1])))
 
 

@@ -1,0 +1,114 @@
+"""Logging: one JSON object per line when stderr is not a terminal, readable text when it is; request ids.
+
+Every request gets an id: the caller's ``X-Request-ID`` when it is a sane token (a proxy's id flows through),
+else a fresh one. It is returned in the ``X-Request-ID`` response header and attached to every log record
+written while the request is handled, so one grep finds a request's whole story.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import re
+import sys
+import time
+import uuid
+from typing import Any
+
+import orjson
+from quart import Quart, Response, g, request
+
+REQUEST_ID_HEADER = "X-Request-ID"
+FORMATS = ("auto", "json", "text")
+_SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# The attributes every LogRecord has; anything else on a record came from ``extra=`` and is logged as a field.
+_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "request_id"}
+
+request_id: contextvars.ContextVar[str] = contextvars.ContextVar("starq_request_id", default="")
+access_log = logging.getLogger("starq.access")
+
+
+class RequestIdFilter(logging.Filter):
+    """Stamps each record with the id of the request being handled ("" outside requests)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            record.request_id = request_id.get()
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """``{"ts", "level", "logger", "msg", "request_id"?, <extra fields>…, "exc"?}`` on one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if getattr(record, "request_id", ""):
+            out["request_id"] = record.request_id
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and not key.startswith("_"):
+                out[key] = value
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return orjson.dumps(out, default=str).decode()
+
+
+JsonFormatter.converter = time.gmtime  # timestamps in UTC, as the trailing Z says
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        rid = getattr(record, "request_id", "")
+        return f"{line} [{rid}]" if rid else line
+
+
+def configure_logging(level: str = "info", fmt: str = "auto", stream: Any = None) -> None:
+    """Sends every log record to stderr as JSON or text (``auto``: JSON unless stderr is a terminal)."""
+    stream = stream or sys.stderr
+    if fmt == "auto":
+        fmt = "text" if stream.isatty() else "json"
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(RequestIdFilter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    # coredis logs every connection it closes; only its warnings are worth a line.
+    logging.getLogger("coredis").setLevel(max(logging.WARNING, root.level))
+
+
+def install_request_ids(app: Quart, *, access: bool = True) -> None:
+    """Gives every request an id (``X-Request-ID``) and, with ``access``, logs one line per request.
+
+    Call it before any other ``before_request`` hook is added, so even a request refused by auth has an id.
+    """
+
+    @app.before_request
+    async def assign_request_id() -> None:
+        given = request.headers.get(REQUEST_ID_HEADER, "")
+        g.request_id = given if _SANE_ID.fullmatch(given) else uuid.uuid4().hex
+        g.request_started = time.perf_counter()
+        request_id.set(g.request_id)
+
+    @app.after_request
+    async def return_request_id(response: Response) -> Response:
+        rid = g.get("request_id")
+        if rid:
+            response.headers[REQUEST_ID_HEADER] = rid
+            if access:
+                took = time.perf_counter() - g.get("request_started", time.perf_counter())
+                access_log.info("%s %s %d", request.method, request.path, response.status_code, extra={
+                    "method": request.method, "path": request.path, "status": response.status_code,
+                    "duration_ms": round(took * 1000, 2), "remote": request.remote_addr or "",
+                })
+        return response
