@@ -435,6 +435,8 @@
     $("#no-result").hidden = !!job.result;
     setText($("#job-error"), job.error);
     $("#error-panel").hidden = !job.error;
+    // A job that was retried after a failure keeps the error of that earlier attempt.
+    setText($("#error-title"), job.status === "failed" ? "Error" : "Error of an earlier attempt");
     $("#retry-job").hidden = !["failed", "cancelled"].includes(job.status);
     $("#cancel-job").hidden = !["pending", "scheduled"].includes(job.status);
     syncRows($("#history"), job.history, (e) => `${e.at}|${e.event}|${JSON.stringify(e)}`, () => {

@@ -1,0 +1,86 @@
+"""Screenshots of the overview, a queue page and a job page, in the light and the dark theme, taken while a
+worker is busy. They are written to ``test-artifacts/screenshots/`` (ignored by git) for a reviewer to look at;
+``docs/screenshots/`` holds a committed copy. ``STARQ_SCREENSHOT_WARMUP`` (seconds of simulated traffic before
+the shots, default 6) can be raised to fill more of the throughput charts."""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from conftest import Api
+
+OUT = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+WARMUP = float(os.environ.get("STARQ_SCREENSHOT_WARMUP", "6"))
+ERRORS = ["SMTP 451: temporary failure, try again later", "timeout after 30 s talking to mx.example.net",
+          "PIL.UnidentifiedImageError: cannot identify image file"]
+
+
+def simulate(api: Api, stop: threading.Event) -> None:
+    """Submits jobs at a varying rate while two workers drain them, a few of them failing."""
+    rng = random.Random(7)
+    started = time.monotonic()
+    n = 0
+    while not stop.is_set():
+        t = time.monotonic() - started
+        burst = 2 + int(3 * (1 + math.sin(t / 4)))
+        api.submit("emails", *({"to": f"user{n + i}@example.com", "template": "welcome"} for i in range(burst)))
+        api.submit("thumbnails", *({"image": f"uploads/{n + i:05d}.jpg", "sizes": [128, 512]} for i in range(burst // 2 + 1)))
+        n += burst
+        for queue, worker in (("emails", "mailer-1"), ("emails", "mailer-2"), ("thumbnails", "resizer-a")):
+            for job in api.claim(queue, count=rng.randint(1, 3), worker=worker):
+                if rng.random() < 0.1:
+                    api.fail(queue, job, rng.choice(ERRORS), retry=rng.random() < 0.5)
+                else:
+                    api.complete(queue, job, {"delivered": True, "ms": rng.randint(20, 900)})
+        stop.wait(0.25)
+
+
+@pytest.fixture(scope="module")
+def busy(api):
+    api.client.post("/api/v1/queues", json={"name": "emails", "description": "Transactional mail: welcome, receipts, resets",
+                                            "max_retries": 5, "retry_delay": 2}).raise_for_status()
+    api.client.post("/api/v1/queues", json={"name": "thumbnails", "description": "Resize uploaded images"}).raise_for_status()
+    api.client.post("/api/v1/queues", json={"name": "reports", "description": "Nightly PDF reports"}).raise_for_status()
+    api.submit("reports", *({"report": f"sales-{d}", "format": "pdf"} for d in range(4)), delay=3600)
+    api.client.post("/api/v1/queues/reports/pause").raise_for_status()
+    # One job with a full history: a failed attempt, a retry, then success.
+    (job,) = api.submit("emails", {"to": "ada@example.com", "template": "receipt", "order": 1042, "items": [
+        {"sku": "A-100", "qty": 2}, {"sku": "B-7", "qty": 1}]}, priority=9)
+    (claimed,) = api.claim("emails", worker="mailer-1")
+    api.fail("emails", claimed, ERRORS[0], retry=True)
+    time.sleep(2.2)  # its backoff
+    api.client.post("/api/v1/queues/emails/jobs/claim", json={"count": 1, "worker": "mailer-2"})
+    current = api.job("emails", job["id"])
+    api.complete("emails", current, {"message_id": "<20261129.1042@mail.example.com>", "accepted": True})
+    stop = threading.Event()
+    thread = threading.Thread(target=simulate, args=(api, stop))
+    thread.start()
+    time.sleep(WARMUP)
+    yield job["id"]
+    stop.set()
+    thread.join()
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_screenshots(dash_server, busy, make_page, scheme):
+    OUT.mkdir(parents=True, exist_ok=True)
+    page = make_page(key=True, color_scheme=scheme, viewport={"width": 1280, "height": 900})
+    shots = [("overview", "/", True), ("queue", "/queues/emails", False),
+             ("job", f"/queues/emails/jobs/{busy}", True)]
+    for name, path, full in shots:
+        page.goto(dash_server.url + path)
+        expect(page.locator("#live-state")).to_have_attribute("data-state", "live")
+        page.wait_for_timeout(1200)  # a live update or two, and web fonts are system fonts: nothing else to wait for
+        target = OUT / f"{name}-{scheme}.png"
+        page.screenshot(path=str(target), full_page=full, animations="disabled")
+        assert target.stat().st_size > 20_000
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert (background == "rgb(15, 18, 23)") == (scheme == "dark")
