@@ -1,0 +1,74 @@
+"""The copy-paste examples of docs/workers.md run as printed, against a real server."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import trio
+
+from .conftest import KEY, wait_for
+
+DOCS = Path(__file__).parents[2] / "docs" / "workers.md"
+
+
+def example(name: str) -> str:
+    found = re.search(rf"<!-- example: {name} -->\n```python\n(.*?)```", DOCS.read_text(), re.S)
+    assert found, name
+    return found.group(1)
+
+
+async def run_until(proc: subprocess.Popen, predicate, tmp_path: Path) -> None:
+    try:
+        await wait_for(predicate, timeout=30)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await trio.to_thread.run_sync(lambda: proc.wait(timeout=20))
+
+
+async def test_requests_worker(server, client, make_queue, queue_name, tmp_path):
+    await make_queue()
+    (tmp_path / "worker.py").write_text(example("requests-worker"))
+    await client.submit_many(queue_name, [{"payload": {"to": f"u{i}@example.com"}} for i in range(5)])
+    await client.submit(queue_name, {"no_to": True})  # handle() raises KeyError: failed with a traceback
+    env = {**os.environ, "STARQ_URL": server.url, "STARQ_QUEUE": queue_name, "STARQ_API_KEY": KEY}
+    proc = subprocess.Popen([sys.executable, "worker.py"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL)
+
+    async def settled() -> bool:
+        info = await client.get_queue(queue_name)
+        return info.completed == 5 and info.failed == 1
+
+    await run_until(proc, settled, tmp_path)
+    results = sorted([j.result["sent_to"] async for j in client.iter_jobs(queue_name, status="completed")])
+    assert results == [f"u{i}@example.com" for i in range(5)]
+    dead = [j async for j in client.iter_jobs(queue_name, status="failed")][0]
+    assert dead.error.startswith("KeyError('to')") and "Traceback" in dead.error
+
+
+async def test_worker_kit_handler(server, client, make_queue, queue_name, tmp_path):
+    await make_queue(max_retries=3)
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "__init__.py").write_text("")
+    (tmp_path / "app" / "tasks.py").write_text(example("worker-kit-handler"))
+    ok = await client.submit(queue_name, {"to": "ada@example.com"})
+    grey = await client.submit(queue_name, {"to": "bob@example.com", "greylisted": True})
+    bad = await client.submit(queue_name, {"to": "nobody"})
+    proc = subprocess.Popen([sys.executable, "-m", "starq.cli", "-u", server.url, "-k", KEY, "worker",
+                             "app.tasks:send_email", "-q", queue_name, "-c", "4", "--block-ms", "1000"],
+                            cwd=tmp_path, stderr=subprocess.DEVNULL)
+
+    async def settled() -> bool:
+        info = await client.get_queue(queue_name)
+        return info.completed == 2 and info.failed == 1
+
+    await run_until(proc, settled, tmp_path)
+    assert proc.returncode == 0
+    assert (await client.get_job(queue_name, ok.id)).result == {"sent_to": "ada@example.com"}
+    grey_done = await client.get_job(queue_name, grey.id)
+    assert (grey_done.retries, grey_done.error) == (1, "greylisted, try later")
+    bad_done = await client.get_job(queue_name, bad.id)
+    assert (bad_done.retries, bad_done.error.splitlines()[0]) == (0, "Permanent: not an address: 'nobody'")
