@@ -8,6 +8,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import attrs
@@ -19,6 +20,18 @@ SERVING = re.compile(rb"Starq is serving on (http://\S+)")
 class ServerProcess:
     process: subprocess.Popen[bytes]
     url: str
+    _chunks: list[bytes] = attrs.Factory(list)
+    _drainer: threading.Thread | None = None
+
+    def start_draining(self) -> None:
+        """Reads the server's output as it comes. Unread, the pipe fills (64 KiB of log lines under load) and
+        the server blocks on its next log write, freezing every request."""
+        def drain() -> None:
+            for line in self.process.stdout:
+                self._chunks.append(line)
+
+        self._drainer = threading.Thread(target=drain, daemon=True)
+        self._drainer.start()
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
         """Sends ``sig`` and waits for the exit; returns the exit code."""
@@ -39,8 +52,9 @@ class ServerProcess:
 
     def output(self) -> str:
         """What the server wrote to stdout/stderr (only once it has exited)."""
-        out = self.process.stdout.read() if self.process.stdout else b""
-        return out.decode(errors="replace")
+        if self._drainer is not None:
+            self._drainer.join(10)
+        return b"".join(self._chunks).decode(errors="replace")
 
 
 def start_server(*args: str, env: dict[str, str] | None = None, cwd: str | None = None,
@@ -62,8 +76,10 @@ def start_server(*args: str, env: dict[str, str] | None = None, cwd: str | None 
             seen += line
             found = SERVING.search(line)
             if found:
-                _wait_healthy(found.group(1).decode(), deadline)
-                return ServerProcess(process, found.group(1).decode())
+                server = ServerProcess(process, found.group(1).decode())
+                server.start_draining()
+                _wait_healthy(server.url, deadline)
+                return server
         elif process.poll() is not None:
             break
     process.kill()
