@@ -72,6 +72,12 @@ class Load:
         self._cancel = trio.CancelScope()
         self._counter = itertools.count()
 
+    def probe(self) -> dict:
+        """A payload for a submit made outside the load (a probe during a fault), written in the books."""
+        token = uuid.uuid4().hex
+        self.books.attempts[token] = "unknown"
+        return {"token": token, "n": next(self._counter)}
+
     def stop_submitting(self) -> None:
         self._submitting = False
 

@@ -24,7 +24,7 @@ async def test_store_killed_and_restarted_from_its_aof(own_store, server_factory
             for _ in range(5):
                 health = await client.get("/api/health")
                 assert health.status_code == 503 and health.json()["status"] == "error"
-                r = await client.post(f"/api/v1/queues/{queue_name}/jobs", json={"payload": {"probe": 1}})
+                r = await client.post(f"/api/v1/queues/{queue_name}/jobs", json={"payload": load.probe()})
                 assert r.status_code == 503 and r.json()["error"] == "store_unavailable"
                 r = await client.get(f"/api/v1/queues/{queue_name}")
                 assert r.status_code == 503 and r.json()["error"] == "store_unavailable"
