@@ -16,7 +16,7 @@ from markupsafe import Markup
 from quart import Blueprint, Response, current_app, render_template, request, send_from_directory
 
 from starq.server.api.http import AppState, job_id, key_is_valid, queue_name
-from starq.server.engine.errors import JobNotFound, QueueNotFound, Unauthorized, ValidationFailed
+from starq.server.engine.errors import JobNotFound, QueueNotFound, StarqError, Unauthorized, ValidationFailed
 
 from . import snapshots
 from .live import StreamCounter, snapshot_events
@@ -62,6 +62,19 @@ async def _page(template: str, http_status: int = 200, **context: Any) -> Respon
     return response
 
 
+async def _first_snapshot(build) -> Markup | None:
+    """The snapshot a page is rendered with: none under read auth (the stream delivers it once the browser
+    shows a key), and none while the store is unreachable (the page then says so from its stream)."""
+    if _state().settings.read_auth:
+        return None
+    try:
+        return _embedded_json(await build())
+    except (QueueNotFound, JobNotFound):
+        raise
+    except StarqError:
+        return None
+
+
 async def _not_found(what: str) -> Response:
     return await _page("missing.html", 404, view="missing", what=what, initial=None)
 
@@ -73,29 +86,26 @@ def create_blueprint() -> Blueprint:
 
     @bp.get("/")
     async def overview() -> Response:
-        engine = _state().engine
-        initial = None if _state().settings.read_auth else _embedded_json(await snapshots.overview(engine))
+        initial = await _first_snapshot(partial(snapshots.overview, _state().engine))
         return await _page("overview.html", view="overview", initial=initial)
 
     @bp.get("/queues/<name>")
     async def queue(name: str) -> Response:
-        status = _status_arg(request.args.get("status"))
-        initial = None
-        if not _state().settings.read_auth:
-            try:
-                initial = _embedded_json(await snapshots.queue_page(_state().engine, queue_name(name), status))
-            except QueueNotFound:
-                return await _not_found(f"queue “{name}”")
+        status = request.args.get("status", "")
+        if status not in snapshots.JOB_STATUSES:
+            status = ""  # an unknown filter in a hand-edited URL shows every job
+        try:
+            initial = await _first_snapshot(partial(snapshots.queue_page, _state().engine, queue_name(name), status))
+        except QueueNotFound:
+            return await _not_found(f"queue “{name}”")
         return await _page("queue.html", view="queue", queue=name, status=status, initial=initial)
 
     @bp.get("/queues/<name>/jobs/<job>")
     async def job(name: str, job: str) -> Response:
-        initial = None
-        if not _state().settings.read_auth:
-            try:
-                initial = _embedded_json(await snapshots.job_page(_state().engine, queue_name(name), job_id(job)))
-            except (QueueNotFound, JobNotFound):
-                return await _not_found(f"job {job} of queue “{name}”")
+        try:
+            initial = await _first_snapshot(partial(snapshots.job_page, _state().engine, queue_name(name), job_id(job)))
+        except (QueueNotFound, JobNotFound):
+            return await _not_found(f"job {job} of queue “{name}”")
         return await _page("job.html", view="job", queue=name, job=job, initial=initial)
 
     @bp.get("/dashboard/events")

@@ -686,6 +686,12 @@
     render(snapshot);
   }
   setInterval(() => $$("[data-since]").forEach(refreshAge), 1000);
+  // Charts are drawn to their container's size: draw them again when it changes.
+  let resizing = null;
+  window.addEventListener("resize", () => {
+    clearTimeout(resizing);
+    resizing = setTimeout(() => lastSnapshot && render(lastSnapshot), 150);
+  });
   if (page.view === "missing") {
     setLive("gone", "not found");
   } else if (page.readAuth === "1" && !getKey()) {

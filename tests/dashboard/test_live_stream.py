@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from conftest import KEY
+from serverproc import start_server
 
 HEADERS = {"X-API-Key": KEY}
 
@@ -44,13 +45,26 @@ def wait_for(predicate, timeout: float = 10.0):
     raise AssertionError("condition not reached")
 
 
-@pytest.fixture
-def live(server_factory):
-    """A server of this test's own (its stream counters count only this test's streams) and a fresh queue."""
-    server = server_factory()
+@pytest.fixture(scope="module")
+def stream_server(tmp_path_factory):
+    """One server for this module's non-destructive tests (no browser uses it, so its stream counters move
+    only with these tests, which run one at a time)."""
+    server = start_server("--data-dir", str(tmp_path_factory.mktemp("stream-store")))
+    yield server
+    server.stop()
+
+
+def new_queue(server) -> str:
     queue = f"live-{uuid.uuid4().hex[:8]}"
     httpx.post(server.url + "/api/v1/queues", json={"name": queue}, headers=HEADERS).raise_for_status()
-    return server, queue
+    return queue
+
+
+@pytest.fixture
+def live(stream_server):
+    """The module's server, no stream left open by an earlier test, and a fresh queue."""
+    wait_for(lambda: streams(stream_server.url)["open"] == 0)
+    return stream_server, new_queue(stream_server)
 
 
 def open_stream(client: httpx.Client, url: str, **params):
@@ -82,6 +96,7 @@ def test_a_snapshot_first_then_one_event_per_change_and_none_while_idle(live):
 
 def test_the_stream_ends_when_the_client_goes_away(live):
     server, queue = live
+    opened = streams(server.url)["opened"]
     with httpx.Client() as client:
         for view in ({"view": "overview"}, {"view": "queue", "queue": queue}):
             with open_stream(client, server.url, **view) as response:
@@ -89,11 +104,12 @@ def test_the_stream_ends_when_the_client_goes_away(live):
                 assert next(received)[0] == "snapshot"
                 assert streams(server.url)["open"] == 1, (view, streams(server.url))
             wait_for(lambda: streams(server.url)["open"] == 0)
-    assert streams(server.url)["opened"] == 2
+    assert streams(server.url)["opened"] == opened + 2
 
 
-def test_the_stream_says_bye_and_ends_when_the_server_shuts_down(live):
-    server, queue = live
+def test_the_stream_says_bye_and_ends_when_the_server_shuts_down(server_factory):
+    server = server_factory()
+    queue = new_queue(server)
     with httpx.Client() as client, open_stream(client, server.url, view="queue", queue=queue) as response:
         received = events(response)
         assert next(received)[0] == "snapshot"
