@@ -98,10 +98,13 @@ def test_submitting_a_job_updates_the_pending_count_without_a_reload(dash_server
     expect(page.locator("#job-rows tr")).to_have_count(1)
     expect(page.locator("#job-rows tr").first).to_contain_text("ada@example.com")
     expect(page.locator('#job-rows [data-f="priority"]')).to_have_text("7")
-    # A job submitted elsewhere shows up too.
+    # A job submitted elsewhere shows up too, above the first one, whose row is kept as it was (updates
+    # touch rows in place, keyed by job id, so nothing flickers and nothing loses its place).
+    page.locator("#job-rows tr").first.evaluate("row => { row.__kept = true; }")
     api.submit(queue, {"to": "grace@example.com"})
     expect(page.locator('[data-count="pending"]')).to_have_text("2")
     expect(page.locator("#job-rows tr").first).to_contain_text("grace@example.com")
+    assert page.locator("#job-rows tr").nth(1).evaluate("row => row.__kept === true")
     # A delayed job counts as scheduled.
     dialog.get_by_label("Delay").fill("3600")
     dialog.get_by_role("button", name="Submit", exact=True).click()

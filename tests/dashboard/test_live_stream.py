@@ -173,3 +173,27 @@ def test_the_key_check_answers_without_an_error_status(live):
     assert httpx.get(server.url + "/dashboard/key", headers=HEADERS).json() == {"valid": True}
     assert httpx.get(server.url + "/dashboard/key", headers={"X-API-Key": "nope"}).json() == {"valid": False}
     assert httpx.get(server.url + "/dashboard/key").json() == {"valid": False}
+
+
+def test_the_stream_reports_an_unreachable_store_and_recovers(server_factory, tmp_path):
+    from starq.server.embedded import start_store
+
+    store = start_store(tmp_path / "store", unix_socket=False, appendonly=True)
+    port = int(store.url.rsplit(":", 1)[1])
+    try:
+        server = server_factory("--redis-url", store.url, redis=False)
+        queue = new_queue(server)
+        with httpx.Client() as client, open_stream(client, server.url, view="overview") as response:
+            received = events(response)
+            kind, data = next(received)
+            assert [q["name"] for q in data["data"]["queues"]] == [queue]
+            store.stop()
+            kind, data = next(received)
+            assert kind == "trouble"
+            assert data["error"] == "store_unavailable"
+            store = start_store(tmp_path / "store", port=port, appendonly=True)
+            kind, data = next(received)
+            assert kind == "snapshot"
+            assert [q["name"] for q in data["data"]["queues"]] == [queue]
+    finally:
+        store.stop()

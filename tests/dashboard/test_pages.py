@@ -122,3 +122,17 @@ def test_no_console_errors_and_no_request_leaves_loopback(dash_server, api, make
     assert any("/dashboard/events" in u for u in watch.requests)
     assert any(u.endswith("favicon.svg") for u in watch.requests)
     watch.check()
+
+
+def test_pages_carry_a_strict_content_security_policy(dash_server):
+    import httpx
+
+    for path in ("/", "/queues/none-such"):
+        csp = httpx.get(dash_server.url + path).headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "style-src 'self'" in csp
+        assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    # Static files are served by the package itself, with the right types.
+    for name, kind in (("dashboard.js", "javascript"), ("charts.js", "javascript"), ("dashboard.css", "text/css"),
+                       ("favicon.svg", "image/svg+xml")):
+        response = httpx.get(f"{dash_server.url}/dashboard/static/{name}")
+        assert response.status_code == 200 and kind in response.headers["content-type"], name
