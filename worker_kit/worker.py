@@ -72,9 +72,9 @@ class WorkerStatistics:
     running: int
 
 
-@attrs.define
+@attrs.define(eq=False)  # compared and hashed by identity: the same job can come back to this worker
 class _Running:
-    """One job in this worker's hands."""
+    """One job in this worker's hands (one claim of it)."""
 
     job: Job
     scope: trio.CancelScope | None = None
@@ -133,7 +133,7 @@ class Worker:
             getattr(handler, "__call__", None))
         self._limiter = trio.CapacityLimiter(concurrency)
         self._threads = trio.CapacityLimiter(concurrency)
-        self._running: dict[str, _Running] = {}
+        self._running: set[_Running] = set()
         self._stopping = trio.Event()
         self._drained = trio.Event()
         self._claim_scope: trio.CancelScope | None = None
@@ -157,7 +157,7 @@ class Worker:
         self._stopping.set()
         if self._claim_scope is not None:
             self._claim_scope.cancel()
-        for run in self._running.values():
+        for run in self._running:
             if run.holding:
                 run.interrupt()
         self._check_drained()
@@ -181,7 +181,7 @@ class Worker:
             if self._running:
                 log.warning("grace period over: cancelling %d job(s) and returning them to the queue",
                             len(self._running))
-                for run in list(self._running.values()):
+                for run in list(self._running):
                     run.interrupt()
                 with trio.move_on_after(self.report_timeout):
                     await self._drained.wait()
@@ -270,13 +270,12 @@ class Worker:
             for job, slot in zip(jobs, slots):
                 self._counts["claimed"] += 1
                 run = _Running(job)
-                self._running[job.id] = run
+                self._running.add(run)
                 nursery.start_soon(self._run_job, run, slot, received)
 
     # -- one job --------------------------------------------------------------------------------------------
 
     async def _run_job(self, run: _Running, slot: object, received: float) -> None:
-        job = run.job
         try:
             async with trio.open_nursery() as keeper:
                 keeper.start_soon(self._keep_lease, run, received)
@@ -289,7 +288,7 @@ class Worker:
                 await self._report(run, outcome)
                 keeper.cancel_scope.cancel()
         finally:
-            del self._running[job.id]
+            self._running.discard(run)
             self._check_drained()
 
     async def _execute(self, run: _Running) -> Outcome:

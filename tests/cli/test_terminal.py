@@ -92,3 +92,10 @@ def test_serve_usage_errors_keep_their_usage_line(tmp_path):
                           text=True, timeout=30)
     assert done.returncode == 2
     assert done.stderr.startswith("Usage: starq serve [OPTIONS]") and "Error: --workers must be at least 1" in done.stderr
+
+
+async def test_watch_redraws_a_table_on_a_terminal(starq, server, make_queue, queue_name):
+    await make_queue()
+    code, screen = run_in_terminal("-u", server.url, "watch", queue_name, "-n", "2", "-i", "0.2")
+    assert code == 0
+    assert "starq watch" in screen and "done/s" in screen and queue_name in screen and "┏" in screen
