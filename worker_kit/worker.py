@@ -373,8 +373,10 @@ class Worker:
             except _TRANSIENT as exc:
                 pause = self.backoff.delay(failures)
                 failures += 1
-                log.warning("job %s: cannot report %s (%s); retrying in %.1f s", job.id, outcome.kind,
-                            exc.detail, pause)
+                # The claim loop already logs each outage; one line per job is enough here.
+                log.log(logging.WARNING if failures == 1 else logging.DEBUG,
+                        "job %s: cannot report %s (%s); retrying until the server answers", job.id, outcome.kind,
+                        exc.detail)
                 await trio.sleep(pause)
             except StarqError as exc:
                 # The server refused the report itself (a result too large, say): record that as the failure.
