@@ -12,9 +12,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from urllib.parse import unquote
+
+import attrs
 import coredis
 import coredis._concurrency
+import coredis.connection
+import coredis.pool
 from anyio import Event
+from coredis._concurrency import QueueFull
 from coredis.retry import NoRetryPolicy
 
 # Bounds on every store round trip: a stalled store turns into a 503, never into a hung request.
@@ -64,21 +70,124 @@ def _install_queue_fix() -> None:
 _install_queue_fix()
 
 
+CLUSTER_SCHEME = "redis+cluster"
+SENTINEL_SCHEME = "redis+sentinel"
+
+
+@attrs.frozen
+class StoreAddress:
+    """Where the store is: one server (``redis://``, ``rediss://``, ``unix://``), a Redis Cluster
+    (``redis+cluster://[user:pass@]host:port,host:port``) or a Sentinel-managed primary
+    (``redis+sentinel://[user:pass@]host:port,host:port/primary-name[/db]``)."""
+
+    kind: str  # "single", "cluster" or "sentinel"
+    url: str = ""
+    nodes: tuple[tuple[str, int], ...] = ()
+    primary: str = ""
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+
+
+def parse_store_url(url: str, *, cluster: bool = False) -> StoreAddress:
+    """Reads a store URL; ``cluster`` (``--redis-cluster``) reads a ``redis://host:port,…`` URL as a cluster.
+
+    Raises:
+        ValueError: the URL cannot name a store, with a message that says why.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ValueError(f"the store URL {url!r} has no scheme (redis://, rediss://, unix://, "
+                         f"{CLUSTER_SCHEME}://, {SENTINEL_SCHEME}://)")
+    if cluster and scheme == "redis":
+        scheme = CLUSTER_SCHEME
+    if scheme in ("redis", "rediss", "unix"):
+        if "," in rest:
+            raise ValueError(f"a {scheme}:// URL names one server; use {CLUSTER_SCHEME}:// for several")
+        return StoreAddress("single", url=url)
+    if scheme not in (CLUSTER_SCHEME, SENTINEL_SCHEME):
+        raise ValueError(f"unknown store URL scheme {scheme!r}")
+    credentials, _, location = rest.rpartition("@")
+    username = password = None
+    if credentials:
+        user, has_password, secret = credentials.partition(":")
+        username, password = (unquote(user) or None, unquote(secret)) if has_password else (None, unquote(user))
+    hosts, _, path = location.partition("/")
+    nodes = []
+    for item in filter(None, hosts.split(",")):
+        host, colon, port = item.rpartition(":")
+        if not colon or not port.isdigit() or not host:
+            raise ValueError(f"store node {item!r} is not host:port")
+        nodes.append((host.strip("[]"), int(port)))
+    if not nodes:
+        raise ValueError(f"a {scheme}:// URL needs at least one host:port")
+    parts = [p for p in path.split("/") if p]
+    if scheme == CLUSTER_SCHEME:
+        if parts:
+            raise ValueError("a cluster has only database 0: drop the path from the URL")
+        return StoreAddress("cluster", nodes=tuple(nodes), username=username, password=password)
+    if not parts or len(parts) > 2 or (len(parts) == 2 and not parts[1].isdigit()):
+        raise ValueError(f"a {SENTINEL_SCHEME}:// URL ends with /<primary name>[/<db>]")
+    return StoreAddress("sentinel", nodes=tuple(nodes), primary=parts[0], db=int(parts[1]) if len(parts) == 2 else 0,
+                        username=username, password=password)
+
+
+class SlotKeepingClusterPool(coredis.pool.ClusterConnectionPool):
+    """The cluster pool with the same fix: a dead connection's slot is given back as an empty one."""
+
+    def release(self, connection):  # type: ignore[override]
+        self.statistics.connection_released(connection)
+        queue = self._node_pool(connection.location)
+        try:
+            if connection.usable:
+                queue.put_nowait(connection)
+            else:
+                connection.invalidate()
+                queue.put_nowait(None)
+        except QueueFull:
+            pass
+
+
+class SlotKeepingSentinelPool(coredis.SentinelConnectionPool):
+    release = SlotKeepingPool.release
+
+
 @asynccontextmanager
 async def open_redis(url: str, *, max_connections: int = 16) -> AsyncIterator[coredis.Redis]:
-    """A decoded-string Redis client over a bounded pool, with no client-side retries.
+    """A decoded-string client (``Redis`` or ``RedisCluster``) over a bounded pool, with no client-side retries.
 
     Retries are off because coredis re-sends a write after a timeout without knowing whether it ran (one
     XADD became three in our tests); Starq's writes are made idempotent instead and errors reach the caller.
+    A cluster client still follows MOVED/ASK redirections, which re-send nothing that ran.
     """
-    pool = SlotKeepingPool.from_url(
-        url,
-        max_connections=max_connections,
-        timeout=POOL_TIMEOUT,
-        stream_timeout=COMMAND_TIMEOUT,
-        connect_timeout=CONNECT_TIMEOUT,
-        decode_responses=True,
-    )
+    address = parse_store_url(url)
+    timeouts = dict(stream_timeout=COMMAND_TIMEOUT, connect_timeout=CONNECT_TIMEOUT, decode_responses=True)
+    if address.kind == "cluster":
+        client = coredis.RedisCluster(
+            startup_nodes=[coredis.connection.TCPLocation(host, port) for host, port in address.nodes],
+            username=address.username, password=address.password, max_connections=max_connections,
+            pool_timeout=POOL_TIMEOUT, connection_pool_cls=SlotKeepingClusterPool,
+            retry_policy=NoRetryPolicy(), **timeouts,
+        )
+        async with client:
+            yield client
+        return
+    if address.kind == "sentinel":
+        sentinel = coredis.Sentinel(
+            sentinels=[coredis.connection.TCPLocation(host, port) for host, port in address.nodes],
+            sentinel_kwargs={"connect_timeout": CONNECT_TIMEOUT, "stream_timeout": COMMAND_TIMEOUT},
+            retry_policy=NoRetryPolicy(), **timeouts,
+        )
+        async with sentinel:
+            client = sentinel.primary_for(
+                address.primary, connection_pool_class=SlotKeepingSentinelPool, db=address.db,
+                username=address.username, password=address.password, max_connections=max_connections,
+                timeout=POOL_TIMEOUT,
+            )
+            async with client:
+                yield client
+        return
+    pool = SlotKeepingPool.from_url(url, max_connections=max_connections, timeout=POOL_TIMEOUT, **timeouts)
     client = coredis.Redis(connection_pool=pool, retry_policy=NoRetryPolicy())
     async with client:
         yield client
