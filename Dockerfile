@@ -25,6 +25,7 @@ COPY --from=build /app/.venv /app/.venv
 ENV PATH=/app/.venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     STARQ_LOG_FORMAT=json \
+    STARQ_ACCESS_LOG=1 \
     STARQ_DATA_DIR=/var/lib/starq/data
 USER starq
 WORKDIR /var/lib/starq

@@ -29,7 +29,7 @@ from .group import main, run_outside_loop
 @click.option("--log-format", default=None, envvar="STARQ_LOG_FORMAT", type=click.Choice(["auto", "json", "text"]),
               help="Log lines as JSON or text (default: auto, JSON unless stderr is a terminal).")
 @click.option("--access-log/--no-access-log", default=None, envvar="STARQ_ACCESS_LOG",
-              help="One log line per HTTP request (default: on).")
+              help="One log line per HTTP request (default: off).")
 @click.option("--max-body-bytes", type=int, default=None, envvar="STARQ_MAX_BODY_BYTES",
               help="Largest request body (default: 10 MiB).")
 @click.option("--max-payload-bytes", type=int, default=None, envvar="STARQ_MAX_PAYLOAD_BYTES",

@@ -30,8 +30,9 @@ class Settings:
     log_level: str = "info"
     # "auto" writes JSON lines unless stderr is a terminal; "json" or "text" force one.
     log_format: str = "auto"
-    # One log line per HTTP request (with its request id, status and duration).
-    access_log: bool = True
+    # One log line per HTTP request (with its request id, status and duration). Off by default: a process
+    # whose stderr nobody reads would block once the pipe fills, and each line costs CPU on busy servers.
+    access_log: bool = False
     # Limits (documented in docs/api.md).
     max_body_bytes: int = 10 * 1024 * 1024
     max_payload_bytes: int = 1024 * 1024

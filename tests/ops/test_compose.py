@@ -156,7 +156,7 @@ def test_copy_sources_exist_and_reach_the_build_context():
 def test_the_store_flags_are_valid_for_the_store_we_run(tmp_path):
     """Runs the local Redis/Valkey with each compose store's flags; a flag it does not know stops it."""
     for name in ("redis", "redis-shard-1"):
-        port = free_port()
+        port = _port_with_free_bus()
         data = tmp_path / name
         data.mkdir()
         args = SERVICES[name]["command"][1:] + ["--port", str(port), "--bind", "127.0.0.1", "--dir", str(data)]
@@ -166,6 +166,22 @@ def test_the_store_flags_are_valid_for_the_store_we_run(tmp_path):
         finally:
             proc.kill()
             proc.wait()
+
+
+def _port_with_free_bus() -> int:
+    """A free port below 55536 whose cluster bus port (+10000) is free too: cluster mode needs both."""
+    import random
+    import socket
+
+    while True:
+        port = random.randint(20000, 45000)
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 10000))
+            return port
+        except OSError:
+            continue
 
 
 def _wait_for_appendonly(port: int) -> str:
@@ -224,6 +240,7 @@ def test_the_built_image_starts_with_the_compose_settings(image_venv):
         shown = json.loads(done.stdout)
         assert shown["host"] == "0.0.0.0" and shown["port"] == 8000 and shown["api_keys"] == "2 key(s)"
         assert shown["redis_url"] == env["STARQ_REDIS_URL"] and shown["log_format"] == "json"
+        assert shown["access_log"] is True
     # The Lua library is package data: it must be inside the installed package, not read from the checkout.
     probe = subprocess.run([str(image_venv / "bin" / "python"), "-c",
                             "from starq.server.engine import engine; print(engine.__file__, len(engine.LIBRARY))"],

@@ -51,7 +51,7 @@ def test_json_off_a_terminal_text_on_one(caplog):
 
 
 def test_request_ids_reach_the_header_and_the_log(server_factory):
-    proc = server_factory(env={"STARQ_LOG_FORMAT": "json"})
+    proc = server_factory("--access-log", env={"STARQ_LOG_FORMAT": "json"})
     given = httpx.get(proc.url + "/api/health", headers={"X-Request-ID": "lb-42.a"})
     assert given.headers["X-Request-ID"] == "lb-42.a"
     fresh = httpx.post(proc.url + "/api/v1/queues", json={"name": "x"})  # no key: refused by auth
@@ -69,13 +69,13 @@ def test_request_ids_reach_the_header_and_the_log(server_factory):
 
 
 def test_log_level_and_access_log_flags(server_factory):
-    proc = server_factory("--log-level", "warning", env={"STARQ_LOG_FORMAT": "json"})
+    proc = server_factory("--log-level", "warning", "--access-log", env={"STARQ_LOG_FORMAT": "json"})
     httpx.get(proc.url + "/api/health")
     assert proc.stop() == 0
     # At info level this run would log an access line and "stopped" (the next run shows it does).
     assert not [line for line in _json_lines(proc.output()) if line["level"] in ("debug", "info")]
 
-    proc = server_factory("--no-access-log", env={"STARQ_LOG_FORMAT": "json"})
+    proc = server_factory(env={"STARQ_LOG_FORMAT": "json"})  # the access log is off by default
     httpx.get(proc.url + "/api/health")
     assert proc.stop() == 0
     lines = _json_lines(proc.output())
