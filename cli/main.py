@@ -16,6 +16,8 @@ from .group import main, run_outside_loop
 @click.option("--port", default=8000, show_default=True, type=int, envvar="STARQ_PORT", help="Port (0 = any free).")
 @click.option("--redis-url", default=None, envvar="STARQ_REDIS_URL",
               help="Redis/Valkey URL. Without it an embedded Valkey runs with its data in --data-dir.")
+@click.option("--redis-cluster/--no-redis-cluster", default=None, envvar="STARQ_REDIS_CLUSTER",
+              help="Read a redis://host:port,host:port URL as a Redis Cluster (default: off).")
 @click.option("--data-dir", default=".starq-data", show_default=True, envvar="STARQ_DATA_DIR",
               help="Where the embedded store keeps its AOF.")
 @click.option("--workers", default=1, show_default=True, type=int, envvar="STARQ_WORKERS",
@@ -75,4 +77,4 @@ def serve(check_config: bool, **options) -> None:
 run_outside_loop(serve)
 
 # The other commands register themselves on ``main`` when imported.
-from . import job_commands, queue_commands, submit, watch, worker_command  # noqa: E402,F401
+from . import completion, job_commands, queue_commands, submit, watch, worker_command  # noqa: E402,F401

@@ -22,6 +22,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     redis_url: str = ""
+    # Read a redis:// URL listing several host:port pairs as a Redis Cluster (same as redis+cluster://).
+    redis_cluster: bool = False
     data_dir: str = ".starq-data"
     workers: int = 1
     api_keys: tuple[str, ...] = ()
@@ -92,7 +94,12 @@ class Settings:
                                 ("body_timeout", "STARQ_BODY_TIMEOUT", float)):
             if env.get(var):
                 values[name] = kind(env[var])
+        if "STARQ_REDIS_CLUSTER" in env:
+            values["redis_cluster"] = _env_bool(env["STARQ_REDIS_CLUSTER"])
         values.update({k: v for k, v in overrides.items() if v is not None})
+        if values.get("redis_cluster") and values.get("redis_url", "").startswith("redis://"):
+            # One spelling downstream: the cluster scheme says everything the flag says.
+            values["redis_url"] = "redis+cluster://" + values["redis_url"][len("redis://"):]
         return cls(**values)
 
     def describe(self) -> dict[str, Any]:
@@ -107,6 +114,10 @@ class Settings:
 
     def check(self) -> None:
         """Raises ValueError with a clear message when the settings cannot work."""
+        if self.redis_url:
+            from .engine.store import parse_store_url
+
+            parse_store_url(self.redis_url, cluster=self.redis_cluster)
         if self.dev_mode and self.host not in LOOPBACK_HOSTS and not self.insecure:
             raise ValueError(
                 f"refusing to listen on {self.host} in dev mode (no STARQ_API_KEYS set, so anyone could use "

@@ -44,6 +44,9 @@ def test_check_config_rejects_what_cannot_work():
         ((), {"STARQ_LOG_FORMAT": "xml"}, "log-format"),
         ((), {"STARQ_MAX_BLOCK_MS": "soon"}, "max-block-ms"),
         (("--shutdown-grace", "-1"), {}, "shutdown-grace"),
+        (("--redis-url", "redis://a:1,b:2"), {}, "redis+cluster://"),
+        (("--redis-url", "redis+sentinel://s:26379"), {}, "primary name"),
+        (("--redis-url", "mysql://db"), {}, "scheme"),
     ]:
         done = check(*args, env=env)
         assert done.returncode == 2, (args, env, done.stdout)
@@ -51,8 +54,15 @@ def test_check_config_rejects_what_cannot_work():
         assert not done.stdout
 
 
+def test_redis_cluster_flag_reads_a_plain_url_as_a_cluster():
+    done = check("--redis-cluster", "--redis-url", "redis://10.0.0.1:7000,10.0.0.2:7000")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["redis_url"] == "redis+cluster://10.0.0.1:7000,10.0.0.2:7000"
+
+
 def test_flags_win_over_environment():
     done = check("--log-level", "error", "--no-access-log", env={"STARQ_LOG_LEVEL": "debug", "STARQ_ACCESS_LOG": "1"})
+    assert done.returncode == 0, done.stderr
     shown = json.loads(done.stdout)
     assert shown["log_level"] == "error" and shown["access_log"] is False
 
