@@ -77,4 +77,4 @@ def serve(check_config: bool, **options) -> None:
 run_outside_loop(serve)
 
 # The other commands register themselves on ``main`` when imported.
-from . import completion, job_commands, queue_commands, submit, watch, worker_command  # noqa: E402,F401
+from . import job_commands, queue_commands, submit, watch, worker_command  # noqa: E402,F401
