@@ -102,7 +102,7 @@ class Config:
 def main(ctx: click.Context, url: str, api_key: str | None, json_mode: bool, timeout: float) -> None:
     """Starq: a self-hosted work queue over Redis Streams.
 
-    Shell completion: eval "$(_STARQ_COMPLETE=bash_source starq)" (zsh_source, fish_source for other shells).
+    Shell completion: eval "$(starq completion bash)" (or zsh, fish).
     """
     ctx.obj = Config(url=url, api_key=api_key, json=json_mode, timeout=timeout)
 

@@ -39,9 +39,7 @@ def show_queue(out: Output, info: QueueInfo) -> None:
     if out.json_mode:
         out.json(info.raw)
         return
-    pairs = [(key, out.status(str(value)) if key == "paused" and value else value)
-             for key, value in info.raw.items()]
-    out.record(pairs, title=f"queue {info.name}")
+    out.record(list(info.raw.items()), title=f"queue {info.name}")
 
 
 @api_command(main)

@@ -70,7 +70,7 @@ async def test_delete_asks_on_a_terminal(starq, server, make_queue, queue_name):
 def test_help_lists_every_command():
     out = subprocess.run([STARQ, "--help"], capture_output=True, text=True, timeout=30).stdout
     for command in ("health", "queues", "create", "info", "update", "delete", "submit", "jobs", "job", "claim",
-                    "complete", "fail", "retry", "cancel", "pause", "resume", "watch", "worker", "serve"):
+                    "complete", "fail", "retry", "cancel", "pause", "resume", "watch", "worker", "serve", "completion"):
         assert f"\n  {command} " in out, command
 
 
@@ -84,6 +84,8 @@ def test_shell_completion():
     script = subprocess.run([STARQ], capture_output=True, text=True, timeout=30,
                             env={**os.environ, "_STARQ_COMPLETE": "bash_source"}).stdout
     assert "complete -o nosort -F _starq_completion starq" in script
+    printed = subprocess.run([STARQ, "completion", "bash"], capture_output=True, text=True, timeout=30).stdout
+    assert printed == script
 
 
 def test_serve_usage_errors_keep_their_usage_line(tmp_path):
