@@ -32,8 +32,8 @@ from .outcomes import Permanent, Retry
 from .worker import Worker, WorkerStatistics
 
 __all__ = [
-    "Backoff", "BadRequest", "Conflict", "FailOutcome", "HeadersTooLarge", "InvalidState", "Job", "JobNotFound", "JobPage",
-    "LeaseLost", "MethodNotAllowed", "NotClaimed", "NotFound", "Permanent", "QueueExists", "QueueInfo",
+    "Backoff", "BadRequest", "Conflict", "FailOutcome", "HeadersTooLarge", "InvalidState", "Job", "JobNotFound",
+    "JobPage", "LeaseLost", "MethodNotAllowed", "NotClaimed", "NotFound", "Permanent", "QueueExists", "QueueInfo",
     "QueueNotFound", "Retry", "RetryPolicy", "ServerUnreachable", "ShuttingDown", "StarqClient", "StarqError",
     "StoreUnavailable", "Submitted", "TooLarge", "Unauthorized", "UnexpectedResponse", "ValidationFailed",
     "Worker", "WorkerStatistics",

@@ -93,7 +93,8 @@ def test_serve_usage_errors_keep_their_usage_line(tmp_path):
     done = subprocess.run([STARQ, "serve", "--workers", "0", "--data-dir", str(tmp_path)], capture_output=True,
                           text=True, timeout=30)
     assert done.returncode == 2
-    assert done.stderr.startswith("Usage: starq serve [OPTIONS]") and "Error: --workers must be at least 1" in done.stderr
+    assert done.stderr.startswith("Usage: starq serve [OPTIONS]")
+    assert "Error: --workers must be at least 1" in done.stderr
 
 
 async def test_watch_redraws_a_table_on_a_terminal(starq, server, make_queue, queue_name):
