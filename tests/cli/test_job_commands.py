@@ -104,3 +104,12 @@ async def test_jobs_follows_cursors(starq, make_queue, queue_name):
     assert len(plain.stdout.splitlines()) == 4 and "--cursor" in plain.stderr
     assert (await starq("jobs", queue_name, "-s", "bogus")).code == 2
     assert (await starq("jobs", queue_name + "-missing")).code == 1
+
+
+async def test_job_errors_and_json_anywhere(starq, make_queue, queue_name):
+    await make_queue()
+    missing = await starq("job", queue_name, "no-such-job")
+    assert missing.code == 1 and missing.stderr.startswith("Error: ") and "not found" in missing.stderr
+    assert (await starq("job", queue_name + "-missing", "x")).code == 1
+    # --json works before or after the command name
+    assert (await starq("--json", "info", queue_name)).json() == (await starq("info", queue_name, "--json")).json()
