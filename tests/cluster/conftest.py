@@ -71,3 +71,18 @@ def cluster_url(tmp_path_factory):
     finally:
         for store in stores:
             store.stop()
+
+
+@pytest.fixture
+def scrape_text():
+    """The text of an instance's /metrics, parsed once with prometheus-client's parser to prove it parses."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def get(url: str) -> str:
+        response = httpx.get(url + "/metrics", timeout=10)
+        assert response.status_code == 200
+        assert list(text_string_to_metric_families(response.text))
+        return response.text
+
+    return get
