@@ -80,3 +80,29 @@ async def assert_error(response, status: int, code: str | None = None, mentions:
     if mentions is not None:
         assert mentions in body["detail"], body
     return body
+
+
+# -- real HTTP over raw sockets (for hang-ups at exact moments) ----------------------------------------------
+
+
+def host_port(url: str) -> tuple[str, int]:
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    return host, int(port)
+
+
+def http_request(method: str, path: str, body: bytes = b"", key: str = "dev-key") -> bytes:
+    return (f"{method} {path} HTTP/1.1\r\nHost: test\r\nX-API-Key: {key}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+def parse_response(raw: bytes) -> tuple[int, bytes]:
+    """(status, body) of one Content-Length-framed response; (0, b"") when none (or only part) arrived."""
+    head, sep, rest = raw.partition(b"\r\n\r\n")
+    if not sep:
+        return 0, b""
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    length = next((int(line.split(":", 1)[1]) for line in lines[1:] if line.lower().startswith("content-length:")), 0)
+    if len(rest) < length:
+        return 0, b""
+    return status, rest[:length]
