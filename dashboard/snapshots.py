@@ -14,10 +14,12 @@ from typing import Any
 import attrs
 import orjson
 
-from starq.server.engine.engine import Engine
+from starq.server.engine.engine import Engine, Throughput
 from starq.server.engine.errors import QueueNotFound
 from starq.server.engine.models import STATUSES, Job, QueueInfo
 
+VIEWS = ("overview", "queue", "job")
+JOB_STATUSES = STATUSES
 # Buckets of the engine's 5-second throughput ring: a 5-minute sparkline per card and a 15-minute chart on the
 # queue page (the ring holds an hour).
 SPARK_BUCKETS = 60
@@ -44,7 +46,7 @@ def queue_summary(info: QueueInfo) -> dict[str, Any]:
     }
 
 
-def _series(engine_throughput) -> dict[str, Any]:
+def _series(engine_throughput: Throughput) -> dict[str, Any]:
     """Counts per bucket, oldest first, the last bucket being the current one. No timestamps: they would make
     an idle queue's snapshot change every bucket, and the page only needs positions relative to now."""
     buckets = engine_throughput.buckets
@@ -161,6 +163,3 @@ async def job_page(engine: Engine, queue: str, job_id: str) -> dict[str, Any]:
         },
     }
 
-
-VIEWS = ("overview", "queue", "job")
-JOB_STATUSES = STATUSES

@@ -1,7 +1,7 @@
 """Screenshots of the overview, a queue page and a job page, in the light and the dark theme, taken while a
 worker is busy. They are written to ``test-artifacts/screenshots/`` (ignored by git) for a reviewer to look at;
 ``docs/screenshots/`` holds a committed copy. ``STARQ_SCREENSHOT_WARMUP`` (seconds of simulated traffic before
-the shots, default 6) can be raised to fill more of the throughput charts."""
+the shots, default 3) can be raised to fill more of the throughput charts."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from playwright.sync_api import expect
 from conftest import Api
 
 OUT = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
-WARMUP = float(os.environ.get("STARQ_SCREENSHOT_WARMUP", "6"))
+WARMUP = float(os.environ.get("STARQ_SCREENSHOT_WARMUP", "3"))
 ERRORS = ["SMTP 451: temporary failure, try again later", "timeout after 30 s talking to mx.example.net",
           "PIL.UnidentifiedImageError: cannot identify image file"]
 
