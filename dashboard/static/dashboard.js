@@ -484,6 +484,7 @@
       toast(err.message, true);
     } finally {
       button.disabled = false;
+      if (lastSnapshot) render(lastSnapshot); // buttons that depend on the data (retry-all) follow it again
     }
   }
 
