@@ -166,6 +166,8 @@ async def open_redis(url: str, *, max_connections: int = 16) -> AsyncIterator[co
         client = coredis.RedisCluster(
             startup_nodes=[coredis.connection.TCPLocation(host, port) for host, port in address.nodes],
             username=address.username, password=address.password, max_connections=max_connections,
+            # Per node, as with one server: coredis would otherwise divide the bound among the nodes.
+            max_connections_per_node=True,
             pool_timeout=POOL_TIMEOUT, connection_pool_cls=SlotKeepingClusterPool,
             retry_policy=NoRetryPolicy(), **timeouts,
         )
