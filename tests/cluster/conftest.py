@@ -15,12 +15,18 @@ import trio
 
 from starq.server.embedded import start_store
 
-SLOT_RANGES = ((0, 5460), (5461, 10922), (10923, 16383))
+SLOTS = 16384
+
+
+def slot_ranges(nodes: int) -> list[tuple[int, int]]:
+    """The 16384 slots split into ``nodes`` contiguous ranges (3 nodes: 0-5460, 5461-10922, 10923-16383)."""
+    bounds = [round(i * SLOTS / nodes) for i in range(nodes + 1)]
+    return [(bounds[i], bounds[i + 1] - 1) for i in range(nodes)]
 
 
 async def form_cluster(ports: list[int], timeout: float = 20.0) -> None:
     """Gives each node its slot range, introduces them, and waits until every node reports the cluster ok."""
-    for port, slots in zip(ports, SLOT_RANGES, strict=True):
+    for port, slots in zip(ports, slot_ranges(len(ports)), strict=True):
         async with coredis.Redis(host="127.0.0.1", port=port, decode_responses=True) as node:
             await node.cluster_addslotsrange([slots])
     async with coredis.Redis(host="127.0.0.1", port=ports[0], decode_responses=True) as first:
