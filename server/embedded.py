@@ -118,14 +118,14 @@ def start_store(
         args += ["--unixsocket", str(sock), "--unixsocketperm", "700"]
     args += extra_args or []
     process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               preexec_fn=_die_with_parent)
+                               preexec_fn=die_with_parent)
     url = f"unix://{sock}" if use_socket else f"redis://127.0.0.1:{port}"
     store = EmbeddedStore(process=process, url=url, data_dir=data, log_path=data / "store.log")
     _wait_ready(store, sock if use_socket else None, port, ready_timeout)
     return store
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Runs in the store's process before exec: if Starq dies, even by SIGKILL, the kernel sends the store
     SIGTERM, on which it flushes its AOF and exits, instead of living on as an orphan holding the data folder."""
     if sys.platform.startswith("linux"):

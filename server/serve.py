@@ -29,7 +29,7 @@ from hypercorn.trio import serve as hypercorn_serve
 from . import connection_limit, hypercorn_fixes
 from .app import create_app
 from .claims import ClaimBroker
-from .embedded import start_store
+from .embedded import die_with_parent, start_store
 from .engine.engine import open_engine
 from .logging_setup import configure_logging
 from .maintenance import maintain_forever
@@ -158,7 +158,9 @@ def _spawn_child(settings: Settings, redis_url: str, fd: int) -> subprocess.Pope
     env = dict(os.environ)
     env[CHILD_SETTINGS_ENV] = json.dumps({**attrs.asdict(settings, retain_collection_types=False),
                                           "redis_url": redis_url, "workers": 1})
-    return subprocess.Popen([sys.executable, "-m", "starq.server.serve", str(fd)], env=env, pass_fds=(fd,))
+    # A child must not outlive its supervisor (and with it the embedded store it serves).
+    return subprocess.Popen([sys.executable, "-m", "starq.server.serve", str(fd)], env=env, pass_fds=(fd,),
+                            preexec_fn=die_with_parent)
 
 
 def _supervise(settings: Settings, redis_url: str, listener: socket.socket) -> None:
