@@ -156,8 +156,9 @@ def _redact(url: str) -> str:
 
 def _spawn_child(settings: Settings, redis_url: str, fd: int) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
-    env[CHILD_SETTINGS_ENV] = json.dumps({**attrs.asdict(settings, retain_collection_types=False),
-                                          "redis_url": redis_url, "workers": 1})
+    # attrs.asdict keeps tuples and frozensets; JSON carries them as lists (the child converts them back).
+    env[CHILD_SETTINGS_ENV] = json.dumps({**attrs.asdict(settings), "redis_url": redis_url, "workers": 1},
+                                         default=list)
     # A child must not outlive its supervisor (and with it the embedded store it serves).
     return subprocess.Popen([sys.executable, "-m", "starq.server.serve", str(fd)], env=env, pass_fds=(fd,),
                             preexec_fn=die_with_parent)
