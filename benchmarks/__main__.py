@@ -1,0 +1,60 @@
+"""``uv run python -m benchmarks run [--quick] [--repeat N] [--only GROUP,...]``: see ``benchmarks/README.md``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import trio
+
+from . import procstat, report
+from .run import run_once
+from .scenarios import Sizes
+
+GROUPS = ("http", "store", "submit", "cycle", "longpoll", "retry", "scale")
+RESULTS = Path(__file__).parent / "results"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="start a store and servers, run the scenarios, print and save the results")
+    run.add_argument("--quick", action="store_true", help="a seconds-long smoke run (tiny sizes)")
+    run.add_argument("--repeat", type=int, default=1, help="run everything N times and report medians")
+    run.add_argument("--only", default="", help=f"comma-separated groups of: {', '.join(GROUPS)}")
+    run.add_argument("--out", default=str(RESULTS), help="folder for the JSON results")
+    args = parser.parse_args(argv)
+
+    only = {g.strip() for g in args.only.split(",") if g.strip()} or None
+    if only and only - set(GROUPS):
+        parser.error(f"unknown groups: {', '.join(sorted(only - set(GROUPS)))}")
+    sizes = Sizes.quick() if args.quick else Sizes.full()
+    runs = []
+    for i in range(args.repeat):
+        print(f"== run {i + 1}/{args.repeat} (load {procstat.load_average()})", flush=True)
+        runs.append(trio.run(run_once, sizes, only))
+    rows = report.combine(runs)
+    verdicts = report.evaluate(rows)
+    print()
+    print(report.table(rows))
+    print()
+    print(report.verdict_table(verdicts))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    path = out / f"{'quick' if args.quick else 'full'}-{stamp}-{os.getpid()}.json"
+    path.write_text(json.dumps({"quick": args.quick, "runs": runs, "combined": rows, "targets": verdicts},
+                               indent=1))
+    print(f"\nresults written to {path}")
+    failures = [r for r in rows if r.get("exactly_once") is False]
+    for row in failures:
+        print(f"EXACTLY-ONCE CHECK FAILED: {row['name']}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

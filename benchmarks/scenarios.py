@@ -1,0 +1,342 @@
+"""The scenarios of the benchmark run. Each returns result rows (plain dicts) for the report.
+
+Sizes come from ``Sizes``: the full run, or ``--quick`` (seconds, for the CI smoke test). Every scenario
+checks exactly-once delivery from the ids the clients saw and the queue's own counts afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import time
+import uuid
+from typing import Any
+
+import attrs
+import orjson
+import trio
+
+from starq.server.engine.engine import Engine
+from starq.server.engine.models import NewJob, QueueSettings, new_job_id
+
+from . import harness, procstat
+from .harness import Server, percentile
+from .rawhttp import HTTPConnection
+
+# The original Starq on this machine (FastAPI + uvicorn + redis-py, one process), from the stack notes.
+ORIGINAL = {"submit_1": 879, "submit_100": 10_500, "cycle_1": 498, "cycle_10": 754}
+
+
+@attrs.frozen
+class Sizes:
+    seconds: float  # per measured phase, an upper bound (phases also stop when their job count is done)
+    ceiling_requests: int
+    submit_jobs: dict[int, int]  # batch size -> jobs
+    cycle_jobs: int
+    ack_jobs: int
+    workers: int
+    waiters: tuple[int, ...]
+    wakes: int
+    retries: int
+
+    @classmethod
+    def full(cls) -> Sizes:
+        return cls(seconds=30, ceiling_requests=200_000, submit_jobs={1: 8_000, 100: 150_000, 1000: 300_000},
+                   cycle_jobs=8_000, ack_jobs=150_000, workers=16, waiters=(1_000, 5_000, 10_000), wakes=200,
+                   retries=8)
+
+    @classmethod
+    def quick(cls) -> Sizes:
+        return cls(seconds=3, ceiling_requests=600, submit_jobs={1: 100, 100: 1_000, 1000: 2_000},
+                   cycle_jobs=100, ack_jobs=500, workers=4, waiters=(50,), wakes=5, retries=1)
+
+
+def queue_name(kind: str) -> str:
+    return f"bench-{kind}-{uuid.uuid4().hex[:8]}"
+
+
+class Sampler:
+    """Peak server RSS and Redis connections while a phase runs (sampled every quarter second)."""
+
+    def __init__(self, server: Server, redis_url: str, own_connections: int) -> None:
+        self.server, self.redis_url, self.own = server, redis_url, own_connections
+        self.rss_mb = 0.0
+        self.redis_conns = 0
+
+    def sample(self) -> None:
+        self.rss_mb = max(self.rss_mb, procstat.rss_mb(self.server.pids))
+        self.redis_conns = max(self.redis_conns, harness.redis_clients(self.redis_url) - self.own)
+
+    @contextlib.asynccontextmanager
+    async def running(self):
+        async def loop() -> None:
+            while True:
+                await trio.to_thread.run_sync(self.sample)
+                await trio.sleep(0.25)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(loop)
+            try:
+                yield self
+            finally:
+                nursery.cancel_scope.cancel()
+        self.sample()
+
+
+def _merge(results: list[dict[str, Any]]) -> tuple[float, list[float], int, int]:
+    """Wall seconds over all client processes, every latency, requests and errors."""
+    start = min(r["start_ms"] for r in results)
+    end = max(r["end_ms"] for r in results)
+    latencies = [x for r in results for x in r["latencies"]]
+    return (end - start) / 1000, latencies, sum(r["requests"] for r in results), sum(r["errors"] for r in results)
+
+
+def _row(group: str, name: str, *, jobs: int, seconds: float, latencies: list[float], requests: int,
+         server_cpu: float, client_cpu: float, sampler: Sampler | None, **extra: Any) -> dict[str, Any]:
+    return {
+        "group": group, "name": name, "jobs": jobs, "seconds": round(seconds, 3),
+        "jobs_per_s": round(jobs / seconds, 1) if seconds else None,
+        "requests_per_s": round(requests / seconds, 1) if seconds else None,
+        "p50_ms": round(percentile(latencies, 0.50), 2), "p99_ms": round(percentile(latencies, 0.99), 2),
+        "server_cpu_pct": round(100 * server_cpu / seconds, 1) if seconds else None,
+        "server_cpu_us_per_request": round(1e6 * server_cpu / requests, 1) if requests else None,
+        "client_cpu_pct": round(100 * client_cpu / seconds, 1) if seconds else None,
+        "server_rss_mb": round(sampler.rss_mb, 1) if sampler else None,
+        "redis_conns": sampler.redis_conns if sampler else None,
+        **extra,
+    }
+
+
+# -- references ------------------------------------------------------------------------------------------------
+
+
+async def http_references(sizes: Sizes) -> list[dict[str, Any]]:
+    """The load generator's own ceiling, and a do-nothing endpoint on stock Hypercorn-trio and on Starq's stack."""
+    rows = []
+    kinds = [("trivial", "load generator vs trivial server"), ("bare", "bare ASGI, stock hypercorn-trio"),
+             ("stock", "no-op endpoint, stock hypercorn-trio"),
+             ("ceiling", "no-op endpoint, Starq's stack (HTTP ceiling)"),
+             ("fast", "no-op endpoint, Starq's stack + opt-in speed-ups")]
+    for kind, label in kinds if sizes.seconds > 5 else [k for k in kinds if k[0] != "bare"]:
+        with harness.reference_app(kind) as app:
+            spec = {"kind": "get_loop", "host": app.host, "port": app.port, "path": "/noop",
+                    "requests": sizes.ceiling_requests, "seconds": min(sizes.seconds, 8), "connections": 32}
+            meter = procstat.CpuMeter(app.pids)
+            meter.start()
+            results, client_cpu = await harness.run_clients(spec)
+            server_cpu = meter.stop()
+            seconds, latencies, requests, errors = _merge(results)
+            rows.append(_row("reference", label, jobs=requests, seconds=seconds, latencies=latencies,
+                             requests=requests, server_cpu=server_cpu, client_cpu=client_cpu, sampler=None,
+                             kind=kind, errors=errors,
+                             requests_per_server_cpu_s=round(requests / server_cpu) if server_cpu else None))
+    return rows
+
+
+async def store_reference(redis_url: str, sizes: Sizes) -> list[dict[str, Any]]:
+    """The same engine operations without HTTP (16 concurrent tasks in one process)."""
+    ops = [
+        {"name": "submit 1/call", "op": "submit", "batch": 1, "jobs": sizes.submit_jobs[1]},
+        {"name": "submit 100/call", "op": "submit", "batch": 100, "jobs": sizes.submit_jobs[100]},
+        {"name": "claim 1 + complete", "op": "complete", "count": 1, "jobs": sizes.cycle_jobs},
+        {"name": "claim 50 + ack", "op": "ack", "count": 50, "jobs": sizes.ack_jobs},
+    ]
+    spec = {"redis_url": redis_url, "queue": queue_name("ref"), "tasks": sizes.workers, "seconds": sizes.seconds,
+            "ops": ops}
+    proc = await trio.run_process([sys.executable, "-m", "benchmarks.storeref", json.dumps(spec)],
+                                  capture_stdout=True)
+    rows = []
+    for op, result in zip(ops, json.loads(proc.stdout)):
+        rows.append({"group": "reference", "name": f"store limit: {op['name']}", "kind": f"store_{op['op']}",
+                     "jobs": result["jobs"], "seconds": round(result["seconds"], 3),
+                     "jobs_per_s": round(result["jobs"] / result["seconds"], 1),
+                     "exactly_once": result["unique"] == result["jobs"] == op["jobs"]})
+    return rows
+
+
+# -- submit / cycle ----------------------------------------------------------------------------------------------
+
+
+async def _fill(engine: Engine, queue: str, jobs: int) -> set[str]:
+    ids: set[str] = set()
+    for start in range(0, jobs, 1000):
+        n = min(1000, jobs - start)
+        new = [NewJob(payload=orjson.dumps({"n": start + i}).decode()) for i in range(n)]
+        batch = [new_job_id() for _ in range(n)]
+        await engine.submit(queue, new, batch)
+        ids.update(batch)
+    return ids
+
+
+async def submit(server: Server, engine: Engine, sampler_of, sizes: Sizes) -> list[dict[str, Any]]:
+    rows = []
+    for batch, jobs in sizes.submit_jobs.items():
+        queue = queue_name("submit")
+        await engine.create_queue(queue, QueueSettings())
+        spec = {"kind": "submit", "host": server.host, "port": server.port, "queue": queue, "batch": batch,
+                "jobs": jobs, "seconds": sizes.seconds, "connections": 16 if batch == 1 else 4,
+                "per_proc": ["jobs"]}
+        meter = procstat.CpuMeter(server.pids)
+        meter.start()
+        async with sampler_of().running() as sampler:
+            results, client_cpu = await harness.run_clients(spec)
+        server_cpu = meter.stop()
+        seconds, latencies, requests, errors = _merge(results)
+        ids = [i for r in results for i in r["ids"]]
+        info = await engine.queue_info(queue)
+        exact = errors == 0 and len(ids) == len(set(ids)) == jobs == info.counts["pending"]
+        rows.append(_row("submit", f"submit {batch}/request", jobs=len(ids), seconds=seconds, latencies=latencies,
+                         requests=requests, server_cpu=server_cpu, client_cpu=client_cpu, sampler=sampler,
+                         kind=f"submit_{batch}", errors=errors, exactly_once=exact))
+        await engine.delete_queue(queue)
+    return rows
+
+
+async def cycle(server: Server, engine: Engine, sampler_of, sizes: Sizes, *, count: int, mode: str,
+                jobs: int, group: str = "cycle", label: str = "") -> dict[str, Any]:
+    queue = queue_name("cycle")
+    await engine.create_queue(queue, QueueSettings())
+    ids = await _fill(engine, queue, jobs)
+    spec = {"kind": "cycle", "host": server.host, "port": server.port, "queue": queue, "count": count,
+            "mode": mode, "workers": sizes.workers, "seconds": sizes.seconds}
+    meter = procstat.CpuMeter(server.pids)
+    meter.start()
+    async with sampler_of().running() as sampler:
+        results, client_cpu = await harness.run_clients(spec)
+    server_cpu = meter.stop()
+    seconds, latencies, requests, errors = _merge(results)
+    claimed = [i for r in results for i in r["claimed"]]
+    completed = [i for r in results for i in r["completed"]]
+    info = await engine.queue_info(queue)
+    exact = (errors == 0 and len(claimed) == len(set(claimed)) and set(claimed) == ids
+             and sorted(completed) == sorted(claimed) and info.counts["completed"] == jobs
+             and info.counts["pending"] == info.counts["claimed"] == 0)
+    await engine.delete_queue(queue)
+    what = f"claim {count} + " + ("ack" if mode == "ack" else "complete each")
+    return _row(group, label or what, jobs=len(completed), seconds=seconds, latencies=latencies,
+                requests=requests, server_cpu=server_cpu, client_cpu=client_cpu, sampler=sampler,
+                kind=f"cycle_{count}_{mode}", errors=errors, exactly_once=exact, workers=sizes.workers)
+
+
+async def cycles(server: Server, engine: Engine, sampler_of, sizes: Sizes) -> list[dict[str, Any]]:
+    return [
+        await cycle(server, engine, sampler_of, sizes, count=1, mode="complete", jobs=sizes.cycle_jobs),
+        await cycle(server, engine, sampler_of, sizes, count=5, mode="complete", jobs=sizes.cycle_jobs,
+                    label="claim 5 + complete each (original README worker)"),
+        await cycle(server, engine, sampler_of, sizes, count=50, mode="ack", jobs=sizes.ack_jobs),
+    ]
+
+
+# -- long-poll ---------------------------------------------------------------------------------------------------
+
+
+async def _waiting(server: Server) -> int:
+    health = await trio.to_thread.run_sync(harness.http_get_json, server, "/api/health")
+    return int(health.get("waiting_claims", -1))
+
+
+async def longpoll(server: Server, engine: Engine, sampler_of, sizes: Sizes, waiters: int) -> dict[str, Any]:
+    """Parks ``waiters`` claims, measures parking, memory and Redis connections, wakes ``sizes.wakes`` of them
+    one job at a time, then hangs up on the rest and checks that nothing is left parked or claimed."""
+    queue = queue_name("longpoll")
+    await engine.create_queue(queue, QueueSettings())
+    procs = 2 if waiters >= 4000 else 1
+    sampler = sampler_of()
+    await trio.to_thread.run_sync(sampler.sample)
+    rss_before = sampler.rss_mb
+    results = []
+    park_seconds = None
+    async with contextlib.AsyncExitStack() as stack:
+        started = time.monotonic()
+        clients = []
+        for i in range(procs):
+            spec = {"kind": "longpoll", "host": server.host, "port": server.port, "queue": queue,
+                    "waiters": waiters // procs + (1 if i < waiters % procs else 0), "block_ms": 30_000,
+                    "seconds": 120}
+            clients.append(await stack.enter_async_context(harness.long_lived_client(spec)))
+        # Parked = the server reports every claim waiting (bounded: a broken run fails, it does not hang).
+        with trio.move_on_after(90):
+            while await _waiting(server) < waiters:
+                await trio.sleep(0.1)
+            park_seconds = time.monotonic() - started
+        await trio.to_thread.run_sync(sampler.sample)
+        parked_rss, parked_conns = procstat.rss_mb(server.pids), sampler.redis_conns
+        # Wake: one job at a time through the API, each stamped with when it was submitted.
+        submitted = set()
+        conn = await HTTPConnection.open(server.host, server.port)
+        for n in range(sizes.wakes):
+            body = orjson.dumps({"payload": {"n": n, "t": time.monotonic()}})
+            status, reply = await conn.request("POST", f"/api/v1/queues/{queue}/jobs", body)
+            submitted.add(orjson.loads(reply)["jobs"][0]["id"])
+            await trio.sleep(0.01)
+        await conn.aclose()
+        with trio.move_on_after(30):
+            while await _waiting(server) > waiters - sizes.wakes:
+                await trio.sleep(0.1)
+        # Release: every client hangs up on its remaining claims.
+        release_started = time.monotonic()
+        for proc, stdout in clients:
+            await proc.stdin.send_all(b"release\n")
+        for proc, stdout in clients:
+            data = b""
+            with trio.fail_after(60):
+                async for chunk in stdout:
+                    data += chunk
+            results.append(json.loads(data.decode().strip().splitlines()[-1]))
+        released = None
+        with trio.move_on_after(30):
+            while await _waiting(server) > 0:
+                await trio.sleep(0.05)
+            released = time.monotonic() - release_started
+    received = [(i, d) for r in results for i, d in r["received"]]
+    ids = [i for i, _ in received]
+    delays = [d for _, d in received]
+    info = await engine.queue_info(queue)
+    exact = (len(ids) == len(set(ids)) and set(ids) == submitted and info.counts["claimed"] == len(submitted)
+             and info.counts["pending"] == 0 and sum(r["errors"] for r in results) == 0)
+    await engine.delete_queue(queue)
+    return {
+        "group": "longpoll", "name": f"long-poll {waiters:,} waiters", "kind": f"longpoll_{waiters}",
+        "waiters": waiters, "park_seconds": round(park_seconds, 2) if park_seconds is not None else None,
+        "server_rss_mb": round(parked_rss, 1), "server_rss_before_mb": round(rss_before, 1),
+        "redis_conns": parked_conns, "wake_p50_ms": round(percentile(delays, 0.5), 2),
+        "wake_p99_ms": round(percentile(delays, 0.99), 2), "woken": len(ids),
+        "release_seconds": round(released, 2) if released is not None else None, "exactly_once": exact,
+    }
+
+
+# -- retry -------------------------------------------------------------------------------------------------------
+
+
+async def retry(server: Server, engine: Engine, sizes: Sizes) -> list[dict[str, Any]]:
+    """Time from a ``fail`` answer to the job being handed out again, for two backoff settings. Starq's first
+    backoff is ``retry_delay`` × [0.5, 1) (equal jitter), and due retries are promoted by the maintenance loop."""
+    rows = []
+    for delay in (0, 1):
+        queue = queue_name("retry")
+        await engine.create_queue(queue, QueueSettings(retry_delay=delay, max_retries=sizes.retries + 1))
+        conn = await HTTPConnection.open(server.host, server.port)
+        base = f"/api/v1/queues/{queue}/jobs"
+        samples = []
+        for n in range(sizes.retries):
+            await conn.request("POST", base, orjson.dumps({"payload": {"n": n}}))
+            _, reply = await conn.request("POST", base + "/claim", orjson.dumps({"count": 1}))
+            job = orjson.loads(reply)["jobs"][0]
+            await conn.request("PUT", f"{base}/{job['id']}/fail", orjson.dumps({"lease_id": job["lease_id"]}))
+            failed_at = time.monotonic()
+            _, reply = await conn.request("POST", base + "/claim", orjson.dumps({"count": 1, "block_ms": 10_000}))
+            again = orjson.loads(reply)["jobs"]
+            samples.append(time.monotonic() - failed_at if again and again[0]["id"] == job["id"] else None)
+            if again:
+                await conn.request("PUT", f"{base}/{job['id']}/complete",
+                                   orjson.dumps({"lease_id": again[0]["lease_id"]}))
+        await conn.aclose()
+        await engine.delete_queue(queue)
+        got = [s * 1000 for s in samples if s is not None]
+        rows.append({"group": "retry", "name": f"retry_delay={delay}s: fail -> claimable",
+                     "kind": f"retry_{delay}", "samples": len(samples),
+                     "expected_ms": f"{delay * 500:.0f}-{delay * 1000:.0f} + up to one maintenance tick (500)",
+                     "p50_ms": round(percentile(got, 0.5), 1), "max_ms": round(max(got), 1) if got else None,
+                     "exactly_once": len(got) == len(samples)})
+    return rows
