@@ -18,6 +18,7 @@ import attrs
 import coredis
 import coredis._concurrency
 import coredis.connection
+import coredis.exceptions
 import coredis.pool
 from anyio import Event
 from coredis._concurrency import QueueFull
@@ -133,7 +134,19 @@ def parse_store_url(url: str, *, cluster: bool = False) -> StoreAddress:
 
 
 class SlotKeepingClusterPool(coredis.pool.ClusterConnectionPool):
-    """The cluster pool with the same fix: a dead connection's slot is given back as an empty one."""
+    """The cluster pool with the same fix: a dead connection's slot is given back as an empty one.
+
+    It also reports a node it cannot connect to, which coredis 6.9 does not: its layout is refreshed only
+    after reported errors, so after a primary died and its replica took over, every command for that
+    primary's slots kept failing to connect to the dead address, for good.
+    """
+
+    async def get_connection(self, node=None, primary=True, **options):  # type: ignore[override]
+        try:
+            return await super().get_connection(node, primary, **options)
+        except coredis.exceptions.ConnectionError as exc:
+            self.cluster_layout.report_errors(node, exc)
+            raise
 
     def release(self, connection):  # type: ignore[override]
         self.statistics.connection_released(connection)
