@@ -99,7 +99,7 @@ async def test_submit_single_and_batch_response(api, queue_name):
 async def test_submit_with_dedupe_reports_skipped(api, queue_name):
     await api.create(queue_name, dedupe=True)
     first = await api.submit(queue_name, {"payload": {"k": 1}})
-    again = await api.submit(queue_name, {"jobs": [{"payload": {"k": 1}}, {"payload": {"k": 2}}, {"payload": {"k": 2}}]})
+    again = await api.submit(queue_name, {"jobs": [{"payload": {"k": k}} for k in (1, 2, 2)]})
     assert (again["submitted"], again["skipped"]) == (1, 2)
     assert again["jobs"][0]["id"] == first["jobs"][0]["id"]
     assert (await api.info(queue_name))["pending"] == 2
@@ -250,7 +250,8 @@ async def test_retry_dead_jobs_of_a_queue(api, queue_name):
 
 async def test_list_jobs_status_filter_and_cursor(api, queue_name):
     await api.create(queue_name)
-    ids = [j["id"] for j in (await api.submit(queue_name, {"jobs": [{"payload": {"i": i}} for i in range(12)]}))["jobs"]]
+    submitted = await api.submit(queue_name, {"jobs": [{"payload": {"i": i}} for i in range(12)]})
+    ids = [j["id"] for j in submitted["jobs"]]
     for job_id in ids[::2]:
         await api.client.delete(f"/api/v1/queues/{queue_name}/jobs/{job_id}", headers=KEY)
     seen, cursor, sizes = [], "", []

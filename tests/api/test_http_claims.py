@@ -63,7 +63,8 @@ async def test_clients_hanging_up_mid_long_poll_lose_no_job(server_factory, queu
                 nursery.start_soon(impatient)
             for start in range(0, total, 5):
                 jobs = [{"payload": {"i": i}} for i in range(start, start + 5)]
-                assert (await client.post(f"{api}/{queue_name}/jobs", json={"jobs": jobs}, headers=KEY)).status_code == 201
+                r = await client.post(f"{api}/{queue_name}/jobs", json={"jobs": jobs}, headers=KEY)
+                assert r.status_code == 201
                 await trio.sleep(rng.uniform(0, 0.03))
         held = (await client.get(f"{api}/{queue_name}/jobs", params={"status": "claimed", "count": 500})).json()
         rest = []

@@ -10,7 +10,7 @@ import trio
 from starq.server.engine.errors import InvalidState, QueueExists, QueueNotFound
 
 from .conftest import (
-    all_jobs, assert_counts_true, drain, make_queue, make_unticked_queue, now_ms, payload_of, submit,
+    all_jobs, assert_counts_true, drain, make_queue, make_unticked_queue, now_ms, submit,
 )
 
 

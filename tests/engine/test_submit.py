@@ -7,7 +7,7 @@ import pytest
 from starq.server.engine.errors import QueueNotFound
 from starq.server.engine.models import NewJob, new_job_id
 
-from .conftest import assert_counts_true, make_queue, new_job, payload_of, submit, submit_jobs
+from .conftest import make_queue, new_job, payload_of, submit, submit_jobs
 
 
 async def test_submit_single_is_pending_and_counted(engine, queue_name):

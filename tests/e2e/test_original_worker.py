@@ -1,0 +1,67 @@
+"""The original Starq README's worker, written with ``requests`` exactly as it was, runs unchanged."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import httpx
+
+from .conftest import KEY, api, create_queue, queue_info, wait_for
+
+# The worker loop from the original project's README: claim up to 5 jobs with a 5 s long-poll, do the work,
+# report each one complete with a result. Only the two constants at the top are pointed at the test server.
+ORIGINAL_WORKER = '''
+import requests
+
+API = "http://localhost:8000"
+QUEUE = "emails"
+HEADERS = {"X-API-Key": "dev-key"}
+
+
+def send_email(payload):
+    return {"sent_to": payload["to"], "ok": True}
+
+
+while True:
+    resp = requests.post(
+        f"{API}/api/v1/queues/{QUEUE}/jobs/claim",
+        json={"count": 5, "block_ms": 5000},
+        headers=HEADERS,
+    )
+    for job in resp.json()["jobs"]:
+        result = send_email(job["payload"])
+        requests.put(
+            f"{API}/api/v1/queues/{QUEUE}/jobs/{job['id']}/complete",
+            json={"result": result},
+            headers=HEADERS,
+        )
+'''
+
+
+def test_original_readme_worker_completes_every_job(server, queue_name, tmp_path):
+    script = tmp_path / "worker.py"
+    script.write_text(ORIGINAL_WORKER.replace('"http://localhost:8000"', repr(server.url))
+                      .replace('"emails"', repr(queue_name)))
+    create_queue(server, queue_name)
+    emails = [f"user{i}@example.com" for i in range(23)]
+    # Half before the worker starts, half while it long-polls.
+    r = httpx.post(f"{api(server)}/{queue_name}/jobs", json={"jobs": [{"payload": {"to": e}} for e in emails[:12]]},
+                   headers=KEY, timeout=30)
+    assert r.status_code == 201
+    worker = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: queue_info(server, queue_name)["completed"] == 12, what="first 12 completed")
+        for e in emails[12:]:
+            r = httpx.post(f"{api(server)}/{queue_name}/jobs", json={"payload": {"to": e}}, headers=KEY, timeout=30)
+            assert r.status_code == 201
+        info = wait_for(lambda: (i := queue_info(server, queue_name))["completed"] == 23 and i, what="all completed")
+        assert worker.poll() is None, worker.stdout.read().decode()  # still looping, no crash
+    finally:
+        worker.kill()
+        worker.wait()
+    assert (info["pending"], info["claimed"], info["failed"]) == (0, 0, 0)
+    page = httpx.get(f"{api(server)}/{queue_name}/jobs", params={"status": "completed", "count": 100},
+                     timeout=30).json()
+    assert sorted(j["result"]["sent_to"] for j in page["jobs"]) == sorted(emails)
+    assert all(j["result"]["ok"] is True for j in page["jobs"])

@@ -1,0 +1,87 @@
+"""SIGTERM with 1,000 idle long-polls: every one is answered ``{"jobs": []}`` and the process exits promptly."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+
+import httpx
+import trio
+
+from .conftest import KEY, api, create_queue
+
+WAITERS = 1000
+# "Within a few seconds" of the signal, with room for a machine busy with other work.
+EXIT_WITHIN = 10.0
+
+
+def host_port(url: str) -> tuple[str, int]:
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    return host, int(port)
+
+
+async def read_response(stream: trio.SocketStream) -> tuple[int, bytes]:
+    raw = b""
+    while True:
+        head, sep, rest = raw.partition(b"\r\n\r\n")
+        if sep:
+            lines = head.decode("latin-1").split("\r\n")
+            length = next(int(l.split(":", 1)[1]) for l in lines[1:] if l.lower().startswith("content-length:"))
+            if len(rest) >= length:
+                return int(lines[0].split()[1]), rest[:length]
+        chunk = await stream.receive_some(65536)
+        if not chunk:
+            return 0, raw
+        raw += chunk
+
+
+async def test_sigterm_answers_1000_idle_long_polls_and_exits(server_factory, queue_name):
+    server = server_factory()
+    create_queue(server, queue_name)
+    host, port = host_port(server.url)
+    body = json.dumps({"count": 1, "block_ms": 60_000}).encode()
+    request = (f"POST /api/v1/queues/{queue_name}/jobs/claim HTTP/1.1\r\nHost: t\r\nX-API-Key: dev-key\r\n"
+               f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+    answers: list[tuple[int, bytes]] = []
+
+    async def long_poll(task_status=trio.TASK_STATUS_IGNORED):
+        stream = await trio.open_tcp_stream(host, port)
+        async with stream:
+            await stream.send_all(request)
+            task_status.started()
+            answers.append(await read_response(stream))
+
+    async with httpx.AsyncClient(timeout=60) as client:
+        with trio.fail_after(120):
+            async with trio.open_nursery() as nursery:
+                for _ in range(WAITERS):
+                    await nursery.start(long_poll)
+                while (await client.get(f"{server.url}/api/health")).json().get("waiting_claims") != WAITERS:
+                    await trio.sleep(0.2)
+                server.process.send_signal(signal.SIGTERM)
+                signalled = trio.current_time()
+        answered_in = trio.current_time() - signalled
+    assert len(answers) == WAITERS
+    assert all(status == 200 for status, _ in answers), {s for s, _ in answers}
+    assert all(json.loads(b) == {"jobs": []} for _, b in answers)
+    try:
+        code = await trio.to_thread.run_sync(server.process.wait, EXIT_WITHIN)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"starq serve still running {EXIT_WITHIN} s after SIGTERM") from None
+    assert code == 0, server.output()
+    assert answered_in < EXIT_WITHIN
+
+
+def test_sigterm_loses_no_job_and_restart_serves_them(server_factory, queue_name):
+    """Jobs submitted before a graceful stop are all there for the next process."""
+    first = server_factory()
+    create_queue(first, queue_name)
+    r = httpx.post(f"{api(first)}/{queue_name}/jobs", json={"jobs": [{"payload": {"i": i}} for i in range(50)]},
+                   headers=KEY, timeout=30)
+    assert r.status_code == 201
+    assert first.stop() == 0
+    second = server_factory()
+    got = httpx.post(f"{api(second)}/{queue_name}/jobs/claim", json={"count": 100}, headers=KEY,
+                     timeout=30).json()["jobs"]
+    assert sorted(j["payload"]["i"] for j in got) == list(range(50))
