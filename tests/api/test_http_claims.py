@@ -43,8 +43,7 @@ async def hanging_up_claim(url: str, queue: str, wait: float, count: int) -> lis
     return json.loads(payload)["jobs"]
 
 
-async def test_clients_hanging_up_mid_long_poll_lose_no_job(server_factory, queue_name):
-    server = server_factory()
+async def test_clients_hanging_up_mid_long_poll_lose_no_job(server, queue_name):
     api = f"{server.url}/api/v1/queues"
     rng = random.Random(11)
     total = 150
@@ -83,10 +82,9 @@ async def test_clients_hanging_up_mid_long_poll_lose_no_job(server_factory, queu
     assert not {j["id"] for j in held["jobs"]} & {j["id"] for j in rest}
 
 
-async def test_abandoned_httpx_long_polls_do_not_swallow_later_jobs(server_factory, queue_name):
+async def test_abandoned_httpx_long_polls_do_not_swallow_later_jobs(server, queue_name):
     """httpx clients give up mid long-poll (a cancelled request closes its connection); jobs submitted
     afterwards are all claimable at once, none taken by a waiter that is no longer there."""
-    server = server_factory()
     api = f"{server.url}/api/v1/queues"
     async with httpx.AsyncClient(timeout=30) as client:
         assert (await client.post(api, json={"name": queue_name}, headers=KEY)).status_code == 201
@@ -106,10 +104,9 @@ async def test_abandoned_httpx_long_polls_do_not_swallow_later_jobs(server_facto
         assert len(r.json()["jobs"]) == 30
 
 
-async def test_httpx_clients_timing_out_while_jobs_flow(server_factory, queue_name):
+async def test_httpx_clients_timing_out_while_jobs_flow(server, queue_name):
     """Clients with a short read timeout race submits. Afterwards every job is held by a client that got it
     or claimable at once."""
-    server = server_factory()
     api = f"{server.url}/api/v1/queues"
     total = 80
     got: list[dict] = []

@@ -9,7 +9,7 @@ import subprocess
 import httpx
 import trio
 
-from .conftest import KEY, api, create_queue
+from .conftest import create_queue
 
 WAITERS = 1000
 # "Within a few seconds" of the signal, with room for a machine busy with other work.
@@ -71,17 +71,3 @@ async def test_sigterm_answers_1000_idle_long_polls_and_exits(server_factory, qu
         raise AssertionError(f"starq serve still running {EXIT_WITHIN} s after SIGTERM") from None
     assert code == 0, server.output()
     assert answered_in < EXIT_WITHIN
-
-
-def test_sigterm_loses_no_job_and_restart_serves_them(server_factory, queue_name):
-    """Jobs submitted before a graceful stop are all there for the next process."""
-    first = server_factory()
-    create_queue(first, queue_name)
-    r = httpx.post(f"{api(first)}/{queue_name}/jobs", json={"jobs": [{"payload": {"i": i}} for i in range(50)]},
-                   headers=KEY, timeout=30)
-    assert r.status_code == 201
-    assert first.stop() == 0
-    second = server_factory()
-    got = httpx.post(f"{api(second)}/{queue_name}/jobs/claim", json={"count": 100}, headers=KEY,
-                     timeout=30).json()["jobs"]
-    assert sorted(j["payload"]["i"] for j in got) == list(range(50))
