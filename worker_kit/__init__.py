@@ -15,6 +15,7 @@ from .errors import (
     LeaseLost,
     MethodNotAllowed,
     NotClaimed,
+    NotDurable,
     NotFound,
     QueueExists,
     QueueNotFound,
@@ -33,8 +34,8 @@ from .worker import Worker, WorkerStatistics
 
 __all__ = [
     "Backoff", "BadRequest", "Conflict", "FailOutcome", "HeadersTooLarge", "InvalidState", "Job", "JobNotFound",
-    "JobPage", "LeaseLost", "MethodNotAllowed", "NotClaimed", "NotFound", "Permanent", "QueueExists", "QueueInfo",
-    "QueueNotFound", "Retry", "RetryPolicy", "ServerUnreachable", "ShuttingDown", "StarqClient", "StarqError",
-    "StoreUnavailable", "Submitted", "TooLarge", "Unauthorized", "UnexpectedResponse", "ValidationFailed",
-    "Worker", "WorkerStatistics",
+    "JobPage", "LeaseLost", "MethodNotAllowed", "NotClaimed", "NotDurable", "NotFound", "Permanent", "QueueExists",
+    "QueueInfo", "QueueNotFound", "Retry", "RetryPolicy", "ServerUnreachable", "ShuttingDown", "StarqClient",
+    "StarqError", "StoreUnavailable", "Submitted", "TooLarge", "Unauthorized", "UnexpectedResponse",
+    "ValidationFailed", "Worker", "WorkerStatistics",
 ]

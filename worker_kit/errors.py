@@ -6,13 +6,17 @@ the client's own: ``ServerUnreachable`` (no HTTP answer at all) and ``Unexpected
 Starq's JSON).
 
     StarqError
-    ├── BadRequest (400)          ├── Conflict (409)             ├── TooLarge (413)
-    ├── Unauthorized (401)        │   ├── QueueExists            │   └── HeadersTooLarge (431)
-    │                             │                              ├── ValidationFailed (422)
-    ├── NotFound (404)            │   ├── NotClaimed             ├── StoreUnavailable (503)
-    │   ├── QueueNotFound         │   ├── LeaseLost              ├── ShuttingDown (503)
-    │   └── JobNotFound           │   └── InvalidState           ├── ServerUnreachable (no answer)
-    ├── MethodNotAllowed (405)                                   └── UnexpectedResponse
+        BadRequest (400)
+        Unauthorized (401)
+        NotFound (404): QueueNotFound, JobNotFound
+        MethodNotAllowed (405)
+        Conflict (409): QueueExists, NotClaimed, LeaseLost, InvalidState
+        TooLarge (413): HeadersTooLarge (431)
+        ValidationFailed (422)
+        StoreUnavailable (503): NotDurable
+        ShuttingDown (503)
+        ServerUnreachable (no answer at all)
+        UnexpectedResponse (an answer that is not Starq's JSON)
 """
 
 from __future__ import annotations
@@ -134,6 +138,12 @@ class StoreUnavailable(StarqError):
     status = 503
 
 
+class NotDurable(StoreUnavailable):
+    """The store cannot confirm that a write reached its disk (a server run with STARQ_DURABLE=1)."""
+
+    code = "not_durable"
+
+
 class ShuttingDown(StarqError):
     """The server is shutting down."""
 
@@ -163,7 +173,7 @@ class UnexpectedResponse(StarqError):
 # Every class the server can name in ``error``; codes the client does not know fall back on the status.
 SERVER_ERRORS: tuple[type[StarqError], ...] = (
     BadRequest, Unauthorized, NotFound, QueueNotFound, JobNotFound, MethodNotAllowed, Conflict, QueueExists,
-    NotClaimed, LeaseLost, InvalidState, TooLarge, HeadersTooLarge, ValidationFailed, StoreUnavailable,
+    NotClaimed, LeaseLost, InvalidState, TooLarge, HeadersTooLarge, ValidationFailed, StoreUnavailable, NotDurable,
     ShuttingDown,
 )
 _BY_CODE: dict[str, type[StarqError]] = {cls.code: cls for cls in SERVER_ERRORS}
