@@ -6,7 +6,9 @@ import json
 
 
 async def submit(starq, queue: str, payloads: list[dict]) -> None:
-    ran = await starq("submit", "-", "-q", queue, input="".join(json.dumps(p) + "\n" for p in payloads))
+    # One batch at a time: these tests rely on the jobs being created in the file's order.
+    ran = await starq("submit", "-", "-q", queue, "-c", "1",
+                      input="".join(json.dumps(p) + "\n" for p in payloads))
     assert ran.code == 0, ran.stderr
 
 
