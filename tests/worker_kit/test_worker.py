@@ -146,12 +146,13 @@ async def test_permanent_dead_letters_at_once(client, make_queue, queue_name):
 
 
 async def test_long_job_keeps_its_lease(client, make_queue, queue_name):
-    # A 1 s lease and a 2.5 s job: without extensions the job would be reclaimed and retried.
-    await make_queue(claim_timeout=1, max_retries=0)
+    # A 2 s lease and a 4 s job: without extensions the job would be reclaimed (and, with no retries left,
+    # dead-lettered) before it finished.
+    await make_queue(claim_timeout=2, max_retries=0)
     job = await client.submit(queue_name, {"n": 1})
 
     async def handle(job):
-        await trio.sleep(2.5)
+        await trio.sleep(4)
         return "done"
 
     worker = Worker(client, queue_name, handle, **FAST)
@@ -197,7 +198,7 @@ async def test_graceful_shutdown_returns_unfinished_jobs_at_once(client, make_qu
         await trio.sleep(job.payload["sleep"])
         return "finished"
 
-    worker = Worker(client, queue_name, handle, concurrency=4, grace=1.0, **FAST)
+    worker = Worker(client, queue_name, handle, concurrency=4, grace=2.0, **FAST)
     async with trio.open_nursery() as nursery:
         await nursery.start(worker.run)
         await wait_for(lambda: _true(started == 4))
