@@ -1,4 +1,5 @@
-"""``uv run python -m benchmarks run [--quick] [--repeat N] [--only GROUP,...]``: see ``benchmarks/README.md``."""
+"""``uv run python -m benchmarks run [--quick] [--repeat N] [--only GROUP,...]`` and
+``uv run python -m benchmarks report FILE...``: see ``benchmarks/README.md``."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import os
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import trio
@@ -27,16 +29,34 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--repeat", type=int, default=1, help="run everything N times and report medians")
     run.add_argument("--only", default="", help=f"comma-separated groups of: {', '.join(GROUPS)}")
     run.add_argument("--out", default=str(RESULTS), help="folder for the JSON results")
+    again = sub.add_parser("report", help="medians over the runs of earlier result files, printed as tables")
+    again.add_argument("files", nargs="+", help="JSON files written by `run`")
     args = parser.parse_args(argv)
+    if args.command == "report":
+        runs = [run for f in args.files for run in json.loads(Path(f).read_text())["runs"]]
+        rows = report.combine(runs)
+        verdicts = report.evaluate(rows)
+        print(report.table(rows))
+        print()
+        print(report.verdict_table(verdicts))
+        return 0
 
     only = {g.strip() for g in args.only.split(",") if g.strip()} or None
     if only and only - set(GROUPS):
         parser.error(f"unknown groups: {', '.join(sorted(only - set(GROUPS)))}")
     sizes = Sizes.quick() if args.quick else Sizes.full()
     runs = []
+    failed = False
     for i in range(args.repeat):
         print(f"== run {i + 1}/{args.repeat} (load {procstat.load_average()})", flush=True)
-        runs.append(trio.run(run_once, sizes, only))
+        rows: list = []
+        try:
+            runs.append(trio.run(run_once, sizes, only, print, rows))
+        except Exception:  # noqa: BLE001 - report what was measured, then fail
+            traceback.print_exc()
+            runs.append({"rows": rows, "error": traceback.format_exc()})
+            failed = True
+            break
     rows = report.combine(runs)
     verdicts = report.evaluate(rows)
     print()
@@ -53,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     failures = [r for r in rows if r.get("exactly_once") is False]
     for row in failures:
         print(f"EXACTLY-ONCE CHECK FAILED: {row['name']}", file=sys.stderr)
-    return 1 if failures else 0
+    return 1 if failures or failed else 0
 
 
 if __name__ == "__main__":

