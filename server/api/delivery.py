@@ -1,8 +1,8 @@
 """Making claims cancel-safe up to the socket.
 
 ``DeliveryGuard`` wraps the ASGI app. It gives each request a ``Ledger`` (in the ASGI scope) into which the
-claim handler records the jobs it obtained, and watches the app's ``send``: once the final body message has
-been handed to the server, the jobs count as delivered. If the request ends any other way (the client hung
+claim handler records the jobs it obtained, and watches the app's ``send``: once the response body has been
+handed to the server with no disconnect known before it, the jobs count as delivered. If the request ends any other way (the client hung
 up mid long-poll, the response could not be sent, the server is shutting down) the guard returns the
 undelivered jobs to the queue at once, in a shielded scope, instead of leaving them to ``claim_timeout``.
 """
@@ -38,15 +38,18 @@ class DeliveryGuard:
         scope[SCOPE_KEY] = ledger
 
         async def guarded_send(message) -> None:
-            await send(message)
             if ledger.jobs and message["type"] == "http.response.body" and message.get("body"):
-                # Hypercorn silently drops what an app sends after the client went away (its socket writes are
-                # shielded), so a send that returned proves nothing by itself. A disconnect Hypercorn has already
-                # read reaches this request as a cancellation once the request's message task has run: two
-                # scheduler passes let it run, and a cancellation here means the body never left.
+                # Before the jobs are written out, let a disconnect that Hypercorn has already read reach this
+                # request: it arrives as a cancellation once the request's message task has run, which two
+                # scheduler passes allow. A cancellation here means the client is gone and the jobs go back.
+                # The check must come before the write, never after it: a client that reads its answer and
+                # closes at once (curl, requests without a session) must keep the jobs it got.
                 await trio.sleep(0)
                 await trio.sleep(0)
+                await send(message)
                 ledger.delivered()
+            else:
+                await send(message)
 
         try:
             await self._app(scope, receive, guarded_send)
