@@ -1,0 +1,51 @@
+"""A client that reads its claim answer and closes at once keeps the jobs it got (curl, requests without a
+session): the delivery guard must not mistake that close for a hang-up."""
+
+from __future__ import annotations
+
+import json
+import socket
+from urllib.parse import urlsplit
+
+import httpx
+
+KEY = {"X-API-Key": "dev-key"}
+
+
+def claim_and_close(url: str, queue: str, keep_alive: bool) -> dict:
+    parts = urlsplit(url)
+    body = json.dumps({"count": 1}).encode()
+    head = (f"POST /api/v1/queues/{queue}/jobs/claim HTTP/1.1\r\nHost: {parts.hostname}\r\n"
+            f"X-API-Key: dev-key\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n\r\n").encode()
+    with socket.create_connection((parts.hostname, parts.port)) as sock:
+        sock.sendall(head + body)
+        raw = b""
+        while b"\r\n\r\n" not in raw or len(raw.split(b"\r\n\r\n", 1)[1]) < _length(raw):
+            chunk = sock.recv(65536)
+            assert chunk, raw
+            raw += chunk
+    # The socket is closed the moment the answer is in.
+    return json.loads(raw.split(b"\r\n\r\n", 1)[1])["jobs"][0]
+
+
+def _length(raw: bytes) -> int:
+    for line in raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return int(value)
+    return 1 << 30
+
+
+def test_jobs_read_then_closed_stay_with_their_client(server, queue_name):
+    api = f"{server.url}/api/v1/queues"
+    assert httpx.post(api, json={"name": queue_name}, headers=KEY).status_code == 201
+    jobs = [{"payload": {"i": i}} for i in range(40)]
+    assert httpx.post(f"{api}/{queue_name}/jobs", json={"jobs": jobs}, headers=KEY).status_code == 201
+    got = [claim_and_close(server.url, queue_name, keep_alive=i % 2 == 0) for i in range(40)]
+    for job in got:
+        r = httpx.put(f"{api}/{queue_name}/jobs/{job['id']}/complete", json={"lease_id": job["lease_id"]},
+                      headers=KEY)
+        assert r.status_code == 200, r.text
+    info = httpx.get(f"{api}/{queue_name}").json()
+    assert (info["completed"], info["pending"], info["claimed"]) == (40, 0, 0)
