@@ -60,12 +60,14 @@ def test_deleted_queue_leaves_the_depth_gauges(server, api, scrape, queue_name):
 def test_http_requests_by_route_and_status(server, api, scrape, queue_name):
     client = api(server.url)
     route = "/api/v1/queues/<name>"
-    before = scrape(server.url).total("starq_http_requests_total", route=route, status="404")
+    labels = {"method": "GET", "route": route, "status": "404"}
+    before = scrape(server.url).total("starq_http_requests_total", **labels)
+    before_latency = scrape(server.url).total("starq_http_request_duration_seconds_count", **labels)
     for _ in range(3):
         assert client.get(f"/api/v1/queues/{queue_name}").status_code == 404
     m = scrape(server.url)
-    assert m.value("starq_http_requests_total", method="GET", route=route, status="404") - before == 3
-    assert m.value("starq_http_request_duration_seconds_count", method="GET", route=route, status="404") >= 3
+    assert m.value("starq_http_requests_total", **labels) - before == 3
+    assert m.value("starq_http_request_duration_seconds_count", **labels) - before_latency == 3
     # A path no route matches is counted under one label, not under its raw path.
     client.get("/no/such/thing")
     assert scrape(server.url).value("starq_http_requests_total", route="unmatched", status="404") >= 1
