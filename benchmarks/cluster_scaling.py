@@ -38,11 +38,17 @@ BATCH = 50
 
 
 def start_cluster(shards: int, base: Path):
-    stores = [start_store(base / f"shard{i}", port=cluster_node_port(), appendonly=False,
-                          extra_args=["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"])
-              for i in range(shards)]
-    ports = [int(s.url.rsplit(":", 1)[1]) for s in stores]
-    trio.run(form_cluster, ports)
+    stores = []
+    try:
+        for i in range(shards):
+            stores.append(start_store(base / f"shard{i}", port=cluster_node_port(), appendonly=False,
+                                      extra_args=["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]))
+        ports = [int(s.url.rsplit(":", 1)[1]) for s in stores]
+        trio.run(form_cluster, ports)
+    except BaseException:
+        for store in stores:
+            store.kill()
+        raise
     return stores, "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in ports)
 
 

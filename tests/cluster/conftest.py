@@ -69,8 +69,11 @@ def start_cluster_node(data_dir, *extra: str):
 @pytest.fixture(scope="session")
 def cluster_url(tmp_path_factory):
     """``redis+cluster://`` URL of a fresh 3-primary cluster (no replicas)."""
-    stores = [start_cluster_node(tmp_path_factory.mktemp(f"node{i}")) for i in range(3)]
+    stores = []
     try:
+        # Started one by one inside the try, so a node that fails to start never leaves the others running.
+        for i in range(3):
+            stores.append(start_cluster_node(tmp_path_factory.mktemp(f"node{i}")))
         ports = [int(s.url.rsplit(":", 1)[1]) for s in stores]
         trio.run(form_cluster, ports)
         yield "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in ports)

@@ -51,8 +51,10 @@ async def failover(replica_port: int, force: bool) -> None:
 
 @pytest.fixture
 def cluster_with_replica(tmp_path):
-    stores = [start_cluster_node(tmp_path / f"n{i}") for i in range(4)]
+    stores = []
     try:
+        for i in range(4):
+            stores.append(start_cluster_node(tmp_path / f"n{i}"))
         primaries, replica = stores[:3], stores[3]
         trio.run(form_cluster, [port_of(s) for s in primaries])
         trio.run(add_replica, port_of(primaries[0]), port_of(replica))
