@@ -33,7 +33,7 @@ async def test_worker_process_then_whole_service_killed(server_factory, queue_na
     started = []
 
     async def start(*args):
-        server = await trio.to_thread.run_sync(lambda: server_factory("--workers", "2", *args))
+        server = await trio.to_thread.run_sync(lambda: server_factory("--workers", "2", *args, timeout=90))
         started.append(server)
         return server
 

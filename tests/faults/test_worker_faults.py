@@ -85,10 +85,11 @@ async def test_late_worker_with_a_stale_lease_is_fenced_with_409(server, queue_n
             assert r.status_code == 409, (op, r.text)
             assert r.json()["error"] == "lease_lost"
 
-        r = await client.put(f"{base}/{job_id}/complete", json={"lease_id": second["lease_id"], "result": {"by": "fast"}})
+        winner = {"lease_id": second["lease_id"], "result": {"by": "fast"}}
+        r = await client.put(f"{base}/{job_id}/complete", json=winner)
         assert r.status_code == 200
         # A retried complete under the winning lease is answered again; the stale one still is not.
-        r = await client.put(f"{base}/{job_id}/complete", json={"lease_id": second["lease_id"], "result": {"by": "fast"}})
+        r = await client.put(f"{base}/{job_id}/complete", json=winner)
         assert r.status_code == 200
         r = await client.put(f"{base}/{job_id}/complete", json={"lease_id": stale, "result": {"by": "slow"}})
         assert r.status_code == 409
