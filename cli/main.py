@@ -54,6 +54,8 @@ from .group import main, run_outside_loop
               help="Seconds an idle connection is kept open (default: 75).")
 @click.option("--body-timeout", type=float, default=None, envvar="STARQ_BODY_TIMEOUT",
               help="Seconds a request body may take to arrive (default: 60).")
+@click.option("--durable/--no-durable", default=None, envvar="STARQ_DURABLE",
+              help="Answer a write only once the store has it on disk (default: off; docs/durability.md).")
 @click.option("--check-config", is_flag=True,
               help="Validate the settings, print them (keys hidden) as JSON and exit.")
 def serve(check_config: bool, **options) -> None:

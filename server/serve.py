@@ -31,6 +31,7 @@ from .app import create_app
 from .claims import ClaimBroker
 from .embedded import die_with_parent, start_store
 from .engine.engine import open_engine
+from .engine.errors import StoreUnavailable
 from .logging_setup import configure_logging
 from .maintenance import maintain_forever
 from .metrics import MeteredEngine, Metrics
@@ -73,7 +74,8 @@ async def serve(settings: Settings, redis_url: str, fd: int, *, shutdown: trio.E
                 task_status=trio.TASK_STATUS_IGNORED) -> None:
     """Serves until ``shutdown`` is set, then shuts down gracefully."""
     hypercorn_fixes.install()
-    async with open_engine(redis_url, max_connections=settings.redis_max_connections) as store_engine:
+    async with open_engine(redis_url, durable=settings.durable,
+                           max_connections=settings.redis_max_connections) as store_engine:
         # Everything this process does goes through one metered engine, so /metrics counts it all.
         engine = MeteredEngine(store_engine, Metrics())
         async with trio.open_nursery() as nursery:
@@ -123,10 +125,14 @@ def run(settings: Settings) -> None:
     store = None
     redis_url = settings.redis_url
     if not redis_url:
-        store = start_store(settings.data_dir)
+        # Durable mode needs the store to fsync every write before it answers (docs/durability.md).
+        store = start_store(settings.data_dir, extra_args=["--appendfsync", "always"] if settings.durable else None)
         redis_url = store.url
-        log.info("embedded store started (pid %d, data in %s, AOF every second)", store.process.pid, store.data_dir)
+        log.info("embedded store started (pid %d, data in %s, AOF fsync %s)", store.process.pid, store.data_dir,
+                 "on every write" if settings.durable else "every second")
     try:
+        if settings.durable:
+            _check_durable(redis_url)
         listener = open_listener(settings.host, settings.port)
         host, port = listener.getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
@@ -142,6 +148,27 @@ def run(settings: Settings) -> None:
         if store is not None:
             store.stop()
             log.info("embedded store stopped")
+
+
+def _check_durable(redis_url: str) -> None:
+    """Stops the start, with the reason, when STARQ_DURABLE=1 meets a store that cannot honour it (or cannot
+    be reached). Checked here, before any worker process starts, so a bad store does not send them into a
+    restart loop."""
+
+    async def check() -> str:
+        # Waits for a store that is still starting as long as serve() itself would.
+        async with open_engine(redis_url, max_connections=2, wait_for_store=30.0, durable=True) as engine:
+            return engine.durability
+
+    refused: StoreUnavailable | None = None
+    try:
+        how = trio.run(check)
+    except* StoreUnavailable as group:
+        refused = group.exceptions[0]  # type: ignore[assignment]
+    if refused is not None:
+        log.error("cannot start: %s", refused.detail)
+        raise SystemExit(2)
+    log.info("durable mode: every write is answered once it is on disk (%s)", how)
 
 
 def _redact(url: str) -> str:

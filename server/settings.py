@@ -52,6 +52,8 @@ class Settings:
     max_connections: int = 10_000
     keep_alive_timeout: float = 75.0
     body_timeout: float = 60.0
+    # Answer a write only once the store has it on disk (docs/durability.md).
+    durable: bool = False
     open_paths: frozenset[str] = frozenset({"/api/health", "/api/openapi.json", "/api/docs"})
 
     @property
@@ -94,6 +96,8 @@ class Settings:
                                 ("body_timeout", "STARQ_BODY_TIMEOUT", float)):
             if env.get(var):
                 values[name] = kind(env[var])
+        if "STARQ_DURABLE" in env:
+            values["durable"] = _env_bool(env["STARQ_DURABLE"])
         if "STARQ_REDIS_CLUSTER" in env:
             values["redis_cluster"] = _env_bool(env["STARQ_REDIS_CLUSTER"])
         values.update({k: v for k, v in overrides.items() if v is not None})

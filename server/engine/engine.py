@@ -36,6 +36,9 @@ PURGE_CHUNK = 1000
 
 _STORE_ERRORS = (redis_errors.ConnectionError, TimeoutError, OSError)
 
+# Durable mode (docs/durability.md): how long a write waits for the store to confirm it is on disk, then 503.
+DURABLE_TIMEOUT_MS = 2000
+
 
 def dedupe_hash(payload: Any) -> str:
     """The hash dedupe compares: of the decoded payload's canonical JSON (sorted keys, no whitespace), so two
@@ -71,8 +74,11 @@ class WorkerSeen:
 class Engine:
     """Starq's queues on one Redis (or Valkey) server."""
 
-    def __init__(self, redis: coredis.Redis) -> None:
+    def __init__(self, redis: coredis.Redis, *, durable: bool = False) -> None:
         self._redis = redis
+        self._durable = durable
+        # Whether writes are confirmed with WAITAOF; set by check_durable (Redis 7.0 has no WAITAOF).
+        self._waitaof = False
 
     # -- plumbing -------------------------------------------------------------------------------------------
 
@@ -85,7 +91,7 @@ class Engine:
 
     async def _call(self, function: str, queue: str, args: Sequence[Any] = (), *, readonly: bool = False) -> Any:
         meta = keys.meta(queue)
-        call = self._redis.fcall_ro if readonly else self._redis.fcall
+        call = self._redis.fcall_ro if readonly else self._fcall
         try:
             try:
                 return await call(function, keys=[meta], args=[str(a) for a in args])
@@ -100,6 +106,60 @@ class Engine:
             raise _translate(exc) from exc
         except _STORE_ERRORS as exc:
             raise StoreUnavailable(f"cannot reach the store: {exc}") from exc
+
+    async def _fcall(self, function: str, *, keys: list[str], args: list[str]) -> Any:
+        """FCALL, followed in durable mode by WAITAOF on the same connection."""
+        if not (self._durable and self._waitaof):
+            return await self._redis.fcall(function, keys=keys, args=args)
+        # WAITAOF confirms the writes of its own connection, and coredis spreads commands over its pooled
+        # connections: the write and its WAITAOF go out together in one non-transactional pipeline, which
+        # runs on one connection.
+        async with self._redis.pipeline(transaction=False, raise_on_error=False) as pipe:
+            reply = pipe.fcall(function, keys=keys, args=args)
+            synced = pipe.waitaof(1, 0, DURABLE_TIMEOUT_MS)
+        result = await reply
+        await _confirm_on_disk(synced)
+        return result
+
+    async def check_durable(self) -> None:
+        """Checks that the store writes every change to disk before it answers (durable mode), and whether it
+        can confirm each write with WAITAOF. Raises StoreUnavailable saying what to change when it cannot.
+
+        ``appendfsync always`` is required: with ``everysec``, WAITAOF on Valkey 9.1 (and Redis 7.4 before
+        redis/redis#13793) confirms writes that are not on disk yet, so WAITAOF alone proves nothing there.
+        """
+        if not isinstance(self._redis, coredis.Redis):
+            raise StoreUnavailable("STARQ_DURABLE=1 supports a single Redis/Valkey server, not a cluster")
+        try:
+            config = await self._redis.config_get(["appendonly", "appendfsync"])
+        except redis_errors.ResponseError as exc:
+            raise StoreUnavailable(f"STARQ_DURABLE=1 needs to read the store's AOF settings (CONFIG GET): {exc}") from exc
+        except _STORE_ERRORS as exc:
+            raise StoreUnavailable(f"cannot reach the store: {exc}") from exc
+        appendonly, appendfsync = config.get("appendonly", "?"), config.get("appendfsync", "?")
+        if appendonly != "yes" or appendfsync != "always":
+            raise StoreUnavailable(
+                "STARQ_DURABLE=1 needs a store that writes every change to disk before it answers, but it has "
+                f"appendonly {appendonly} and appendfsync {appendfsync}: set appendonly yes and appendfsync "
+                "always on the store (see docs/durability.md), or unset STARQ_DURABLE"
+            )
+        try:
+            async with self._redis.pipeline(transaction=False, raise_on_error=False) as pipe:
+                probe = pipe.waitaof(0, 0, 1)
+            await probe
+        except (redis_errors.ResponseError, redis_errors.CommandNotSupportedError):
+            self._waitaof = False  # Redis 7.0: appendfsync always alone makes each answered write durable
+        except _STORE_ERRORS as exc:
+            raise StoreUnavailable(f"cannot reach the store: {exc}") from exc
+        else:
+            self._waitaof = True
+
+    @property
+    def durability(self) -> str:
+        """How writes are made durable, for the start-up log."""
+        if not self._durable:
+            return "store default (appendfsync everysec: up to 1 s of writes lost on power failure)"
+        return "appendfsync always" + (", confirmed per write with WAITAOF" if self._waitaof else "")
 
     async def ping(self) -> dict[str, Any]:
         """Checks the store; returns its version. Raises StoreUnavailable when it cannot be reached."""
@@ -243,8 +303,11 @@ class Engine:
                     pipe.fcall("starq_fail", keys=meta, args=[job_id, lease, error, str(int(retry)), str(random.random())])
                     for job_id, lease, error, retry in fails
                 ]
+                synced = pipe.waitaof(1, 0, DURABLE_TIMEOUT_MS) if self._durable and self._waitaof else None
         except _STORE_ERRORS as exc:
             raise StoreUnavailable(f"cannot reach the store: {exc}") from exc
+        if synced is not None:
+            await _confirm_on_disk(synced)
         ids = [c[0] for c in completes] + [f[0] for f in fails]
         outcomes = []
         for job_id, request in zip(ids, pending):
@@ -323,6 +386,17 @@ class Engine:
             yield names()
 
 
+async def _confirm_on_disk(synced: Any) -> None:
+    """Raises StoreUnavailable unless a pipelined WAITAOF reports the local AOF fsynced."""
+    try:
+        local, _ = await synced
+    except redis_errors.ResponseError as exc:
+        raise StoreUnavailable(f"the store cannot confirm the write is on disk: {exc}") from exc
+    if local < 1:
+        raise StoreUnavailable(f"the store did not confirm the write on disk within {DURABLE_TIMEOUT_MS} ms; "
+                         "it may or may not be stored")
+
+
 def _translate(exc: redis_errors.ResponseError) -> StarqError:
     message = str(exc)
     code, _, detail = message.partition(" ")
@@ -335,14 +409,16 @@ def _translate(exc: redis_errors.ResponseError) -> StarqError:
 
 
 @asynccontextmanager
-async def open_engine(url: str, *, max_connections: int = 16, wait_for_store: float = 0) -> AsyncIterator[Engine]:
+async def open_engine(url: str, *, max_connections: int = 16, wait_for_store: float = 0,
+                      durable: bool = False) -> AsyncIterator[Engine]:
     """Opens the Redis client and loads the Lua library.
 
     With ``wait_for_store`` seconds, a store that is not reachable yet (still starting, or loading its AOF) is
-    retried until then, so a server started next to its store does not fail for being first.
+    retried until then, so a server started next to its store does not fail for being first. With
+    ``durable``, the store must make every answered write durable (``Engine.check_durable``).
     """
     async with open_redis(url, max_connections=max_connections) as redis:
-        engine = Engine(redis)
+        engine = Engine(redis, durable=durable)
         deadline = trio.current_time() + wait_for_store
         while True:
             try:
@@ -353,4 +429,6 @@ async def open_engine(url: str, *, max_connections: int = 16, wait_for_store: fl
                     raise
                 log.warning("waiting for the store: %s", exc.detail)
                 await trio.sleep(1)
+        if durable:
+            await engine.check_durable()
         yield engine
