@@ -170,7 +170,12 @@ def install(app: Quart) -> None:
         if status == 404:
             return error_response(NotFound(f"no route for {request.path}"))
         if status == 405:
-            return error_response(MethodNotAllowed(f"{request.method} is not allowed on {request.path}"))
+            response = error_response(MethodNotAllowed(f"{request.method} is not allowed on {request.path}"))
+            # RFC 9110: a 405 must say which methods the resource does allow.
+            allowed = getattr(error, "valid_methods", None)
+            if allowed:
+                response.headers["Allow"] = ", ".join(sorted(allowed))
+            return response
         if status == 413:
             return error_response(TooLarge("the request body is too large"))
         err = StarqError(error.description or error.name)
