@@ -152,6 +152,10 @@ def install(app: Quart) -> None:
 
     @app.before_request
     async def check_api_key() -> None:
+        if request.routing_exception is not None:
+            # No such route, or no such method on it: 404/405 first. It reveals nothing a key protects (the
+            # routes are public in the OpenAPI document); queues and jobs are looked up only after auth.
+            return
         settings = state().settings
         if request.method in WRITE_METHODS:
             needed = request.path.startswith("/api/")
