@@ -43,6 +43,8 @@ class Field:
     def check(self, value: Any, path: str) -> Any:
         if value is None and self.nullable:
             return None
+        if self.type == "integer" and isinstance(value, float) and value.is_integer():
+            value = int(value)  # JSON Schema counts 3.0 as an integer, and some clients encode integers so
         if self.type is not None:
             expected = _TYPES[self.type]
             # bool is an int in Python, but true is not a number in JSON.
