@@ -165,10 +165,11 @@ Stats = Schema("Stats", (
 ))
 
 Health = Schema("Health", (
-    Field("status", "string"),
-    Field("detail", "string", nullable=True),
-    Field("redis_version", "string", nullable=True),
-    Field("waiting_claims", "integer", nullable=True),
+    Field("status", "string", description="\"ok\", or \"error\" with a 503."),
+    # Only in some answers: "detail" when the store is down, the rest when it is up.
+    Field("detail", "string", None, nullable=True),
+    Field("redis_version", "string", None, nullable=True),
+    Field("waiting_claims", "integer", None, nullable=True),
 ))
 Error = Schema("Error", (
     Field("detail", "string", description="A message for people."),
