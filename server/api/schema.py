@@ -39,6 +39,7 @@ class Field:
     items: Schema | Field | None = None
     max_items: int | None = None
     nullable: bool = False
+    format: str | None = None  # a JSON Schema format, e.g. "date-time"; the handler checks it
 
     def check(self, value: Any, path: str) -> Any:
         if value is None and self.nullable:
@@ -83,6 +84,8 @@ class Field:
                 out[key] = value
         if self.enum is not None:
             out["enum"] = list(self.enum)
+        if self.format is not None:
+            out["format"] = self.format
         if self.items is not None:
             out["items"] = self.items.json_schema() if isinstance(self.items, Field) else {"$ref": self.items.ref}
         return out

@@ -73,13 +73,14 @@ NewJob = Schema("NewJob", (
           maximum=MAX_PRIORITY),
     Field("delay", "number", None, "Seconds to wait before the job becomes ready.", minimum=0,
           maximum=MAX_DELAY_SECONDS, nullable=True),
-    Field("run_at", "string", None, "ISO 8601 time at which the job becomes ready.", nullable=True, max_length=64),
+    Field("run_at", "string", None, "ISO 8601 time at which the job becomes ready.", nullable=True, max_length=64,
+          format="date-time"),
 ))
 Submit = Schema("Submit", (
     Field("payload", "object", None, "One job's payload (or give `jobs`).", nullable=True),
     Field("priority", "integer", 0, minimum=0, maximum=MAX_PRIORITY),
     Field("delay", "number", None, minimum=0, maximum=MAX_DELAY_SECONDS, nullable=True),
-    Field("run_at", "string", None, nullable=True, max_length=64),
+    Field("run_at", "string", None, nullable=True, max_length=64, format="date-time"),
     Field("jobs", "array", None, "A batch of jobs, accepted atomically.", items=NewJob, nullable=True),
 ), description="Either `payload` (one job) or `jobs` (a batch).")
 Submitted = Schema("Submitted", (
