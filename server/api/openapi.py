@@ -43,7 +43,7 @@ def build_openapi() -> dict[str, Any]:
         if params:
             op["parameters"] = params
         if doc.body is not None:
-            op["requestBody"] = {"required": False,
+            op["requestBody"] = {"required": doc.body.needs_body,
                                  "content": {"application/json": {"schema": {"$ref": doc.body.ref}}}}
         responses: dict[str, Any] = {}
         for status, schema in doc.responses.items():

@@ -40,6 +40,7 @@ class Field:
     max_items: int | None = None
     nullable: bool = False
     format: str | None = None  # a JSON Schema format, e.g. "date-time"; the handler checks it
+    min_items: int | None = None
 
     def check(self, value: Any, path: str) -> Any:
         if value is None and self.nullable:
@@ -64,6 +65,8 @@ class Field:
         if self.enum is not None and value not in self.enum:
             raise ValidationFailed(f"{path} must be one of: {', '.join(self.enum)}")
         if self.type == "array":
+            if self.min_items is not None and len(value) < self.min_items:
+                raise ValidationFailed(f"{path} must hold at least {self.min_items} item(s)")
             if self.max_items is not None and len(value) > self.max_items:
                 raise ValidationFailed(f"{path} may hold at most {self.max_items} items")
             if self.items is not None:
@@ -79,7 +82,7 @@ class Field:
         if self.default is not REQUIRED and self.default is not None or self.nullable and self.default is None:
             out["default"] = self.default
         for key, value in (("minimum", self.minimum), ("maximum", self.maximum), ("maxLength", self.max_length),
-                           ("pattern", self.pattern), ("maxItems", self.max_items)):
+                           ("pattern", self.pattern), ("minItems", self.min_items), ("maxItems", self.max_items)):
             if value is not None:
                 out[key] = value
         if self.enum is not None:
@@ -96,6 +99,13 @@ class Schema:
     name: str
     fields: tuple[Field, ...]
     description: str = ""
+    # At least one of these fields must be present and not null (the handler checks it; the spec says it).
+    one_of_required: tuple[str, ...] = ()
+
+    @property
+    def needs_body(self) -> bool:
+        """Whether a request must send a body: a field is required (an empty body counts as ``{}``)."""
+        return bool(self.one_of_required) or any(f.default is REQUIRED for f in self.fields)
 
     @property
     def ref(self) -> str:
@@ -125,6 +135,12 @@ class Schema:
             out["required"] = required
         if self.description:
             out["description"] = self.description
+        if self.one_of_required:
+            by_name = {f.name: f for f in self.fields}
+            out["anyOf"] = [
+                {"required": [name], "properties": {name: {"type": by_name[name].type}}}
+                for name in self.one_of_required
+            ]
         return out
 
 

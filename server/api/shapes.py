@@ -81,8 +81,8 @@ Submit = Schema("Submit", (
     Field("priority", "integer", 0, minimum=0, maximum=MAX_PRIORITY),
     Field("delay", "number", None, minimum=0, maximum=MAX_DELAY_SECONDS, nullable=True),
     Field("run_at", "string", None, nullable=True, max_length=64, format="date-time"),
-    Field("jobs", "array", None, "A batch of jobs, accepted atomically.", items=NewJob, nullable=True),
-), description="Either `payload` (one job) or `jobs` (a batch).")
+    Field("jobs", "array", None, "A batch of jobs, accepted atomically.", items=NewJob, nullable=True, min_items=1),
+), description="Either `payload` (one job) or `jobs` (a batch).", one_of_required=("payload", "jobs"))
 Submitted = Schema("Submitted", (
     Field("jobs", "array", items=Job),
     Field("submitted", "integer"),
