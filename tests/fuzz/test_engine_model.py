@@ -232,8 +232,10 @@ class EngineMachine(RuleBasedStateMachine):
             return
         self.call(self.engine.extend, self.queue, job.id, job.lease, 0.001)
         time.sleep(0.005)
+        # Any server process running on the test store may reclaim it first (its maintenance loop ticks every
+        # queue): the outcome is the same, so only the state is checked, not who reclaimed it.
         promoted, reclaimed, _ = self.call(self.engine.tick, self.queue)
-        assert (promoted, reclaimed) == (0, 1)
+        assert promoted == 0 and reclaimed in (0, 1)
         self.old_leases.append(job.lease)
         self.model.dead_or_back(job)
 
