@@ -16,6 +16,8 @@ from .group import main, run_outside_loop
 @click.option("--port", default=8000, show_default=True, type=int, envvar="STARQ_PORT", help="Port (0 = any free).")
 @click.option("--redis-url", default=None, envvar="STARQ_REDIS_URL",
               help="Redis/Valkey URL. Without it an embedded Valkey runs with its data in --data-dir.")
+@click.option("--redis-cluster/--no-redis-cluster", default=None, envvar="STARQ_REDIS_CLUSTER",
+              help="Read a redis://host:port,host:port URL as a Redis Cluster (default: off).")
 @click.option("--data-dir", default=".starq-data", show_default=True, envvar="STARQ_DATA_DIR",
               help="Where the embedded store keeps its AOF.")
 @click.option("--workers", default=1, show_default=True, type=int, envvar="STARQ_WORKERS",
@@ -29,7 +31,7 @@ from .group import main, run_outside_loop
 @click.option("--log-format", default=None, envvar="STARQ_LOG_FORMAT", type=click.Choice(["auto", "json", "text"]),
               help="Log lines as JSON or text (default: auto, JSON unless stderr is a terminal).")
 @click.option("--access-log/--no-access-log", default=None, envvar="STARQ_ACCESS_LOG",
-              help="One log line per HTTP request (default: on).")
+              help="One log line per HTTP request (default: off).")
 @click.option("--max-body-bytes", type=int, default=None, envvar="STARQ_MAX_BODY_BYTES",
               help="Largest request body (default: 10 MiB).")
 @click.option("--max-payload-bytes", type=int, default=None, envvar="STARQ_MAX_PAYLOAD_BYTES",

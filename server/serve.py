@@ -41,6 +41,8 @@ log = logging.getLogger("starq")
 
 BACKLOG = 4096  # Hypercorn's default of 100 resets connections when thousands of workers connect at once.
 CHILD_SETTINGS_ENV = "STARQ_CHILD_SETTINGS"
+# How long a starting server waits for a store that does not answer yet before giving up.
+STORE_WAIT_SECONDS = 30.0
 
 
 def open_listener(host: str, port: int) -> socket.socket:
@@ -75,7 +77,8 @@ async def serve(settings: Settings, redis_url: str, fd: int, *, shutdown: trio.E
     """Serves until ``shutdown`` is set, then shuts down gracefully."""
     hypercorn_fixes.install()
     async with open_engine(redis_url, durable=settings.durable,
-                           max_connections=settings.redis_max_connections) as store_engine:
+                           max_connections=settings.redis_max_connections,
+                           wait_for_store=STORE_WAIT_SECONDS) as store_engine:
         # Everything this process does goes through one metered engine, so /metrics counts it all.
         engine = MeteredEngine(store_engine, Metrics())
         async with trio.open_nursery() as nursery:
