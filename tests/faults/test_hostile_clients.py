@@ -10,7 +10,7 @@ import httpx
 import orjson
 import trio
 
-from conftest import host_port
+from fault_helpers import host_port
 
 KEY = {"X-API-Key": "dev-key"}
 LIMITS = {

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import trio
 
-from conftest import create_queue, host_port, report
+from fault_helpers import create_queue, host_port, report
 from load import Load
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import trio
 
-from conftest import create_queue, report
+from fault_helpers import create_queue, report
 from load import CLIENT_TIMEOUT, KEY, Load
 
 

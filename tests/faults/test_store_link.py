@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 import trio
 
-from conftest import create_queue, host_port, report
+from fault_helpers import create_queue, host_port, report
 from load import CLIENT_TIMEOUT, KEY, Load
 from proxy import FaultProxy
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import trio
 
-from conftest import create_queue
+from fault_helpers import create_queue
 
 KEY = {"X-API-Key": "dev-key"}
 WORKER = str(Path(__file__).with_name("worker_proc.py"))
