@@ -142,5 +142,6 @@ async def test_httpx_clients_timing_out_while_jobs_flow(server, queue_name):
     # None lost: every job reached a worker, is claimable at once, or is still held.
     assert len(got_ids | rest_ids | stranded) == total
     # A response written just as its client gave up cannot be told from a delivered one, so a job can be left
-    # to its lease in that narrow race; a hang-up that is noticed must give its jobs back at once.
-    assert len(stranded) <= 3, stranded
+    # to its lease in that narrow race (0-1 of 80 on a quiet machine, a few under load); a hang-up that is
+    # noticed must give its jobs back at once (with the release switched off, 12-17 of 80 were left here).
+    assert len(stranded) <= 6, stranded
