@@ -44,6 +44,8 @@ from .group import main, run_outside_loop
               help="Most jobs one claim hands out (default: 100).")
 @click.option("--max-list-count", type=int, default=None, envvar="STARQ_MAX_LIST_COUNT",
               help="Largest page of a job listing (default: 500).")
+@click.option("--max-queues", type=int, default=None, envvar="STARQ_MAX_QUEUES",
+              help="Most queues the store may hold (default: 10000).")
 @click.option("--redis-max-connections", type=int, default=None, envvar="STARQ_REDIS_MAX_CONNECTIONS",
               help="Store connections per server process (default: 16).")
 @click.option("--shutdown-grace", type=float, default=None, envvar="STARQ_SHUTDOWN_GRACE",

@@ -42,6 +42,8 @@ class Settings:
     max_block_ms: int = 60_000
     max_claim_count: int = 100
     max_list_count: int = 500
+    # Most queues the store may hold; a create beyond it gets 409 too_many_queues.
+    max_queues: int = 10_000
     # Seconds a graceful shutdown waits for requests in flight.
     shutdown_grace: float = 10.0
     redis_max_connections: int = 16
@@ -80,6 +82,7 @@ class Settings:
         for name, var in (("max_body_bytes", "STARQ_MAX_BODY_BYTES"), ("max_payload_bytes", "STARQ_MAX_PAYLOAD_BYTES"),
                           ("max_batch", "STARQ_MAX_BATCH"), ("max_block_ms", "STARQ_MAX_BLOCK_MS"),
                           ("max_claim_count", "STARQ_MAX_CLAIM_COUNT"), ("max_list_count", "STARQ_MAX_LIST_COUNT"),
+                          ("max_queues", "STARQ_MAX_QUEUES"),
                           ("redis_max_connections", "STARQ_REDIS_MAX_CONNECTIONS")):
             if env.get(var):
                 values[name] = int(env[var])
@@ -140,7 +143,7 @@ class Settings:
         if self.log_format not in LOG_FORMATS:
             raise ValueError(f"--log-format must be one of {', '.join(LOG_FORMATS)}")
         for name in ("max_body_bytes", "max_payload_bytes", "max_batch", "max_block_ms", "max_claim_count",
-                     "max_list_count", "redis_max_connections"):
+                     "max_list_count", "max_queues", "redis_max_connections"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
         if self.shutdown_grace < 0:

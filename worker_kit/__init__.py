@@ -18,6 +18,7 @@ from .errors import (
     NotDurable,
     NotFound,
     QueueExists,
+    TooManyQueues,
     QueueNotFound,
     ServerUnreachable,
     ShuttingDown,
@@ -36,6 +37,6 @@ __all__ = [
     "Backoff", "BadRequest", "Conflict", "FailOutcome", "HeadersTooLarge", "InvalidState", "Job", "JobNotFound",
     "JobPage", "LeaseLost", "MethodNotAllowed", "NotClaimed", "NotDurable", "NotFound", "Permanent", "QueueExists",
     "QueueInfo", "QueueNotFound", "Retry", "RetryPolicy", "ServerUnreachable", "ShuttingDown", "StarqClient",
-    "StarqError", "StoreUnavailable", "Submitted", "TooLarge", "Unauthorized", "UnexpectedResponse",
+    "StarqError", "StoreUnavailable", "Submitted", "TooLarge", "TooManyQueues", "Unauthorized", "UnexpectedResponse",
     "ValidationFailed", "Worker", "WorkerStatistics",
 ]

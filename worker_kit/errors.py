@@ -10,7 +10,7 @@ Starq's JSON).
         Unauthorized (401)
         NotFound (404): QueueNotFound, JobNotFound
         MethodNotAllowed (405)
-        Conflict (409): QueueExists, NotClaimed, LeaseLost, InvalidState
+        Conflict (409): QueueExists, TooManyQueues, NotClaimed, LeaseLost, InvalidState
         TooLarge (413): HeadersTooLarge (431)
         ValidationFailed (422)
         StoreUnavailable (503): NotDurable
@@ -90,6 +90,12 @@ class QueueExists(Conflict):
     """A queue with this name already exists."""
 
     code = "queue_exists"
+
+
+class TooManyQueues(Conflict):
+    """The store holds as many queues as the server allows."""
+
+    code = "too_many_queues"
 
 
 class NotClaimed(Conflict):
@@ -173,7 +179,7 @@ class UnexpectedResponse(StarqError):
 # Every class the server can name in ``error``; codes the client does not know fall back on the status.
 SERVER_ERRORS: tuple[type[StarqError], ...] = (
     BadRequest, Unauthorized, NotFound, QueueNotFound, JobNotFound, MethodNotAllowed, Conflict, QueueExists,
-    NotClaimed, LeaseLost, InvalidState, TooLarge, HeadersTooLarge, ValidationFailed, StoreUnavailable, NotDurable,
+    TooManyQueues, NotClaimed, LeaseLost, InvalidState, TooLarge, HeadersTooLarge, ValidationFailed, StoreUnavailable, NotDurable,
     ShuttingDown,
 )
 _BY_CODE: dict[str, type[StarqError]] = {cls.code: cls for cls in SERVER_ERRORS}

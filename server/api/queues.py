@@ -18,7 +18,7 @@ Q = "/api/v1/queues/{name}"
 async def create_queue() -> Response:
     body = await read_body(shapes.CreateQueue)
     name = body.pop("name")
-    info = await state().engine.create_queue(name, QueueSettings(**body))
+    info = await state().engine.create_queue(name, QueueSettings(**body), max_queues=state().settings.max_queues)
     return json_response(info.to_json(), 201)
 
 

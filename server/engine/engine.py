@@ -22,7 +22,7 @@ import coredis.exceptions as redis_errors
 import orjson
 
 from . import keys
-from .errors import LUA_ERRORS, QueueExists, QueueNotFound, StarqError, StoreUnavailable
+from .errors import LUA_ERRORS, QueueExists, TooManyQueues, QueueNotFound, StarqError, StoreUnavailable
 from .models import Job, NewJob, QueueInfo, QueueSettings, Submitted, iso, settings_to_redis
 from .store import open_redis
 
@@ -171,7 +171,13 @@ class Engine:
 
     # -- queues ---------------------------------------------------------------------------------------------
 
-    async def create_queue(self, name: str, settings: QueueSettings) -> QueueInfo:
+    async def create_queue(self, name: str, settings: QueueSettings, *, max_queues: int | None = None) -> QueueInfo:
+        """Creates a queue. With ``max_queues``, refuses one more once the store holds that many queues; the
+        count is read just before creating, so creates racing each other may pass it by the number racing
+        (the registry lives outside the queue's cluster slot, so one atomic check is not possible)."""
+        if max_queues is not None and await self._registry("scard") >= max_queues:
+            raise TooManyQueues(f"the store already holds {max_queues} queues, the most this server allows "
+                                "(STARQ_MAX_QUEUES); delete one first")
         created = await self._call("starq_create_queue", name, settings.to_redis())
         # Registered after the queue exists (and again on a conflict), so a crash in between is repaired by
         # the next attempt instead of leaving a name that lists but does not exist.
@@ -236,6 +242,8 @@ class Engine:
         try:
             if op == "smembers":
                 return await self._redis.smembers(keys.REGISTRY)
+            if op == "scard":
+                return await self._redis.scard(keys.REGISTRY)
             return await getattr(self._redis, op)(keys.REGISTRY, list(args))
         except _STORE_ERRORS as exc:
             raise StoreUnavailable(f"cannot reach the store: {exc}") from exc

@@ -71,6 +71,12 @@ class QueueExists(Conflict):
     code = "queue_exists"
 
 
+class TooManyQueues(Conflict):
+    """The store holds as many queues as the server allows."""
+
+    code = "too_many_queues"
+
+
 class NotClaimed(Conflict):
     """The job is not claimed, so it cannot be completed, failed or extended."""
 
@@ -135,6 +141,6 @@ LUA_ERRORS: dict[str, type[StarqError]] = {
 
 ALL_ERRORS: tuple[type[StarqError], ...] = (
     StarqError, BadRequest, Unauthorized, NotFound, QueueNotFound, JobNotFound, MethodNotAllowed, Conflict,
-    QueueExists, NotClaimed, LeaseLost, InvalidState, TooLarge, HeadersTooLarge, ValidationFailed,
+    QueueExists, TooManyQueues, NotClaimed, LeaseLost, InvalidState, TooLarge, HeadersTooLarge, ValidationFailed,
     StoreUnavailable, ShuttingDown,
 )
