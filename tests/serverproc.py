@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import select
 import signal
 import subprocess
 import sys
@@ -65,25 +64,22 @@ def start_server(*args: str, env: dict[str, str] | None = None, cwd: str | None 
         [sys.executable, "-m", "starq.cli", "serve", "--port", "0", *args],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=full_env, cwd=cwd, start_new_session=True,
     )
+    # Lines are read by a thread from the start: a select() on the pipe followed by readline() misses a line
+    # that arrived in the same read as the one before it (it sits in the reader's buffer, not in the pipe).
+    server = ServerProcess(process, "")
+    server.start_draining()
     deadline = time.monotonic() + timeout
-    seen = b""
     while time.monotonic() < deadline:
-        ready, _, _ = select.select([process.stdout], [], [], 0.2)
-        if ready:
-            line = process.stdout.readline()
-            if not line and process.poll() is not None:
-                break
-            seen += line
-            found = SERVING.search(line)
-            if found:
-                server = ServerProcess(process, found.group(1).decode())
-                server.start_draining()
-                _wait_healthy(server.url, deadline)
-                return server
-        elif process.poll() is not None:
+        found = SERVING.search(b"".join(server._chunks))
+        if found:
+            server.url = found.group(1).decode()
+            _wait_healthy(server.url, deadline)
+            return server
+        if process.poll() is not None:
             break
+        time.sleep(0.02)
     process.kill()
-    raise RuntimeError(f"starq serve did not start: {seen.decode(errors='replace')}")
+    raise RuntimeError(f"starq serve did not start: {server.output()}")
 
 
 def _wait_healthy(url: str, deadline: float) -> None:
