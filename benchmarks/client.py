@@ -24,6 +24,21 @@ def _now_ms() -> float:
     return time.monotonic() * 1000
 
 
+async def _drive(host: str, port: int, connections: int, seconds: float, task) -> tuple[float, float]:
+    """Runs ``task(conn)`` on that many keep-alive connections at once, bounded by ``seconds`` plus a margin;
+    returns the start and end times in ms."""
+    conns = [await HTTPConnection.open(host, port) for _ in range(connections)]
+    start = _now_ms()
+    with trio.move_on_after(seconds + 30):
+        async with trio.open_nursery() as nursery:
+            for conn in conns:
+                nursery.start_soon(task, conn)
+    end = _now_ms()
+    for conn in conns:
+        await conn.aclose()
+    return start, end
+
+
 async def get_loop(spec: dict[str, Any]) -> dict[str, Any]:
     """Each connection repeats one request until ``requests`` are done or ``seconds`` pass."""
     host, port, path = spec["host"], spec["port"], spec["path"]
@@ -42,15 +57,7 @@ async def get_loop(spec: dict[str, Any]) -> dict[str, Any]:
             latencies.append(_now_ms() - t0)
             errors += status >= 400
 
-    conns = [await HTTPConnection.open(host, port) for _ in range(spec["connections"])]
-    start = _now_ms()
-    with trio.move_on_after(spec["seconds"] + 30):
-        async with trio.open_nursery() as nursery:
-            for conn in conns:
-                nursery.start_soon(one, conn)
-    end = _now_ms()
-    for conn in conns:
-        await conn.aclose()
+    start, end = await _drive(host, port, spec["connections"], spec["seconds"], one)
     return {"start_ms": start, "end_ms": end, "requests": len(latencies), "errors": errors, "latencies": latencies}
 
 
@@ -83,15 +90,7 @@ async def submit(spec: dict[str, Any]) -> dict[str, Any]:
                 continue
             ids.extend(job["id"] for job in orjson.loads(reply)["jobs"])
 
-    conns = [await HTTPConnection.open(host, port) for _ in range(spec["connections"])]
-    start = _now_ms()
-    with trio.move_on_after(spec["seconds"] + 30):
-        async with trio.open_nursery() as nursery:
-            for conn in conns:
-                nursery.start_soon(one, conn)
-    end = _now_ms()
-    for conn in conns:
-        await conn.aclose()
+    start, end = await _drive(host, port, spec["connections"], spec["seconds"], one)
     return {"start_ms": start, "end_ms": end, "requests": len(latencies), "errors": errors,
             "latencies": latencies, "ids": ids}
 
@@ -144,15 +143,7 @@ async def cycle(spec: dict[str, Any]) -> dict[str, Any]:
                     else:
                         errors += 1
 
-    conns = [await HTTPConnection.open(host, port) for _ in range(spec["workers"])]
-    start = _now_ms()
-    with trio.move_on_after(spec["seconds"] + 30):
-        async with trio.open_nursery() as nursery:
-            for conn in conns:
-                nursery.start_soon(worker, conn)
-    end = _now_ms()
-    for conn in conns:
-        await conn.aclose()
+    start, end = await _drive(host, port, spec["workers"], spec["seconds"], worker)
     return {"start_ms": start, "end_ms": end, "requests": len(latencies), "errors": errors,
             "latencies": latencies, "claimed": claimed, "completed": completed}
 
