@@ -188,11 +188,10 @@ class ClaimBroker:
             try:
                 with trio.CancelScope(shield=True):
                     jobs = await self._engine.claim(line.queue, head.count, head.worker)
-            except QueueNotFound as exc:
-                self._fail_all(line, exc)
-                return
             except StarqError as exc:
-                log.warning("claim for waiters of queue %s failed: %s", line.queue, exc)
+                # The queue is gone or the store is down: every waiter of the line gets the same answer.
+                if not isinstance(exc, QueueNotFound):
+                    log.warning("claim for waiters of queue %s failed: %s", line.queue, exc)
                 self._fail_all(line, exc)
                 return
             if not jobs:

@@ -18,6 +18,7 @@ from ..claims import ClaimBroker
 from ..engine.engine import Engine
 from ..engine.errors import (
     BadRequest,
+    JobNotFound,
     MethodNotAllowed,
     NotFound,
     QueueNotFound,
@@ -86,8 +87,6 @@ def queue_name(name: str) -> str:
 
 def job_id(value: str) -> str:
     if not _JOB_ID.fullmatch(value):
-        from ..engine.errors import JobNotFound
-
         raise JobNotFound(f"job {value!r} not found")
     return value
 
