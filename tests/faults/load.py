@@ -134,9 +134,13 @@ class Load:
                     raise AssertionError(f"claim answered {r.status_code}: {r.text}")
                 await trio.sleep(0.1)
                 continue
-            for job in r.json()["jobs"]:
+            jobs = r.json()["jobs"]
+            # Every job of the batch is written down on arrival, not when its turn comes: a later job's lease
+            # can expire while earlier ones are finished, and its redelivery must be seen as coming after.
+            for job in jobs:
+                self.books.deliveries[job["id"]].append(job["lease_id"])
+            for job in jobs:
                 lease = job["lease_id"]
-                self.books.deliveries[job["id"]].append(lease)
                 await trio.sleep(0.005)  # the work
                 if self.fail_every and job["payload"]["n"] % self.fail_every == 0 and job["retries"] == 0:
                     await self._finish(client, job, lease, "fail", {"lease_id": lease, "error": "planned"})
