@@ -33,6 +33,8 @@ LIBRARY = resources.files(__package__).joinpath("starq.lua").read_text()
 # How much background work one maintenance call may do per queue and kind; more waits for the next call.
 TICK_LIMIT = 500
 PURGE_CHUNK = 1000
+# Queues ticked per pipelined round trip by the maintenance loop.
+TICK_PIPELINE = 500
 
 _STORE_ERRORS = (redis_errors.ConnectionError, TimeoutError, OSError)
 
@@ -264,8 +266,8 @@ class Engine:
     async def claim(self, queue: str, count: int, worker: str = "") -> list[Job]:
         """Claims up to ``count`` ready jobs without waiting. Long-polling lives in ``ClaimBroker``."""
         token = os.urandom(6).hex() + "-"
-        records = await self._call("starq_claim", queue, [count, token, worker])
-        return [Job.from_record(queue, r) for r in records]
+        records = await self._call("starq_claim", queue, (count, token, worker))
+        return [Job.from_values(queue, r) for r in records]
 
     async def release(self, queue: str, jobs: Sequence[Job]) -> int:
         """Returns claimed jobs that never reached a worker to the queue at once, as if never claimed."""
@@ -296,33 +298,27 @@ class Engine:
         completes: Sequence[tuple[str, str, str]],
         fails: Sequence[tuple[str, str, str, bool]],
     ) -> list[AckOutcome]:
-        """Completes and fails many jobs in one pipelined round trip; each item succeeds or fails alone."""
+        """Completes and fails many jobs in one atomic call; each item succeeds or fails alone, exactly as
+        ``complete`` and ``fail`` would (completes first, then fails, in the order given)."""
         if not completes and not fails:
             # Nothing to report, but the queue must still exist (and the store be reachable) like any call.
             await self.queue_info(queue)
             return []
-        meta = [keys.meta(queue)]
-        try:
-            async with self._redis.pipeline(transaction=False, raise_on_error=False) as pipe:
-                pending = [
-                    pipe.fcall("starq_complete", keys=meta, args=[job_id, lease, result])
-                    for job_id, lease, result in completes
-                ] + [
-                    pipe.fcall("starq_fail", keys=meta, args=[job_id, lease, error, str(int(retry)), str(random.random())])
-                    for job_id, lease, error, retry in fails
-                ]
-                synced = pipe.waitaof(1, 0, DURABLE_TIMEOUT_MS) if self._durable and self._waitaof else None
-        except _STORE_ERRORS as exc:
-            raise StoreUnavailable(f"cannot reach the store: {exc}") from exc
-        if synced is not None:
-            await _confirm_on_disk(synced)
+        args: list[Any] = [len(completes)]
+        for job_id, lease, result in completes:
+            args += (job_id, lease, result)
+        for job_id, lease, error, retry in fails:
+            args += (job_id, lease, error, "1" if retry else "0", random.random())
         ids = [c[0] for c in completes] + [f[0] for f in fails]
+        try:
+            replies = await self._call("starq_ack", queue, args)
+        except QueueNotFound as exc:
+            # As if each item had been tried on its own: every one reports the missing queue.
+            return [AckOutcome(id=job_id, error=exc) for job_id in ids]
         outcomes = []
-        for job_id, request in zip(ids, pending):
-            try:
-                reply = await request
-            except redis_errors.ResponseError as exc:
-                outcomes.append(AckOutcome(id=job_id, error=_translate(exc)))
+        for job_id, reply in zip(ids, replies, strict=True):
+            if reply[0] == "error":
+                outcomes.append(AckOutcome(id=job_id, error=_translate_message(reply[1])))
             else:
                 outcomes.append(AckOutcome(id=job_id, status=reply[1], retries=int(reply[2])))
         return outcomes
@@ -342,12 +338,12 @@ class Engine:
 
     async def get_job(self, queue: str, job_id: str) -> Job:
         record, history = await self._call("starq_get_job", queue, [job_id], readonly=True)
-        return Job.from_record(queue, record, history)
+        return Job.from_values(queue, record, history)
 
     async def list_jobs(self, queue: str, status: str = "", count: int = 50, cursor: str = "") -> tuple[list[Job], bool]:
         """A page of jobs, newest first, filtered by status before paging. Returns (jobs, has_more)."""
         reply = await self._call("starq_list_jobs", queue, [status, count, cursor], readonly=True)
-        return [Job.from_record(queue, r) for r in reply[1:]], bool(reply[0])
+        return [Job.from_values(queue, r) for r in reply[1:]], bool(reply[0])
 
     # -- stats ----------------------------------------------------------------------------------------------
 
@@ -378,6 +374,43 @@ class Engine:
             return 0, 0, 0
         return int(promoted), int(reclaimed), int(expired)
 
+    async def tick_many(self, queues: Sequence[str]) -> dict[str, tuple[int, int, int]]:
+        """``tick`` for many queues, in one pipelined round trip per TICK_PIPELINE queues (the maintenance loop
+        ticks every queue twice a second). Returns (promoted, reclaimed, expired) per queue; queues marked as
+        being deleted are purged and report zeros."""
+        out: dict[str, tuple[int, int, int]] = {}
+        for start in range(0, len(queues), TICK_PIPELINE):
+            out.update(await self._tick_chunk(queues[start:start + TICK_PIPELINE]))
+        return out
+
+    async def _tick_chunk(self, queues: Sequence[str]) -> dict[str, tuple[int, int, int]]:
+        args = [str(TICK_LIMIT)]
+        try:
+            async with self._redis.pipeline(transaction=False, raise_on_error=False) as pipe:
+                replies = [pipe.fcall("starq_tick", keys=[keys.meta(q)], args=args) for q in queues]
+                synced = pipe.waitaof(1, 0, DURABLE_TIMEOUT_MS) if self._durable and self._waitaof else None
+        except _STORE_ERRORS as exc:
+            raise StoreUnavailable(f"cannot reach the store: {exc}") from exc
+        if synced is not None:
+            await _confirm_on_disk(synced)
+        out: dict[str, tuple[int, int, int]] = {}
+        for queue, request in zip(queues, replies):
+            try:
+                promoted, reclaimed, expired = await request
+            except redis_errors.ResponseError as exc:
+                if "Function not found" in str(exc):
+                    # The store lost its functions (restarted without persistence): tick() reloads them.
+                    out[queue] = await self.tick(queue)
+                    continue
+                error = _translate(exc)
+                if not isinstance(error, QueueNotFound):
+                    raise error from exc
+                await self.purge(queue)
+                out[queue] = (0, 0, 0)
+            else:
+                out[queue] = (int(promoted), int(reclaimed), int(expired))
+        return out
+
     @asynccontextmanager
     async def ready_queues(self) -> AsyncIterator[AsyncIterator[str]]:
         """Names of queues that just got ready jobs, from any server process (Redis pub/sub).
@@ -406,7 +439,10 @@ async def _confirm_on_disk(synced: Any) -> None:
 
 
 def _translate(exc: redis_errors.ResponseError) -> StarqError:
-    message = str(exc)
+    return _translate_message(str(exc))
+
+
+def _translate_message(message: str) -> StarqError:
     code, _, detail = message.partition(" ")
     cls = LUA_ERRORS.get(code)
     if cls is not None:

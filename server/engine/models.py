@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -16,9 +17,16 @@ STATUSES = ("pending", "scheduled", "claimed", "completed", "failed", "cancelled
 
 def iso(ms: str | int | None) -> str:
     """Milliseconds since the epoch as an ISO 8601 UTC string; "" when unset."""
-    if ms in (None, ""):
+    if ms is None or ms == "":
         return ""
-    return datetime.fromtimestamp(int(ms) / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return _iso(int(ms))
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso(ms: int) -> str:
+    # Cached: the jobs of one claim share their claim time and lease expiry, and those of one submit their
+    # creation time, so most conversions repeat one already made (a conversion costs ~2 µs, a hit ~0.1 µs).
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @attrs.frozen
@@ -137,6 +145,32 @@ class Job:
             lease_id=raw.get("lease", "") if claimed else "",
             lease_expires_at=iso(raw.get("lease_exp")) if claimed else "",
             worker=raw.get("worker", ""),
+            history=None if history is None else [_history_entry(h) for h in history],
+        )
+
+    @classmethod
+    def from_values(cls, queue: str, values: list[Any], history: list[str] | None = None) -> Job:
+        """A job from the values of the Lua library's RECORD fields, in that order (claim, get_job and
+        list_jobs reply so: no field names to decode and pair up)."""
+        (id_, status, payload, result, error, retries, priority, created_at, claimed_at, completed_at, run_at,
+         lease, lease_exp, worker) = values
+        claimed = status == "claimed"
+        return cls(
+            id=id_,
+            queue=queue,
+            status=status,
+            payload=payload,
+            result=result or None,
+            error=error or "",
+            retries=int(retries or 0),
+            priority=int(priority or 0),
+            created_at=iso(created_at),
+            claimed_at=iso(claimed_at),
+            completed_at=iso(completed_at),
+            run_at=iso(run_at),
+            lease_id=(lease or "") if claimed else "",
+            lease_expires_at=iso(lease_exp) if claimed else "",
+            worker=worker or "",
             history=None if history is None else [_history_entry(h) for h in history],
         )
 

@@ -9,13 +9,20 @@ Conventions shared by every function:
            stream), which is why the siblings are derived here rather than passed in KEYS.
   Time     comes from the Redis server (TIME), in milliseconds, so every API process agrees on "now".
   Errors   are returned as Redis errors whose first word is a stable code the engine maps to an exception:
-           NOQUEUE, NOJOB, NOTCLAIMED, LEASE, STATE.
+           NOQUEUE, NOJOB, NOTCLAIMED, LEASE, STATE, NEEDHASH.
+  Cost     each command run from Lua costs about as much as the Lua around it, so the functions that move
+           many jobs (submit, claim, ack) do per job only what is keyed by the job (its hash, its stream
+           entry) and update the shared keys (status indexes, leases, expiry, counters) once per call with
+           every id in one command.
 
 Keys of a queue (P = "starq:{<queue>}:"):
   P.."meta"          hash   settings, paused flag, created_at, deleting flag
   P.."s:<0-9>"       stream one per priority; holds exactly the pending jobs (entry field "id")
-  P.."job:<id>"      hash   the job record
-  P.."hist:<id>"     list   the job's status history, newest last, capped at HISTORY_MAX entries (JSON each)
+  P.."job:<id>"      hash   the job record; its field "hist" holds the job's status history, newest last, one
+                            JSON object a line, capped at HISTORY_MAX entries ("hn" counts them). Keeping it
+                            in the record costs no command of its own: every transition writes the record.
+  P.."hist:<id>"     list   the history of a job written by an older version (read, never written; removed
+                            with the record)
   P.."idx:<status>"  zset   job ids by status, all scores 0, ordered by id (ids sort by creation time)
   P.."sched"         zset   scheduled job ids by due time
   P.."leases"        zset   claimed job ids by lease expiry
@@ -31,6 +38,17 @@ local STATUSES = {'pending', 'scheduled', 'claimed', 'completed', 'failed', 'can
 local BUCKET_MS = 5000
 local BUCKETS = 720
 local HISTORY_MAX = 50
+-- Arguments per command when one command carries many ids: Lua's unpack() fails past ~8,000 values.
+local CHUNK = 4000
+
+-- The fields of a job record, in the order the engine reads them (claim, get_job and list_jobs return
+-- records as these values, so the engine decodes no field names).
+local RECORD = {'id', 'status', 'payload', 'result', 'error', 'retries', 'priority', 'created_at', 'claimed_at',
+  'completed_at', 'run_at', 'lease', 'lease_exp', 'worker'}
+local R_STATUS, R_CLAIMED_AT, R_LEASE, R_LEASE_EXP, R_WORKER = 2, 9, 12, 13, 14
+-- RECORD followed by the history, for transitions that return the record and append to its history.
+local RECORD_HIST = {'id', 'status', 'payload', 'result', 'error', 'retries', 'priority', 'created_at',
+  'claimed_at', 'completed_at', 'run_at', 'lease', 'lease_exp', 'worker', 'hist', 'hn'}
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -39,6 +57,41 @@ end
 
 local function prefix_of(meta_key)
   return string.sub(meta_key, 1, #meta_key - 4)
+end
+
+-- Runs cmd on key with a fixed head of arguments followed by many items, CHUNK items per command.
+-- Items come in whole groups (score/member pairs), so CHUNK is even.
+local function call_many(cmd, key, head, items)
+  local n = #items
+  for i = 1, n, CHUNK do
+    local last = math.min(i + CHUNK - 1, n)
+    if #head == 0 then
+      redis.call(cmd, key, unpack(items, i, last))
+    else
+      local args = {unpack(head)}
+      for j = i, last do args[#args + 1] = items[j] end
+      redis.call(cmd, key, unpack(args))
+    end
+  end
+end
+
+-- Members with one score, as ZADD wants them: score, id, score, id, ...
+local function scored(ids, score)
+  local out = {}
+  for i, id in ipairs(ids) do
+    out[2 * i - 1] = score
+    out[2 * i] = id
+  end
+  return out
+end
+
+-- Moves many job ids from one status index to another (from = nil: they had none).
+local function move_index_many(P, ids, from, to)
+  if #ids == 0 then return end
+  if from then
+    call_many('ZREM', P .. 'idx:' .. from, {}, ids)
+  end
+  call_many('ZADD', P .. 'idx:' .. to, {}, scored(ids, 0))
 end
 
 -- Loads the queue's settings, failing with NOQUEUE when the queue does not exist (or is being deleted).
@@ -63,73 +116,93 @@ local function load_queue(meta_key)
   return q
 end
 
--- Appends one event to a job's history; fields are event-specific (lease, worker, error, status).
-local function record(P, id, now, event, fields)
+-- The record fields that append one event to a job's history, given the history read with the record
+-- (hist, hn; false when it has none yet): 'hist', <text>, 'hn', <count>, to add to the HSET of the
+-- transition. Fields are event-specific (lease, worker, error, status, run_at, until_ms).
+local function history(hist, hn, now, event, fields)
   local entry = fields or {}
   entry.at = now
   entry.event = event
-  local key = P .. 'hist:' .. id
-  if redis.call('RPUSH', key, cjson.encode(entry)) > HISTORY_MAX then
-    redis.call('LTRIM', key, -HISTORY_MAX, -1)
+  local line = cjson.encode(entry)
+  local count = tonumber(hn) or 0
+  if not hist or hist == '' then
+    return {'hist', line, 'hn', 1}
+  end
+  if count >= HISTORY_MAX then
+    -- Full: the oldest event makes room (rare: only jobs retried or extended dozens of times).
+    local cut = string.find(hist, '\n', 1, true)
+    hist = cut and string.sub(hist, cut + 1) or ''
+    count = HISTORY_MAX - 1
+    if hist == '' then return {'hist', line, 'hn', 1} end
+  end
+  return {'hist', hist .. '\n' .. line, 'hn', count + 1}
+end
+
+-- Field/value lists joined into one, so a transition writes a record with one HSET.
+local function hset_fields(...)
+  local out = {}
+  for _, part in ipairs({...}) do
+    for _, v in ipairs(part) do out[#out + 1] = v end
+  end
+  return out
+end
+
+local function hset(jkey, ...)
+  redis.call('HSET', jkey, unpack(hset_fields(...)))
+end
+
+-- Appends a job to the stream of its priority: from here on it can be claimed. Returns the entry id.
+local function add_to_stream(q, id, priority)
+  return redis.call('XADD', q.P .. 's:' .. priority, '*', 'id', id)
+end
+
+local function drop_dedupe(q, hash, id)
+  if hash and hash ~= '' and redis.call('HGET', q.P .. 'dedupe', hash) == id then
+    redis.call('HDEL', q.P .. 'dedupe', hash)
   end
 end
 
-local function move_index(P, id, from, to)
-  if from then
-    redis.call('ZREM', P .. 'idx:' .. from, id)
-  end
-  redis.call('ZADD', P .. 'idx:' .. to, 0, id)
-end
-
--- Appends a job to the stream of its priority: from here on it can be claimed.
-local function make_pending(q, id, jkey, from, priority)
-  local entry = redis.call('XADD', q.P .. 's:' .. priority, '*', 'id', id)
-  redis.call('HSET', jkey, 'status', 'pending', 'entry', entry, 'run_at', '')
-  move_index(q.P, id, from, 'pending')
-end
-
-local function make_scheduled(q, id, jkey, from, due)
-  redis.call('ZADD', q.P .. 'sched', due, id)
-  redis.call('HSET', jkey, 'status', 'scheduled', 'entry', '', 'run_at', due)
-  move_index(q.P, id, from, 'scheduled')
-end
-
-local function drop_dedupe(q, jkey, id)
-  local h = redis.call('HGET', jkey, 'dedupe')
-  if h and h ~= '' and redis.call('HGET', q.P .. 'dedupe', h) == id then
-    redis.call('HDEL', q.P .. 'dedupe', h)
-  end
-end
-
-local function count_outcome(q, now, kind)
+-- Adds n completed ('c') or failed ('f') outcomes to the current 5-second bucket.
+local function count_outcome(q, now, kind, n)
+  if n <= 0 then return end
   local bucket = math.floor(now / BUCKET_MS)
   local slot = bucket % BUCKETS
   local key = q.P .. 'tput'
   if redis.call('HGET', key, 't:' .. slot) ~= tostring(bucket) then
     redis.call('HSET', key, 't:' .. slot, bucket, 'c:' .. slot, 0, 'f:' .. slot, 0)
   end
-  redis.call('HINCRBY', key, kind .. ':' .. slot, 1)
+  redis.call('HINCRBY', key, kind .. ':' .. slot, n)
 end
 
-local function release_hand(q, worker)
-  if worker and worker ~= '' then
-    if redis.call('HINCRBY', q.P .. 'inhand', worker, -1) <= 0 then
-      redis.call('HDEL', q.P .. 'inhand', worker)
+-- Workers' jobs in hand go down by the counts in hands (worker name -> jobs let go).
+local function release_hands(q, hands)
+  for worker, n in pairs(hands) do
+    if worker ~= '' then
+      if redis.call('HINCRBY', q.P .. 'inhand', worker, -n) <= 0 then
+        redis.call('HDEL', q.P .. 'inhand', worker)
+      end
     end
   end
 end
 
--- Ends a claimed job for good (completed or dead), keeping its record until the retention passes.
-local function finish(q, id, jkey, job_status, now, worker)
-  redis.call('ZREM', q.P .. 'leases', id)
-  redis.call('HSET', jkey, 'status', job_status, 'completed_at', now, 'lease_exp', '')
-  move_index(q.P, id, 'claimed', job_status)
-  redis.call('ZADD', q.P .. 'expiry', now + q.retention_ms, id)
-  release_hand(q, worker)
+local function release_hand(q, worker)
+  if worker then release_hands(q, {[worker] = 1}) end
 end
 
+-- The shared-key side of ending claimed jobs for good (completed or dead): off the lease zset, into the
+-- status index, and onto the expiry zset that removes their records once the retention passes.
+local function finish_many(q, ids, job_status, now)
+  if #ids == 0 then return end
+  call_many('ZREM', q.P .. 'leases', {}, ids)
+  move_index_many(q.P, ids, 'claimed', job_status)
+  call_many('ZADD', q.P .. 'expiry', {}, scored(ids, now + q.retention_ms))
+end
+
+-- The job fields outcomes need, history included.
+local F_STATUS, F_LEASE, F_RETRIES, F_PRIORITY, F_WORKER, F_HIST, F_HN, F_DEDUPE = 1, 2, 3, 4, 5, 8, 9, 10
 local function job_fields(jkey)
-  return redis.call('HMGET', jkey, 'status', 'lease', 'retries', 'priority', 'worker', 'done_lease', 'done_as')
+  return redis.call('HMGET', jkey, 'status', 'lease', 'retries', 'priority', 'worker', 'done_lease', 'done_as',
+    'hist', 'hn', 'dedupe')
 end
 
 -- Checks that the caller holds the job's current lease. Returns nil when it does, or a reply to send back:
@@ -158,12 +231,32 @@ end
 -- Moves due scheduled jobs to their streams. Returns how many moved.
 local function promote_due(q, now, limit)
   local due = redis.call('ZRANGE', q.P .. 'sched', '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)
+  if #due == 0 then return 0 end
   for _, id in ipairs(due) do
     local jkey = q.P .. 'job:' .. id
-    redis.call('ZREM', q.P .. 'sched', id)
-    make_pending(q, id, jkey, 'scheduled', redis.call('HGET', jkey, 'priority'))
+    local entry = add_to_stream(q, id, redis.call('HGET', jkey, 'priority'))
+    redis.call('HSET', jkey, 'status', 'pending', 'entry', entry, 'run_at', '')
   end
+  call_many('ZREM', q.P .. 'sched', {}, due)
+  move_index_many(q.P, due, 'scheduled', 'pending')
   return #due
+end
+
+-- Puts one job that just left the claimed state back in line, now or after a backoff, writing fields (the
+-- caller's changes to the record) in the same HSET. Returns the job's new status.
+local function requeue(q, id, jkey, priority, delay_ms, now, fields)
+  redis.call('ZREM', q.P .. 'leases', id)
+  if delay_ms > 0 then
+    local due = now + delay_ms
+    redis.call('ZADD', q.P .. 'sched', due, id)
+    hset(jkey, {'status', 'scheduled', 'entry', '', 'run_at', due, 'lease_exp', ''}, fields)
+    move_index_many(q.P, {id}, 'claimed', 'scheduled')
+    return 'scheduled'
+  end
+  local entry = add_to_stream(q, id, priority)
+  hset(jkey, {'status', 'pending', 'entry', entry, 'run_at', '', 'lease_exp', ''}, fields)
+  move_index_many(q.P, {id}, 'claimed', 'pending')
+  return 'pending'
 end
 
 ------------------------------------------------------------------------------------------------------------
@@ -225,7 +318,7 @@ local function submit(keys, args)
   local now = now_ms()
   local n = tonumber(args[1])
   local out = {}
-  local woke = false
+  local pending, scheduled = {}, {}
   local dedupe_on = q.dedupe == '1'
   for i = 0, n - 1 do
     local id, payload, priority, due, hash = args[2 + i * 5], args[3 + i * 5], args[4 + i * 5],
@@ -239,33 +332,38 @@ local function submit(keys, args)
     end
     if existing then
       local f = redis.call('HMGET', q.P .. 'job:' .. existing, 'status', 'created_at')
-      table.insert(out, {existing, f[1], f[2], 1})
+      out[#out + 1] = {existing, f[1], f[2], 1}
     else
       if not dedupe_on then hash = '' end
-      redis.call('HSET', jkey, 'id', id, 'payload', payload, 'priority', priority, 'retries', 0,
-        'created_at', now, 'claimed_at', '', 'completed_at', '', 'dedupe', hash, 'error', '')
+      local fields = {'id', id, 'payload', payload, 'priority', priority, 'retries', 0, 'created_at', now,
+        'claimed_at', '', 'completed_at', '', 'dedupe', hash, 'error', ''}
+      if due > now then
+        redis.call('ZADD', q.P .. 'sched', due, id)
+        hset(jkey, fields, {'status', 'scheduled', 'entry', '', 'run_at', due},
+          history(false, 0, now, 'submitted', {run_at = due}))
+        scheduled[#scheduled + 1] = id
+        out[#out + 1] = {id, 'scheduled', now, 0}
+      else
+        hset(jkey, fields, {'status', 'pending', 'entry', add_to_stream(q, id, priority), 'run_at', ''},
+          history(false, 0, now, 'submitted'))
+        pending[#pending + 1] = id
+        out[#out + 1] = {id, 'pending', now, 0}
+      end
       if hash ~= '' then
         redis.call('HSET', q.P .. 'dedupe', hash, id)
       end
-      record(q.P, id, now, 'submitted', due > now and {run_at = due} or nil)
-      if due > now then
-        make_scheduled(q, id, jkey, nil, due)
-        table.insert(out, {id, 'scheduled', now, 0})
-      else
-        make_pending(q, id, jkey, nil, priority)
-        woke = true
-        table.insert(out, {id, 'pending', now, 0})
-      end
     end
   end
-  if woke then publish_ready(q, keys[1]) end
+  move_index_many(q.P, pending, nil, 'pending')
+  move_index_many(q.P, scheduled, nil, 'scheduled')
+  if #pending > 0 then publish_ready(q, keys[1]) end
   return out
 end
 
 -- claim: KEYS[1]=meta; ARGV = count, lease token, worker name.
 -- Hands out up to count pending jobs, highest priority first and FIFO within a priority. Due scheduled jobs
--- are promoted first so a claim never waits for the maintenance loop. Returns a list of job records (flat
--- field/value lists, as HGETALL).
+-- are promoted first so a claim never waits for the maintenance loop. Returns a list of job records (the
+-- values of RECORD's fields, in that order).
 local function claim(keys, args)
   local q = load_queue(keys[1])
   if q.err then return q end
@@ -273,7 +371,7 @@ local function claim(keys, args)
   promote_due(q, now, 100)
   if q.paused == '1' then return {} end
   local want, token, worker = tonumber(args[1]), args[2], args[3]
-  local out = {}
+  local out, ids = {}, {}
   local lease_exp = now + q.claim_timeout_ms
   for p = 9, 0, -1 do
     if #out >= want then break end
@@ -281,61 +379,42 @@ local function claim(keys, args)
     if redis.call('XLEN', stream) > 0 then
       local got = redis.call('XREADGROUP', 'GROUP', GROUP, 'starq', 'COUNT', want - #out, 'STREAMS', stream, '>')
       if got then
-        for _, entry in ipairs(got[1][2]) do
-          -- The stream only ever holds pending jobs: the lease zset, not the group's PEL, tracks claims.
-          redis.call('XACK', stream, GROUP, entry[1])
-          redis.call('XDEL', stream, entry[1])
+        local entries = got[1][2]
+        local entry_ids = {}
+        for i, entry in ipairs(entries) do entry_ids[i] = entry[1] end
+        -- The stream only ever holds pending jobs: the lease zset, not the group's PEL, tracks claims.
+        call_many('XACK', stream, {GROUP}, entry_ids)
+        call_many('XDEL', stream, {}, entry_ids)
+        for _, entry in ipairs(entries) do
           local id = entry[2][2]
           local jkey = q.P .. 'job:' .. id
+          local r = redis.call('HMGET', jkey, unpack(RECORD_HIST))
           -- A job leaves its stream before its record goes, so the record always exists; should it not, the
           -- stale entry is dropped rather than resurrected as a half-record.
-          if redis.call('EXISTS', jkey) == 1 then
+          if r[1] then
             local lease = token .. string.format('%x', #out)
-            redis.call('HSET', jkey, 'status', 'claimed', 'claimed_at', now, 'lease', lease,
-              'lease_exp', lease_exp, 'worker', worker, 'entry', '')
-            move_index(q.P, id, 'pending', 'claimed')
-            redis.call('ZADD', q.P .. 'leases', lease_exp, id)
-            record(q.P, id, now, 'claimed', {lease = lease, worker = worker})
-            table.insert(out, redis.call('HGETALL', jkey))
+            hset(jkey, {'status', 'claimed', 'claimed_at', now, 'lease', lease, 'lease_exp', lease_exp,
+              'worker', worker, 'entry', ''},
+              history(r[15], r[16], now, 'claimed', {lease = lease, worker = worker}))
+            r[R_STATUS], r[R_CLAIMED_AT], r[R_LEASE], r[R_LEASE_EXP], r[R_WORKER] =
+              'claimed', now, lease, lease_exp, worker
+            r[16], r[15] = nil, nil
+            out[#out + 1] = r
+            ids[#ids + 1] = id
           end
         end
       end
     end
   end
-  if #out > 0 and worker ~= '' then
-    redis.call('HSET', q.P .. 'workers', worker, now)
-    redis.call('HINCRBY', q.P .. 'inhand', worker, #out)
+  if #ids > 0 then
+    move_index_many(q.P, ids, 'pending', 'claimed')
+    call_many('ZADD', q.P .. 'leases', {}, scored(ids, lease_exp))
+    if worker ~= '' then
+      redis.call('HSET', q.P .. 'workers', worker, now)
+      redis.call('HINCRBY', q.P .. 'inhand', worker, #ids)
+    end
   end
   return out
-end
-
--- complete: KEYS[1]=meta; ARGV = job id, lease ('' = any), result JSON. Returns {'completed'|'repeat', status}.
-local function complete(keys, args)
-  local q = load_queue(keys[1])
-  if q.err then return q end
-  local id, lease, result = args[1], args[2], args[3]
-  local jkey = q.P .. 'job:' .. id
-  local f = job_fields(jkey)
-  local reply = check_lease(id, f, lease, 'complete')
-  if reply then return reply end
-  local now = now_ms()
-  redis.call('HSET', jkey, 'result', result, 'done_lease', f[2], 'done_as', 'complete')
-  finish(q, id, jkey, 'completed', now, f[5])
-  record(q.P, id, now, 'completed', {lease = f[2]})
-  count_outcome(q, now, 'c')
-  return {'completed', 'completed', tonumber(f[3])}
-end
-
--- Puts a job that just left the claimed state back in line, now or after a backoff.
-local function requeue(q, id, jkey, priority, delay_ms, now)
-  redis.call('ZREM', q.P .. 'leases', id)
-  redis.call('HSET', jkey, 'lease_exp', '')
-  if delay_ms > 0 then
-    make_scheduled(q, id, jkey, 'claimed', now + delay_ms)
-    return 'scheduled'
-  end
-  make_pending(q, id, jkey, 'claimed', priority)
-  return 'pending'
 end
 
 -- Exponential backoff with "equal jitter": half the delay is fixed, half random, so retries spread out.
@@ -345,33 +424,111 @@ local function backoff_ms(q, attempt, jitter)
   return math.floor(d / 2 + d / 2 * jitter)
 end
 
+-- The outcomes of many claimed jobs, as one call. done collects what is updated once per call: ids
+-- completed and dead, jobs let go per worker, and how many completed and failed attempts to count.
+local function new_done()
+  return {completed = {}, dead = {}, hands = {}, c = 0, f = 0}
+end
+
+local function let_go(done, worker)
+  if worker and worker ~= '' then done.hands[worker] = (done.hands[worker] or 0) + 1 end
+end
+
+local function complete_one(q, id, lease, result, now, done)
+  local jkey = q.P .. 'job:' .. id
+  local f = job_fields(jkey)
+  local reply = check_lease(id, f, lease, 'complete')
+  if reply then return reply end
+  hset(jkey, {'result', result, 'done_lease', f[F_LEASE], 'done_as', 'complete', 'status', 'completed',
+    'completed_at', now, 'lease_exp', ''},
+    history(f[F_HIST], f[F_HN], now, 'completed', {lease = f[F_LEASE]}))
+  done.completed[#done.completed + 1] = id
+  let_go(done, f[F_WORKER])
+  done.c = done.c + 1
+  return {'completed', 'completed', tonumber(f[F_RETRIES])}
+end
+
+local function fail_one(q, id, lease, err, retry, jitter, now, done)
+  local jkey = q.P .. 'job:' .. id
+  local f = job_fields(jkey)
+  local reply = check_lease(id, f, lease, 'fail')
+  if reply then return reply end
+  local retries = tonumber(f[F_RETRIES])
+  done.f = done.f + 1
+  let_go(done, f[F_WORKER])
+  local outcome = {'error', err, 'done_lease', f[F_LEASE], 'done_as', 'fail'}
+  if retry and retries < q.max_retries then
+    retries = retries + 1
+    local delay = backoff_ms(q, retries, jitter)
+    local status = delay > 0 and 'scheduled' or 'pending'
+    outcome[#outcome + 1] = 'retries'
+    outcome[#outcome + 1] = retries
+    requeue(q, id, jkey, f[F_PRIORITY], delay, now,
+      hset_fields(outcome, history(f[F_HIST], f[F_HN], now, 'failed', {lease = f[F_LEASE], error = err, status = status})))
+    done.requeued = done.requeued or status == 'pending'
+    return {'failed', status, retries}
+  end
+  hset(jkey, outcome, {'status', 'failed', 'completed_at', now, 'lease_exp', ''},
+    history(f[F_HIST], f[F_HN], now, 'failed', {lease = f[F_LEASE], error = err, status = 'failed'}))
+  drop_dedupe(q, f[F_DEDUPE], id)
+  done.dead[#done.dead + 1] = id
+  return {'failed', 'failed', retries}
+end
+
+-- Updates the shared keys for every outcome of one call.
+local function settle(q, meta_key, done, now)
+  finish_many(q, done.completed, 'completed', now)
+  finish_many(q, done.dead, 'failed', now)
+  release_hands(q, done.hands)
+  count_outcome(q, now, 'c', done.c)
+  count_outcome(q, now, 'f', done.f)
+  if done.requeued then publish_ready(q, meta_key) end
+end
+
+-- complete: KEYS[1]=meta; ARGV = job id, lease ('' = any), result JSON. Returns {'completed'|'repeat', status}.
+local function complete(keys, args)
+  local q = load_queue(keys[1])
+  if q.err then return q end
+  local now, done = now_ms(), new_done()
+  local reply = complete_one(q, args[1], args[2], args[3], now, done)
+  settle(q, keys[1], done, now)
+  return reply
+end
+
 -- fail: KEYS[1]=meta; ARGV = job id, lease ('' = any), error text, retry (1/0), jitter in [0,1).
 -- Returns {'failed'|'repeat', new status, retries}.
 local function fail(keys, args)
   local q = load_queue(keys[1])
   if q.err then return q end
-  local id, lease, err, retry, jitter = args[1], args[2], args[3], args[4] == '1', tonumber(args[5])
-  local jkey = q.P .. 'job:' .. id
-  local f = job_fields(jkey)
-  local reply = check_lease(id, f, lease, 'fail')
-  if reply then return reply end
-  local now = now_ms()
-  local retries = tonumber(f[3])
-  redis.call('HSET', jkey, 'error', err, 'done_lease', f[2], 'done_as', 'fail')
-  count_outcome(q, now, 'f')
-  if retry and retries < q.max_retries then
-    retries = retries + 1
-    redis.call('HSET', jkey, 'retries', retries)
-    release_hand(q, f[5])
-    local status = requeue(q, id, jkey, f[4], backoff_ms(q, retries, jitter), now)
-    record(q.P, id, now, 'failed', {lease = f[2], error = err, status = status})
-    if status == 'pending' then publish_ready(q, keys[1]) end
-    return {'failed', status, retries}
+  local now, done = now_ms(), new_done()
+  local reply = fail_one(q, args[1], args[2], args[3], args[4] == '1', tonumber(args[5]), now, done)
+  settle(q, keys[1], done, now)
+  return reply
+end
+
+-- ack: KEYS[1]=meta; ARGV = number of completes, then per complete: job id, lease ('' = any), result JSON;
+-- then per fail: job id, lease ('' = any), error text, retry (1/0), jitter in [0,1).
+-- Completes, then fails, in the order given, each exactly as complete and fail would; an item that cannot be
+-- done does not stop the others. Returns per item the reply complete/fail would give, or {'error', message}
+-- with message as the error complete/fail would raise.
+local function ack(keys, args)
+  local q = load_queue(keys[1])
+  if q.err then return q end
+  local now, done = now_ms(), new_done()
+  local out = {}
+  local nc = tonumber(args[1])
+  local function add(reply)
+    if reply.err then reply = {'error', reply.err} end
+    out[#out + 1] = reply
   end
-  finish(q, id, jkey, 'failed', now, f[5])
-  drop_dedupe(q, jkey, id)
-  record(q.P, id, now, 'failed', {lease = f[2], error = err, status = 'failed'})
-  return {'failed', 'failed', retries}
+  for i = 0, nc - 1 do
+    add(complete_one(q, args[2 + i * 3], args[3 + i * 3], args[4 + i * 3], now, done))
+  end
+  for i = 2 + nc * 3, #args, 5 do
+    add(fail_one(q, args[i], args[i + 1], args[i + 2], args[i + 3] == '1', tonumber(args[i + 4]), now, done))
+  end
+  settle(q, keys[1], done, now)
+  return out
 end
 
 -- extend: KEYS[1]=meta; ARGV = job id, lease ('' = any), seconds ('' = the queue's claim_timeout).
@@ -386,10 +543,10 @@ local function extend(keys, args)
   if reply then return reply end
   local ms = q.claim_timeout_ms
   if args[3] ~= '' then ms = tonumber(args[3]) * 1000 end
-  local exp = now_ms() + ms
-  redis.call('HSET', jkey, 'lease_exp', exp)
+  local now = now_ms()
+  local exp = now + ms
+  hset(jkey, {'lease_exp', exp}, history(f[F_HIST], f[F_HN], now, 'extended', {lease = f[F_LEASE], until_ms = exp}))
   redis.call('ZADD', q.P .. 'leases', exp, id)
-  record(q.P, id, exp - ms, 'extended', {lease = f[2], until_ms = exp})
   return exp
 end
 
@@ -399,18 +556,20 @@ local function release(keys, args)
   local q = load_queue(keys[1])
   if q.err then return q end
   local n = 0
+  local now = now_ms()
+  local hands = {}
   for i = 1, #args, 2 do
     local id, lease = args[i], args[i + 1]
     local jkey = q.P .. 'job:' .. id
     local f = job_fields(jkey)
-    if f[1] == 'claimed' and f[2] == lease then
-      release_hand(q, f[5])
-      redis.call('HSET', jkey, 'claimed_at', '', 'lease', '', 'worker', '')
-      requeue(q, id, jkey, f[4], 0, 0)
-      record(q.P, id, now_ms(), 'released', {lease = lease})
+    if f[F_STATUS] == 'claimed' and f[F_LEASE] == lease then
+      if f[F_WORKER] and f[F_WORKER] ~= '' then hands[f[F_WORKER]] = (hands[f[F_WORKER]] or 0) + 1 end
+      requeue(q, id, jkey, f[F_PRIORITY], 0, 0, hset_fields({'claimed_at', '', 'lease', '', 'worker', ''},
+        history(f[F_HIST], f[F_HN], now, 'released', {lease = lease})))
       n = n + 1
     end
   end
+  release_hands(q, hands)
   if n > 0 then publish_ready(q, keys[1]) end
   return n
 end
@@ -421,7 +580,7 @@ local function cancel(keys, args)
   if q.err then return q end
   local id = args[1]
   local jkey = q.P .. 'job:' .. id
-  local f = redis.call('HMGET', jkey, 'status', 'priority', 'entry')
+  local f = redis.call('HMGET', jkey, 'status', 'priority', 'entry', 'hist', 'hn', 'dedupe')
   if not f[1] then return redis.error_reply('NOJOB job not found') end
   if f[1] == 'pending' then
     redis.call('XDEL', q.P .. 's:' .. f[2], f[3])
@@ -431,25 +590,25 @@ local function cancel(keys, args)
     return redis.error_reply('STATE job ' .. id .. ' is ' .. f[1] .. '; only pending or scheduled jobs can be cancelled')
   end
   local now = now_ms()
-  redis.call('HSET', jkey, 'status', 'cancelled', 'completed_at', now, 'entry', '', 'run_at', '')
-  move_index(q.P, id, f[1], 'cancelled')
+  hset(jkey, {'status', 'cancelled', 'completed_at', now, 'entry', '', 'run_at', ''},
+    history(f[4], f[5], now, 'cancelled'))
+  move_index_many(q.P, {id}, f[1], 'cancelled')
   redis.call('ZADD', q.P .. 'expiry', now + q.retention_ms, id)
-  record(q.P, id, now, 'cancelled')
-  drop_dedupe(q, jkey, id)
+  drop_dedupe(q, f[6], id)
   return 'cancelled'
 end
 
-local function revive(q, id)
+local function revive(q, id, now)
   local jkey = q.P .. 'job:' .. id
-  local f = redis.call('HMGET', jkey, 'status', 'priority', 'dedupe')
+  local f = redis.call('HMGET', jkey, 'status', 'priority', 'dedupe', 'hist', 'hn')
   redis.call('ZREM', q.P .. 'expiry', id)
-  redis.call('HSET', jkey, 'retries', 0, 'claimed_at', '', 'completed_at', '', 'lease', '', 'worker', '',
-    'done_lease', '', 'done_as', '')
   if f[3] and f[3] ~= '' then
     redis.call('HSETNX', q.P .. 'dedupe', f[3], id)
   end
-  make_pending(q, id, jkey, f[1], f[2])
-  record(q.P, id, now_ms(), 'retried')
+  hset(jkey, {'retries', 0, 'claimed_at', '', 'completed_at', '', 'lease', '', 'worker', '', 'done_lease', '',
+    'done_as', '', 'status', 'pending', 'entry', add_to_stream(q, id, f[2]), 'run_at', ''},
+    history(f[4], f[5], now, 'retried'))
+  move_index_many(q.P, {id}, f[1], 'pending')
 end
 
 -- retry: KEYS[1]=meta; ARGV = job id. A dead (failed) or cancelled job goes back to pending, retries reset.
@@ -462,7 +621,7 @@ local function retry(keys, args)
   if status ~= 'failed' and status ~= 'cancelled' then
     return redis.error_reply('STATE job ' .. id .. ' is ' .. status .. '; only failed or cancelled jobs can be retried')
   end
-  revive(q, id)
+  revive(q, id, now_ms())
   publish_ready(q, keys[1])
   return 'pending'
 end
@@ -472,7 +631,8 @@ local function retry_dead(keys, args)
   local q = load_queue(keys[1])
   if q.err then return q end
   local ids = redis.call('ZRANGE', q.P .. 'idx:failed', 0, tonumber(args[1]) - 1)
-  for _, id in ipairs(ids) do revive(q, id) end
+  local now = now_ms()
+  for _, id in ipairs(ids) do revive(q, id, now) end
   if #ids > 0 then publish_ready(q, keys[1]) end
   return #ids
 end
@@ -487,35 +647,40 @@ local function tick(keys, args)
   local now = now_ms()
   local promoted = promote_due(q, now, limit)
   local expired_leases = redis.call('ZRANGE', q.P .. 'leases', '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)
-  local requeued = 0
+  local done = new_done()
   for _, id in ipairs(expired_leases) do
     local jkey = q.P .. 'job:' .. id
     local f = job_fields(jkey)
-    local retries = tonumber(f[3])
-    count_outcome(q, now, 'f')
+    local retries = tonumber(f[F_RETRIES])
+    done.f = done.f + 1
+    let_go(done, f[F_WORKER])
     if retries < q.max_retries then
-      redis.call('HSET', jkey, 'retries', retries + 1, 'error', 'lease expired')
-      release_hand(q, f[5])
-      requeue(q, id, jkey, f[4], 0, now)
-      record(q.P, id, now, 'expired', {lease = f[2], status = 'pending'})
-      requeued = requeued + 1
+      requeue(q, id, jkey, f[F_PRIORITY], 0, now, hset_fields({'retries', retries + 1, 'error', 'lease expired'},
+        history(f[F_HIST], f[F_HN], now, 'expired', {lease = f[F_LEASE], status = 'pending'})))
+      done.requeued = true
     else
-      redis.call('HSET', jkey, 'error',
-        'lease expired on attempt ' .. (retries + 1) .. ' of ' .. (q.max_retries + 1) .. '; dead-lettered')
-      finish(q, id, jkey, 'failed', now, f[5])
-      drop_dedupe(q, jkey, id)
-      record(q.P, id, now, 'expired', {lease = f[2], status = 'failed'})
+      hset(jkey, {'error', 'lease expired on attempt ' .. (retries + 1) .. ' of ' .. (q.max_retries + 1) ..
+        '; dead-lettered', 'status', 'failed', 'completed_at', now, 'lease_exp', ''},
+        history(f[F_HIST], f[F_HN], now, 'expired', {lease = f[F_LEASE], status = 'failed'}))
+      drop_dedupe(q, f[F_DEDUPE], id)
+      done.dead[#done.dead + 1] = id
     end
   end
+  settle(q, keys[1], done, now)
   local old = redis.call('ZRANGE', q.P .. 'expiry', '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)
+  local by_status = {}
   for _, id in ipairs(old) do
     local jkey = q.P .. 'job:' .. id
-    drop_dedupe(q, jkey, id)
-    local status = redis.call('HGET', jkey, 'status')
-    if status then redis.call('ZREM', q.P .. 'idx:' .. status, id) end
+    local f = redis.call('HMGET', jkey, 'status', 'dedupe')
+    drop_dedupe(q, f[2], id)
+    if f[1] then
+      by_status[f[1]] = by_status[f[1]] or {}
+      table.insert(by_status[f[1]], id)
+    end
     redis.call('DEL', jkey, q.P .. 'hist:' .. id)
-    redis.call('ZREM', q.P .. 'expiry', id)
   end
+  for status, ids in pairs(by_status) do call_many('ZREM', q.P .. 'idx:' .. status, {}, ids) end
+  if #old > 0 then call_many('ZREM', q.P .. 'expiry', {}, old) end
   -- Workers not seen for an hour are forgotten, so the hash stays bounded by recent workers.
   local workers = redis.call('HGETALL', q.P .. 'workers')
   for i = 1, #workers, 2 do
@@ -523,7 +688,7 @@ local function tick(keys, args)
       redis.call('HDEL', q.P .. 'workers', workers[i])
     end
   end
-  if promoted + requeued > 0 then publish_ready(q, keys[1]) end
+  if promoted > 0 and not done.requeued then publish_ready(q, keys[1]) end
   return {promoted, #expired_leases, #old}
 end
 
@@ -550,8 +715,8 @@ local function purge(keys, args)
     local ids = redis.call('ZRANGE', P .. 'idx:' .. s, 0, budget - 1)
     for _, id in ipairs(ids) do
       redis.call('DEL', P .. 'job:' .. id, P .. 'hist:' .. id)
-      redis.call('ZREM', P .. 'idx:' .. s, id)
     end
+    call_many('ZREM', P .. 'idx:' .. s, {}, ids)
     budget = budget - #ids
     if budget <= 0 then return 0 end
   end
@@ -562,18 +727,28 @@ local function purge(keys, args)
   return 1
 end
 
--- get_job: KEYS[1]=meta; ARGV = job id. Returns {record, history} (read only).
+-- get_job: KEYS[1]=meta; ARGV = job id. Returns {record (RECORD's values), history (JSON texts, oldest
+-- first)} (read only).
 local function get_job(keys, args)
   local q = load_queue(keys[1])
   if q.err then return q end
-  local rec = redis.call('HGETALL', q.P .. 'job:' .. args[1])
-  if #rec == 0 then return redis.error_reply('NOJOB job not found') end
-  return {rec, redis.call('LRANGE', q.P .. 'hist:' .. args[1], 0, -1)}
+  local rec = redis.call('HMGET', q.P .. 'job:' .. args[1], unpack(RECORD_HIST))
+  if not rec[1] then return redis.error_reply('NOJOB job not found') end
+  -- Events an older version kept in a list come first; the record's own history follows.
+  local events = redis.call('LRANGE', q.P .. 'hist:' .. args[1], 0, -1)
+  if rec[15] and rec[15] ~= '' then
+    for line in string.gmatch(rec[15], '[^\n]+') do events[#events + 1] = line end
+  end
+  if #events > HISTORY_MAX then
+    events = {unpack(events, #events - HISTORY_MAX + 1)}
+  end
+  rec[16], rec[15] = nil, nil
+  return {rec, events}
 end
 
 -- list_jobs: KEYS[1]=meta; ARGV = status ('' = all), count, cursor ('' = newest).
--- Returns {has_more, record, record, ...}, newest first. With no status filter the per-status indexes are
--- merged, which reads at most count+1 ids from each.
+-- Returns {has_more, record, record, ...} (RECORD's values each), newest first. With no status filter the
+-- per-status indexes are merged, which reads at most count+1 ids from each.
 local function list_jobs(keys, args)
   local q = load_queue(keys[1])
   if q.err then return q end
@@ -591,7 +766,7 @@ local function list_jobs(keys, args)
   table.sort(ids, function(a, b) return a > b end)
   local out = {#ids > count and 1 or 0}
   for i = 1, math.min(count, #ids) do
-    table.insert(out, redis.call('HGETALL', q.P .. 'job:' .. ids[i]))
+    table.insert(out, redis.call('HMGET', q.P .. 'job:' .. ids[i], unpack(RECORD)))
   end
   return out
 end
@@ -638,6 +813,7 @@ redis.register_function{function_name = 'starq_queue_info', callback = queue_inf
 redis.register_function('starq_submit', submit)
 redis.register_function('starq_claim', claim)
 redis.register_function('starq_complete', complete)
+redis.register_function('starq_ack', ack)
 redis.register_function('starq_fail', fail)
 redis.register_function('starq_extend', extend)
 redis.register_function('starq_release', release)
