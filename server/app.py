@@ -8,42 +8,28 @@ from quart_trio import QuartTrio
 from . import logging_setup, metrics
 from .api import http
 from .api.delivery import DeliveryGuard
+from .api.fastpath import HotPath
 from .api.jobs import bp as jobs_bp
 from .api.meta import bp as meta_bp
 from .api.queues import bp as queues_bp
 from .claims import ClaimBroker
 from .engine.engine import Engine
-from .engine.errors import HeadersTooLarge
 from .settings import Settings
 
-# JSON needs no sources at all. An HTML view (the dashboard, the docs page) that needs more sets its own
-# Content-Security-Policy, which is kept; any other HTML gets a strict default: no inline script or style.
-API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
-HTML_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
-            "base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
-
-
 async def add_security_headers(response: Response) -> Response:
-    """Headers every response carries: no MIME sniffing, no framing, no referrer, and a CSP."""
+    """Headers every response carries (``http.SECURITY_HEADERS``), and a CSP unless the view set its own."""
     headers = response.headers
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("X-Frame-Options", "DENY")
-    headers.setdefault("Referrer-Policy", "no-referrer")
+    for name, value in http.SECURITY_HEADERS:
+        headers.setdefault(name, value)
     if "Content-Security-Policy" not in headers:
-        headers["Content-Security-Policy"] = HTML_CSP if response.mimetype == "text/html" else API_CSP
+        headers["Content-Security-Policy"] = http.HTML_CSP if response.mimetype == "text/html" else http.API_CSP
     return response
 
 
 def _limit_head_size(app: QuartTrio, limit: int) -> None:
-    # Hypercorn bounds a request head only while it arrives in pieces; one that comes whole in a single read
-    # passes, so the same limit is checked again here, on what was parsed.
     @app.before_request
     async def check_head_size() -> None:
-        scope = request.scope
-        size = len(scope["method"]) + len(scope.get("raw_path", b"")) + len(scope.get("query_string", b"")) + sum(
-            len(name) + len(value) + 4 for name, value in scope["headers"])
-        if size > limit:
-            raise HeadersTooLarge(f"the request line and headers are about {size} bytes; the limit is {limit}")
+        http.check_head_size(request.scope, limit)
 
 
 def create_app(engine: Engine, broker: ClaimBroker, settings: Settings) -> QuartTrio:
@@ -71,5 +57,8 @@ def create_app(engine: Engine, broker: ClaimBroker, settings: Settings) -> Quart
         pass
     else:
         app.register_blueprint(create_blueprint())
-    app.asgi_app = DeliveryGuard(app.asgi_app, lambda: engine)  # type: ignore[method-assign]
+    # The hot job routes skip Quart (see fastpath.py); the delivery guard wraps both paths.
+    hot = HotPath(app.asgi_app, app.extensions["starq"], app.extensions["starq.metrics"],
+                  access=settings.access_log, response_timeout=app.config["RESPONSE_TIMEOUT"])
+    app.asgi_app = DeliveryGuard(hot, lambda: engine)  # type: ignore[method-assign]
     return app

@@ -87,6 +87,19 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: Any = None
     logging.getLogger("coredis").setLevel(max(logging.WARNING, root.level))
 
 
+def request_id_for(given: str | None) -> str:
+    """The id of a request that sent ``given`` as its X-Request-ID: that, when it is a sane token, else a new one."""
+    return given if given and _SANE_ID.fullmatch(given) else uuid.uuid4().hex
+
+
+def log_access(method: str, path: str, status: int, started: float, remote: str) -> None:
+    """Writes the access-log line of a request that began at ``started`` (``time.perf_counter()``)."""
+    took = time.perf_counter() - started
+    access_log.info("%s %s %d", method, path, status, extra={
+        "method": method, "path": path, "status": status, "duration_ms": round(took * 1000, 2), "remote": remote,
+    })
+
+
 def install_request_ids(app: Quart, *, access: bool = True) -> None:
     """Gives every request an id (``X-Request-ID``) and, with ``access``, logs one line per request.
 
@@ -95,8 +108,7 @@ def install_request_ids(app: Quart, *, access: bool = True) -> None:
 
     @app.before_request
     async def assign_request_id() -> None:
-        given = request.headers.get(REQUEST_ID_HEADER, "")
-        g.request_id = given if _SANE_ID.fullmatch(given) else uuid.uuid4().hex
+        g.request_id = request_id_for(request.headers.get(REQUEST_ID_HEADER))
         g.request_started = time.perf_counter()
         request_id.set(g.request_id)
 
@@ -106,9 +118,6 @@ def install_request_ids(app: Quart, *, access: bool = True) -> None:
         if rid:
             response.headers[REQUEST_ID_HEADER] = rid
             if access:
-                took = time.perf_counter() - g.get("request_started", time.perf_counter())
-                access_log.info("%s %s %d", request.method, request.path, response.status_code, extra={
-                    "method": request.method, "path": request.path, "status": response.status_code,
-                    "duration_ms": round(took * 1000, 2), "remote": request.remote_addr or "",
-                })
+                log_access(request.method, request.path, response.status_code,
+                           g.get("request_started", time.perf_counter()), request.remote_addr or "")
         return response

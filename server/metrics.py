@@ -82,35 +82,60 @@ class Metrics:
             "starq_http_request_duration_seconds", "HTTP request latency (long-poll claims include their wait).",
             ["method", "route", "status"], buckets=LATENCY_BUCKETS, registry=registry)
         self._claimed_at: OrderedDict[tuple[str, str], float] = OrderedDict()
+        # ``metric.labels(...)`` costs a few microseconds (it validates and converts every label); the calls
+        # made on every request go through these memos instead. Label values are bounded the same way as
+        # prometheus-client's own children (routes, statuses, operations, queue names), and none of these
+        # metrics is ever cleared.
+        self._http: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, memoised (only for metrics that are never cleared)."""
+        key = (metric, labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
+
+    def observe_request(self, method: str, rule: str, status: int, seconds: float) -> None:
+        """Counts one HTTP request answered with ``status`` by the route ``rule`` (its template, never the raw
+        path, so a label cannot take unbounded values) after ``seconds``."""
+        children = self._http.get((method, rule, status))
+        if children is None:
+            labels = (method, rule, str(status))
+            children = self._http[(method, rule, status)] = (
+                self.http_requests.labels(*labels), self.http_latency.labels(*labels))
+        children[0].inc()
+        children[1].observe(seconds)
 
     # -- run time bookkeeping -------------------------------------------------------------------------------
 
     def claimed_jobs(self, queue: str, jobs: list[Any]) -> None:
         if not jobs:
             return
-        self.claimed.labels(queue).inc(len(jobs))
+        self.child(self.claimed, queue).inc(len(jobs))
         now = time.monotonic()
         for job in jobs:
             self._claimed_at[(queue, job.id)] = now
             if not job.retries:
                 waited = _seconds_between(job.created_at, job.claimed_at)
                 if waited is not None:
-                    self.job_queued.labels(queue).observe(waited)
+                    self.child(self.job_queued, queue).observe(waited)
         while len(self._claimed_at) > MAX_TRACKED_CLAIMS:
             self._claimed_at.popitem(last=False)
 
     def job_ended(self, queue: str, job_id: str, outcome: str) -> None:
         started = self._claimed_at.pop((queue, job_id), None)
         if started is not None:
-            self.job_run.labels(queue, outcome).observe(time.monotonic() - started)
+            self.child(self.job_run, queue, outcome).observe(time.monotonic() - started)
 
     def failed_attempt(self, queue: str, job_id: str, status: str) -> None:
-        self.failed.labels(queue).inc()
+        self.child(self.failed, queue).inc()
         self.job_ended(queue, job_id, "failed")
         if status == "failed":
-            self.dead_lettered.labels(queue).inc()
+            self.child(self.dead_lettered, queue).inc()
         else:
-            self.retried.labels(queue).inc()
+            self.child(self.retried, queue).inc()
 
     # -- scrape ---------------------------------------------------------------------------------------------
 
@@ -167,13 +192,13 @@ class MeteredEngine:
                 self.metrics.store_errors.labels(operation).inc()
             raise
         finally:
-            self.metrics.store_op.labels(operation).observe(time.perf_counter() - started)
+            self.metrics.child(self.metrics.store_op, operation).observe(time.perf_counter() - started)
 
     async def submit(self, queue: str, jobs: Any, ids: Any) -> Any:
         results = await self._timed("submit", self.inner.submit(queue, jobs, ids))
         fresh = sum(1 for r in results if not r.skipped)
         if fresh:
-            self.metrics.submitted.labels(queue).inc(fresh)
+            self.metrics.child(self.metrics.submitted, queue).inc(fresh)
         return results
 
     async def claim(self, queue: str, count: int, worker: str = "") -> Any:
@@ -191,7 +216,7 @@ class MeteredEngine:
 
     async def complete(self, queue: str, job_id: str, lease_id: str = "", result_json: str = "{}") -> str:
         status = await self._timed("complete", self.inner.complete(queue, job_id, lease_id, result_json))
-        self.metrics.completed.labels(queue).inc()
+        self.metrics.child(self.metrics.completed, queue).inc()
         self.metrics.job_ended(queue, job_id, "completed")
         return status
 
@@ -206,7 +231,7 @@ class MeteredEngine:
             if outcome.error is not None:
                 continue
             if i < len(completes):
-                self.metrics.completed.labels(queue).inc()
+                self.metrics.child(self.metrics.completed, queue).inc()
                 self.metrics.job_ended(queue, outcome.id, "completed")
             else:
                 self.metrics.failed_attempt(queue, outcome.id, outcome.status)
@@ -247,7 +272,7 @@ class MeteredBroker:
     async def claim(self, queue: str, count: int, block_ms: int, worker: str, ledger: Any) -> Any:
         started = time.perf_counter()
         jobs = await self.inner.claim(queue, count, block_ms, worker, ledger)
-        self.metrics.claim_wait.labels(queue, "jobs" if jobs else "empty").observe(time.perf_counter() - started)
+        self.metrics.child(self.metrics.claim_wait, queue, "jobs" if jobs else "empty").observe(time.perf_counter() - started)
         return jobs
 
 
@@ -271,11 +296,8 @@ def install(app: Any, engine: Any, broker: Any) -> MeteredBroker:
     async def count_request(response: Response) -> Response:
         started = g.get("metrics_started")
         if started is not None:
-            # The route template, never the raw path, so a label cannot take unbounded values.
             rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
-            labels = (request.method, rule, str(response.status_code))
-            metrics.http_requests.labels(*labels).inc()
-            metrics.http_latency.labels(*labels).observe(time.perf_counter() - started)
+            metrics.observe_request(request.method, rule, response.status_code, time.perf_counter() - started)
         return response
 
     @app.get("/metrics")

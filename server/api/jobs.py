@@ -3,26 +3,30 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import Any
 
+import attrs
 import orjson
 from quart import Blueprint, Response, request
 
+from ..claims import Ledger
 from ..engine.engine import dedupe_hash
 from ..engine.errors import QueueNotFound, TooLarge, ValidationFailed
 from ..engine.models import Job, NewJob, iso, new_job_id
 from . import shapes
-from .delivery import ledger_for_request
-from .http import job_id, json_response, queue_name, read_body, route, state
+from .delivery import SCOPE_KEY
+from .http import AppState, job_id, json_response, queue_name, read_body, route, rule_of, state
+from .schema import Schema
 
 bp = Blueprint("jobs", __name__)
 TAG = "jobs"
 J = "/api/v1/queues/{name}/jobs"
 
 
-def _encode(value: object, what: str) -> str:
+def _encode(value: object, what: str, limit: int) -> str:
     text = orjson.dumps(value).decode()
-    limit = state().settings.max_payload_bytes
     if len(text) > limit:
         raise TooLarge(f"{what} is {len(text)} bytes; the limit is {limit}")
     return text
@@ -42,42 +46,144 @@ def _due_ms(item: dict, where: str) -> int:
     return 0
 
 
-def _new_job(item: dict, where: str) -> NewJob:
+def _new_job(item: dict, where: str, limit: int) -> NewJob:
     if item.get("payload") is None:
         raise ValidationFailed(f"{where}payload is required")
-    payload = _encode(item["payload"], f"{where}payload")
+    payload = _encode(item["payload"], f"{where}payload", limit)
     return NewJob(payload=payload, priority=item["priority"], run_at_ms=_due_ms(item, where),
                   dedupe_hash=dedupe_hash(item["payload"]))
 
 
-@route(bp, "POST", J, summary="Submit one job or a batch (atomic)", tag=TAG, body=shapes.Submit,
-       responses={201: shapes.Submitted, 413: shapes.Error})
-async def submit(name: str) -> Response:
+# -- the hot routes ------------------------------------------------------------------------------------------
+# Submit, claim, complete, fail and ack are what workers call in a loop. Each has a core that takes the parsed
+# request (queue name and job id already checked, body already validated against its schema) and returns the
+# answer's data and status; the Quart view and ``fastpath.HotPath`` both call it, so the two cannot differ.
+
+Core = Callable[[AppState, dict, str, Any, dict], Awaitable[tuple[Any, int]]]
+
+
+@attrs.frozen
+class HotRoute:
+    method: str
+    path: str  # as in the OpenAPI document
+    schema: Schema
+    run: Core
+
+    @property
+    def rule(self) -> str:
+        """The Quart rule, the label of the route's HTTP metrics."""
+        return rule_of(self.path)
+
+
+def _ledger(scope: dict) -> Ledger:
+    """The request's delivery ledger (a fresh, unguarded one when the app runs without the guard)."""
+    ledger = scope.get(SCOPE_KEY)
+    if ledger is None:
+        ledger = scope[SCOPE_KEY] = Ledger()
+    return ledger
+
+
+async def _serve(hot: HotRoute, name: str, job: str | None = None) -> Response:
+    """The Quart view of a hot route: the checks in the same order as ``fastpath.HotPath``."""
     name = queue_name(name)
-    body = await read_body(shapes.Submit)
-    settings = state().settings
+    if job is not None:
+        job = job_id(job)
+    body = await read_body(hot.schema)
+    data, status = await hot.run(state(), request.scope, name, job, body)
+    return json_response(data, status)
+
+
+async def _submit(st: AppState, scope: dict, name: str, job: None, body: dict) -> tuple[Any, int]:
+    settings = st.settings
+    limit = settings.max_payload_bytes
     if body["jobs"] is not None:
         if len(body["jobs"]) > settings.max_batch:
             raise TooLarge(f"{len(body['jobs'])} jobs in one request; the limit is {settings.max_batch}")
         if not body["jobs"]:
             raise ValidationFailed("jobs must hold at least one job")
-        jobs = [_new_job(item, f"jobs[{i}].") for i, item in enumerate(body["jobs"])]
+        jobs = [_new_job(item, f"jobs[{i}].", limit) for i, item in enumerate(body["jobs"])]
     elif body["payload"] is not None:
-        jobs = [_new_job(body, "")]
+        jobs = [_new_job(body, "", limit)]
     else:
         raise ValidationFailed("payload (one job) or jobs (a batch) is required")
     ids = [new_job_id() for _ in jobs]
-    results = await state().engine.submit(name, jobs, ids)
+    results = await st.engine.submit(name, jobs, ids)
     rendered = []
-    for job, result in zip(jobs, results):
+    for new, result in zip(jobs, results):
         rendered.append(Job(
-            id=result.id, queue=name, status=result.status, payload=job.payload, result=None, error="",
-            retries=0, priority=job.priority, created_at=result.created_at, claimed_at="", completed_at="",
-            run_at="" if result.status != "scheduled" else iso(job.run_at_ms), lease_id="",
+            id=result.id, queue=name, status=result.status, payload=new.payload, result=None, error="",
+            retries=0, priority=new.priority, created_at=result.created_at, claimed_at="", completed_at="",
+            run_at="" if result.status != "scheduled" else iso(new.run_at_ms), lease_id="",
             lease_expires_at="", worker="",
         ).to_json())
     skipped = sum(r.skipped for r in results)
-    return json_response({"jobs": rendered, "submitted": len(results) - skipped, "skipped": skipped}, 201)
+    return {"jobs": rendered, "submitted": len(results) - skipped, "skipped": skipped}, 201
+
+
+async def _claim(st: AppState, scope: dict, name: str, job: None, body: dict) -> tuple[Any, int]:
+    settings = st.settings
+    block_ms = min(body["block_ms"], settings.max_block_ms)
+    count = min(body["count"], settings.max_claim_count)
+    jobs = await st.broker.claim(name, count, block_ms, body["worker"], _ledger(scope))
+    return {"jobs": [j.to_json() for j in jobs]}, 200
+
+
+async def _complete(st: AppState, scope: dict, name: str, job: str, body: dict) -> tuple[Any, int]:
+    result = _encode(body["result"] if body["result"] is not None else {}, "result",
+                     st.settings.max_payload_bytes)
+    status = await st.engine.complete(name, job, body["lease_id"] or "", result)
+    return {"status": status, "job_id": job}, 200
+
+
+async def _fail(st: AppState, scope: dict, name: str, job: str, body: dict) -> tuple[Any, int]:
+    status, retries = await st.engine.fail(name, job, body["lease_id"] or "", body["error"], body["retry"])
+    return {"status": status, "job_id": job, "retries": retries}, 200
+
+
+async def _ack(st: AppState, scope: dict, name: str, job: None, body: dict) -> tuple[Any, int]:
+    settings = st.settings
+    limit = settings.max_payload_bytes
+    total = len(body["complete"]) + len(body["fail"])
+    if total > settings.max_batch:
+        raise TooLarge(f"{total} outcomes in one request; the limit is {settings.max_batch}")
+    completes = [
+        (job_id(c["id"]), c["lease_id"] or "", _encode(c["result"] if c["result"] is not None else {},
+                                                        f"complete[{i}].result", limit))
+        for i, c in enumerate(body["complete"])
+    ]
+    fails = [(job_id(f["id"]), f["lease_id"] or "", f["error"], f["retry"]) for f in body["fail"]]
+    outcomes = await st.engine.ack(name, completes, fails)
+    results = []
+    for outcome in outcomes:
+        if outcome.error is None:
+            results.append({"job_id": outcome.id, "ok": True, "status": outcome.status, "retries": outcome.retries})
+        else:
+            results.append({"job_id": outcome.id, "ok": False, "error": outcome.error.code,
+                            "detail": outcome.error.detail})
+    errors = [o.error for o in outcomes if o.error is not None]
+    if outcomes and len(errors) == len(outcomes) and all(isinstance(e, QueueNotFound) for e in errors):
+        raise errors[0]
+    return {
+        "results": results,
+        "completed": sum(1 for o in outcomes[: len(completes)] if o.error is None),
+        "failed": sum(1 for o in outcomes[len(completes):] if o.error is None),
+        "errors": len(errors),
+    }, 200
+
+
+HOT_ROUTES = {
+    "submit": HotRoute("POST", J, shapes.Submit, _submit),
+    "claim": HotRoute("POST", J + "/claim", shapes.Claim, _claim),
+    "complete": HotRoute("PUT", J + "/{job}/complete", shapes.Complete, _complete),
+    "fail": HotRoute("PUT", J + "/{job}/fail", shapes.Fail, _fail),
+    "ack": HotRoute("POST", J + "/ack", shapes.Ack, _ack),
+}
+
+
+@route(bp, "POST", J, summary="Submit one job or a batch (atomic)", tag=TAG, body=shapes.Submit,
+       responses={201: shapes.Submitted, 413: shapes.Error})
+async def submit(name: str) -> Response:
+    return await _serve(HOT_ROUTES["submit"], name)
 
 
 @route(bp, "GET", J, summary="List jobs, newest first, filtered before paging", tag=TAG,
@@ -104,14 +210,7 @@ async def list_jobs(name: str) -> Response:
 @route(bp, "POST", J + "/claim", summary="Claim jobs, waiting up to block_ms for one", tag=TAG,
        body=shapes.Claim, responses={200: shapes.Claimed})
 async def claim(name: str) -> Response:
-    name = queue_name(name)
-    body = await read_body(shapes.Claim)
-    settings = state().settings
-    block_ms = min(body["block_ms"], settings.max_block_ms)
-    count = min(body["count"], settings.max_claim_count)
-    ledger = ledger_for_request()
-    jobs = await state().broker.claim(name, count, block_ms, body["worker"], ledger)
-    return json_response({"jobs": [j.to_json() for j in jobs]})
+    return await _serve(HOT_ROUTES["claim"], name)
 
 
 @route(bp, "GET", J + "/{job}", summary="Show a job with its result or error", tag=TAG,
@@ -123,20 +222,13 @@ async def get_job(name: str, job: str) -> Response:
 @route(bp, "PUT", J + "/{job}/complete", summary="Report a job done", tag=TAG, body=shapes.Complete,
        responses={200: shapes.Outcome, 409: shapes.Error})
 async def complete(name: str, job: str) -> Response:
-    name, job = queue_name(name), job_id(job)
-    body = await read_body(shapes.Complete)
-    result = _encode(body["result"] if body["result"] is not None else {}, "result")
-    status = await state().engine.complete(name, job, body["lease_id"] or "", result)
-    return json_response({"status": status, "job_id": job})
+    return await _serve(HOT_ROUTES["complete"], name, job)
 
 
 @route(bp, "PUT", J + "/{job}/fail", summary="Report a job failed (retried with backoff, then dead)", tag=TAG,
        body=shapes.Fail, responses={200: shapes.FailOutcome, 409: shapes.Error})
 async def fail(name: str, job: str) -> Response:
-    name, job = queue_name(name), job_id(job)
-    body = await read_body(shapes.Fail)
-    status, retries = await state().engine.fail(name, job, body["lease_id"] or "", body["error"], body["retry"])
-    return json_response({"status": status, "job_id": job, "retries": retries})
+    return await _serve(HOT_ROUTES["fail"], name, job)
 
 
 @route(bp, "PUT", J + "/{job}/extend", summary="Extend a claimed job's lease (heartbeat)", tag=TAG,
@@ -151,35 +243,7 @@ async def extend(name: str, job: str) -> Response:
 @route(bp, "POST", J + "/ack", summary="Complete and fail many jobs in one request", tag=TAG, body=shapes.Ack,
        responses={200: shapes.Acked})
 async def ack(name: str) -> Response:
-    name = queue_name(name)
-    body = await read_body(shapes.Ack)
-    settings = state().settings
-    total = len(body["complete"]) + len(body["fail"])
-    if total > settings.max_batch:
-        raise TooLarge(f"{total} outcomes in one request; the limit is {settings.max_batch}")
-    completes = [
-        (job_id(c["id"]), c["lease_id"] or "", _encode(c["result"] if c["result"] is not None else {},
-                                                        f"complete[{i}].result"))
-        for i, c in enumerate(body["complete"])
-    ]
-    fails = [(job_id(f["id"]), f["lease_id"] or "", f["error"], f["retry"]) for f in body["fail"]]
-    outcomes = await state().engine.ack(name, completes, fails)
-    results = []
-    for outcome in outcomes:
-        if outcome.error is None:
-            results.append({"job_id": outcome.id, "ok": True, "status": outcome.status, "retries": outcome.retries})
-        else:
-            results.append({"job_id": outcome.id, "ok": False, "error": outcome.error.code,
-                            "detail": outcome.error.detail})
-    errors = [o.error for o in outcomes if o.error is not None]
-    if outcomes and len(errors) == len(outcomes) and all(isinstance(e, QueueNotFound) for e in errors):
-        raise errors[0]
-    return json_response({
-        "results": results,
-        "completed": sum(1 for o in outcomes[: len(completes)] if o.error is None),
-        "failed": sum(1 for o in outcomes[len(completes):] if o.error is None),
-        "errors": len(errors),
-    })
+    return await _serve(HOT_ROUTES["ack"], name)
 
 
 @route(bp, "DELETE", J + "/{job}", summary="Cancel a pending or scheduled job", tag=TAG,
