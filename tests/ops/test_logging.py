@@ -57,7 +57,8 @@ def test_request_ids_reach_the_header_and_the_log(server_factory):
     fresh = httpx.post(proc.url + "/api/v1/queues", json={"name": "x"})  # no key: refused by auth
     assert fresh.status_code == 401
     assert re.fullmatch(r"[0-9a-f]{32}", fresh.headers["X-Request-ID"])
-    hostile = httpx.get(proc.url + "/api/health", headers={"X-Request-ID": "a b\x7f" + "x" * 200})
+    # (Control characters never reach the app: the HTTP layer answers 400, tests/test_http1.py.)
+    hostile = httpx.get(proc.url + "/api/health", headers={"X-Request-ID": "a b" + "x" * 200})
     assert re.fullmatch(r"[0-9a-f]{32}", hostile.headers["X-Request-ID"])
     assert proc.stop() == 0
     lines = _json_lines(proc.output())
