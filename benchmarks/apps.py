@@ -1,13 +1,17 @@
 """Reference servers: ``python -m benchmarks.apps KIND`` serves on a free loopback port and prints ``PORT n``.
 
 Kinds:
-  ``trivial``  a raw trio socket server answering every request head with a fixed response (no HTTP parsing
-               beyond finding the blank line): the ceiling of the load generator itself.
-  ``ceiling``  a do-nothing JSON endpoint on Starq's own serving stack (QuartTrio on Hypercorn's trio worker
-               with ``starq.server.hypercorn_fixes`` as ``starq serve`` installs it, and the same config).
-  ``fast``     the same with the opt-in speed-ups of ``hypercorn_fixes`` (``install(speedups=True)``).
-  ``stock``    the same app on stock Hypercorn-trio (no fixes installed): what the fixes are measured against.
-  ``bare``     a bare ASGI app on stock Hypercorn-trio (the stack notes' "bare ASGI" figure).
+  ``trivial``    a raw trio socket server answering every request head with a fixed response (no HTTP parsing
+                 beyond finding the blank line): the ceiling of the load generator itself.
+  ``ceiling``    a do-nothing JSON endpoint on Starq's own serving stack, exactly as ``starq serve`` runs it by
+                 default (QuartTrio in Hypercorn's trio worker, connections served by ``starq.server.http1``,
+                 the same config).
+  ``hypercorn``  the same on Starq's Hypercorn path (``STARQ_HTTP_SERVER=hypercorn``: Hypercorn's own HTTP/1.1
+                 protocol with ``starq.server.hypercorn_fixes`` as ``starq serve`` installs it).
+  ``fast``       the Hypercorn path with the opt-in speed-ups of ``hypercorn_fixes`` (``install(speedups=True)``).
+  ``stock``      the same app on stock Hypercorn-trio (no fixes installed): what the others are measured against.
+  ``bare``       a bare ASGI app on stock Hypercorn-trio (the stack notes' "bare ASGI" figure).
+  ``bare-http1`` the bare ASGI app on ``starq.server.http1``: the serving path's own cost without QuartTrio.
 
 The endpoint lives here, not in the product: ``GET /noop`` returns ``{}``.
 """
@@ -81,10 +85,11 @@ def main() -> None:
     from starq.server.serve import hypercorn_config
     from starq.server.settings import Settings
 
-    if kind in ("ceiling", "fast"):
+    settings = Settings(http_server="hypercorn" if kind in ("hypercorn", "fast", "stock", "bare") else "starq")
+    if kind in ("hypercorn", "fast"):
         hypercorn_fixes.install(speedups=kind == "fast")
-    app = bare_app if kind == "bare" else noop_app()
-    config = hypercorn_config(Settings(), listener.fileno())
+    app = bare_app if kind.startswith("bare") else noop_app()
+    config = hypercorn_config(settings, listener.fileno())
     # Announced only now: importing the stack takes seconds on a busy machine, and must not count as load.
     print(f"PORT {listener.getsockname()[1]}", flush=True)
     trio.run(serve, app, config)

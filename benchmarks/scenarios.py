@@ -118,10 +118,12 @@ async def http_references(sizes: Sizes) -> list[dict[str, Any]]:
     """The load generator's own ceiling, and a do-nothing endpoint on stock Hypercorn-trio and on Starq's stack."""
     rows = []
     kinds = [("trivial", "load generator vs trivial server"), ("bare", "bare ASGI, stock hypercorn-trio"),
+             ("bare-http1", "bare ASGI, Starq's http1"),
              ("stock", "no-op endpoint, stock hypercorn-trio"),
              ("ceiling", "no-op endpoint, Starq's stack (HTTP ceiling)"),
-             ("fast", "no-op endpoint, Starq's stack + opt-in speed-ups")]
-    for kind, label in kinds if sizes.seconds > 5 else [k for k in kinds if k[0] != "bare"]:
+             ("hypercorn", "no-op endpoint, Starq's Hypercorn path"),
+             ("fast", "no-op endpoint, Starq's Hypercorn path + opt-in speed-ups")]
+    for kind, label in kinds if sizes.seconds > 5 else [k for k in kinds if not k[0].startswith("bare")]:
         with harness.reference_app(kind) as app:
             spec = {"kind": "get_loop", "host": app.host, "port": app.port, "path": "/noop",
                     "requests": sizes.ceiling_requests, "seconds": min(sizes.seconds, 8), "connections": 32}

@@ -60,6 +60,8 @@ from .group import main, run_outside_loop
               help="Seconds a request body may take to arrive (default: 60).")
 @click.option("--durable/--no-durable", default=None, envvar="STARQ_DURABLE",
               help="Answer a write only once the store has it on disk (default: off; docs/durability.md).")
+@click.option("--http-server", default=None, envvar="STARQ_HTTP_SERVER", type=click.Choice(["starq", "hypercorn"]),
+              help="Who speaks HTTP/1.1: Starq's own serving path or Hypercorn's (default: starq).")
 @click.option("--check-config", is_flag=True,
               help="Validate the settings, print them (keys hidden) as JSON and exit.")
 def serve(check_config: bool, **options) -> None:

@@ -1,5 +1,8 @@
 """Focused changes to Hypercorn 0.18's trio worker, installed by ``install()`` before serving.
 
+They matter on the Hypercorn path (``STARQ_HTTP_SERVER=hypercorn``). By default ``starq serve`` hands plain
+HTTP/1.1 connections to Starq's own serving path (``server/http1``), which uses none of the patched methods.
+
 The speed-ups are pinned to the Hypercorn version they were written against (``PINNED``): on another version
 only the correctness fix (1) is installed, since the speed-ups replace private methods that may have changed.
 Each has a test in ``tests/test_http_layer.py``.
@@ -27,8 +30,9 @@ passes from the send path, and ``DeliveryGuard`` (``server/api/delivery.py``) co
 a body write to tell a client that hung up from one that got its response. With them, a client that
 half-closes just as its claim is answered is more often seen as gone although the bytes reached it, and its
 jobs are handed out twice (``tests/api/test_http_claims.py::test_clients_hanging_up_mid_long_poll_lose_no_job``
-fails with them). The benchmarks measure them (``benchmarks/apps.py``, kind ``fast``) until the guard can
-learn whether the write itself succeeded.
+fails with them). The benchmarks measure them (``benchmarks/apps.py``, kind ``fast``). On ``server/http1`` the
+guard learns from the connection whether the client is gone and whether the write reached the kernel, so it
+needs no such count there.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve as hypercorn_serve
 
-from . import connection_limit, hypercorn_fixes
+from . import connection_limit, http1, hypercorn_fixes
 from .app import create_app
 from .claims import ClaimBroker
 from .embedded import die_with_parent, start_store
@@ -67,6 +67,8 @@ def hypercorn_config(settings: Settings, fd: int) -> Config:
     config.h11_max_incomplete_size = settings.max_header_bytes
     config.h2_max_header_list_size = settings.max_header_bytes
     connection_limit.install(config, settings.max_connections)
+    if settings.http_server == "starq":
+        http1.enable(config)  # plain HTTP/1.1 connections: server/http1/ (stock Hypercorn on another version)
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
     return config

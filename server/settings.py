@@ -11,6 +11,7 @@ DEV_KEY = "dev-key"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("auto", "json", "text")
+HTTP_SERVERS = ("starq", "hypercorn")
 
 
 def _env_bool(value: str | None) -> bool:
@@ -56,6 +57,8 @@ class Settings:
     body_timeout: float = 60.0
     # Answer a write only once the store has it on disk (docs/durability.md).
     durable: bool = False
+    # Who speaks HTTP/1.1: "starq" (server/http1/, the default) or "hypercorn" (Hypercorn's own protocol code).
+    http_server: str = "starq"
     open_paths: frozenset[str] = frozenset({"/api/health", "/api/openapi.json", "/api/docs"})
 
     @property
@@ -88,7 +91,8 @@ class Settings:
                 values[name] = int(env[var])
         if env.get("STARQ_SHUTDOWN_GRACE"):
             values["shutdown_grace"] = float(env["STARQ_SHUTDOWN_GRACE"])
-        for name, var in (("log_level", "STARQ_LOG_LEVEL"), ("log_format", "STARQ_LOG_FORMAT")):
+        for name, var in (("log_level", "STARQ_LOG_LEVEL"), ("log_format", "STARQ_LOG_FORMAT"),
+                          ("http_server", "STARQ_HTTP_SERVER")):
             if env.get(var):
                 values[name] = env[var].strip().lower()
         if "STARQ_ACCESS_LOG" in env:
@@ -142,6 +146,8 @@ class Settings:
             raise ValueError(f"--log-level must be one of {', '.join(LOG_LEVELS)}")
         if self.log_format not in LOG_FORMATS:
             raise ValueError(f"--log-format must be one of {', '.join(LOG_FORMATS)}")
+        if self.http_server not in HTTP_SERVERS:
+            raise ValueError(f"--http-server must be one of {', '.join(HTTP_SERVERS)}")
         for name in ("max_body_bytes", "max_payload_bytes", "max_batch", "max_block_ms", "max_claim_count",
                      "max_list_count", "max_queues", "redis_max_connections"):
             if getattr(self, name) < 1:

@@ -1,10 +1,12 @@
 """A client that reads its claim answer and closes at once keeps the jobs it got (curl, requests without a
-session): the delivery guard must not mistake that close for a hang-up."""
+session): the delivery guard must not mistake that close for a hang-up. One that closes without reading them
+(its kernel resets the connection) does not: they go back to the queue at once."""
 
 from __future__ import annotations
 
 import json
 import socket
+import time
 from urllib.parse import urlsplit
 
 import httpx
@@ -49,3 +51,31 @@ def test_jobs_read_then_closed_stay_with_their_client(server, queue_name):
         assert r.status_code == 200, r.text
     info = httpx.get(f"{api}/{queue_name}").json()
     assert (info["completed"], info["pending"], info["claimed"]) == (40, 0, 0)
+
+
+def claim_then_drop_unread(url: str, queue: str) -> None:
+    """Sends a claim, lets its answer arrive, and closes without reading it (as a client whose read timeout
+    fired just then): its kernel resets the connection."""
+    parts = urlsplit(url)
+    body = json.dumps({"count": 1}).encode()
+    head = (f"POST /api/v1/queues/{queue}/jobs/claim HTTP/1.1\r\nHost: {parts.hostname}\r\n"
+            f"X-API-Key: dev-key\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+    with socket.create_connection((parts.hostname, parts.port)) as sock:
+        sock.sendall(head + body)
+        sock.settimeout(10)
+        assert sock.recv(1, socket.MSG_PEEK)  # the answer is there; it is never read
+        time.sleep(0.05)
+
+
+def test_jobs_whose_client_reset_unread_go_back(server, queue_name):
+    api = f"{server.url}/api/v1/queues"
+    assert httpx.post(api, json={"name": queue_name, "claim_timeout": 600}, headers=KEY).status_code == 201
+    jobs = [{"payload": {"i": i}} for i in range(5)]
+    assert httpx.post(f"{api}/{queue_name}/jobs", json={"jobs": jobs}, headers=KEY).status_code == 201
+    for _ in range(5):
+        claim_then_drop_unread(server.url, queue_name)
+    # claim_timeout is ten minutes: a job counted as delivered would stay claimed.
+    deadline = time.monotonic() + 10
+    while (info := httpx.get(f"{api}/{queue_name}").json())["pending"] < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert (info["pending"], info["claimed"]) == (5, 0)

@@ -1,0 +1,547 @@
+"""One HTTP/1.1 connection, served by one task: read, parse (httptools), call the ASGI app, write.
+
+The app is awaited in the connection's own task; no task is spawned per request. While it runs, the reading is
+done by the app's own ``receive`` calls: QuartTrio always keeps one task waiting in ``receive`` for the request
+body and then for ``http.disconnect``, so a client that closes mid-request is noticed as soon as its EOF (or
+reset) arrives, and the app cancels its handler. Reading ahead stops once the next pipelined request is parsed,
+so a client cannot make the server buffer more than one read beyond the request it is answering.
+
+Writes go straight to the non-blocking socket: a response's head and body leave in one ``send`` (the head is held
+until the first body message, as the ASGI spec allows), and only a write the kernel cannot take at once waits.
+``send`` returns whether the message's bytes were handed to the kernel, and the scope's ``extensions``
+entry ``"starq.http1"`` offers ``client_gone()``: together they let ``DeliveryGuard`` decide from facts, not from
+scheduling, whether a claim's jobs reached the socket.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections import deque
+from typing import Any
+from urllib.parse import unquote
+
+import httptools
+import trio
+
+from .framing import (
+    CHUNKED_END,
+    CONTINUE,
+    NO_BODY_STATUSES,
+    BadResponse,
+    check_header,
+    chunk,
+    date_header,
+    error_response,
+    status_line,
+)
+
+EXTENSION = "starq.http1"
+MAX_RECV = 65536
+_PEEK = socket.MSG_PEEK | socket.MSG_DONTWAIT
+# After an error answer the client may still be sending; its bytes are read and dropped for this long (and up to
+# this much) before the socket closes, because closing with unread bytes resets the connection and can destroy
+# the answer before the client reads it.
+DRAIN_SECONDS = 1.0
+DRAIN_BYTES = 1 << 20
+_DISCONNECT = {"type": "http.disconnect"}
+# Linux TCP states (tcp_states.h): a connection the peer reset is CLOSE; one it closed cleanly is CLOSE_WAIT.
+_TCP_CLOSE = 7
+_TCP_INFO = getattr(socket, "TCP_INFO", None)
+_ASGI = {"spec_version": "2.3", "version": "3.0"}
+
+
+class Request:
+    """A request whose head has been parsed; its body arrives in ``body`` as the parser produces it."""
+
+    __slots__ = ("url", "headers", "method", "http_version", "keep_alive", "body", "complete", "body_done",
+                 "expect_continue")
+
+    def __init__(self) -> None:
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.method = "GET"
+        self.http_version = "1.1"
+        self.keep_alive = True
+        self.body: list[bytes] = []
+        self.complete = False  # the whole body has been parsed
+        self.body_done = False  # the app has been told there is no more body
+        self.expect_continue = False
+
+
+class Connection:
+    """Serves one client connection until it closes, breaks, idles out or the server shuts down.
+
+    Args:
+        app: Hypercorn's app wrapper (called with ``scope, receive, send, sync_spawn, call_soon``).
+        config: Hypercorn's ``Config`` (``keep_alive_timeout``, ``keep_alive_max_requests``,
+            ``h11_max_incomplete_size``, ``read_timeout``, ``root_path``, ``include_date_header``).
+        context: Hypercorn's worker context (``terminated`` says the server is shutting down).
+        state: the lifespan state each request's scope gets a copy of.
+        stream: the accepted trio stream (closed at the end).
+        sock: the stdlib socket under ``stream`` (non-blocking).
+        idle: the set this connection's idle wait registers its cancel scope in, so shutdown can wake it.
+    """
+
+    def __init__(self, app, config, context, state, stream: trio.SocketStream, sock: socket.socket,
+                 client: Any, server: Any, idle: set[trio.CancelScope]) -> None:
+        self.app = app
+        self.config = config
+        self.context = context
+        self.state = state
+        self.stream = stream
+        self.sock = sock
+        self.client = client
+        self.server = server
+        self.idle = idle
+        self.extensions = {EXTENSION: {"client_gone": self.client_gone, "reached_client": self.reached_client}}
+        self.parser = httptools.HttpRequestParser(self)
+        self.queue: deque[Request] = deque()  # parsed heads not answered yet, in arrival order
+        self.parsing: Request | None = None  # the message the parser is inside of
+        self.head_open = False  # the parser is inside a request head
+        self.began = False  # a message began during the current feed
+        self.head_bytes = 0  # bytes received of a head that is not complete yet
+        self.error: bytes | None = None  # an answer to send (then close) once the queue before it is answered
+        self.eof = False  # the client closed its side, or the connection broke
+        self.broken = False  # writing failed or stopped half-way: nothing more can be sent
+        self.requests = 0
+        self.idle_deadline = trio.current_time() + config.keep_alive_timeout
+        # The response in progress.
+        self.current: Request | None = None
+        self.started = False
+        self.done = False
+        self.head_sent = False
+        self.status = 200
+        self.headers: Any = ()
+        self.suppress = False
+        self.chunked = False
+        self.remaining = -1  # body bytes still owed under the app's Content-Length (-1: no Content-Length)
+        self.close_after = False
+
+    # -- the loop --------------------------------------------------------------------------------------------
+
+    async def serve(self) -> None:
+        drain = False
+        try:
+            while True:
+                request = await self.next_request()
+                if request is None:
+                    break
+                await self.respond(request)
+                if self.close_after or self.broken or self.context.terminated.is_set():
+                    drain = self.close_after and not self.eof
+                    return
+                self.idle_deadline = trio.current_time() + self.config.keep_alive_timeout
+            if self.error is not None and not self.broken:
+                await self.write(self.error)
+                drain = True
+        finally:
+            await self.close(drain)
+
+    async def next_request(self) -> Request | None:
+        """The next parsed request; None when the connection should close instead."""
+        queue = self.queue
+        while not queue:
+            if self.error is not None or self.eof:
+                return None
+            try:
+                data = self.sock.recv(MAX_RECV)
+            except BlockingIOError:
+                if not await self.wait_idle():
+                    return None
+                continue
+            except OSError:
+                data = b""
+            if not data:
+                self.eof = True
+                return None
+            self.feed(data)
+        return queue.popleft()
+
+    async def wait_idle(self) -> bool:
+        """Waits for bytes until the keep-alive deadline; False when it passed or the server is shutting down.
+
+        The deadline also bounds how long a client may take to send a whole request head (slowloris)."""
+        if self.context.terminated.is_set():
+            return False
+        with trio.CancelScope(deadline=self.idle_deadline) as scope:
+            self.idle.add(scope)
+            try:
+                await trio.lowlevel.wait_readable(self.sock)
+            finally:
+                self.idle.discard(scope)
+        return not scope.cancelled_caught
+
+    # -- parsing (httptools calls these from feed_data) ---------------------------------------------------------
+
+    def feed(self, data: bytes) -> None:
+        if self.error is not None:
+            return  # the connection ends after the answers owed so far: what follows is not read
+        self.began = False
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            pass  # on_headers_complete already refused it
+        except httptools.HttpParserError as exc:
+            if self.error is None:
+                if "PRI" in str(exc):
+                    self.error = error_response(505, "http_version_not_supported",
+                                                "HTTP/2 is not served here; use HTTP/1.1")
+                else:
+                    self.error = error_response(400, "bad_request", f"malformed HTTP/1.1 request: {exc}")
+        if self.head_open and self.error is None:
+            # A head is still arriving (httptools buffers it whole, unbounded): count what of this read can belong
+            # to it. When it began within this read, only what follows the last blank line (the end of the
+            # previous head) can; with no blank line, the start may be the end of a body, so nothing is counted
+            # yet (the next read is counted whole, so a head can overshoot the limit by one read at most).
+            if self.began:
+                end = data.rfind(b"\r\n\r\n")
+                first = self.requests == 0 and self.current is None and not self.queue  # nothing came before it
+                self.head_bytes = len(data) - end - 4 if end >= 0 else len(data) if first else 0
+            else:
+                self.head_bytes += len(data)
+            self.check_head_size(self.head_bytes)
+
+    def check_head_size(self, size: int) -> None:
+        limit = self.config.h11_max_incomplete_size
+        if size > limit:
+            self.error = error_response(431, "headers_too_large",
+                                        f"the request line and headers are about {size} bytes; the limit is {limit}")
+
+    def on_message_begin(self) -> None:
+        self.parsing = Request()
+        self.head_open = self.began = True
+        self.head_bytes = 0
+
+    def on_url(self, url: bytes) -> None:
+        self.parsing.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        name = name.lower()
+        if name == b"expect" and value.lower() == b"100-continue":
+            self.parsing.expect_continue = True
+        self.parsing.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self.head_open = False
+        request = self.parsing
+        parser = self.parser
+        method = parser.get_method().decode("ascii")
+        size = len(method) + len(request.url) + sum(len(n) + len(v) + 4 for n, v in request.headers)
+        limit = self.config.h11_max_incomplete_size
+        if self.error is not None:
+            return
+        if size > limit:
+            self.check_head_size(size)
+            return
+        if parser.should_upgrade():
+            self.error = error_response(501, "upgrade_not_supported",
+                                        "protocol upgrades (WebSocket, h2c) and CONNECT are not served here")
+            return
+        request.method = method
+        request.http_version = parser.get_http_version()
+        request.keep_alive = parser.should_keep_alive()
+        self.queue.append(request)
+
+    def on_body(self, body: bytes) -> None:
+        self.parsing.body.append(body)
+
+    def on_message_complete(self) -> None:
+        self.parsing.complete = True
+        self.parsing = None
+
+    # -- one request -------------------------------------------------------------------------------------------
+
+    async def respond(self, request: Request) -> None:
+        self.current = request
+        self.started = self.done = self.head_sent = self.chunked = False
+        self.remaining = -1
+        self.requests += 1
+        self.close_after = not request.keep_alive or self.requests >= self.config.keep_alive_max_requests
+        if self.context.max_requests is not None:
+            await self.context.mark_request()
+        path, _, query = request.url.partition(b"?")
+        try:
+            decoded = unquote(path.decode("ascii"))
+        except UnicodeDecodeError:
+            await self.write(error_response(400, "bad_request", "the request path is not ASCII"))
+            self.close_after = True
+            return
+        scope = {
+            "type": "http",
+            "asgi": _ASGI,
+            "http_version": request.http_version,
+            "method": request.method,
+            "scheme": "http",
+            "path": decoded,
+            "raw_path": path,
+            "query_string": query,
+            "root_path": self.config.root_path,
+            "headers": request.headers,
+            "client": self.client,
+            "server": self.server,
+            "state": self.state.copy(),
+            "extensions": self.extensions,
+        }
+        try:
+            await self.app(scope, self.receive, self.send, trio.to_thread.run_sync, trio.from_thread.run)
+        except Exception:
+            await self.config.log.exception("Error in ASGI Framework")
+        if not self.done:
+            self.close_after = True
+            if not self.head_sent and not self.client_gone():
+                # The app ended (or failed) without answering a client that is still there.
+                await self.write(self.error if self.error is not None else
+                                 error_response(500, "internal_error", "the server could not answer"))
+            elif self.head_sent:
+                self.broken = True  # a response cut short: its framing cannot be completed
+        if not request.complete:
+            self.close_after = True  # the rest of the body was never read
+        self.current = None
+
+    async def receive(self) -> dict:
+        request = self.current
+        while True:
+            if request.body:
+                body = request.body[0] if len(request.body) == 1 else b"".join(request.body)
+                request.body.clear()
+                request.body_done = request.complete
+                return {"type": "http.request", "body": body, "more_body": not request.complete}
+            if request.complete:
+                if not request.body_done:
+                    request.body_done = True
+                    return {"type": "http.request", "body": b"", "more_body": False}
+                return await self.watch_for_disconnect()
+            if self.eof or self.done or self.error is not None:
+                return _DISCONNECT
+            if request.expect_continue:
+                request.expect_continue = False
+                if not self.started:
+                    await self.write(CONTINUE)
+            data = await self.read(self.config.read_timeout)
+            if not data:
+                return _DISCONNECT
+            self.feed(data)
+
+    async def watch_for_disconnect(self) -> dict:
+        """Reads ahead until the client closes: how a handler learns its client left (QuartTrio then cancels it)."""
+        while not self.eof and not self.done:
+            if self.queue or self.error is not None:
+                await trio.sleep_forever()  # the next request is parsed: read no further while this one runs
+            data = await self.read(None)
+            if not data:
+                break
+            self.feed(data)
+        return _DISCONNECT
+
+    async def read(self, timeout: float | None) -> bytes:
+        """The next bytes from the client; b"" (and ``eof`` set) when it closed, broke, or sent nothing in time."""
+        sock = self.sock
+        while True:
+            try:
+                data = sock.recv(MAX_RECV)
+            except BlockingIOError:
+                if timeout is None:
+                    await trio.lowlevel.wait_readable(sock)
+                else:
+                    with trio.move_on_after(timeout) as scope:
+                        await trio.lowlevel.wait_readable(sock)
+                    if scope.cancelled_caught:
+                        self.eof = True
+                        return b""
+                continue
+            except OSError:
+                data = b""
+            if not data:
+                self.eof = True
+            return data
+
+    def client_gone(self) -> bool:
+        """True when the client has closed or reset the connection, read or not yet read (a non-blocking peek)."""
+        if self.eof or self.broken:
+            return True
+        try:
+            pending = self.sock.recv(1, _PEEK)
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+        return not pending
+
+    async def reached_client(self, grace: float) -> bool:
+        """After a response was handed to the kernel: False if the client reset the connection instead of
+        reading it, waiting up to ``grace`` seconds for the client to do anything.
+
+        A client that closes its socket with unread bytes in it (a timed-out HTTP client, or one that had
+        already closed when the bytes arrived) makes its kernel answer with a reset; one that read everything
+        closes with a FIN, or sends its next request. Call it only once the app's ``receive`` is no longer
+        waiting (the socket has one reader at a time).
+        """
+        if self.broken:
+            return False
+        if not self.eof and not self.queue and self.parsing is None:
+            with trio.move_on_after(grace):
+                try:
+                    await trio.lowlevel.wait_readable(self.sock)
+                except (trio.BusyResourceError, trio.ClosedResourceError):
+                    pass
+        return _tcp_state(self.sock) != _TCP_CLOSE
+
+    # -- writing ------------------------------------------------------------------------------------------------
+
+    async def send(self, message: dict) -> bool:
+        """The ASGI ``send``. Returns True once the message's bytes are in the kernel's send buffer."""
+        kind = message["type"]
+        if kind == "http.response.body":
+            if not self.started or self.done:
+                raise BadResponse("http.response.body outside a response")
+            body = message.get("body", b"")
+            more = message.get("more_body", False)
+            if self.head_sent:
+                data = self.frame(body, more)
+            else:
+                data = self.head(body, more)
+                data += self.frame(body, more)
+                self.head_sent = True
+            if not more:
+                self.done = True
+                if self.remaining > 0:
+                    self.close_after = True  # less body than its Content-Length: the client sees a cut
+                    self.broken = True
+            if not data:
+                return not self.broken
+            return await self.write(data)
+        if kind == "http.response.start":
+            if self.started:
+                raise BadResponse("http.response.start sent twice")
+            self.started = True
+            self.status = int(message["status"])
+            self.headers = message.get("headers") or ()
+            return True
+        raise BadResponse(f"unexpected ASGI message {kind!r}")
+
+    def head(self, body: bytes, more: bool) -> bytes:
+        status = self.status
+        request = self.current
+        self.suppress = request.method == "HEAD" or status in NO_BODY_STATUSES or status < 200
+        parts = [status_line(status)]
+        has_length = has_date = False
+        for name, value in self.headers:
+            check_header(name, value)
+            lower = name.lower()
+            if lower == b"content-length":
+                has_length = True
+                self.remaining = int(value)
+            elif lower == b"transfer-encoding":
+                continue  # the framing is this layer's
+            elif lower == b"connection":
+                if b"close" in value.lower():
+                    self.close_after = True
+                continue
+            elif lower == b"date":
+                has_date = True
+            parts.append(b"%b: %b\r\n" % (name, value))
+        if self.suppress:
+            self.remaining = -1
+        elif not has_length:
+            if not more:
+                parts.append(b"content-length: %d\r\n" % len(body))
+            elif request.http_version == "1.1":
+                self.chunked = True
+                parts.append(b"transfer-encoding: chunked\r\n")
+            else:
+                self.close_after = True  # HTTP/1.0 without a length: the body ends when the connection does
+        if not request.complete or self.context.terminated.is_set():
+            self.close_after = True
+        if self.close_after:
+            parts.append(b"connection: close\r\n")
+        elif request.http_version == "1.0":
+            parts.append(b"connection: keep-alive\r\n")
+        if not has_date and self.config.include_date_header:
+            parts.append(date_header())
+        parts.append(b"\r\n")
+        return b"".join(parts)
+
+    def frame(self, body: bytes, more: bool) -> bytes:
+        if self.suppress:
+            return b""
+        if self.chunked:
+            return chunk(body) + CHUNKED_END if not more else chunk(body)
+        if self.remaining >= 0:
+            self.remaining -= len(body)
+            if self.remaining < 0:
+                self.broken = True
+                raise BadResponse("the response body is longer than its Content-Length")
+        return body
+
+    async def write(self, data: bytes) -> bool:
+        """Hands ``data`` to the kernel; False (and ``broken`` set) if the connection failed first."""
+        if self.broken:
+            return False
+        try:
+            sent = self.sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            self.broken = self.eof = True
+            return False
+        if sent == len(data):
+            return True
+        return await self.write_rest(memoryview(data)[sent:])
+
+    async def write_rest(self, view: memoryview) -> bool:
+        finished = False
+        try:
+            while view:
+                await trio.lowlevel.wait_writable(self.sock)
+                try:
+                    view = view[self.sock.send(view):]
+                except BlockingIOError:
+                    pass
+            finished = True
+        except (OSError, trio.ClosedResourceError):
+            self.eof = True
+        finally:
+            if not finished:
+                self.broken = True  # cancelled or failed half-way: the response cannot be completed
+        return finished
+
+    # -- closing ------------------------------------------------------------------------------------------------
+
+    async def refuse(self, answer: bytes) -> None:
+        """Answers without reading the request (the connection cap), then closes."""
+        try:
+            with trio.move_on_after(DRAIN_SECONDS):
+                await self.write(answer)
+        finally:
+            await self.close(True)
+
+    async def close(self, drain: bool) -> None:
+        """Closes the connection; ``drain`` reads and drops what the client still sends first (bounded)."""
+        with trio.CancelScope(shield=True):
+            if not self.broken and not self.eof:
+                try:
+                    self.sock.shutdown(socket.SHUT_WR)
+                    if drain:
+                        with trio.move_on_after(DRAIN_SECONDS):
+                            dropped = 0
+                            while dropped < DRAIN_BYTES:
+                                data = await self.read(None)
+                                if not data:
+                                    break
+                                dropped += len(data)
+                    else:
+                        while self.sock.recv(MAX_RECV):  # what has already arrived, without waiting
+                            pass
+                except OSError:
+                    pass
+            await self.stream.aclose()
+
+
+def _tcp_state(sock: socket.socket) -> int:
+    """The kernel's TCP state of ``sock`` (-1 where it cannot be read: then no reset is ever assumed)."""
+    if _TCP_INFO is None:
+        return -1
+    try:
+        return sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, 1)[0]
+    except OSError:
+        return -1

@@ -1,0 +1,479 @@
+"""Starq's own HTTP/1.1 serving path (``starq.server.http1``), tested over real sockets.
+
+Each test serves a small QuartTrio app (the one of ``test_http_layer.py``, plus a few endpoints) with Hypercorn's
+trio worker in this process, connections handed to ``http1`` (port 0, ``nursery.start``), and talks to it with
+raw HTTP/1.1 so framing, keep-alive and connection closes are visible byte for byte.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib.metadata import version
+
+import pytest
+import trio
+from hypercorn.config import Config
+from hypercorn.trio import serve
+from quart import Response, request
+from test_http_layer import LIMIT, Reader, make_app, request_bytes
+
+from starq.server import connection_limit, http1
+from starq.server.http1.connection import Connection
+
+
+def make_http1_app(events: list[str]):
+    app = make_app(events)
+
+    @app.get("/fail")
+    async def fail() -> Response:
+        raise RuntimeError("boom")
+
+    @app.get("/cut")
+    async def cut() -> Response:
+        async def chunks():
+            yield b"part;"
+            raise RuntimeError("cut short")
+
+        return Response(chunks(), content_type="text/plain")
+
+    return app
+
+
+REACHED: list[bool] = []
+
+
+async def raw_app(scope, receive, send) -> None:
+    """A bare ASGI app that never calls ``receive``: ``/gone`` waits for ``client_gone()`` and says what it saw;
+    any other path answers with what ``send`` returned for its first body bytes."""
+    if scope["type"] == "lifespan":
+        while (message := await receive())["type"] != "lifespan.shutdown":
+            await send({"type": message["type"] + ".complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    if scope["path"] == "/gone":
+        client_gone = scope["extensions"][http1.EXTENSION]["client_gone"]
+        before = client_gone()
+        with trio.move_on_after(LIMIT):
+            while not client_gone():
+                await trio.sleep(0.01)
+        await send({"type": "http.response.body", "body": b"before=%s after=%s" % (
+            str(before).encode(), str(client_gone()).encode())})
+        return
+    if scope["path"] == "/reach":
+        # What reached_client() says after the answer was written; kept where the test can read it.
+        await send({"type": "http.response.body", "body": b"answer"})
+        REACHED.append(await scope["extensions"][http1.EXTENSION]["reached_client"](LIMIT))
+        return
+    sent = await send({"type": "http.response.body", "body": b"first", "more_body": True})
+    await send({"type": "http.response.body", "body": b"|sent=%s" % str(sent).encode()})
+
+
+@pytest.fixture
+async def raw_served(nursery):
+    """Serves ``raw_app`` with ``http1``; yields (host, port)."""
+    config = Config()
+    config.bind = ["127.0.0.1:0"]
+    config.accesslog = None
+    assert http1.enable(config)
+    stop = trio.Event()
+
+    async def start(task_status=trio.TASK_STATUS_IGNORED):
+        await serve(raw_app, config, shutdown_trigger=stop.wait, task_status=task_status)
+
+    binds = await nursery.start(start)
+    host, port = binds[0].rsplit("//", 1)[1].rsplit(":", 1)
+    yield host, int(port)
+    stop.set()
+
+
+@pytest.fixture
+async def served(nursery):
+    """Serves the app with ``http1``; yields a dict: host, port, events, config, stop, count."""
+    events: list[str] = []
+    config = Config()
+    config.bind = ["127.0.0.1:0"]
+    config.accesslog = None
+    config.keep_alive_timeout = 30
+    config.keep_alive_max_requests = 1000
+    config.h11_max_incomplete_size = 4096
+    config.graceful_timeout = 5
+    count = connection_limit.install(config, 50)
+    assert http1.enable(config)
+    stop = trio.Event()
+    app = make_http1_app(events)
+
+    async def start(task_status=trio.TASK_STATUS_IGNORED):
+        await serve(app, config, shutdown_trigger=stop.wait, task_status=task_status)
+
+    binds = await nursery.start(start)
+    host, port = binds[0].rsplit("//", 1)[1].rsplit(":", 1)
+    yield {"host": host, "port": int(port), "events": events, "config": config, "stop": stop,
+           "count": count}
+    stop.set()
+
+
+async def connect(served) -> trio.SocketStream:
+    return await trio.open_tcp_stream(served["host"], served["port"])
+
+
+async def exchange(served, raw: bytes) -> bytes:
+    """Sends ``raw``, returns everything until the server closes the connection."""
+    stream = await connect(served)
+    await stream.send_all(raw)
+    data = b""
+    with trio.fail_after(LIMIT):
+        while True:
+            try:
+                chunk = await stream.receive_some(65536)
+            except trio.BrokenResourceError:
+                break
+            if not chunk:
+                break
+            data += chunk
+    await stream.aclose()
+    return data
+
+
+def status_of(raw: bytes) -> int:
+    return int(raw.split(b" ", 2)[1])
+
+
+def json_body(raw: bytes) -> dict:
+    return json.loads(raw.split(b"\r\n\r\n", 1)[1])
+
+
+# -- what the Hypercorn path does, on this path ----------------------------------------------------------------
+
+
+async def test_keep_alive_serves_many_requests_on_one_connection(served):
+    stream = await connect(served)
+    reader = Reader(stream)
+    for _ in range(5):
+        await stream.send_all(request_bytes("GET", "/ping"))
+        status, headers, body = await reader.response()
+        assert (status, body) == (200, b'{"ok":true}')
+        assert headers.get("connection") != "close" and "date" in headers
+    await stream.aclose()
+
+
+async def test_client_connection_close_is_answered_then_closed(served):
+    stream = await connect(served)
+    reader = Reader(stream)
+    await stream.send_all(request_bytes("GET", "/ping", headers="Connection: close\r\n"))
+    status, headers, body = await reader.response()
+    assert (status, body, headers["connection"]) == (200, b'{"ok":true}', "close")
+    assert await reader.closed()
+
+
+async def test_keep_alive_max_requests_closes_the_connection(served):
+    served["config"].keep_alive_max_requests = 2
+    stream = await connect(served)
+    reader = Reader(stream)
+    await stream.send_all(request_bytes("GET", "/ping"))
+    assert (await reader.response())[1].get("connection") != "close"
+    await stream.send_all(request_bytes("GET", "/ping"))
+    status, headers, _ = await reader.response()
+    assert status == 200 and headers.get("connection") == "close"
+    assert await reader.closed()
+
+
+async def test_idle_connection_is_closed_after_keep_alive_timeout(served):
+    served["config"].keep_alive_timeout = 0.3
+    stream = await connect(served)
+    reader = Reader(stream)
+    await stream.send_all(request_bytes("GET", "/ping"))
+    await reader.response()
+    started = trio.current_time()
+    assert await reader.closed()
+    assert trio.current_time() - started >= 0.25
+
+
+async def test_request_longer_than_keep_alive_timeout_is_not_cut(served):
+    served["config"].keep_alive_timeout = 0.2
+    stream = await connect(served)
+    reader = Reader(stream)
+    for _ in range(2):
+        await stream.send_all(request_bytes("GET", "/slow?s=0.5"))
+        assert (await reader.response())[::2] == (200, b"slow")
+    assert await reader.closed()
+
+
+async def test_slowloris_head_is_shed_at_the_keep_alive_timeout(served):
+    served["config"].keep_alive_timeout = 0.3
+    stream = await connect(served)
+    await stream.send_all(b"GET /ping HTTP/1.1\r\nHost: x\r\n")
+    started = trio.current_time()
+
+    async def drip():
+        for _ in range(50):
+            await stream.send_all(b"X-A: b\r\n")  # never the blank line
+            await trio.sleep(0.05)
+
+    with trio.move_on_after(LIMIT):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(drip)
+            assert await Reader(stream).closed()
+            nursery.cancel_scope.cancel()
+    assert 0.25 <= trio.current_time() - started < 2
+
+
+async def test_client_disconnect_cancels_a_long_poll_handler(served):
+    events = served["events"]
+    stream = await connect(served)
+    reader = Reader(stream)
+    await stream.send_all(request_bytes("GET", "/ping"))
+    await reader.response()
+    await stream.send_all(request_bytes("GET", "/hold"))
+    with trio.fail_after(LIMIT):
+        while "hold:start" not in events:
+            await trio.sleep(0.01)
+    await stream.aclose()
+    with trio.fail_after(LIMIT):
+        while "hold:cancelled" not in events:
+            await trio.sleep(0.01)
+
+
+async def test_pipelined_requests_are_answered_in_order(served):
+    stream = await connect(served)
+    reader = Reader(stream)
+    await stream.send_all(request_bytes("GET", "/big?n=3") + request_bytes("POST", "/echo-length", b"abcde")
+                          + request_bytes("GET", "/slow?s=0.1") + request_bytes("GET", "/ping"))
+    assert (await reader.response())[2] == b"xxx"
+    assert (await reader.response())[2] == b"5"
+    assert (await reader.response())[2] == b"slow"
+    assert (await reader.response())[2] == b'{"ok":true}'
+
+
+async def test_large_request_and_response_bodies(served):
+    stream = await connect(served)
+    reader = Reader(stream)
+    body = b"y" * (5 * 1024 * 1024)
+    await stream.send_all(request_bytes("POST", "/echo-length", body))
+    assert (await reader.response())[2] == str(len(body)).encode()
+    await stream.send_all(request_bytes("GET", f"/big?n={3 * 1024 * 1024}"))
+    status, headers, got = await reader.response()
+    assert status == 200 and len(got) == 3 * 1024 * 1024 and set(got) == {ord("x")}
+
+
+async def test_chunked_request_body(served):
+    stream = await connect(served)
+    reader = Reader(stream)
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in (b"hello", b" ", b"world" * 1000)) + b"0\r\n\r\n"
+    await stream.send_all(request_bytes("POST", "/echo-length", chunks, headers="Transfer-Encoding: chunked\r\n"))
+    assert (await reader.response())[2] == str(len(b"hello world" + b"world" * 999)).encode()
+
+
+async def test_streamed_response_leaves_chunk_by_chunk(served):
+    stream = await connect(served)
+    await stream.send_all(request_bytes("GET", "/stream"))
+    seen = b""
+    with trio.fail_after(0.4):  # before the handler's 0.5 s pause ends
+        while b"first;" not in seen:
+            seen += await stream.receive_some(65536)
+    assert seen.startswith(b"HTTP/1.1 200") and b"transfer-encoding: chunked" in seen.lower()
+    reader = Reader(stream)
+    reader.buffer = seen
+    assert (await reader.response())[2] == b"first;second;"
+    await stream.send_all(request_bytes("GET", "/ping"))  # the connection goes on after a chunked body
+    assert (await reader.response())[2] == b'{"ok":true}'
+
+
+# -- this path's own behaviour ------------------------------------------------------------------------------------
+
+
+async def test_a_response_leaves_in_one_write(served, monkeypatch):
+    writes: list[bytes] = []
+    original = Connection.write
+
+    async def counting(self, data):
+        writes.append(bytes(data))
+        return await original(self, data)
+
+    monkeypatch.setattr(Connection, "write", counting)
+    stream = await connect(served)
+    reader = Reader(stream)
+    await stream.send_all(request_bytes("GET", "/ping"))
+    await reader.response()
+    assert len(writes) == 1 and writes[0].startswith(b"HTTP/1.1 200") and writes[0].endswith(b'{"ok":true}')
+
+
+async def test_head_gets_the_headers_without_the_body(served):
+    stream = await connect(served)
+    await stream.send_all(request_bytes("HEAD", "/big?n=10") + request_bytes("GET", "/ping"))
+    reader = Reader(stream)
+    with trio.fail_after(LIMIT):
+        while reader.buffer.count(b"\r\n\r\n") < 2:
+            assert await reader._more()
+    head, rest = reader.buffer.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200") and b"content-length: 10" in head.lower()
+    assert rest.startswith(b"HTTP/1.1 200")  # no body bytes between the two answers
+
+
+async def test_http_1_0_closes_unless_kept_alive(served):
+    raw = await exchange(served, b"GET /ping HTTP/1.0\r\n\r\n")
+    assert status_of(raw) == 200 and raw.endswith(b'{"ok":true}')
+    stream = await connect(served)
+    reader = Reader(stream)
+    for _ in range(2):
+        await stream.send_all(b"GET /ping HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        status, headers, body = await reader.response()
+        assert (status, headers["connection"], body) == (200, "keep-alive", b'{"ok":true}')
+    # A streamed body has no length in HTTP/1.0: it ends when the connection does.
+    raw = await exchange(served, b"GET /stream HTTP/1.0\r\n\r\n")
+    assert raw.endswith(b"\r\n\r\nfirst;second;") and b"chunked" not in raw
+
+
+async def test_expect_100_continue_is_answered_before_the_body(served):
+    stream = await connect(served)
+    await stream.send_all(b"POST /echo-length HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                          b"Expect: 100-continue\r\n\r\n")
+    got = b""
+    with trio.fail_after(LIMIT):
+        while b"\r\n\r\n" not in got:
+            got += await stream.receive_some(65536)
+    assert got == b"HTTP/1.1 100 Continue\r\n\r\n"
+    await stream.send_all(b"hello")
+    assert (await Reader(stream).response())[::2] == (200, b"5")
+
+
+async def test_oversized_request_head_gets_431_whole_or_in_pieces(served):
+    big = b"GET /ping HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 5000 + b"\r\n\r\n"
+    raw = await exchange(served, big)
+    assert status_of(raw) == 431 and json_body(raw)["error"] == "headers_too_large"
+    stream = await connect(served)
+    raw = b""
+    try:
+        for i in range(0, len(big), 1000):
+            await stream.send_all(big[i:i + 1000])
+            await trio.sleep(0.02)
+    except trio.BrokenResourceError:
+        pass
+    with trio.fail_after(LIMIT):
+        while chunk := await stream.receive_some(65536):
+            raw += chunk
+    assert status_of(raw) == 431 and "4096" in json_body(raw)["detail"]
+    # Pipelined requests behind a small head are not mistaken for one big head.
+    stream = await connect(served)
+    await stream.send_all(request_bytes("POST", "/echo-length", b"z" * 3000) * 3)
+    reader = Reader(stream)
+    for _ in range(3):
+        assert (await reader.response())[::2] == (200, b"3000")
+
+
+async def test_malformed_requests_get_a_json_error_and_a_close(served):
+    for raw_request, status, error in [
+        (b"NOT A REQUEST\r\n\r\n", 400, "bad_request"),
+        (b"GET /ping HTTP/1.1\r\nX-Id: a\x7fb\r\n\r\n", 400, "bad_request"),
+        (b"GET /ping HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400, "bad_request"),
+        (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505, "http_version_not_supported"),
+        (b"GET /ping HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", 501, "upgrade_not_supported"),
+    ]:
+        raw = await exchange(served, raw_request)
+        assert status_of(raw) == status, raw
+        assert json_body(raw)["error"] == error and b"connection: close" in raw
+
+
+async def test_requests_answered_before_a_malformed_one_are_kept(served):
+    raw = await exchange(served, request_bytes("GET", "/ping") + b"BROKEN\r\n\r\n")
+    assert raw.startswith(b"HTTP/1.1 200") and b'{"ok":true}HTTP/1.1 400' in raw
+
+
+async def test_an_app_error_is_a_500_and_a_cut_stream_closes(served):
+    stream = await connect(served)
+    await stream.send_all(request_bytes("GET", "/fail"))
+    status, headers, _ = await Reader(stream).response()
+    assert status == 500
+    raw = await exchange(served, request_bytes("GET", "/cut"))
+    assert b"part;" in raw and not raw.endswith(b"0\r\n\r\n")  # no clean end: the client sees the cut
+
+
+async def test_connections_beyond_the_cap_get_503(served):
+    served["count"].limit = 2
+    held = [await connect(served) for _ in range(2)]
+    for stream in held:
+        await stream.send_all(request_bytes("GET", "/ping"))
+        await Reader(stream).response()
+    raw = await exchange(served, request_bytes("GET", "/ping"))
+    assert status_of(raw) == 503 and json_body(raw)["error"] == "too_many_connections"
+    assert served["count"].refused == 1
+
+
+async def test_a_closed_connection_frees_its_slot_at_once(served):
+    count = served["count"]
+    stream = await connect(served)
+    await stream.send_all(request_bytes("GET", "/ping"))
+    await Reader(stream).response()
+    assert count.active == 1
+    await stream.aclose()
+    with trio.fail_after(2):  # the keep-alive timeout is 30 s
+        while count.active:
+            await trio.sleep(0.01)
+
+
+async def test_client_gone_knows_of_a_half_close_before_it_is_read(raw_served):
+    # The app never reads: the half-close sits unread in the socket, and client_gone() still sees it.
+    stream = await trio.open_tcp_stream(*raw_served)
+    await stream.send_all(request_bytes("GET", "/gone"))
+    await trio.sleep(0.2)
+    await stream.send_eof()
+    status, _, body = await Reader(stream).response()
+    assert (status, body) == (200, b"before=False after=True")
+
+
+async def test_send_reports_bytes_handed_to_the_kernel(raw_served):
+    stream = await trio.open_tcp_stream(*raw_served)
+    await stream.send_all(request_bytes("GET", "/"))
+    status, headers, body = await Reader(stream).response()
+    assert (status, headers["transfer-encoding"], body) == (200, "chunked", b"first|sent=True")
+
+
+async def test_reached_client_tells_a_reset_from_a_read(raw_served):
+    REACHED.clear()
+    # Read, then closed: the client has the answer.
+    stream = await trio.open_tcp_stream(*raw_served)
+    await stream.send_all(request_bytes("GET", "/reach"))
+    assert (await Reader(stream).response())[2] == b"answer"
+    await stream.aclose()
+    # Closed with the answer unread in its socket (a timed-out client): its kernel resets the connection.
+    stream = await trio.open_tcp_stream(*raw_served)
+    await stream.send_all(request_bytes("GET", "/reach"))
+    await trio.sleep(0.2)
+    await stream.aclose()
+    with trio.fail_after(LIMIT):
+        while len(REACHED) < 2:
+            await trio.sleep(0.01)
+    assert REACHED == [True, False]
+
+
+async def test_shutdown_closes_idle_connections_and_finishes_requests_in_flight(served):
+    idle = await connect(served)
+    await idle.send_all(request_bytes("GET", "/ping"))
+    idle_reader = Reader(idle)
+    await idle_reader.response()
+    busy = await connect(served)
+    await busy.send_all(request_bytes("GET", "/slow?s=0.5"))
+    await trio.sleep(0.1)
+    served["stop"].set()
+    assert await idle_reader.closed()
+    busy_reader = Reader(busy)
+    status, headers, body = await busy_reader.response()
+    assert (status, body, headers["connection"]) == (200, b"slow", "close")
+    assert await busy_reader.closed()
+
+
+def test_enable_is_pinned_to_the_hypercorn_version():
+    # Upgrading Hypercorn turns this path off (with a warning, stock Hypercorn serves): re-check it first.
+    assert version("hypercorn").startswith(http1.PINNED) and http1.is_supported()
+
+
+def test_starq_serve_uses_this_path_unless_told_otherwise(server_factory):
+    """``starq serve`` serves with http1 by default, and with Hypercorn's own HTTP/1.1 code on
+    ``STARQ_HTTP_SERVER=hypercorn`` (which names itself in a ``server`` header)."""
+    import httpx
+
+    for env, expected in (({}, None), ({"STARQ_HTTP_SERVER": "hypercorn"}, "hypercorn-h11")):
+        proc = server_factory(env=env)
+        r = httpx.get(proc.url + "/api/health")
+        assert r.status_code == 200 and r.headers.get("server") == expected, env
+        proc.stop()
