@@ -11,6 +11,7 @@ import time
 import traceback
 from pathlib import Path
 
+import attrs
 import trio
 
 from . import procstat, report
@@ -28,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--quick", action="store_true", help="a seconds-long smoke run (tiny sizes)")
     run.add_argument("--repeat", type=int, default=1, help="run everything N times and report medians")
     run.add_argument("--only", default="", help=f"comma-separated groups of: {', '.join(GROUPS)}")
+    run.add_argument("--waiters", default="", help="long-poll sizes to run instead of the defaults, e.g. 10000")
     run.add_argument("--out", default=str(RESULTS), help="folder for the JSON results")
     again = sub.add_parser("report", help="medians over the runs of earlier result files, printed as tables")
     again.add_argument("files", nargs="+", help="JSON files written by `run`")
@@ -45,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     if only and only - set(GROUPS):
         parser.error(f"unknown groups: {', '.join(sorted(only - set(GROUPS)))}")
     sizes = Sizes.quick() if args.quick else Sizes.full()
+    if args.waiters:
+        sizes = attrs.evolve(sizes, waiters=tuple(int(n) for n in args.waiters.split(",")))
     runs = []
     failed = False
     for i in range(args.repeat):

@@ -121,6 +121,13 @@ def reference_app(kind: str) -> Iterator[Server]:
         yield Server(process, "127.0.0.1", int(found.group(1)), log)
 
 
+@contextmanager
+def hold_server() -> Iterator[Server]:
+    """``benchmarks.holdserver``: accepts connections and never answers (the load generator's parking ceiling)."""
+    with _process([sys.executable, "-m", "benchmarks.holdserver"], re.compile(r"PORT (\d+)")) as (process, found, log):
+        yield Server(process, "127.0.0.1", int(found.group(1)), log)
+
+
 def _wait_healthy(server: Server, workers: int) -> None:
     """Healthy, and (with several worker processes) every one of them listening, so none joins mid-phase."""
     deadline = time.monotonic() + START_TIMEOUT

@@ -7,6 +7,8 @@ usually one ``receive_some``: a few microseconds of Python, against hundreds in 
 
 from __future__ import annotations
 
+import socket
+
 import trio
 
 RECV_SIZE = 65536
@@ -35,8 +37,30 @@ class HTTPConnection:
         stream = await trio.open_tcp_stream(host, port)
         return cls(stream, f"{host}:{port}", api_key, (host, port))
 
+    @classmethod
+    async def connect(cls, host: str, port: int, api_key: str = "dev-key") -> HTTPConnection:
+        """Like ``open``, for an IPv4 address only, without ``trio.open_tcp_stream``'s name resolution and
+        happy-eyeballs nursery: a third of the load generator's CPU when it opens 10,000 connections."""
+        sock = trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            await sock.connect((host, port))
+        except BaseException:
+            sock.close()
+            raise
+        return cls(trio.SocketStream(sock), f"{host}:{port}", api_key, (host, port))
+
     async def aclose(self) -> None:
         await self._stream.aclose()
+
+    @classmethod
+    def encode_for(cls, host: str, port: int, method: str, path: str, body: bytes = b"",
+                   api_key: str = "dev-key") -> bytes:
+        """The bytes of one request, for sending the same request on many connections."""
+        return cls(None, f"{host}:{port}", api_key, (host, port)).encode(method, path, body)  # type: ignore[arg-type]
+
+    async def send_raw(self, data: bytes) -> None:
+        """Writes request bytes made by ``encode`` (pipelining, or a request sent before reading anything)."""
+        await self._stream.send_all(data)
 
     def encode(self, method: str, path: str, body: bytes = b"") -> bytes:
         """The bytes of one request (exposed so pipelining tests can send several at once)."""

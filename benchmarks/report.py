@@ -151,12 +151,15 @@ def table(rows: list[dict[str, Any]]) -> str:
         ]) + " |")
     polls = [r for r in rows if r["group"] == "longpoll"]
     if polls:
-        lines += ["", "| long-poll | park s | server RSS MB (before) | Redis conns | wake p50 ms | wake p99 ms "
-                      "| release s | exactly once |", "|" + "---|" * 8]
+        lines += ["", "| long-poll | park s | load generator alone s | server CPU µs/waiter | server RSS MB (before) "
+                      "| KB/waiter | Redis conns | wake p50 ms | wake p99 ms | release s | exactly once |",
+                  "|" + "---|" * 11]
         for r in polls:
             lines.append("| " + " | ".join([
-                f"{int(r['waiters']):,} waiters", _fmt(r.get("park_seconds"), 2),
-                f"{_fmt(r.get('server_rss_mb'))} ({_fmt(r.get('server_rss_before_mb'))})", _fmt(r.get("redis_conns")),
+                f"{int(r['waiters']):,} waiters", _fmt(r.get("park_seconds"), 2), _fmt(r.get("client_park_seconds"), 2),
+                _fmt(r.get("server_cpu_us_per_waiter")),
+                f"{_fmt(r.get('server_rss_mb'))} ({_fmt(r.get('server_rss_before_mb'))})",
+                _fmt(r.get("rss_kb_per_waiter"), 1), _fmt(r.get("redis_conns")),
                 _fmt(r.get("wake_p50_ms"), 1), _fmt(r.get("wake_p99_ms"), 1), _fmt(r.get("release_seconds"), 2),
                 _fmt(r.get("exactly_once")),
             ]) + " |")

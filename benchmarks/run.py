@@ -71,7 +71,12 @@ async def run_once(sizes: Sizes, only: set[str] | None = None, log=print,
                 await phase("cycle", lambda: scenarios.cycles(server, engine, sampler_of, sizes))
 
                 async def longpolls():
-                    return [await scenarios.longpoll(server, engine, sampler_of, sizes, n) for n in sizes.waiters]
+                    # A fresh server for each size: a server keeps the memory of an earlier, larger phase.
+                    rows = []
+                    for n in sizes.waiters:
+                        with harness.starq_server(store.url) as fresh:
+                            rows.append(await scenarios.longpoll(fresh, engine, lambda: sampler_of(fresh), sizes, n))
+                    return rows
 
                 await phase("longpoll", longpolls)
                 await phase("retry", lambda: scenarios.retry(server, engine, sizes))

@@ -248,30 +248,96 @@ async def _waiting(server: Server) -> int:
     return int(health.get("waiting_claims", -1))
 
 
+class _Lines:
+    """Reads the JSON lines a client process prints on its stdout."""
+
+    def __init__(self, stream: trio.abc.ReceiveStream) -> None:
+        self._stream, self._buffer = stream, b""
+
+    async def next(self) -> dict[str, Any]:
+        while b"\n" not in self._buffer:
+            chunk = await self._stream.receive_some(65536)
+            if not chunk:
+                raise RuntimeError("the client process ended early")
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return json.loads(line)
+
+
+def _client_procs(waiters: int) -> int:
+    # One client process opens about 3,000 connections a second here; two share the work of the large phases.
+    return 2 if waiters >= 2000 else 1
+
+
+@contextlib.asynccontextmanager
+async def _parking_clients(host: str, port: int, queue: str, waiters: int):
+    """Client processes holding ``waiters`` claims between them, started and ready (imports done): the caller
+    sends ``go`` and, later, ``release`` to each."""
+    procs = _client_procs(waiters)
+    async with contextlib.AsyncExitStack() as stack:
+        clients = []
+        for i in range(procs):
+            spec = {"kind": "longpoll", "host": host, "port": port, "queue": queue,
+                    "waiters": waiters // procs + (1 if i < waiters % procs else 0), "block_ms": 30_000,
+                    "seconds": 120}
+            proc, stdout = await stack.enter_async_context(harness.long_lived_client(spec))
+            clients.append((proc, _Lines(stdout)))
+        with trio.fail_after(60):
+            for _, lines in clients:
+                await lines.next()  # ready
+        yield clients
+
+
+async def _tell(clients, line: bytes) -> None:
+    for proc, _ in clients:
+        await proc.stdin.send_all(line)
+
+
+async def _client_ceiling(waiters: int) -> float:
+    """Seconds the load generator alone takes to open ``waiters`` connections and send their claims, against a
+    server that accepts and holds them (``benchmarks.holdserver``)."""
+    with harness.hold_server() as hold:
+        async with _parking_clients(hold.host, hold.port, "ceiling", waiters) as clients:
+            started = time.monotonic()
+            await _tell(clients, b"go\n")
+            with trio.fail_after(90):
+                for _, lines in clients:
+                    await lines.next()  # sent
+            seconds = time.monotonic() - started
+            await _tell(clients, b"release\n")
+            for _, lines in clients:
+                with trio.fail_after(60):
+                    await lines.next()
+    return seconds
+
+
 async def longpoll(server: Server, engine: Engine, sampler_of, sizes: Sizes, waiters: int) -> dict[str, Any]:
     """Parks ``waiters`` claims, measures parking, memory and Redis connections, wakes ``sizes.wakes`` of them
-    one job at a time, then hangs up on the rest and checks that nothing is left parked or claimed."""
+    one job at a time, then hangs up on the rest and checks that nothing is left parked or claimed.
+
+    ``server`` should be fresh (the caller starts one per size): a server keeps the memory of an earlier,
+    larger phase, and the RSS figures would then measure that phase too. The load generator's own time for
+    the same parking, against a server that only holds connections, is measured first and reported with it."""
+    client_seconds = await _client_ceiling(waiters)
     queue = queue_name("longpoll")
     await engine.create_queue(queue, QueueSettings())
-    procs = 2 if waiters >= 4000 else 1
     sampler = sampler_of()
     await trio.to_thread.run_sync(sampler.sample)
     rss_before = sampler.rss_mb
     results = []
     park_seconds = None
-    async with contextlib.AsyncExitStack() as stack:
+    async with _parking_clients(server.host, server.port, queue, waiters) as clients:
+        cpu = procstat.CpuMeter(server.pids)
+        cpu.start()
         started = time.monotonic()
-        clients = []
-        for i in range(procs):
-            spec = {"kind": "longpoll", "host": server.host, "port": server.port, "queue": queue,
-                    "waiters": waiters // procs + (1 if i < waiters % procs else 0), "block_ms": 30_000,
-                    "seconds": 120}
-            clients.append(await stack.enter_async_context(harness.long_lived_client(spec)))
+        await _tell(clients, b"go\n")
         # Parked = the server reports every claim waiting (bounded: a broken run fails, it does not hang).
         with trio.move_on_after(90):
             while await _waiting(server) < waiters:
                 await trio.sleep(0.1)
             park_seconds = time.monotonic() - started
+        park_cpu = cpu.stop()
+        sent = [(await lines.next())["sent_ms"] for _, lines in clients]
         await trio.to_thread.run_sync(sampler.sample)
         parked_rss, parked_conns = procstat.rss_mb(server.pids), sampler.redis_conns
         # Wake: one job at a time through the API, each stamped with when it was submitted.
@@ -288,14 +354,10 @@ async def longpoll(server: Server, engine: Engine, sampler_of, sizes: Sizes, wai
                 await trio.sleep(0.1)
         # Release: every client hangs up on its remaining claims.
         release_started = time.monotonic()
-        for proc, stdout in clients:
-            await proc.stdin.send_all(b"release\n")
-        for proc, stdout in clients:
-            data = b""
+        await _tell(clients, b"release\n")
+        for _, lines in clients:
             with trio.fail_after(60):
-                async for chunk in stdout:
-                    data += chunk
-            results.append(json.loads(data.decode().strip().splitlines()[-1]))
+                results.append(await lines.next())
         released = None
         with trio.move_on_after(30):
             while await _waiting(server) != 0:
@@ -311,7 +373,11 @@ async def longpoll(server: Server, engine: Engine, sampler_of, sizes: Sizes, wai
     return {
         "group": "longpoll", "name": f"long-poll {waiters:,} waiters", "kind": f"longpoll_{waiters}",
         "waiters": waiters, "park_seconds": round(park_seconds, 2) if park_seconds is not None else None,
+        "client_park_seconds": round(client_seconds, 2), "client_sent_seconds": round(max(sent) / 1000, 2),
+        "client_procs": len(clients), "park_server_cpu_s": round(park_cpu, 2),
+        "server_cpu_us_per_waiter": round(1e6 * park_cpu / waiters),
         "server_rss_mb": round(parked_rss, 1), "server_rss_before_mb": round(rss_before, 1),
+        "rss_kb_per_waiter": round((parked_rss - rss_before) * 1024 / waiters, 1),
         "redis_conns": parked_conns, "wake_p50_ms": round(percentile(delays, 0.5), 2),
         "wake_p99_ms": round(percentile(delays, 0.99), 2), "woken": len(ids),
         "release_seconds": round(released, 2) if released is not None else None, "exactly_once": exact,
