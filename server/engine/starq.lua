@@ -19,8 +19,9 @@ Keys of a queue (P = "starq:{<queue>}:"):
   P.."meta"          hash   settings, paused flag, created_at, deleting flag
   P.."s:<0-9>"       stream one per priority; holds exactly the pending jobs (entry field "id")
   P.."job:<id>"      hash   the job record; its field "hist" holds the job's status history, newest last, one
-                            JSON object a line, capped at HISTORY_MAX entries ("hn" counts them). Keeping it
-                            in the record costs no command of its own: every transition writes the record.
+                            JSON object a line, capped at HISTORY_MAX entries ("hn" counts them; "0" means
+                            the record's own fields stand for its history, see history()). Keeping it in the
+                            record costs no command of its own: every transition writes the record.
   P.."hist:<id>"     list   the history of a job written by an older version (read, never written; removed
                             with the record)
   P.."idx:<status>"  zset   job ids by status, all scores 0, ordered by id (ids sort by creation time)
@@ -75,8 +76,10 @@ local function call_many(cmd, key, head, items)
   end
 end
 
--- Members with one score, as ZADD wants them: score, id, score, id, ...
+-- Members with one score, as ZADD wants them: score, id, score, id, ... The score is made a string once
+-- (Lua would format the number again for every member).
 local function scored(ids, score)
+  score = tostring(score)
   local out = {}
   for i, id in ipairs(ids) do
     out[2 * i - 1] = score
@@ -116,15 +119,40 @@ local function load_queue(meta_key)
   return q
 end
 
--- The record fields that append one event to a job's history, given the history read with the record
--- (hist, hn; false when it has none yet): 'hist', <text>, 'hn', <count>, to add to the HSET of the
--- transition. Fields are event-specific (lease, worker, error, status, run_at, until_ms).
-local function history(hist, hn, now, event, fields)
+-- The events a record in implicit history mode stands for (see history): its submission, then the claim
+-- and the completion it records, if any.
+local function implicit_events(jkey)
+  local r = redis.call('HMGET', jkey, 'status', 'created_at', 'claimed_at', 'lease', 'worker', 'completed_at',
+    'done_lease')
+  local out = {cjson.encode({at = tonumber(r[2]), event = 'submitted'})}
+  if r[1] == 'claimed' or r[1] == 'completed' then
+    out[#out + 1] = cjson.encode({at = tonumber(r[3]), event = 'claimed', lease = r[4], worker = r[5]})
+  end
+  if r[1] == 'completed' then
+    out[#out + 1] = cjson.encode({at = tonumber(r[6]), event = 'completed', lease = r[7]})
+  end
+  return out
+end
+
+-- The record fields that append one event to a job's history, to add to the HSET of the transition (which
+-- must come after this call: an implicit history is read from the record as it was). hist and hn are the
+-- history read with the record (false when it has none yet). Fields are event-specific (lease, worker,
+-- error, status, run_at, until_ms).
+--
+-- Most jobs are submitted, claimed once and completed, and every event of that path is already in the
+-- record (created_at; claimed_at, lease, worker; completed_at, done_lease). Such a record keeps hn = '0'
+-- and no text ("implicit" mode): submit, claim and complete write no history at all while it is '0'. Any
+-- other event first writes out the events the record stood for, then appends itself.
+local function history(jkey, hist, hn, now, event, fields)
   local entry = fields or {}
   entry.at = now
   entry.event = event
   local line = cjson.encode(entry)
   local count = tonumber(hn) or 0
+  if hn == '0' then
+    local events = implicit_events(jkey)
+    hist, count = table.concat(events, '\n'), #events
+  end
   if not hist or hist == '' then
     return {'hist', line, 'hn', 1}
   end
@@ -273,7 +301,8 @@ local function create_queue(keys, args)
   for p = 0, 9 do
     redis.call('XGROUP', 'CREATE', P .. 's:' .. p, GROUP, '$', 'MKSTREAM')
   end
-  redis.call('HSET', meta, 'created_at', now_ms(), 'paused', '0', unpack(args))
+  -- prios: the priorities the queue's jobs have ever had (see submit), so claims skip the empty streams.
+  redis.call('HSET', meta, 'created_at', now_ms(), 'paused', '0', 'prios', '', unpack(args))
   return 1
 end
 
@@ -320,6 +349,9 @@ local function submit(keys, args)
   local out = {}
   local pending, scheduled = {}, {}
   local dedupe_on = q.dedupe == '1'
+  -- A queue created by an older version has no prios: all ten streams may hold jobs.
+  local prios = q.prios or '0123456789'
+  local now_s = tostring(now)
   for i = 0, n - 1 do
     local id, payload, priority, due, hash = args[2 + i * 5], args[3 + i * 5], args[4 + i * 5],
       tonumber(args[5 + i * 5]), args[6 + i * 5]
@@ -335,25 +367,30 @@ local function submit(keys, args)
       out[#out + 1] = {existing, f[1], f[2], 1}
     else
       if not dedupe_on then hash = '' end
-      local fields = {'id', id, 'payload', payload, 'priority', priority, 'retries', 0, 'created_at', now,
-        'claimed_at', '', 'completed_at', '', 'dedupe', hash, 'error', ''}
+      -- Fields still empty (claimed_at, completed_at, error, ...) are left out: a record reads them as "".
+      local fields = {'id', id, 'payload', payload, 'priority', priority, 'retries', '0', 'created_at', now_s}
+      if hash ~= '' then
+        fields[#fields + 1] = 'dedupe'
+        fields[#fields + 1] = hash
+      end
       if due > now then
         redis.call('ZADD', q.P .. 'sched', due, id)
-        hset(jkey, fields, {'status', 'scheduled', 'entry', '', 'run_at', due},
-          history(false, 0, now, 'submitted', {run_at = due}))
+        hset(jkey, fields, {'status', 'scheduled', 'run_at', due},
+          history(jkey, false, nil, now, 'submitted', {run_at = due}))
         scheduled[#scheduled + 1] = id
         out[#out + 1] = {id, 'scheduled', now, 0}
       else
-        hset(jkey, fields, {'status', 'pending', 'entry', add_to_stream(q, id, priority), 'run_at', ''},
-          history(false, 0, now, 'submitted'))
+        hset(jkey, fields, {'status', 'pending', 'entry', add_to_stream(q, id, priority), 'hn', '0'})
         pending[#pending + 1] = id
         out[#out + 1] = {id, 'pending', now, 0}
       end
       if hash ~= '' then
         redis.call('HSET', q.P .. 'dedupe', hash, id)
       end
+      if not string.find(prios, priority, 1, true) then prios = prios .. priority end
     end
   end
+  if prios ~= q.prios then redis.call('HSET', keys[1], 'prios', prios) end
   move_index_many(q.P, pending, nil, 'pending')
   move_index_many(q.P, scheduled, nil, 'scheduled')
   if #pending > 0 then publish_ready(q, keys[1]) end
@@ -373,44 +410,54 @@ local function claim(keys, args)
   local want, token, worker = tonumber(args[1]), args[2], args[3]
   local out, ids = {}, {}
   local lease_exp = now + q.claim_timeout_ms
+  local now_s, lease_exp_s = tostring(now), tostring(lease_exp)
+
+  local function take(stream, n)
+    -- The stream only ever holds pending jobs, oldest first: its head is what to hand out. (A plain XRANGE
+    -- rather than a consumer group read: the lease zset, not a group's PEL, tracks claims, and a group read
+    -- would add a PEL entry to remove again and an XCLAIM per entry to the AOF.)
+    local entries = redis.call('XRANGE', stream, '-', '+', 'COUNT', n)
+    if #entries == 0 then return end
+    local entry_ids = {}
+    for i, entry in ipairs(entries) do entry_ids[i] = entry[1] end
+    call_many('XDEL', stream, {}, entry_ids)
+    for _, entry in ipairs(entries) do
+      local id = entry[2][2]
+      local jkey = q.P .. 'job:' .. id
+      local r = redis.call('HMGET', jkey, unpack(RECORD_HIST))
+      -- A job leaves its stream before its record goes, so the record always exists; should it not, the
+      -- stale entry is dropped rather than resurrected as a half-record.
+      if r[1] then
+        local lease = token .. string.format('%x', #out)
+        -- The stale stream entry id stays: every way back to pending writes a new one.
+        if r[16] == '0' then
+          redis.call('HSET', jkey, 'status', 'claimed', 'claimed_at', now_s, 'lease', lease, 'lease_exp',
+            lease_exp_s, 'worker', worker)
+        else
+          hset(jkey, {'status', 'claimed', 'claimed_at', now_s, 'lease', lease, 'lease_exp', lease_exp_s,
+            'worker', worker}, history(jkey, r[15], r[16], now, 'claimed', {lease = lease, worker = worker}))
+        end
+        r[R_STATUS], r[R_CLAIMED_AT], r[R_LEASE], r[R_LEASE_EXP], r[R_WORKER] =
+          'claimed', now, lease, lease_exp, worker
+        r[16], r[15] = nil, nil
+        out[#out + 1] = r
+        ids[#ids + 1] = id
+      end
+    end
+  end
+
   for p = 9, 0, -1 do
     if #out >= want then break end
-    local stream = q.P .. 's:' .. p
-    if redis.call('XLEN', stream) > 0 then
-      local got = redis.call('XREADGROUP', 'GROUP', GROUP, 'starq', 'COUNT', want - #out, 'STREAMS', stream, '>')
-      if got then
-        local entries = got[1][2]
-        local entry_ids = {}
-        for i, entry in ipairs(entries) do entry_ids[i] = entry[1] end
-        -- The stream only ever holds pending jobs: the lease zset, not the group's PEL, tracks claims.
-        call_many('XACK', stream, {GROUP}, entry_ids)
-        call_many('XDEL', stream, {}, entry_ids)
-        for _, entry in ipairs(entries) do
-          local id = entry[2][2]
-          local jkey = q.P .. 'job:' .. id
-          local r = redis.call('HMGET', jkey, unpack(RECORD_HIST))
-          -- A job leaves its stream before its record goes, so the record always exists; should it not, the
-          -- stale entry is dropped rather than resurrected as a half-record.
-          if r[1] then
-            local lease = token .. string.format('%x', #out)
-            hset(jkey, {'status', 'claimed', 'claimed_at', now, 'lease', lease, 'lease_exp', lease_exp,
-              'worker', worker, 'entry', ''},
-              history(r[15], r[16], now, 'claimed', {lease = lease, worker = worker}))
-            r[R_STATUS], r[R_CLAIMED_AT], r[R_LEASE], r[R_LEASE_EXP], r[R_WORKER] =
-              'claimed', now, lease, lease_exp, worker
-            r[16], r[15] = nil, nil
-            out[#out + 1] = r
-            ids[#ids + 1] = id
-          end
-        end
-      end
+    -- Streams of priorities the queue never had are empty: skipped, so a claim reads 1 stream, not 10.
+    if not q.prios or string.find(q.prios, tostring(p), 1, true) then
+      take(q.P .. 's:' .. p, want - #out)
     end
   end
   if #ids > 0 then
     move_index_many(q.P, ids, 'pending', 'claimed')
-    call_many('ZADD', q.P .. 'leases', {}, scored(ids, lease_exp))
+    call_many('ZADD', q.P .. 'leases', {}, scored(ids, lease_exp_s))
     if worker ~= '' then
-      redis.call('HSET', q.P .. 'workers', worker, now)
+      redis.call('HSET', q.P .. 'workers', worker, now_s)
       redis.call('HINCRBY', q.P .. 'inhand', worker, #ids)
     end
   end
@@ -426,8 +473,8 @@ end
 
 -- The outcomes of many claimed jobs, as one call. done collects what is updated once per call: ids
 -- completed and dead, jobs let go per worker, and how many completed and failed attempts to count.
-local function new_done()
-  return {completed = {}, dead = {}, hands = {}, c = 0, f = 0}
+local function new_done(now)
+  return {completed = {}, dead = {}, hands = {}, c = 0, f = 0, now_s = tostring(now)}
 end
 
 local function let_go(done, worker)
@@ -439,9 +486,14 @@ local function complete_one(q, id, lease, result, now, done)
   local f = job_fields(jkey)
   local reply = check_lease(id, f, lease, 'complete')
   if reply then return reply end
-  hset(jkey, {'result', result, 'done_lease', f[F_LEASE], 'done_as', 'complete', 'status', 'completed',
-    'completed_at', now, 'lease_exp', ''},
-    history(f[F_HIST], f[F_HN], now, 'completed', {lease = f[F_LEASE]}))
+  if f[F_HN] == '0' then
+    redis.call('HSET', jkey, 'result', result, 'done_lease', f[F_LEASE], 'done_as', 'complete', 'status',
+      'completed', 'completed_at', done.now_s, 'lease_exp', '')
+  else
+    hset(jkey, {'result', result, 'done_lease', f[F_LEASE], 'done_as', 'complete', 'status', 'completed',
+      'completed_at', done.now_s, 'lease_exp', ''},
+      history(jkey, f[F_HIST], f[F_HN], now, 'completed', {lease = f[F_LEASE]}))
+  end
   done.completed[#done.completed + 1] = id
   let_go(done, f[F_WORKER])
   done.c = done.c + 1
@@ -464,12 +516,12 @@ local function fail_one(q, id, lease, err, retry, jitter, now, done)
     outcome[#outcome + 1] = 'retries'
     outcome[#outcome + 1] = retries
     requeue(q, id, jkey, f[F_PRIORITY], delay, now,
-      hset_fields(outcome, history(f[F_HIST], f[F_HN], now, 'failed', {lease = f[F_LEASE], error = err, status = status})))
+      hset_fields(outcome, history(jkey, f[F_HIST], f[F_HN], now, 'failed', {lease = f[F_LEASE], error = err, status = status})))
     done.requeued = done.requeued or status == 'pending'
     return {'failed', status, retries}
   end
   hset(jkey, outcome, {'status', 'failed', 'completed_at', now, 'lease_exp', ''},
-    history(f[F_HIST], f[F_HN], now, 'failed', {lease = f[F_LEASE], error = err, status = 'failed'}))
+    history(jkey, f[F_HIST], f[F_HN], now, 'failed', {lease = f[F_LEASE], error = err, status = 'failed'}))
   drop_dedupe(q, f[F_DEDUPE], id)
   done.dead[#done.dead + 1] = id
   return {'failed', 'failed', retries}
@@ -489,7 +541,8 @@ end
 local function complete(keys, args)
   local q = load_queue(keys[1])
   if q.err then return q end
-  local now, done = now_ms(), new_done()
+  local now = now_ms()
+  local done = new_done(now)
   local reply = complete_one(q, args[1], args[2], args[3], now, done)
   settle(q, keys[1], done, now)
   return reply
@@ -500,7 +553,8 @@ end
 local function fail(keys, args)
   local q = load_queue(keys[1])
   if q.err then return q end
-  local now, done = now_ms(), new_done()
+  local now = now_ms()
+  local done = new_done(now)
   local reply = fail_one(q, args[1], args[2], args[3], args[4] == '1', tonumber(args[5]), now, done)
   settle(q, keys[1], done, now)
   return reply
@@ -514,7 +568,8 @@ end
 local function ack(keys, args)
   local q = load_queue(keys[1])
   if q.err then return q end
-  local now, done = now_ms(), new_done()
+  local now = now_ms()
+  local done = new_done(now)
   local out = {}
   local nc = tonumber(args[1])
   local function add(reply)
@@ -545,7 +600,7 @@ local function extend(keys, args)
   if args[3] ~= '' then ms = tonumber(args[3]) * 1000 end
   local now = now_ms()
   local exp = now + ms
-  hset(jkey, {'lease_exp', exp}, history(f[F_HIST], f[F_HN], now, 'extended', {lease = f[F_LEASE], until_ms = exp}))
+  hset(jkey, {'lease_exp', exp}, history(jkey, f[F_HIST], f[F_HN], now, 'extended', {lease = f[F_LEASE], until_ms = exp}))
   redis.call('ZADD', q.P .. 'leases', exp, id)
   return exp
 end
@@ -565,7 +620,7 @@ local function release(keys, args)
     if f[F_STATUS] == 'claimed' and f[F_LEASE] == lease then
       if f[F_WORKER] and f[F_WORKER] ~= '' then hands[f[F_WORKER]] = (hands[f[F_WORKER]] or 0) + 1 end
       requeue(q, id, jkey, f[F_PRIORITY], 0, 0, hset_fields({'claimed_at', '', 'lease', '', 'worker', ''},
-        history(f[F_HIST], f[F_HN], now, 'released', {lease = lease})))
+        history(jkey, f[F_HIST], f[F_HN], now, 'released', {lease = lease})))
       n = n + 1
     end
   end
@@ -591,7 +646,7 @@ local function cancel(keys, args)
   end
   local now = now_ms()
   hset(jkey, {'status', 'cancelled', 'completed_at', now, 'entry', '', 'run_at', ''},
-    history(f[4], f[5], now, 'cancelled'))
+    history(jkey, f[4], f[5], now, 'cancelled'))
   move_index_many(q.P, {id}, f[1], 'cancelled')
   redis.call('ZADD', q.P .. 'expiry', now + q.retention_ms, id)
   drop_dedupe(q, f[6], id)
@@ -607,7 +662,7 @@ local function revive(q, id, now)
   end
   hset(jkey, {'retries', 0, 'claimed_at', '', 'completed_at', '', 'lease', '', 'worker', '', 'done_lease', '',
     'done_as', '', 'status', 'pending', 'entry', add_to_stream(q, id, f[2]), 'run_at', ''},
-    history(f[4], f[5], now, 'retried'))
+    history(jkey, f[4], f[5], now, 'retried'))
   move_index_many(q.P, {id}, f[1], 'pending')
 end
 
@@ -647,7 +702,7 @@ local function tick(keys, args)
   local now = now_ms()
   local promoted = promote_due(q, now, limit)
   local expired_leases = redis.call('ZRANGE', q.P .. 'leases', '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)
-  local done = new_done()
+  local done = new_done(now)
   for _, id in ipairs(expired_leases) do
     local jkey = q.P .. 'job:' .. id
     local f = job_fields(jkey)
@@ -656,12 +711,12 @@ local function tick(keys, args)
     let_go(done, f[F_WORKER])
     if retries < q.max_retries then
       requeue(q, id, jkey, f[F_PRIORITY], 0, now, hset_fields({'retries', retries + 1, 'error', 'lease expired'},
-        history(f[F_HIST], f[F_HN], now, 'expired', {lease = f[F_LEASE], status = 'pending'})))
+        history(jkey, f[F_HIST], f[F_HN], now, 'expired', {lease = f[F_LEASE], status = 'pending'})))
       done.requeued = true
     else
       hset(jkey, {'error', 'lease expired on attempt ' .. (retries + 1) .. ' of ' .. (q.max_retries + 1) ..
         '; dead-lettered', 'status', 'failed', 'completed_at', now, 'lease_exp', ''},
-        history(f[F_HIST], f[F_HN], now, 'expired', {lease = f[F_LEASE], status = 'failed'}))
+        history(jkey, f[F_HIST], f[F_HN], now, 'expired', {lease = f[F_LEASE], status = 'failed'}))
       drop_dedupe(q, f[F_DEDUPE], id)
       done.dead[#done.dead + 1] = id
     end
@@ -736,7 +791,9 @@ local function get_job(keys, args)
   if not rec[1] then return redis.error_reply('NOJOB job not found') end
   -- Events an older version kept in a list come first; the record's own history follows.
   local events = redis.call('LRANGE', q.P .. 'hist:' .. args[1], 0, -1)
-  if rec[15] and rec[15] ~= '' then
+  if rec[16] == '0' then
+    events = implicit_events(q.P .. 'job:' .. args[1])
+  elseif rec[15] and rec[15] ~= '' then
     for line in string.gmatch(rec[15], '[^\n]+') do events[#events + 1] = line end
   end
   if #events > HISTORY_MAX then

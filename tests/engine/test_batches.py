@@ -187,3 +187,49 @@ def test_iso_times_match_the_standard_library(ms):
     expected = datetime.fromtimestamp(int(ms) / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     assert models.iso(ms) == expected
     assert models.iso("") == "" and models.iso(None) == ""
+
+
+async def test_a_job_done_the_usual_way_writes_no_history_yet_shows_it_all(engine, queue_name, raw):
+    """Submit, one claim, complete: the record's own fields stand for those events (no history text written),
+    and any other event writes them out before itself."""
+    await make_queue(engine, queue_name)
+    (plain,) = await submit(engine, queue_name, {"a": 1})
+    (job,) = await engine.claim(queue_name, 1, "w1")
+    await engine.complete(queue_name, job.id, job.lease_id)
+    key = f"starq:{{{queue_name}}}:job:{plain.id}"
+    assert list(await raw.hmget(key, ["hist", "hn"])) == [None, "0"]
+    shown = (await engine.get_job(queue_name, plain.id)).history
+    assert [(h["event"], h.get("lease"), h.get("worker")) for h in shown] == [
+        ("submitted", None, None), ("claimed", job.lease_id, "w1"), ("completed", job.lease_id, None)]
+    assert [h["at"] for h in shown] == [job.created_at, job.claimed_at, (await engine.get_job(queue_name, job.id)).completed_at]
+
+    (other,) = await submit(engine, queue_name, {"b": 1})
+    assert [h["event"] for h in (await engine.get_job(queue_name, other.id)).history] == ["submitted"]
+    await engine.cancel(queue_name, other.id)
+    assert await raw.hget(f"starq:{{{queue_name}}}:job:{other.id}", "hn") == "2"
+    assert [h["event"] for h in (await engine.get_job(queue_name, other.id)).history] == ["submitted", "cancelled"]
+    assert await engine.retry(queue_name, other.id) == "pending"
+    (again,) = await engine.claim(queue_name, 1, "w2")
+    await engine.complete(queue_name, again.id, again.lease_id)
+    events = (await engine.get_job(queue_name, other.id)).history
+    assert [h["event"] for h in events] == ["submitted", "cancelled", "retried", "claimed", "completed"]
+    assert events[3]["worker"] == "w2" and events[4]["lease"] == again.lease_id
+
+
+async def test_claims_read_only_the_priorities_a_queue_has_used(engine, queue_name, raw):
+    """The queue remembers the priorities its jobs have had, and a claim skips the other streams; a queue
+    created by an older version (no such record) has every stream read."""
+    await make_queue(engine, queue_name)
+    meta = f"starq:{{{queue_name}}}:meta"
+    assert await raw.hget(meta, "prios") == ""
+    await submit(engine, queue_name, {"p": 0})
+    await submit(engine, queue_name, {"p": 7}, priority=7)
+    await submit(engine, queue_name, {"p": 7}, priority=7)
+    assert sorted(await raw.hget(meta, "prios")) == ["0", "7"]
+    assert [j.priority for j in await engine.claim(queue_name, 10)] == [7, 7, 0]
+    # As an older version left it: a pending job at priority 5 and no record of priorities.
+    await submit(engine, queue_name, {"p": 5}, priority=5)
+    await raw.hdel(meta, ["prios"])
+    await submit(engine, queue_name, {"p": 3}, priority=3)
+    assert await raw.hget(meta, "prios") == "0123456789"
+    assert [j.priority for j in await engine.claim(queue_name, 10)] == [5, 3]
