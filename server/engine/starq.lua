@@ -46,8 +46,7 @@ local CHUNK = 4000
 -- records as these values, so the engine decodes no field names).
 local RECORD = {'id', 'status', 'payload', 'result', 'error', 'retries', 'priority', 'created_at', 'claimed_at',
   'completed_at', 'run_at', 'lease', 'lease_exp', 'worker'}
-local R_STATUS, R_CLAIMED_AT, R_LEASE, R_LEASE_EXP, R_WORKER = 2, 9, 12, 13, 14
--- RECORD followed by the history, for transitions that return the record and append to its history.
+-- RECORD followed by the history (get_job).
 local RECORD_HIST = {'id', 'status', 'payload', 'result', 'error', 'retries', 'priority', 'created_at',
   'claimed_at', 'completed_at', 'run_at', 'lease', 'lease_exp', 'worker', 'hist', 'hn'}
 
@@ -379,6 +378,12 @@ local function submit(keys, args)
           history(jkey, false, nil, now, 'submitted', {run_at = due}))
         scheduled[#scheduled + 1] = id
         out[#out + 1] = {id, 'scheduled', now, 0}
+      elseif hash == '' then
+        -- The usual case, spelled out: no table to build and join.
+        redis.call('HSET', jkey, 'id', id, 'payload', payload, 'priority', priority, 'retries', '0', 'created_at',
+          now_s, 'status', 'pending', 'entry', add_to_stream(q, id, priority), 'hn', '0')
+        pending[#pending + 1] = id
+        out[#out + 1] = {id, 'pending', now, 0}
       else
         hset(jkey, fields, {'status', 'pending', 'entry', add_to_stream(q, id, priority), 'hn', '0'})
         pending[#pending + 1] = id
@@ -424,23 +429,25 @@ local function claim(keys, args)
     for _, entry in ipairs(entries) do
       local id = entry[2][2]
       local jkey = q.P .. 'job:' .. id
-      local r = redis.call('HMGET', jkey, unpack(RECORD_HIST))
+      -- Only what the claim does not set itself is read.
+      local f = redis.call('HMGET', jkey, 'id', 'payload', 'result', 'error', 'retries', 'priority', 'created_at',
+        'completed_at', 'run_at', 'hn')
       -- A job leaves its stream before its record goes, so the record always exists; should it not, the
       -- stale entry is dropped rather than resurrected as a half-record.
-      if r[1] then
+      if f[1] then
         local lease = token .. string.format('%x', #out)
         -- The stale stream entry id stays: every way back to pending writes a new one.
-        if r[16] == '0' then
+        if f[10] == '0' then
           redis.call('HSET', jkey, 'status', 'claimed', 'claimed_at', now_s, 'lease', lease, 'lease_exp',
             lease_exp_s, 'worker', worker)
         else
           hset(jkey, {'status', 'claimed', 'claimed_at', now_s, 'lease', lease, 'lease_exp', lease_exp_s,
-            'worker', worker}, history(jkey, r[15], r[16], now, 'claimed', {lease = lease, worker = worker}))
+            'worker', worker},
+            history(jkey, redis.call('HGET', jkey, 'hist'), f[10], now, 'claimed', {lease = lease, worker = worker}))
         end
-        r[R_STATUS], r[R_CLAIMED_AT], r[R_LEASE], r[R_LEASE_EXP], r[R_WORKER] =
-          'claimed', now, lease, lease_exp, worker
-        r[16], r[15] = nil, nil
-        out[#out + 1] = r
+        -- RECORD's values, in its order.
+        out[#out + 1] = {f[1], 'claimed', f[2], f[3], f[4], f[5], f[6], f[7], now, f[8], f[9], lease, lease_exp,
+          worker}
         ids[#ids + 1] = id
       end
     end
@@ -483,21 +490,23 @@ end
 
 local function complete_one(q, id, lease, result, now, done)
   local jkey = q.P .. 'job:' .. id
-  local f = job_fields(jkey)
+  -- Fewer fields than job_fields, in positions check_lease reads the same way (status, lease, retries;
+  -- done_lease, done_as): the completion is the most frequent outcome.
+  local f = redis.call('HMGET', jkey, 'status', 'lease', 'retries', 'hn', 'worker', 'done_lease', 'done_as')
   local reply = check_lease(id, f, lease, 'complete')
   if reply then return reply end
-  if f[F_HN] == '0' then
-    redis.call('HSET', jkey, 'result', result, 'done_lease', f[F_LEASE], 'done_as', 'complete', 'status',
+  if f[4] == '0' then
+    redis.call('HSET', jkey, 'result', result, 'done_lease', f[2], 'done_as', 'complete', 'status',
       'completed', 'completed_at', done.now_s, 'lease_exp', '')
   else
-    hset(jkey, {'result', result, 'done_lease', f[F_LEASE], 'done_as', 'complete', 'status', 'completed',
+    hset(jkey, {'result', result, 'done_lease', f[2], 'done_as', 'complete', 'status', 'completed',
       'completed_at', done.now_s, 'lease_exp', ''},
-      history(jkey, f[F_HIST], f[F_HN], now, 'completed', {lease = f[F_LEASE]}))
+      history(jkey, redis.call('HGET', jkey, 'hist'), f[4], now, 'completed', {lease = f[2]}))
   end
   done.completed[#done.completed + 1] = id
-  let_go(done, f[F_WORKER])
+  let_go(done, f[5])
   done.c = done.c + 1
-  return {'completed', 'completed', tonumber(f[F_RETRIES])}
+  return {'completed', 'completed', tonumber(f[3])}
 end
 
 local function fail_one(q, id, lease, err, retry, jitter, now, done)
