@@ -16,11 +16,9 @@ scheduling, whether a claim's jobs reached the socket.
 from __future__ import annotations
 
 import socket
-from collections import deque
 from typing import Any
 from urllib.parse import unquote
 
-import httptools
 import trio
 
 from .framing import (
@@ -34,6 +32,7 @@ from .framing import (
     error_response,
     status_line,
 )
+from .parsing import Request, RequestParser
 
 EXTENSION = "starq.http1"
 MAX_RECV = 65536
@@ -50,25 +49,7 @@ _TCP_INFO = getattr(socket, "TCP_INFO", None)
 _ASGI = {"spec_version": "2.3", "version": "3.0"}
 
 
-class Request:
-    """A request whose head has been parsed; its body arrives in ``body`` as the parser produces it."""
-
-    __slots__ = ("url", "headers", "method", "http_version", "keep_alive", "body", "complete", "body_done",
-                 "expect_continue")
-
-    def __init__(self) -> None:
-        self.url = b""
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.method = "GET"
-        self.http_version = "1.1"
-        self.keep_alive = True
-        self.body: list[bytes] = []
-        self.complete = False  # the whole body has been parsed
-        self.body_done = False  # the app has been told there is no more body
-        self.expect_continue = False
-
-
-class Connection:
+class Connection(RequestParser):
     """Serves one client connection until it closes, breaks, idles out or the server shuts down.
 
     Args:
@@ -94,13 +75,7 @@ class Connection:
         self.server = server
         self.idle = idle
         self.extensions = {EXTENSION: {"client_gone": self.client_gone, "reached_client": self.reached_client}}
-        self.parser = httptools.HttpRequestParser(self)
-        self.queue: deque[Request] = deque()  # parsed heads not answered yet, in arrival order
-        self.parsing: Request | None = None  # the message the parser is inside of
-        self.head_open = False  # the parser is inside a request head
-        self.began = False  # a message began during the current feed
-        self.head_bytes = 0  # bytes received of a head that is not complete yet
-        self.error: bytes | None = None  # an answer to send (then close) once the queue before it is answered
+        super().__init__(config.h11_max_incomplete_size)
         self.eof = False  # the client closed its side, or the connection broke
         self.broken = False  # writing failed or stopped half-way: nothing more can be sent
         self.requests = 0
@@ -171,84 +146,6 @@ class Connection:
                 self.idle.discard(scope)
         return not scope.cancelled_caught
 
-    # -- parsing (httptools calls these from feed_data) ---------------------------------------------------------
-
-    def feed(self, data: bytes) -> None:
-        if self.error is not None:
-            return  # the connection ends after the answers owed so far: what follows is not read
-        self.began = False
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            pass  # on_headers_complete already refused it
-        except httptools.HttpParserError as exc:
-            if self.error is None:
-                if "PRI" in str(exc):
-                    self.error = error_response(505, "http_version_not_supported",
-                                                "HTTP/2 is not served here; use HTTP/1.1")
-                else:
-                    self.error = error_response(400, "bad_request", f"malformed HTTP/1.1 request: {exc}")
-        if self.head_open and self.error is None:
-            # A head is still arriving (httptools buffers it whole, unbounded): count what of this read can belong
-            # to it. When it began within this read, only what follows the last blank line (the end of the
-            # previous head) can; with no blank line, the start may be the end of a body, so nothing is counted
-            # yet (the next read is counted whole, so a head can overshoot the limit by one read at most).
-            if self.began:
-                end = data.rfind(b"\r\n\r\n")
-                first = self.requests == 0 and self.current is None and not self.queue  # nothing came before it
-                self.head_bytes = len(data) - end - 4 if end >= 0 else len(data) if first else 0
-            else:
-                self.head_bytes += len(data)
-            self.check_head_size(self.head_bytes)
-
-    def check_head_size(self, size: int) -> None:
-        limit = self.config.h11_max_incomplete_size
-        if size > limit:
-            self.error = error_response(431, "headers_too_large",
-                                        f"the request line and headers are about {size} bytes; the limit is {limit}")
-
-    def on_message_begin(self) -> None:
-        self.parsing = Request()
-        self.head_open = self.began = True
-        self.head_bytes = 0
-
-    def on_url(self, url: bytes) -> None:
-        self.parsing.url += url
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        name = name.lower()
-        if name == b"expect" and value.lower() == b"100-continue":
-            self.parsing.expect_continue = True
-        self.parsing.headers.append((name, value))
-
-    def on_headers_complete(self) -> None:
-        self.head_open = False
-        request = self.parsing
-        parser = self.parser
-        method = parser.get_method().decode("ascii")
-        size = len(method) + len(request.url) + sum(len(n) + len(v) + 4 for n, v in request.headers)
-        limit = self.config.h11_max_incomplete_size
-        if self.error is not None:
-            return
-        if size > limit:
-            self.check_head_size(size)
-            return
-        if parser.should_upgrade():
-            self.error = error_response(501, "upgrade_not_supported",
-                                        "protocol upgrades (WebSocket, h2c) and CONNECT are not served here")
-            return
-        request.method = method
-        request.http_version = parser.get_http_version()
-        request.keep_alive = parser.should_keep_alive()
-        self.queue.append(request)
-
-    def on_body(self, body: bytes) -> None:
-        self.parsing.body.append(body)
-
-    def on_message_complete(self) -> None:
-        self.parsing.complete = True
-        self.parsing = None
-
     # -- one request -------------------------------------------------------------------------------------------
 
     async def respond(self, request: Request) -> None:
@@ -284,7 +181,7 @@ class Connection:
         }
         try:
             await self.app(scope, self.receive, self.send, trio.to_thread.run_sync, trio.from_thread.run)
-        except Exception:
+        except Exception:  # noqa: BLE001 - any app failure: logged, answered with 500, then the connection closes
             await self.config.log.exception("Error in ASGI Framework")
         if not self.done:
             self.close_after = True
