@@ -365,6 +365,9 @@ async def test_malformed_requests_get_a_json_error_and_a_close(served):
         (b"NOT A REQUEST\r\n\r\n", 400, "bad_request"),
         (b"GET /ping HTTP/1.1\r\nX-Id: a\x7fb\r\n\r\n", 400, "bad_request"),
         (b"GET /ping HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400, "bad_request"),
+        # Both framings at once is how requests are smuggled past proxies: refused.
+        (b"POST /echo-length HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+         b"5\r\nhello\r\n0\r\n\r\n", 400, "bad_request"),
         (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505, "http_version_not_supported"),
         (b"GET /ping HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", 501, "upgrade_not_supported"),
     ]:
