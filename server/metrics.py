@@ -272,7 +272,8 @@ class MeteredBroker:
     async def claim(self, queue: str, count: int, block_ms: int, worker: str, ledger: Any) -> Any:
         started = time.perf_counter()
         jobs = await self.inner.claim(queue, count, block_ms, worker, ledger)
-        self.metrics.child(self.metrics.claim_wait, queue, "jobs" if jobs else "empty").observe(time.perf_counter() - started)
+        waited = time.perf_counter() - started
+        self.metrics.child(self.metrics.claim_wait, queue, "jobs" if jobs else "empty").observe(waited)
         return jobs
 
 
