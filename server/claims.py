@@ -1,7 +1,7 @@
 """Long-polling claims that hold no Redis connection while they wait, and lose no job when cancelled.
 
 A claim first tries the engine at once. If nothing is ready and it may wait, it parks as a ``Waiter`` in its
-queue's ``Line`` (an in-process FIFO) and waits on a trio Event. One dispatcher task per line, started only
+queue's ``Line`` (an in-process FIFO) until it is rescheduled. One dispatcher task per line, started only
 while the line has waiters, claims from Redis on behalf of the head waiter whenever the queue may have work:
 after a "ready" notification (Redis pub/sub, so a submit through any process wakes waiters everywhere), and
 once a second as a safety net against a notification lost while the subscription reconnected. Thousands of
@@ -68,10 +68,14 @@ class Ledger:
 
 @attrs.define(eq=False)
 class Waiter:
+    """One parked claim. It is woken by rescheduling its task directly, not through a ``trio.Event``: an Event
+    brings a ParkingLot and an OrderedDict along, three objects per parked claim for a one-shot wake-up that
+    only ever has this one task to wake."""
+
     count: int
     worker: str
     ledger: Ledger
-    done: trio.Event = attrs.Factory(trio.Event)
+    task: trio.lowlevel.Task
     error: StarqError | None = None
 
 
@@ -117,7 +121,7 @@ class ClaimBroker:
         self._closed = True
         for line in self._lines.values():
             while line.waiters:
-                line.waiters.popleft().done.set()
+                trio.lowlevel.reschedule(line.waiters.popleft().task)
             line.wake.set()
 
     def notify(self, queue: str) -> None:
@@ -143,17 +147,21 @@ class ClaimBroker:
                 raise
             if jobs or block_ms <= 0 or self._closed:
                 return jobs
-        waiter = Waiter(count=count, worker=worker, ledger=ledger)
+        waiter = Waiter(count=count, worker=worker, ledger=ledger, task=trio.lowlevel.current_task())
         line.waiters.append(waiter)
         if line.generation != generation:
             line.wake.set()  # jobs became ready while the first try was in flight
         self._ensure_dispatcher(line)
-        try:
-            with trio.move_on_after(block_ms / 1000):
-                await waiter.done.wait()
-        finally:
-            if not waiter.done.is_set():
-                line.waiters.remove(waiter)
+
+        def leave(_raise_cancel) -> trio.lowlevel.Abort:
+            # Timed out, or the request was cancelled (client gone, shutdown). This runs synchronously, at the
+            # moment of the cancellation, so a parked waiter is always in its line and a waiter in the line is
+            # always parked: whoever pops it may reschedule it, exactly once.
+            line.waiters.remove(waiter)
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        with trio.move_on_after(block_ms / 1000):
+            await trio.lowlevel.wait_task_rescheduled(leave)
         if waiter.error is not None:
             raise waiter.error
         return ledger.jobs
@@ -199,7 +207,7 @@ class ClaimBroker:
             if line.waiters and line.waiters[0] is head:
                 line.waiters.popleft()
                 head.ledger.take(line.queue, jobs)
-                head.done.set()
+                trio.lowlevel.reschedule(head.task)
             else:
                 # The head left (timed out, hung up) while the claim was in flight: the jobs go straight back.
                 await Ledger(line.queue, jobs).release_undelivered(self._engine)
@@ -209,7 +217,7 @@ class ClaimBroker:
         while line.waiters:
             waiter = line.waiters.popleft()
             waiter.error = error
-            waiter.done.set()
+            trio.lowlevel.reschedule(waiter.task)
 
     async def _listen_forever(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         delay = RESUBSCRIBE_MIN

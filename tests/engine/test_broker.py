@@ -186,6 +186,32 @@ async def test_close_answers_waiters_with_no_jobs(engine, queue_name, nursery):
     assert (await engine.queue_info(queue_name)).counts["pending"] == 1
 
 
+async def test_waiters_cancelled_in_the_same_instant_as_close_are_answered_once(engine, queue_name, nursery):
+    """Waiters are woken by rescheduling their tasks, which must happen exactly once per parked waiter: half
+    are cancelled and ``close()`` runs right after, with no checkpoint in between, so the cancelled ones must
+    have left their line already when ``close()`` wakes the rest."""
+    await make_queue(engine, queue_name)
+    broker = ClaimBroker(engine)
+    await nursery.start(broker.run)
+    answers: list = []
+    scopes = [trio.CancelScope() for _ in range(40)]
+
+    async def waiter(scope):
+        with scope:
+            answers.append(await claim_like_a_request(broker, engine, queue_name, 1, 60_000))
+
+    async with trio.open_nursery() as inner:
+        for scope in scopes:
+            inner.start_soon(waiter, scope)
+        await wait_until(lambda: broker.waiting == 40)
+        for scope in scopes[::2]:
+            scope.cancel()
+        assert broker.waiting == 20  # they left at the moment of cancellation
+        broker.close()
+    assert answers == [[]] * 20
+    assert broker.waiting == 0
+
+
 async def test_deleting_the_queue_ends_its_waiters(broker, engine, queue_name):
     await make_queue(engine, queue_name)
     errors: list = []
