@@ -26,7 +26,7 @@ import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve as hypercorn_serve
 
-from . import connection_limit, http1, hypercorn_fixes
+from . import connection_limit, gc_tuning, http1, hypercorn_fixes
 from .app import create_app
 from .claims import ClaimBroker
 from .embedded import die_with_parent, start_store
@@ -88,6 +88,7 @@ async def serve(settings: Settings, redis_url: str, fd: int, *, shutdown: trio.E
             await nursery.start(broker.run)
             await nursery.start(maintain_forever, engine)
             app = create_app(engine, broker, settings)
+            gc_tuning.tune_for_serving()
 
             async def trigger() -> None:
                 await shutdown.wait()
