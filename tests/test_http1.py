@@ -447,6 +447,24 @@ async def test_reached_client_tells_a_reset_from_a_read(raw_served):
     assert REACHED == [True, False]
 
 
+async def test_the_last_response_ends_the_connection_before_the_request_does(raw_served):
+    # /reach keeps its request open after answering (up to LIMIT): a client reading until the connection ends
+    # must not wait for that.
+    REACHED.clear()
+    stream = await trio.open_tcp_stream(*raw_served)
+    await stream.send_all(request_bytes("GET", "/reach", headers="Connection: close\r\n"))
+    raw = b""
+    with trio.fail_after(1):
+        while chunk := await stream.receive_some(65536):
+            raw += chunk
+    assert raw.endswith(b"\r\n\r\nanswer")
+    await stream.aclose()
+    with trio.fail_after(LIMIT):
+        while not REACHED:
+            await trio.sleep(0.01)
+    assert REACHED == [True]
+
+
 async def test_shutdown_closes_idle_connections_and_finishes_requests_in_flight(served):
     idle = await connect(served)
     await idle.send_all(request_bytes("GET", "/ping"))

@@ -43,9 +43,6 @@ _PEEK = socket.MSG_PEEK | socket.MSG_DONTWAIT
 DRAIN_SECONDS = 1.0
 DRAIN_BYTES = 1 << 20
 _DISCONNECT = {"type": "http.disconnect"}
-# Linux TCP states (tcp_states.h): a connection the peer reset is CLOSE; one it closed cleanly is CLOSE_WAIT.
-_TCP_CLOSE = 7
-_TCP_INFO = getattr(socket, "TCP_INFO", None)
 _ASGI = {"spec_version": "2.3", "version": "3.0"}
 
 
@@ -77,6 +74,7 @@ class Connection(RequestParser):
         self.extensions = {EXTENSION: {"client_gone": self.client_gone, "reached_client": self.reached_client}}
         super().__init__(config.h11_max_incomplete_size)
         self.eof = False  # the client closed its side, or the connection broke
+        self.reset = False  # the client reset the connection (a read or peek failed)
         self.broken = False  # writing failed or stopped half-way: nothing more can be sent
         self.requests = 0
         self.idle_deadline = trio.current_time() + config.keep_alive_timeout
@@ -125,6 +123,7 @@ class Connection(RequestParser):
                     return None
                 continue
             except OSError:
+                self.reset = True
                 data = b""
             if not data:
                 self.eof = True
@@ -247,6 +246,7 @@ class Connection(RequestParser):
                         return b""
                 continue
             except OSError:
+                self.reset = True
                 data = b""
             if not data:
                 self.eof = True
@@ -261,6 +261,7 @@ class Connection(RequestParser):
         except BlockingIOError:
             return False
         except OSError:
+            self.reset = True  # reading the error cleared it from the socket: remember it
             return True
         return not pending
 
@@ -273,7 +274,7 @@ class Connection(RequestParser):
         closes with a FIN, or sends its next request. Call it only once the app's ``receive`` is no longer
         waiting (the socket has one reader at a time).
         """
-        if self.broken:
+        if self.broken or self.reset:
             return False
         if not self.eof and not self.queue and self.parsing is None:
             with trio.move_on_after(grace):
@@ -281,7 +282,13 @@ class Connection(RequestParser):
                     await trio.lowlevel.wait_readable(self.sock)
                 except (trio.BusyResourceError, trio.ClosedResourceError):
                     pass
-        return _tcp_state(self.sock) != _TCP_CLOSE
+        try:
+            # A reset leaves its error on the socket until something reads it (every read here records it).
+            if self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+                self.reset = True
+        except OSError:
+            self.reset = True
+        return not self.reset
 
     # -- writing ------------------------------------------------------------------------------------------------
 
@@ -304,9 +311,15 @@ class Connection(RequestParser):
                 if self.remaining > 0:
                     self.close_after = True  # less body than its Content-Length: the client sees a cut
                     self.broken = True
-            if not data:
-                return not self.broken
-            return await self.write(data)
+            written = await self.write(data) if data else not self.broken
+            if not more and self.close_after and written:
+                # The last response on this connection: the FIN leaves with it, so a client that reads until the
+                # connection ends is not kept waiting while the request finishes.
+                try:
+                    self.sock.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+            return written
         if kind == "http.response.start":
             if self.started:
                 raise BadResponse("http.response.start sent twice")
@@ -433,12 +446,3 @@ class Connection(RequestParser):
                     pass
             await self.stream.aclose()
 
-
-def _tcp_state(sock: socket.socket) -> int:
-    """The kernel's TCP state of ``sock`` (-1 where it cannot be read: then no reset is ever assumed)."""
-    if _TCP_INFO is None:
-        return -1
-    try:
-        return sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, 1)[0]
-    except OSError:
-        return -1
