@@ -47,6 +47,27 @@ def test_job_counters_and_depth_match_what_happened(server, api, scrape, queue_n
     assert m.value("starq_claim_wait_seconds_count", queue=queue_name, outcome="jobs") == 1
 
 
+def test_a_batch_ack_counts_each_outcome(server, api, scrape, queue_name):
+    client = api(server.url)
+    assert client.post("/api/v1/queues", json={"name": queue_name, "retry_delay": 0}).status_code == 201
+    r = client.post(f"/api/v1/queues/{queue_name}/jobs", json={"jobs": [{"payload": {"n": i}} for i in range(4)]})
+    assert r.status_code == 201
+    a, b, c, d = client.post(f"/api/v1/queues/{queue_name}/jobs/claim", json={"count": 4}).json()["jobs"]
+    r = client.post(f"/api/v1/queues/{queue_name}/jobs/ack", json={
+        "complete": [{"id": a["id"], "lease_id": a["lease_id"]}, {"id": b["id"], "lease_id": b["lease_id"]},
+                     {"id": c["id"], "lease_id": "stale"}],
+        "fail": [{"id": d["id"], "lease_id": d["lease_id"], "retry": False}],
+    })
+    assert r.status_code == 200 and r.json()["completed"] == 2 and r.json()["errors"] == 1
+    m = scrape(server.url)
+    q = {"queue": queue_name}
+    assert m.value("starq_jobs_completed_total", **q) == 2
+    assert m.value("starq_jobs_failed_total", **q) == 1
+    assert m.value("starq_jobs_dead_lettered_total", **q) == 1
+    assert m.value("starq_job_run_seconds_count", queue=queue_name, outcome="completed") == 2
+    assert m.value("starq_job_run_seconds_count", queue=queue_name, outcome="failed") == 1
+
+
 def test_deleted_queue_leaves_the_depth_gauges(server, api, scrape, queue_name):
     client = api(server.url)
     assert client.post("/api/v1/queues", json={"name": queue_name}).status_code == 201
