@@ -68,11 +68,8 @@ class HotRoute:
     path: str  # as in the OpenAPI document
     schema: Schema
     run: Core
-
-    @property
-    def rule(self) -> str:
-        """The Quart rule, the label of the route's HTTP metrics."""
-        return rule_of(self.path)
+    # The Quart rule, the label of the route's HTTP metrics (worked out once: it is read on every request).
+    rule: str = attrs.field(init=False, default=attrs.Factory(lambda self: rule_of(self.path), takes_self=True))
 
 
 def _ledger(scope: dict) -> Ledger:
