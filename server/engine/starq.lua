@@ -9,7 +9,7 @@ Conventions shared by every function:
            stream), which is why the siblings are derived here rather than passed in KEYS.
   Time     comes from the Redis server (TIME), in milliseconds, so every API process agrees on "now".
   Errors   are returned as Redis errors whose first word is a stable code the engine maps to an exception:
-           NOQUEUE, NOJOB, NOTCLAIMED, LEASE, STATE, NEEDHASH.
+           NOQUEUE, NOJOB, NOTCLAIMED, LEASE, STATE.
   Cost     each command run from Lua costs about as much as the Lua around it, so the functions that move
            many jobs (submit, claim, ack) do per job only what is keyed by the job (its hash, its stream
            entry) and update the shared keys (status indexes, leases, expiry, counters) once per call with
