@@ -24,7 +24,7 @@ import orjson
 from . import keys
 from .errors import LUA_ERRORS, QueueExists, TooManyQueues, QueueNotFound, StarqError, StoreUnavailable
 from .models import Job, NewJob, QueueInfo, QueueSettings, Submitted, iso, settings_to_redis
-from .store import open_redis
+from .store import fcall, open_redis
 
 log = logging.getLogger("starq.engine")
 
@@ -92,27 +92,28 @@ class Engine:
             raise StoreUnavailable(f"cannot reach the store: {exc}") from exc
 
     async def _call(self, function: str, queue: str, args: Sequence[Any] = (), *, readonly: bool = False) -> Any:
-        meta = keys.meta(queue)
-        call = self._redis.fcall_ro if readonly else self._fcall
+        meta = [keys.meta(queue)]
+        values = [str(a) for a in args]
         try:
             try:
-                return await call(function, keys=[meta], args=[str(a) for a in args])
+                return await self._fcall(function, keys=meta, args=values, readonly=readonly)
             except redis_errors.ResponseError as exc:
                 if "Function not found" not in str(exc):
                     raise
                 # The store lost its functions (restarted without persistence): nothing ran, so reload and
                 # call again.
                 await self._redis.function_load(LIBRARY, replace=True)
-                return await call(function, keys=[meta], args=[str(a) for a in args])
+                return await self._fcall(function, keys=meta, args=values, readonly=readonly)
         except redis_errors.ResponseError as exc:
             raise _translate(exc) from exc
         except _STORE_ERRORS as exc:
             raise StoreUnavailable(f"cannot reach the store: {exc}") from exc
 
-    async def _fcall(self, function: str, *, keys: list[str], args: list[str]) -> Any:
-        """FCALL, followed in durable mode by WAITAOF on the same connection."""
-        if not (self._durable and self._waitaof):
-            return await self._redis.fcall(function, keys=keys, args=args)
+    async def _fcall(self, function: str, *, keys: list[str], args: list[str], readonly: bool = False) -> Any:
+        """FCALL (FCALL_RO when ``readonly``), a write followed in durable mode by WAITAOF on the same
+        connection."""
+        if readonly or not (self._durable and self._waitaof):
+            return await fcall(self._redis, function, keys, args, readonly=readonly)
         # WAITAOF confirms the writes of its own connection, and coredis spreads commands over its pooled
         # connections: the write and its WAITAOF go out together in one non-transactional pipeline, which
         # runs on one connection.

@@ -1,0 +1,90 @@
+"""The lean FCALL path of ``store``: the same replies and errors as coredis' own, and the pool keeps every
+slot whether callers finish, fail or are cancelled mid-call."""
+
+from __future__ import annotations
+
+import coredis.exceptions
+import pytest
+import trio
+
+from starq.server.engine.engine import LIBRARY
+from starq.server.engine.store import fcall, open_redis
+
+from .conftest import make_queue, submit
+
+
+def _idle(pool) -> int:
+    """Live connections waiting in the pool (empty slots not counted)."""
+    return sum(1 for c in pool._available_connections._queue if c is not None)
+
+
+async def test_replies_match_coredis_fcall(redis_url, engine, queue_name):
+    await make_queue(engine, queue_name)
+    await submit(engine, queue_name, {"a": 1})
+    async with open_redis(redis_url, max_connections=2) as redis:
+        await redis.function_load(LIBRARY, replace=True)
+        key = [f"starq:{{{queue_name}}}:meta"]
+        ours = await fcall(redis, "starq_queue_info", key, [], readonly=True)
+        theirs = await redis.fcall_ro("starq_queue_info", keys=key, args=[])
+        assert ours == theirs
+        assert any(isinstance(v, str) for v in ours)  # decoded, as the client's other replies
+
+
+async def test_errors_are_raised_as_coredis_raises_them(redis_url):
+    async with open_redis(redis_url, max_connections=2) as redis:
+        await redis.function_load(LIBRARY, replace=True)
+        with pytest.raises(coredis.exceptions.ResponseError, match="^NOQUEUE"):
+            await fcall(redis, "starq_claim", ["starq:{no-such-queue}:meta"], ["1", "t-", "w"])
+        with pytest.raises(coredis.exceptions.ResponseError, match="Function not found"):
+            await fcall(redis, "starq_nothing", ["starq:{x}:meta"], [])
+        # The connection that carried the errors is back in the pool and still answers.
+        assert await redis.ping()
+
+
+async def test_cancelled_callers_keep_every_slot(redis_url, engine, queue_name):
+    await make_queue(engine, queue_name)
+    await submit(engine, queue_name, *({"i": i} for i in range(40)))
+    async with open_redis(redis_url, max_connections=2) as redis:
+        await redis.function_load(LIBRARY, replace=True)
+        key = [f"starq:{{{queue_name}}}:meta"]
+
+        async def claim_one():
+            await fcall(redis, "starq_claim", key, ["1", "t-", "w"])
+
+        # 20 callers on 2 connections, cancelled at every stage: waiting for a slot, waiting for a reply.
+        for delay in (0, 0.0005, 0.002):
+            with trio.move_on_after(delay):
+                async with trio.open_nursery() as nursery:
+                    for _ in range(20):
+                        nursery.start_soon(claim_one)
+        # Every slot is back: 2 callers at once get through, and more than 2 queue up and get through.
+        with trio.fail_after(5):
+            async with trio.open_nursery() as nursery:
+                for _ in range(6):
+                    nursery.start_soon(claim_one)
+        pool = redis.connection_pool
+        assert _idle(pool) <= 2 and len(pool._available_connections._queue) == 2
+
+
+async def test_waiters_keep_their_turn(redis_url):
+    """With callers waiting for a slot, a new caller does not take an idle connection past them."""
+    async with open_redis(redis_url, max_connections=1) as redis:
+        pool = redis.connection_pool
+        await redis.ping()
+        assert pool.lease_ready() is not None  # idle and nobody waiting: served at once
+        # The one connection is leased now; a waiter parks for it.
+        async with trio.open_nursery() as nursery:
+            got = []
+
+            async def wait_for_slot():
+                got.append(await pool.get_connection())
+
+            nursery.start_soon(wait_for_slot)
+            await trio.sleep(0.05)
+            assert pool.lease_ready() is None  # empty pool
+            leased = pool._online_connections.copy().pop()
+            pool.release(leased)  # wakes the waiter, which has not run yet
+            assert pool.lease_ready() is None  # the waiter's turn, not ours
+        assert len(got) == 1
+        pool.release(got[0])
+        assert await redis.ping()
