@@ -10,10 +10,35 @@ Hypercorn ``config``.
 from __future__ import annotations
 
 import trio
+from hypercorn.config import Config
+from hypercorn.trio import serve
 
 LIMIT = 5.0  # no single wait in these tests may take longer than this
 
 __all__ = ["test_keep_alive_serves_many_requests_on_one_connection", "test_client_connection_close_is_answered_then_closed", "test_keep_alive_max_requests_closes_the_connection", "test_idle_connection_is_closed_after_keep_alive_timeout", "test_request_longer_than_keep_alive_timeout_is_not_cut", "test_client_disconnect_cancels_a_long_poll_handler", "test_pipelined_requests_are_answered_in_order", "test_large_request_and_response_bodies", "test_chunked_request_body", "test_streamed_response_leaves_chunk_by_chunk"]
+
+
+def serving_config() -> Config:
+    """A Hypercorn config for a server in the test's process: port 0 on loopback, no access log, and keep-alive
+    limits that never end a test by themselves (tests that test them lower them)."""
+    config = Config()
+    config.bind = ["127.0.0.1:0"]
+    config.accesslog = None
+    config.keep_alive_timeout = 30
+    config.keep_alive_max_requests = 1000
+    return config
+
+
+async def start_serving(nursery, app, config: Config, stop: trio.Event) -> tuple[str, int]:
+    """Serves ``app`` with Hypercorn's trio worker in ``nursery`` until ``stop`` is set; returns (host, port).
+    The config is read per connection, so a test may still change timeouts once the server runs."""
+
+    async def run(task_status=trio.TASK_STATUS_IGNORED):
+        await serve(app, config, shutdown_trigger=stop.wait, task_status=task_status)
+
+    binds = await nursery.start(run)
+    host, port = binds[0].rsplit("//", 1)[1].rsplit(":", 1)
+    return host, int(port)
 
 
 async def connect(served) -> trio.SocketStream:

@@ -12,8 +12,6 @@ from importlib.metadata import version
 
 import pytest
 import trio
-from hypercorn.config import Config
-from hypercorn.trio import serve
 from quart import Response
 from starq.server import connection_limit, http1
 from starq.server.http1.connection import Connection
@@ -21,7 +19,7 @@ from test_http_layer import make_app
 
 # The behaviours every serving path must have, run here on this path with this module's ``served``.
 from http_behaviours import *  # noqa: F403
-from http_behaviours import LIMIT, Reader, connect, request_bytes
+from http_behaviours import LIMIT, Reader, connect, request_bytes, serving_config, start_serving
 
 
 def make_http1_app(events: list[str]):
@@ -75,18 +73,10 @@ async def raw_app(scope, receive, send) -> None:
 @pytest.fixture
 async def raw_served(nursery):
     """Serves ``raw_app`` with ``http1``; yields (host, port)."""
-    config = Config()
-    config.bind = ["127.0.0.1:0"]
-    config.accesslog = None
+    config = serving_config()
     assert http1.enable(config)
     stop = trio.Event()
-
-    async def start(task_status=trio.TASK_STATUS_IGNORED):
-        await serve(raw_app, config, shutdown_trigger=stop.wait, task_status=task_status)
-
-    binds = await nursery.start(start)
-    host, port = binds[0].rsplit("//", 1)[1].rsplit(":", 1)
-    yield host, int(port)
+    yield await start_serving(nursery, raw_app, config, stop)
     stop.set()
 
 
@@ -94,25 +84,14 @@ async def raw_served(nursery):
 async def served(nursery):
     """Serves the app with ``http1``; yields a dict: host, port, events, config, stop, count."""
     events: list[str] = []
-    config = Config()
-    config.bind = ["127.0.0.1:0"]
-    config.accesslog = None
-    config.keep_alive_timeout = 30
-    config.keep_alive_max_requests = 1000
+    config = serving_config()
     config.h11_max_incomplete_size = 4096
     config.graceful_timeout = 5
     count = connection_limit.install(config, 50)
     assert http1.enable(config)
     stop = trio.Event()
-    app = make_http1_app(events)
-
-    async def start(task_status=trio.TASK_STATUS_IGNORED):
-        await serve(app, config, shutdown_trigger=stop.wait, task_status=task_status)
-
-    binds = await nursery.start(start)
-    host, port = binds[0].rsplit("//", 1)[1].rsplit(":", 1)
-    yield {"host": host, "port": int(port), "events": events, "config": config, "stop": stop,
-           "count": count}
+    host, port = await start_serving(nursery, make_http1_app(events), config, stop)
+    yield {"host": host, "port": port, "events": events, "config": config, "stop": stop, "count": count}
     stop.set()
 
 

@@ -10,11 +10,10 @@ from importlib.metadata import version
 
 import pytest
 import trio
-from hypercorn.config import Config
 from hypercorn.events import RawData
 from hypercorn.protocol.h11 import H11Protocol
 from hypercorn.trio import run as hypercorn_run
-from hypercorn.trio import serve, tcp_server
+from hypercorn.trio import tcp_server
 from quart import Response, request
 from quart_trio import QuartTrio
 
@@ -23,7 +22,7 @@ from starq.server.hypercorn_fixes import StarqTCPServer
 
 # The behaviours every serving path must have, run here on Hypercorn's path with this module's ``served``.
 from http_behaviours import *  # noqa: F403
-from http_behaviours import LIMIT, Reader, connect, request_bytes
+from http_behaviours import Reader, connect, request_bytes, serving_config, start_serving
 
 
 def make_app(events: list[str]) -> QuartTrio:
@@ -80,22 +79,10 @@ def speedups(monkeypatch):
 async def served(nursery, speedups):
     """Serves ``make_app`` with Starq's fixes; yields (host, port, events, config)."""
     events: list[str] = []
-    config = Config()
-    config.bind = ["127.0.0.1:0"]
-    config.accesslog = None
-    config.keep_alive_timeout = 30
-    config.keep_alive_max_requests = 1000
+    config = serving_config()
     stop = trio.Event()
-    yield_value = {}
-
-    async def start(task_status=trio.TASK_STATUS_IGNORED):
-        await serve(make_app(events), config, shutdown_trigger=stop.wait, task_status=task_status)
-
-    # The config is read per connection, so tests may still change timeouts after the server started.
-    binds = await nursery.start(start)
-    host, port = binds[0].rsplit("//", 1)[1].rsplit(":", 1)
-    yield_value.update(host=host, port=int(port), events=events, config=config)
-    yield yield_value
+    host, port = await start_serving(nursery, make_app(events), config, stop)
+    yield {"host": host, "port": port, "events": events, "config": config}
     stop.set()
 
 
