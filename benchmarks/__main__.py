@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         rows: list = []
         try:
             runs.append(trio.run(run_once, sizes, only, print, rows))
-        except Exception:  # noqa: BLE001 - report what was measured, then fail
+        except Exception:
             traceback.print_exc()
             runs.append({"rows": rows, "error": traceback.format_exc()})
             failed = True
@@ -71,8 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     path = out / f"{'quick' if args.quick else 'full'}-{stamp}-{os.getpid()}.json"
-    path.write_text(json.dumps({"quick": args.quick, "runs": runs, "combined": rows, "targets": verdicts},
-                               indent=1))
+    path.write_text(json.dumps({"quick": args.quick, "runs": runs, "combined": rows, "targets": verdicts}, indent=1))
     print(f"\nresults written to {path}")
     failures = [r for r in rows if r.get("exactly_once") is False]
     for row in failures:

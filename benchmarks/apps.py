@@ -35,7 +35,7 @@ async def serve_trivial(listener: socket.socket) -> None:
                 pending += data
                 n = pending.count(b"\r\n\r\n")
                 if n:
-                    pending = pending[pending.rfind(b"\r\n\r\n") + 4:]
+                    pending = pending[pending.rfind(b"\r\n\r\n") + 4 :]
                     await stream.send_all(RESPONSE * n)
         except trio.BrokenResourceError:
             pass
@@ -64,8 +64,13 @@ async def bare_app(scope, receive, send) -> None:
             await send({"type": message["type"] + ".complete"})
             if message["type"] == "lifespan.shutdown":
                 return
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", b"2")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", b"2")],
+        }
+    )
     await send({"type": "http.response.body", "body": b"{}"})
 
 

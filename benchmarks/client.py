@@ -92,8 +92,14 @@ async def submit(spec: dict[str, Any]) -> dict[str, Any]:
             ids.extend(job["id"] for job in orjson.loads(reply)["jobs"])
 
     start, end = await _drive(host, port, spec["connections"], spec["seconds"], one)
-    return {"start_ms": start, "end_ms": end, "requests": len(latencies), "errors": errors,
-            "latencies": latencies, "ids": ids}
+    return {
+        "start_ms": start,
+        "end_ms": end,
+        "requests": len(latencies),
+        "errors": errors,
+        "latencies": latencies,
+        "ids": ids,
+    }
 
 
 async def cycle(spec: dict[str, Any]) -> dict[str, Any]:
@@ -127,8 +133,9 @@ async def cycle(spec: dict[str, Any]) -> dict[str, Any]:
                 return
             claimed.extend(job["id"] for job in jobs)
             if mode == "ack":
-                body = orjson.dumps({"complete": [{"id": j["id"], "lease_id": j["lease_id"], "result": {"ok": 1}}
-                                                  for j in jobs]})
+                body = orjson.dumps(
+                    {"complete": [{"id": j["id"], "lease_id": j["lease_id"], "result": {"ok": 1}} for j in jobs]}
+                )
                 status, reply = await timed(conn, "POST", base + "/ack", body)
                 if status != 200:
                     errors += 1
@@ -145,8 +152,15 @@ async def cycle(spec: dict[str, Any]) -> dict[str, Any]:
                         errors += 1
 
     start, end = await _drive(host, port, spec["workers"], spec["seconds"], worker)
-    return {"start_ms": start, "end_ms": end, "requests": len(latencies), "errors": errors,
-            "latencies": latencies, "claimed": claimed, "completed": completed}
+    return {
+        "start_ms": start,
+        "end_ms": end,
+        "requests": len(latencies),
+        "errors": errors,
+        "latencies": latencies,
+        "claimed": claimed,
+        "completed": completed,
+    }
 
 
 async def longpoll(spec: dict[str, Any]) -> dict[str, Any]:
@@ -194,8 +208,9 @@ async def longpoll(spec: dict[str, Any]) -> dict[str, Any]:
     start = _now_ms()
     with trio.move_on_after(spec["seconds"]):
         async with trio.open_nursery() as nursery:
-            request = HTTPConnection.encode_for(host, port, "POST", path,
-                                                orjson.dumps({"count": 1, "block_ms": spec["block_ms"]}))
+            request = HTTPConnection.encode_for(
+                host, port, "POST", path, orjson.dumps({"count": 1, "block_ms": spec["block_ms"]})
+            )
             for _ in range(spec["waiters"]):
                 nursery.start_soon(park)
             if spec["waiters"]:

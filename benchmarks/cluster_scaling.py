@@ -41,8 +41,14 @@ def start_cluster(shards: int, base: Path):
     stores = []
     try:
         for i in range(shards):
-            stores.append(start_store(base / f"shard{i}", port=cluster_node_port(), appendonly=False,
-                                      extra_args=["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]))
+            stores.append(
+                start_store(
+                    base / f"shard{i}",
+                    port=cluster_node_port(),
+                    appendonly=False,
+                    extra_args=["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"],
+                )
+            )
         ports = [int(s.url.rsplit(":", 1)[1]) for s in stores]
         trio.run(form_cluster, ports)
     except BaseException:
@@ -62,17 +68,21 @@ async def http_cycles(urls: list[str], queues: list[str], seconds: float) -> int
 
         async def submitter(url: str, queue: str) -> None:
             while trio.current_time() < deadline:
-                await client.post(f"{url}/api/v1/queues/{queue}/jobs",
-                                  json={"jobs": [{"payload": {"n": i}} for i in range(BATCH)]})
+                await client.post(
+                    f"{url}/api/v1/queues/{queue}/jobs", json={"jobs": [{"payload": {"n": i}} for i in range(BATCH)]}
+                )
 
         async def worker(url: str, queue: str) -> None:
             nonlocal done
             while trio.current_time() < deadline:
-                jobs = (await client.post(f"{url}/api/v1/queues/{queue}/jobs/claim",
-                                          json={"count": BATCH, "block_ms": 200})).json()["jobs"]
+                jobs = (
+                    await client.post(f"{url}/api/v1/queues/{queue}/jobs/claim", json={"count": BATCH, "block_ms": 200})
+                ).json()["jobs"]
                 if jobs:
-                    r = await client.post(f"{url}/api/v1/queues/{queue}/jobs/ack", json={
-                        "complete": [{"id": j["id"], "lease_id": j["lease_id"]} for j in jobs]})
+                    r = await client.post(
+                        f"{url}/api/v1/queues/{queue}/jobs/ack",
+                        json={"complete": [{"id": j["id"], "lease_id": j["lease_id"]} for j in jobs]},
+                    )
                     done += r.json()["completed"]
 
         async with trio.open_nursery() as nursery:
@@ -94,8 +104,9 @@ async def engine_cycles(url: str, queues: list[str], seconds: float) -> int:
         async def loop(queue: str) -> None:
             nonlocal done
             while trio.current_time() < deadline:
-                await engine.submit(queue, [NewJob(payload='{"n": 1}') for _ in range(BATCH)],
-                                    [new_job_id() for _ in range(BATCH)])
+                await engine.submit(
+                    queue, [NewJob(payload='{"n": 1}') for _ in range(BATCH)], [new_job_id() for _ in range(BATCH)]
+                )
                 jobs = await engine.claim(queue, BATCH, "bench")
                 outcomes = await engine.ack(queue, [(j.id, j.lease_id, "{}") for j in jobs], [])
                 done += sum(1 for o in outcomes if o.error is None)
@@ -140,9 +151,11 @@ def main() -> None:
                 elapsed = time.monotonic() - started
                 cpu = trio.run(store_cpu_seconds, url) - cpu_before
                 # What the store spent per job bounds what one shard can give: one core's second divided by it.
-                print(f"| {shards} | engine (no HTTP) | – | {n / elapsed:,.0f} "
-                      f"(store CPU {1e6 * cpu / n:,.0f} µs/job, all shards: {100 * cpu / elapsed:.0f}% of a core) |",
-                      flush=True)
+                print(
+                    f"| {shards} | engine (no HTTP) | – | {n / elapsed:,.0f} "
+                    f"(store CPU {1e6 * cpu / n:,.0f} µs/job, all shards: {100 * cpu / elapsed:.0f}% of a core) |",
+                    flush=True,
+                )
                 for processes in (1, 2):
                     servers = [start_server("--redis-url", url) for _ in range(processes)]
                     try:

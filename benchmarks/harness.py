@@ -82,11 +82,19 @@ def _wait_for_line(process: subprocess.Popen[bytes], log_path: str, pattern: re.
 
 
 @contextmanager
-def _process(args: list[str], pattern: re.Pattern[str], env: dict[str, str] | None = None
-             ) -> Iterator[tuple[subprocess.Popen[bytes], re.Match[str], str]]:
-    log = tempfile.NamedTemporaryFile(prefix="starq-bench-", suffix=".log", delete=False)
-    process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                               env={**os.environ, **(env or {})}, start_new_session=True)
+def _process(
+    args: list[str], pattern: re.Pattern[str], env: dict[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[bytes], re.Match[str], str]]:
+    # Kept open for the process to write to, and closed (and read) once it has exited.
+    log = tempfile.NamedTemporaryFile(prefix="starq-bench-", suffix=".log", delete=False)  # noqa: SIM115
+    process = subprocess.Popen(
+        args,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
+        start_new_session=True,
+    )
     try:
         yield process, _wait_for_line(process, log.name, pattern), log.name
     finally:
@@ -105,8 +113,18 @@ def _process(args: list[str], pattern: re.Pattern[str], env: dict[str, str] | No
 def starq_server(redis_url: str, workers: int = 1) -> Iterator[Server]:
     """``starq serve`` on a free port against ``redis_url``, with its default settings except the connection
     cap, raised so the 10,000-waiter long-poll (plus the harness's own connections) fits."""
-    args = [sys.executable, "-m", "starq.cli", "serve", "--port", "0", "--redis-url", redis_url,
-            "--workers", str(workers)]
+    args = [
+        sys.executable,
+        "-m",
+        "starq.cli",
+        "serve",
+        "--port",
+        "0",
+        "--redis-url",
+        redis_url,
+        "--workers",
+        str(workers),
+    ]
     env = {"STARQ_MAX_CONNECTIONS": "20000"}
     with _process(args, SERVING, env) as (process, found, log):
         server = Server(process, found.group(1), int(found.group(2)), log)
@@ -157,7 +175,7 @@ def redis_info(url: str, section: str = "clients") -> dict[str, str]:
     """``INFO section`` over a connection of its own (which the caller must subtract from client counts)."""
     if url.startswith("unix://"):
         s = socket.socket(socket.AF_UNIX)
-        s.connect(url[len("unix://"):])
+        s.connect(url[len("unix://") :])
     else:
         host, port = url.split("//", 1)[1].rsplit(":", 1)
         s = socket.create_connection((host, int(port)))
@@ -190,8 +208,9 @@ async def run_clients(spec: dict[str, Any], procs: int = 1, timeout: float = 600
         mine = dict(spec)
         for key in spec.get("per_proc", ()):
             mine[key] = spec[key] // procs + (1 if i < spec[key] % procs else 0)
-        proc = await trio.lowlevel.open_process([sys.executable, "-m", "benchmarks.client", json.dumps(mine)],
-                                                stdout=subprocess.PIPE)
+        proc = await trio.lowlevel.open_process(
+            [sys.executable, "-m", "benchmarks.client", json.dumps(mine)], stdout=subprocess.PIPE
+        )
         chunks = []
         try:
             with trio.fail_after(timeout):
@@ -218,8 +237,9 @@ async def run_clients(spec: dict[str, Any], procs: int = 1, timeout: float = 600
 @asynccontextmanager
 async def long_lived_client(spec: dict[str, Any]) -> AsyncIterator[tuple[trio.Process, trio.abc.ReceiveStream]]:
     """A client process the caller talks to over stdin/stdout (the long-poll scenario)."""
-    proc = await trio.lowlevel.open_process([sys.executable, "-m", "benchmarks.client", json.dumps(spec)],
-                                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    proc = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "benchmarks.client", json.dumps(spec)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
     try:
         yield proc, proc.stdout
     finally:

@@ -53,8 +53,9 @@ class HTTPConnection:
         await self._stream.aclose()
 
     @classmethod
-    def encode_for(cls, host: str, port: int, method: str, path: str, body: bytes = b"",
-                   api_key: str = "dev-key") -> bytes:
+    def encode_for(
+        cls, host: str, port: int, method: str, path: str, body: bytes = b"", api_key: str = "dev-key"
+    ) -> bytes:
         """The bytes of one request, for sending the same request on many connections."""
         return cls(None, f"{host}:{port}", api_key, (host, port)).encode(method, path, body)  # type: ignore[arg-type]
 
@@ -98,14 +99,14 @@ class HTTPConnection:
                 raise ResponseError("response without content-length")
         else:
             stop = head.find(b"\r\n", at + 2)
-            length = int(head[at + 17: stop if stop >= 0 else len(head)])
+            length = int(head[at + 17 : stop if stop >= 0 else len(head)])
         if b"\r\nconnection: close" in head:
             self._must_reconnect = True
         start = end + 4
         while len(buffer) < start + length:
             await self._fill()
-        body = bytes(buffer[start:start + length])
-        del buffer[:start + length]
+        body = bytes(buffer[start : start + length])
+        del buffer[: start + length]
         return status, body
 
     async def _fill(self) -> None:

@@ -18,8 +18,12 @@ TARGETS: dict[str, tuple[str, float]] = {
     "cycle_50_ack": ("cycle_10", 20.0),
 }
 # HTTP scenario kind -> the store-limit reference kind doing the same operations without HTTP.
-STORE_PAIRS = {"submit_1": "store_submit", "submit_100": "store_submit", "cycle_1_complete": "store_complete",
-               "cycle_50_ack": "store_ack"}
+STORE_PAIRS = {
+    "submit_1": "store_submit",
+    "submit_100": "store_submit",
+    "cycle_1_complete": "store_complete",
+    "cycle_50_ack": "store_ack",
+}
 LONGPOLL_TARGET = {"park_seconds": 10.0, "redis_conns": 50, "server_rss_mb": 400.0, "wake_p99_ms": 50.0}
 SCALE_TARGET = 1.7
 HTTP_LAYER_TARGET = 2.0
@@ -50,7 +54,7 @@ def combine(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             elif numbers and len(numbers) == len(values):
                 merged[field] = round(statistics.median(numbers), 2)
             elif field.startswith("load_"):
-                merged[field] = [v for v in values]
+                merged[field] = list(values)
             else:
                 merged[field] = values[0]
         if len(rows) > 1 and merged.get("jobs_per_s") is not None:
@@ -74,11 +78,15 @@ def evaluate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             per_cpu = row.get("jobs_per_server_cpu_s")
             cpu_ratio = per_cpu / ORIGINAL[base] if per_cpu else None
             row["vs_original_per_cpu"] = round(cpu_ratio, 2) if cpu_ratio else None
-            verdicts.append({"target": f"{row['name']}: >= {factor}x original {base} ({ORIGINAL[base]} jobs/s)",
-                             "measured": f"{row['jobs_per_s']:.0f} jobs/s = {ratio:.2f}x"
-                             + (f"; per server CPU-second {per_cpu:.0f} = {cpu_ratio:.2f}x" if cpu_ratio else ""),
-                             "met": ratio >= factor, "shortfall": None if ratio >= factor else
-                             f"{100 * (1 - ratio / factor):.0f}% short"})
+            verdicts.append(
+                {
+                    "target": f"{row['name']}: >= {factor}x original {base} ({ORIGINAL[base]} jobs/s)",
+                    "measured": f"{row['jobs_per_s']:.0f} jobs/s = {ratio:.2f}x"
+                    + (f"; per server CPU-second {per_cpu:.0f} = {cpu_ratio:.2f}x" if cpu_ratio else ""),
+                    "met": ratio >= factor,
+                    "shortfall": None if ratio >= factor else f"{100 * (1 - ratio / factor):.0f}% short",
+                }
+            )
         store = by_kind.get(STORE_PAIRS.get(kind, ""))
         if kind == "submit_100":
             store = next((r for r in rows if r.get("name") == "store limit: submit 100/call"), store)
@@ -95,11 +103,16 @@ def evaluate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         by_cpu = ours["requests_per_server_cpu_s"] / stock["requests_per_server_cpu_s"]
         ours["vs_stock"] = round(by_rate, 2)
         ours["vs_stock_per_cpu"] = round(by_cpu, 2)
-        verdicts.append({"target": f"no-op endpoint >= {HTTP_LAYER_TARGET}x stock hypercorn-trio",
-                         "measured": f"{by_rate:.2f}x req/s, {by_cpu:.2f}x req per server CPU-second",
-                         "met": by_cpu >= HTTP_LAYER_TARGET,
-                         "shortfall": None if by_cpu >= HTTP_LAYER_TARGET else
-                         f"{100 * (1 - by_cpu / HTTP_LAYER_TARGET):.0f}% short"})
+        verdicts.append(
+            {
+                "target": f"no-op endpoint >= {HTTP_LAYER_TARGET}x stock hypercorn-trio",
+                "measured": f"{by_rate:.2f}x req/s, {by_cpu:.2f}x req per server CPU-second",
+                "met": by_cpu >= HTTP_LAYER_TARGET,
+                "shortfall": None
+                if by_cpu >= HTTP_LAYER_TARGET
+                else f"{100 * (1 - by_cpu / HTTP_LAYER_TARGET):.0f}% short",
+            }
+        )
     for row in rows:
         if row.get("kind") == "longpoll_10000":
             checks = {
@@ -109,16 +122,27 @@ def evaluate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "wake_p99_ms": row["wake_p99_ms"] < LONGPOLL_TARGET["wake_p99_ms"],
             }
             for field, ok in checks.items():
-                verdicts.append({"target": f"long-poll 10,000: {field} within {LONGPOLL_TARGET[field]}",
-                                 "measured": str(row[field]), "met": ok, "shortfall": None})
+                verdicts.append(
+                    {
+                        "target": f"long-poll 10,000: {field} within {LONGPOLL_TARGET[field]}",
+                        "measured": str(row[field]),
+                        "met": ok,
+                        "shortfall": None,
+                    }
+                )
     one = next((r for r in rows if r.get("group") == "scale" and r["name"] == "--workers 1"), None)
     two = next((r for r in rows if r.get("group") == "scale" and r["name"] == "--workers 2"), None)
     if one and two and one.get("jobs_per_s"):
         ratio = two["jobs_per_s"] / one["jobs_per_s"]
         two["vs_workers_1"] = round(ratio, 2)
-        verdicts.append({"target": f"--workers 2 >= {SCALE_TARGET}x --workers 1 (cycle count=1)",
-                         "measured": f"{ratio:.2f}x", "met": ratio >= SCALE_TARGET,
-                         "shortfall": None if ratio >= SCALE_TARGET else f"{100 * (1 - ratio / SCALE_TARGET):.0f}% short"})
+        verdicts.append(
+            {
+                "target": f"--workers 2 >= {SCALE_TARGET}x --workers 1 (cycle count=1)",
+                "measured": f"{ratio:.2f}x",
+                "met": ratio >= SCALE_TARGET,
+                "shortfall": None if ratio >= SCALE_TARGET else f"{100 * (1 - ratio / SCALE_TARGET):.0f}% short",
+            }
+        )
     return verdicts
 
 
@@ -136,46 +160,84 @@ def _fmt(value: Any, digits: int = 0) -> str:
 
 def table(rows: list[dict[str, Any]]) -> str:
     """A Markdown table of every scenario (also readable in a terminal)."""
-    head = ("| scenario | jobs/s | req/s | p50 ms | p99 ms | server CPU % | jobs per server CPU-s | RSS MB "
-            "| Redis conns | exactly once | × original | × original per CPU | × store limit | × HTTP ceiling |")
+    head = (
+        "| scenario | jobs/s | req/s | p50 ms | p99 ms | server CPU % | jobs per server CPU-s | RSS MB "
+        "| Redis conns | exactly once | × original | × original per CPU | × store limit | × HTTP ceiling |"
+    )
     lines = [head, "|" + "---|" * 14]
     for r in rows:
         if r["group"] in ("longpoll", "retry"):
             continue
-        lines.append("| " + " | ".join([
-            r["name"], _fmt(r.get("jobs_per_s")), _fmt(r.get("requests_per_s")), _fmt(r.get("p50_ms"), 1),
-            _fmt(r.get("p99_ms"), 1), _fmt(r.get("server_cpu_pct")), _fmt(r.get("jobs_per_server_cpu_s")),
-            _fmt(r.get("server_rss_mb")), _fmt(r.get("redis_conns")), _fmt(r.get("exactly_once")),
-            _fmt(r.get("vs_original"), 2), _fmt(r.get("vs_original_per_cpu"), 2),
-            _fmt(r.get("vs_store_limit"), 2), _fmt(r.get("vs_http_ceiling"), 2),
-        ]) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    r["name"],
+                    _fmt(r.get("jobs_per_s")),
+                    _fmt(r.get("requests_per_s")),
+                    _fmt(r.get("p50_ms"), 1),
+                    _fmt(r.get("p99_ms"), 1),
+                    _fmt(r.get("server_cpu_pct")),
+                    _fmt(r.get("jobs_per_server_cpu_s")),
+                    _fmt(r.get("server_rss_mb")),
+                    _fmt(r.get("redis_conns")),
+                    _fmt(r.get("exactly_once")),
+                    _fmt(r.get("vs_original"), 2),
+                    _fmt(r.get("vs_original_per_cpu"), 2),
+                    _fmt(r.get("vs_store_limit"), 2),
+                    _fmt(r.get("vs_http_ceiling"), 2),
+                ]
+            )
+            + " |"
+        )
     polls = [r for r in rows if r["group"] == "longpoll"]
     if polls:
-        lines += ["", "| long-poll | park s | load generator alone s | server CPU µs/waiter | server RSS MB (before) "
-                      "| KB/waiter | Redis conns | wake p50 ms | wake p99 ms | release s | exactly once |",
-                  "|" + "---|" * 11]
+        lines += [
+            "",
+            "| long-poll | park s | load generator alone s | server CPU µs/waiter | server RSS MB (before) "
+            "| KB/waiter | Redis conns | wake p50 ms | wake p99 ms | release s | exactly once |",
+            "|" + "---|" * 11,
+        ]
         for r in polls:
-            lines.append("| " + " | ".join([
-                f"{int(r['waiters']):,} waiters", _fmt(r.get("park_seconds"), 2), _fmt(r.get("client_park_seconds"), 2),
-                _fmt(r.get("server_cpu_us_per_waiter")),
-                f"{_fmt(r.get('server_rss_mb'))} ({_fmt(r.get('server_rss_before_mb'))})",
-                _fmt(r.get("rss_kb_per_waiter"), 1), _fmt(r.get("redis_conns")),
-                _fmt(r.get("wake_p50_ms"), 1), _fmt(r.get("wake_p99_ms"), 1), _fmt(r.get("release_seconds"), 2),
-                _fmt(r.get("exactly_once")),
-            ]) + " |")
+            lines.append(
+                "| "
+                + " | ".join(
+                    [
+                        f"{int(r['waiters']):,} waiters",
+                        _fmt(r.get("park_seconds"), 2),
+                        _fmt(r.get("client_park_seconds"), 2),
+                        _fmt(r.get("server_cpu_us_per_waiter")),
+                        f"{_fmt(r.get('server_rss_mb'))} ({_fmt(r.get('server_rss_before_mb'))})",
+                        _fmt(r.get("rss_kb_per_waiter"), 1),
+                        _fmt(r.get("redis_conns")),
+                        _fmt(r.get("wake_p50_ms"), 1),
+                        _fmt(r.get("wake_p99_ms"), 1),
+                        _fmt(r.get("release_seconds"), 2),
+                        _fmt(r.get("exactly_once")),
+                    ]
+                )
+                + " |"
+            )
     retries = [r for r in rows if r["group"] == "retry"]
     if retries:
         lines += ["", "| retry | expected ms | p50 ms | max ms | samples |", "|" + "---|" * 5]
         for r in retries:
-            lines.append(f"| {r['name']} | {r['expected_ms']} | {_fmt(r.get('p50_ms'))} | {_fmt(r.get('max_ms'))} "
-                         f"| {_fmt(r.get('samples'))} |")
+            lines.append(
+                f"| {r['name']} | {r['expected_ms']} | {_fmt(r.get('p50_ms'))} | {_fmt(r.get('max_ms'))} "
+                f"| {_fmt(r.get('samples'))} |"
+            )
     refs = [r for r in rows if r.get("requests_per_server_cpu_s")]
     if refs:
-        lines += ["", "| HTTP reference | req/s | req per server CPU-s | server CPU µs/req | client CPU % |",
-                  "|" + "---|" * 5]
+        lines += [
+            "",
+            "| HTTP reference | req/s | req per server CPU-s | server CPU µs/req | client CPU % |",
+            "|" + "---|" * 5,
+        ]
         for r in refs:
-            lines.append(f"| {r['name']} | {_fmt(r.get('requests_per_s'))} | {_fmt(r.get('requests_per_server_cpu_s'))} "
-                         f"| {_fmt(r.get('server_cpu_us_per_request'))} | {_fmt(r.get('client_cpu_pct'))} |")
+            lines.append(
+                f"| {r['name']} | {_fmt(r.get('requests_per_s'))} | {_fmt(r.get('requests_per_server_cpu_s'))} "
+                f"| {_fmt(r.get('server_cpu_us_per_request'))} | {_fmt(r.get('client_cpu_pct'))} |"
+            )
     return "\n".join(lines)
 
 

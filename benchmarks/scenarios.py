@@ -42,14 +42,31 @@ class Sizes:
 
     @classmethod
     def full(cls) -> Sizes:
-        return cls(seconds=30, ceiling_requests=200_000, submit_jobs={1: 5_000, 100: 100_000, 1000: 200_000},
-                   cycle_jobs=5_000, ack_jobs=100_000, workers=16, waiters=(1_000, 5_000, 10_000), wakes=200,
-                   retries=8)
+        return cls(
+            seconds=30,
+            ceiling_requests=200_000,
+            submit_jobs={1: 5_000, 100: 100_000, 1000: 200_000},
+            cycle_jobs=5_000,
+            ack_jobs=100_000,
+            workers=16,
+            waiters=(1_000, 5_000, 10_000),
+            wakes=200,
+            retries=8,
+        )
 
     @classmethod
     def quick(cls) -> Sizes:
-        return cls(seconds=3, ceiling_requests=600, submit_jobs={1: 100, 100: 1_000, 1000: 2_000},
-                   cycle_jobs=100, ack_jobs=500, workers=4, waiters=(50,), wakes=5, retries=1)
+        return cls(
+            seconds=3,
+            ceiling_requests=600,
+            submit_jobs={1: 100, 100: 1_000, 1000: 2_000},
+            cycle_jobs=100,
+            ack_jobs=500,
+            workers=4,
+            waiters=(50,),
+            wakes=5,
+            retries=1,
+        )
 
 
 def queue_name(kind: str) -> str:
@@ -92,13 +109,28 @@ def _merge(results: list[dict[str, Any]]) -> tuple[float, list[float], int, int]
     return (end - start) / 1000, latencies, sum(r["requests"] for r in results), sum(r["errors"] for r in results)
 
 
-def _row(group: str, name: str, *, jobs: int, seconds: float, latencies: list[float], requests: int,
-         server_cpu: float, client_cpu: float, sampler: Sampler | None, **extra: Any) -> dict[str, Any]:
+def _row(
+    group: str,
+    name: str,
+    *,
+    jobs: int,
+    seconds: float,
+    latencies: list[float],
+    requests: int,
+    server_cpu: float,
+    client_cpu: float,
+    sampler: Sampler | None,
+    **extra: Any,
+) -> dict[str, Any]:
     return {
-        "group": group, "name": name, "jobs": jobs, "seconds": round(seconds, 3),
+        "group": group,
+        "name": name,
+        "jobs": jobs,
+        "seconds": round(seconds, 3),
         "jobs_per_s": round(jobs / seconds, 1) if seconds else None,
         "requests_per_s": round(requests / seconds, 1) if seconds else None,
-        "p50_ms": round(percentile(latencies, 0.50), 2), "p99_ms": round(percentile(latencies, 0.99), 2),
+        "p50_ms": round(percentile(latencies, 0.50), 2),
+        "p99_ms": round(percentile(latencies, 0.99), 2),
         "server_cpu_pct": round(100 * server_cpu / seconds, 1) if seconds else None,
         "server_cpu_us_per_request": round(1e6 * server_cpu / requests, 1) if requests else None,
         # What one fully busy server process would do: the figure that does not depend on how much CPU the
@@ -117,25 +149,47 @@ def _row(group: str, name: str, *, jobs: int, seconds: float, latencies: list[fl
 async def http_references(sizes: Sizes) -> list[dict[str, Any]]:
     """The load generator's own ceiling, and a do-nothing endpoint on stock Hypercorn-trio and on Starq's stack."""
     rows = []
-    kinds = [("trivial", "load generator vs trivial server"), ("bare", "bare ASGI, stock hypercorn-trio"),
-             ("bare-http1", "bare ASGI, Starq's http1"),
-             ("stock", "no-op endpoint, stock hypercorn-trio"),
-             ("ceiling", "no-op endpoint, Starq's stack (HTTP ceiling)"),
-             ("hypercorn", "no-op endpoint, Starq's Hypercorn path"),
-             ("fast", "no-op endpoint, Starq's Hypercorn path + opt-in speed-ups")]
+    kinds = [
+        ("trivial", "load generator vs trivial server"),
+        ("bare", "bare ASGI, stock hypercorn-trio"),
+        ("bare-http1", "bare ASGI, Starq's http1"),
+        ("stock", "no-op endpoint, stock hypercorn-trio"),
+        ("ceiling", "no-op endpoint, Starq's stack (HTTP ceiling)"),
+        ("hypercorn", "no-op endpoint, Starq's Hypercorn path"),
+        ("fast", "no-op endpoint, Starq's Hypercorn path + opt-in speed-ups"),
+    ]
     for kind, label in kinds if sizes.seconds > 5 else [k for k in kinds if not k[0].startswith("bare")]:
         with harness.reference_app(kind) as app:
-            spec = {"kind": "get_loop", "host": app.host, "port": app.port, "path": "/noop",
-                    "requests": sizes.ceiling_requests, "seconds": min(sizes.seconds, 8), "connections": 32}
+            spec = {
+                "kind": "get_loop",
+                "host": app.host,
+                "port": app.port,
+                "path": "/noop",
+                "requests": sizes.ceiling_requests,
+                "seconds": min(sizes.seconds, 8),
+                "connections": 32,
+            }
             meter = procstat.CpuMeter(app.pids)
             meter.start()
             results, client_cpu = await harness.run_clients(spec)
             server_cpu = meter.stop()
             seconds, latencies, requests, errors = _merge(results)
-            rows.append(_row("reference", label, jobs=requests, seconds=seconds, latencies=latencies,
-                             requests=requests, server_cpu=server_cpu, client_cpu=client_cpu, sampler=None,
-                             kind=kind, errors=errors,
-                             requests_per_server_cpu_s=round(requests / server_cpu) if server_cpu else None))
+            rows.append(
+                _row(
+                    "reference",
+                    label,
+                    jobs=requests,
+                    seconds=seconds,
+                    latencies=latencies,
+                    requests=requests,
+                    server_cpu=server_cpu,
+                    client_cpu=client_cpu,
+                    sampler=None,
+                    kind=kind,
+                    errors=errors,
+                    requests_per_server_cpu_s=round(requests / server_cpu) if server_cpu else None,
+                )
+            )
     return rows
 
 
@@ -147,16 +201,27 @@ async def store_reference(redis_url: str, sizes: Sizes) -> list[dict[str, Any]]:
         {"name": "claim 1 + complete", "op": "complete", "count": 1, "jobs": sizes.cycle_jobs},
         {"name": "claim 50 + ack", "op": "ack", "count": 50, "jobs": sizes.ack_jobs},
     ]
-    spec = {"redis_url": redis_url, "queue": queue_name("ref"), "tasks": sizes.workers, "seconds": sizes.seconds,
-            "ops": ops}
-    proc = await trio.run_process([sys.executable, "-m", "benchmarks.storeref", json.dumps(spec)],
-                                  capture_stdout=True)
+    spec = {
+        "redis_url": redis_url,
+        "queue": queue_name("ref"),
+        "tasks": sizes.workers,
+        "seconds": sizes.seconds,
+        "ops": ops,
+    }
+    proc = await trio.run_process([sys.executable, "-m", "benchmarks.storeref", json.dumps(spec)], capture_stdout=True)
     rows = []
     for op, result in zip(ops, json.loads(proc.stdout)):
-        rows.append({"group": "reference", "name": f"store limit: {op['name']}", "kind": f"store_{op['op']}",
-                     "jobs": result["jobs"], "seconds": round(result["seconds"], 3),
-                     "jobs_per_s": round(result["jobs"] / result["seconds"], 1),
-                     "exactly_once": result["unique"] == result["jobs"]})
+        rows.append(
+            {
+                "group": "reference",
+                "name": f"store limit: {op['name']}",
+                "kind": f"store_{op['op']}",
+                "jobs": result["jobs"],
+                "seconds": round(result["seconds"], 3),
+                "jobs_per_s": round(result["jobs"] / result["seconds"], 1),
+                "exactly_once": result["unique"] == result["jobs"],
+            }
+        )
     return rows
 
 
@@ -179,9 +244,17 @@ async def submit(server: Server, engine: Engine, sampler_of, sizes: Sizes) -> li
     for batch, jobs in sizes.submit_jobs.items():
         queue = queue_name("submit")
         await engine.create_queue(queue, QueueSettings())
-        spec = {"kind": "submit", "host": server.host, "port": server.port, "queue": queue, "batch": batch,
-                "jobs": jobs, "seconds": sizes.seconds, "connections": 16 if batch == 1 else 4,
-                "per_proc": ["jobs"]}
+        spec = {
+            "kind": "submit",
+            "host": server.host,
+            "port": server.port,
+            "queue": queue,
+            "batch": batch,
+            "jobs": jobs,
+            "seconds": sizes.seconds,
+            "connections": 16 if batch == 1 else 4,
+            "per_proc": ["jobs"],
+        }
         meter = procstat.CpuMeter(server.pids)
         meter.start()
         async with sampler_of().running() as sampler:
@@ -193,20 +266,51 @@ async def submit(server: Server, engine: Engine, sampler_of, sizes: Sizes) -> li
         # A phase may end at its deadline before all jobs are sent: what counts is that every acknowledged job
         # is stored exactly once.
         exact = errors == 0 and len(ids) == len(set(ids)) == info.counts["pending"]
-        rows.append(_row("submit", f"submit {batch}/request", jobs=len(ids), seconds=seconds, latencies=latencies,
-                         requests=requests, server_cpu=server_cpu, client_cpu=client_cpu, sampler=sampler,
-                         kind=f"submit_{batch}", errors=errors, exactly_once=exact))
+        rows.append(
+            _row(
+                "submit",
+                f"submit {batch}/request",
+                jobs=len(ids),
+                seconds=seconds,
+                latencies=latencies,
+                requests=requests,
+                server_cpu=server_cpu,
+                client_cpu=client_cpu,
+                sampler=sampler,
+                kind=f"submit_{batch}",
+                errors=errors,
+                exactly_once=exact,
+            )
+        )
         await engine.delete_queue(queue)
     return rows
 
 
-async def cycle(server: Server, engine: Engine, sampler_of, sizes: Sizes, *, count: int, mode: str,
-                jobs: int, group: str = "cycle", label: str = "") -> dict[str, Any]:
+async def cycle(
+    server: Server,
+    engine: Engine,
+    sampler_of,
+    sizes: Sizes,
+    *,
+    count: int,
+    mode: str,
+    jobs: int,
+    group: str = "cycle",
+    label: str = "",
+) -> dict[str, Any]:
     queue = queue_name("cycle")
     await engine.create_queue(queue, QueueSettings())
     ids = await _fill(engine, queue, jobs)
-    spec = {"kind": "cycle", "host": server.host, "port": server.port, "queue": queue, "count": count,
-            "mode": mode, "workers": sizes.workers, "seconds": sizes.seconds}
+    spec = {
+        "kind": "cycle",
+        "host": server.host,
+        "port": server.port,
+        "queue": queue,
+        "count": count,
+        "mode": mode,
+        "workers": sizes.workers,
+        "seconds": sizes.seconds,
+    }
     meter = procstat.CpuMeter(server.pids)
     meter.start()
     async with sampler_of().running() as sampler:
@@ -217,21 +321,47 @@ async def cycle(server: Server, engine: Engine, sampler_of, sizes: Sizes, *, cou
     completed = [i for r in results for i in r["completed"]]
     info = await engine.queue_info(queue)
     # A phase may end at its deadline with jobs left: none may be delivered twice, lost, or left claimed.
-    exact = (errors == 0 and len(claimed) == len(set(claimed)) and set(claimed) <= ids
-             and sorted(completed) == sorted(claimed) and info.counts["completed"] == len(completed)
-             and info.counts["pending"] == jobs - len(claimed) and info.counts["claimed"] == 0)
+    exact = (
+        errors == 0
+        and len(claimed) == len(set(claimed))
+        and set(claimed) <= ids
+        and sorted(completed) == sorted(claimed)
+        and info.counts["completed"] == len(completed)
+        and info.counts["pending"] == jobs - len(claimed)
+        and info.counts["claimed"] == 0
+    )
     await engine.delete_queue(queue)
     what = f"claim {count} + " + ("ack" if mode == "ack" else "complete each")
-    return _row(group, label or what, jobs=len(completed), seconds=seconds, latencies=latencies,
-                requests=requests, server_cpu=server_cpu, client_cpu=client_cpu, sampler=sampler,
-                kind=f"cycle_{count}_{mode}", errors=errors, exactly_once=exact, workers=sizes.workers)
+    return _row(
+        group,
+        label or what,
+        jobs=len(completed),
+        seconds=seconds,
+        latencies=latencies,
+        requests=requests,
+        server_cpu=server_cpu,
+        client_cpu=client_cpu,
+        sampler=sampler,
+        kind=f"cycle_{count}_{mode}",
+        errors=errors,
+        exactly_once=exact,
+        workers=sizes.workers,
+    )
 
 
 async def cycles(server: Server, engine: Engine, sampler_of, sizes: Sizes) -> list[dict[str, Any]]:
     return [
         await cycle(server, engine, sampler_of, sizes, count=1, mode="complete", jobs=sizes.cycle_jobs),
-        await cycle(server, engine, sampler_of, sizes, count=5, mode="complete", jobs=sizes.cycle_jobs,
-                    label="claim 5 + complete each (original README worker)"),
+        await cycle(
+            server,
+            engine,
+            sampler_of,
+            sizes,
+            count=5,
+            mode="complete",
+            jobs=sizes.cycle_jobs,
+            label="claim 5 + complete each (original README worker)",
+        ),
         await cycle(server, engine, sampler_of, sizes, count=50, mode="ack", jobs=sizes.ack_jobs),
     ]
 
@@ -277,9 +407,15 @@ async def _parking_clients(host: str, port: int, queue: str, waiters: int):
     async with contextlib.AsyncExitStack() as stack:
         clients = []
         for i in range(procs):
-            spec = {"kind": "longpoll", "host": host, "port": port, "queue": queue,
-                    "waiters": waiters // procs + (1 if i < waiters % procs else 0), "block_ms": 30_000,
-                    "seconds": 120}
+            spec = {
+                "kind": "longpoll",
+                "host": host,
+                "port": port,
+                "queue": queue,
+                "waiters": waiters // procs + (1 if i < waiters % procs else 0),
+                "block_ms": 30_000,
+                "seconds": 120,
+            }
             proc, stdout = await stack.enter_async_context(harness.long_lived_client(spec))
             clients.append((proc, _Lines(stdout)))
         with trio.fail_after(60):
@@ -367,20 +503,34 @@ async def longpoll(server: Server, engine: Engine, sampler_of, sizes: Sizes, wai
     ids = [i for i, _ in received]
     delays = [d for _, d in received]
     info = await engine.queue_info(queue)
-    exact = (len(ids) == len(set(ids)) and set(ids) == submitted and info.counts["claimed"] == len(submitted)
-             and info.counts["pending"] == 0 and sum(r["errors"] for r in results) == 0)
+    exact = (
+        len(ids) == len(set(ids))
+        and set(ids) == submitted
+        and info.counts["claimed"] == len(submitted)
+        and info.counts["pending"] == 0
+        and sum(r["errors"] for r in results) == 0
+    )
     await engine.delete_queue(queue)
     return {
-        "group": "longpoll", "name": f"long-poll {waiters:,} waiters", "kind": f"longpoll_{waiters}",
-        "waiters": waiters, "park_seconds": round(park_seconds, 2) if park_seconds is not None else None,
-        "client_park_seconds": round(client_seconds, 2), "client_sent_seconds": round(max(sent) / 1000, 2),
-        "client_procs": len(clients), "park_server_cpu_s": round(park_cpu, 2),
+        "group": "longpoll",
+        "name": f"long-poll {waiters:,} waiters",
+        "kind": f"longpoll_{waiters}",
+        "waiters": waiters,
+        "park_seconds": round(park_seconds, 2) if park_seconds is not None else None,
+        "client_park_seconds": round(client_seconds, 2),
+        "client_sent_seconds": round(max(sent) / 1000, 2),
+        "client_procs": len(clients),
+        "park_server_cpu_s": round(park_cpu, 2),
         "server_cpu_us_per_waiter": round(1e6 * park_cpu / waiters),
-        "server_rss_mb": round(parked_rss, 1), "server_rss_before_mb": round(rss_before, 1),
+        "server_rss_mb": round(parked_rss, 1),
+        "server_rss_before_mb": round(rss_before, 1),
         "rss_kb_per_waiter": round((parked_rss - rss_before) * 1024 / waiters, 1),
-        "redis_conns": parked_conns, "wake_p50_ms": round(percentile(delays, 0.5), 2),
-        "wake_p99_ms": round(percentile(delays, 0.99), 2), "woken": len(ids),
-        "release_seconds": round(released, 2) if released is not None else None, "exactly_once": exact,
+        "redis_conns": parked_conns,
+        "wake_p50_ms": round(percentile(delays, 0.5), 2),
+        "wake_p99_ms": round(percentile(delays, 0.99), 2),
+        "woken": len(ids),
+        "release_seconds": round(released, 2) if released is not None else None,
+        "exactly_once": exact,
     }
 
 
@@ -407,14 +557,22 @@ async def retry(server: Server, engine: Engine, sizes: Sizes) -> list[dict[str, 
             again = orjson.loads(reply)["jobs"]
             samples.append(time.monotonic() - failed_at if again and again[0]["id"] == job["id"] else None)
             if again:
-                await conn.request("PUT", f"{base}/{job['id']}/complete",
-                                   orjson.dumps({"lease_id": again[0]["lease_id"]}))
+                await conn.request(
+                    "PUT", f"{base}/{job['id']}/complete", orjson.dumps({"lease_id": again[0]["lease_id"]})
+                )
         await conn.aclose()
         await engine.delete_queue(queue)
         got = [s * 1000 for s in samples if s is not None]
-        rows.append({"group": "retry", "name": f"retry_delay={delay}s: fail -> claimable",
-                     "kind": f"retry_{delay}", "samples": len(samples),
-                     "expected_ms": f"{delay * 500:.0f}-{delay * 1000:.0f} + up to one maintenance tick (500)",
-                     "p50_ms": round(percentile(got, 0.5), 1), "max_ms": round(max(got), 1) if got else None,
-                     "exactly_once": len(got) == len(samples)})
+        rows.append(
+            {
+                "group": "retry",
+                "name": f"retry_delay={delay}s: fail -> claimable",
+                "kind": f"retry_{delay}",
+                "samples": len(samples),
+                "expected_ms": f"{delay * 500:.0f}-{delay * 1000:.0f} + up to one maintenance tick (500)",
+                "p50_ms": round(percentile(got, 0.5), 1),
+                "max_ms": round(max(got), 1) if got else None,
+                "exactly_once": len(got) == len(samples),
+            }
+        )
     return rows

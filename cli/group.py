@@ -82,21 +82,34 @@ class Config:
 
     def client(self) -> StarqClient:
         # A CLI call should fail fast when the server is down, after a couple of quick retries.
-        return StarqClient(self.url, self.api_key, timeout=self.timeout,
-                           retry=RetryPolicy(attempts=3, backoff=Backoff(0.2, 1.0)))
+        return StarqClient(
+            self.url, self.api_key, timeout=self.timeout, retry=RetryPolicy(attempts=3, backoff=Backoff(0.2, 1.0))
+        )
 
     def output(self) -> Output:
         return Output(json_mode=self.json)
 
 
 @click.group(cls=StarqGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-u", "--url", default=DEFAULT_URL, show_default=True, envvar="STARQ_URL",
-              help="The Starq server (env STARQ_URL).")
-@click.option("-k", "--api-key", default=None, envvar="STARQ_API_KEY",
-              help="API key for writes (env STARQ_API_KEY; a dev-mode server accepts 'dev-key').")
+@click.option(
+    "-u", "--url", default=DEFAULT_URL, show_default=True, envvar="STARQ_URL", help="The Starq server (env STARQ_URL)."
+)
+@click.option(
+    "-k",
+    "--api-key",
+    default=None,
+    envvar="STARQ_API_KEY",
+    help="API key for writes (env STARQ_API_KEY; a dev-mode server accepts 'dev-key').",
+)
 @click.option("--json", "json_mode", is_flag=True, help="Print machine-readable JSON.")
-@click.option("--timeout", default=30.0, show_default=True, type=float, envvar="STARQ_TIMEOUT",
-              help="Seconds to wait for the server.")
+@click.option(
+    "--timeout",
+    default=30.0,
+    show_default=True,
+    type=float,
+    envvar="STARQ_TIMEOUT",
+    help="Seconds to wait for the server.",
+)
 @click.version_option(package_name="starq", prog_name="starq")
 @click.pass_context
 def main(ctx: click.Context, url: str, api_key: str | None, json_mode: bool, timeout: float) -> None:
@@ -114,8 +127,9 @@ def json_option(command: Callable[..., Any]) -> Callable[..., Any]:
         if value:
             ctx.find_object(Config).json = True
 
-    return click.option("--json", "json_mode", is_flag=True, expose_value=False, callback=set_json,
-                        help="Print machine-readable JSON.")(command)
+    return click.option(
+        "--json", "json_mode", is_flag=True, expose_value=False, callback=set_json, help="Print machine-readable JSON."
+    )(command)
 
 
 def api_command(group: click.Group, name: str | None = None, **settings: Any) -> Callable[..., Any]:

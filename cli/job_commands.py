@@ -37,16 +37,23 @@ JOB_COLUMNS = ["id", "status", "retries", "priority", "created_at", "payload"]
 @api_command(main)
 @click.argument("queue")
 @click.option("-s", "--status", type=click.Choice(STATUSES), default=None, help="Only jobs with this status.")
-@click.option("-l", "--limit", type=click.IntRange(1), default=50, show_default=True,
-              help="Most jobs to list (pages are followed until the limit).")
+@click.option(
+    "-l",
+    "--limit",
+    type=click.IntRange(1),
+    default=50,
+    show_default=True,
+    help="Most jobs to list (pages are followed until the limit).",
+)
 @click.option("--cursor", default="", help="Start after this cursor (from a previous listing).")
 async def jobs(client: StarqClient, out: Output, queue: str, status: str | None, limit: int, cursor: str) -> None:
     """List a queue's jobs, newest first."""
     found: list[Job] = []
     next_cursor, has_more = cursor, True
     while len(found) < limit and has_more:
-        page = await client.list_jobs(queue, status=status or "", count=min(500, limit - len(found)),
-                                      cursor=next_cursor)
+        page = await client.list_jobs(
+            queue, status=status or "", count=min(500, limit - len(found)), cursor=next_cursor
+        )
         found += page.jobs
         next_cursor, has_more = page.cursor, page.has_more and bool(page.cursor)
     if out.json_mode:
@@ -81,10 +88,14 @@ async def job(client: StarqClient, out: Output, queue: str, job_id: str) -> None
 
 @api_command(main)
 @click.argument("queue")
-@click.option("-n", "--count", type=click.IntRange(1, 100), default=1, show_default=True,
-              help="Most jobs to claim.")
-@click.option("--block-ms", type=click.IntRange(0, 60_000), default=0, show_default=True,
-              help="Wait this long for a job when none is ready.")
+@click.option("-n", "--count", type=click.IntRange(1, 100), default=1, show_default=True, help="Most jobs to claim.")
+@click.option(
+    "--block-ms",
+    type=click.IntRange(0, 60_000),
+    default=0,
+    show_default=True,
+    help="Wait this long for a job when none is ready.",
+)
 @click.option("--worker", default="cli", show_default=True, help="Worker name the server records.")
 async def claim(client: StarqClient, out: Output, queue: str, count: int, block_ms: int, worker: str) -> None:
     """Claim jobs (prints each job's lease_id, to quote when completing or failing it)."""
@@ -99,9 +110,11 @@ async def claim(client: StarqClient, out: Output, queue: str, count: int, block_
     elif not claimed:
         out.line("No jobs to claim")
     else:
-        out.table(["id", "lease_id", "lease_expires_at", "retries", "payload"],
-                  [[j.id, j.lease_id, j.lease_expires_at, j.retries, compact(j.payload)] for j in claimed],
-                  right=("retries",))
+        out.table(
+            ["id", "lease_id", "lease_expires_at", "retries", "payload"],
+            [[j.id, j.lease_id, j.lease_expires_at, j.retries, compact(j.payload)] for j in claimed],
+            right=("retries",),
+        )
 
 
 @api_command(main)
@@ -109,8 +122,9 @@ async def claim(client: StarqClient, out: Output, queue: str, count: int, block_
 @click.argument("job_id")
 @click.option("-r", "--result", default=None, help="The result, as JSON (default {}).")
 @click.option("--lease-id", default=None, help="The lease from the claim (refused if no longer current).")
-async def complete(client: StarqClient, out: Output, queue: str, job_id: str, result: str | None,
-                   lease_id: str | None) -> None:
+async def complete(
+    client: StarqClient, out: Output, queue: str, job_id: str, result: str | None, lease_id: str | None
+) -> None:
     """Report a claimed job done."""
     status = await client.complete(queue, job_id, json_value(result, "--result"), lease_id=lease_id)
     if out.json_mode:
@@ -124,10 +138,10 @@ async def complete(client: StarqClient, out: Output, queue: str, job_id: str, re
 @click.argument("job_id")
 @click.option("-e", "--error", default="", help="What went wrong.")
 @click.option("--lease-id", default=None, help="The lease from the claim (refused if no longer current).")
-@click.option("--retry/--no-retry", default=True, show_default=True,
-              help="--no-retry dead-letters the job at once.")
-async def fail(client: StarqClient, out: Output, queue: str, job_id: str, error: str, lease_id: str | None,
-               retry: bool) -> None:
+@click.option("--retry/--no-retry", default=True, show_default=True, help="--no-retry dead-letters the job at once.")
+async def fail(
+    client: StarqClient, out: Output, queue: str, job_id: str, error: str, lease_id: str | None, retry: bool
+) -> None:
     """Report a claimed job failed (it is retried with backoff while attempts remain)."""
     answer = await client.fail(queue, job_id, error, lease_id=lease_id, retry=retry)
     if out.json_mode:
@@ -147,7 +161,8 @@ async def retry(client: StarqClient, out: Output, queue: str, job_id: str | None
     if all_failed:
         count = await client.retry_dead(queue)
         out.json({"status": "ok", "queue": queue, "retried": count}) if out.json_mode else out.line(
-            f"Retried {count} failed job(s) of {queue}")
+            f"Retried {count} failed job(s) of {queue}"
+        )
         return
     status = await client.retry_job(queue, job_id)
     out.json({"status": status, "job_id": job_id}) if out.json_mode else out.line(f"Job {job_id} is now {status}")

@@ -44,8 +44,15 @@ class Chunk:
 class JsonlReader:
     """Reads batches of payload lines from a binary file (a blocking reader: call it from a thread)."""
 
-    def __init__(self, file: BinaryIO, *, batch_size: int, priority: int | None = None,
-                 skip_bad: bool = False, max_batch_bytes: int = MAX_BATCH_BYTES) -> None:
+    def __init__(
+        self,
+        file: BinaryIO,
+        *,
+        batch_size: int,
+        priority: int | None = None,
+        skip_bad: bool = False,
+        max_batch_bytes: int = MAX_BATCH_BYTES,
+    ) -> None:
         self.file = file
         self.batch_size = batch_size
         self.skip_bad = skip_bad

@@ -12,8 +12,15 @@ from rich.markup import escape
 from rich.table import Table
 
 STATUS_STYLES = {
-    "pending": "cyan", "scheduled": "blue", "claimed": "yellow", "completed": "green", "failed": "red",
-    "cancelled": "dim", "ok": "green", "error": "red", "deleted": "red",
+    "pending": "cyan",
+    "scheduled": "blue",
+    "claimed": "yellow",
+    "completed": "green",
+    "failed": "red",
+    "cancelled": "dim",
+    "ok": "green",
+    "error": "red",
+    "deleted": "red",
 }
 
 
@@ -68,8 +75,14 @@ class Output:
         style = STATUS_STYLES.get(value)
         return Marked(f"[{style}]{value}[/]") if style and self.tty else value
 
-    def table(self, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str | None = None,
-              right: Sequence[str] = ()) -> None:
+    def table(
+        self,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        title: str | None = None,
+        right: Sequence[str] = (),
+    ) -> None:
         """Rows under a header: aligned and boxed on a terminal, tab-separated when piped."""
         if self.tty:
             table = Table(title=title, header_style="bold", title_justify="left")

@@ -19,16 +19,36 @@ def settings_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The queue settings shared by ``create`` and ``update`` (unset ones keep the server's value)."""
     options = [
         click.option("-d", "--description", default=None, help="What the queue is for."),
-        click.option("--max-retries", type=click.IntRange(0, 1000), default=None,
-                     help="Times a failed job is tried again before it is dead-lettered [server default: 3]."),
-        click.option("--claim-timeout", type=click.IntRange(1), default=None,
-                     help="Seconds a claim's lease lasts [server default: 600]."),
-        click.option("--retry-delay", type=click.FloatRange(0), default=None,
-                     help="Base of the retry backoff in seconds; 0 = retry at once [server default: 1]."),
-        click.option("--retry-delay-max", type=click.FloatRange(0), default=None,
-                     help="Cap of the retry backoff in seconds [server default: 300]."),
-        click.option("--retention", type=click.IntRange(1), default=None,
-                     help="Seconds finished jobs are kept [server default: 604800, 7 days]."),
+        click.option(
+            "--max-retries",
+            type=click.IntRange(0, 1000),
+            default=None,
+            help="Times a failed job is tried again before it is dead-lettered [server default: 3].",
+        ),
+        click.option(
+            "--claim-timeout",
+            type=click.IntRange(1),
+            default=None,
+            help="Seconds a claim's lease lasts [server default: 600].",
+        ),
+        click.option(
+            "--retry-delay",
+            type=click.FloatRange(0),
+            default=None,
+            help="Base of the retry backoff in seconds; 0 = retry at once [server default: 1].",
+        ),
+        click.option(
+            "--retry-delay-max",
+            type=click.FloatRange(0),
+            default=None,
+            help="Cap of the retry backoff in seconds [server default: 300].",
+        ),
+        click.option(
+            "--retention",
+            type=click.IntRange(1),
+            default=None,
+            help="Seconds finished jobs are kept [server default: 604800, 7 days].",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -61,9 +81,11 @@ async def queues(client: StarqClient, out: Output) -> None:
     elif not found:
         out.line("No queues")
     else:
-        out.table(["name", *COUNTS, "paused"],
-                  [[q.name, *(getattr(q, c) for c in COUNTS), q.paused] for q in found],
-                  right=COUNTS)
+        out.table(
+            ["name", *COUNTS, "paused"],
+            [[q.name, *(getattr(q, c) for c in COUNTS), q.paused] for q in found],
+            right=COUNTS,
+        )
 
 
 @api_command(main)

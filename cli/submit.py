@@ -25,7 +25,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from starq.worker_kit import ServerUnreachable, StarqClient, StarqError
 
 from .group import api_command, main
-from .jsonl import Batch, BadLine, JsonlReader
+from .jsonl import BadLine, Batch, JsonlReader
 from .output import Output
 
 MAX_BAD_SHOWN = 20  # bad lines printed one by one with --skip-bad; the rest are only counted
@@ -44,20 +44,41 @@ class Totals:
 @api_command(main)
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @click.option("-q", "--queue", required=True, help="The queue to submit to.")
-@click.option("-b", "--batch-size", type=click.IntRange(1, 1000), default=100, show_default=True,
-              help="Jobs per request (atomic: a batch is accepted whole or not at all).")
-@click.option("-c", "--concurrency", type=click.IntRange(1, 64), default=4, show_default=True,
-              help="Batches in flight at once (1 keeps the file's order).")
+@click.option(
+    "-b",
+    "--batch-size",
+    type=click.IntRange(1, 1000),
+    default=100,
+    show_default=True,
+    help="Jobs per request (atomic: a batch is accepted whole or not at all).",
+)
+@click.option(
+    "-c",
+    "--concurrency",
+    type=click.IntRange(1, 64),
+    default=4,
+    show_default=True,
+    help="Batches in flight at once (1 keeps the file's order).",
+)
 @click.option("-p", "--priority", type=click.IntRange(0, 9), default=None, help="Priority of every job (0-9).")
 @click.option("--skip-bad", is_flag=True, help="Report bad lines and go on (default: stop at the first).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
-async def submit(client: StarqClient, out: Output, file: str, queue: str, batch_size: int, concurrency: int,
-                 priority: int | None, skip_bad: bool, progress: bool | None) -> None:
+async def submit(
+    client: StarqClient,
+    out: Output,
+    file: str,
+    queue: str,
+    batch_size: int,
+    concurrency: int,
+    priority: int | None,
+    skip_bad: bool,
+    progress: bool | None,
+) -> None:
     """Submit a JSONL file (one payload object per line; - for stdin) as jobs."""
     totals = Totals()
     started = time.monotonic()
     with ExitStack() as stack:
-        stream: BinaryIO = sys.stdin.buffer if file == "-" else stack.enter_context(open(file, "rb"))
+        stream: BinaryIO = sys.stdin.buffer if file == "-" else stack.enter_context(open(file, "rb"))  # noqa: ASYNC230 - read in blocks between awaits
         size = None if file == "-" else _size(stream)
         reader = JsonlReader(stream, batch_size=batch_size, priority=priority, skip_bad=skip_bad)
         show = progress if progress is not None else (out.err.is_terminal and not out.json_mode)
@@ -74,12 +95,13 @@ async def submit(client: StarqClient, out: Output, file: str, queue: str, batch_
         advance()
     seconds = time.monotonic() - started
     _summarize(out, queue, totals, seconds)
-    if totals.error or totals.bad and not skip_bad:
+    if totals.error or (totals.bad and not skip_bad):
         raise click.exceptions.Exit(1)
 
 
-async def _pump(client: StarqClient, out: Output, reader: JsonlReader, queue: str, concurrency: int,
-                totals: Totals, advance) -> None:
+async def _pump(
+    client: StarqClient, out: Output, reader: JsonlReader, queue: str, concurrency: int, totals: Totals, advance
+) -> None:
     send, receive = trio.open_memory_channel[Batch](concurrency)
 
     async def read_all() -> None:
@@ -136,9 +158,18 @@ def _report_bad(out: Output, bad: BadLine, totals: Totals, *, stopping: bool) ->
 def _summarize(out: Output, queue: str, totals: Totals, seconds: float) -> None:
     rate = (totals.submitted + totals.skipped) / seconds if seconds > 0 else 0.0
     if out.json_mode:
-        out.json({"queue": queue, "submitted": totals.submitted, "skipped": totals.skipped,
-                  "bad_lines": totals.bad, "lines": totals.lines, "seconds": round(seconds, 3),
-                  "jobs_per_second": round(rate, 1), "error": totals.error})
+        out.json(
+            {
+                "queue": queue,
+                "submitted": totals.submitted,
+                "skipped": totals.skipped,
+                "bad_lines": totals.bad,
+                "lines": totals.lines,
+                "seconds": round(seconds, 3),
+                "jobs_per_second": round(rate, 1),
+                "error": totals.error,
+            }
+        )
         return
     text = f"Submitted {totals.submitted} job(s) to '{queue}' in {seconds:.1f} s ({rate:,.0f} jobs/s)"
     if totals.skipped:
@@ -159,6 +190,9 @@ def _progress(out: Output, size: int | None) -> Progress:
     columns = [TextColumn("{task.description}")]
     if size:
         columns += [BarColumn(), TaskProgressColumn()]
-    columns += [TextColumn("{task.fields[jobs]:,} jobs"), TextColumn("{task.fields[rate]:,.0f} jobs/s"),
-                TimeElapsedColumn()]
+    columns += [
+        TextColumn("{task.fields[jobs]:,} jobs"),
+        TextColumn("{task.fields[rate]:,.0f} jobs/s"),
+        TimeElapsedColumn(),
+    ]
     return Progress(*columns, console=out.err, transient=False)

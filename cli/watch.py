@@ -46,8 +46,16 @@ def rows(queues: list[QueueInfo], rates: Rates, now: float) -> list[dict[str, An
     out = []
     for q in queues:
         done, failed = rates.update(q, now)
-        out.append({"queue": q.name, **{c: getattr(q, c) for c in COUNTS}, "done/s": round(done, 1),
-                    "failed/s": round(failed, 1), "workers": q.workers, "paused": q.paused})
+        out.append(
+            {
+                "queue": q.name,
+                **{c: getattr(q, c) for c in COUNTS},
+                "done/s": round(done, 1),
+                "failed/s": round(failed, 1),
+                "workers": q.workers,
+                "paused": q.paused,
+            }
+        )
     return out
 
 
@@ -64,10 +72,12 @@ def render(data: list[dict[str, Any]], problem: str) -> Table:
 
 @api_command(main)
 @click.argument("queue", required=False)
-@click.option("-i", "--interval", type=click.FloatRange(0.1), default=1.0, show_default=True,
-              help="Seconds between refreshes.")
-@click.option("-n", "--iterations", type=click.IntRange(0), default=0,
-              help="Stop after this many refreshes (0 = until Ctrl-C).")
+@click.option(
+    "-i", "--interval", type=click.FloatRange(0.1), default=1.0, show_default=True, help="Seconds between refreshes."
+)
+@click.option(
+    "-n", "--iterations", type=click.IntRange(0), default=0, help="Stop after this many refreshes (0 = until Ctrl-C)."
+)
 async def watch(client: StarqClient, out: Output, queue: str | None, interval: float, iterations: int) -> None:
     """Live view of queue counts and rates (all queues, or one)."""
     live = Live(render([], ""), console=out.console, auto_refresh=False) if out.tty and not out.json_mode else None
@@ -78,8 +88,9 @@ async def watch(client: StarqClient, out: Output, queue: str | None, interval: f
             nursery.cancel_scope.cancel()
 
 
-async def _refresh(client: StarqClient, out: Output, live: Live | None, queue: str | None, interval: float,
-                   iterations: int) -> None:
+async def _refresh(
+    client: StarqClient, out: Output, live: Live | None, queue: str | None, interval: float, iterations: int
+) -> None:
     rates = Rates()
     count = 0
     while iterations == 0 or count < iterations:

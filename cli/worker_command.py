@@ -42,32 +42,58 @@ def load_handler(spec: str) -> Callable[..., Any]:
 @api_command(main)
 @click.argument("handler")
 @click.option("-q", "--queue", required=True, help="The queue to work on.")
-@click.option("-c", "--concurrency", type=click.IntRange(1, 10_000), default=1, show_default=True,
-              help="Jobs run at once.")
-@click.option("--block-ms", type=click.IntRange(0, 60_000), default=30_000, show_default=True,
-              help="How long each claim waits for a job (long-poll).")
-@click.option("--grace", type=click.FloatRange(0), default=30.0, show_default=True,
-              help="Seconds running jobs get to finish after SIGINT/SIGTERM.")
+@click.option(
+    "-c", "--concurrency", type=click.IntRange(1, 10_000), default=1, show_default=True, help="Jobs run at once."
+)
+@click.option(
+    "--block-ms",
+    type=click.IntRange(0, 60_000),
+    default=30_000,
+    show_default=True,
+    help="How long each claim waits for a job (long-poll).",
+)
+@click.option(
+    "--grace",
+    type=click.FloatRange(0),
+    default=30.0,
+    show_default=True,
+    help="Seconds running jobs get to finish after SIGINT/SIGTERM.",
+)
 @click.option("--name", default=None, help="Worker name shown by the server [default: host-pid].")
-@click.option("--log-level", default="info", show_default=True,
-              type=click.Choice(["debug", "info", "warning", "error"]))
-async def worker(client: StarqClient, out: Output, handler: str, queue: str, concurrency: int, block_ms: int,
-                 grace: float, name: str | None, log_level: str) -> None:
+@click.option(
+    "--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"])
+)
+async def worker(
+    client: StarqClient,
+    out: Output,
+    handler: str,
+    queue: str,
+    concurrency: int,
+    block_ms: int,
+    grace: float,
+    name: str | None,
+    log_level: str,
+) -> None:
     """Run HANDLER (module:function) on every job of a queue.
 
     The function gets a Job (job.payload is the submitted object); an async function runs on the event loop, a
     plain one in a thread. Its return value completes the job; raising fails it (starq.worker_kit.Retry and
     Permanent choose retry or dead-letter). SIGINT/SIGTERM stop gracefully; a second one exits at once.
     """
-    logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+    )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise here
     fn = load_handler(handler)
     loop = Worker(client, queue, fn, concurrency=concurrency, name=name, block_ms=block_ms, grace=grace)
     graceful = await loop.run_until_signal()
     stats = loop.statistics()
     if out.json_mode:
-        out.json({"graceful": graceful, **{k: getattr(stats, k) for k in
-                                           ("claimed", "completed", "retried", "dead", "interrupted", "lost")}})
+        out.json(
+            {
+                "graceful": graceful,
+                **{k: getattr(stats, k) for k in ("claimed", "completed", "retried", "dead", "interrupted", "lost")},
+            }
+        )
     if not graceful:
         raise click.exceptions.Exit(1)

@@ -97,7 +97,7 @@ async def snapshot_events(
                     quiet = 0.0
                     counter.events += 1
                     # "now" lets the page show ages in the server's clock without another event every second.
-                    yield b"event: snapshot\ndata: {\"now\":" + orjson.dumps(time.time()) + b",\"data\":" + body + b"}\n\n"
+                    yield b'event: snapshot\ndata: {"now":' + orjson.dumps(time.time()) + b',"data":' + body + b"}\n\n"
                 else:
                     quiet += tick
                     if quiet >= KEEPALIVE_SECONDS:

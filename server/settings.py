@@ -82,25 +82,35 @@ class Settings:
             values["api_keys"] = tuple(k.strip() for k in env["STARQ_API_KEYS"].split(",") if k.strip())
         if "STARQ_READ_AUTH" in env:
             values["read_auth"] = _env_bool(env["STARQ_READ_AUTH"])
-        for name, var in (("max_body_bytes", "STARQ_MAX_BODY_BYTES"), ("max_payload_bytes", "STARQ_MAX_PAYLOAD_BYTES"),
-                          ("max_batch", "STARQ_MAX_BATCH"), ("max_block_ms", "STARQ_MAX_BLOCK_MS"),
-                          ("max_claim_count", "STARQ_MAX_CLAIM_COUNT"), ("max_list_count", "STARQ_MAX_LIST_COUNT"),
-                          ("max_queues", "STARQ_MAX_QUEUES"),
-                          ("redis_max_connections", "STARQ_REDIS_MAX_CONNECTIONS")):
+        for name, var in (
+            ("max_body_bytes", "STARQ_MAX_BODY_BYTES"),
+            ("max_payload_bytes", "STARQ_MAX_PAYLOAD_BYTES"),
+            ("max_batch", "STARQ_MAX_BATCH"),
+            ("max_block_ms", "STARQ_MAX_BLOCK_MS"),
+            ("max_claim_count", "STARQ_MAX_CLAIM_COUNT"),
+            ("max_list_count", "STARQ_MAX_LIST_COUNT"),
+            ("max_queues", "STARQ_MAX_QUEUES"),
+            ("redis_max_connections", "STARQ_REDIS_MAX_CONNECTIONS"),
+        ):
             if env.get(var):
                 values[name] = int(env[var])
         if env.get("STARQ_SHUTDOWN_GRACE"):
             values["shutdown_grace"] = float(env["STARQ_SHUTDOWN_GRACE"])
-        for name, var in (("log_level", "STARQ_LOG_LEVEL"), ("log_format", "STARQ_LOG_FORMAT"),
-                          ("http_server", "STARQ_HTTP_SERVER")):
+        for name, var in (
+            ("log_level", "STARQ_LOG_LEVEL"),
+            ("log_format", "STARQ_LOG_FORMAT"),
+            ("http_server", "STARQ_HTTP_SERVER"),
+        ):
             if env.get(var):
                 values[name] = env[var].strip().lower()
         if "STARQ_ACCESS_LOG" in env:
             values["access_log"] = _env_bool(env["STARQ_ACCESS_LOG"])
-        for name, var, kind in (("max_header_bytes", "STARQ_MAX_HEADER_BYTES", int),
-                                ("max_connections", "STARQ_MAX_CONNECTIONS", int),
-                                ("keep_alive_timeout", "STARQ_KEEP_ALIVE_TIMEOUT", float),
-                                ("body_timeout", "STARQ_BODY_TIMEOUT", float)):
+        for name, var, kind in (
+            ("max_header_bytes", "STARQ_MAX_HEADER_BYTES", int),
+            ("max_connections", "STARQ_MAX_CONNECTIONS", int),
+            ("keep_alive_timeout", "STARQ_KEEP_ALIVE_TIMEOUT", float),
+            ("body_timeout", "STARQ_BODY_TIMEOUT", float),
+        ):
             if env.get(var):
                 values[name] = kind(env[var])
         if "STARQ_DURABLE" in env:
@@ -110,7 +120,7 @@ class Settings:
         values.update({k: v for k, v in overrides.items() if v is not None})
         if values.get("redis_cluster") and values.get("redis_url", "").startswith("redis://"):
             # One spelling downstream: the cluster scheme says everything the flag says.
-            values["redis_url"] = "redis+cluster://" + values["redis_url"][len("redis://"):]
+            values["redis_url"] = "redis+cluster://" + values["redis_url"][len("redis://") :]
         return cls(**values)
 
     def describe(self) -> dict[str, Any]:
@@ -148,8 +158,16 @@ class Settings:
             raise ValueError(f"--log-format must be one of {', '.join(LOG_FORMATS)}")
         if self.http_server not in HTTP_SERVERS:
             raise ValueError(f"--http-server must be one of {', '.join(HTTP_SERVERS)}")
-        for name in ("max_body_bytes", "max_payload_bytes", "max_batch", "max_block_ms", "max_claim_count",
-                     "max_list_count", "max_queues", "redis_max_connections"):
+        for name in (
+            "max_body_bytes",
+            "max_payload_bytes",
+            "max_batch",
+            "max_block_ms",
+            "max_claim_count",
+            "max_list_count",
+            "max_queues",
+            "redis_max_connections",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
         if self.shutdown_grace < 0:

@@ -15,7 +15,18 @@ from hypercorn.trio import serve
 
 LIMIT = 5.0  # no single wait in these tests may take longer than this
 
-__all__ = ["test_keep_alive_serves_many_requests_on_one_connection", "test_client_connection_close_is_answered_then_closed", "test_keep_alive_max_requests_closes_the_connection", "test_idle_connection_is_closed_after_keep_alive_timeout", "test_request_longer_than_keep_alive_timeout_is_not_cut", "test_client_disconnect_cancels_a_long_poll_handler", "test_pipelined_requests_are_answered_in_order", "test_large_request_and_response_bodies", "test_chunked_request_body", "test_streamed_response_leaves_chunk_by_chunk"]
+__all__ = [
+    "test_chunked_request_body",
+    "test_client_connection_close_is_answered_then_closed",
+    "test_client_disconnect_cancels_a_long_poll_handler",
+    "test_idle_connection_is_closed_after_keep_alive_timeout",
+    "test_keep_alive_max_requests_closes_the_connection",
+    "test_keep_alive_serves_many_requests_on_one_connection",
+    "test_large_request_and_response_bodies",
+    "test_pipelined_requests_are_answered_in_order",
+    "test_request_longer_than_keep_alive_timeout_is_not_cut",
+    "test_streamed_response_leaves_chunk_by_chunk",
+]
 
 
 def serving_config() -> Config:
@@ -88,7 +99,7 @@ class Reader:
                 assert await self._more()
                 size_line, rest = self.buffer.split(b"\r\n", 1)
             body += rest[:size]
-            self.buffer = rest[size + 2:]
+            self.buffer = rest[size + 2 :]
             if size == 0:
                 return status, headers, body
 
@@ -180,8 +191,12 @@ async def test_client_disconnect_cancels_a_long_poll_handler(served):
 async def test_pipelined_requests_are_answered_in_order(served):
     stream = await connect(served)
     reader = Reader(stream)
-    await stream.send_all(request_bytes("GET", "/big?n=3") + request_bytes("POST", "/echo-length", b"abcde")
-                          + request_bytes("GET", "/slow?s=0.1") + request_bytes("GET", "/ping"))
+    await stream.send_all(
+        request_bytes("GET", "/big?n=3")
+        + request_bytes("POST", "/echo-length", b"abcde")
+        + request_bytes("GET", "/slow?s=0.1")
+        + request_bytes("GET", "/ping")
+    )
     assert (await reader.response())[2] == b"xxx"
     assert (await reader.response())[2] == b"5"
     assert (await reader.response())[2] == b"slow"

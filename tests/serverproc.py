@@ -25,6 +25,7 @@ class ServerProcess:
     def start_draining(self) -> None:
         """Reads the server's output as it comes. Unread, the pipe fills (64 KiB of log lines under load) and
         the server blocks on its next log write, freezing every request."""
+
         def drain() -> None:
             for line in self.process.stdout:
                 self._chunks.append(line)
@@ -41,7 +42,9 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-                raise AssertionError(f"starq serve did not exit within {timeout} s of {signal.Signals(sig).name}")
+                raise AssertionError(
+                    f"starq serve did not exit within {timeout} s of {signal.Signals(sig).name}"
+                ) from None
         return self.process.returncode
 
     def kill(self) -> None:
@@ -56,13 +59,18 @@ class ServerProcess:
         return b"".join(self._chunks).decode(errors="replace")
 
 
-def start_server(*args: str, env: dict[str, str] | None = None, cwd: str | None = None,
-                 timeout: float = 30.0) -> ServerProcess:
+def start_server(
+    *args: str, env: dict[str, str] | None = None, cwd: str | None = None, timeout: float = 30.0
+) -> ServerProcess:
     """Starts ``starq serve --port 0 ARGS...`` and returns once it prints where it serves."""
     full_env = {**os.environ, **(env or {})}
     process = subprocess.Popen(
         [sys.executable, "-m", "starq.cli", "serve", "--port", "0", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=full_env, cwd=cwd, start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=full_env,
+        cwd=cwd,
+        start_new_session=True,
     )
     # Lines are read by a thread from the start: a select() on the pipe followed by readline() misses a line
     # that arrived in the same read as the one before it (it sits in the reader's buffer, not in the pipe).

@@ -1,9 +1,9 @@
-import trio
 from starq.server.app import create_app
 from starq.server.claims import ClaimBroker
 from starq.server.settings import Settings
 
 H = {"X-API-Key": "dev-key"}
+
 
 async def test_api_cycle(engine, queue_name, nursery):
     broker = ClaimBroker(engine)
@@ -18,7 +18,11 @@ async def test_api_cycle(engine, queue_name, nursery):
     body = await r.get_json()
     assert len(body["jobs"]) == 1
     j = body["jobs"][0]
-    r = await c.put(f"/api/v1/queues/{queue_name}/jobs/{j['id']}/complete", json={"lease_id": j["lease_id"], "result": {"ok": 1}}, headers=H)
+    r = await c.put(
+        f"/api/v1/queues/{queue_name}/jobs/{j['id']}/complete",
+        json={"lease_id": j["lease_id"], "result": {"ok": 1}},
+        headers=H,
+    )
     assert (await r.get_json()) == {"status": "completed", "job_id": j["id"]}
     r = await c.get("/api/openapi.json")
     assert r.status_code == 200

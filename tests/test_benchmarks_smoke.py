@@ -16,15 +16,34 @@ from benchmarks import report  # noqa: E402
 
 
 def test_quick_run_covers_every_scenario_exactly_once(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "benchmarks", "run", "--quick", "--out", str(tmp_path)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "run", "--quick", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     (path,) = tmp_path.glob("quick-*.json")
     result = json.loads(path.read_text())
     rows = result["combined"]
     kinds = {row.get("kind") for row in rows}
-    assert {"trivial", "stock", "ceiling", "store_submit", "store_complete", "store_ack", "submit_1", "submit_100",
-            "submit_1000", "cycle_1_complete", "cycle_5_complete", "cycle_50_ack", "retry_0", "retry_1"} <= kinds
+    assert {
+        "trivial",
+        "stock",
+        "ceiling",
+        "store_submit",
+        "store_complete",
+        "store_ack",
+        "submit_1",
+        "submit_100",
+        "submit_1000",
+        "cycle_1_complete",
+        "cycle_5_complete",
+        "cycle_50_ack",
+        "retry_0",
+        "retry_1",
+    } <= kinds
     assert any(k.startswith("longpoll_") for k in kinds)
     assert {row["name"] for row in rows if row["group"] == "scale"} == {"--workers 1", "--workers 2"}
     for row in rows:

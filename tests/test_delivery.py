@@ -17,9 +17,11 @@ KEY = {"X-API-Key": "dev-key"}
 def claim_and_close(url: str, queue: str, keep_alive: bool) -> dict:
     parts = urlsplit(url)
     body = json.dumps({"count": 1}).encode()
-    head = (f"POST /api/v1/queues/{queue}/jobs/claim HTTP/1.1\r\nHost: {parts.hostname}\r\n"
-            f"X-API-Key: dev-key\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-            f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n\r\n").encode()
+    head = (
+        f"POST /api/v1/queues/{queue}/jobs/claim HTTP/1.1\r\nHost: {parts.hostname}\r\n"
+        f"X-API-Key: dev-key\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n\r\n"
+    ).encode()
     with socket.create_connection((parts.hostname, parts.port)) as sock:
         sock.sendall(head + body)
         raw = b""
@@ -46,8 +48,7 @@ def test_jobs_read_then_closed_stay_with_their_client(server, queue_name):
     assert httpx.post(f"{api}/{queue_name}/jobs", json={"jobs": jobs}, headers=KEY).status_code == 201
     got = [claim_and_close(server.url, queue_name, keep_alive=i % 2 == 0) for i in range(40)]
     for job in got:
-        r = httpx.put(f"{api}/{queue_name}/jobs/{job['id']}/complete", json={"lease_id": job["lease_id"]},
-                      headers=KEY)
+        r = httpx.put(f"{api}/{queue_name}/jobs/{job['id']}/complete", json={"lease_id": job["lease_id"]}, headers=KEY)
         assert r.status_code == 200, r.text
     info = httpx.get(f"{api}/{queue_name}").json()
     assert (info["completed"], info["pending"], info["claimed"]) == (40, 0, 0)
@@ -58,8 +59,10 @@ def claim_then_drop_unread(url: str, queue: str) -> None:
     fired just then): its kernel resets the connection."""
     parts = urlsplit(url)
     body = json.dumps({"count": 1}).encode()
-    head = (f"POST /api/v1/queues/{queue}/jobs/claim HTTP/1.1\r\nHost: {parts.hostname}\r\n"
-            f"X-API-Key: dev-key\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+    head = (
+        f"POST /api/v1/queues/{queue}/jobs/claim HTTP/1.1\r\nHost: {parts.hostname}\r\n"
+        f"X-API-Key: dev-key\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
     with socket.create_connection((parts.hostname, parts.port)) as sock:
         sock.sendall(head + body)
         sock.settimeout(10)

@@ -12,14 +12,15 @@ from importlib.metadata import version
 
 import pytest
 import trio
-from quart import Response
-from starq.server import connection_limit, http1
-from starq.server.http1.connection import Connection
-from test_http_layer import make_app
 
 # The behaviours every serving path must have, run here on this path with this module's ``served``.
 from http_behaviours import *  # noqa: F403
 from http_behaviours import LIMIT, Reader, connect, request_bytes, serving_config, start_serving
+from quart import Response
+from test_http_layer import make_app
+
+from starq.server import connection_limit, http1
+from starq.server.http1.connection import Connection
 
 
 def make_http1_app(events: list[str]):
@@ -58,8 +59,12 @@ async def raw_app(scope, receive, send) -> None:
         with trio.move_on_after(LIMIT):
             while not client_gone():
                 await trio.sleep(0.01)
-        await send({"type": "http.response.body", "body": b"before=%s after=%s" % (
-            str(before).encode(), str(client_gone()).encode())})
+        await send(
+            {
+                "type": "http.response.body",
+                "body": b"before=%s after=%s" % (str(before).encode(), str(client_gone()).encode()),
+            }
+        )
         return
     if scope["path"] == "/reach":
         # What reached_client() says after the answer was written; kept where the test can read it.
@@ -187,8 +192,7 @@ async def test_http_1_0_closes_unless_kept_alive(served):
 
 async def test_expect_100_continue_is_answered_before_the_body(served):
     stream = await connect(served)
-    await stream.send_all(b"POST /echo-length HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
-                          b"Expect: 100-continue\r\n\r\n")
+    await stream.send_all(b"POST /echo-length HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
     got = b""
     with trio.fail_after(LIMIT):
         while b"\r\n\r\n" not in got:
@@ -206,7 +210,7 @@ async def test_oversized_request_head_gets_431_whole_or_in_pieces(served):
     raw = b""
     try:
         for i in range(0, len(big), 1000):
-            await stream.send_all(big[i:i + 1000])
+            await stream.send_all(big[i : i + 1000])
             await trio.sleep(0.02)
     except trio.BrokenResourceError:
         pass
@@ -228,8 +232,12 @@ async def test_malformed_requests_get_a_json_error_and_a_close(served):
         (b"GET /ping HTTP/1.1\r\nX-Id: a\x7fb\r\n\r\n", 400, "bad_request"),
         (b"GET /ping HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400, "bad_request"),
         # Both framings at once is how requests are smuggled past proxies: refused.
-        (b"POST /echo-length HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
-         b"5\r\nhello\r\n0\r\n\r\n", 400, "bad_request"),
+        (
+            b"POST /echo-length HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"5\r\nhello\r\n0\r\n\r\n",
+            400,
+            "bad_request",
+        ),
         (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505, "http_version_not_supported"),
         (b"GET /ping HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", 501, "upgrade_not_supported"),
     ]:

@@ -10,6 +10,10 @@ from importlib.metadata import version
 
 import pytest
 import trio
+
+# The behaviours every serving path must have, run here on Hypercorn's path with this module's ``served``.
+from http_behaviours import *  # noqa: F403
+from http_behaviours import Reader, connect, request_bytes, serving_config, start_serving
 from hypercorn.events import RawData
 from hypercorn.protocol.h11 import H11Protocol
 from hypercorn.trio import run as hypercorn_run
@@ -19,10 +23,6 @@ from quart_trio import QuartTrio
 
 from starq.server import hypercorn_fixes
 from starq.server.hypercorn_fixes import StarqTCPServer
-
-# The behaviours every serving path must have, run here on Hypercorn's path with this module's ``served``.
-from http_behaviours import *  # noqa: F403
-from http_behaviours import Reader, connect, request_bytes, serving_config, start_serving
 
 
 def make_app(events: list[str]) -> QuartTrio:

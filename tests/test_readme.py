@@ -21,7 +21,9 @@ def python_blocks() -> list[str]:
 def test_readme_worker_completes_every_job(server, queue_name, tmp_path):
     (worker_src,) = [b for b in python_blocks() if "jobs/claim" in b]
     # Point the example at the test server and queue; everything else runs exactly as printed.
-    worker_src = worker_src.replace("http://127.0.0.1:8000", server.url).replace("/queues/emails", f"/queues/{queue_name}")
+    worker_src = worker_src.replace("http://127.0.0.1:8000", server.url).replace(
+        "/queues/emails", f"/queues/{queue_name}"
+    )
     script = tmp_path / "worker.py"
     script.write_text(worker_src)
 
@@ -45,6 +47,9 @@ def test_readme_worker_completes_every_job(server, queue_name, tmp_path):
     page = httpx.get(f"{api}/{queue_name}/jobs", params={"status": "completed", "count": 500}).json()
     assert sorted(j["result"]["sent_to"] for j in page["jobs"]) == sorted(f"user{i}@example.com" for i in range(12))
     # The payload without "to" raised KeyError in the worker: reported as a failure, retried with backoff.
-    (bad,) = [j for j in httpx.get(f"{api}/{queue_name}/jobs", params={"count": 500}).json()["jobs"]
-              if "no_to" in j["payload"]]
+    (bad,) = [
+        j
+        for j in httpx.get(f"{api}/{queue_name}/jobs", params={"count": 500}).json()["jobs"]
+        if "no_to" in j["payload"]
+    ]
     assert bad["status"] in ("scheduled", "pending", "claimed", "failed") and "to" in bad["error"]

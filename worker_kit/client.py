@@ -114,7 +114,12 @@ class StarqClient:
         while True:
             try:
                 response = await self._http.request(
-                    method, path, json=json, content=content, params=params, headers=headers,
+                    method,
+                    path,
+                    json=json,
+                    content=content,
+                    params=params,
+                    headers=headers,
                     timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
                 )
             except _NOT_SENT as exc:
@@ -123,7 +128,8 @@ class StarqClient:
                 raise ServerUnreachable(f"bad server URL {self.url!r}: {_describe(exc)}") from exc
             except httpx.TransportError as exc:
                 error = ServerUnreachable(
-                    f"lost the answer from {self.url} to {method} {path}: {_describe(exc)}", maybe_processed=True)
+                    f"lost the answer from {self.url} to {method} {path}: {_describe(exc)}", maybe_processed=True
+                )
                 if safety is not Safety.IDEMPOTENT:
                     raise error from exc
             else:
@@ -144,8 +150,9 @@ class StarqClient:
         try:
             return response.json()
         except ValueError as exc:
-            raise UnexpectedResponse(f"HTTP {response.status_code} answer is not JSON",
-                                     status=response.status_code) from exc
+            raise UnexpectedResponse(
+                f"HTTP {response.status_code} answer is not JSON", status=response.status_code
+            ) from exc
 
     @staticmethod
     def _decode_error(response: httpx.Response) -> Any:
@@ -208,8 +215,15 @@ class StarqClient:
 
     # -- jobs -----------------------------------------------------------------------------------------------
 
-    async def submit(self, queue: str, payload: Mapping[str, Any], *, priority: int = 0,
-                     delay: float | None = None, run_at: str | None = None) -> Job:
+    async def submit(
+        self,
+        queue: str,
+        payload: Mapping[str, Any],
+        *,
+        priority: int = 0,
+        delay: float | None = None,
+        run_at: str | None = None,
+    ) -> Job:
         """Submits one job. Returns it (``status`` is ``pending`` or ``scheduled``).
 
         With dedupe on, a skipped duplicate comes back as the job the server already had.
@@ -232,8 +246,11 @@ class StarqClient:
 
     async def _submitted(self, queue: str, **body: Any) -> Submitted:
         data = await self.request("POST", _jobs(queue), **body)
-        return Submitted(jobs=[Job.from_json(j) for j in data["jobs"]], submitted=int(data["submitted"]),
-                         skipped=int(data["skipped"]))
+        return Submitted(
+            jobs=[Job.from_json(j) for j in data["jobs"]],
+            submitted=int(data["submitted"]),
+            skipped=int(data["skipped"]),
+        )
 
     async def list_jobs(self, queue: str, *, status: str = "", count: int = 50, cursor: str = "") -> JobPage:
         """``GET .../jobs``: one page, newest first, filtered by ``status`` before paging."""
@@ -243,11 +260,13 @@ class StarqClient:
         if cursor:
             params["cursor"] = cursor
         data = await self.request("GET", _jobs(queue), params=params, safety=Safety.IDEMPOTENT)
-        return JobPage(jobs=[Job.from_json(j) for j in data["jobs"]], cursor=data["cursor"],
-                       has_more=bool(data["has_more"]))
+        return JobPage(
+            jobs=[Job.from_json(j) for j in data["jobs"]], cursor=data["cursor"], has_more=bool(data["has_more"])
+        )
 
-    async def iter_jobs(self, queue: str, *, status: str = "", limit: int | None = None,
-                        cursor: str = "") -> AsyncIterator[Job]:
+    async def iter_jobs(
+        self, queue: str, *, status: str = "", limit: int | None = None, cursor: str = ""
+    ) -> AsyncIterator[Job]:
         """Jobs newest first, following cursors across pages until ``limit`` jobs (or all of them)."""
         seen = 0
         while limit is None or seen < limit:
@@ -280,34 +299,42 @@ class StarqClient:
         data = await self.request("PUT", _job(queue, job_id) + "/complete", json=body, safety=_by_lease(lease_id))
         return data["status"]
 
-    async def fail(self, queue: str, job_id: str, error: str = "", *, lease_id: str | None = None,
-                   retry: bool = True) -> FailOutcome:
+    async def fail(
+        self, queue: str, job_id: str, error: str = "", *, lease_id: str | None = None, retry: bool = True
+    ) -> FailOutcome:
         """``PUT .../jobs/{id}/fail``: retried with the queue's backoff while attempts remain, else dead;
         ``retry=False`` dead-letters at once."""
         body = {"error": error, "lease_id": lease_id, "retry": retry}
         data = await self.request("PUT", _job(queue, job_id) + "/fail", json=body, safety=_by_lease(lease_id))
         return FailOutcome(status=data["status"], job_id=data["job_id"], retries=int(data["retries"]))
 
-    async def extend(self, queue: str, job_id: str, *, lease_id: str | None = None,
-                     seconds: float | None = None) -> str:
+    async def extend(
+        self, queue: str, job_id: str, *, lease_id: str | None = None, seconds: float | None = None
+    ) -> str:
         """``PUT .../jobs/{id}/extend``: the lease now ends ``seconds`` from now (default: the queue's
         ``claim_timeout``). Returns the new ``lease_expires_at``."""
         body = {"lease_id": lease_id, "seconds": seconds}
         data = await self.request("PUT", _job(queue, job_id) + "/extend", json=body, safety=_by_lease(lease_id))
         return data["lease_expires_at"]
 
-    async def ack(self, queue: str, *, complete: Iterable[Mapping[str, Any]] = (),
-                  fail: Iterable[Mapping[str, Any]] = ()) -> AckResult:
+    async def ack(
+        self, queue: str, *, complete: Iterable[Mapping[str, Any]] = (), fail: Iterable[Mapping[str, Any]] = ()
+    ) -> AckResult:
         """``POST .../jobs/ack``: many outcomes in one request; each succeeds or fails on its own.
 
         Items: ``{"id", "lease_id"?, "result"?}`` to complete, ``{"id", "lease_id"?, "error"?, "retry"?}`` to fail.
         """
         completes, fails = [dict(c) for c in complete], [dict(f) for f in fail]
         all_leased = all(item.get("lease_id") for item in completes + fails)
-        data = await self.request("POST", _jobs(queue) + "/ack", json={"complete": completes, "fail": fails},
-                                  safety=Safety.IDEMPOTENT if all_leased else Safety.UNSENT_ONLY)
-        return AckResult(results=data["results"], completed=data["completed"], failed=data["failed"],
-                         errors=data["errors"])
+        data = await self.request(
+            "POST",
+            _jobs(queue) + "/ack",
+            json={"complete": completes, "fail": fails},
+            safety=Safety.IDEMPOTENT if all_leased else Safety.UNSENT_ONLY,
+        )
+        return AckResult(
+            results=data["results"], completed=data["completed"], failed=data["failed"], errors=data["errors"]
+        )
 
     async def cancel(self, queue: str, job_id: str) -> str:
         """``DELETE .../jobs/{id}``: a pending or scheduled job becomes ``cancelled``."""

@@ -178,14 +178,36 @@ class UnexpectedResponse(StarqError):
 
 # Every class the server can name in ``error``; codes the client does not know fall back on the status.
 SERVER_ERRORS: tuple[type[StarqError], ...] = (
-    BadRequest, Unauthorized, NotFound, QueueNotFound, JobNotFound, MethodNotAllowed, Conflict, QueueExists,
-    TooManyQueues, NotClaimed, LeaseLost, InvalidState, TooLarge, HeadersTooLarge, ValidationFailed, StoreUnavailable, NotDurable,
+    BadRequest,
+    Unauthorized,
+    NotFound,
+    QueueNotFound,
+    JobNotFound,
+    MethodNotAllowed,
+    Conflict,
+    QueueExists,
+    TooManyQueues,
+    NotClaimed,
+    LeaseLost,
+    InvalidState,
+    TooLarge,
+    HeadersTooLarge,
+    ValidationFailed,
+    StoreUnavailable,
+    NotDurable,
     ShuttingDown,
 )
 _BY_CODE: dict[str, type[StarqError]] = {cls.code: cls for cls in SERVER_ERRORS}
 _BY_STATUS: dict[int, type[StarqError]] = {
-    400: BadRequest, 401: Unauthorized, 404: NotFound, 405: MethodNotAllowed, 409: Conflict, 413: TooLarge,
-    422: ValidationFailed, 431: HeadersTooLarge, 503: StoreUnavailable,
+    400: BadRequest,
+    401: Unauthorized,
+    404: NotFound,
+    405: MethodNotAllowed,
+    409: Conflict,
+    413: TooLarge,
+    422: ValidationFailed,
+    431: HeadersTooLarge,
+    503: StoreUnavailable,
 }
 
 

@@ -45,6 +45,8 @@ from .outcomes import Outcome, outcome_of_error
 log = logging.getLogger("starq.worker")
 
 MAX_CLAIM = 100  # the server's largest claim count
+# Pauses between claim attempts while the server is unreachable.
+RECONNECT_BACKOFF = Backoff(0.5, 30.0)
 SHUTDOWN_ERROR = "worker shut down before the job finished"
 
 # Errors after which trying again later can succeed: the server (or its store) is away for now.
@@ -116,7 +118,7 @@ class Worker:
         block_ms: int = 30_000,
         grace: float = 30.0,
         report_timeout: float = 10.0,
-        backoff: Backoff = Backoff(0.5, 30.0),
+        backoff: Backoff = RECONNECT_BACKOFF,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -129,8 +131,7 @@ class Worker:
         self.grace = grace
         self.report_timeout = report_timeout
         self.backoff = backoff
-        self._is_async = inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
-            getattr(handler, "__call__", None))
+        self._is_async = inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(type(handler).__call__)
         self._limiter = trio.CapacityLimiter(concurrency)
         self._threads = trio.CapacityLimiter(concurrency)
         self._running: set[_Running] = set()
@@ -179,15 +180,18 @@ class Worker:
             with trio.move_on_after(self.grace):
                 await self._drained.wait()
             if self._running:
-                log.warning("grace period over: cancelling %d job(s) and returning them to the queue",
-                            len(self._running))
+                log.warning(
+                    "grace period over: cancelling %d job(s) and returning them to the queue", len(self._running)
+                )
                 for run in list(self._running):
                     run.interrupt()
                 with trio.move_on_after(self.report_timeout):
                     await self._drained.wait()
                 if self._running:
-                    log.error("could not report %d job(s); they return to the queue when their leases expire",
-                              len(self._running))
+                    log.error(
+                        "could not report %d job(s); they return to the queue when their leases expire",
+                        len(self._running),
+                    )
             nursery.cancel_scope.cancel()
         log.info("worker %s stopped", self.name)
         if self._fatal is not None:
@@ -245,8 +249,9 @@ class Worker:
                 with trio.CancelScope() as self._claim_scope:
                     if self.stopping:
                         self._claim_scope.cancel()
-                    jobs = await self.client.claim(self.queue, count=len(slots), block_ms=self.block_ms,
-                                                   worker=self.name)
+                    jobs = await self.client.claim(
+                        self.queue, count=len(slots), block_ms=self.block_ms, worker=self.name
+                    )
             except _FATAL as exc:
                 log.error("claim refused (%s): stopping", exc.detail)
                 self._fatal = exc
@@ -264,7 +269,7 @@ class Worker:
                     failures = 0
             finally:
                 self._claim_scope = None
-                for slot in slots[len(jobs):]:
+                for slot in slots[len(jobs) :]:
                     self._limiter.release_on_behalf_of(slot)
             received = trio.current_time()
             for job, slot in zip(jobs, slots):
@@ -300,8 +305,9 @@ class Worker:
                 if self._is_async:
                     value = await self.handler(job)
                 else:
-                    value = await trio.to_thread.run_sync(self.handler, job, limiter=self._threads,
-                                                          abandon_on_cancel=True)
+                    value = await trio.to_thread.run_sync(
+                        self.handler, job, limiter=self._threads, abandon_on_cancel=True
+                    )
                 json.dumps(value)  # a result the server cannot store is the handler's error
             except Exception as exc:
                 outcome = outcome_of_error(exc)
@@ -362,8 +368,9 @@ class Worker:
                     await self.client.complete(self.queue, job.id, outcome.result, lease_id=job.lease_id)
                     self._counts["completed"] += 1
                 else:
-                    answer = await self.client.fail(self.queue, job.id, outcome.error, lease_id=job.lease_id,
-                                                    retry=outcome.retry)
+                    answer = await self.client.fail(
+                        self.queue, job.id, outcome.error, lease_id=job.lease_id, retry=outcome.retry
+                    )
                     self._counts["dead" if answer.status == "failed" else "retried"] += 1
                 return
             except (Conflict, NotFound) as exc:
@@ -374,9 +381,13 @@ class Worker:
                 pause = self.backoff.delay(failures)
                 failures += 1
                 # The claim loop already logs each outage; one line per job is enough here.
-                log.log(logging.WARNING if failures == 1 else logging.DEBUG,
-                        "job %s: cannot report %s (%s); retrying until the server answers", job.id, outcome.kind,
-                        exc.detail)
+                log.log(
+                    logging.WARNING if failures == 1 else logging.DEBUG,
+                    "job %s: cannot report %s (%s); retrying until the server answers",
+                    job.id,
+                    outcome.kind,
+                    exc.detail,
+                )
                 await trio.sleep(pause)
             except StarqError as exc:
                 # The server refused the report itself (a result too large, say): record that as the failure.
@@ -386,5 +397,6 @@ class Worker:
     def _check_drained(self) -> None:
         if self.stopping and not self._running:
             self._drained.set()
+
 
 __all__ = ["Worker", "WorkerStatistics", "default_worker_name"]

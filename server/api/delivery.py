@@ -20,6 +20,7 @@ Either way the check comes before the write, never after it: a client that reads
 from __future__ import annotations
 
 import trio
+import trio.lowlevel
 from quart import request
 
 from ..claims import Ledger
@@ -70,8 +71,8 @@ class DeliveryGuard:
                     return
                 # Without the transport's word: a disconnect Hypercorn has already read arrives as a cancellation
                 # once the request's message task has run, which two scheduler passes allow.
-                await trio.sleep(0)
-                await trio.sleep(0)
+                await trio.lowlevel.checkpoint()
+                await trio.lowlevel.checkpoint()
                 await send(message)
                 ledger.delivered()
             else:

@@ -43,7 +43,7 @@ def match(method: str, path: str) -> tuple[HotRoute, str, str | None] | None:
     """
     if not path.startswith(_PREFIX):
         return None
-    parts = path[len(_PREFIX):].split("/")
+    parts = path[len(_PREFIX) :].split("/")
     n = len(parts)
     if n < 2 or parts[1] != "jobs" or not parts[0]:
         return None
@@ -72,8 +72,7 @@ class HotPath:
         response_timeout: Quart's ``RESPONSE_TIMEOUT``: how long sending an answer may take.
     """
 
-    def __init__(self, app: Any, state: http.AppState, metrics: Any, *, access: bool,
-                 response_timeout: float) -> None:
+    def __init__(self, app: Any, state: http.AppState, metrics: Any, *, access: bool, response_timeout: float) -> None:
         self.app = app
         self._state = state
         self._metrics = metrics
@@ -132,8 +131,17 @@ class HotPath:
         finally:
             logging_setup.request_id.reset(token)
 
-    async def _answer(self, hot: HotRoute, name: str, job: str | None, scope: dict, receive: Any,
-                      nursery: trio.Nursery, api_key: str | None, length: bytes | None) -> tuple[bytes, int]:
+    async def _answer(
+        self,
+        hot: HotRoute,
+        name: str,
+        job: str | None,
+        scope: dict,
+        receive: Any,
+        nursery: trio.Nursery,
+        api_key: str | None,
+        length: bytes | None,
+    ) -> tuple[bytes, int]:
         settings = self._state.settings
         # The order of Quart's hooks and handlers: head size, key, path parameters, body.
         http.check_head_size(scope, settings.max_header_bytes)

@@ -54,17 +54,24 @@ def state() -> AppState:
 # to Quart's responses, ``fastpath.py`` to its own). JSON needs no sources at all; an HTML view (the dashboard,
 # the docs page) that needs more sets its own Content-Security-Policy, which is kept; any other HTML gets a
 # strict default: no inline script or style.
-SECURITY_HEADERS = (("X-Content-Type-Options", "nosniff"), ("X-Frame-Options", "DENY"),
-                    ("Referrer-Policy", "no-referrer"))
+SECURITY_HEADERS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "no-referrer"),
+)
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
-HTML_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
-            "base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
+HTML_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
+    "base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
 JSON_CONTENT_TYPE = "application/json"
 # The ASGI headers of a JSON answer, in the order Quart sends them: content type and length, the security
 # headers (added by the first after_request hook to run), then the request id (the last).
 _JSON_HEADERS_BEFORE_LENGTH = ((b"content-type", JSON_CONTENT_TYPE.encode()),)
-_JSON_HEADERS_AFTER_LENGTH = tuple((name.lower().encode(), value.encode()) for name, value in SECURITY_HEADERS) + (
-    (b"content-security-policy", API_CSP.encode()),)
+_JSON_HEADERS_AFTER_LENGTH = (
+    *((name.lower().encode(), value.encode()) for name, value in SECURITY_HEADERS),
+    (b"content-security-policy", API_CSP.encode()),
+)
 
 
 def render_json(data: Any) -> bytes:
@@ -78,8 +85,12 @@ def json_response(data: Any, status: int = 200) -> Response:
 def json_headers(length: int, request_id: str) -> list[tuple[bytes, bytes]]:
     """The ASGI response headers of a JSON answer of ``length`` bytes to request ``request_id``, exactly as a
     Quart response gets them from ``json_response`` and the app's after_request hooks."""
-    return [*_JSON_HEADERS_BEFORE_LENGTH, (b"content-length", str(length).encode()), *_JSON_HEADERS_AFTER_LENGTH,
-            (b"x-request-id", request_id.encode("latin1"))]
+    return [
+        *_JSON_HEADERS_BEFORE_LENGTH,
+        (b"content-length", str(length).encode()),
+        *_JSON_HEADERS_AFTER_LENGTH,
+        (b"x-request-id", request_id.encode("latin1")),
+    ]
 
 
 def error_body(error: StarqError) -> bytes:
@@ -121,8 +132,12 @@ def parse_body(raw: bytes, schema: Schema, limit: int) -> dict[str, Any]:
 
 def head_size(scope: dict[str, Any]) -> int:
     """About how many bytes the request line and headers took (what ``max_header_bytes`` bounds)."""
-    return len(scope["method"]) + len(scope.get("raw_path", b"")) + len(scope.get("query_string", b"")) + sum(
-        len(name) + len(value) + 4 for name, value in scope["headers"])
+    return (
+        len(scope["method"])
+        + len(scope.get("raw_path", b""))
+        + len(scope.get("query_string", b""))
+        + sum(len(name) + len(value) + 4 for name, value in scope["headers"])
+    )
 
 
 def check_head_size(scope: dict[str, Any], limit: int) -> None:

@@ -50,8 +50,12 @@ def _new_job(item: dict, where: str, limit: int) -> NewJob:
     if item.get("payload") is None:
         raise ValidationFailed(f"{where}payload is required")
     payload = _encode(item["payload"], f"{where}payload", limit)
-    return NewJob(payload=payload, priority=item["priority"], run_at_ms=_due_ms(item, where),
-                  dedupe_hash=dedupe_hash(item["payload"]))
+    return NewJob(
+        payload=payload,
+        priority=item["priority"],
+        run_at_ms=_due_ms(item, where),
+        dedupe_hash=dedupe_hash(item["payload"]),
+    )
 
 
 # -- the hot routes ------------------------------------------------------------------------------------------
@@ -107,12 +111,25 @@ async def _submit(st: AppState, scope: dict, name: str, job: None, body: dict) -
     results = await st.engine.submit(name, jobs, ids)
     rendered = []
     for new, result in zip(jobs, results):
-        rendered.append(Job(
-            id=result.id, queue=name, status=result.status, payload=new.payload, result=None, error="",
-            retries=0, priority=new.priority, created_at=result.created_at, claimed_at="", completed_at="",
-            run_at="" if result.status != "scheduled" else iso(new.run_at_ms), lease_id="",
-            lease_expires_at="", worker="",
-        ).to_json())
+        rendered.append(
+            Job(
+                id=result.id,
+                queue=name,
+                status=result.status,
+                payload=new.payload,
+                result=None,
+                error="",
+                retries=0,
+                priority=new.priority,
+                created_at=result.created_at,
+                claimed_at="",
+                completed_at="",
+                run_at="" if result.status != "scheduled" else iso(new.run_at_ms),
+                lease_id="",
+                lease_expires_at="",
+                worker="",
+            ).to_json()
+        )
     skipped = sum(r.skipped for r in results)
     return {"jobs": rendered, "submitted": len(results) - skipped, "skipped": skipped}, 201
 
@@ -126,8 +143,7 @@ async def _claim(st: AppState, scope: dict, name: str, job: None, body: dict) ->
 
 
 async def _complete(st: AppState, scope: dict, name: str, job: str, body: dict) -> tuple[Any, int]:
-    result = _encode(body["result"] if body["result"] is not None else {}, "result",
-                     st.settings.max_payload_bytes)
+    result = _encode(body["result"] if body["result"] is not None else {}, "result", st.settings.max_payload_bytes)
     status = await st.engine.complete(name, job, body["lease_id"] or "", result)
     return {"status": status, "job_id": job}, 200
 
@@ -144,8 +160,11 @@ async def _ack(st: AppState, scope: dict, name: str, job: None, body: dict) -> t
     if total > settings.max_batch:
         raise TooLarge(f"{total} outcomes in one request; the limit is {settings.max_batch}")
     completes = [
-        (job_id(c["id"]), c["lease_id"] or "", _encode(c["result"] if c["result"] is not None else {},
-                                                        f"complete[{i}].result", limit))
+        (
+            job_id(c["id"]),
+            c["lease_id"] or "",
+            _encode(c["result"] if c["result"] is not None else {}, f"complete[{i}].result", limit),
+        )
         for i, c in enumerate(body["complete"])
     ]
     fails = [(job_id(f["id"]), f["lease_id"] or "", f["error"], f["retry"]) for f in body["fail"]]
@@ -155,15 +174,16 @@ async def _ack(st: AppState, scope: dict, name: str, job: None, body: dict) -> t
         if outcome.error is None:
             results.append({"job_id": outcome.id, "ok": True, "status": outcome.status, "retries": outcome.retries})
         else:
-            results.append({"job_id": outcome.id, "ok": False, "error": outcome.error.code,
-                            "detail": outcome.error.detail})
+            results.append(
+                {"job_id": outcome.id, "ok": False, "error": outcome.error.code, "detail": outcome.error.detail}
+            )
     errors = [o.error for o in outcomes if o.error is not None]
     if outcomes and len(errors) == len(outcomes) and all(isinstance(e, QueueNotFound) for e in errors):
         raise errors[0]
     return {
         "results": results,
         "completed": sum(1 for o in outcomes[: len(completes)] if o.error is None),
-        "failed": sum(1 for o in outcomes[len(completes):] if o.error is None),
+        "failed": sum(1 for o in outcomes[len(completes) :] if o.error is None),
         "errors": len(errors),
     }, 200
 
@@ -177,14 +197,28 @@ HOT_ROUTES = {
 }
 
 
-@route(bp, "POST", J, summary="Submit one job or a batch (atomic)", tag=TAG, body=shapes.Submit,
-       responses={201: shapes.Submitted, 413: shapes.Error})
+@route(
+    bp,
+    "POST",
+    J,
+    summary="Submit one job or a batch (atomic)",
+    tag=TAG,
+    body=shapes.Submit,
+    responses={201: shapes.Submitted, 413: shapes.Error},
+)
 async def submit(name: str) -> Response:
     return await _serve(HOT_ROUTES["submit"], name)
 
 
-@route(bp, "GET", J, summary="List jobs, newest first, filtered before paging", tag=TAG,
-       responses={200: shapes.JobPage}, query=shapes.ListQuery)
+@route(
+    bp,
+    "GET",
+    J,
+    summary="List jobs, newest first, filtered before paging",
+    tag=TAG,
+    responses={200: shapes.JobPage},
+    query=shapes.ListQuery,
+)
 async def list_jobs(name: str) -> Response:
     name = queue_name(name)
     args = {}
@@ -204,32 +238,59 @@ async def list_jobs(name: str) -> Response:
     return json_response({"jobs": [j.to_json() for j in jobs], "cursor": cursor, "has_more": has_more})
 
 
-@route(bp, "POST", J + "/claim", summary="Claim jobs, waiting up to block_ms for one", tag=TAG,
-       body=shapes.Claim, responses={200: shapes.Claimed})
+@route(
+    bp,
+    "POST",
+    J + "/claim",
+    summary="Claim jobs, waiting up to block_ms for one",
+    tag=TAG,
+    body=shapes.Claim,
+    responses={200: shapes.Claimed},
+)
 async def claim(name: str) -> Response:
     return await _serve(HOT_ROUTES["claim"], name)
 
 
-@route(bp, "GET", J + "/{job}", summary="Show a job with its result or error", tag=TAG,
-       responses={200: shapes.Job})
+@route(bp, "GET", J + "/{job}", summary="Show a job with its result or error", tag=TAG, responses={200: shapes.Job})
 async def get_job(name: str, job: str) -> Response:
     return json_response((await state().engine.get_job(queue_name(name), job_id(job))).to_json())
 
 
-@route(bp, "PUT", J + "/{job}/complete", summary="Report a job done", tag=TAG, body=shapes.Complete,
-       responses={200: shapes.Outcome, 409: shapes.Error})
+@route(
+    bp,
+    "PUT",
+    J + "/{job}/complete",
+    summary="Report a job done",
+    tag=TAG,
+    body=shapes.Complete,
+    responses={200: shapes.Outcome, 409: shapes.Error},
+)
 async def complete(name: str, job: str) -> Response:
     return await _serve(HOT_ROUTES["complete"], name, job)
 
 
-@route(bp, "PUT", J + "/{job}/fail", summary="Report a job failed (retried with backoff, then dead)", tag=TAG,
-       body=shapes.Fail, responses={200: shapes.FailOutcome, 409: shapes.Error})
+@route(
+    bp,
+    "PUT",
+    J + "/{job}/fail",
+    summary="Report a job failed (retried with backoff, then dead)",
+    tag=TAG,
+    body=shapes.Fail,
+    responses={200: shapes.FailOutcome, 409: shapes.Error},
+)
 async def fail(name: str, job: str) -> Response:
     return await _serve(HOT_ROUTES["fail"], name, job)
 
 
-@route(bp, "PUT", J + "/{job}/extend", summary="Extend a claimed job's lease (heartbeat)", tag=TAG,
-       body=shapes.Extend, responses={200: shapes.Extended, 409: shapes.Error})
+@route(
+    bp,
+    "PUT",
+    J + "/{job}/extend",
+    summary="Extend a claimed job's lease (heartbeat)",
+    tag=TAG,
+    body=shapes.Extend,
+    responses={200: shapes.Extended, 409: shapes.Error},
+)
 async def extend(name: str, job: str) -> Response:
     name, job = queue_name(name), job_id(job)
     body = await read_body(shapes.Extend)
@@ -237,21 +298,40 @@ async def extend(name: str, job: str) -> Response:
     return json_response({"status": "claimed", "job_id": job, "lease_expires_at": expires})
 
 
-@route(bp, "POST", J + "/ack", summary="Complete and fail many jobs in one request", tag=TAG, body=shapes.Ack,
-       responses={200: shapes.Acked})
+@route(
+    bp,
+    "POST",
+    J + "/ack",
+    summary="Complete and fail many jobs in one request",
+    tag=TAG,
+    body=shapes.Ack,
+    responses={200: shapes.Acked},
+)
 async def ack(name: str) -> Response:
     return await _serve(HOT_ROUTES["ack"], name)
 
 
-@route(bp, "DELETE", J + "/{job}", summary="Cancel a pending or scheduled job", tag=TAG,
-       responses={200: shapes.Outcome, 409: shapes.Error})
+@route(
+    bp,
+    "DELETE",
+    J + "/{job}",
+    summary="Cancel a pending or scheduled job",
+    tag=TAG,
+    responses={200: shapes.Outcome, 409: shapes.Error},
+)
 async def cancel(name: str, job: str) -> Response:
     name, job = queue_name(name), job_id(job)
     return json_response({"status": await state().engine.cancel(name, job), "job_id": job})
 
 
-@route(bp, "POST", J + "/{job}/retry", summary="Put a dead or cancelled job back to pending", tag=TAG,
-       responses={200: shapes.Outcome, 409: shapes.Error})
+@route(
+    bp,
+    "POST",
+    J + "/{job}/retry",
+    summary="Put a dead or cancelled job back to pending",
+    tag=TAG,
+    responses={200: shapes.Outcome, 409: shapes.Error},
+)
 async def retry(name: str, job: str) -> Response:
     name, job = queue_name(name), job_id(job)
     return json_response({"status": await state().engine.retry(name, job), "job_id": job})

@@ -12,18 +12,26 @@ from .openapi import DOCS_PAGE, build_openapi
 bp = Blueprint("meta", __name__)
 
 
-@route(bp, "GET", "/api/health", summary="Is the server up and its store reachable?", tag="meta",
-       responses={200: shapes.Health, 503: shapes.Health})
+@route(
+    bp,
+    "GET",
+    "/api/health",
+    summary="Is the server up and its store reachable?",
+    tag="meta",
+    responses={200: shapes.Health, 503: shapes.Health},
+)
 async def health() -> Response:
     try:
         store = await state().engine.ping()
     except StoreUnavailable as exc:
         return json_response({"status": "error", "detail": exc.detail}, 503)
-    return json_response({
-        "status": "ok",
-        "redis_version": store["valkey_version"] or store["redis_version"],
-        "waiting_claims": state().broker.waiting,
-    })
+    return json_response(
+        {
+            "status": "ok",
+            "redis_version": store["valkey_version"] or store["redis_version"],
+            "waiting_claims": state().broker.waiting,
+        }
+    )
 
 
 @bp.get("/api/openapi.json")
@@ -37,5 +45,6 @@ DOCS_CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none
 
 @bp.get("/api/docs")
 async def docs() -> Response:
-    return Response(str(DOCS_PAGE), content_type="text/html; charset=utf-8",
-                    headers={"Content-Security-Policy": DOCS_CSP})
+    return Response(
+        str(DOCS_PAGE), content_type="text/html; charset=utf-8", headers={"Content-Security-Policy": DOCS_CSP}
+    )

@@ -9,9 +9,17 @@ from . import shapes
 from .http import ROUTES
 from .schema import Schema
 
-STATUS_TEXT = {200: "OK", 201: "Created", 400: "Malformed JSON", 401: "Missing or wrong X-API-Key",
-               404: "Queue or job not found", 409: "Conflict with the current state", 413: "Too large",
-               422: "Schema violation", 503: "Store unavailable or shutting down"}
+STATUS_TEXT = {
+    200: "OK",
+    201: "Created",
+    400: "Malformed JSON",
+    401: "Missing or wrong X-API-Key",
+    404: "Queue or job not found",
+    409: "Conflict with the current state",
+    413: "Too large",
+    422: "Schema violation",
+    503: "Store unavailable or shutting down",
+}
 
 
 def _schemas() -> dict[str, Any]:
@@ -37,14 +45,18 @@ def build_openapi() -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for doc in ROUTES:
         op: dict[str, Any] = {"summary": doc.summary, "tags": [doc.tag], "operationId": _operation_id(doc)}
-        params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-                  for name in _path_params(doc.path)]
+        params = [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            for name in _path_params(doc.path)
+        ]
         params += [{"name": f.name, "in": "query", "required": False, "schema": f.json_schema()} for f in doc.query]
         if params:
             op["parameters"] = params
         if doc.body is not None:
-            op["requestBody"] = {"required": doc.body.needs_body,
-                                 "content": {"application/json": {"schema": {"$ref": doc.body.ref}}}}
+            op["requestBody"] = {
+                "required": doc.body.needs_body,
+                "content": {"application/json": {"schema": {"$ref": doc.body.ref}}},
+            }
         responses: dict[str, Any] = {}
         for status, schema in doc.responses.items():
             responses[str(status)] = _response(status, schema)
@@ -64,8 +76,12 @@ def build_openapi() -> dict[str, Any]:
         paths.setdefault(doc.path, {})[doc.method.lower()] = op
     return {
         "openapi": "3.1.0",
-        "info": {"title": "Starq", "version": "1", "description": "A work queue over Redis Streams; workers speak "
-                 "plain HTTP. Errors are {\"detail\", \"error\"}; see docs/api.md for every limit."},
+        "info": {
+            "title": "Starq",
+            "version": "1",
+            "description": "A work queue over Redis Streams; workers speak "
+            'plain HTTP. Errors are {"detail", "error"}; see docs/api.md for every limit.',
+        },
         "paths": paths,
         "components": {
             "schemas": _schemas(),
@@ -93,25 +109,31 @@ def _operation_id(doc) -> str:
 def _docs_page() -> str:
     rows = []
     for doc in ROUTES:
-        body = f'<code>{html.escape(doc.body.name)}</code>' if doc.body else ""
-        rows.append(f"<tr><td><b>{doc.method}</b></td><td><code>{html.escape(doc.path)}</code></td>"
-                    f"<td>{html.escape(doc.summary)}</td><td>{body}</td><td>{doc.auth}</td></tr>")
+        body = f"<code>{html.escape(doc.body.name)}</code>" if doc.body else ""
+        rows.append(
+            f"<tr><td><b>{doc.method}</b></td><td><code>{html.escape(doc.path)}</code></td>"
+            f"<td>{html.escape(doc.summary)}</td><td>{body}</td><td>{doc.auth}</td></tr>"
+        )
     schemas = []
     for name, schema in _schemas().items():
         fields = "".join(
             f"<li><code>{html.escape(f)}</code> {html.escape(str(s.get('type', 'any')))}"
             f"{' = ' + html.escape(repr(s['default'])) if 'default' in s else ''}"
             f"{' — ' + html.escape(s['description']) if s.get('description') else ''}</li>"
-            for f, s in schema["properties"].items())
+            for f, s in schema["properties"].items()
+        )
         schemas.append(f"<h3 id='{name}'>{name}</h3><ul>{fields}</ul>")
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>Starq API</title>"
         "<style>body{font:14px system-ui,sans-serif;max-width:70rem;margin:2rem auto;padding:0 1rem}"
         "td{padding:.25rem .6rem;border-bottom:1px solid #ddd;vertical-align:top}code{font-size:13px}</style>"
         "</head><body><h1>Starq API</h1><p>Machine-readable: <a href='/api/openapi.json'>/api/openapi.json</a>. "
-        "Writes need an <code>X-API-Key</code> header. Errors are JSON <code>{\"detail\", \"error\"}</code>.</p>"
+        'Writes need an <code>X-API-Key</code> header. Errors are JSON <code>{"detail", "error"}</code>.</p>'
         "<table><tr><th>Method</th><th>Path</th><th>What</th><th>Body</th><th>Auth</th></tr>"
-        + "".join(rows) + "</table><h2>Shapes</h2>" + "".join(schemas) + "</body></html>"
+        + "".join(rows)
+        + "</table><h2>Shapes</h2>"
+        + "".join(schemas)
+        + "</body></html>"
     )
 
 

@@ -13,8 +13,15 @@ TAG = "queues"
 Q = "/api/v1/queues/{name}"
 
 
-@route(bp, "POST", "/api/v1/queues", summary="Create a queue", tag=TAG, body=shapes.CreateQueue,
-       responses={201: shapes.QueueInfo, 409: shapes.Error})
+@route(
+    bp,
+    "POST",
+    "/api/v1/queues",
+    summary="Create a queue",
+    tag=TAG,
+    body=shapes.CreateQueue,
+    responses={201: shapes.QueueInfo, 409: shapes.Error},
+)
 async def create_queue() -> Response:
     body = await read_body(shapes.CreateQueue)
     name = body.pop("name")
@@ -32,8 +39,15 @@ async def get_queue(name: str) -> Response:
     return json_response((await state().engine.queue_info(queue_name(name))).to_json())
 
 
-@route(bp, "PATCH", Q, summary="Change a queue's settings", tag=TAG, body=shapes.UpdateQueue,
-       responses={200: shapes.QueueInfo})
+@route(
+    bp,
+    "PATCH",
+    Q,
+    summary="Change a queue's settings",
+    tag=TAG,
+    body=shapes.UpdateQueue,
+    responses={200: shapes.QueueInfo},
+)
 async def update_queue(name: str) -> Response:
     body = await read_body(shapes.UpdateQueue)
     changes = {k: v for k, v in body.items() if v is not None}
@@ -48,8 +62,9 @@ async def delete_queue(name: str) -> Response:
     return json_response({"status": "deleted", "queue": name})
 
 
-@route(bp, "POST", Q + "/pause", summary="Pause a queue (it hands out no jobs)", tag=TAG,
-       responses={200: shapes.QueueInfo})
+@route(
+    bp, "POST", Q + "/pause", summary="Pause a queue (it hands out no jobs)", tag=TAG, responses={200: shapes.QueueInfo}
+)
 async def pause_queue(name: str) -> Response:
     return json_response((await state().engine.pause(queue_name(name))).to_json())
 
@@ -59,25 +74,39 @@ async def resume_queue(name: str) -> Response:
     return json_response((await state().engine.resume(queue_name(name))).to_json())
 
 
-@route(bp, "POST", Q + "/retry", summary="Put every dead (failed) job back to pending", tag=TAG,
-       responses={200: shapes.Retried})
+@route(
+    bp,
+    "POST",
+    Q + "/retry",
+    summary="Put every dead (failed) job back to pending",
+    tag=TAG,
+    responses={200: shapes.Retried},
+)
 async def retry_dead(name: str) -> Response:
     name = queue_name(name)
     retried = await state().engine.retry_dead(name)
     return json_response({"status": "ok", "queue": name, "retried": retried})
 
 
-@route(bp, "GET", Q + "/stats", summary="Throughput over the last hour and recent workers", tag=TAG,
-       responses={200: shapes.Stats})
+@route(
+    bp,
+    "GET",
+    Q + "/stats",
+    summary="Throughput over the last hour and recent workers",
+    tag=TAG,
+    responses={200: shapes.Stats},
+)
 async def queue_stats(name: str) -> Response:
     name = queue_name(name)
     engine = state().engine
     tput = await engine.throughput(name, 720)
     workers = await engine.workers(name)
-    return json_response({
-        "queue": name,
-        "bucket_seconds": tput.bucket_seconds,
-        "now": tput.now,
-        "throughput": [{"at": at, "completed": c, "failed": f} for at, c, f in tput.buckets],
-        "workers": [{"name": w.name, "last_seen": w.last_seen, "jobs_in_hand": w.jobs_in_hand} for w in workers],
-    })
+    return json_response(
+        {
+            "queue": name,
+            "bucket_seconds": tput.bucket_seconds,
+            "now": tput.now,
+            "throughput": [{"at": at, "completed": c, "failed": f} for at, c, f in tput.buckets],
+            "workers": [{"name": w.name, "last_seen": w.last_seen, "jobs_in_hand": w.jobs_in_hand} for w in workers],
+        }
+    )

@@ -50,7 +50,7 @@ class Field:
         if self.type is not None:
             expected = _TYPES[self.type]
             # bool is an int in Python, but true is not a number in JSON.
-            if isinstance(value, bool) and self.type != "boolean" or not isinstance(value, expected):
+            if (isinstance(value, bool) and self.type != "boolean") or not isinstance(value, expected):
                 raise ValidationFailed(f"{path} must be {_article(self.type)}")
         if self.type == "number" and isinstance(value, float) and value != value:
             raise ValidationFailed(f"{path} must be a number")
@@ -79,10 +79,16 @@ class Field:
             out["type"] = [self.type, "null"] if self.nullable else self.type
         if self.description:
             out["description"] = self.description
-        if self.default is not REQUIRED and self.default is not None or self.nullable and self.default is None:
+        if (self.default is not REQUIRED and self.default is not None) or (self.nullable and self.default is None):
             out["default"] = self.default
-        for key, value in (("minimum", self.minimum), ("maximum", self.maximum), ("maxLength", self.max_length),
-                           ("pattern", self.pattern), ("minItems", self.min_items), ("maxItems", self.max_items)):
+        for key, value in (
+            ("minimum", self.minimum),
+            ("maximum", self.maximum),
+            ("maxLength", self.max_length),
+            ("pattern", self.pattern),
+            ("minItems", self.min_items),
+            ("maxItems", self.max_items),
+        ):
             if value is not None:
                 out[key] = value
         if self.enum is not None:

@@ -17,12 +17,12 @@ from typing import Any
 
 import attrs
 import coredis
-import trio
 import coredis.exceptions as redis_errors
 import orjson
+import trio
 
 from . import keys
-from .errors import LUA_ERRORS, QueueExists, TooManyQueues, QueueNotFound, StarqError, StoreUnavailable
+from .errors import LUA_ERRORS, QueueExists, QueueNotFound, StarqError, StoreUnavailable, TooManyQueues
 from .models import Job, NewJob, QueueInfo, QueueSettings, Submitted, iso, settings_to_redis
 from .store import fcall, open_redis
 
@@ -136,7 +136,9 @@ class Engine:
         try:
             config = await self._redis.config_get(["appendonly", "appendfsync"])
         except redis_errors.ResponseError as exc:
-            raise StoreUnavailable(f"STARQ_DURABLE=1 needs to read the store's AOF settings (CONFIG GET): {exc}") from exc
+            raise StoreUnavailable(
+                f"STARQ_DURABLE=1 needs to read the store's AOF settings (CONFIG GET): {exc}"
+            ) from exc
         except _STORE_ERRORS as exc:
             raise StoreUnavailable(f"cannot reach the store: {exc}") from exc
         appendonly, appendfsync = config.get("appendonly", "?"), config.get("appendfsync", "?")
@@ -179,8 +181,10 @@ class Engine:
         count is read just before creating, so creates racing each other may pass it by the number racing
         (the registry lives outside the queue's cluster slot, so one atomic check is not possible)."""
         if max_queues is not None and await self._registry("scard") >= max_queues:
-            raise TooManyQueues(f"the store already holds {max_queues} queues, the most this server allows "
-                                "(STARQ_MAX_QUEUES); delete one first")
+            raise TooManyQueues(
+                f"the store already holds {max_queues} queues, the most this server allows "
+                "(STARQ_MAX_QUEUES); delete one first"
+            )
         created = await self._call("starq_create_queue", name, settings.to_redis())
         # Registered after the queue exists (and again on a conflict), so a crash in between is repaired by
         # the next attempt instead of leaving a name that lists but does not exist.
@@ -341,7 +345,9 @@ class Engine:
         record, history = await self._call("starq_get_job", queue, [job_id], readonly=True)
         return Job.from_values(queue, record, history)
 
-    async def list_jobs(self, queue: str, status: str = "", count: int = 50, cursor: str = "") -> tuple[list[Job], bool]:
+    async def list_jobs(
+        self, queue: str, status: str = "", count: int = 50, cursor: str = ""
+    ) -> tuple[list[Job], bool]:
         """A page of jobs, newest first, filtered by status before paging. Returns (jobs, has_more)."""
         reply = await self._call("starq_list_jobs", queue, [status, count, cursor], readonly=True)
         return [Job.from_values(queue, r) for r in reply[1:]], bool(reply[0])
@@ -381,7 +387,7 @@ class Engine:
         being deleted are purged and report zeros."""
         out: dict[str, tuple[int, int, int]] = {}
         for start in range(0, len(queues), TICK_PIPELINE):
-            out.update(await self._tick_chunk(queues[start:start + TICK_PIPELINE]))
+            out.update(await self._tick_chunk(queues[start : start + TICK_PIPELINE]))
         return out
 
     async def _tick_chunk(self, queues: Sequence[str]) -> dict[str, tuple[int, int, int]]:
@@ -435,8 +441,9 @@ async def _confirm_on_disk(synced: Any) -> None:
     except redis_errors.ResponseError as exc:
         raise StoreUnavailable(f"the store cannot confirm the write is on disk: {exc}") from exc
     if local < 1:
-        raise StoreUnavailable(f"the store did not confirm the write on disk within {DURABLE_TIMEOUT_MS} ms; "
-                         "it may or may not be stored")
+        raise StoreUnavailable(
+            f"the store did not confirm the write on disk within {DURABLE_TIMEOUT_MS} ms; it may or may not be stored"
+        )
 
 
 def _translate(exc: redis_errors.ResponseError) -> StarqError:
@@ -454,8 +461,9 @@ def _translate_message(message: str) -> StarqError:
 
 
 @asynccontextmanager
-async def open_engine(url: str, *, max_connections: int = 16, wait_for_store: float = 0,
-                      durable: bool = False) -> AsyncIterator[Engine]:
+async def open_engine(
+    url: str, *, max_connections: int = 16, wait_for_store: float = 0, durable: bool = False
+) -> AsyncIterator[Engine]:
     """Opens the Redis client and loads the Lua library.
 
     With ``wait_for_store`` seconds, a store that is not reachable yet (still starting, or loading its AOF) is

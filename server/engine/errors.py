@@ -140,7 +140,22 @@ LUA_ERRORS: dict[str, type[StarqError]] = {
 }
 
 ALL_ERRORS: tuple[type[StarqError], ...] = (
-    StarqError, BadRequest, Unauthorized, NotFound, QueueNotFound, JobNotFound, MethodNotAllowed, Conflict,
-    QueueExists, TooManyQueues, NotClaimed, LeaseLost, InvalidState, TooLarge, HeadersTooLarge, ValidationFailed,
-    StoreUnavailable, ShuttingDown,
+    StarqError,
+    BadRequest,
+    Unauthorized,
+    NotFound,
+    QueueNotFound,
+    JobNotFound,
+    MethodNotAllowed,
+    Conflict,
+    QueueExists,
+    TooManyQueues,
+    NotClaimed,
+    LeaseLost,
+    InvalidState,
+    TooLarge,
+    HeadersTooLarge,
+    ValidationFailed,
+    StoreUnavailable,
+    ShuttingDown,
 )

@@ -152,8 +152,22 @@ class Job:
     def from_values(cls, queue: str, values: list[Any], history: list[str] | None = None) -> Job:
         """A job from the values of the Lua library's RECORD fields, in that order (claim, get_job and
         list_jobs reply so: no field names to decode and pair up)."""
-        (id_, status, payload, result, error, retries, priority, created_at, claimed_at, completed_at, run_at,
-         lease, lease_exp, worker) = values
+        (
+            id_,
+            status,
+            payload,
+            result,
+            error,
+            retries,
+            priority,
+            created_at,
+            claimed_at,
+            completed_at,
+            run_at,
+            lease,
+            lease_exp,
+            worker,
+        ) = values
         claimed = status == "claimed"
         return cls(
             id=id_,

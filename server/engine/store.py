@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-
 from typing import Any
 from urllib.parse import unquote
 
@@ -93,8 +92,14 @@ def _install_queue_fix() -> None:
 _install_queue_fix()
 
 
-async def fcall(redis: coredis.Redis | coredis.RedisCluster, function: str, keys: Sequence[str],
-                args: Sequence[str], *, readonly: bool = False) -> Any:
+async def fcall(
+    redis: coredis.Redis | coredis.RedisCluster,
+    function: str,
+    keys: Sequence[str],
+    args: Sequence[str],
+    *,
+    readonly: bool = False,
+) -> Any:
     """FCALL (or FCALL_RO) with the reply as the server sent it, decoded to strings.
 
     On one server (or a Sentinel primary) the command goes straight onto a pooled connection, which is what
@@ -115,8 +120,7 @@ async def fcall(redis: coredis.Redis | coredis.RedisCluster, function: str, keys
     lease_ready = getattr(pool, "lease_ready", None) if _COREDIS_6_9 else None
     connection = (lease_ready() if lease_ready else None) or await pool.get_connection()
     try:
-        request = connection.create_request(b"FCALL_RO" if readonly else b"FCALL", function, len(keys), *keys,
-                                            *args)
+        request = connection.create_request(b"FCALL_RO" if readonly else b"FCALL", function, len(keys), *keys, *args)
     finally:
         pool.release(connection)
     return await request
@@ -149,8 +153,10 @@ def parse_store_url(url: str, *, cluster: bool = False) -> StoreAddress:
     """
     scheme, sep, rest = url.partition("://")
     if not sep:
-        raise ValueError(f"the store URL {url!r} has no scheme (redis://, rediss://, unix://, "
-                         f"{CLUSTER_SCHEME}://, {SENTINEL_SCHEME}://)")
+        raise ValueError(
+            f"the store URL {url!r} has no scheme (redis://, rediss://, unix://, "
+            f"{CLUSTER_SCHEME}://, {SENTINEL_SCHEME}://)"
+        )
     if cluster and scheme == "redis":
         scheme = CLUSTER_SCHEME
     if scheme in ("redis", "rediss", "unix"):
@@ -180,8 +186,14 @@ def parse_store_url(url: str, *, cluster: bool = False) -> StoreAddress:
         return StoreAddress("cluster", nodes=tuple(nodes), username=username, password=password)
     if not parts or len(parts) > 2 or (len(parts) == 2 and not parts[1].isdigit()):
         raise ValueError(f"a {SENTINEL_SCHEME}:// URL ends with /<primary name>[/<db>]")
-    return StoreAddress("sentinel", nodes=tuple(nodes), primary=parts[0], db=int(parts[1]) if len(parts) == 2 else 0,
-                        username=username, password=password)
+    return StoreAddress(
+        "sentinel",
+        nodes=tuple(nodes),
+        primary=parts[0],
+        db=int(parts[1]) if len(parts) == 2 else 0,
+        username=username,
+        password=password,
+    )
 
 
 class SlotKeepingClusterPool(coredis.pool.ClusterConnectionPool):
@@ -225,15 +237,19 @@ async def open_redis(url: str, *, max_connections: int = 16) -> AsyncIterator[co
     A cluster client still follows MOVED/ASK redirections, which re-send nothing that ran.
     """
     address = parse_store_url(url)
-    timeouts = dict(stream_timeout=COMMAND_TIMEOUT, connect_timeout=CONNECT_TIMEOUT, decode_responses=True)
+    timeouts = {"stream_timeout": COMMAND_TIMEOUT, "connect_timeout": CONNECT_TIMEOUT, "decode_responses": True}
     if address.kind == "cluster":
         client = coredis.RedisCluster(
             startup_nodes=[coredis.connection.TCPLocation(host, port) for host, port in address.nodes],
-            username=address.username, password=address.password, max_connections=max_connections,
+            username=address.username,
+            password=address.password,
+            max_connections=max_connections,
             # Per node, as with one server: coredis would otherwise divide the bound among the nodes.
             max_connections_per_node=True,
-            pool_timeout=POOL_TIMEOUT, connection_pool_cls=SlotKeepingClusterPool,
-            retry_policy=NoRetryPolicy(), **timeouts,
+            pool_timeout=POOL_TIMEOUT,
+            connection_pool_cls=SlotKeepingClusterPool,
+            retry_policy=NoRetryPolicy(),
+            **timeouts,
         )
         async with client:
             yield client
@@ -242,12 +258,17 @@ async def open_redis(url: str, *, max_connections: int = 16) -> AsyncIterator[co
         sentinel = coredis.Sentinel(
             sentinels=[coredis.connection.TCPLocation(host, port) for host, port in address.nodes],
             sentinel_kwargs={"connect_timeout": CONNECT_TIMEOUT, "stream_timeout": COMMAND_TIMEOUT},
-            retry_policy=NoRetryPolicy(), **timeouts,
+            retry_policy=NoRetryPolicy(),
+            **timeouts,
         )
         async with sentinel:
             client = sentinel.primary_for(
-                address.primary, connection_pool_class=SlotKeepingSentinelPool, db=address.db,
-                username=address.username, password=address.password, max_connections=max_connections,
+                address.primary,
+                connection_pool_class=SlotKeepingSentinelPool,
+                db=address.db,
+                username=address.username,
+                password=address.password,
+                max_connections=max_connections,
                 timeout=POOL_TIMEOUT,
             )
             async with client:

@@ -60,8 +60,18 @@ class Connection(RequestParser):
         idle: the set this connection's idle wait registers its cancel scope in, so shutdown can wake it.
     """
 
-    def __init__(self, app, config, context, state, stream: trio.SocketStream, sock: socket.socket,
-                 client: Any, server: Any, idle: set[trio.CancelScope]) -> None:
+    def __init__(
+        self,
+        app,
+        config,
+        context,
+        state,
+        stream: trio.SocketStream,
+        sock: socket.socket,
+        client: Any,
+        server: Any,
+        idle: set[trio.CancelScope],
+    ) -> None:
         self.app = app
         self.config = config
         self.context = context
@@ -180,14 +190,17 @@ class Connection(RequestParser):
         }
         try:
             await self.app(scope, self.receive, self.send, trio.to_thread.run_sync, trio.from_thread.run)
-        except Exception:  # noqa: BLE001 - any app failure: logged, answered with 500, then the connection closes
+        except Exception:
             await self.config.log.exception("Error in ASGI Framework")
         if not self.done:
             self.close_after = True
             if not self.head_sent and not self.client_gone():
                 # The app ended (or failed) without answering a client that is still there.
-                await self.write(self.error if self.error is not None else
-                                 error_response(500, "internal_error", "the server could not answer"))
+                await self.write(
+                    self.error
+                    if self.error is not None
+                    else error_response(500, "internal_error", "the server could not answer")
+                )
             elif self.head_sent:
                 self.broken = True  # a response cut short: its framing cannot be completed
         if not request.complete:
@@ -408,7 +421,7 @@ class Connection(RequestParser):
             while view:
                 await trio.lowlevel.wait_writable(self.sock)
                 try:
-                    view = view[self.sock.send(view):]
+                    view = view[self.sock.send(view) :]
                 except BlockingIOError:
                     pass
             finished = True
@@ -449,4 +462,3 @@ class Connection(RequestParser):
                 except OSError:
                     pass
             await self.stream.aclose()
-

@@ -59,6 +59,10 @@ def check_header(name: bytes, value: bytes) -> None:
 def error_response(status: int, error: str, detail: str) -> bytes:
     """A whole JSON error response ``{"detail", "error"}`` that closes the connection."""
     body = orjson.dumps({"detail": detail, "error": error})
-    return (status_line(status) + date_header()
-            + b"content-type: application/json\r\nx-content-type-options: nosniff\r\n"
-            + b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body) + body)
+    return (
+        status_line(status)
+        + date_header()
+        + b"content-type: application/json\r\nx-content-type-options: nosniff\r\n"
+        + b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body)
+        + body
+    )

@@ -18,8 +18,17 @@ from .framing import error_response
 class Request:
     """A request whose head has been parsed; its body arrives in ``body`` as the parser produces it."""
 
-    __slots__ = ("url", "headers", "method", "http_version", "keep_alive", "body", "complete", "body_done",
-                 "expect_continue")
+    __slots__ = (
+        "body",
+        "body_done",
+        "complete",
+        "expect_continue",
+        "headers",
+        "http_version",
+        "keep_alive",
+        "method",
+        "url",
+    )
 
     def __init__(self) -> None:
         self.url = b""
@@ -62,8 +71,9 @@ class RequestParser:
         except httptools.HttpParserError as exc:
             if self.error is None:
                 if "PRI" in str(exc):
-                    self.error = error_response(505, "http_version_not_supported",
-                                                "HTTP/2 is not served here; use HTTP/1.1")
+                    self.error = error_response(
+                        505, "http_version_not_supported", "HTTP/2 is not served here; use HTTP/1.1"
+                    )
                 else:
                     self.error = error_response(400, "bad_request", f"malformed HTTP/1.1 request: {exc}")
         if self.head_open and self.error is None:
@@ -82,8 +92,9 @@ class RequestParser:
     def check_head_size(self, size: int) -> None:
         limit = self.head_limit
         if size > limit:
-            self.error = error_response(431, "headers_too_large",
-                                        f"the request line and headers are about {size} bytes; the limit is {limit}")
+            self.error = error_response(
+                431, "headers_too_large", f"the request line and headers are about {size} bytes; the limit is {limit}"
+            )
 
     def on_message_begin(self) -> None:
         self.parsing = Request()
@@ -113,8 +124,9 @@ class RequestParser:
             self.check_head_size(size)
             return
         if parser.should_upgrade():
-            self.error = error_response(501, "upgrade_not_supported",
-                                        "protocol upgrades (WebSocket, h2c) and CONNECT are not served here")
+            self.error = error_response(
+                501, "upgrade_not_supported", "protocol upgrades (WebSocket, h2c) and CONNECT are not served here"
+            )
             return
         request.method = method
         request.http_version = parser.get_http_version()

@@ -56,8 +56,9 @@ class Http1TCPServer(tcp_server.TCPServer):
             with trio.CancelScope(shield=True):
                 await self.stream.aclose()
             return
-        connection = Connection(self.app, self.config, self.context, self.state, self.stream, sock, client,
-                                server, watch.idle)
+        connection = Connection(
+            self.app, self.config, self.context, self.state, self.stream, sock, client, server, watch.idle
+        )
         # The cap of ``connection_limit`` (which patches the stock ``run``), kept here for this path.
         count = getattr(self.config, "starq_connections", None)
         if count is None:

@@ -91,8 +91,10 @@ def host_port(url: str) -> tuple[str, int]:
 
 
 def http_request(method: str, path: str, body: bytes = b"", key: str = "dev-key") -> bytes:
-    return (f"{method} {path} HTTP/1.1\r\nHost: test\r\nX-API-Key: {key}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    return (
+        f"{method} {path} HTTP/1.1\r\nHost: test\r\nX-API-Key: {key}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
 
 
 def parse_response(raw: bytes) -> tuple[int, bytes]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from starq.server.engine.engine import open_engine
 from starq.server.embedded import start_store
+from starq.server.engine.engine import open_engine
 
 from .conftest import KEY, assert_error
 from .routes import QUEUE_ROUTES, READ_ROUTES, WRITE_ROUTES
@@ -39,8 +39,9 @@ async def seeded(api, queue_name):
 async def test_writes_need_the_key(api, seeded, method, path):
     queue, jobs, claimed, before = seeded
     for headers in ({}, WRONG, {"X-API-Key": ""}, {"X-API-Key": "dev-key "}, {"Authorization": "dev-key"}):
-        r = await request(api.client, method, fill(path, queue, claimed["id"]), json={"name": queue + "x"},
-                          headers=headers)
+        r = await request(
+            api.client, method, fill(path, queue, claimed["id"]), json={"name": queue + "x"}, headers=headers
+        )
         await assert_error(r, 401, "unauthorized")
     assert await api.snapshot(queue) == before
     assert (await api.client.get(f"/api/v1/queues/{queue}x")).status_code == 404
@@ -62,14 +63,15 @@ async def test_reads_are_open_by_default(api, seeded, method, path):
     assert r.status_code == 200
 
 
-@pytest.mark.parametrize("method,path", READ_ROUTES + [("GET", "/api/v1/queues/{name}/stats")])
+@pytest.mark.parametrize("method,path", [*READ_ROUTES, ("GET", "/api/v1/queues/{name}/stats")])
 async def test_read_auth_makes_gets_need_the_key(make_api, queue_name, method, path):
     api = await make_api(read_auth=True)
     await api.create(queue_name)
     job = (await api.submit(queue_name, {"payload": {"a": 1}}))["jobs"][0]
     for headers in ({}, WRONG):
-        await assert_error(await request(api.client, method, fill(path, queue_name, job["id"]), headers=headers),
-                           401, "unauthorized")
+        await assert_error(
+            await request(api.client, method, fill(path, queue_name, job["id"]), headers=headers), 401, "unauthorized"
+        )
     r = await request(api.client, method, fill(path, queue_name, job["id"]), headers=KEY)
     assert r.status_code == 200
 
@@ -122,13 +124,19 @@ async def test_unknown_route_and_method_are_json(api, seeded):
 # -- 400 -------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method,path", [r for r in WRITE_ROUTES if r[0] != "DELETE" and not r[1].endswith(
-    ("/pause", "/resume", "/retry"))])
+@pytest.mark.parametrize(
+    "method,path", [r for r in WRITE_ROUTES if r[0] != "DELETE" and not r[1].endswith(("/pause", "/resume", "/retry"))]
+)
 async def test_malformed_json_is_400(api, seeded, method, path):
     queue, jobs, claimed, before = seeded
     for raw in (b"{not json", b'{"payload": ', b"\xff\xfe", b"[1, 2,]", b"{'single': 'quotes'}"):
-        r = await request(api.client, method, fill(path, queue, claimed["id"]), data=raw,
-                          headers={**KEY, "Content-Type": "application/json"})
+        r = await request(
+            api.client,
+            method,
+            fill(path, queue, claimed["id"]),
+            data=raw,
+            headers={**KEY, "Content-Type": "application/json"},
+        )
         await assert_error(r, 400, "bad_request")
     assert await api.snapshot(queue) == before
 
@@ -234,8 +242,15 @@ async def test_job_endpoint_schema_violations(api, seeded, method, suffix, body,
     assert await api.snapshot(queue) == before
 
 
-@pytest.mark.parametrize("body,field", [({"max_retries": "x"}, "max_retries"), ({"claim_timeout": 0}, "claim_timeout"),
-                                        ({"dedupe": 1}, "dedupe"), ({"retention": -5}, "retention")])
+@pytest.mark.parametrize(
+    "body,field",
+    [
+        ({"max_retries": "x"}, "max_retries"),
+        ({"claim_timeout": 0}, "claim_timeout"),
+        ({"dedupe": 1}, "dedupe"),
+        ({"retention": -5}, "retention"),
+    ],
+)
 async def test_patch_schema_violations(api, seeded, body, field):
     queue, jobs, claimed, before = seeded
     r = await api.client.patch(f"/api/v1/queues/{queue}", json=body, headers=KEY)
@@ -243,8 +258,10 @@ async def test_patch_schema_violations(api, seeded, body, field):
     assert await api.snapshot(queue) == before
 
 
-@pytest.mark.parametrize("query,field", [({"status": "done"}, "status"), ({"count": 0}, "count"),
-                                         ({"count": 501}, "count"), ({"count": "many"}, "count")])
+@pytest.mark.parametrize(
+    "query,field",
+    [({"status": "done"}, "status"), ({"count": 0}, "count"), ({"count": 501}, "count"), ({"count": "many"}, "count")],
+)
 async def test_list_query_violations(api, seeded, query, field):
     queue = seeded[0]
     r = await api.client.get(f"/api/v1/queues/{queue}/jobs", query_string=query)
@@ -259,8 +276,9 @@ async def test_body_over_the_limit_is_413(api, seeded):
     # 10 MiB is the documented default; a body just over it is refused, whatever it holds.
     big = b'{"jobs": [' + b",".join([b'{"payload": {"s": "' + b"x" * 1000 + b'"}}'] * 10_500) + b"]}"
     assert len(big) > 10 * 1024 * 1024
-    r = await api.client.post(f"/api/v1/queues/{queue}/jobs", data=big,
-                              headers={**KEY, "Content-Type": "application/json"})
+    r = await api.client.post(
+        f"/api/v1/queues/{queue}/jobs", data=big, headers={**KEY, "Content-Type": "application/json"}
+    )
     await assert_error(r, 413, "too_large")
     assert await api.snapshot(queue) == before
 
@@ -276,8 +294,7 @@ async def test_configured_body_limit(make_api, queue_name):
 
 async def test_payload_over_1_mib_is_413(api, seeded):
     queue, jobs, claimed, before = seeded
-    r = await api.client.post(f"/api/v1/queues/{queue}/jobs", json={"payload": {"s": "x" * (1024 * 1024)}},
-                              headers=KEY)
+    r = await api.client.post(f"/api/v1/queues/{queue}/jobs", json={"payload": {"s": "x" * (1024 * 1024)}}, headers=KEY)
     await assert_error(r, 413, "too_large", "payload")
     batch = {"jobs": [{"payload": {"ok": 1}}, {"payload": {"s": "x" * (1024 * 1024)}}]}
     r = await api.client.post(f"/api/v1/queues/{queue}/jobs", json=batch, headers=KEY)
@@ -292,8 +309,11 @@ async def test_payload_just_under_1_mib_is_accepted(api, queue_name):
 
 async def test_result_over_1_mib_is_413_and_job_stays_claimed(api, seeded):
     queue, jobs, claimed, before = seeded
-    r = await api.client.put(f"/api/v1/queues/{queue}/jobs/{claimed['id']}/complete",
-                             json={"result": {"s": "x" * (1024 * 1024)}}, headers=KEY)
+    r = await api.client.put(
+        f"/api/v1/queues/{queue}/jobs/{claimed['id']}/complete",
+        json={"result": {"s": "x" * (1024 * 1024)}},
+        headers=KEY,
+    )
     await assert_error(r, 413, "too_large", "result")
     assert await api.snapshot(queue) == before
 
@@ -339,8 +359,13 @@ async def api_on_dead_store(tmp_path, nursery, queue_name):
 
 async def test_store_down_is_503_on_every_route(api_on_dead_store, queue_name):
     for method, path in WRITE_ROUTES + READ_ROUTES:
-        r = await request(api_on_dead_store, method, fill(path, queue_name),
-                          json={"name": queue_name + "-n", "payload": {"a": 1}}, headers=KEY)
+        r = await request(
+            api_on_dead_store,
+            method,
+            fill(path, queue_name),
+            json={"name": queue_name + "-n", "payload": {"a": 1}},
+            headers=KEY,
+        )
         await assert_error(r, 503, "store_unavailable")
 
 

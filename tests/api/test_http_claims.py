@@ -54,8 +54,9 @@ async def test_clients_hanging_up_mid_long_poll_lose_no_job(server, queue_name):
 
         async def impatient():
             for _ in range(15):
-                delivered.extend(await hanging_up_claim(server.url, queue_name, rng.uniform(0.005, 0.15),
-                                                        rng.randint(1, 3)))
+                delivered.extend(
+                    await hanging_up_claim(server.url, queue_name, rng.uniform(0.005, 0.15), rng.randint(1, 3))
+                )
 
         async with trio.open_nursery() as nursery:
             for _ in range(12):
@@ -92,8 +93,7 @@ async def test_abandoned_httpx_long_polls_do_not_swallow_later_jobs(server, queu
         async def give_up():
             async with httpx.AsyncClient(timeout=30) as own:
                 with trio.move_on_after(0.3):
-                    await own.post(f"{api}/{queue_name}/jobs/claim", json={"count": 5, "block_ms": 20_000},
-                                   headers=KEY)
+                    await own.post(f"{api}/{queue_name}/jobs/claim", json={"count": 5, "block_ms": 20_000}, headers=KEY)
 
         async with trio.open_nursery() as nursery:
             for _ in range(20):
@@ -117,8 +117,11 @@ async def test_httpx_clients_timing_out_while_jobs_flow(server, queue_name):
             async with httpx.AsyncClient(timeout=httpx.Timeout(30, read=0.05)) as own:
                 for _ in range(20):
                     try:
-                        r = await own.post(f"{api}/{queue_name}/jobs/claim",
-                                           json={"count": 2, "block_ms": 5000, "worker": f"w{n}"}, headers=KEY)
+                        r = await own.post(
+                            f"{api}/{queue_name}/jobs/claim",
+                            json={"count": 2, "block_ms": 5000, "worker": f"w{n}"},
+                            headers=KEY,
+                        )
                     except httpx.ReadTimeout:
                         continue
                     got.extend(r.json()["jobs"])
@@ -130,8 +133,9 @@ async def test_httpx_clients_timing_out_while_jobs_flow(server, queue_name):
                 await client.post(f"{api}/{queue_name}/jobs", json={"payload": {"i": i}}, headers=KEY)
                 await trio.sleep(0.005)
         rest = []
-        while batch := (await client.post(f"{api}/{queue_name}/jobs/claim", json={"count": 100},
-                                          headers=KEY)).json()["jobs"]:
+        while batch := (await client.post(f"{api}/{queue_name}/jobs/claim", json={"count": 100}, headers=KEY)).json()[
+            "jobs"
+        ]:
             rest += batch
         listing = (await client.get(f"{api}/{queue_name}/jobs", params={"status": "claimed", "count": 500})).json()
     got_list = [j["id"] for j in got]

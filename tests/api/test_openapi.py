@@ -52,24 +52,50 @@ async def test_operations_document_bodies_errors_and_auth(api):
         if body is not None:
             assert {"400", "413", "422"} <= set(op["responses"]), (method, path)
             resolve(body["content"]["application/json"]["schema"]["$ref"])
-    submit = resolve(doc["paths"]["/api/v1/queues/{name}/jobs"]["post"]["requestBody"]["content"]
-                     ["application/json"]["schema"]["$ref"])
+    submit = resolve(
+        doc["paths"]["/api/v1/queues/{name}/jobs"]["post"]["requestBody"]["content"]["application/json"]["schema"][
+            "$ref"
+        ]
+    )
     assert {"payload", "jobs", "priority", "delay", "run_at"} <= set(submit["properties"])
-    claim = resolve(doc["paths"]["/api/v1/queues/{name}/jobs/claim"]["post"]["requestBody"]["content"]
-                    ["application/json"]["schema"]["$ref"])
+    claim = resolve(
+        doc["paths"]["/api/v1/queues/{name}/jobs/claim"]["post"]["requestBody"]["content"]["application/json"][
+            "schema"
+        ]["$ref"]
+    )
     assert claim["properties"]["count"]["maximum"] == 100
     assert claim["properties"]["block_ms"]["maximum"] == 60000
     listing = doc["paths"]["/api/v1/queues/{name}/jobs"]["get"]
     params = {p["name"]: p for p in listing["parameters"]}
     assert {"status", "count", "cursor"} <= set(params)
-    assert set(params["status"]["schema"]["enum"]) >= {"pending", "scheduled", "claimed", "completed", "failed",
-                                                        "cancelled"}
+    assert set(params["status"]["schema"]["enum"]) >= {
+        "pending",
+        "scheduled",
+        "claimed",
+        "completed",
+        "failed",
+        "cancelled",
+    }
     assert "Error" in schemas and {"detail", "error"} <= set(schemas["Error"]["properties"])
     ok = doc["paths"]["/api/v1/queues/{name}/jobs/claim"]["post"]["responses"]["200"]
     assert "jobs" in resolve(ok["content"]["application/json"]["schema"]["$ref"])["properties"]
     job = schemas["Job"]["properties"]
-    assert {"id", "queue", "status", "payload", "result", "error", "retries", "created_at", "claimed_at",
-            "completed_at", "priority", "lease_id", "lease_expires_at", "worker"} <= set(job)
+    assert {
+        "id",
+        "queue",
+        "status",
+        "payload",
+        "result",
+        "error",
+        "retries",
+        "created_at",
+        "claimed_at",
+        "completed_at",
+        "priority",
+        "lease_id",
+        "lease_expires_at",
+        "worker",
+    } <= set(job)
 
 
 async def test_every_schema_reference_resolves(api):

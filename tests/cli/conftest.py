@@ -32,12 +32,12 @@ class Ran:
 def starq(server) -> Callable[..., Awaitable[Ran]]:
     """``await starq("queues", "--json")`` runs the CLI in-process against the shared test server."""
 
-    async def run(*args: str, input: str | bytes | None = None, url: str | None = None,
-                  key: str | None = KEY) -> Ran:
+    async def run(*args: str, input: str | bytes | None = None, url: str | None = None, key: str | None = KEY) -> Ran:
         runner = CliRunner()
         base = ["-u", url or server.url] + (["-k", key] if key else [])
-        result = await runner.invoke(main, [*base, *args], input=input, catch_exceptions=False,
-                                     env={"STARQ_URL": None, "STARQ_API_KEY": None})
+        result = await runner.invoke(
+            main, [*base, *args], input=input, catch_exceptions=False, env={"STARQ_URL": None, "STARQ_API_KEY": None}
+        )
         return Ran(result.exit_code, result.stdout, result.stderr)
 
     return run

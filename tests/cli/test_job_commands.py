@@ -7,8 +7,7 @@ import json
 
 async def submit(starq, queue: str, payloads: list[dict]) -> None:
     # One batch at a time: these tests rely on the jobs being created in the file's order.
-    ran = await starq("submit", "-", "-q", queue, "-c", "1",
-                      input="".join(json.dumps(p) + "\n" for p in payloads))
+    ran = await starq("submit", "-", "-q", queue, "-c", "1", input="".join(json.dumps(p) + "\n" for p in payloads))
     assert ran.code == 0, ran.stderr
 
 
@@ -26,7 +25,9 @@ async def test_claim_complete_and_show(starq, make_queue, queue_name):
     assert "status\tcompleted" in human.stdout and '"sent": true' in human.stdout
     # No lease given: the server accepts it for a claimed job.
     assert (await starq("complete", queue_name, second["id"], "--json")).json() == {
-        "status": "completed", "job_id": second["id"]}
+        "status": "completed",
+        "job_id": second["id"],
+    }
 
 
 async def test_claim_plain_and_empty(starq, make_queue, queue_name):
@@ -101,8 +102,7 @@ async def test_jobs_follows_cursors(starq, make_queue, queue_name):
     rest = (await starq("jobs", queue_name, "--cursor", listed["cursor"], "-l", "100", "--json")).json()
     assert [j["payload"]["n"] for j in rest["jobs"]] == list(range(19, -1, -1)) and rest["has_more"] is False
     plain = await starq("jobs", queue_name, "-l", "3", "-s", "pending")
-    assert plain.stdout.splitlines()[0].split("\t") == ["id", "status", "retries", "priority", "created_at",
-                                                        "payload"]
+    assert plain.stdout.splitlines()[0].split("\t") == ["id", "status", "retries", "priority", "created_at", "payload"]
     assert len(plain.stdout.splitlines()) == 4 and "--cursor" in plain.stderr
     assert (await starq("jobs", queue_name, "-s", "bogus")).code == 2
     assert (await starq("jobs", queue_name + "-missing")).code == 1

@@ -16,15 +16,48 @@ async def test_unreachable_server_is_one_line_and_nonzero(starq, free_port):
 
 
 async def test_create_with_every_setting(starq, queue_name):
-    ran = await starq("create", queue_name, "-d", "outgoing mail", "--dedupe", "--max-retries", "7",
-                      "--claim-timeout", "45", "--retry-delay", "0.5", "--retry-delay-max", "20",
-                      "--retention", "3600", "--json")
+    ran = await starq(
+        "create",
+        queue_name,
+        "-d",
+        "outgoing mail",
+        "--dedupe",
+        "--max-retries",
+        "7",
+        "--claim-timeout",
+        "45",
+        "--retry-delay",
+        "0.5",
+        "--retry-delay-max",
+        "20",
+        "--retention",
+        "3600",
+        "--json",
+    )
     assert ran.code == 0, ran.stderr
     info = ran.json()
-    assert {k: info[k] for k in ("name", "description", "dedupe", "max_retries", "claim_timeout", "retry_delay",
-                                 "retry_delay_max", "retention")} == {
-        "name": queue_name, "description": "outgoing mail", "dedupe": True, "max_retries": 7,
-        "claim_timeout": 45, "retry_delay": 0.5, "retry_delay_max": 20, "retention": 3600}
+    assert {
+        k: info[k]
+        for k in (
+            "name",
+            "description",
+            "dedupe",
+            "max_retries",
+            "claim_timeout",
+            "retry_delay",
+            "retry_delay_max",
+            "retention",
+        )
+    } == {
+        "name": queue_name,
+        "description": "outgoing mail",
+        "dedupe": True,
+        "max_retries": 7,
+        "claim_timeout": 45,
+        "retry_delay": 0.5,
+        "retry_delay_max": 20,
+        "retention": 3600,
+    }
 
 
 async def test_create_errors_print_the_servers_detail(starq, make_queue, queue_name):
@@ -43,8 +76,16 @@ async def test_queues_lists_counts(starq, make_queue, queue_name):
     await make_queue()
     await starq("submit", "-", "-q", queue_name, input='{"a":1}\n{"a":2}\n')
     plain = await starq("queues")
-    assert plain.stdout.splitlines()[0].split("\t") == ["name", "pending", "scheduled", "claimed", "completed",
-                                                        "failed", "cancelled", "paused"]
+    assert plain.stdout.splitlines()[0].split("\t") == [
+        "name",
+        "pending",
+        "scheduled",
+        "claimed",
+        "completed",
+        "failed",
+        "cancelled",
+        "paused",
+    ]
     row = next(line for line in plain.stdout.splitlines() if line.startswith(queue_name + "\t"))
     assert row.split("\t")[1] == "2"
     listed = {q["name"]: q for q in (await starq("queues", "--json")).json()["queues"]}

@@ -22,14 +22,20 @@ async def test_submit_a_file_in_concurrent_batches(starq, make_queue, queue_name
     assert ran.code == 0, ran.stderr
     summary = ran.json()
     assert {k: summary[k] for k in ("submitted", "skipped", "bad_lines", "lines", "error")} == {
-        "submitted": 250, "skipped": 0, "bad_lines": 0, "lines": 252, "error": ""}
+        "submitted": 250,
+        "skipped": 0,
+        "bad_lines": 0,
+        "lines": 252,
+        "error": "",
+    }
     assert sorted(p["n"] for p in await all_payloads(starq, queue_name)) == list(range(1, 251))
 
 
 async def test_one_batch_at_a_time_keeps_order_and_priority(starq, make_queue, queue_name):
     await make_queue()
-    ran = await starq("submit", "-", "-q", queue_name, "-b", "2", "-c", "1", "-p", "7",
-                      input=jsonl({"n": i} for i in range(5)))
+    ran = await starq(
+        "submit", "-", "-q", queue_name, "-b", "2", "-c", "1", "-p", "7", input=jsonl({"n": i} for i in range(5))
+    )
     assert ran.code == 0 and ran.stdout.startswith(f"Submitted 5 job(s) to '{queue_name}'")
     claimed = (await starq("claim", queue_name, "-n", "5", "--json")).json()["jobs"]
     assert [j["payload"]["n"] for j in claimed] == [0, 1, 2, 3, 4]

@@ -19,8 +19,14 @@ def run_in_terminal(*args: str, answer: bytes = b"", timeout: float = 30) -> tup
     """Runs ``starq ARGS`` with a pseudo-terminal as stdin, stdout and stderr; returns (status, screen text)."""
     leader, follower = pty.openpty()
     env = {**os.environ, "COLUMNS": "160", "LINES": "50", "TERM": "xterm"}
-    proc = subprocess.Popen([sys.executable, "-m", "starq.cli", *args], stdin=follower, stdout=follower,
-                            stderr=follower, env=env, close_fds=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "starq.cli", *args],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        env=env,
+        close_fds=True,
+    )
     os.close(follower)
     screen = b""
     deadline = time.monotonic() + timeout
@@ -51,7 +57,7 @@ async def test_tables_on_a_terminal(starq, server, make_queue, queue_name):
 async def test_progress_bar_on_a_terminal(starq, server, make_queue, queue_name, tmp_path):
     await make_queue()
     path = tmp_path / "jobs.jsonl"
-    path.write_text("".join('{"n": %d}\n' % i for i in range(300)))
+    path.write_text("".join(f'{{"n": {i}}}\n' for i in range(300)))
     code, screen = run_in_terminal("-u", server.url, "-k", KEY, "submit", str(path), "-q", queue_name, "-b", "50")
     assert code == 0, screen
     assert "jobs/s" in screen and "100%" in screen and "Submitted 300 job(s)" in screen
@@ -69,8 +75,28 @@ async def test_delete_asks_on_a_terminal(starq, server, make_queue, queue_name):
 
 def test_help_lists_every_command():
     out = subprocess.run([STARQ, "--help"], capture_output=True, text=True, timeout=30).stdout
-    for command in ("health", "queues", "create", "info", "update", "delete", "submit", "jobs", "job", "claim",
-                    "complete", "fail", "retry", "cancel", "pause", "resume", "watch", "worker", "serve", "completion"):
+    for command in (
+        "health",
+        "queues",
+        "create",
+        "info",
+        "update",
+        "delete",
+        "submit",
+        "jobs",
+        "job",
+        "claim",
+        "complete",
+        "fail",
+        "retry",
+        "cancel",
+        "pause",
+        "resume",
+        "watch",
+        "worker",
+        "serve",
+        "completion",
+    ):
         assert f"\n  {command} " in out, command
 
 
@@ -78,11 +104,11 @@ def test_shell_completion():
     env = {**os.environ, "_STARQ_COMPLETE": "bash_complete", "COMP_WORDS": "starq su", "COMP_CWORD": "1"}
     out = subprocess.run([STARQ], capture_output=True, text=True, env=env, timeout=30).stdout
     assert "plain,submit" in out.splitlines()
-    env = {**os.environ, "_STARQ_COMPLETE": "bash_complete", "COMP_WORDS": "starq jobs q --st",
-           "COMP_CWORD": "3"}
+    env = {**os.environ, "_STARQ_COMPLETE": "bash_complete", "COMP_WORDS": "starq jobs q --st", "COMP_CWORD": "3"}
     assert "plain,--status" in subprocess.run([STARQ], capture_output=True, text=True, env=env).stdout.splitlines()
-    script = subprocess.run([STARQ], capture_output=True, text=True, timeout=30,
-                            env={**os.environ, "_STARQ_COMPLETE": "bash_source"}).stdout
+    script = subprocess.run(
+        [STARQ], capture_output=True, text=True, timeout=30, env={**os.environ, "_STARQ_COMPLETE": "bash_source"}
+    ).stdout
     assert "complete -o nosort -F _starq_completion starq" in script
     printed = subprocess.run([STARQ, "completion", "bash"], capture_output=True, text=True, timeout=30).stdout
     assert printed == script
@@ -90,8 +116,9 @@ def test_shell_completion():
 
 def test_serve_usage_errors_keep_their_usage_line(tmp_path):
     # serve runs after the CLI's own event loop has ended; its errors must still look like any command's.
-    done = subprocess.run([STARQ, "serve", "--workers", "0", "--data-dir", str(tmp_path)], capture_output=True,
-                          text=True, timeout=30)
+    done = subprocess.run(
+        [STARQ, "serve", "--workers", "0", "--data-dir", str(tmp_path)], capture_output=True, text=True, timeout=30
+    )
     assert done.returncode == 2
     assert done.stderr.startswith("Usage: starq serve [OPTIONS]")
     assert "Error: --workers must be at least 1" in done.stderr

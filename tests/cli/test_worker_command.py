@@ -36,8 +36,22 @@ def write_handlers(tmp_path) -> None:
 
 def start_worker(server, tmp_path, queue: str, handler: str, *extra: str) -> subprocess.Popen[str]:
     log = open(tmp_path / "worker.log", "w")  # noqa: SIM115 (the process owns it)
-    return starq_process("-u", server.url, "-k", KEY, "worker", handler, "-q", queue, "--block-ms", "1000",
-                         *extra, cwd=tmp_path, stdout=subprocess.PIPE, stderr=log)
+    return starq_process(
+        "-u",
+        server.url,
+        "-k",
+        KEY,
+        "worker",
+        handler,
+        "-q",
+        queue,
+        "--block-ms",
+        "1000",
+        *extra,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=log,
+    )
 
 
 async def wait_counts(starq, queue: str, timeout: float = 20, **expected: int) -> None:
@@ -120,7 +134,11 @@ async def test_bad_handler_specs(starq, make_queue, queue_name, tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", list(sys.path))  # the loader puts the directory first on sys.path
     monkeypatch.setattr(sys, "modules", dict(sys.modules))
-    for spec, message in [("handlers", "module:function"), ("nosuchmodule:f", "cannot import"),
-                          ("handlers:missing", "no attribute"), ("handlers:HANDLERS_NOT_HERE", "no attribute")]:
+    for spec, message in [
+        ("handlers", "module:function"),
+        ("nosuchmodule:f", "cannot import"),
+        ("handlers:missing", "no attribute"),
+        ("handlers:HANDLERS_NOT_HERE", "no attribute"),
+    ]:
         ran = await starq("worker", spec, "-q", queue_name)
         assert ran.code == 2 and message in ran.stderr, (spec, ran.stderr)

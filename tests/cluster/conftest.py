@@ -61,9 +61,20 @@ def cluster_node_port() -> int:
 
 
 def start_cluster_node(data_dir, *extra: str):
-    return start_store(data_dir, port=cluster_node_port(), appendonly=False,
-                       extra_args=["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                                   "--cluster-node-timeout", "2000", *extra])
+    return start_store(
+        data_dir,
+        port=cluster_node_port(),
+        appendonly=False,
+        extra_args=[
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+            "--cluster-node-timeout",
+            "2000",
+            *extra,
+        ],
+    )
 
 
 @pytest.fixture(scope="session")

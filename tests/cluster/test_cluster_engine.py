@@ -20,8 +20,9 @@ def names(n: int) -> list[str]:
 
 
 async def node_clients(cluster_url: str):
-    return [coredis.Redis(host=host, port=port, decode_responses=True)
-            for host, port in parse_store_url(cluster_url).nodes]
+    return [
+        coredis.Redis(host=host, port=port, decode_responses=True) for host, port in parse_store_url(cluster_url).nodes
+    ]
 
 
 @pytest.fixture
@@ -41,8 +42,9 @@ async def test_each_queue_keeps_every_key_in_its_own_slot_on_one_shard(cengine, 
     queues = names(12)
     for queue in queues:
         await cengine.create_queue(queue, QueueSettings(retry_delay=0))
-        await cengine.submit(queue, [NewJob(payload='{"n": 1}', priority=p) for p in (0, 5)],
-                             [new_job_id(), new_job_id()])
+        await cengine.submit(
+            queue, [NewJob(payload='{"n": 1}', priority=p) for p in (0, 5)], [new_job_id(), new_job_id()]
+        )
         claimed = await cengine.claim(queue, 1, "w1")
         await cengine.fail(queue, claimed[0].id, claimed[0].lease_id, "boom")
     holders: dict[str, set[int]] = {q: set() for q in queues}
@@ -68,8 +70,9 @@ async def test_job_cycle_and_counts_on_every_shard(cengine):
         await cengine.submit(queue, [NewJob(payload=f'{{"i": {i}}}') for i in range(3)], ids)
         jobs = await cengine.claim(queue, 3, "w")
         assert sorted(j.id for j in jobs) == sorted(ids)
-        outcomes = await cengine.ack(queue, [(jobs[0].id, jobs[0].lease_id, "{}")],
-                                     [(jobs[1].id, jobs[1].lease_id, "x", True)])
+        outcomes = await cengine.ack(
+            queue, [(jobs[0].id, jobs[0].lease_id, "{}")], [(jobs[1].id, jobs[1].lease_id, "x", True)]
+        )
         assert [o.status for o in outcomes] == ["completed", "failed"]
         assert await cengine.complete(queue, jobs[2].id, jobs[2].lease_id) == "completed"
         info = await cengine.queue_info(queue)
@@ -102,23 +105,22 @@ async def test_ready_notifications_reach_a_subscriber_on_another_node(cengine, c
     for queue in queues:
         await cengine.create_queue(queue, QueueSettings())
     heard = []
-    async with cengine.ready_queues() as ready:
-        async with trio.open_nursery() as nursery:
+    async with cengine.ready_queues() as ready, trio.open_nursery() as nursery:
 
-            async def listen():
-                async for name in ready:
-                    if name in queues:
-                        heard.append(name)
-                        if len(set(heard)) == len(queues):
-                            return
+        async def listen():
+            async for name in ready:
+                if name in queues:
+                    heard.append(name)
+                    if len(set(heard)) == len(queues):
+                        return
 
-            nursery.start_soon(listen)
-            for queue in queues:
-                await cengine.submit(queue, [NewJob(payload="{}")], [new_job_id()])
-            with trio.fail_after(10):
-                while len(set(heard)) < len(queues):
-                    await trio.sleep(0.01)
-            nursery.cancel_scope.cancel()
+        nursery.start_soon(listen)
+        for queue in queues:
+            await cengine.submit(queue, [NewJob(payload="{}")], [new_job_id()])
+        with trio.fail_after(10):
+            while len(set(heard)) < len(queues):
+                await trio.sleep(0.01)
+        nursery.cancel_scope.cancel()
     (node, *_) = await node_clients(cluster_url)
     async with node:
         shards = {(await node.cluster_keyslot(f"starq:{{{q}}}:meta")) // 5461 for q in queues}

@@ -25,7 +25,7 @@ async def test_connections_killed_mid_command_do_not_shrink_the_pool(cluster_url
         for round_ in range(4):
             failed = trio.Event()
 
-            async def blocked() -> None:
+            async def blocked(failed: trio.Event = failed) -> None:
                 try:
                     await client.blpop([key], timeout=5)
                 except (coredis.exceptions.ConnectionError, TimeoutError, EOFError):

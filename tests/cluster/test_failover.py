@@ -15,7 +15,6 @@ import coredis
 import httpx
 import pytest
 import trio
-
 from cluster.conftest import form_cluster, start_cluster_node
 
 KEY = {"X-API-Key": "dev-key"}
@@ -114,8 +113,10 @@ def drain(url: str, queue: str, expected: set[str]) -> set[str]:
             jobs = r.json()["jobs"]
             seen |= {j["id"] for j in jobs}
             if jobs:
-                client.post(f"/api/v1/queues/{queue}/jobs/ack",
-                            json={"complete": [{"id": j["id"], "lease_id": j["lease_id"]} for j in jobs]})
+                client.post(
+                    f"/api/v1/queues/{queue}/jobs/ack",
+                    json={"complete": [{"id": j["id"], "lease_id": j["lease_id"]} for j in jobs]},
+                )
     return seen
 
 
@@ -135,6 +136,7 @@ def test_replica_promoted_under_load(cluster_with_replica, server_factory, force
             async def confirm() -> int:
                 async with coredis.Redis(host="127.0.0.1", port=port_of(primary)) as p:
                     return await p.wait(1, 5000)
+
             count_before = len(load.acked)
             assert trio.run(confirm) == 1
             safe = set(load.acked[:count_before])
@@ -153,8 +155,10 @@ def test_replica_promoted_under_load(cluster_with_replica, server_factory, force
     acked = set(load.acked)
     back = drain(server.url, queue, acked)
     lost = acked - back
-    print(f"{'forced' if force else 'coordinated'} failover: {len(acked)} acknowledged, {len(lost)} lost, "
-          f"{load.errors} submits refused or failed during the switch")
+    print(
+        f"{'forced' if force else 'coordinated'} failover: {len(acked)} acknowledged, {len(lost)} lost, "
+        f"{load.errors} submits refused or failed during the switch"
+    )
     if force:
         assert safe <= back, f"{len(safe - back)} jobs lost that the replica had confirmed"
     else:

@@ -33,8 +33,9 @@ def sentinel_url(tmp_path_factory):
     port = free_port()
     conf = data / "sentinel.conf"
     conf.write_text(f"port {port}\nbind 127.0.0.1\nsentinel monitor starq-primary 127.0.0.1 {primary_port} 1\n")
-    sentinel = subprocess.Popen([find_server_binary(), str(conf), "--sentinel"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sentinel = subprocess.Popen(
+        [find_server_binary(), str(conf), "--sentinel"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         deadline = time.monotonic() + 15
         while not _pings(port):

@@ -32,8 +32,10 @@ def servers(cluster_url):
 @pytest.fixture
 def pair(servers):
     a, b = servers
-    with httpx.Client(base_url=a.url + "/api/v1", headers=KEY, timeout=30) as ca, \
-            httpx.Client(base_url=b.url + "/api/v1", headers=KEY, timeout=30) as cb:
+    with (
+        httpx.Client(base_url=a.url + "/api/v1", headers=KEY, timeout=30) as ca,
+        httpx.Client(base_url=b.url + "/api/v1", headers=KEY, timeout=30) as cb,
+    ):
         yield ca, cb
 
 
@@ -51,15 +53,26 @@ def test_submit_through_one_claim_and_report_through_the_other(pair):
         jobs = b.post(f"/queues/{name}/jobs/claim", json={"count": 4, "worker": "w-b"}).json()["jobs"]
         assert sorted(j["payload"]["i"] for j in jobs) == [0, 1, 2, 3]
         j0, j1, j2, j3 = jobs
-        assert a.put(f"/queues/{name}/jobs/{j0['id']}/complete",
-                     json={"lease_id": j0["lease_id"], "result": {"ok": True}}).status_code == 200
+        assert (
+            a.put(
+                f"/queues/{name}/jobs/{j0['id']}/complete", json={"lease_id": j0["lease_id"], "result": {"ok": True}}
+            ).status_code
+            == 200
+        )
         assert b.get(f"/queues/{name}/jobs/{j0['id']}").json()["result"] == {"ok": True}
         assert a.put(f"/queues/{name}/jobs/{j1['id']}/extend", json={"lease_id": j1["lease_id"]}).status_code == 200
-        acked = a.post(f"/queues/{name}/jobs/ack", json={
-            "complete": [{"id": j1["id"], "lease_id": j1["lease_id"]}],
-            "fail": [{"id": j2["id"], "lease_id": j2["lease_id"], "error": "x", "retry": False}]}).json()
+        acked = a.post(
+            f"/queues/{name}/jobs/ack",
+            json={
+                "complete": [{"id": j1["id"], "lease_id": j1["lease_id"]}],
+                "fail": [{"id": j2["id"], "lease_id": j2["lease_id"], "error": "x", "retry": False}],
+            },
+        ).json()
         assert (acked["completed"], acked["failed"], acked["errors"]) == (1, 1, 0)
-        assert b.put(f"/queues/{name}/jobs/{j3['id']}/fail", json={"lease_id": j3["lease_id"]}).json()["status"] == "pending"
+        assert (
+            b.put(f"/queues/{name}/jobs/{j3['id']}/fail", json={"lease_id": j3["lease_id"]}).json()["status"]
+            == "pending"
+        )
         assert b.post(f"/queues/{name}/retry").status_code == 200
         info_a, info_b = a.get(f"/queues/{name}").json(), b.get(f"/queues/{name}").json()
         assert info_a == info_b
@@ -77,8 +90,11 @@ def test_a_long_poll_in_one_process_wakes_for_a_submit_through_the_other(pair):
     for name in queues(3):
         assert a.post("/queues", json={"name": name}).status_code == 201
         answers: list[httpx.Response] = []
-        poll = threading.Thread(target=lambda n=name: answers.append(
-            b.post(f"/queues/{n}/jobs/claim", json={"block_ms": 30000})))
+        poll = threading.Thread(
+            target=lambda n=name, answers=answers: answers.append(
+                b.post(f"/queues/{n}/jobs/claim", json={"block_ms": 30000})
+            )
+        )
         poll.start()
         time.sleep(0.5)  # let it park (a claim that arrives after the job gets it at once, which proves nothing)
         assert not answers, "the claim did not wait"
@@ -102,7 +118,9 @@ def test_pause_and_delete_through_one_process_hold_in_the_other(pair):
     b.post(f"/queues/{name}/resume")
     assert len(a.post(f"/queues/{name}/jobs/claim", json={}).json()["jobs"]) == 1
     answers: list[httpx.Response] = []
-    poll = threading.Thread(target=lambda: answers.append(a.post(f"/queues/{name}/jobs/claim", json={"block_ms": 30000})))
+    poll = threading.Thread(
+        target=lambda: answers.append(a.post(f"/queues/{name}/jobs/claim", json={"block_ms": 30000}))
+    )
     poll.start()
     time.sleep(0.5)
     assert b.delete(f"/queues/{name}").status_code == 200

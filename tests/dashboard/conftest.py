@@ -9,12 +9,17 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from playwright.sync_api import sync_playwright
-
 from serverproc import start_server
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 KEY = "dev-key"
 KEY_STORE = "starq.apiKey"  # the localStorage entry dashboard.js keeps the key in
 
@@ -40,7 +45,9 @@ class Api:
         return name
 
     def submit(self, queue: str, *payloads: dict, **extra) -> list[dict]:
-        reply = self.client.post(f"/api/v1/queues/{queue}/jobs", json={"jobs": [{"payload": p, **extra} for p in payloads]})
+        reply = self.client.post(
+            f"/api/v1/queues/{queue}/jobs", json={"jobs": [{"payload": p, **extra} for p in payloads]}
+        )
         reply.raise_for_status()
         return reply.json()["jobs"]
 
@@ -50,12 +57,16 @@ class Api:
         return reply.json()["jobs"]
 
     def complete(self, queue: str, job: dict, result: dict | None = None) -> None:
-        self.client.put(f"/api/v1/queues/{queue}/jobs/{job['id']}/complete",
-                        json={"lease_id": job["lease_id"], "result": result or {}}).raise_for_status()
+        self.client.put(
+            f"/api/v1/queues/{queue}/jobs/{job['id']}/complete",
+            json={"lease_id": job["lease_id"], "result": result or {}},
+        ).raise_for_status()
 
     def fail(self, queue: str, job: dict, error: str, retry: bool = False) -> None:
-        self.client.put(f"/api/v1/queues/{queue}/jobs/{job['id']}/fail",
-                        json={"lease_id": job["lease_id"], "error": error, "retry": retry}).raise_for_status()
+        self.client.put(
+            f"/api/v1/queues/{queue}/jobs/{job['id']}/fail",
+            json={"lease_id": job["lease_id"], "error": error, "retry": retry},
+        ).raise_for_status()
 
     def info(self, queue: str) -> httpx.Response:
         return self.client.get(f"/api/v1/queues/{queue}")

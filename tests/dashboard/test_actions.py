@@ -6,9 +6,8 @@ from __future__ import annotations
 import json
 import re
 
-from playwright.sync_api import expect
-
 from conftest import KEY
+from playwright.sync_api import expect
 
 
 def stay_marker(page) -> None:
@@ -73,8 +72,14 @@ def test_creating_a_queue_through_the_dialog(dash_server, api, make_page):
     expect(page.locator(f'.card[data-name="{name}"] [data-f="description"]')).to_have_text("made in the browser")
     assert_not_reloaded(page)
     info = api.info(name).json()
-    assert (info["max_retries"], info["claim_timeout"], info["retry_delay"], info["retry_delay_max"],
-            info["retention"], info["dedupe"]) == (5, 30, 2, 60, 3600, True)
+    assert (
+        info["max_retries"],
+        info["claim_timeout"],
+        info["retry_delay"],
+        info["retry_delay_max"],
+        info["retention"],
+        info["dedupe"],
+    ) == (5, 30, 2, 60, 3600, True)
     # A name that exists already is refused, and the dialog says why.
     page.get_by_role("button", name="New queue").click()
     dialog.get_by_label("Name").fill(name)
@@ -125,7 +130,8 @@ def test_uploading_a_jsonl_file_shows_progress(dash_server, api, make_page):
     dialog = page.locator("#submit-dialog")
     dialog.get_by_role("tab", name="JSONL file").click()
     dialog.locator("#sj-file").set_input_files(
-        files=[{"name": "jobs.jsonl", "mimeType": "application/x-ndjson", "buffer": "\n".join(lines).encode()}])
+        files=[{"name": "jobs.jsonl", "mimeType": "application/x-ndjson", "buffer": "\n".join(lines).encode()}]
+    )
     dialog.get_by_role("button", name="Submit", exact=True).click()
     expect(dialog.locator("#sj-progress-text")).to_have_text("1,101 / 1,101 jobs submitted")
     assert dialog.locator("#sj-progress").evaluate("p => p.value === p.max")

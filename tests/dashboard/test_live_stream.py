@@ -10,7 +10,6 @@ import uuid
 
 import httpx
 import pytest
-
 from conftest import KEY
 from serverproc import start_server
 
@@ -86,8 +85,9 @@ def test_a_snapshot_first_then_one_event_per_change_and_none_while_idle(live):
         wait_for(lambda: streams(server.url)["snapshots_built"] >= before["snapshots_built"] + 3)
         assert streams(server.url)["events"] == before["events"]
         # A change is sent at the next look.
-        httpx.post(f"{server.url}/api/v1/queues/{queue}/jobs", json={"payload": {"n": 1}},
-                   headers=HEADERS).raise_for_status()
+        httpx.post(
+            f"{server.url}/api/v1/queues/{queue}/jobs", json={"payload": {"n": 1}}, headers=HEADERS
+        ).raise_for_status()
         kind, second = next(received)
         assert kind == "snapshot"
         assert second["data"]["queue"]["counts"]["pending"] == 1
@@ -134,15 +134,23 @@ def test_the_stream_says_gone_when_its_queue_is_deleted(live):
 
 def test_bad_stream_requests_get_json_errors(live):
     server, queue = live
-    bad = [({"view": "nope"}, 422), ({"view": "queue", "queue": "NO SUCH"}, 404),
-           ({"view": "queue", "queue": queue, "status": "lost"}, 422), ({"view": "job", "queue": queue, "job": "a/b"}, 404)]
+    bad = [
+        ({"view": "nope"}, 422),
+        ({"view": "queue", "queue": "NO SUCH"}, 404),
+        ({"view": "queue", "queue": queue, "status": "lost"}, 422),
+        ({"view": "job", "queue": queue, "job": "a/b"}, 404),
+    ]
     for params, status in bad:
         response = httpx.get(server.url + "/dashboard/events", params=params)
         assert response.status_code == status, params
         assert set(response.json()) == {"detail", "error"}
     # A job that does not exist (yet) is simply gone.
-    with httpx.Client() as client, open_stream(client, server.url, view="job", queue=queue,
-                                               job="01a00000-0000-7000-8000-000000000000") as response:
+    with (
+        httpx.Client() as client,
+        open_stream(
+            client, server.url, view="job", queue=queue, job="01a00000-0000-7000-8000-000000000000"
+        ) as response,
+    ):
         assert next(events(response))[0] == "gone"
 
 

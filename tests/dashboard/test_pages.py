@@ -132,7 +132,11 @@ def test_pages_carry_a_strict_content_security_policy(dash_server):
         assert "script-src 'self'" in csp and "style-src 'self'" in csp
         assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
     # Static files are served by the package itself, with the right types.
-    for name, kind in (("dashboard.js", "javascript"), ("charts.js", "javascript"), ("dashboard.css", "text/css"),
-                       ("favicon.svg", "image/svg+xml")):
+    for name, kind in (
+        ("dashboard.js", "javascript"),
+        ("charts.js", "javascript"),
+        ("dashboard.css", "text/css"),
+        ("favicon.svg", "image/svg+xml"),
+    ):
         response = httpx.get(f"{dash_server.url}/dashboard/static/{name}")
         assert response.status_code == 200 and kind in response.headers["content-type"], name

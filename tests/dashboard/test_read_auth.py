@@ -5,9 +5,8 @@ from __future__ import annotations
 import uuid
 
 import httpx
-from playwright.sync_api import expect
-
 from conftest import KEY
+from playwright.sync_api import expect
 
 
 def test_the_dashboard_asks_for_the_key_before_showing_anything(server_factory, make_page):
@@ -31,8 +30,9 @@ def test_the_dashboard_asks_for_the_key_before_showing_anything(server_factory, 
     assert page.context.cookies() == []
 
     # A job page of a read-protected server also loads its data through the stream.
-    (job,) = httpx.post(f"{server.url}/api/v1/queues/{queue}/jobs", json={"payload": {"secret": 42}},
-                        headers={"X-API-Key": KEY}).json()["jobs"]
+    (job,) = httpx.post(
+        f"{server.url}/api/v1/queues/{queue}/jobs", json={"payload": {"secret": 42}}, headers={"X-API-Key": KEY}
+    ).json()["jobs"]
     page.goto(f"{server.url}/queues/{queue}/jobs/{job['id']}")
     expect(page.locator("#job-payload")).to_contain_text('"secret": 42')
     # Forgetting the key locks the dashboard again.

@@ -13,14 +13,16 @@ import time
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect
-
 from conftest import Api
+from playwright.sync_api import expect
 
 OUT = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 WARMUP = float(os.environ.get("STARQ_SCREENSHOT_WARMUP", "3"))
-ERRORS = ["SMTP 451: temporary failure, try again later", "timeout after 30 s talking to mx.example.net",
-          "PIL.UnidentifiedImageError: cannot identify image file"]
+ERRORS = [
+    "SMTP 451: temporary failure, try again later",
+    "timeout after 30 s talking to mx.example.net",
+    "PIL.UnidentifiedImageError: cannot identify image file",
+]
 
 
 def simulate(api: Api, stop: threading.Event) -> None:
@@ -32,7 +34,9 @@ def simulate(api: Api, stop: threading.Event) -> None:
         t = time.monotonic() - started
         burst = 2 + int(3 * (1 + math.sin(t / 4)))
         api.submit("emails", *({"to": f"user{n + i}@example.com", "template": "welcome"} for i in range(burst)))
-        api.submit("thumbnails", *({"image": f"uploads/{n + i:05d}.jpg", "sizes": [128, 512]} for i in range(burst // 2 + 1)))
+        api.submit(
+            "thumbnails", *({"image": f"uploads/{n + i:05d}.jpg", "sizes": [128, 512]} for i in range(burst // 2 + 1))
+        )
         n += burst
         for queue, worker in (("emails", "mailer-1"), ("emails", "mailer-2"), ("thumbnails", "resizer-a")):
             for job in api.claim(queue, count=rng.randint(1, 3), worker=worker):
@@ -45,15 +49,32 @@ def simulate(api: Api, stop: threading.Event) -> None:
 
 @pytest.fixture(scope="module")
 def busy(api):
-    api.client.post("/api/v1/queues", json={"name": "emails", "description": "Transactional mail: welcome, receipts, resets",
-                                            "max_retries": 5, "retry_delay": 2}).raise_for_status()
-    api.client.post("/api/v1/queues", json={"name": "thumbnails", "description": "Resize uploaded images"}).raise_for_status()
+    api.client.post(
+        "/api/v1/queues",
+        json={
+            "name": "emails",
+            "description": "Transactional mail: welcome, receipts, resets",
+            "max_retries": 5,
+            "retry_delay": 2,
+        },
+    ).raise_for_status()
+    api.client.post(
+        "/api/v1/queues", json={"name": "thumbnails", "description": "Resize uploaded images"}
+    ).raise_for_status()
     api.client.post("/api/v1/queues", json={"name": "reports", "description": "Nightly PDF reports"}).raise_for_status()
     api.submit("reports", *({"report": f"sales-{d}", "format": "pdf"} for d in range(4)), delay=3600)
     api.client.post("/api/v1/queues/reports/pause").raise_for_status()
     # One job with a full history: a failed attempt, a retry, then success.
-    (job,) = api.submit("emails", {"to": "ada@example.com", "template": "receipt", "order": 1042, "items": [
-        {"sku": "A-100", "qty": 2}, {"sku": "B-7", "qty": 1}]}, priority=9)
+    (job,) = api.submit(
+        "emails",
+        {
+            "to": "ada@example.com",
+            "template": "receipt",
+            "order": 1042,
+            "items": [{"sku": "A-100", "qty": 2}, {"sku": "B-7", "qty": 1}],
+        },
+        priority=9,
+    )
     (claimed,) = api.claim("emails", worker="mailer-1")
     api.fail("emails", claimed, ERRORS[0], retry=True)
     time.sleep(2.2)  # its backoff
@@ -73,8 +94,7 @@ def busy(api):
 def test_screenshots(dash_server, busy, make_page, scheme):
     OUT.mkdir(parents=True, exist_ok=True)
     page = make_page(key=True, color_scheme=scheme, viewport={"width": 1280, "height": 900})
-    shots = [("overview", "/", True), ("queue", "/queues/emails", False),
-             ("job", f"/queues/emails/jobs/{busy}", True)]
+    shots = [("overview", "/", True), ("queue", "/queues/emails", False), ("job", f"/queues/emails/jobs/{busy}", True)]
     for name, path, full in shots:
         page.goto(dash_server.url + path)
         expect(page.locator("#live-state")).to_have_attribute("data-state", "live")

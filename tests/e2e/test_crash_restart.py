@@ -14,8 +14,9 @@ from .conftest import KEY, api, create_queue, kill_service, queue_info
 FSYNC_WAIT = 1.5
 
 
-def test_kill_9_then_restart_keeps_every_acknowledged_submission(server_factory, service_group_reaper, tmp_path,
-                                                                 queue_name):
+def test_kill_9_then_restart_keeps_every_acknowledged_submission(
+    server_factory, service_group_reaper, tmp_path, queue_name
+):
     data_dir = tmp_path / "data"
     server = server_factory("--data-dir", str(data_dir), redis=False)
     service_group_reaper(server)
@@ -23,8 +24,10 @@ def test_kill_9_then_restart_keeps_every_acknowledged_submission(server_factory,
     acked: set[str] = set()
     with httpx.Client(timeout=10, headers=KEY) as client:
         for batch in range(20):
-            r = client.post(f"{api(server)}/{queue_name}/jobs",
-                            json={"jobs": [{"payload": {"b": batch, "i": i}} for i in range(25)]})
+            r = client.post(
+                f"{api(server)}/{queue_name}/jobs",
+                json={"jobs": [{"payload": {"b": batch, "i": i}} for i in range(25)]},
+            )
             assert r.status_code == 201
             acked |= {j["id"] for j in r.json()["jobs"]}
         for i in range(30):

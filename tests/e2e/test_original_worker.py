@@ -11,7 +11,7 @@ from .conftest import KEY, api, create_queue, queue_info, wait_for
 
 # The worker loop from the original project's README: claim up to 5 jobs with a 5 s long-poll, do the work,
 # report each one complete with a result. Only the two constants at the top are pointed at the test server.
-ORIGINAL_WORKER = '''
+ORIGINAL_WORKER = """
 import requests
 
 API = "http://localhost:8000"
@@ -36,18 +36,23 @@ while True:
             json={"result": result},
             headers=HEADERS,
         )
-'''
+"""
 
 
 def test_original_readme_worker_completes_every_job(server, queue_name, tmp_path):
     script = tmp_path / "worker.py"
-    script.write_text(ORIGINAL_WORKER.replace('"http://localhost:8000"', repr(server.url))
-                      .replace('"emails"', repr(queue_name)))
+    script.write_text(
+        ORIGINAL_WORKER.replace('"http://localhost:8000"', repr(server.url)).replace('"emails"', repr(queue_name))
+    )
     create_queue(server, queue_name)
     emails = [f"user{i}@example.com" for i in range(23)]
     # Half before the worker starts, half while it long-polls.
-    r = httpx.post(f"{api(server)}/{queue_name}/jobs", json={"jobs": [{"payload": {"to": e}} for e in emails[:12]]},
-                   headers=KEY, timeout=30)
+    r = httpx.post(
+        f"{api(server)}/{queue_name}/jobs",
+        json={"jobs": [{"payload": {"to": e}} for e in emails[:12]]},
+        headers=KEY,
+        timeout=30,
+    )
     assert r.status_code == 201
     worker = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
@@ -61,7 +66,8 @@ def test_original_readme_worker_completes_every_job(server, queue_name, tmp_path
         worker.kill()
         worker.wait()
     assert (info["pending"], info["claimed"], info["failed"]) == (0, 0, 0)
-    page = httpx.get(f"{api(server)}/{queue_name}/jobs", params={"status": "completed", "count": 100},
-                     timeout=30).json()
+    page = httpx.get(
+        f"{api(server)}/{queue_name}/jobs", params={"status": "completed", "count": 100}, timeout=30
+    ).json()
     assert sorted(j["result"]["sent_to"] for j in page["jobs"]) == sorted(emails)
     assert all(j["result"]["ok"] is True for j in page["jobs"])

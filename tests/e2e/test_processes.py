@@ -15,8 +15,11 @@ def test_submit_via_one_process_wakes_a_waiter_on_another(server, server_factory
     answers: list[httpx.Response] = []
 
     def long_poll():
-        answers.append(httpx.post(f"{api(server)}/{queue_name}/jobs/claim", json={"count": 1, "block_ms": 30_000},
-                                  headers=KEY, timeout=60))
+        answers.append(
+            httpx.post(
+                f"{api(server)}/{queue_name}/jobs/claim", json={"count": 1, "block_ms": 30_000}, headers=KEY, timeout=60
+            )
+        )
 
     waiter = threading.Thread(target=long_poll)
     waiter.start()
@@ -48,8 +51,9 @@ def test_many_waiters_across_processes_get_each_job_once(server, server_factory,
     def worker(target):
         with httpx.Client(timeout=30, headers=KEY) as client:
             while True:
-                jobs = client.post(f"{api(target)}/{queue_name}/jobs/claim",
-                                   json={"count": 3, "block_ms": 1500}).json()["jobs"]
+                jobs = client.post(
+                    f"{api(target)}/{queue_name}/jobs/claim", json={"count": 3, "block_ms": 1500}
+                ).json()["jobs"]
                 if not jobs:
                     return
                 with lock:
@@ -60,8 +64,10 @@ def test_many_waiters_across_processes_get_each_job_once(server, server_factory,
         t.start()
     with httpx.Client(timeout=30, headers=KEY) as client:
         for start in range(0, 120, 20):
-            r = client.post(f"{api(server if start % 40 else other)}/{queue_name}/jobs",
-                            json={"jobs": [{"payload": {"i": i}} for i in range(start, start + 20)]})
+            r = client.post(
+                f"{api(server if start % 40 else other)}/{queue_name}/jobs",
+                json={"jobs": [{"payload": {"i": i}} for i in range(start, start + 20)]},
+            )
             assert r.status_code == 201
     for t in threads:
         t.join(60)

@@ -27,7 +27,7 @@ async def read_response(stream: trio.SocketStream) -> tuple[int, bytes]:
         head, sep, rest = raw.partition(b"\r\n\r\n")
         if sep:
             lines = head.decode("latin-1").split("\r\n")
-            length = next(int(l.split(":", 1)[1]) for l in lines[1:] if l.lower().startswith("content-length:"))
+            length = next(int(h.split(":", 1)[1]) for h in lines[1:] if h.lower().startswith("content-length:"))
             if len(rest) >= length:
                 return int(lines[0].split()[1]), rest[:length]
         chunk = await stream.receive_some(65536)
@@ -41,8 +41,10 @@ async def test_sigterm_answers_1000_idle_long_polls_and_exits(server_factory, qu
     create_queue(server, queue_name)
     host, port = host_port(server.url)
     body = json.dumps({"count": 1, "block_ms": 60_000}).encode()
-    request = (f"POST /api/v1/queues/{queue_name}/jobs/claim HTTP/1.1\r\nHost: t\r\nX-API-Key: dev-key\r\n"
-               f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+    request = (
+        f"POST /api/v1/queues/{queue_name}/jobs/claim HTTP/1.1\r\nHost: t\r\nX-API-Key: dev-key\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
     answers: list[tuple[int, bytes]] = []
 
     async def long_poll(task_status=trio.TASK_STATUS_IGNORED):

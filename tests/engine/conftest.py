@@ -74,7 +74,7 @@ async def assert_counts_true(engine, queue: str) -> dict[str, int]:
     """The O(1) counts of queue_info equal what list_jobs finds, for every status."""
     info = await engine.queue_info(queue)
     everything = await all_jobs(engine, queue)
-    truth = {s: 0 for s in STATUSES}
+    truth = dict.fromkeys(STATUSES, 0)
     for job in everything:
         truth[job.status] += 1
     assert info.counts == truth

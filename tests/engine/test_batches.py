@@ -52,7 +52,8 @@ async def test_a_job_twice_in_one_ack_is_done_once(engine, queue_name):
     await submit(engine, queue_name, {"a": 1})
     (job,) = await engine.claim(queue_name, 1, "w")
     first, repeat, no_lease = await engine.ack(
-        queue_name, [(job.id, job.lease_id, '{"n":1}'), (job.id, job.lease_id, '{"n":2}'), (job.id, "", "{}")], [])
+        queue_name, [(job.id, job.lease_id, '{"n":1}'), (job.id, job.lease_id, '{"n":2}'), (job.id, "", "{}")], []
+    )
     assert (first.status, repeat.status) == ("completed", "completed")
     assert isinstance(no_lease.error, NotClaimed)
     assert json.loads((await engine.get_job(queue_name, job.id)).result) == {"n": 1}
@@ -118,11 +119,23 @@ async def test_history_records_each_event_with_lease_and_worker(engine, queue_na
     (d,) = await engine.claim(queue_name, 1, "w4")
     await engine.complete(queue_name, d.id, d.lease_id, "{}")
     history = (await engine.get_job(queue_name, sub.id)).history
-    assert [h["event"] for h in history] == ["submitted", "claimed", "extended", "failed", "claimed", "released",
-                                             "claimed", "extended", "expired", "claimed", "completed"]
+    assert [h["event"] for h in history] == [
+        "submitted",
+        "claimed",
+        "extended",
+        "failed",
+        "claimed",
+        "released",
+        "claimed",
+        "extended",
+        "expired",
+        "claimed",
+        "completed",
+    ]
     claims = [h for h in history if h["event"] == "claimed"]
-    assert [(h["lease"], h["worker"]) for h in claims] == [(j.lease_id, w) for j, w in
-                                                           ((a, "w1"), (b, "w2"), (c, "w3"), (d, "w4"))]
+    assert [(h["lease"], h["worker"]) for h in claims] == [
+        (j.lease_id, w) for j, w in ((a, "w1"), (b, "w2"), (c, "w3"), (d, "w4"))
+    ]
     assert history[3]["error"] == "boom" and history[3]["status"] == "pending" and history[3]["lease"] == a.lease_id
     assert history[5]["lease"] == b.lease_id
     assert history[8] == {**history[8], "lease": c.lease_id, "status": "pending"}
@@ -200,8 +213,15 @@ async def test_a_job_done_the_usual_way_writes_no_history_yet_shows_it_all(engin
     assert list(await raw.hmget(key, ["hist", "hn"])) == [None, "0"]
     shown = (await engine.get_job(queue_name, plain.id)).history
     assert [(h["event"], h.get("lease"), h.get("worker")) for h in shown] == [
-        ("submitted", None, None), ("claimed", job.lease_id, "w1"), ("completed", job.lease_id, None)]
-    assert [h["at"] for h in shown] == [job.created_at, job.claimed_at, (await engine.get_job(queue_name, job.id)).completed_at]
+        ("submitted", None, None),
+        ("claimed", job.lease_id, "w1"),
+        ("completed", job.lease_id, None),
+    ]
+    assert [h["at"] for h in shown] == [
+        job.created_at,
+        job.claimed_at,
+        (await engine.get_job(queue_name, job.id)).completed_at,
+    ]
 
     (other,) = await submit(engine, queue_name, {"b": 1})
     assert [h["event"] for h in (await engine.get_job(queue_name, other.id)).history] == ["submitted"]

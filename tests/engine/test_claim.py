@@ -44,9 +44,13 @@ async def test_highest_priority_first_then_fifo(engine, queue_name):
     await submit(engine, queue_name, {"p": 9, "i": 1}, priority=9)
     order = [payload_of(j) for j in await drain(engine, queue_name)]
     assert order == [
-        {"p": 9, "i": 0}, {"p": 9, "i": 1},
-        {"p": 5, "i": 0}, {"p": 5, "i": 1}, {"p": 5, "i": 2},
-        {"p": 0, "i": 0}, {"p": 0, "i": 1},
+        {"p": 9, "i": 0},
+        {"p": 9, "i": 1},
+        {"p": 5, "i": 0},
+        {"p": 5, "i": 1},
+        {"p": 5, "i": 2},
+        {"p": 0, "i": 0},
+        {"p": 0, "i": 1},
     ]
 
 
@@ -130,8 +134,16 @@ async def test_paused_queue_hands_out_nothing_until_resumed(engine, queue_name):
 
 async def test_update_queue_changes_settings(engine, queue_name):
     await make_queue(engine, queue_name)
-    info = await engine.update_queue(queue_name, max_retries=7, claim_timeout=30, description="d", dedupe=True,
-                                     retry_delay=0.5, retry_delay_max=9, retention=60)
+    info = await engine.update_queue(
+        queue_name,
+        max_retries=7,
+        claim_timeout=30,
+        description="d",
+        dedupe=True,
+        retry_delay=0.5,
+        retry_delay_max=9,
+        retention=60,
+    )
     s = info.settings
     assert (s.max_retries, s.claim_timeout, s.description, s.dedupe) == (7, 30, "d", True)
     assert (s.retry_delay, s.retry_delay_max, s.retention) == (0.5, 9, 60)

@@ -10,7 +10,13 @@ import trio
 from starq.server.engine.errors import InvalidState, QueueExists, QueueNotFound
 
 from .conftest import (
-    all_jobs, assert_counts_true, drain, make_queue, make_unticked_queue, now_ms, submit,
+    all_jobs,
+    assert_counts_true,
+    drain,
+    make_queue,
+    make_unticked_queue,
+    now_ms,
+    submit,
 )
 
 
@@ -163,8 +169,22 @@ async def test_counts_equal_the_truth_after_random_operations(engine, queue_name
     await make_queue(engine, queue_name, max_retries=2, retry_delay=0, dedupe=True)
     held = []
     for step in range(250):
-        op = rng.choice(["submit", "submit", "claim", "complete", "fail", "fail_dead", "expire", "cancel",
-                         "retry", "retry_dead", "release", "schedule"])
+        op = rng.choice(
+            [
+                "submit",
+                "submit",
+                "claim",
+                "complete",
+                "fail",
+                "fail_dead",
+                "expire",
+                "cancel",
+                "retry",
+                "retry_dead",
+                "release",
+                "schedule",
+            ]
+        )
         if op == "submit":
             await submit(engine, queue_name, *({"k": rng.randrange(40)} for _ in range(rng.randrange(1, 4))))
         elif op == "schedule":

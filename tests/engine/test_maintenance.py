@@ -35,8 +35,9 @@ async def test_maintenance_reclaims_expired_leases(engine, queue_name):
     await submit(engine, queue_name, {"a": 1})
     (job,) = await engine.claim(queue_name, 1)
     async with trio.open_nursery() as nursery:
-        await nursery.start(lambda task_status: maintenance.maintain_forever(engine, interval=0.05,
-                                                                             task_status=task_status))
+        await nursery.start(
+            lambda task_status: maintenance.maintain_forever(engine, interval=0.05, task_status=task_status)
+        )
         with trio.fail_after(10):
             while (await engine.get_job(queue_name, job.id)).status != "pending":
                 await trio.sleep(0.05)

@@ -282,8 +282,11 @@ async def test_ack_batch_reports_each_item(engine, queue_name):
     await make_queue(engine, queue_name, retry_delay=0)
     await submit(engine, queue_name, {"i": 0}, {"i": 1}, {"i": 2})
     a, b, c = await engine.claim(queue_name, 3)
-    outcomes = await engine.ack(queue_name, [(a.id, a.lease_id, '{"ok":1}'), ("nope", "", "{}")],
-                                [(b.id, b.lease_id, "bad", True), (c.id, "stale", "bad", False)])
+    outcomes = await engine.ack(
+        queue_name,
+        [(a.id, a.lease_id, '{"ok":1}'), ("nope", "", "{}")],
+        [(b.id, b.lease_id, "bad", True), (c.id, "stale", "bad", False)],
+    )
     assert [(o.id, o.status) for o in outcomes[:1]] == [(a.id, "completed")]
     assert isinstance(outcomes[1].error, JobNotFound)
     assert (outcomes[2].status, outcomes[2].retries) == ("pending", 1)

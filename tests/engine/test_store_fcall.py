@@ -33,7 +33,7 @@ async def test_replies_match_coredis_fcall(redis_url, engine, queue_name):
 async def test_errors_are_raised_as_coredis_raises_them(redis_url):
     async with open_redis(redis_url, max_connections=2) as redis:
         await redis.function_load(LIBRARY, replace=True)
-        with pytest.raises(coredis.exceptions.ResponseError, match="^NOQUEUE"):
+        with pytest.raises(coredis.exceptions.ResponseError, match=r"^NOQUEUE"):
             await fcall(redis, "starq_claim", ["starq:{no-such-queue}:meta"], ["1", "t-", "w"])
         with pytest.raises(coredis.exceptions.ResponseError, match="Function not found"):
             await fcall(redis, "starq_nothing", ["starq:{x}:meta"], [])

@@ -37,4 +37,3 @@ class StoreHandle:
     def stop(self) -> None:
         if self.store is not None:
             self.store.stop()
-

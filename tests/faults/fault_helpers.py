@@ -17,8 +17,12 @@ def host_port(url: str) -> tuple[str, int]:
 
 def create_queue(url: str, name: str, **settings) -> None:
     """Creates a queue with short leases, so work stranded by a fault is reclaimed within the test."""
-    r = httpx.post(url + "/api/v1/queues", json={"name": name, **QUEUE_SETTINGS, **settings},
-                   headers={"X-API-Key": "dev-key"}, timeout=30)
+    r = httpx.post(
+        url + "/api/v1/queues",
+        json={"name": name, **QUEUE_SETTINGS, **settings},
+        headers={"X-API-Key": "dev-key"},
+        timeout=30,
+    )
     assert r.status_code == 201, r.text
 
 

@@ -62,8 +62,17 @@ class Summary:
 class Load:
     """Submitters and workers against ``url``'s queue ``queue``; run it with ``nursery.start_soon(load.run)``."""
 
-    def __init__(self, url: str, queue: str, *, submitters: int = 3, workers: int = 4, batch: int = 1,
-                 fail_every: int = 7, pause: float = 0.01) -> None:
+    def __init__(
+        self,
+        url: str,
+        queue: str,
+        *,
+        submitters: int = 3,
+        workers: int = 4,
+        batch: int = 1,
+        fail_every: int = 7,
+        pause: float = 0.01,
+    ) -> None:
         self.url, self.queue = url, queue
         self.submitters, self.workers, self.batch = submitters, workers, batch
         self.fail_every, self.pause = fail_every, pause
@@ -86,13 +95,16 @@ class Load:
 
     async def run(self) -> None:
         with self._cancel:
-            async with httpx.AsyncClient(base_url=self.url, headers=KEY, timeout=CLIENT_TIMEOUT,
-                                         limits=httpx.Limits(max_connections=64)) as client:
-                async with trio.open_nursery() as nursery:
-                    for _ in range(self.submitters):
-                        nursery.start_soon(self._submitter, client)
-                    for i in range(self.workers):
-                        nursery.start_soon(self._worker, client, f"w{i}")
+            async with (
+                httpx.AsyncClient(
+                    base_url=self.url, headers=KEY, timeout=CLIENT_TIMEOUT, limits=httpx.Limits(max_connections=64)
+                ) as client,
+                trio.open_nursery() as nursery,
+            ):
+                for _ in range(self.submitters):
+                    nursery.start_soon(self._submitter, client)
+                for i in range(self.workers):
+                    nursery.start_soon(self._worker, client, f"w{i}")
 
     async def _request(self, client: httpx.AsyncClient, op: str, method: str, path: str, **kw) -> httpx.Response | None:
         try:
@@ -127,8 +139,9 @@ class Load:
     async def _worker(self, client: httpx.AsyncClient, name: str) -> None:
         path = f"/api/v1/queues/{self.queue}/jobs"
         while True:
-            r = await self._request(client, "claim", "POST", path + "/claim",
-                                    json={"count": 5, "block_ms": 500, "worker": name})
+            r = await self._request(
+                client, "claim", "POST", path + "/claim", json={"count": 5, "block_ms": 500, "worker": name}
+            )
             if r is None or r.status_code != 200:
                 if r is not None and r.status_code != 503:
                     raise AssertionError(f"claim answered {r.status_code}: {r.text}")
@@ -188,8 +201,9 @@ class Load:
             jobs: list[dict] = []
             cursor = ""
             while True:
-                page = (await client.get(f"/api/v1/queues/{self.queue}/jobs",
-                                         params={"count": 500, "cursor": cursor})).json()
+                page = (
+                    await client.get(f"/api/v1/queues/{self.queue}/jobs", params={"count": 500, "cursor": cursor})
+                ).json()
                 jobs += page["jobs"]
                 if not page["has_more"]:
                     break
@@ -237,10 +251,14 @@ class Load:
         bad = {k: v for k, v in books.responses.items() if k[1] == 500 or k[1] == "timeout"}
         assert not bad, f"answers that break the contract: {bad}"
         return Summary(
-            attempts=len(books.attempts), acked=len(books.acked),
-            unknown=sum(1 for s in books.attempts.values() if s == "unknown"), jobs=len(jobs),
-            deliveries=sum(len(v) for v in books.deliveries.values()), duplicate_deliveries=duplicates,
-            duplicates_after_worker_fail=after_fail, duplicates_after_lost_lease=after_lost,
+            attempts=len(books.attempts),
+            acked=len(books.acked),
+            unknown=sum(1 for s in books.attempts.values() if s == "unknown"),
+            jobs=len(jobs),
+            deliveries=sum(len(v) for v in books.deliveries.values()),
+            duplicate_deliveries=duplicates,
+            duplicates_after_worker_fail=after_fail,
+            duplicates_after_lost_lease=after_lost,
             unconfirmed_completions=unconfirmed,
             responses={f"{op} {status}": n for (op, status), n in sorted(books.responses.items(), key=str)},
         )

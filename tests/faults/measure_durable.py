@@ -17,7 +17,7 @@ import httpx
 import trio
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
-from serverproc import start_server  # noqa: E402
+from serverproc import start_server
 
 CLIENTS, SECONDS = 8, 5.0
 KEY = {"X-API-Key": "dev-key"}
@@ -50,8 +50,10 @@ def measure(durable: bool) -> str:
     finally:
         server.stop()
     lat.sort()
-    return (f"{'durable' if durable else 'default'}: {n / SECONDS:.0f} submits/s, latency median "
-            f"{statistics.median(lat) * 1000:.1f} ms, p99 {lat[int(len(lat) * 0.99)] * 1000:.1f} ms")
+    return (
+        f"{'durable' if durable else 'default'}: {n / SECONDS:.0f} submits/s, latency median "
+        f"{statistics.median(lat) * 1000:.1f} ms, p99 {lat[int(len(lat) * 0.99)] * 1000:.1f} ms"
+    )
 
 
 async def engine_level(durable: bool, concurrency: int, n: int = 400) -> str:
@@ -60,8 +62,12 @@ async def engine_level(durable: bool, concurrency: int, n: int = 400) -> str:
     from starq.server.engine.engine import open_engine
     from starq.server.engine.models import NewJob, QueueSettings, new_job_id
 
-    store = start_store(tempfile.mkdtemp(), unix_socket=False, appendonly=True,
-                        extra_args=["--appendfsync", "always" if durable else "everysec"])
+    store = start_store(
+        tempfile.mkdtemp(),
+        unix_socket=False,
+        appendonly=True,
+        extra_args=["--appendfsync", "always" if durable else "everysec"],
+    )
     try:
         async with open_engine(store.url, durable=durable) as engine:
             await engine.create_queue("bench", QueueSettings())
@@ -77,8 +83,10 @@ async def engine_level(durable: bool, concurrency: int, n: int = 400) -> str:
             elapsed = time.perf_counter() - start
     finally:
         store.stop()
-    return (f"engine, {'durable' if durable else 'default'}, {concurrency} at once: "
-            f"{n / elapsed:.0f} submits/s ({elapsed / n * concurrency * 1000:.2f} ms each)")
+    return (
+        f"engine, {'durable' if durable else 'default'}, {concurrency} at once: "
+        f"{n / elapsed:.0f} submits/s ({elapsed / n * concurrency * 1000:.2f} ms each)"
+    )
 
 
 if __name__ == "__main__":

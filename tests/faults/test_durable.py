@@ -36,15 +36,24 @@ async def store_facts(url: str) -> tuple[bool, int]:
 
 def serve_durable(*args: str, env: dict | None = None) -> subprocess.CompletedProcess[str] | None:
     """Runs ``starq serve`` with STARQ_DURABLE=1 expecting it to refuse to start; returns how it ended."""
-    return subprocess.run([sys.executable, "-m", "starq.cli", "serve", "--port", "0", *args],
-                          env={**os.environ, "STARQ_DURABLE": "1", **(env or {})},
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "starq.cli", "serve", "--port", "0", *args],
+        env={**os.environ, "STARQ_DURABLE": "1", **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 @pytest.fixture
 def fsync_always_store(tmp_path):
-    store = start_store(tmp_path / "always", port=free_port(), unix_socket=False, appendonly=True,
-                        extra_args=["--appendfsync", "always"])
+    store = start_store(
+        tmp_path / "always",
+        port=free_port(),
+        unix_socket=False,
+        appendonly=True,
+        extra_args=["--appendfsync", "always"],
+    )
     yield store
     store.stop()
 
@@ -70,8 +79,13 @@ async def test_durable_writes_survive_a_store_crash_and_are_confirmed(fsync_alwa
         # kill -9 of the store right after the answers: every answered write is in its AOF.
         port = int(url.rsplit(":", 1)[1])
         fsync_always_store.kill()
-        restarted = start_store(fsync_always_store.data_dir, port=port, unix_socket=False, appendonly=True,
-                                extra_args=["--appendfsync", "always"])
+        restarted = start_store(
+            fsync_always_store.data_dir,
+            port=port,
+            unix_socket=False,
+            appendonly=True,
+            extra_args=["--appendfsync", "always"],
+        )
         try:
             with trio.fail_after(30):
                 while (await client.get("/api/health")).status_code != 200:
@@ -82,10 +96,13 @@ async def test_durable_writes_survive_a_store_crash_and_are_confirmed(fsync_alwa
     assert sorted(job["id"] for job in listed) == sorted(ids)
 
 
-@pytest.mark.parametrize(("args", "expected"), [
-    (["--appendfsync", "everysec"], "appendfsync everysec"),
-    (["--appendonly", "no"], "appendonly no"),
-])
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--appendfsync", "everysec"], "appendfsync everysec"),
+        (["--appendonly", "no"], "appendonly no"),
+    ],
+)
 def test_durable_mode_refuses_a_store_that_does_not_fsync_every_write(tmp_path, args, expected):
     store = start_store(tmp_path / "store", port=free_port(), unix_socket=False, appendonly=True, extra_args=args)
     try:

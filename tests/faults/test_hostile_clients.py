@@ -9,7 +9,6 @@ from __future__ import annotations
 import httpx
 import orjson
 import trio
-
 from fault_helpers import host_port
 
 KEY = {"X-API-Key": "dev-key"}
@@ -53,8 +52,9 @@ async def good_citizen(url: str, queue: str, rounds: int) -> int:
             assert r.status_code == 201, r.text
             r = await client.post(f"/api/v1/queues/{queue}/jobs/claim", json={"count": 1})
             job = r.json()["jobs"][0]
-            r = await client.put(f"/api/v1/queues/{queue}/jobs/{job['id']}/complete",
-                                 json={"lease_id": job["lease_id"]})
+            r = await client.put(
+                f"/api/v1/queues/{queue}/jobs/{job['id']}/complete", json={"lease_id": job["lease_id"]}
+            )
             assert r.status_code == 200, r.text
             done += 1
     return done
@@ -71,6 +71,7 @@ async def test_slowloris_heads_are_shed_while_others_are_served(server_factory, 
         start = trio.current_time()
         await stream.send_all(b"POST /api/v1/queues HTTP/1.1\r\nHost: x\r\n")
         async with trio.open_nursery() as nursery:
+
             async def drip() -> None:
                 try:
                     for i in range(200):  # one header byte every 0.2 s: never a complete head
@@ -98,8 +99,10 @@ async def test_slow_body_gets_408_and_a_json_error(server_factory, queue_name):
     server = server_factory(env=LIMITS)
     host, port = host_port(server.url)
     stream = await trio.open_tcp_stream(host, port)
-    await stream.send_all(b"POST /api/v1/queues HTTP/1.1\r\nHost: x\r\nX-API-Key: dev-key\r\n"
-                          b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{")
+    await stream.send_all(
+        b"POST /api/v1/queues HTTP/1.1\r\nHost: x\r\nX-API-Key: dev-key\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"
+    )
 
     async def drip() -> None:
         try:
@@ -152,7 +155,7 @@ async def test_oversized_request_head_gets_431(server_factory):
         step = len(head) // pieces + 1
         try:
             for i in range(0, len(head), step):
-                await stream.send_all(head[i:i + step])
+                await stream.send_all(head[i : i + step])
                 await trio.sleep(0.05)
         except trio.BrokenResourceError:
             pass  # the server may answer and close before the rest is sent

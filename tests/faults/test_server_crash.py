@@ -10,7 +10,6 @@ import signal
 from pathlib import Path
 
 import trio
-
 from fault_helpers import create_queue, host_port, report
 from load import Load
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import httpx
 import trio
-
 from fault_helpers import create_queue, report
 from load import CLIENT_TIMEOUT, KEY, Load
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import httpx
 import trio
-
 from fault_helpers import create_queue, host_port, report
 from load import CLIENT_TIMEOUT, KEY, Load
 from proxy import FaultProxy
@@ -60,7 +59,7 @@ async def test_store_links_cut_repeatedly(redis_url, server_factory, queue_name,
             cut += proxy.cut()
             await trio.sleep(0.3)
         await trio.sleep(1)
-        summary = await finish(load, server, proxy, "store links cut 8 times")
+        await finish(load, server, proxy, "store links cut 8 times")
     assert cut > 0
     assert proxy.statistics().accepted > 1  # the server reconnected by itself
 

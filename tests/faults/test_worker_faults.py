@@ -10,7 +10,6 @@ from pathlib import Path
 
 import httpx
 import trio
-
 from fault_helpers import create_queue
 
 KEY = {"X-API-Key": "dev-key"}
@@ -22,8 +21,9 @@ def spawn(*args: str) -> subprocess.Popen[str]:
 
 
 def submit(url: str, queue: str, n: int) -> list[str]:
-    r = httpx.post(f"{url}/api/v1/queues/{queue}/jobs", headers=KEY,
-                   json={"jobs": [{"payload": {"i": i}} for i in range(n)]})
+    r = httpx.post(
+        f"{url}/api/v1/queues/{queue}/jobs", headers=KEY, json={"jobs": [{"payload": {"i": i}} for i in range(n)]}
+    )
     assert r.status_code == 201, r.text
     return [job["id"] for job in r.json()["jobs"]]
 
@@ -56,8 +56,9 @@ async def test_workers_killed_mid_job_have_their_jobs_reclaimed(server, queue_na
                 redone += r.json()["jobs"]
         for job in redone:
             assert job["retries"] == 1 and job["error"] == "lease expired"
-            r = await client.put(f"/api/v1/queues/{queue_name}/jobs/{job['id']}/complete",
-                                 json={"lease_id": job["lease_id"]})
+            r = await client.put(
+                f"/api/v1/queues/{queue_name}/jobs/{job['id']}/complete", json={"lease_id": job["lease_id"]}
+            )
             assert r.status_code == 200
     assert sorted(j["id"] for j in redone) == sorted(submitted)
     counts = info(server.url, queue_name)

@@ -8,6 +8,7 @@ from starq.server.app import create_app
 from starq.server.claims import ClaimBroker
 from starq.server.settings import Settings
 
+
 @pytest.fixture
 async def make_client(engine, nursery):
     """Builds a Quart test client for an app with the given Settings overrides (a real engine underneath)."""

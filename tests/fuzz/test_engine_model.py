@@ -111,8 +111,11 @@ class EngineMachine(RuleBasedStateMachine):
         self.queue = f"m-{uuid.uuid4().hex[:10]}"
         self.model = QueueModel(dedupe)
         self.old_leases: list[str] = [STALE]
-        self.call(self.engine.create_queue, self.queue,
-                  QueueSettings(max_retries=MAX_RETRIES, claim_timeout=600, retry_delay=0, dedupe=dedupe))
+        self.call(
+            self.engine.create_queue,
+            self.queue,
+            QueueSettings(max_retries=MAX_RETRIES, claim_timeout=600, retry_delay=0, dedupe=dedupe),
+        )
 
     # -- picking jobs ---------------------------------------------------------------------------------
 
@@ -134,15 +137,20 @@ class EngineMachine(RuleBasedStateMachine):
 
     # -- rules ----------------------------------------------------------------------------------------
 
-    @rule(items=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 2)), min_size=1, max_size=3),
-          later=st.booleans())
+    @rule(items=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 2)), min_size=1, max_size=3), later=st.booleans())
     def submit(self, items, later: bool) -> None:
         run_at = int((time.time() + 3600) * 1000) if later else 0
         new, ids = [], []
         for value, priority in items:
             payload = {"v": value}
-            new.append(NewJob(payload=orjson.dumps(payload).decode(), priority=priority, run_at_ms=run_at,
-                              dedupe_hash=dedupe_hash(payload)))
+            new.append(
+                NewJob(
+                    payload=orjson.dumps(payload).decode(),
+                    priority=priority,
+                    run_at_ms=run_at,
+                    dedupe_hash=dedupe_hash(payload),
+                )
+            )
             ids.append(new_job_id())
         replies = self.call(self.engine.submit, self.queue, new, ids)
         model = self.model
@@ -298,6 +306,10 @@ class EngineMachine(RuleBasedStateMachine):
 
 async def test_engine_behaves_like_the_model(engine):
     EngineMachine.engine = engine
-    config = settings(max_examples=40, stateful_step_count=40, deadline=None,
-                      suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+    config = settings(
+        max_examples=40,
+        stateful_step_count=40,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    )
     await trio.to_thread.run_sync(lambda: run_state_machine_as_test(EngineMachine, settings=config))

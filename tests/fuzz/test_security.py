@@ -37,19 +37,19 @@ async def test_rotation_both_keys_work_and_dev_key_is_refused(make_client, queue
 async def test_a_401_never_reveals_whether_a_queue_exists(make_client, queue_name, read_auth):
     client = make_client(read_auth=read_auth)
     assert (await client.post("/api/v1/queues", json={"name": queue_name}, headers=KEY)).status_code == 201
-    job = (await client.post(f"/api/v1/queues/{queue_name}/jobs", json={"payload": {}}, headers=KEY))
+    job = await client.post(f"/api/v1/queues/{queue_name}/jobs", json={"payload": {}}, headers=KEY)
     job_id = (await job.get_json())["jobs"][0]["id"]
     missing = f"{queue_name}-missing"
     requests = [
         ("POST", "/api/v1/queues/{q}/jobs", {"payload": {}}),
         ("POST", "/api/v1/queues/{q}/jobs/claim", {}),
-        ("PUT", "/api/v1/queues/{q}/jobs/%s/complete" % job_id, {}),
+        ("PUT", "/api/v1/queues/{q}/jobs/" + job_id + "/complete", {}),
         ("DELETE", "/api/v1/queues/{q}", None),
         ("PATCH", "/api/v1/queues/{q}", {"description": "x"}),
         ("POST", "/api/v1/queues/{q}/pause", None),
     ]
     if read_auth:
-        requests += [("GET", "/api/v1/queues/{q}", None), ("GET", "/api/v1/queues/{q}/jobs/%s" % job_id, None)]
+        requests += [("GET", "/api/v1/queues/{q}", None), ("GET", "/api/v1/queues/{q}/jobs/" + job_id, None)]
     for method, path, body in requests:
         for headers in ({}, {"X-API-Key": "wrong"}):
             answers = []
@@ -78,8 +78,19 @@ def test_keys_and_store_passwords_never_reach_the_logs(server_factory, redis_url
         assert client.get(f"/api/v1/queues/{name}?api_key={wrong}").status_code == 200
     server.stop()
     shown = subprocess.run(
-        [sys.executable, "-m", "starq.cli", "serve", "--check-config", "--redis-url",
-         f"redis://{user}:{password}@{host_port}"], env={**os.environ, **env}, capture_output=True, text=True)
+        [
+            sys.executable,
+            "-m",
+            "starq.cli",
+            "serve",
+            "--check-config",
+            "--redis-url",
+            f"redis://{user}:{password}@{host_port}",
+        ],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+    )
     logs = server.output() + shown.stdout + shown.stderr
     assert "POST /api/v1/queues" in logs  # the access log did run
     for needle in (secret, password):
@@ -91,7 +102,7 @@ def command(url: str, *args: str):
     """Sends one command to a store over a plain socket and returns the decoded reply (enough RESP for here)."""
     if url.startswith("unix://"):
         sock = socket.socket(socket.AF_UNIX)
-        sock.connect(url[len("unix://"):])
+        sock.connect(url[len("unix://") :])
     else:
         host, port = url.split("://", 1)[1].rsplit("@", 1)[-1].split(":")
         sock = socket.create_connection((host, int(port)))
@@ -121,7 +132,7 @@ def test_the_embedded_store_listens_on_loopback_or_a_private_socket_only(tmp_pat
     tcp = start_store(tmp_path / "tcp", port=None, unix_socket=False)
     try:
         assert private.url.startswith("unix://")
-        sock = private.url[len("unix://"):]
+        sock = private.url[len("unix://") :]
         assert oct(os.stat(sock).st_mode & 0o777) == oct(0o700)
         for store, port_open in ((private, False), (tcp, True)):
             config = dict(zip(*[iter(command(store.url, "CONFIG", "GET", "*"))] * 2))

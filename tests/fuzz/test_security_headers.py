@@ -22,15 +22,18 @@ def assert_locked_down(response, csp_must_contain: str) -> None:
     assert "unsafe-eval" not in csp and "script-src 'unsafe-inline'" not in csp
 
 
-@pytest.mark.parametrize(("method", "path", "headers", "status"), [
-    ("GET", "/api/health", {}, 200),
-    ("GET", "/api/openapi.json", {}, 200),
-    ("GET", "/api/v1/queues", {}, 200),
-    ("GET", "/api/v1/queues/no-such-queue", {}, 404),
-    ("POST", "/api/v1/queues", {}, 401),
-    ("POST", "/api/v1/queues", KEY, 422),
-    ("GET", "/no/such/route", {}, 404),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "status"),
+    [
+        ("GET", "/api/health", {}, 200),
+        ("GET", "/api/openapi.json", {}, 200),
+        ("GET", "/api/v1/queues", {}, 200),
+        ("GET", "/api/v1/queues/no-such-queue", {}, 404),
+        ("POST", "/api/v1/queues", {}, 401),
+        ("POST", "/api/v1/queues", KEY, 422),
+        ("GET", "/no/such/route", {}, 404),
+    ],
+)
 async def test_api_responses_carry_security_headers(client, method, path, headers, status):
     response = await client.open(path, method=method, headers=headers)
     assert response.status_code == status

@@ -24,8 +24,9 @@ class Scrape:
 
     def total(self, name: str, **labels: str) -> float:
         """The sum over every sample that matches (e.g. one route across statuses)."""
-        return sum(s.value for s in self.samples
-                   if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
+        return sum(
+            s.value for s in self.samples if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+        )
 
 
 @pytest.fixture

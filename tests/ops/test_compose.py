@@ -96,8 +96,10 @@ def test_volumes_are_declared_and_every_store_keeps_an_append_only_file():
 
 
 def test_api_services_use_the_image_keys_from_the_environment_and_the_right_store():
-    for name, store_url in (("starq", "redis://redis:6379/0"),
-                            ("starq-cluster", "redis+cluster://redis-shard-1:6379,redis-shard-2:6379,redis-shard-3:6379")):
+    for name, store_url in (
+        ("starq", "redis://redis:6379/0"),
+        ("starq-cluster", "redis+cluster://redis-shard-1:6379,redis-shard-2:6379,redis-shard-3:6379"),
+    ):
         service = SERVICES[name]
         assert service["build"] == "."
         env = service["environment"]
@@ -106,8 +108,10 @@ def test_api_services_use_the_image_keys_from_the_environment_and_the_right_stor
         (port,) = service["ports"]
         assert port.endswith(":8000")
         assert service["command"][:1] == ["serve"]
-        assert all(cond in ("service_healthy", "service_completed_successfully")
-                   for cond in (d["condition"] for d in service["depends_on"].values()))
+        assert all(
+            cond in ("service_healthy", "service_completed_successfully")
+            for cond in (d["condition"] for d in service["depends_on"].values())
+        )
     for shard in ("redis-shard-1", "redis-shard-2", "redis-shard-3"):
         assert shard in SERVICES["cluster-init"]["depends_on"]
         assert shard in SERVICES["starq-cluster"]["environment"]["STARQ_REDIS_URL"]
@@ -133,8 +137,11 @@ def test_the_image_runs_starq_serve_as_an_unprivileged_user():
 
 
 def test_copy_sources_exist_and_reach_the_build_context():
-    ignore = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
-              if line.strip() and not line.startswith("#")]
+    ignore = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
 
     def included(path: str) -> bool:
         keep = True
@@ -159,7 +166,7 @@ def test_the_store_flags_are_valid_for_the_store_we_run(tmp_path):
         port = _port_with_free_bus()
         data = tmp_path / name
         data.mkdir()
-        args = SERVICES[name]["command"][1:] + ["--port", str(port), "--bind", "127.0.0.1", "--dir", str(data)]
+        args = [*SERVICES[name]["command"][1:], "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data)]
         proc = subprocess.Popen([find_server_binary(), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         try:
             assert _wait_for_appendonly(port) == "yes", (name, proc.poll())
@@ -208,8 +215,13 @@ def image_venv(tmp_path_factory):
     uv = shutil.which("uv")
     assert uv, "uv is needed to run the Dockerfile's build steps"
     context = tmp_path_factory.mktemp("image")
-    env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(context / ".venv"), "UV_OFFLINE": "1",
-           "UV_PYTHON_DOWNLOADS": "never", "UV_PYTHON": sys.executable}
+    env = {
+        **os.environ,
+        "UV_PROJECT_ENVIRONMENT": str(context / ".venv"),
+        "UV_OFFLINE": "1",
+        "UV_PYTHON_DOWNLOADS": "never",
+        "UV_PYTHON": sys.executable,
+    }
     env.pop("VIRTUAL_ENV", None)
     ran = 0
     build = dockerfile()[: [i for i, (w, _) in enumerate(dockerfile()) if w == "FROM"][1]]
@@ -242,9 +254,17 @@ def test_the_built_image_starts_with_the_compose_settings(image_venv):
         assert shown["redis_url"] == env["STARQ_REDIS_URL"] and shown["log_format"] == "json"
         assert shown["access_log"] is True
     # The Lua library is package data: it must be inside the installed package, not read from the checkout.
-    probe = subprocess.run([str(image_venv / "bin" / "python"), "-c",
-                            "from starq.server.engine import engine; print(engine.__file__, len(engine.LIBRARY))"],
-                           capture_output=True, text=True, timeout=60, cwd="/")
+    probe = subprocess.run(
+        [
+            str(image_venv / "bin" / "python"),
+            "-c",
+            "from starq.server.engine import engine; print(engine.__file__, len(engine.LIBRARY))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd="/",
+    )
     assert probe.returncode == 0, probe.stderr
     assert str(image_venv) in probe.stdout and int(probe.stdout.split()[1]) > 1000
 

