@@ -11,6 +11,7 @@ ENV UV_COMPILE_BYTECODE=1 \
 # Dependencies first (from the lock file, no dev tools), so a code change does not rebuild this layer.
 COPY pyproject.toml uv.lock README.md ./
 RUN uv sync --frozen --no-dev --no-install-project
+COPY setup.py ./
 COPY server ./server
 COPY worker_kit ./worker_kit
 COPY cli ./cli

@@ -185,9 +185,12 @@ def serve(check_config: bool, **options) -> None:
     if check_config:
         click.echo(json.dumps(settings.describe(), indent=2))
         return
-    from starq.server.serve import run
+    from starq.server.serve import StartError, run
 
-    run(settings)
+    try:
+        run(settings)
+    except StartError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 # ``serve`` runs Hypercorn's own Trio loop, so it starts once the CLI's loop has ended.

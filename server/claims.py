@@ -88,6 +88,7 @@ class Line:
     wake: trio.Event = attrs.Factory(trio.Event)
     generation: int = 0
     dispatching: bool = False
+    failing: bool = False  # the last claim for its waiters failed (the store is away)
 
 
 class ClaimBroker:
@@ -196,12 +197,19 @@ class ClaimBroker:
             try:
                 with trio.CancelScope(shield=True):
                     jobs = await self._engine.claim(line.queue, head.count, head.worker)
-            except StarqError as exc:
-                # The queue is gone or the store is down: every waiter of the line gets the same answer.
-                if not isinstance(exc, QueueNotFound):
-                    log.warning("claim for waiters of queue %s failed: %s", line.queue, exc)
-                self._fail_all(line, exc)
+            except QueueNotFound as exc:
+                self._fail_all(line, exc)  # the queue is gone: every waiter of the line gets that answer
                 return
+            except StarqError as exc:
+                # The store is away: the waiters stay parked (each still ends at its own block_ms), and the next
+                # notification or safety poll tries again, so they are served as soon as the store is back.
+                if not line.failing:
+                    log.warning("claims for waiters of queue %s failed (%s); they keep waiting", line.queue, exc)
+                    line.failing = True
+                return
+            if line.failing:
+                log.info("claims for waiters of queue %s work again", line.queue)
+                line.failing = False
             if not jobs:
                 return
             if line.waiters and line.waiters[0] is head:

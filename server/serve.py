@@ -11,6 +11,7 @@ embedded store. A second signal ends the process at once.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -19,6 +20,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import ExitStack
 from functools import partial
 
 import attrs
@@ -29,13 +31,15 @@ from hypercorn.trio import serve as hypercorn_serve
 from . import connection_limit, gc_tuning, http1, hypercorn_fixes
 from .app import create_app
 from .claims import ClaimBroker
-from .embedded import die_with_parent, start_store
+from .data_dir import DataDirInUse, lock_data_dir
+from .embedded import EmbeddedStore, die_with_parent, embedded_store
 from .engine.engine import open_engine
 from .engine.errors import StoreUnavailable
 from .logging_setup import configure_logging
 from .maintenance import maintain_forever
 from .metrics import MeteredEngine, Metrics
 from .settings import Settings
+from .store_keeper import StoreGaveUp, StoreKeeper
 
 log = logging.getLogger("starq")
 
@@ -45,11 +49,21 @@ CHILD_SETTINGS_ENV = "STARQ_CHILD_SETTINGS"
 STORE_WAIT_SECONDS = 30.0
 
 
+class StartError(Exception):
+    """The server cannot start; the message says why, in one line."""
+
+
 def open_listener(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise StartError(f"port {port} is in use — another starq serve?") from None
+        raise StartError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     sock.listen(BACKLOG)
     sock.set_inheritable(True)
     return sock
@@ -118,52 +132,97 @@ async def _watch_signals(shutdown: trio.Event) -> None:
             shutdown.set()
 
 
-async def _serve_with_signals(settings: Settings, redis_url: str, fd: int) -> None:
+async def _serve_with_signals(settings: Settings, redis_url: str, fd: int, store: EmbeddedStore | None) -> None:
     shutdown = trio.Event()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_watch_signals, shutdown)
+        if store is not None:
+            nursery.start_soon(StoreKeeper(store).keep_forever)
         await serve(settings, redis_url, fd, shutdown=shutdown)
         nursery.cancel_scope.cancel()
 
 
 def run(settings: Settings) -> None:
-    """Runs the server until a signal stops it (the body of ``starq serve``)."""
+    """Runs the server until a signal stops it (the body of ``starq serve``).
+
+    In this order, so that a start that cannot work stops before it touches anything: take the data folder
+    (embedded store only), bind the port, start the embedded store, then serve.
+
+    Raises:
+        StartError: the data folder is held by another server, the port is in use, or the store cannot start.
+    """
     configure_logging(settings.log_level, settings.log_format)
     settings.check()
-    if settings.dev_mode:
-        log.warning(
-            "DEV MODE: no STARQ_API_KEYS set; writes accept the key 'dev-key'. "
-            "Set STARQ_API_KEYS=key1,key2 before exposing this server."
-        )
-    store = None
-    redis_url = settings.redis_url
-    if not redis_url:
-        # Durable mode needs the store to fsync every write before it answers (docs/durability.md).
-        store = start_store(settings.data_dir, extra_args=["--appendfsync", "always"] if settings.durable else None)
-        redis_url = store.url
-        log.info(
-            "embedded store started (pid %d, data in %s, AOF fsync %s)",
-            store.process.pid,
-            store.data_dir,
-            "on every write" if settings.durable else "every second",
-        )
-    try:
+    with ExitStack() as stack:
+        lock = None
+        if not settings.redis_url:
+            try:
+                lock = stack.enter_context(lock_data_dir(settings.data_dir))
+            except DataDirInUse as exc:
+                raise StartError(str(exc)) from None
+        listener = open_listener(settings.host, settings.port)
+        stack.callback(_close_listener, listener)
+        if settings.dev_mode:
+            log.warning(
+                "DEV MODE: no STARQ_API_KEYS set; writes accept the key 'dev-key'. "
+                "Set STARQ_API_KEYS=key1,key2 before exposing this server."
+            )
+        store = None
+        redis_url = settings.redis_url
+        if lock is not None:
+            store = _start_embedded_store(settings, lock)
+            stack.callback(_stop_embedded_store, store)
+            redis_url = store.url
         if settings.durable:
             _check_durable(redis_url)
-        listener = open_listener(settings.host, settings.port)
         host, port = listener.getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
         print(f"Starq is serving on http://{shown}:{port}  (API: /api/v1, docs: /api/docs, dashboard: /)", flush=True)
         log.info("started: %d worker process(es), store %s", settings.workers, _redact(redis_url))
-        if settings.workers == 1:
-            trio.run(_serve_with_signals, settings, redis_url, listener.fileno())
-        else:
-            _supervise(settings, redis_url, listener)
+        try:
+            if settings.workers == 1:
+                trio.run(_serve_with_signals, settings, redis_url, listener.fileno(), store)
+            else:
+                _supervise(settings, redis_url, listener, store)
+        except* StoreGaveUp as group:
+            log.error("%s", group.exceptions[0])
+            raise SystemExit(3) from None
         log.info("stopped")
-    finally:
-        if store is not None:
-            store.stop()
-            log.info("embedded store stopped")
+
+
+def _close_listener(listener: socket.socket) -> None:
+    try:
+        listener.close()
+    except OSError:
+        pass  # Hypercorn closed the descriptor it served on
+
+
+def _start_embedded_store(settings: Settings, lock: int) -> EmbeddedStore:
+    # Durable mode needs the store to fsync every write before it answers (docs/durability.md).
+    store = embedded_store(
+        settings.data_dir,
+        extra_args=["--appendfsync", "always"] if settings.durable else None,
+        inherit_fds=(lock,),
+    )
+    store.spawn()
+    try:
+        store.wait_ready()
+    except RuntimeError as exc:
+        store.kill()
+        raise StartError(f"the embedded store did not start: {exc}") from None
+    assert store.process is not None
+    log.info(
+        "embedded store started (pid %d, data in %s, AOF fsync %s)",
+        store.process.pid,
+        store.data_dir,
+        "on every write" if settings.durable else "every second",
+    )
+    return store
+
+
+def _stop_embedded_store(store: EmbeddedStore) -> None:
+    store.stop()
+    log.info("embedded store stopped")
 
 
 def _check_durable(redis_url: str) -> None:
@@ -210,7 +269,7 @@ def _spawn_child(settings: Settings, redis_url: str, fd: int) -> subprocess.Pope
     )
 
 
-def _supervise(settings: Settings, redis_url: str, listener: socket.socket) -> None:
+def _supervise(settings: Settings, redis_url: str, listener: socket.socket, store: EmbeddedStore | None) -> None:
     stopping = False
 
     def on_signal(signum, frame) -> None:
@@ -226,6 +285,7 @@ def _supervise(settings: Settings, redis_url: str, listener: socket.socket) -> N
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     children = [_spawn_child(settings, redis_url, listener.fileno()) for _ in range(settings.workers)]
+    keeper = StoreKeeper(store) if store is not None else None
     while True:
         if stopping:
             for child in children:
@@ -235,6 +295,14 @@ def _supervise(settings: Settings, redis_url: str, listener: socket.socket) -> N
             if child.poll() is not None and not stopping:
                 log.warning("worker process %d exited with %s; restarting it", child.pid, child.returncode)
                 children[i] = _spawn_child(settings, redis_url, listener.fileno())
+        if keeper is not None and not stopping:
+            try:
+                keeper.check()
+            except StoreGaveUp:
+                on_signal(signal.SIGTERM, None)
+                for child in children:
+                    child.wait()
+                raise
         time.sleep(0.2)
 
 

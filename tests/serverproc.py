@@ -60,12 +60,26 @@ class ServerProcess:
 
 
 def start_server(
-    *args: str, env: dict[str, str] | None = None, cwd: str | None = None, timeout: float = 30.0
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: str | None = None,
+    timeout: float = 30.0,
+    program: list[str] | None = None,
+    clean_env: bool = False,
 ) -> ServerProcess:
-    """Starts ``starq serve --port 0 ARGS...`` and returns once it prints where it serves."""
-    full_env = {**os.environ, **(env or {})}
+    """Starts ``starq serve --port 0 ARGS...`` and returns once it prints where it serves.
+
+    ``program`` is the ``starq`` command to run (default: this interpreter's); with ``clean_env`` the process
+    gets only ``env`` and a minimal environment, nothing of the test run's.
+    """
+    base = (
+        {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/tmp"), "LANG": "C.UTF-8"}
+        if clean_env
+        else os.environ
+    )
+    full_env = {**base, **(env or {})}
     process = subprocess.Popen(
-        [sys.executable, "-m", "starq.cli", "serve", "--port", "0", *args],
+        [*(program or [sys.executable, "-m", "starq.cli"]), "serve", "--port", "0", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         env=full_env,

@@ -39,15 +39,36 @@ def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05, what: str
 
 
 def kill_service(server) -> None:
-    """``kill -9`` of the whole service: the server and every child it started (its embedded store), which
-    share the process group the test harness gave the server."""
+    """``kill -9`` of the whole service: the server, the process group the test harness gave it, and every
+    process it started (its embedded store runs in a session of its own)."""
     pgid = server.process.pid  # started with start_new_session: its pid is the group id
+    children = children_of(server.process.pid)
     try:
         os.killpg(pgid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+    for pid in children:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     server.process.wait()
     wait_for(lambda: not _group_alive(pgid), timeout=30, what="every process of the group gone")
+    wait_for(lambda: not any(_state_of(pid) not in ("Z", "?") for pid in children), timeout=30, what="children gone")
+
+
+def children_of(parent: int) -> list[int]:
+    """The pids of the live processes whose parent is ``parent``."""
+    out = []
+    for pid in _pids():
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == parent and fields[0] != "Z":
+            out.append(pid)
+    return out
 
 
 def _group_alive(pgid: int) -> bool:
