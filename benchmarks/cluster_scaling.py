@@ -31,7 +31,7 @@ from serverproc import start_server  # noqa: E402
 
 from starq.server.embedded import start_store  # noqa: E402
 from starq.server.engine.engine import open_engine  # noqa: E402
-from starq.server.engine.models import NewJob, QueueSettings, new_job_id  # noqa: E402
+from starq.server.engine.models import NewJob, new_job_id  # noqa: E402
 
 KEY = {"X-API-Key": "dev-key"}
 BATCH = 50
@@ -99,7 +99,7 @@ async def engine_cycles(url: str, queues: list[str], seconds: float) -> int:
     deadline = trio.current_time() + seconds
     async with open_engine(url, max_connections=32) as engine:
         for queue in queues:
-            await engine.create_queue(queue, QueueSettings())
+            await engine.create_queue(queue, {})
 
         async def loop(queue: str) -> None:
             nonlocal done

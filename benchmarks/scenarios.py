@@ -18,7 +18,7 @@ import orjson
 import trio
 
 from starq.server.engine.engine import Engine
-from starq.server.engine.models import NewJob, QueueSettings, new_job_id
+from starq.server.engine.models import NewJob, new_job_id
 
 from . import harness, procstat
 from .harness import Server, percentile
@@ -243,7 +243,7 @@ async def submit(server: Server, engine: Engine, sampler_of, sizes: Sizes) -> li
     rows = []
     for batch, jobs in sizes.submit_jobs.items():
         queue = queue_name("submit")
-        await engine.create_queue(queue, QueueSettings())
+        await engine.create_queue(queue, {})
         spec = {
             "kind": "submit",
             "host": server.host,
@@ -299,7 +299,7 @@ async def cycle(
     label: str = "",
 ) -> dict[str, Any]:
     queue = queue_name("cycle")
-    await engine.create_queue(queue, QueueSettings())
+    await engine.create_queue(queue, {})
     ids = await _fill(engine, queue, jobs)
     spec = {
         "kind": "cycle",
@@ -456,7 +456,7 @@ async def longpoll(server: Server, engine: Engine, sampler_of, sizes: Sizes, wai
     the same parking, against a server that only holds connections, is measured first and reported with it."""
     client_seconds = await _client_ceiling(waiters)
     queue = queue_name("longpoll")
-    await engine.create_queue(queue, QueueSettings())
+    await engine.create_queue(queue, {})
     sampler = sampler_of()
     await trio.to_thread.run_sync(sampler.sample)
     rss_before = sampler.rss_mb
@@ -543,7 +543,7 @@ async def retry(server: Server, engine: Engine, sizes: Sizes) -> list[dict[str, 
     rows = []
     for delay in (0, 1):
         queue = queue_name("retry")
-        await engine.create_queue(queue, QueueSettings(retry_delay=delay, max_retries=sizes.retries + 1))
+        await engine.create_queue(queue, {"retry_delay": delay, "max_retries": sizes.retries + 1})
         conn = await HTTPConnection.open(server.host, server.port)
         base = f"/api/v1/queues/{queue}/jobs"
         samples = []

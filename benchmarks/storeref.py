@@ -15,7 +15,7 @@ import orjson
 import trio
 
 from starq.server.engine.engine import Engine, dedupe_hash, open_engine
-from starq.server.engine.models import NewJob, QueueSettings, new_job_id
+from starq.server.engine.models import NewJob, new_job_id
 
 
 def _new_jobs(n: int, start: int) -> list[NewJob]:
@@ -34,7 +34,7 @@ async def _one(engine: Engine, spec: dict[str, Any]) -> dict[str, Any]:
     queue = f"{spec['queue']}-{spec['op']}{spec.get('batch', '')}"
     tasks, jobs, op = spec["tasks"], spec["jobs"], spec["op"]
     done: list[str] = []
-    await engine.create_queue(queue, QueueSettings())
+    await engine.create_queue(queue, {})
     if op != "submit":
         for start in range(0, jobs, 1000):
             n = min(1000, jobs - start)

@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import attrs
 import orjson
 
 from starq.server.engine.engine import Engine, Throughput
@@ -28,6 +27,8 @@ CHART_BUCKETS = 180
 TABLE_ROWS = 50
 # The wait-time view plots the time from submission to (last) claim of this many recently completed jobs.
 WAIT_SAMPLE = 100
+# The job fields a row of the job table shows as they are (payload and error come cut to PREVIEW_CHARS).
+ROW_FIELDS = ("id", "status", "priority", "retries", "created_at", "claimed_at", "completed_at", "run_at", "worker")
 # Long text in tables is cut to this many characters; the job page shows it whole.
 PREVIEW_CHARS = 160
 
@@ -36,8 +37,8 @@ def queue_summary(info: QueueInfo) -> dict[str, Any]:
     """A queue's settings, counts and state as the pages show them."""
     return {
         "name": info.name,
-        "description": info.settings.description,
-        "settings": attrs.asdict(info.settings),
+        "description": info.settings["description"],
+        "settings": dict(info.settings),
         "paused": info.paused,
         "created_at": info.created_at,
         "counts": dict(info.counts),
@@ -75,16 +76,9 @@ def _cut(text: str, limit: int = PREVIEW_CHARS) -> str:
 
 def job_row(job: Job) -> dict[str, Any]:
     """One line of the job table: times, status and short previews of payload and error."""
+    f = job.fields
     return {
-        "id": job.id,
-        "status": job.status,
-        "priority": job.priority,
-        "retries": job.retries,
-        "created_at": job.created_at,
-        "claimed_at": job.claimed_at,
-        "completed_at": job.completed_at,
-        "run_at": job.run_at,
-        "worker": job.worker,
+        **{name: f[name] for name in ROW_FIELDS},
         "payload": _cut(job.payload),
         "error": _cut(job.error),
     }
@@ -158,7 +152,7 @@ async def job_page(engine: Engine, queue: str, job_id: str) -> dict[str, Any]:
             "result": _pretty(job.result),
             "error": job.error,
             "lease_id": job.lease_id,
-            "lease_expires_at": job.lease_expires_at,
+            "lease_expires_at": job.fields["lease_expires_at"],
             "history": job.history or [],
         },
     }

@@ -1,8 +1,8 @@
-from starq.server.engine.models import NewJob, QueueSettings, new_job_id
+from starq.server.engine.models import NewJob, new_job_id
 
 
 async def test_roundtrip(engine, queue_name):
-    await engine.create_queue(queue_name, QueueSettings())
+    await engine.create_queue(queue_name, {})
     subs = await engine.submit(queue_name, [NewJob(payload='{"a":1}')], [new_job_id()])
     assert subs[0].status == "pending"
     jobs = await engine.claim(queue_name, 5, "w1")
@@ -13,7 +13,7 @@ async def test_roundtrip(engine, queue_name):
 
 
 async def test_history(engine, queue_name):
-    await engine.create_queue(queue_name, QueueSettings(retry_delay=0))
+    await engine.create_queue(queue_name, {"retry_delay": 0})
     (sub,) = await engine.submit(queue_name, [NewJob(payload='{"a":1}')], [new_job_id()])
     (job,) = await engine.claim(queue_name, 1, "w1")
     await engine.fail(queue_name, job.id, job.lease_id, "boom")

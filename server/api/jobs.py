@@ -112,22 +112,14 @@ async def _submit(st: AppState, scope: dict, name: str, job: None, body: dict) -
     rendered = []
     for new, result in zip(jobs, results):
         rendered.append(
-            Job(
+            Job.new(
+                name,
                 id=result.id,
-                queue=name,
                 status=result.status,
                 payload=new.payload,
-                result=None,
-                error="",
-                retries=0,
                 priority=new.priority,
                 created_at=result.created_at,
-                claimed_at="",
-                completed_at="",
                 run_at="" if result.status != "scheduled" else iso(new.run_at_ms),
-                lease_id="",
-                lease_expires_at="",
-                worker="",
             ).to_json()
         )
     skipped = sum(r.skipped for r in results)

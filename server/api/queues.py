@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from quart import Blueprint, Response
 
-from ..engine.models import QueueSettings
 from . import shapes
 from .http import json_response, queue_name, read_body, route, state
 
@@ -25,7 +24,7 @@ Q = "/api/v1/queues/{name}"
 async def create_queue() -> Response:
     body = await read_body(shapes.CreateQueue)
     name = body.pop("name")
-    info = await state().engine.create_queue(name, QueueSettings(**body), max_queues=state().settings.max_queues)
+    info = await state().engine.create_queue(name, body, max_queues=state().settings.max_queues)
     return json_response(info.to_json(), 201)
 
 

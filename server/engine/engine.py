@@ -10,9 +10,8 @@ import hashlib
 import logging
 import os
 import random
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from importlib import resources
 from typing import Any
 
 import attrs
@@ -23,12 +22,12 @@ import trio
 
 from . import keys
 from .errors import LUA_ERRORS, QueueExists, QueueNotFound, StarqError, StoreUnavailable, TooManyQueues
-from .models import Job, NewJob, QueueInfo, QueueSettings, Submitted, iso, settings_to_redis
+from .library import LIBRARY
+from .models import Job, NewJob, QueueInfo, Submitted, iso, queue_settings, settings_to_redis
 from .store import fcall, open_redis
 
 log = logging.getLogger("starq.engine")
 
-LIBRARY = resources.files(__package__).joinpath("starq.lua").read_text()
 
 # How much background work one maintenance call may do per queue and kind; more waits for the next call.
 TICK_LIMIT = 500
@@ -176,7 +175,9 @@ class Engine:
 
     # -- queues ---------------------------------------------------------------------------------------------
 
-    async def create_queue(self, name: str, settings: QueueSettings, *, max_queues: int | None = None) -> QueueInfo:
+    async def create_queue(
+        self, name: str, settings: Mapping[str, Any] | None = None, *, max_queues: int | None = None
+    ) -> QueueInfo:
         """Creates a queue. With ``max_queues``, refuses one more once the store holds that many queues; the
         count is read just before creating, so creates racing each other may pass it by the number racing
         (the registry lives outside the queue's cluster slot, so one atomic check is not possible)."""
@@ -185,7 +186,7 @@ class Engine:
                 f"the store already holds {max_queues} queues, the most this server allows "
                 "(STARQ_MAX_QUEUES); delete one first"
             )
-        created = await self._call("starq_create_queue", name, settings.to_redis())
+        created = await self._call("starq_create_queue", name, settings_to_redis(queue_settings(settings)))
         # Registered after the queue exists (and again on a conflict), so a crash in between is repaired by
         # the next attempt instead of leaving a name that lists but does not exist.
         await self._registry("sadd", name)
@@ -272,7 +273,7 @@ class Engine:
         """Claims up to ``count`` ready jobs without waiting. Long-polling lives in ``ClaimBroker``."""
         token = os.urandom(6).hex() + "-"
         records = await self._call("starq_claim", queue, (count, token, worker))
-        return [Job.from_values(queue, r) for r in records]
+        return [Job.from_record(queue, r) for r in records]
 
     async def release(self, queue: str, jobs: Sequence[Job]) -> int:
         """Returns claimed jobs that never reached a worker to the queue at once, as if never claimed."""
@@ -343,14 +344,14 @@ class Engine:
 
     async def get_job(self, queue: str, job_id: str) -> Job:
         record, history = await self._call("starq_get_job", queue, [job_id], readonly=True)
-        return Job.from_values(queue, record, history)
+        return Job.from_record(queue, record, history)
 
     async def list_jobs(
         self, queue: str, status: str = "", count: int = 50, cursor: str = ""
     ) -> tuple[list[Job], bool]:
         """A page of jobs, newest first, filtered by status before paging. Returns (jobs, has_more)."""
         reply = await self._call("starq_list_jobs", queue, [status, count, cursor], readonly=True)
-        return [Job.from_values(queue, r) for r in reply[1:]], bool(reply[0])
+        return [Job.from_record(queue, r) for r in reply[1:]], bool(reply[0])
 
     # -- stats ----------------------------------------------------------------------------------------------
 

@@ -1,23 +1,33 @@
-"""The engine's values: queue settings, queue info and jobs, and how they read from Redis replies."""
+"""The engine's values: queue info, jobs, and how they read from the Lua library's replies.
+
+A job's fields are declared once, in ``JOB_FIELDS``: the name the API shows, the record field the Lua library
+keeps it in, and how its text reads. The library returns records as the values of ``RECORD`` (the stored names,
+in that order; ``library.py`` writes the list into the library), so neither side decodes field names per job and
+neither reads a field by its position.
+"""
 
 from __future__ import annotations
 
 import functools
 import os
+import re
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 import orjson
 
-STATUSES = ("pending", "scheduled", "claimed", "completed", "failed", "cancelled")
+from starq.worker_kit.protocol import JOB_STATUSES, QUEUE_DEFAULTS, QUEUE_SETTINGS
+
+STATUSES = JOB_STATUSES
 
 
 def iso(ms: str | int | None) -> str:
     """Milliseconds since the epoch as an ISO 8601 UTC string; "" when unset."""
-    if ms is None or ms == "":
+    if ms is None or ms == "" or ms is False:
         return ""
     return _iso(int(ms))
 
@@ -29,23 +39,7 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-@attrs.frozen
-class QueueSettings:
-    """What a queue's owner chooses; every field can be changed later with ``update_queue``."""
-
-    description: str = ""
-    max_retries: int = 3
-    claim_timeout: int = 600
-    dedupe: bool = False
-    retry_delay: float = 1.0
-    retry_delay_max: float = 300.0
-    retention: int = 7 * 86400
-
-    def to_redis(self) -> list[str]:
-        return settings_to_redis(attrs.asdict(self))
-
-
-def settings_to_redis(fields: dict[str, Any]) -> list[str]:
+def settings_to_redis(fields: Mapping[str, Any]) -> list[str]:
     """Flattens settings into the field/value list the Lua library stores in the meta hash."""
     out: list[str] = []
     for name, value in fields.items():
@@ -60,10 +54,19 @@ def _number(raw: str) -> int | float:
     return int(value) if value.is_integer() else value
 
 
+# How each JSON type of a queue setting reads from the text the meta hash holds.
+_SETTING_READERS: dict[str, Callable[[str], Any]] = {
+    "string": str,
+    "integer": int,
+    "number": _number,
+    "boolean": lambda raw: raw == "1",
+}
+
+
 @attrs.frozen
 class QueueInfo:
     name: str
-    settings: QueueSettings
+    settings: dict[str, Any]  # every setting of protocol.QUEUE_SETTINGS, by name
     paused: bool
     created_at: str
     counts: dict[str, int]
@@ -73,15 +76,9 @@ class QueueInfo:
     @classmethod
     def from_reply(cls, name: str, reply: list[Any]) -> QueueInfo:
         raw = dict(zip(reply[::2], reply[1::2]))
-        settings = QueueSettings(
-            description=raw.get("description", ""),
-            max_retries=int(raw["max_retries"]),
-            claim_timeout=int(raw["claim_timeout"]),
-            dedupe=raw.get("dedupe") == "1",
-            retry_delay=_number(raw["retry_delay"]),
-            retry_delay_max=_number(raw["retry_delay_max"]),
-            retention=int(raw["retention"]),
-        )
+        settings = {
+            s.name: _SETTING_READERS[s.type](raw[s.name]) if s.name in raw else s.default for s in QUEUE_SETTINGS
+        }
         return cls(
             name=name,
             settings=settings,
@@ -95,7 +92,7 @@ class QueueInfo:
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
-            **attrs.asdict(self.settings),
+            **self.settings,
             **self.counts,
             "paused": self.paused,
             "created_at": self.created_at,
@@ -104,108 +101,132 @@ class QueueInfo:
         }
 
 
-@attrs.frozen
+def queue_settings(chosen: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Every setting of a new queue: the ones ``chosen``, the defaults for the rest."""
+    unknown = set(chosen or ()) - QUEUE_DEFAULTS.keys()
+    if unknown:
+        raise TypeError(f"unknown queue settings: {', '.join(sorted(unknown))}")
+    return {**QUEUE_DEFAULTS, **(chosen or {})}
+
+
+class JobField(NamedTuple):
+    """One field of a job as the API shows it."""
+
+    name: str  # in the API
+    stored: str  # the field of the job's record in the store
+    kind: str  # how the stored text reads: "text", "int", "time" (ms → ISO 8601) or "json" (raw JSON text)
+    type: str | None  # its JSON type (None: any JSON value)
+    description: str = ""
+    while_claimed: bool = False  # shown only while the job is claimed ("" otherwise)
+
+
+JOB_FIELDS: tuple[JobField, ...] = (
+    JobField("id", "id", "text", "string"),
+    JobField("status", "status", "text", "string"),
+    JobField("payload", "payload", "json", "object", "The job's data: the JSON object it was submitted with."),
+    JobField("result", "result", "json", None, "What the worker reported on completion (null until then)."),
+    JobField("error", "error", "text", "string", "The last failure's error text."),
+    JobField("retries", "retries", "int", "integer", "Times the job was handed out again after its first claim."),
+    JobField("priority", "priority", "int", "integer", "0-9; higher is claimed first."),
+    JobField("created_at", "created_at", "time", "string"),
+    JobField("claimed_at", "claimed_at", "time", "string", "When the current (or last) attempt was claimed."),
+    JobField("completed_at", "completed_at", "time", "string", 'When the job finished ("" until then).'),
+    JobField("run_at", "run_at", "time", "string", 'When a scheduled job becomes ready ("" otherwise).'),
+    JobField(
+        "lease_id", "lease", "text", "string", "While claimed: the lease to quote when reporting.", while_claimed=True
+    ),
+    JobField("lease_expires_at", "lease_exp", "time", "string", while_claimed=True),
+    JobField("worker", "worker", "text", "string", "The worker that claimed the job last."),
+)
+# The record fields the Lua library returns for a job, in this order.
+RECORD: tuple[str, ...] = tuple(f.stored for f in JOB_FIELDS)
+
+_READERS: dict[str, Callable[[Any], Any]] = {
+    "text": lambda v: v or "",
+    "int": lambda v: int(v) if v else 0,
+    "time": iso,
+    "json": lambda v: v or None,
+}
+_STATUS = RECORD.index("status")
+_CONVERT = tuple((f.name, _READERS[f.kind], f.while_claimed) for f in JOB_FIELDS)
+_JSON_FIELDS = tuple(f.name for f in JOB_FIELDS if f.kind == "json")
+
+
 class Job:
-    """A job as the API shows it. ``payload`` and ``result`` stay raw JSON text: they are never decoded."""
+    """A job as the API shows it: its fields by ``JOB_FIELDS`` name. JSON fields (payload, result) stay raw JSON
+    text: the server never decodes them."""
 
-    id: str
-    queue: str
-    status: str
-    payload: str
-    result: str | None
-    error: str
-    retries: int
-    priority: int
-    created_at: str
-    claimed_at: str
-    completed_at: str
-    run_at: str
-    lease_id: str
-    lease_expires_at: str
-    worker: str
-    history: list[dict[str, Any]] | None = None
+    __slots__ = ("fields", "history", "queue")
+
+    def __init__(self, queue: str, fields: dict[str, Any], history: list[dict[str, Any]] | None = None) -> None:
+        self.queue = queue
+        self.fields = fields
+        self.history = history
 
     @classmethod
-    def from_record(cls, queue: str, record: list[str], history: list[str] | None = None) -> Job:
-        raw = dict(zip(record[::2], record[1::2]))
-        claimed = raw.get("status") == "claimed"
-        return cls(
-            id=raw["id"],
-            queue=queue,
-            status=raw["status"],
-            payload=raw["payload"],
-            result=raw.get("result") or None,
-            error=raw.get("error", ""),
-            retries=int(raw.get("retries", 0)),
-            priority=int(raw.get("priority", 0)),
-            created_at=iso(raw.get("created_at")),
-            claimed_at=iso(raw.get("claimed_at")),
-            completed_at=iso(raw.get("completed_at")),
-            run_at=iso(raw.get("run_at")),
-            lease_id=raw.get("lease", "") if claimed else "",
-            lease_expires_at=iso(raw.get("lease_exp")) if claimed else "",
-            worker=raw.get("worker", ""),
-            history=None if history is None else [_history_entry(h) for h in history],
-        )
+    def from_record(cls, queue: str, values: Sequence[Any], history: list[str] | None = None) -> Job:
+        """A job from a record the Lua library returned (RECORD's values) and, for one job, its history."""
+        claimed = values[_STATUS] == "claimed"
+        fields = {
+            name: read(None if only_claimed and not claimed else value)
+            for (name, read, only_claimed), value in zip(_CONVERT, values, strict=True)
+        }
+        return cls(queue, fields, None if history is None else [_history_entry(h) for h in history])
 
     @classmethod
-    def from_values(cls, queue: str, values: list[Any], history: list[str] | None = None) -> Job:
-        """A job from the values of the Lua library's RECORD fields, in that order (claim, get_job and
-        list_jobs reply so: no field names to decode and pair up)."""
-        (
-            id_,
-            status,
-            payload,
-            result,
-            error,
-            retries,
-            priority,
-            created_at,
-            claimed_at,
-            completed_at,
-            run_at,
-            lease,
-            lease_exp,
-            worker,
-        ) = values
-        claimed = status == "claimed"
-        return cls(
-            id=id_,
-            queue=queue,
-            status=status,
-            payload=payload,
-            result=result or None,
-            error=error or "",
-            retries=int(retries or 0),
-            priority=int(priority or 0),
-            created_at=iso(created_at),
-            claimed_at=iso(claimed_at),
-            completed_at=iso(completed_at),
-            run_at=iso(run_at),
-            lease_id=(lease or "") if claimed else "",
-            lease_expires_at=iso(lease_exp) if claimed else "",
-            worker=worker or "",
-            history=None if history is None else [_history_entry(h) for h in history],
-        )
+    def new(cls, queue: str, **fields: Any) -> Job:
+        """A job that has just been stored: the given fields, every other one empty."""
+        return cls(queue, {name: fields.get(name, read(None)) for name, read, _ in _CONVERT})
+
+    def __getattr__(self, name: str) -> Any:
+        # Any declared field reads as an attribute too (``job.run_at``); the typed ones below are those the
+        # server's own code reads.
+        try:
+            return self.fields[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @property
+    def id(self) -> str:
+        return self.fields["id"]
+
+    @property
+    def status(self) -> str:
+        return self.fields["status"]
+
+    @property
+    def payload(self) -> str:
+        return self.fields["payload"]
+
+    @property
+    def result(self) -> str | None:
+        return self.fields["result"]
+
+    @property
+    def error(self) -> str:
+        return self.fields["error"]
+
+    @property
+    def retries(self) -> int:
+        return self.fields["retries"]
+
+    @property
+    def lease_id(self) -> str:
+        return self.fields["lease_id"]
+
+    @property
+    def created_at(self) -> str:
+        return self.fields["created_at"]
+
+    @property
+    def claimed_at(self) -> str:
+        return self.fields["claimed_at"]
 
     def to_json(self) -> dict[str, Any]:
-        out = {
-            "id": self.id,
-            "queue": self.queue,
-            "status": self.status,
-            "payload": orjson.Fragment(self.payload),
-            "result": orjson.Fragment(self.result) if self.result is not None else None,
-            "error": self.error,
-            "retries": self.retries,
-            "priority": self.priority,
-            "created_at": self.created_at,
-            "claimed_at": self.claimed_at,
-            "completed_at": self.completed_at,
-            "run_at": self.run_at,
-            "lease_id": self.lease_id,
-            "lease_expires_at": self.lease_expires_at,
-            "worker": self.worker,
-        }
+        out = {"id": self.fields["id"], "queue": self.queue, **self.fields}
+        for name in _JSON_FIELDS:
+            text = out[name]
+            out[name] = orjson.Fragment(text) if text is not None else None
         if self.history is not None:
             out["history"] = self.history
         return out
@@ -238,6 +259,16 @@ class Submitted:
     status: str
     created_at: str
     skipped: bool
+
+
+# Every id ``new_job_id`` makes, and nothing else: a UUIDv7 in lower-case hex (version 7, RFC 9562 variant).
+JOB_ID_PATTERN = r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
+_JOB_ID = re.compile(JOB_ID_PATTERN)
+
+
+def is_job_id(value: str) -> bool:
+    """Whether ``value`` could be an id made by ``new_job_id``."""
+    return _JOB_ID.fullmatch(value) is not None
 
 
 class _JobIds:

@@ -347,9 +347,7 @@ async def api_on_dead_store(tmp_path, nursery, queue_name):
     store = start_store(tmp_path, unix_socket=False, appendonly=False)
     try:
         async with open_engine(store.url) as engine:
-            from starq.server.engine.models import QueueSettings
-
-            await engine.create_queue(queue_name, QueueSettings())
+            await engine.create_queue(queue_name, {})
             app = create_app(engine, ClaimBroker(engine), Settings())
             store.kill()
             yield app.test_client()

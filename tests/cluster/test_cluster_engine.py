@@ -11,7 +11,7 @@ import trio
 
 from starq.server.engine.engine import open_engine
 from starq.server.engine.errors import QueueNotFound
-from starq.server.engine.models import NewJob, QueueSettings, new_job_id
+from starq.server.engine.models import NewJob, new_job_id
 from starq.server.engine.store import parse_store_url
 
 
@@ -41,7 +41,7 @@ async def test_the_library_is_loaded_on_every_primary(cengine, cluster_url):
 async def test_each_queue_keeps_every_key_in_its_own_slot_on_one_shard(cengine, cluster_url):
     queues = names(12)
     for queue in queues:
-        await cengine.create_queue(queue, QueueSettings(retry_delay=0))
+        await cengine.create_queue(queue, {"retry_delay": 0})
         await cengine.submit(
             queue, [NewJob(payload='{"n": 1}', priority=p) for p in (0, 5)], [new_job_id(), new_job_id()]
         )
@@ -65,7 +65,7 @@ async def test_each_queue_keeps_every_key_in_its_own_slot_on_one_shard(cengine, 
 
 async def test_job_cycle_and_counts_on_every_shard(cengine):
     for queue in names(6):
-        await cengine.create_queue(queue, QueueSettings(max_retries=0))
+        await cengine.create_queue(queue, {"max_retries": 0})
         ids = [new_job_id() for _ in range(3)]
         await cengine.submit(queue, [NewJob(payload=f'{{"i": {i}}}') for i in range(3)], ids)
         jobs = await cengine.claim(queue, 3, "w")
@@ -83,7 +83,7 @@ async def test_job_cycle_and_counts_on_every_shard(cengine):
 async def test_registry_lists_and_delete_removes_every_key(cengine, cluster_url):
     queues = names(4)
     for queue in queues:
-        await cengine.create_queue(queue, QueueSettings())
+        await cengine.create_queue(queue, {})
         await cengine.submit(queue, [NewJob(payload="{}")], [new_job_id()])
     listed = {info.name for info in await cengine.list_queues()}
     assert set(queues) <= listed
@@ -103,7 +103,7 @@ async def test_ready_notifications_reach_a_subscriber_on_another_node(cengine, c
     every shard, so at least two of them publish from a node the subscriber is not connected to."""
     queues = names(9)
     for queue in queues:
-        await cengine.create_queue(queue, QueueSettings())
+        await cengine.create_queue(queue, {})
     heard = []
     async with cengine.ready_queues() as ready, trio.open_nursery() as nursery:
 

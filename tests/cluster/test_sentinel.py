@@ -10,7 +10,7 @@ import pytest
 
 from starq.server.embedded import find_server_binary, free_port, start_store
 from starq.server.engine.engine import open_engine
-from starq.server.engine.models import NewJob, QueueSettings, new_job_id
+from starq.server.engine.models import NewJob, new_job_id
 
 
 def _pings(port: int) -> bool:
@@ -51,7 +51,7 @@ def sentinel_url(tmp_path_factory):
 async def test_engine_reaches_the_primary_through_the_sentinel(sentinel_url, queue_name):
     url, primary = sentinel_url
     async with open_engine(url) as engine:
-        await engine.create_queue(queue_name, QueueSettings())
+        await engine.create_queue(queue_name, {})
         await engine.submit(queue_name, [NewJob(payload='{"s": 1}')], [new_job_id()])
         (job,) = await engine.claim(queue_name, 1, "w")
         assert await engine.complete(queue_name, job.id, job.lease_id) == "completed"

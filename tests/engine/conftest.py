@@ -17,7 +17,7 @@ import pytest
 import trio
 
 from starq.server.engine.engine import dedupe_hash
-from starq.server.engine.models import STATUSES, NewJob, QueueSettings, new_job_id
+from starq.server.engine.models import STATUSES, NewJob, new_job_id
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ async def raw(redis_url):
 
 
 async def make_queue(engine, name: str, **settings: Any):
-    return await engine.create_queue(name, QueueSettings(**settings))
+    return await engine.create_queue(name, settings)
 
 
 def new_job(payload: dict, priority: int = 0, run_at_ms: int = 0) -> NewJob:

@@ -157,23 +157,6 @@ async def test_history_keeps_the_newest_fifty_events(engine, queue_name):
     assert untils == sorted(untils) and len(untils) == 49
 
 
-async def test_history_written_as_a_list_by_an_older_version_is_read_and_removed(engine, queue_name, raw):
-    await make_unticked_queue(engine, raw, queue_name, retention=1)
-    (sub,) = await submit(engine, queue_name, {"a": 1})
-    old = f"starq:{{{queue_name}}}:hist:{sub.id}"
-    job_key = f"starq:{{{queue_name}}}:job:{sub.id}"
-    # As an older version stored it: the history in a list of its own, none in the record.
-    await raw.rpush(old, [json.dumps({"at": now_ms(), "event": "submitted"})])
-    await raw.hdel(job_key, ["hist", "hn"])
-    (job,) = await engine.claim(queue_name, 1)
-    await engine.complete(queue_name, job.id, job.lease_id)
-    history = (await engine.get_job(queue_name, sub.id)).history
-    assert [h["event"] for h in history] == ["submitted", "claimed", "completed"]
-    await raw.zadd(f"starq:{{{queue_name}}}:expiry", {sub.id: 0})
-    assert (await engine.tick(queue_name))[2] == 1
-    assert not await raw.exists([old, job_key])
-
-
 async def test_claimed_jobs_come_back_whole(engine, queue_name):
     await make_queue(engine, queue_name, claim_timeout=60)
     due = now_ms() - 1
@@ -237,8 +220,7 @@ async def test_a_job_done_the_usual_way_writes_no_history_yet_shows_it_all(engin
 
 
 async def test_claims_read_only_the_priorities_a_queue_has_used(engine, queue_name, raw):
-    """The queue remembers the priorities its jobs have had, and a claim skips the other streams; a queue
-    created by an older version (no such record) has every stream read."""
+    """The queue remembers the priorities its jobs have had, and a claim skips the other streams."""
     await make_queue(engine, queue_name)
     meta = f"starq:{{{queue_name}}}:meta"
     assert await raw.hget(meta, "prios") == ""
@@ -247,9 +229,3 @@ async def test_claims_read_only_the_priorities_a_queue_has_used(engine, queue_na
     await submit(engine, queue_name, {"p": 7}, priority=7)
     assert sorted(await raw.hget(meta, "prios")) == ["0", "7"]
     assert [j.priority for j in await engine.claim(queue_name, 10)] == [7, 7, 0]
-    # As an older version left it: a pending job at priority 5 and no record of priorities.
-    await submit(engine, queue_name, {"p": 5}, priority=5)
-    await raw.hdel(meta, ["prios"])
-    await submit(engine, queue_name, {"p": 3}, priority=3)
-    assert await raw.hget(meta, "prios") == "0123456789"
-    assert [j.priority for j in await engine.claim(queue_name, 10)] == [5, 3]

@@ -145,6 +145,6 @@ async def test_update_queue_changes_settings(engine, queue_name):
         retention=60,
     )
     s = info.settings
-    assert (s.max_retries, s.claim_timeout, s.description, s.dedupe) == (7, 30, "d", True)
-    assert (s.retry_delay, s.retry_delay_max, s.retention) == (0.5, 9, 60)
+    assert (s["max_retries"], s["claim_timeout"], s["description"], s["dedupe"]) == (7, 30, "d", True)
+    assert (s["retry_delay"], s["retry_delay_max"], s["retention"]) == (0.5, 9, 60)
     assert (await engine.queue_info(queue_name)).settings == s

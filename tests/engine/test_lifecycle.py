@@ -324,7 +324,7 @@ async def test_create_existing_queue_conflicts_and_list_is_sorted(engine, queue_
     await make_queue(engine, queue_name + "-a")
     with pytest.raises(QueueExists):
         await make_queue(engine, queue_name + "-a", max_retries=9)
-    assert (await engine.queue_info(queue_name + "-a")).settings.max_retries == 3
+    assert (await engine.queue_info(queue_name + "-a")).settings["max_retries"] == 3
     names = [q.name for q in await engine.list_queues()]
     assert names == sorted(names)
     assert {queue_name + "-a", queue_name + "-b"} <= set(names)

@@ -60,7 +60,7 @@ async def engine_level(durable: bool, concurrency: int, n: int = 400) -> str:
     """The store's share: ``n`` one-job submits through the engine alone (no HTTP), ``concurrency`` at once."""
     from starq.server.embedded import start_store
     from starq.server.engine.engine import open_engine
-    from starq.server.engine.models import NewJob, QueueSettings, new_job_id
+    from starq.server.engine.models import NewJob, new_job_id
 
     store = start_store(
         tempfile.mkdtemp(),
@@ -70,7 +70,7 @@ async def engine_level(durable: bool, concurrency: int, n: int = 400) -> str:
     )
     try:
         async with open_engine(store.url, durable=durable) as engine:
-            await engine.create_queue("bench", QueueSettings())
+            await engine.create_queue("bench", {})
             start = time.perf_counter()
 
             async def submitter(count: int) -> None:

@@ -31,7 +31,7 @@ from hypothesis.stateful import (
 
 from starq.server.engine.engine import dedupe_hash
 from starq.server.engine.errors import InvalidState, JobNotFound, LeaseLost, NotClaimed, StarqError
-from starq.server.engine.models import NewJob, QueueSettings, new_job_id
+from starq.server.engine.models import NewJob, new_job_id
 
 MAX_RETRIES = 1
 STALE = "stale-lease-0"
@@ -114,7 +114,7 @@ class EngineMachine(RuleBasedStateMachine):
         self.call(
             self.engine.create_queue,
             self.queue,
-            QueueSettings(max_retries=MAX_RETRIES, claim_timeout=600, retry_delay=0, dedupe=dedupe),
+            {"max_retries": MAX_RETRIES, "claim_timeout": 600, "retry_delay": 0, "dedupe": dedupe},
         )
 
     # -- picking jobs ---------------------------------------------------------------------------------

@@ -1,0 +1,92 @@
+-- Queues: create, change, read, and delete in bounded chunks.
+
+-- create_queue: KEYS[1]=meta; ARGV = field, value, ... (the settings). Returns 1, or 0 when it exists.
+local function create_queue(keys, args)
+  local meta = keys[1]
+  if redis.call('EXISTS', meta) == 1 then
+    if redis.call('HGET', meta, 'deleting') == '1' then
+      return redis.error_reply('STATE the queue is still being deleted; try again shortly')
+    end
+    return 0
+  end
+  local P = prefix_of(meta)
+  for p = 0, 9 do
+    redis.call('XGROUP', 'CREATE', P .. 's:' .. p, GROUP, '$', 'MKSTREAM')
+  end
+  -- prios: the priorities the queue's jobs have ever had (see submit), so claims skip the empty streams.
+  redis.call('HSET', meta, 'created_at', now_ms(), 'paused', '0', 'prios', '', unpack(args))
+  return 1
+end
+
+-- update_queue: KEYS[1]=meta; ARGV = field, value, ... Returns 1. Resuming wakes waiting claims.
+local function update_queue(keys, args)
+  local q = load_queue(keys[1])
+  if q.err then return q end
+  redis.call('HSET', keys[1], unpack(args))
+  for i = 1, #args, 2 do
+    if args[i] == 'paused' and args[i + 1] == '0' then
+      publish_ready(q)
+    end
+  end
+  return 1
+end
+
+-- queue_info: KEYS[1]=meta. Returns the meta hash followed by count pairs (read only).
+local function queue_info(keys, args)
+  local q = load_queue(keys[1])
+  if q.err then return q end
+  local out = redis.call('HGETALL', keys[1])
+  for _, s in ipairs(STATUSES) do
+    table.insert(out, 'count:' .. s)
+    table.insert(out, redis.call('ZCARD', q.P .. 'idx:' .. s))
+  end
+  local oldest = redis.call('ZRANGE', q.P .. 'idx:pending', 0, 0)
+  if oldest[1] then
+    table.insert(out, 'oldest_pending')
+    table.insert(out, redis.call('HGET', q.P .. 'job:' .. oldest[1], 'created_at'))
+  end
+  table.insert(out, 'workers')
+  table.insert(out, redis.call('HLEN', q.P .. 'workers'))
+  return out
+end
+
+-- begin_delete: KEYS[1]=meta. Marks the queue as being deleted: from now on it is "not found" everywhere.
+-- Returns 1, or 0 when there is no such queue.
+local function begin_delete(keys, args)
+  local q = load_queue(keys[1])
+  if q.err then return 0 end
+  redis.call('HSET', keys[1], 'deleting', '1')
+  publish_ready(q)
+  return 1
+end
+
+-- purge: KEYS[1]=meta; ARGV = limit. Deletes up to limit job records of a queue marked deleting; once none
+-- are left, deletes every remaining key of the queue. Returns 1 when the queue is gone, 0 when more remain,
+-- -1 when the queue is live (not being deleted), which leaves it untouched.
+local function purge(keys, args)
+  local P = prefix_of(keys[1])
+  if redis.call('EXISTS', keys[1]) == 1 and redis.call('HGET', keys[1], 'deleting') ~= '1' then
+    return -1
+  end
+  local budget = tonumber(args[1])
+  for _, s in ipairs(STATUSES) do
+    local ids = redis.call('ZRANGE', P .. 'idx:' .. s, 0, budget - 1)
+    for _, id in ipairs(ids) do
+      redis.call('DEL', P .. 'job:' .. id)
+    end
+    call_many('ZREM', P .. 'idx:' .. s, {}, ids)
+    budget = budget - #ids
+    if budget <= 0 then return 0 end
+  end
+  local rest = {keys[1], P .. 'sched', P .. 'leases', P .. 'expiry', P .. 'dedupe', P .. 'tput', P .. 'workers',
+    P .. 'inhand'}
+  for p = 0, 9 do table.insert(rest, P .. 's:' .. p) end
+  redis.call('DEL', unpack(rest))
+  return 1
+end
+
+redis.register_function('starq_create_queue', create_queue)
+redis.register_function('starq_update_queue', update_queue)
+redis.register_function{function_name = 'starq_queue_info', callback = queue_info, flags = {'no-writes'}}
+redis.register_function('starq_begin_delete', begin_delete)
+redis.register_function('starq_purge', purge)

@@ -1,0 +1,54 @@
+"""The facts of Starq's HTTP protocol that the server, the worker kit, the CLI and the dashboard share.
+
+Declared once, here, in plain Python with no dependency, so the worker kit imports them without the server
+and the server builds its schemas, its Lua constants and its defaults from them. The error classes and their
+codes, the other shared fact, live in ``errors.py`` beside this module for the same reason.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+# Every status a job can have, in the order counts and tabs show them.
+JOB_STATUSES = ("pending", "scheduled", "claimed", "completed", "failed", "cancelled")
+# Statuses a job does not leave by itself: its record is removed once the queue's retention has passed.
+FINISHED_STATUSES = ("completed", "failed", "cancelled")
+
+MAX_PRIORITY = 9
+
+
+class QueueSetting(NamedTuple):
+    """One setting of a queue: chosen on create, changed with PATCH, shown in the queue's info."""
+
+    name: str
+    type: str  # its JSON type: "string", "integer", "number" or "boolean"
+    default: Any
+    description: str
+    minimum: float | None = None
+    maximum: float | None = None
+    max_length: int | None = None
+
+
+QUEUE_SETTINGS: tuple[QueueSetting, ...] = (
+    QueueSetting("description", "string", "", "What the queue is for.", max_length=1024),
+    QueueSetting(
+        "max_retries", "integer", 3, "How many times a failed job is handed out again before it is dead-lettered.",
+        minimum=0, maximum=1000,
+    ),
+    QueueSetting(
+        "claim_timeout", "integer", 600, "Seconds a claim's lease lasts; an unfinished job is then reclaimed.",
+        minimum=1, maximum=7 * 86400,
+    ),
+    QueueSetting("dedupe", "boolean", False, "Skip a submitted payload equal to one of a job the queue still knows."),
+    QueueSetting(
+        "retry_delay", "number", 1, "Base of the exponential retry backoff, in seconds (0 = retry at once).",
+        minimum=0, maximum=86400,
+    ),
+    QueueSetting("retry_delay_max", "number", 300, "Cap of the retry backoff, in seconds.", minimum=0, maximum=86400),
+    QueueSetting(
+        "retention", "integer", 7 * 86400, "Seconds finished jobs are kept before their records are removed.",
+        minimum=1, maximum=366 * 86400,
+    ),
+)  # fmt: skip
+
+QUEUE_DEFAULTS: dict[str, Any] = {s.name: s.default for s in QUEUE_SETTINGS}
