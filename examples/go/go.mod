@@ -1,0 +1,3 @@
+module starq-example-worker
+
+go 1.19
