@@ -272,7 +272,13 @@ JobPage = Schema(
 ListQuery = (
     Field("status", "string", "", "Only jobs with this status.", enum=("", *STATUSES)),
     Field("count", "integer", 50, "Page size.", minimum=1, maximum=500),
-    Field("cursor", "string", "", "From the previous page.", max_length=64),
+    Field(
+        "cursor",
+        "string",
+        "",
+        'The `cursor` of the previous page (the id of its last job); "" starts from the newest.',
+        max_length=64,
+    ),
 )
 
 Stats = Schema(

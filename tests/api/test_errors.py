@@ -6,6 +6,7 @@ import pytest
 
 from starq.server.embedded import start_store
 from starq.server.engine.engine import open_engine
+from starq.server.engine.models import new_job_id
 
 from .conftest import KEY, assert_error
 from .routes import QUEUE_ROUTES, READ_ROUTES, WRITE_ROUTES
@@ -266,6 +267,45 @@ async def test_list_query_violations(api, seeded, query, field):
     queue = seeded[0]
     r = await api.client.get(f"/api/v1/queues/{queue}/jobs", query_string=query)
     await assert_error(r, 422, "validation_error", field)
+
+
+# A cursor is the id of the last job of the page before (a UUIDv7 as ``new_job_id`` makes it); nothing else can be.
+BAD_CURSORS = [
+    "garbage",
+    " ",
+    "0",
+    "1700000000000-0",  # a stream entry id
+    "01a241db-9d9a-7048-9cc5-c971a63c2d9",  # one digit short
+    "01a241db-9d9a-7048-9cc5-c971a63c2d9c0",  # one digit long
+    "01A241DB-9D9A-7048-9CC5-C971A63C2D9C",  # upper case: never made, and it would sort apart
+    "01a241db-9d9a-4048-9cc5-c971a63c2d9c",  # version 4
+    "01a241db-9d9a-7048-1cc5-c971a63c2d9c",  # not the RFC 9562 variant
+    "01a241db9d9a70489cc5c971a63c2d9c",  # no dashes
+    "{01a241db-9d9a-7048-9cc5-c971a63c2d9c}",
+    "01a241db-9d9a-7048-9cc5-c971a63c2d9c\n",
+    "x" * 65,
+]
+
+
+@pytest.mark.parametrize("cursor", BAD_CURSORS)
+async def test_a_cursor_that_no_page_gave_out_is_422(api, seeded, cursor):
+    queue = seeded[0]
+    r = await api.client.get(f"/api/v1/queues/{queue}/jobs", query_string={"cursor": cursor})
+    await assert_error(r, 422, "validation_error", "cursor")
+
+
+async def test_cursors_a_page_can_give_out_are_accepted(api, seeded):
+    queue, jobs = seeded[0], seeded[1]
+    newest_first = [j["id"] for j in reversed(jobs)]
+    for query, expected in (
+        ({}, newest_first),
+        ({"cursor": ""}, newest_first),  # empty: from the newest
+        ({"cursor": newest_first[0]}, newest_first[1:]),
+        ({"cursor": new_job_id()}, newest_first),  # an id made now: every job is older
+    ):
+        r = await api.client.get(f"/api/v1/queues/{queue}/jobs", query_string=query)
+        assert r.status_code == 200, await r.get_data()
+        assert [j["id"] for j in (await r.get_json())["jobs"]] == expected, query
 
 
 # -- 413 -------------------------------------------------------------------------------------------------
