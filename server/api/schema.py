@@ -63,7 +63,9 @@ class Field:
         if self.pattern is not None and not re.fullmatch(self.pattern, value):
             raise ValidationFailed(f"{path} must match {self.pattern}")
         if self.enum is not None and value not in self.enum:
-            raise ValidationFailed(f"{path} must be one of: {', '.join(self.enum)}")
+            # An empty string in an enum stands for "none chosen" (``status=`` lists every job); it is no option.
+            options = ", ".join(option for option in self.enum if option != "")
+            raise ValidationFailed(f"{path} must be one of: {options}")
         if self.type == "array":
             if self.min_items is not None and len(value) < self.min_items:
                 raise ValidationFailed(f"{path} must hold at least {self.min_items} item(s)")

@@ -269,6 +269,16 @@ async def test_list_query_violations(api, seeded, query, field):
     await assert_error(r, 422, "validation_error", field)
 
 
+async def test_an_unknown_status_lists_the_real_ones(api, seeded):
+    queue = seeded[0]
+    r = await api.client.get(f"/api/v1/queues/{queue}/jobs", query_string={"status": "bogus"})
+    body = await assert_error(r, 422, "validation_error", "status")
+    assert body["detail"] == "status must be one of: pending, scheduled, claimed, completed, failed, cancelled"
+    # An empty status is no filter (as in the OpenAPI document's enum); it is not an option to list.
+    r = await api.client.get(f"/api/v1/queues/{queue}/jobs", query_string={"status": ""})
+    assert r.status_code == 200 and len((await r.get_json())["jobs"]) == 3
+
+
 # A cursor is the id of the last job of the page before (a UUIDv7 as ``new_job_id`` makes it); nothing else can be.
 BAD_CURSORS = [
     "garbage",
