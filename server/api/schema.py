@@ -41,6 +41,7 @@ class Field:
     nullable: bool = False
     format: str | None = None  # a JSON Schema format, e.g. "date-time"; the handler checks it
     min_items: int | None = None
+    pattern_hint: str | None = None  # what ``pattern`` stands for, in words, for the error message
 
     def check(self, value: Any, path: str) -> Any:
         if value is None and self.nullable:
@@ -61,7 +62,9 @@ class Field:
         if self.max_length is not None and len(value) > self.max_length:
             raise ValidationFailed(f"{path} must be at most {self.max_length} characters long")
         if self.pattern is not None and not re.fullmatch(self.pattern, value):
-            raise ValidationFailed(f"{path} must match {self.pattern}")
+            raise ValidationFailed(
+                f"{path} must be {self.pattern_hint}" if self.pattern_hint else f"{path} must match {self.pattern}"
+            )
         if self.enum is not None and value not in self.enum:
             # An empty string in an enum stands for "none chosen" (``status=`` lists every job); it is no option.
             options = ", ".join(option for option in self.enum if option != "")

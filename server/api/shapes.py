@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..engine.models import STATUSES
+from ..engine.models import JOB_ID_PATTERN, STATUSES
 from .http import QUEUE_NAME_MAX, QUEUE_NAME_PATTERN
 from .schema import Field, Schema
 
@@ -278,6 +278,9 @@ ListQuery = (
         "",
         'The `cursor` of the previous page (the id of its last job); "" starts from the newest.',
         max_length=64,
+        # Anchored: a JSON Schema pattern matches anywhere in the value unless it says otherwise.
+        pattern=f"^(?:{JOB_ID_PATTERN})?$",
+        pattern_hint='the "cursor" of a previous page (a job id), or empty for the newest',
     ),
 )
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 import threading
 import time
 from datetime import UTC, datetime
@@ -271,11 +270,6 @@ class _JobIds:
 
 new_job_id = _JobIds().new
 
-# Every id ``new_job_id`` makes, and nothing else: a UUIDv7 in lower-case hex (version 7, RFC 9562 variant).
+# Every id ``new_job_id`` makes, and nothing else: a UUIDv7 in lower-case hex (version 7, RFC 9562 variant). A
+# list cursor is such an id: Redis would page from any string (ids compare as text), so the API refuses others.
 JOB_ID_PATTERN = r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
-_JOB_ID = re.compile(JOB_ID_PATTERN)
-
-
-def is_job_id(value: str) -> bool:
-    """Whether ``value`` could be an id made by ``new_job_id``."""
-    return _JOB_ID.fullmatch(value) is not None
