@@ -224,7 +224,8 @@ class StarqClient:
         delay: float | None = None,
         run_at: str | None = None,
     ) -> Job:
-        """Submits one job. Returns it (``status`` is ``pending`` or ``scheduled``).
+        """Submits one job. Returns it (``status`` is ``pending`` or ``scheduled``). ``delay`` (seconds) or
+        ``run_at`` (ISO 8601 with a zone) schedules it; giving both raises ``ValidationFailed``.
 
         With dedupe on, a skipped duplicate comes back as the job the server already had.
         """

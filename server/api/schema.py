@@ -112,6 +112,8 @@ class Schema:
     description: str = ""
     # At least one of these fields must be present and not null (the handler checks it; the spec says it).
     one_of_required: tuple[str, ...] = ()
+    # At most one of these fields may be present and not null (the handler checks it; the spec says it).
+    exclusive: tuple[str, ...] = ()
 
     @property
     def needs_body(self) -> bool:
@@ -152,6 +154,12 @@ class Schema:
                 {"required": [name], "properties": {name: {"type": by_name[name].type}}}
                 for name in self.one_of_required
             ]
+        if self.exclusive:
+            by_name = {f.name: f for f in self.fields}
+            out["not"] = {
+                "required": list(self.exclusive),
+                "properties": {name: {"type": by_name[name].type} for name in self.exclusive},
+            }
         return out
 
 

@@ -126,7 +126,7 @@ NewJob = Schema(
             "delay",
             "number",
             None,
-            "Seconds to wait before the job becomes ready.",
+            "Seconds to wait before the job becomes ready (not with run_at).",
             minimum=0,
             maximum=MAX_DELAY_SECONDS,
             nullable=True,
@@ -135,12 +135,13 @@ NewJob = Schema(
             "run_at",
             "string",
             None,
-            "ISO 8601 time at which the job becomes ready.",
+            "ISO 8601 time at which the job becomes ready (not with delay).",
             nullable=True,
             max_length=64,
             format="date-time",
         ),
     ),
+    exclusive=("delay", "run_at"),
 )
 Submit = Schema(
     "Submit",
@@ -151,8 +152,9 @@ Submit = Schema(
         Field("run_at", "string", None, nullable=True, max_length=64, format="date-time"),
         Field("jobs", "array", None, "A batch of jobs, accepted atomically.", items=NewJob, nullable=True, min_items=1),
     ),
-    description="Either `payload` (one job) or `jobs` (a batch).",
+    description="Either `payload` (one job) or `jobs` (a batch); a job has `delay` or `run_at`, not both.",
     one_of_required=("payload", "jobs"),
+    exclusive=("delay", "run_at"),
 )
 Submitted = Schema(
     "Submitted",

@@ -202,6 +202,32 @@ async def test_submit_schema_violations(api, seeded, body, field):
     assert await api.snapshot(queue) == before
 
 
+@pytest.mark.parametrize(
+    "body,prefix",
+    [
+        ({"payload": {}, "delay": 30, "run_at": "2030-01-01T00:00:00Z"}, ""),
+        ({"payload": {}, "delay": 0, "run_at": "2030-01-01T00:00:00Z"}, ""),
+        (
+            {
+                "jobs": [
+                    {"payload": {}},
+                    {"payload": {}, "delay": 5},
+                    {"payload": {}, "run_at": "2030-01-01T00:00:00Z"},
+                    {"payload": {}, "delay": 5, "run_at": "2030-01-01T00:00:00Z"},
+                ]
+            },
+            "jobs[3].",
+        ),
+    ],
+)
+async def test_delay_and_run_at_together_are_422(api, seeded, body, prefix):
+    queue, jobs, claimed, before = seeded
+    r = await api.client.post(f"/api/v1/queues/{queue}/jobs", json=body, headers=KEY)
+    detail = (await assert_error(r, 422, "validation_error"))["detail"]
+    assert f"{prefix}delay" in detail and f"{prefix}run_at" in detail, detail
+    assert await api.snapshot(queue) == before
+
+
 async def test_request_body_must_be_an_object(api, seeded):
     queue, jobs, claimed, before = seeded
     for body in ([{"payload": {}}], "x", 5, None):

@@ -58,6 +58,8 @@ async def test_operations_document_bodies_errors_and_auth(api):
         ]
     )
     assert {"payload", "jobs", "priority", "delay", "run_at"} <= set(submit["properties"])
+    for shape in (submit, schemas["NewJob"]):  # one of them, not both
+        assert shape["not"]["required"] == ["delay", "run_at"]
     claim = resolve(
         doc["paths"]["/api/v1/queues/{name}/jobs/claim"]["post"]["requestBody"]["content"]["application/json"][
             "schema"
