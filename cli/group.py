@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import asyncclick as click
 import attrs
@@ -31,13 +33,22 @@ class RunOutsideLoop(Exception):
         self.work = work
 
 
+class OutputClosed(Exception):
+    """The reader of the command's output went away (``starq jobs Q | head -1``)."""
+
+
 class StarqGroup(click.Group):
     """A group that runs its commands on Trio (the worker kit's event loop)."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         kwargs.setdefault("_anyio_backend", "trio")
         try:
-            return super().__call__(*args, **kwargs)
+            try:
+                return super().__call__(*args, **kwargs)
+            finally:
+                # What is still buffered would otherwise be written at exit, where a closed pipe is reported
+                # with a message of Python's own.
+                sys.stdout.flush()
         except RunOutsideLoop as deferred:
             try:
                 deferred.work()
@@ -45,6 +56,37 @@ class StarqGroup(click.Group):
                 exc.show()
                 sys.exit(exc.exit_code)
             sys.exit(0)
+        except (OutputClosed, BrokenPipeError):
+            end_as_closed_pipe()
+
+    async def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return await super().invoke(ctx)
+        except BrokenPipeError:
+            # Click would turn this into exit status 1; it is not an error of the command.
+            raise OutputClosed() from None
+        except BaseExceptionGroup as group:
+            # A command's nursery (``watch``) wraps what its task raised.
+            _, rest = group.split(BrokenPipeError)
+            if rest is None:
+                raise OutputClosed() from None
+            raise
+
+
+def end_as_closed_pipe() -> NoReturn:
+    """Ends the process as git and gh do when their output's reader has gone: at once, silently, by SIGPIPE
+    (a shell shows status 141), as any program that does not ignore SIGPIPE ends on its first write to such a
+    pipe. (Python ignores SIGPIPE and raises ``BrokenPipeError`` instead.)"""
+    try:
+        # Nothing more may go to the closed pipe, should anything still try to write on the way out.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGPIPE)
+    sys.exit(128 + 13)
 
 
 def run_outside_loop(command: click.Command) -> None:

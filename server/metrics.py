@@ -21,13 +21,26 @@ from collections import OrderedDict
 from datetime import datetime
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from .engine.errors import StarqError
 from .engine.models import STATUSES
 
 __all__ = ["CONTENT_TYPE_LATEST", "MeteredBroker", "MeteredEngine", "Metrics"]
+
+# prometheus-client adds a ``*_created`` series (a timestamp) to every counter and histogram child, which the text
+# format types as a gauge: a family no one declared, doubling the series of each. The switch is prometheus-client's
+# and process-wide (it is read at each scrape, for every registry), so it is thrown once, here, before any metric
+# of Starq's own registries exists.
+disable_created_metrics()
 
 # Long-polls last up to a minute and jobs may run for hours; the buckets span both ends.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)

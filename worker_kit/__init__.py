@@ -2,6 +2,8 @@
 claim-run-report loop with lease extension and graceful shutdown).
 
 It needs only httpx, trio and attrs, so it installs next to any application without the server's dependencies.
+``StarqClient`` alone also runs under asyncio (its waits go through anyio, which httpx depends on); ``Worker``
+runs on Trio.
 """
 
 from .backoff import Backoff, RetryPolicy

@@ -1,4 +1,4 @@
-"""``StarqClient``: every endpoint of the Starq HTTP API as a typed async method (httpx on Trio).
+"""``StarqClient``: every endpoint of the Starq HTTP API as a typed async method (httpx; under Trio or asyncio).
 
 Error answers become the exception classes of ``starq.worker_kit.errors``, chosen by the server's stable
 ``error`` code. Requests that got no answer are retried with backoff and jitter, but only where a repeat cannot
@@ -25,8 +25,8 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 from urllib.parse import quote
 
+import anyio
 import httpx
-import trio
 
 from .backoff import RetryPolicy
 from .errors import ServerUnreachable, StarqError, UnexpectedResponse, error_from_response
@@ -143,7 +143,7 @@ class StarqClient:
                 raise error
             pause = self.retry.backoff.delay(attempt - 1)
             log.debug("%s %s: %s; retry %d in %.2f s", method, path, error.detail, attempt, pause)
-            await trio.sleep(pause)
+            await anyio.sleep(pause)  # not trio.sleep: the client also runs under asyncio, as httpx does
 
     @staticmethod
     def _decode(response: httpx.Response) -> Any:
@@ -224,7 +224,8 @@ class StarqClient:
         delay: float | None = None,
         run_at: str | None = None,
     ) -> Job:
-        """Submits one job. Returns it (``status`` is ``pending`` or ``scheduled``).
+        """Submits one job. Returns it (``status`` is ``pending`` or ``scheduled``). ``delay`` (seconds) or
+        ``run_at`` (ISO 8601 with a zone) schedules it; giving both raises ``ValidationFailed``.
 
         With dedupe on, a skipped duplicate comes back as the job the server already had.
         """

@@ -56,7 +56,7 @@ class Job:
 
 @attrs.frozen
 class QueueInfo:
-    """A queue's settings and its job counts."""
+    """A queue's settings and its job counts. Settings default as the server's do (tests/worker_kit/test_models.py)."""
 
     name: str
     description: str = ""
@@ -65,7 +65,7 @@ class QueueInfo:
     dedupe: bool = False
     retry_delay: float = 1
     retry_delay_max: float = 300
-    retention: int = 0
+    retention: int = 7 * 86400
     pending: int = 0
     scheduled: int = 0
     claimed: int = 0

@@ -310,9 +310,8 @@ class Worker:
                     )
                 json.dumps(value)  # a result the server cannot store is the handler's error
             except Exception as exc:
-                outcome = outcome_of_error(exc)
-                log.info("job %s failed (%s): %s", job.id, outcome.kind, outcome.error.splitlines()[0])
-                return outcome
+                # Logged once the server has said what became of the job (see _report).
+                return outcome_of_error(exc)
             return Outcome("complete", result=value)
         # Only a cancelled scope gets here: shutdown ran out of grace, or the lease was lost.
         if run.lease_lost:
@@ -371,7 +370,16 @@ class Worker:
                     answer = await self.client.fail(
                         self.queue, job.id, outcome.error, lease_id=job.lease_id, retry=outcome.retry
                     )
-                    self._counts["dead" if answer.status == "failed" else "retried"] += 1
+                    # What the server did, not what was asked: a retry asked for on the job's last attempt
+                    # dead-letters it (status failed); pending or scheduled means it will run again.
+                    dead = answer.status == "failed"
+                    self._counts["dead" if dead else "retried"] += 1
+                    log.info(
+                        "job %s failed (%s): %s",
+                        job.id,
+                        "dead-lettered" if dead else "will be retried",
+                        (outcome.error.splitlines() or [""])[0],
+                    )
                 return
             except (Conflict, NotFound) as exc:
                 self._counts["lost"] += 1

@@ -13,6 +13,7 @@ import attrs
 import orjson
 from quart import Blueprint, Quart, Response, current_app, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import MethodNotAllowed as MethodNotAllowedHTTP
 
 from ..claims import ClaimBroker
 from ..engine.engine import Engine
@@ -37,6 +38,12 @@ QUEUE_NAME_MAX = 128
 _QUEUE_NAME = re.compile(QUEUE_NAME_PATTERN)
 _JOB_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# ``…/jobs/claim`` and ``…/jobs/ack`` are POST routes of their own, and no job has such an id (the server makes
+# every id, a UUIDv7). But werkzeug, finding no rule for another method on them, matches ``…/jobs/<job>``
+# instead: ``GET …/jobs/claim`` would look up a job called "claim" (404), and the Allow header of a 405 or an
+# OPTIONS answer would list the methods of ``…/jobs/<job>`` too. These paths answer as any POST-only path does.
+_POST_ONLY_JOB_PATHS = re.compile(r"/api/v1/queues/[^/]+/jobs/(?:claim|ack)")
+_POST_ONLY_METHODS = ("OPTIONS", "POST")  # what werkzeug lists for a POST route (Quart adds OPTIONS)
 
 
 @attrs.frozen
@@ -226,12 +233,20 @@ def install(app: Quart) -> None:
     """Installs auth and the JSON error handlers on the app."""
 
     @app.before_request
-    async def check_key() -> None:
+    async def check_key() -> Response | None:
+        if _POST_ONLY_JOB_PATHS.fullmatch(request.path) and request.method != "POST":
+            # Before auth, like any other 405 (see _POST_ONLY_JOB_PATHS).
+            if request.method != "OPTIONS":
+                raise MethodNotAllowedHTTP(valid_methods=_POST_ONLY_METHODS)
+            response = Response("", status=200)
+            response.headers["Allow"] = ", ".join(_POST_ONLY_METHODS)
+            return response
         if request.routing_exception is not None:
             # No such route, or no such method on it: 404/405 first. It reveals nothing a key protects (the
             # routes are public in the OpenAPI document); queues and jobs are looked up only after auth.
             return
         check_api_key(request.method, request.path, request.headers.get("X-API-Key"), state().settings)
+        return None
 
     @app.errorhandler(StarqError)
     async def starq_error(error: StarqError) -> Response:

@@ -33,6 +33,9 @@ def _encode(value: object, what: str, limit: int) -> str:
 
 
 def _due_ms(item: dict, where: str) -> int:
+    if item.get("run_at") is not None and item.get("delay") is not None:
+        # Either may be meant; neither is taken silently.
+        raise ValidationFailed(f"{where}delay and {where}run_at cannot both be given: choose one")
     if item.get("run_at") is not None:
         try:
             at = datetime.fromisoformat(item["run_at"].replace("Z", "+00:00"))

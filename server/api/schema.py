@@ -41,6 +41,7 @@ class Field:
     nullable: bool = False
     format: str | None = None  # a JSON Schema format, e.g. "date-time"; the handler checks it
     min_items: int | None = None
+    pattern_hint: str | None = None  # what ``pattern`` stands for, in words, for the error message
 
     def check(self, value: Any, path: str) -> Any:
         if value is None and self.nullable:
@@ -61,9 +62,13 @@ class Field:
         if self.max_length is not None and len(value) > self.max_length:
             raise ValidationFailed(f"{path} must be at most {self.max_length} characters long")
         if self.pattern is not None and not re.fullmatch(self.pattern, value):
-            raise ValidationFailed(f"{path} must match {self.pattern}")
+            raise ValidationFailed(
+                f"{path} must be {self.pattern_hint}" if self.pattern_hint else f"{path} must match {self.pattern}"
+            )
         if self.enum is not None and value not in self.enum:
-            raise ValidationFailed(f"{path} must be one of: {', '.join(self.enum)}")
+            # An empty string in an enum stands for "none chosen" (``status=`` lists every job); it is no option.
+            options = ", ".join(option for option in self.enum if option != "")
+            raise ValidationFailed(f"{path} must be one of: {options}")
         if self.type == "array":
             if self.min_items is not None and len(value) < self.min_items:
                 raise ValidationFailed(f"{path} must hold at least {self.min_items} item(s)")
@@ -107,6 +112,8 @@ class Schema:
     description: str = ""
     # At least one of these fields must be present and not null (the handler checks it; the spec says it).
     one_of_required: tuple[str, ...] = ()
+    # At most one of these fields may be present and not null (the handler checks it; the spec says it).
+    exclusive: tuple[str, ...] = ()
 
     @property
     def needs_body(self) -> bool:
@@ -147,6 +154,12 @@ class Schema:
                 {"required": [name], "properties": {name: {"type": by_name[name].type}}}
                 for name in self.one_of_required
             ]
+        if self.exclusive:
+            by_name = {f.name: f for f in self.fields}
+            out["not"] = {
+                "required": list(self.exclusive),
+                "properties": {name: {"type": by_name[name].type} for name in self.exclusive},
+            }
         return out
 
 

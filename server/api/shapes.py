@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..engine.models import STATUSES
+from ..engine.models import JOB_ID_PATTERN, STATUSES
 from .http import QUEUE_NAME_MAX, QUEUE_NAME_PATTERN
 from .schema import Field, Schema
 
@@ -126,7 +126,7 @@ NewJob = Schema(
             "delay",
             "number",
             None,
-            "Seconds to wait before the job becomes ready.",
+            "Seconds to wait before the job becomes ready (not with run_at).",
             minimum=0,
             maximum=MAX_DELAY_SECONDS,
             nullable=True,
@@ -135,12 +135,13 @@ NewJob = Schema(
             "run_at",
             "string",
             None,
-            "ISO 8601 time at which the job becomes ready.",
+            "ISO 8601 time at which the job becomes ready (not with delay).",
             nullable=True,
             max_length=64,
             format="date-time",
         ),
     ),
+    exclusive=("delay", "run_at"),
 )
 Submit = Schema(
     "Submit",
@@ -151,8 +152,9 @@ Submit = Schema(
         Field("run_at", "string", None, nullable=True, max_length=64, format="date-time"),
         Field("jobs", "array", None, "A batch of jobs, accepted atomically.", items=NewJob, nullable=True, min_items=1),
     ),
-    description="Either `payload` (one job) or `jobs` (a batch).",
+    description="Either `payload` (one job) or `jobs` (a batch); a job has `delay` or `run_at`, not both.",
     one_of_required=("payload", "jobs"),
+    exclusive=("delay", "run_at"),
 )
 Submitted = Schema(
     "Submitted",
@@ -272,7 +274,16 @@ JobPage = Schema(
 ListQuery = (
     Field("status", "string", "", "Only jobs with this status.", enum=("", *STATUSES)),
     Field("count", "integer", 50, "Page size.", minimum=1, maximum=500),
-    Field("cursor", "string", "", "From the previous page.", max_length=64),
+    Field(
+        "cursor",
+        "string",
+        "",
+        'The `cursor` of the previous page (the id of its last job); "" starts from the newest.',
+        max_length=64,
+        # Anchored: a JSON Schema pattern matches anywhere in the value unless it says otherwise.
+        pattern=f"^(?:{JOB_ID_PATTERN})?$",
+        pattern_hint='the "cursor" of a previous page (a job id), or empty for the newest',
+    ),
 )
 
 Stats = Schema(

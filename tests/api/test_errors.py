@@ -6,6 +6,7 @@ import pytest
 
 from starq.server.embedded import start_store
 from starq.server.engine.engine import open_engine
+from starq.server.engine.models import new_job_id
 
 from .conftest import KEY, assert_error
 from .routes import QUEUE_ROUTES, READ_ROUTES, WRITE_ROUTES
@@ -201,6 +202,32 @@ async def test_submit_schema_violations(api, seeded, body, field):
     assert await api.snapshot(queue) == before
 
 
+@pytest.mark.parametrize(
+    "body,prefix",
+    [
+        ({"payload": {}, "delay": 30, "run_at": "2030-01-01T00:00:00Z"}, ""),
+        ({"payload": {}, "delay": 0, "run_at": "2030-01-01T00:00:00Z"}, ""),
+        (
+            {
+                "jobs": [
+                    {"payload": {}},
+                    {"payload": {}, "delay": 5},
+                    {"payload": {}, "run_at": "2030-01-01T00:00:00Z"},
+                    {"payload": {}, "delay": 5, "run_at": "2030-01-01T00:00:00Z"},
+                ]
+            },
+            "jobs[3].",
+        ),
+    ],
+)
+async def test_delay_and_run_at_together_are_422(api, seeded, body, prefix):
+    queue, jobs, claimed, before = seeded
+    r = await api.client.post(f"/api/v1/queues/{queue}/jobs", json=body, headers=KEY)
+    detail = (await assert_error(r, 422, "validation_error"))["detail"]
+    assert f"{prefix}delay" in detail and f"{prefix}run_at" in detail, detail
+    assert await api.snapshot(queue) == before
+
+
 async def test_request_body_must_be_an_object(api, seeded):
     queue, jobs, claimed, before = seeded
     for body in ([{"payload": {}}], "x", 5, None):
@@ -266,6 +293,55 @@ async def test_list_query_violations(api, seeded, query, field):
     queue = seeded[0]
     r = await api.client.get(f"/api/v1/queues/{queue}/jobs", query_string=query)
     await assert_error(r, 422, "validation_error", field)
+
+
+async def test_an_unknown_status_lists_the_real_ones(api, seeded):
+    queue = seeded[0]
+    r = await api.client.get(f"/api/v1/queues/{queue}/jobs", query_string={"status": "bogus"})
+    body = await assert_error(r, 422, "validation_error", "status")
+    assert body["detail"] == "status must be one of: pending, scheduled, claimed, completed, failed, cancelled"
+    # An empty status is no filter (as in the OpenAPI document's enum); it is not an option to list.
+    r = await api.client.get(f"/api/v1/queues/{queue}/jobs", query_string={"status": ""})
+    assert r.status_code == 200 and len((await r.get_json())["jobs"]) == 3
+
+
+# A cursor is the id of the last job of the page before (a UUIDv7 as ``new_job_id`` makes it); nothing else can be.
+BAD_CURSORS = [
+    "garbage",
+    " ",
+    "0",
+    "1700000000000-0",  # a stream entry id
+    "01a241db-9d9a-7048-9cc5-c971a63c2d9",  # one digit short
+    "01a241db-9d9a-7048-9cc5-c971a63c2d9c0",  # one digit long
+    "01A241DB-9D9A-7048-9CC5-C971A63C2D9C",  # upper case: never made, and it would sort apart
+    "01a241db-9d9a-4048-9cc5-c971a63c2d9c",  # version 4
+    "01a241db-9d9a-7048-1cc5-c971a63c2d9c",  # not the RFC 9562 variant
+    "01a241db9d9a70489cc5c971a63c2d9c",  # no dashes
+    "{01a241db-9d9a-7048-9cc5-c971a63c2d9c}",
+    "01a241db-9d9a-7048-9cc5-c971a63c2d9c\n",
+    "x" * 65,
+]
+
+
+@pytest.mark.parametrize("cursor", BAD_CURSORS)
+async def test_a_cursor_that_no_page_gave_out_is_422(api, seeded, cursor):
+    queue = seeded[0]
+    r = await api.client.get(f"/api/v1/queues/{queue}/jobs", query_string={"cursor": cursor})
+    await assert_error(r, 422, "validation_error", "cursor")
+
+
+async def test_cursors_a_page_can_give_out_are_accepted(api, seeded):
+    queue, jobs = seeded[0], seeded[1]
+    newest_first = [j["id"] for j in reversed(jobs)]
+    for query, expected in (
+        ({}, newest_first),
+        ({"cursor": ""}, newest_first),  # empty: from the newest
+        ({"cursor": newest_first[0]}, newest_first[1:]),
+        ({"cursor": new_job_id()}, newest_first),  # an id made now: every job is older
+    ):
+        r = await api.client.get(f"/api/v1/queues/{queue}/jobs", query_string=query)
+        assert r.status_code == 200, await r.get_data()
+        assert [j["id"] for j in (await r.get_json())["jobs"]] == expected, query
 
 
 # -- 413 -------------------------------------------------------------------------------------------------

@@ -284,6 +284,23 @@ async def test_refusals_are_the_same_both_ways(paths, queue_name, method, suffix
     assert rid == b"req-1" if RID in headers else re.fullmatch(rb"[0-9a-f]{32}", rid)
 
 
+async def test_delay_with_run_at_is_refused_both_ways(paths, queue_name):
+    fast, quart, _ = await paths()
+    status, _, _ = await asgi(quart, "POST", "/api/v1/queues", orjson.dumps({"name": queue_name}))
+    assert status == 201
+    at = "2030-01-01T00:00:00Z"
+    for body, prefix in (
+        ({"payload": {}, "delay": 1, "run_at": at}, ""),
+        ({"jobs": [{"payload": {}}, {"payload": {}, "delay": 1, "run_at": at}]}, "jobs[1]."),
+    ):
+        status, _, answer = await both(
+            fast, quart, "POST", lambda which: f"/api/v1/queues/{queue_name}/jobs", orjson.dumps(body)
+        )
+        error = orjson.loads(answer)
+        assert (status, error["error"]) == (422, "validation_error"), answer
+        assert f"{prefix}delay" in error["detail"] and f"{prefix}run_at" in error["detail"], answer
+
+
 async def test_impossible_queue_names_are_not_found_both_ways(paths):
     fast, quart, _ = await paths()
     for name in ("BAD", "a{b}", "x" * 200, "-a"):

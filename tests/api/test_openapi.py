@@ -58,6 +58,8 @@ async def test_operations_document_bodies_errors_and_auth(api):
         ]
     )
     assert {"payload", "jobs", "priority", "delay", "run_at"} <= set(submit["properties"])
+    for shape in (submit, schemas["NewJob"]):  # one of them, not both
+        assert shape["not"]["required"] == ["delay", "run_at"]
     claim = resolve(
         doc["paths"]["/api/v1/queues/{name}/jobs/claim"]["post"]["requestBody"]["content"]["application/json"][
             "schema"
@@ -96,6 +98,24 @@ async def test_operations_document_bodies_errors_and_auth(api):
         "lease_expires_at",
         "worker",
     } <= set(job)
+
+
+async def test_the_documented_cursor_is_what_pages_give_out(api, queue_name):
+    """Clients (and the fuzz test) generate cursors from the document: it must accept every cursor a page
+    gives out, and the empty one, and refuse what the server refuses."""
+    doc = await openapi(api)
+    params = {p["name"]: p for p in doc["paths"]["/api/v1/queues/{name}/jobs"]["get"]["parameters"]}
+    pattern = params["cursor"]["schema"]["pattern"]
+    await api.create(queue_name)
+    await api.submit(queue_name, {"jobs": [{"payload": {"n": i}} for i in range(3)]})
+    r = await api.client.get(f"/api/v1/queues/{queue_name}/jobs", query_string={"count": 1})
+    cursor = (await r.get_json())["cursor"]
+    for good in (cursor, ""):
+        assert re.search(pattern, good), good  # JSON Schema patterns are searched, not matched whole
+    for bad in ("garbage", cursor.upper(), cursor + "0", "x" + cursor):
+        assert not re.search(pattern, bad), bad
+        r = await api.client.get(f"/api/v1/queues/{queue_name}/jobs", query_string={"cursor": bad})
+        assert r.status_code == 422
 
 
 async def test_every_schema_reference_resolves(api):

@@ -167,3 +167,23 @@ def test_store_down_is_reported_not_an_error(server_factory, scrape, tmp_path):
     m = scrape(proc.url)
     assert m.value("starq_store_up") == 0
     assert m.total("starq_store_errors_total") >= 1
+
+
+def test_no_created_series_and_every_counter_is_typed_counter(server, api, queue_name):
+    """prometheus-client adds a ``*_created`` series per counter and histogram child, typed ``gauge`` in the text
+    format; Starq turns them off, so every family is exposed with the type it was declared with."""
+    from starq.server.metrics import Metrics
+
+    client = api(server.url)
+    _cycle(client, queue_name)  # every job counter gets a child, so each would have its _created series
+    text = client.get("/metrics").text
+    assert "_created" not in text
+    types = dict(line.split()[2:4] for line in text.splitlines() if line.startswith("# TYPE "))
+    declared = {family.name: family.type for family in Metrics().registry.collect()}
+    counters = {name for name, kind in declared.items() if kind == "counter"}
+    assert {"starq_jobs_submitted", "starq_jobs_dead_lettered", "starq_http_requests"} <= counters
+    for name in counters:
+        assert types[name + "_total"] == "counter", name
+    # Every family on the page is one Starq declared, with its declared type (no companion series).
+    exposed = {name.removesuffix("_total") if kind == "counter" else name: kind for name, kind in types.items()}
+    assert exposed == declared

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
@@ -273,3 +274,44 @@ async def test_survives_a_server_restart(server_factory, free_port, queue_name):
             await until_counts(client, queue_name, completed=7, claimed=0, pending=0)
             worker.stop()
         assert (await client.get_job(queue_name, in_flight.id)).retries == 0
+
+
+async def test_the_log_says_what_the_server_did_with_a_failed_job(client, make_queue, queue_name, caplog):
+    """A handler's failure asks for a retry; whether the job is retried or dead-lettered is the server's answer
+    (the queue's max_retries), and that is what the worker's log line says."""
+    caplog.set_level(logging.INFO, logger="starq.worker")
+    await make_queue(max_retries=0)
+    job = await client.submit(queue_name, {"n": 1})
+
+    async def handle(job):
+        raise ValueError("boom")
+
+    worker = Worker(client, queue_name, handle, **FAST)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(worker.run)
+        await until_counts(client, queue_name, failed=1)
+        worker.stop()
+    lines = [r.getMessage() for r in caplog.records if r.name == "starq.worker" and job.id in r.getMessage()]
+    assert len(lines) == 1, lines
+    assert "dead-lettered" in lines[0] and "ValueError: boom" in lines[0], lines
+    assert "retr" not in lines[0], lines
+    assert worker.statistics().dead == 1
+
+
+async def test_the_log_says_when_a_failed_job_will_be_retried(client, make_queue, queue_name, caplog):
+    caplog.set_level(logging.INFO, logger="starq.worker")
+    await make_queue(max_retries=1)
+    job = await client.submit(queue_name, {"n": 1})
+
+    async def handle(job):
+        raise ValueError("boom")
+
+    worker = Worker(client, queue_name, handle, **FAST)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(worker.run)
+        await until_counts(client, queue_name, failed=1)
+        worker.stop()
+    lines = [r.getMessage() for r in caplog.records if r.name == "starq.worker" and job.id in r.getMessage()]
+    assert len(lines) == 2, lines
+    assert "will be retried" in lines[0] and "dead-lettered" not in lines[0], lines
+    assert "dead-lettered" in lines[1] and "retried" not in lines[1], lines
