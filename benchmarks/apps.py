@@ -6,10 +6,7 @@ Kinds:
   ``ceiling``    a do-nothing JSON endpoint on Starq's own serving stack, exactly as ``starq serve`` runs it by
                  default (QuartTrio in Hypercorn's trio worker, connections served by ``starq.server.http1``,
                  the same config).
-  ``hypercorn``  the same on Starq's Hypercorn path (``STARQ_HTTP_SERVER=hypercorn``: Hypercorn's own HTTP/1.1
-                 protocol with ``starq.server.hypercorn_fixes`` as ``starq serve`` installs it).
-  ``fast``       the Hypercorn path with the opt-in speed-ups of ``hypercorn_fixes`` (``install(speedups=True)``).
-  ``stock``      the same app on stock Hypercorn-trio (no fixes installed): what the others are measured against.
+  ``stock``      the same app on stock Hypercorn-trio (its own HTTP/1.1 code): what the others are measured against.
   ``bare``       a bare ASGI app on stock Hypercorn-trio (the stack notes' "bare ASGI" figure).
   ``bare-http1`` the bare ASGI app on ``starq.server.http1``: the serving path's own cost without QuartTrio.
 
@@ -84,17 +81,20 @@ def main() -> None:
         print(f"PORT {listener.getsockname()[1]}", flush=True)
         trio.run(serve_trivial, listener)
         return
+    from hypercorn.config import Config
     from hypercorn.trio import serve
 
-    from starq.server import hypercorn_fixes
     from starq.server.serve import hypercorn_config
     from starq.server.settings import Settings
 
-    settings = Settings(http_server="hypercorn" if kind in ("hypercorn", "fast", "stock", "bare") else "starq")
-    if kind in ("hypercorn", "fast"):
-        hypercorn_fixes.install(speedups=kind == "fast")
     app = bare_app if kind.startswith("bare") else noop_app()
-    config = hypercorn_config(settings, listener.fileno())
+    if kind in ("stock", "bare"):
+        config = Config()
+        config.bind = [f"fd://{listener.fileno()}"]
+        config.backlog = 4096
+        config.accesslog = None
+    else:
+        config = hypercorn_config(Settings(), listener.fileno())
     # Announced only now: importing the stack takes seconds on a busy machine, and must not count as load.
     print(f"PORT {listener.getsockname()[1]}", flush=True)
     trio.run(serve, app, config)

@@ -155,8 +155,6 @@ async def http_references(sizes: Sizes) -> list[dict[str, Any]]:
         ("bare-http1", "bare ASGI, Starq's http1"),
         ("stock", "no-op endpoint, stock hypercorn-trio"),
         ("ceiling", "no-op endpoint, Starq's stack (HTTP ceiling)"),
-        ("hypercorn", "no-op endpoint, Starq's Hypercorn path"),
-        ("fast", "no-op endpoint, Starq's Hypercorn path + opt-in speed-ups"),
     ]
     for kind, label in kinds if sizes.seconds > 5 else [k for k in kinds if not k[0].startswith("bare")]:
         with harness.reference_app(kind) as app:

@@ -24,7 +24,7 @@ import attrs
 import orjson
 import trio
 
-from starq.server.engine.errors import JobNotFound, QueueNotFound, StarqError
+from starq.worker_kit.errors import JobNotFound, QueueNotFound, StarqError
 
 TICK_SECONDS = 1.0
 KEEPALIVE_SECONDS = 15.0

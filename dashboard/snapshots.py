@@ -14,8 +14,8 @@ from typing import Any
 import orjson
 
 from starq.server.engine.engine import Engine, Throughput
-from starq.server.engine.errors import QueueNotFound
 from starq.server.engine.models import STATUSES, Job, QueueInfo
+from starq.worker_kit.errors import QueueNotFound
 
 VIEWS = ("overview", "queue", "job")
 JOB_STATUSES = STATUSES

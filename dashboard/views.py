@@ -15,8 +15,9 @@ import orjson
 from markupsafe import Markup
 from quart import Blueprint, Response, current_app, render_template, request, send_from_directory
 
-from starq.server.api.http import AppState, job_id, key_is_valid, queue_name
-from starq.server.engine.errors import JobNotFound, QueueNotFound, StarqError, Unauthorized, ValidationFailed
+from starq.server.api.operations import AppState, job_id, queue_name
+from starq.server.api.service import key_is_valid
+from starq.worker_kit.errors import JobNotFound, QueueNotFound, StarqError, Unauthorized, ValidationFailed
 
 from . import snapshots
 from .live import StreamCounter, snapshot_events

@@ -24,8 +24,9 @@ from collections import deque
 import attrs
 import trio
 
+from starq.worker_kit.errors import QueueNotFound, StarqError
+
 from .engine.engine import Engine
-from .engine.errors import QueueNotFound, StarqError
 from .engine.models import Job
 
 log = logging.getLogger("starq.claims")
@@ -44,6 +45,7 @@ class Ledger:
 
     queue: str = ""
     jobs: list[Job] = attrs.Factory(list)
+    written: bool = False  # the answer carrying them was handed to the kernel
 
     def take(self, queue: str, jobs: list[Job]) -> None:
         self.queue = queue

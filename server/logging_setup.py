@@ -16,7 +16,6 @@ import uuid
 from typing import Any
 
 import orjson
-from quart import Quart, Response, g, request
 
 REQUEST_ID_HEADER = "X-Request-ID"
 FORMATS = ("auto", "json", "text")
@@ -108,31 +107,3 @@ def log_access(method: str, path: str, status: int, started: float, remote: str)
             "remote": remote,
         },
     )
-
-
-def install_request_ids(app: Quart, *, access: bool = True) -> None:
-    """Gives every request an id (``X-Request-ID``) and, with ``access``, logs one line per request.
-
-    Call it before any other ``before_request`` hook is added, so even a request refused by auth has an id.
-    """
-
-    @app.before_request
-    async def assign_request_id() -> None:
-        g.request_id = request_id_for(request.headers.get(REQUEST_ID_HEADER))
-        g.request_started = time.perf_counter()
-        request_id.set(g.request_id)
-
-    @app.after_request
-    async def return_request_id(response: Response) -> Response:
-        rid = g.get("request_id")
-        if rid:
-            response.headers[REQUEST_ID_HEADER] = rid
-            if access:
-                log_access(
-                    request.method,
-                    request.path,
-                    response.status_code,
-                    g.get("request_started", time.perf_counter()),
-                    request.remote_addr or "",
-                )
-        return response

@@ -12,8 +12,9 @@ from typing import Any
 
 import trio
 
+from starq.worker_kit.errors import StarqError
+
 from .engine.engine import Engine
-from .engine.errors import StarqError
 
 log = logging.getLogger("starq.maintenance")
 

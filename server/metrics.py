@@ -31,7 +31,8 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from .engine.errors import StarqError
+from starq.worker_kit.errors import StarqError
+
 from .engine.models import STATUSES
 
 __all__ = ["CONTENT_TYPE_LATEST", "MeteredBroker", "MeteredEngine", "Metrics"]
@@ -349,35 +350,3 @@ class MeteredBroker:
         waited = time.perf_counter() - started
         self.metrics.child(self.metrics.claim_wait, queue, "jobs" if jobs else "empty").observe(waited)
         return jobs
-
-
-def install(app: Any, engine: Any, broker: Any) -> MeteredBroker:
-    """Adds ``GET /metrics`` and per-request HTTP metrics to ``app``.
-
-    The metrics are ``engine.metrics`` when the engine is a ``MeteredEngine`` (as ``starq serve`` makes it),
-    else a fresh set. Returns the broker the handlers should use, so claim waits are timed.
-    """
-    from quart import Response, g, request
-
-    metrics = engine.metrics if isinstance(engine, MeteredEngine) else Metrics()
-    app.extensions["starq.metrics"] = metrics
-    metered = MeteredBroker(broker, metrics)
-
-    @app.before_request
-    async def start_timer() -> None:
-        g.metrics_started = time.perf_counter()
-
-    @app.after_request
-    async def count_request(response: Response) -> Response:
-        started = g.get("metrics_started")
-        if started is not None:
-            rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
-            metrics.observe_request(request.method, rule, response.status_code, time.perf_counter() - started)
-        return response
-
-    @app.get("/metrics")
-    async def scrape() -> Response:
-        await metrics.refresh(engine, broker.waiting)
-        return Response(metrics.render(), content_type=CONTENT_TYPE_LATEST)
-
-    return metered

@@ -28,13 +28,14 @@ import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve as hypercorn_serve
 
-from . import connection_limit, gc_tuning, http1, hypercorn_fixes
+from starq.worker_kit.errors import StoreUnavailable
+
+from . import gc_tuning, http1
 from .app import create_app
 from .claims import ClaimBroker
 from .data_dir import DataDirInUse, lock_data_dir
 from .embedded import EmbeddedStore, die_with_parent, embedded_store
 from .engine.engine import open_engine
-from .engine.errors import StoreUnavailable
 from .logging_setup import configure_logging
 from .maintenance import maintain_forever
 from .metrics import MeteredEngine, Metrics
@@ -79,10 +80,7 @@ def hypercorn_config(settings: Settings, fd: int) -> Config:
     config.keep_alive_timeout = settings.keep_alive_timeout
     # Request line plus headers larger than this get 431 and the connection is closed.
     config.h11_max_incomplete_size = settings.max_header_bytes
-    config.h2_max_header_list_size = settings.max_header_bytes
-    connection_limit.install(config, settings.max_connections)
-    if settings.http_server == "starq":
-        http1.enable(config)  # plain HTTP/1.1 connections: server/http1/ (stock Hypercorn on another version)
+    http1.enable(config, settings.max_connections)  # every connection: Starq's own HTTP/1.1 path
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
     return config
@@ -92,7 +90,6 @@ async def serve(
     settings: Settings, redis_url: str, fd: int, *, shutdown: trio.Event, task_status=trio.TASK_STATUS_IGNORED
 ) -> None:
     """Serves until ``shutdown`` is set, then shuts down gracefully."""
-    hypercorn_fixes.install()
     async with open_engine(
         redis_url,
         durable=settings.durable,
@@ -309,10 +306,9 @@ def _supervise(settings: Settings, redis_url: str, listener: socket.socket, stor
 def _child_main() -> None:
     raw = json.loads(os.environ.pop(CHILD_SETTINGS_ENV))
     raw["api_keys"] = tuple(raw["api_keys"])
-    raw["open_paths"] = frozenset(raw["open_paths"])
     settings = Settings(**raw)
     configure_logging(settings.log_level, settings.log_format)
-    trio.run(partial(_serve_with_signals, settings, settings.redis_url, int(sys.argv[1])))
+    trio.run(partial(_serve_with_signals, settings, settings.redis_url, int(sys.argv[1]), None))
 
 
 if __name__ == "__main__":

@@ -1,15 +1,17 @@
 """The errors a Starq client can meet, rebuilt from the server's stable ``error`` codes.
 
-The classes mirror the server's own hierarchy (same names, codes and statuses) so a program can catch
-``LeaseLost`` or ``QueueNotFound`` whether it runs next to the server or talks to it over HTTP. Two classes are
-the client's own: ``ServerUnreachable`` (no HTTP answer at all) and ``UnexpectedResponse`` (an answer that is not
-Starq's JSON).
+This is the one hierarchy of Starq's errors: the server raises these classes and renders each as its
+``status`` with ``{"detail", "error": code}``; the client rebuilds the same class from ``error``, so a program
+catches ``LeaseLost`` or ``QueueNotFound`` whether it runs next to the server or talks to it over HTTP. It lives
+in the worker kit so that the kit imports without the server's dependencies. Two classes are the client's own:
+``ServerUnreachable`` (no HTTP answer at all) and ``UnexpectedResponse`` (an answer that is not Starq's JSON).
 
     StarqError
         BadRequest (400)
         Unauthorized (401)
         NotFound (404): QueueNotFound, JobNotFound
         MethodNotAllowed (405)
+        RequestTimeout (408)
         Conflict (409): QueueExists, TooManyQueues, NotClaimed, LeaseLost, InvalidState
         TooLarge (413): HeadersTooLarge (431)
         ValidationFailed (422)
@@ -77,6 +79,17 @@ class MethodNotAllowed(StarqError):
 
     code = "method_not_allowed"
     status = 405
+
+    def __init__(self, detail: str = "", *, allowed: tuple[str, ...] = (), **kwargs: Any) -> None:
+        super().__init__(detail, **kwargs)
+        self.allowed = allowed  # the methods the path does allow (the server's Allow header)
+
+
+class RequestTimeout(StarqError):
+    """The request body did not arrive in time."""
+
+    code = "request_timeout"
+    status = 408
 
 
 class Conflict(StarqError):
@@ -184,6 +197,7 @@ SERVER_ERRORS: tuple[type[StarqError], ...] = (
     QueueNotFound,
     JobNotFound,
     MethodNotAllowed,
+    RequestTimeout,
     Conflict,
     QueueExists,
     TooManyQueues,
@@ -203,6 +217,7 @@ _BY_STATUS: dict[int, type[StarqError]] = {
     401: Unauthorized,
     404: NotFound,
     405: MethodNotAllowed,
+    408: RequestTimeout,
     409: Conflict,
     413: TooLarge,
     422: ValidationFailed,

@@ -11,6 +11,8 @@ from typing import Any
 
 import attrs
 
+from .protocol import QUEUE_DEFAULTS
+
 
 def parse_time(value: str) -> datetime | None:
     """An ISO 8601 time from the API as an aware datetime; ``None`` for ``""``."""
@@ -56,16 +58,17 @@ class Job:
 
 @attrs.frozen
 class QueueInfo:
-    """A queue's settings and its job counts. Settings default as the server's do (tests/worker_kit/test_models.py)."""
+    """A queue's settings and its job counts."""
 
     name: str
-    description: str = ""
-    max_retries: int = 3
-    claim_timeout: int = 600
-    dedupe: bool = False
-    retry_delay: float = 1
-    retry_delay_max: float = 300
-    retention: int = 7 * 86400
+    # The settings, defaulting as the server does (protocol.QUEUE_SETTINGS).
+    description: str = QUEUE_DEFAULTS["description"]
+    max_retries: int = QUEUE_DEFAULTS["max_retries"]
+    claim_timeout: int = QUEUE_DEFAULTS["claim_timeout"]
+    dedupe: bool = QUEUE_DEFAULTS["dedupe"]
+    retry_delay: float = QUEUE_DEFAULTS["retry_delay"]
+    retry_delay_max: float = QUEUE_DEFAULTS["retry_delay_max"]
+    retention: int = QUEUE_DEFAULTS["retention"]
     pending: int = 0
     scheduled: int = 0
     claimed: int = 0

@@ -8,7 +8,8 @@
   const KEY_STORE = "starq.apiKey";
   const MAX_BATCH_JOBS = 500; // per request of a JSONL upload; the server allows 1,000
   const MAX_BATCH_BYTES = 4 * 1024 * 1024; // the server allows 10 MiB per request
-  const STATUSES = ["pending", "scheduled", "claimed", "completed", "failed", "cancelled"];
+  // The job statuses, as the server declares them (protocol.JOB_STATUSES), handed over by the page.
+  const STATUSES = page.statuses.split(" ");
 
   const $ = (sel, root = document) => root.querySelector(sel);
   const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));

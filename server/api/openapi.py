@@ -1,12 +1,13 @@
-"""The OpenAPI 3.1 document, generated from the route registry and the declared shapes."""
+"""The OpenAPI 3.1 document and the reference page, generated from the declared operations and shapes."""
 
 from __future__ import annotations
 
+import functools
 import html
 from typing import Any
 
 from . import shapes
-from .http import ROUTES
+from .operations import OPERATIONS, Operation
 from .schema import Schema
 
 STATUS_TEXT = {
@@ -33,7 +34,7 @@ def _schemas() -> dict[str, Any]:
             if isinstance(field.items, Schema):
                 visit(field.items)
 
-    for doc in ROUTES:
+    for doc in OPERATIONS:
         visit(doc.body)
         for response in doc.responses.values():
             visit(response)
@@ -43,13 +44,13 @@ def _schemas() -> dict[str, Any]:
 
 def build_openapi() -> dict[str, Any]:
     paths: dict[str, Any] = {}
-    for doc in ROUTES:
+    for doc in OPERATIONS:
         op: dict[str, Any] = {"summary": doc.summary, "tags": [doc.tag], "operationId": _operation_id(doc)}
-        params = [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-            for name in _path_params(doc.path)
-        ]
-        params += [{"name": f.name, "in": "query", "required": False, "schema": f.json_schema()} for f in doc.query]
+        params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}} for name in doc.params]
+        if doc.query is not None:
+            params += [
+                {"name": f.name, "in": "query", "required": False, "schema": f.json_schema()} for f in doc.query.fields
+            ]
         if params:
             op["parameters"] = params
         if doc.body is not None:
@@ -97,18 +98,20 @@ def _response(status: int, schema: Schema | None) -> dict[str, Any]:
     return out
 
 
-def _path_params(path: str) -> list[str]:
-    return [part[1:-1] for part in path.split("/") if part.startswith("{")]
-
-
-def _operation_id(doc) -> str:
+def _operation_id(doc: Operation) -> str:
     words = [p for p in doc.path.replace("/api/v1/", "").split("/") if p and not p.startswith("{")]
     return doc.method.lower() + "_" + "_".join(words).replace("-", "_")
 
 
-def _docs_page() -> str:
+# The docs page is static HTML with one inline stylesheet and no script.
+DOCS_CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"
+
+
+@functools.cache
+def docs_page() -> str:
+    """Built on first use, once every handler module has declared its operations."""
     rows = []
-    for doc in ROUTES:
+    for doc in OPERATIONS:
         body = f"<code>{html.escape(doc.body.name)}</code>" if doc.body else ""
         rows.append(
             f"<tr><td><b>{doc.method}</b></td><td><code>{html.escape(doc.path)}</code></td>"
@@ -135,17 +138,3 @@ def _docs_page() -> str:
         + "".join(schemas)
         + "</body></html>"
     )
-
-
-class _LazyPage:
-    """Built on first use, after every blueprint has registered its routes."""
-
-    _page: str | None = None
-
-    def __str__(self) -> str:
-        if self._page is None:
-            self._page = _docs_page()
-        return self._page
-
-
-DOCS_PAGE = _LazyPage()

@@ -1,111 +1,76 @@
-"""Queue endpoints: create, list, inspect, change, pause, resume, retry dead jobs, delete, stats."""
+"""Queue operations: create, list, inspect, change, pause, resume, retry dead jobs, delete, stats."""
 
 from __future__ import annotations
 
-from quart import Blueprint, Response
-
 from . import shapes
-from .http import json_response, queue_name, read_body, route, state
+from .operations import Answer, AppState, Request, operation
 
-bp = Blueprint("queues", __name__)
 TAG = "queues"
 Q = "/api/v1/queues/{name}"
 
 
-@route(
-    bp,
-    "POST",
-    "/api/v1/queues",
-    summary="Create a queue",
-    tag=TAG,
-    body=shapes.CreateQueue,
-    responses={201: shapes.QueueInfo, 409: shapes.Error},
-)
-async def create_queue() -> Response:
-    body = await read_body(shapes.CreateQueue)
-    name = body.pop("name")
-    info = await state().engine.create_queue(name, body, max_queues=state().settings.max_queues)
-    return json_response(info.to_json(), 201)
+@operation("POST", "/api/v1/queues", summary="Create a queue", tag=TAG, body=shapes.CreateQueue,
+           responses={201: shapes.QueueInfo, 409: shapes.Error})  # fmt: skip
+async def create_queue(st: AppState, req: Request) -> Answer:
+    settings = dict(req.body)
+    name = settings.pop("name")
+    info = await st.engine.create_queue(name, settings, max_queues=st.settings.max_queues)
+    return info.to_json(), 201
 
 
-@route(bp, "GET", "/api/v1/queues", summary="List queues", tag=TAG, responses={200: shapes.QueueList})
-async def list_queues() -> Response:
-    return json_response({"queues": [q.to_json() for q in await state().engine.list_queues()]})
+@operation("GET", "/api/v1/queues", summary="List queues", tag=TAG, responses={200: shapes.QueueList})
+async def list_queues(st: AppState, req: Request) -> Answer:
+    return {"queues": [q.to_json() for q in await st.engine.list_queues()]}, 200
 
 
-@route(bp, "GET", Q, summary="Show a queue with its counts", tag=TAG, responses={200: shapes.QueueInfo})
-async def get_queue(name: str) -> Response:
-    return json_response((await state().engine.queue_info(queue_name(name))).to_json())
+@operation("GET", Q, summary="Show a queue with its counts", tag=TAG, responses={200: shapes.QueueInfo})
+async def get_queue(st: AppState, req: Request) -> Answer:
+    return (await st.engine.queue_info(req.queue)).to_json(), 200
 
 
-@route(
-    bp,
-    "PATCH",
-    Q,
-    summary="Change a queue's settings",
-    tag=TAG,
-    body=shapes.UpdateQueue,
-    responses={200: shapes.QueueInfo},
-)
-async def update_queue(name: str) -> Response:
-    body = await read_body(shapes.UpdateQueue)
-    changes = {k: v for k, v in body.items() if v is not None}
-    return json_response((await state().engine.update_queue(queue_name(name), **changes)).to_json())
+@operation("PATCH", Q, summary="Change a queue's settings", tag=TAG, body=shapes.UpdateQueue,
+           responses={200: shapes.QueueInfo})  # fmt: skip
+async def update_queue(st: AppState, req: Request) -> Answer:
+    changes = {k: v for k, v in req.body.items() if v is not None}
+    return (await st.engine.update_queue(req.queue, **changes)).to_json(), 200
 
 
-@route(bp, "DELETE", Q, summary="Delete a queue and all its jobs", tag=TAG, responses={200: shapes.QueueDeleted})
-async def delete_queue(name: str) -> Response:
-    name = queue_name(name)
-    await state().engine.delete_queue(name)
-    state().broker.notify(name)  # parked claims on it end now
-    return json_response({"status": "deleted", "queue": name})
+@operation("DELETE", Q, summary="Delete a queue and all its jobs", tag=TAG, responses={200: shapes.QueueDeleted})
+async def delete_queue(st: AppState, req: Request) -> Answer:
+    queue = req.queue
+    await st.engine.delete_queue(queue)
+    st.broker.notify(queue)  # parked claims on it end now
+    return {"status": "deleted", "queue": queue}, 200
 
 
-@route(
-    bp, "POST", Q + "/pause", summary="Pause a queue (it hands out no jobs)", tag=TAG, responses={200: shapes.QueueInfo}
-)
-async def pause_queue(name: str) -> Response:
-    return json_response((await state().engine.pause(queue_name(name))).to_json())
+@operation("POST", Q + "/pause", summary="Pause a queue (it hands out no jobs)", tag=TAG,
+           responses={200: shapes.QueueInfo})  # fmt: skip
+async def pause_queue(st: AppState, req: Request) -> Answer:
+    return (await st.engine.pause(req.queue)).to_json(), 200
 
 
-@route(bp, "POST", Q + "/resume", summary="Resume a paused queue", tag=TAG, responses={200: shapes.QueueInfo})
-async def resume_queue(name: str) -> Response:
-    return json_response((await state().engine.resume(queue_name(name))).to_json())
+@operation("POST", Q + "/resume", summary="Resume a paused queue", tag=TAG, responses={200: shapes.QueueInfo})
+async def resume_queue(st: AppState, req: Request) -> Answer:
+    return (await st.engine.resume(req.queue)).to_json(), 200
 
 
-@route(
-    bp,
-    "POST",
-    Q + "/retry",
-    summary="Put every dead (failed) job back to pending",
-    tag=TAG,
-    responses={200: shapes.Retried},
-)
-async def retry_dead(name: str) -> Response:
-    name = queue_name(name)
-    retried = await state().engine.retry_dead(name)
-    return json_response({"status": "ok", "queue": name, "retried": retried})
+@operation("POST", Q + "/retry", summary="Put every dead (failed) job back to pending", tag=TAG,
+           responses={200: shapes.Retried})  # fmt: skip
+async def retry_dead(st: AppState, req: Request) -> Answer:
+    queue = req.queue
+    return {"status": "ok", "queue": queue, "retried": await st.engine.retry_dead(queue)}, 200
 
 
-@route(
-    bp,
-    "GET",
-    Q + "/stats",
-    summary="Throughput over the last hour and recent workers",
-    tag=TAG,
-    responses={200: shapes.Stats},
-)
-async def queue_stats(name: str) -> Response:
-    name = queue_name(name)
-    engine = state().engine
-    tput = await engine.throughput(name, 720)
-    workers = await engine.workers(name)
-    return json_response(
-        {
-            "queue": name,
-            "bucket_seconds": tput.bucket_seconds,
-            "now": tput.now,
-            "throughput": [{"at": at, "completed": c, "failed": f} for at, c, f in tput.buckets],
-            "workers": [{"name": w.name, "last_seen": w.last_seen, "jobs_in_hand": w.jobs_in_hand} for w in workers],
-        }
-    )
+@operation("GET", Q + "/stats", summary="Throughput over the last hour and recent workers", tag=TAG,
+           responses={200: shapes.Stats})  # fmt: skip
+async def queue_stats(st: AppState, req: Request) -> Answer:
+    queue = req.queue
+    tput = await st.engine.throughput(queue, 720)
+    workers = await st.engine.workers(queue)
+    return {
+        "queue": queue,
+        "bucket_seconds": tput.bucket_seconds,
+        "now": tput.now,
+        "throughput": [{"at": at, "completed": c, "failed": f} for at, c, f in tput.buckets],
+        "workers": [{"name": w.name, "last_seen": w.last_seen, "jobs_in_hand": w.jobs_in_hand} for w in workers],
+    }, 200

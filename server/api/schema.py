@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import parse_qsl
 
 import attrs
 
-from ..engine.errors import ValidationFailed
+from starq.worker_kit.errors import ValidationFailed
 
 REQUIRED = object()
 _TYPES: dict[str, tuple[type, ...]] = {
@@ -78,6 +79,21 @@ class Field:
                 return [_check_item(self.items, item, f"{path}[{i}]") for i, item in enumerate(value)]
         return value
 
+    def from_text(self, raw: str, path: str) -> Any:
+        """A query-string value read as this field's type (then checked as a body value would be)."""
+        try:
+            if self.type == "integer":
+                return int(raw)
+            if self.type == "number":
+                return float(raw)
+        except ValueError:
+            raise ValidationFailed(f"{path} must be {_article(self.type)}") from None
+        if self.type == "boolean":
+            if raw.lower() not in ("true", "false", "1", "0"):
+                raise ValidationFailed(f"{path} must be true or false")
+            return raw.lower() in ("true", "1")
+        return raw
+
     def json_schema(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         if self.type is not None:
@@ -137,6 +153,13 @@ class Schema:
             else:
                 out[field.name] = field.default
         return out
+
+    def parse_query(self, query_string: bytes) -> dict[str, Any]:
+        """A query string's parameters (the first of each name) read as the fields' types and validated."""
+        given: dict[str, str] = {}
+        for name, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+            given.setdefault(name, value)
+        return self.parse({f.name: f.from_text(given[f.name], f.name) for f in self.fields if f.name in given})
 
     def json_schema(self) -> dict[str, Any]:
         out: dict[str, Any] = {

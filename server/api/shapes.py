@@ -2,55 +2,23 @@
 
 from __future__ import annotations
 
-from ..engine.models import JOB_ID_PATTERN, STATUSES
-from .http import QUEUE_NAME_MAX, QUEUE_NAME_PATTERN
+from starq.worker_kit.protocol import MAX_PRIORITY, QUEUE_SETTINGS
+
+from ..engine.models import JOB_FIELDS, JOB_ID_PATTERN, STATUSES
+from .operations import QUEUE_NAME_MAX, QUEUE_NAME_PATTERN
 from .schema import Field, Schema
 
 # Limits that are part of the schema itself; size limits (bytes, batch size) come from Settings.
-MAX_PRIORITY = 9
 MAX_DELAY_SECONDS = 366 * 86400
-MAX_CLAIM_TIMEOUT = 7 * 86400
+MAX_CLAIM_TIMEOUT = next(s.maximum for s in QUEUE_SETTINGS if s.name == "claim_timeout")
 MAX_WORKER_NAME = 128
 MAX_ERROR_TEXT = 64 * 1024
 
-_settings = (
-    Field("description", "string", "", "What the queue is for.", max_length=1024),
-    Field(
-        "max_retries",
-        "integer",
-        3,
-        "How many times a failed job is handed out again before it is dead-lettered.",
-        minimum=0,
-        maximum=1000,
-    ),
-    Field(
-        "claim_timeout",
-        "integer",
-        600,
-        "Seconds a claim's lease lasts; an unfinished job is then reclaimed.",
-        minimum=1,
-        maximum=MAX_CLAIM_TIMEOUT,
-    ),
-    Field("dedupe", "boolean", False, "Skip a submitted payload equal to one of a job the queue still knows."),
-    Field(
-        "retry_delay",
-        "number",
-        1,
-        "Base of the exponential retry backoff, in seconds (0 = retry at once).",
-        minimum=0,
-        maximum=86400,
-    ),
-    Field("retry_delay_max", "number", 300, "Cap of the retry backoff, in seconds.", minimum=0, maximum=86400),
-    Field(
-        "retention",
-        "integer",
-        7 * 86400,
-        "Seconds finished jobs are kept before their records are removed.",
-        minimum=1,
-        maximum=366 * 86400,
-    ),
+# The queue settings, as protocol.QUEUE_SETTINGS declares them.
+_settings = tuple(
+    Field(s.name, s.type, s.default, s.description, minimum=s.minimum, maximum=s.maximum, max_length=s.max_length)
+    for s in QUEUE_SETTINGS
 )
-
 CreateQueue = Schema(
     "CreateQueue",
     (
@@ -64,7 +32,6 @@ UpdateQueue = Schema(
         Field(f.name, f.type, None, f.description, f.minimum, f.maximum, f.max_length, nullable=True) for f in _settings
     ),
 )
-
 QueueInfo = Schema(
     "QueueInfo",
     (
@@ -81,24 +48,23 @@ QueueList = Schema("QueueList", (Field("queues", "array", items=QueueInfo),))
 QueueDeleted = Schema("QueueDeleted", (Field("status", "string"), Field("queue", "string")))
 Retried = Schema("Retried", (Field("status", "string"), Field("queue", "string"), Field("retried", "integer")))
 
+# A job, as models.JOB_FIELDS declares its fields.
 Job = Schema(
     "Job",
     (
         Field("id", "string"),
         Field("queue", "string"),
-        Field("status", "string", enum=STATUSES),
-        Field("payload", "object"),
-        Field("result", None, nullable=True, description="What the worker reported on completion (null until then)."),
-        Field("error", "string", description="The last failure's error text."),
-        Field("retries", "integer", description="Times the job was handed out again after its first claim."),
-        Field("priority", "integer"),
-        Field("created_at", "string"),
-        Field("claimed_at", "string"),
-        Field("completed_at", "string"),
-        Field("run_at", "string", description='When a scheduled job becomes ready ("" otherwise).'),
-        Field("lease_id", "string", description="While claimed: the lease to quote when completing or failing."),
-        Field("lease_expires_at", "string"),
-        Field("worker", "string"),
+        *(
+            Field(
+                f.name,
+                f.type,
+                description=f.description,
+                enum=STATUSES if f.name == "status" else None,
+                nullable=f.type is None,
+            )
+            for f in JOB_FIELDS
+            if f.name != "id"
+        ),
         Field(
             "history",
             "array",
@@ -109,7 +75,6 @@ Job = Schema(
         ),
     ),
 )
-
 NewJob = Schema(
     "NewJob",
     (
@@ -147,9 +112,7 @@ Submit = Schema(
     "Submit",
     (
         Field("payload", "object", None, "One job's payload (or give `jobs`).", nullable=True),
-        Field("priority", "integer", 0, minimum=0, maximum=MAX_PRIORITY),
-        Field("delay", "number", None, minimum=0, maximum=MAX_DELAY_SECONDS, nullable=True),
-        Field("run_at", "string", None, nullable=True, max_length=64, format="date-time"),
+        *(f for f in NewJob.fields if f.name != "payload"),
         Field("jobs", "array", None, "A batch of jobs, accepted atomically.", items=NewJob, nullable=True, min_items=1),
     ),
     description="Either `payload` (one job) or `jobs` (a batch); a job has `delay` or `run_at`, not both.",
@@ -271,18 +234,21 @@ JobPage = Schema(
         Field("has_more", "boolean"),
     ),
 )
-ListQuery = (
-    Field("status", "string", "", "Only jobs with this status.", enum=("", *STATUSES)),
-    Field("count", "integer", 50, "Page size.", minimum=1, maximum=500),
-    Field(
-        "cursor",
-        "string",
-        "",
-        'The `cursor` of the previous page (the id of its last job); "" starts from the newest.',
-        max_length=64,
-        # Anchored: a JSON Schema pattern matches anywhere in the value unless it says otherwise.
-        pattern=f"^(?:{JOB_ID_PATTERN})?$",
-        pattern_hint='the "cursor" of a previous page (a job id), or empty for the newest',
+ListQuery = Schema(
+    "ListQuery",
+    (
+        Field("status", "string", "", "Only jobs with this status.", enum=("", *STATUSES)),
+        Field("count", "integer", 50, "Page size.", minimum=1, maximum=500),
+        Field(
+            "cursor",
+            "string",
+            "",
+            'The `cursor` of the previous page (the id of its last job); "" starts from the newest.',
+            max_length=64,
+            # Anchored: a JSON Schema pattern matches anywhere in the value unless it says otherwise.
+            pattern=f"^(?:{JOB_ID_PATTERN})?$",
+            pattern_hint='the "cursor" of a previous page (a job id), or empty for the newest',
+        ),
     ),
 )
 

@@ -20,8 +20,20 @@ import coredis.exceptions as redis_errors
 import orjson
 import trio
 
+from starq.worker_kit.errors import (
+    InvalidState,
+    JobNotFound,
+    LeaseLost,
+    NotClaimed,
+    NotDurable,
+    QueueExists,
+    QueueNotFound,
+    StarqError,
+    StoreUnavailable,
+    TooManyQueues,
+)
+
 from . import keys
-from .errors import LUA_ERRORS, QueueExists, QueueNotFound, StarqError, StoreUnavailable, TooManyQueues
 from .library import LIBRARY
 from .models import Job, NewJob, QueueInfo, Submitted, iso, queue_settings, settings_to_redis
 from .store import fcall, open_redis
@@ -440,11 +452,21 @@ async def _confirm_on_disk(synced: Any) -> None:
     try:
         local, _ = await synced
     except redis_errors.ResponseError as exc:
-        raise StoreUnavailable(f"the store cannot confirm the write is on disk: {exc}") from exc
+        raise NotDurable(f"the store cannot confirm the write is on disk: {exc}") from exc
     if local < 1:
-        raise StoreUnavailable(
+        raise NotDurable(
             f"the store did not confirm the write on disk within {DURABLE_TIMEOUT_MS} ms; it may or may not be stored"
         )
+
+
+# The Lua library signals errors with a leading code word; this maps it to the class to raise.
+LUA_ERRORS: dict[str, type[StarqError]] = {
+    "NOQUEUE": QueueNotFound,
+    "NOJOB": JobNotFound,
+    "NOTCLAIMED": NotClaimed,
+    "LEASE": LeaseLost,
+    "STATE": InvalidState,
+}
 
 
 def _translate(exc: redis_errors.ResponseError) -> StarqError:

@@ -56,13 +56,15 @@ def check_header(name: bytes, value: bytes) -> None:
         raise BadResponse(f"invalid response header {name!r}")
 
 
-def error_response(status: int, error: str, detail: str) -> bytes:
-    """A whole JSON error response ``{"detail", "error"}`` that closes the connection."""
+def error_response(status: int, error: str, detail: str, extra: bytes = b"") -> bytes:
+    """A whole JSON error response ``{"detail", "error"}`` that closes the connection; ``extra``: more header
+    lines, each ending in CRLF."""
     body = orjson.dumps({"detail": detail, "error": error})
     return (
         status_line(status)
         + date_header()
         + b"content-type: application/json\r\nx-content-type-options: nosniff\r\n"
+        + extra
         + b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body)
         + body
     )

@@ -1,15 +1,38 @@
-"""``Http1TCPServer``: Hypercorn's per-connection ``TCPServer``, handing plain connections to ``Connection``."""
+"""``Http1TCPServer``: Hypercorn's per-connection ``TCPServer``, handing each connection to ``Connection`` under a
+cap on open connections.
+
+Without the cap, thousands of idle or slowloris connections would each hold a file descriptor and some memory
+until their timeouts passed. With it, a process serves at most ``limit`` connections at once and sheds the rest
+at the door with a JSON 503 that a client may retry shortly.
+"""
 
 from __future__ import annotations
 
 import socket
 
+import attrs
 import trio
 from hypercorn.trio import tcp_server
 from hypercorn.utils import parse_socket_addr
 
-from ..connection_limit import rejection
 from .connection import Connection
+from .framing import error_response
+
+
+@attrs.define
+class ConnectionCount:
+    """How many connections one server process holds, and how many it refused."""
+
+    limit: int
+    active: int = 0
+    refused: int = 0
+
+
+def rejection(limit: int) -> bytes:
+    return error_response(
+        503, "too_many_connections", f"the server already holds its limit of {limit} connections; retry shortly",
+        b"retry-after: 1\r\n",
+    )  # fmt: skip
 
 
 class _ShutdownWatch:
@@ -39,13 +62,10 @@ class _ShutdownWatch:
 
 
 class Http1TCPServer(tcp_server.TCPServer):
-    """Serves a plain connection of an enabled config with ``Connection``; anything else as stock Hypercorn."""
+    """Serves a connection with ``Connection`` (or refuses it at the cap)."""
 
     async def run(self) -> None:
         sock = _plain_socket(self.stream)
-        if sock is None or not getattr(self.config, "starq_http1", False):
-            await super().run()
-            return
         watch = self.context.terminated
         if not isinstance(watch, _ShutdownWatch):
             watch = self.context.terminated = _ShutdownWatch(watch)
@@ -59,11 +79,7 @@ class Http1TCPServer(tcp_server.TCPServer):
         connection = Connection(
             self.app, self.config, self.context, self.state, self.stream, sock, client, server, watch.idle
         )
-        # The cap of ``connection_limit`` (which patches the stock ``run``), kept here for this path.
-        count = getattr(self.config, "starq_connections", None)
-        if count is None:
-            await connection.serve()
-            return
+        count: ConnectionCount = self.config.starq_connections
         if count.active >= count.limit:
             count.refused += 1
             await connection.refuse(rejection(count.limit))
@@ -75,10 +91,7 @@ class Http1TCPServer(tcp_server.TCPServer):
             count.active -= 1
 
 
-def _plain_socket(stream) -> socket.socket | None:
-    """The stdlib socket under a plain trio ``SocketStream`` (None for TLS). ``Connection`` calls it directly:
-    trio's socket methods add scheduler passes to every call, the cost this serving path exists to avoid."""
-    if not isinstance(stream, trio.SocketStream):
-        return None
-    sock = getattr(stream.socket, "_sock", None)
-    return sock if isinstance(sock, socket.socket) else None
+def _plain_socket(stream: trio.SocketStream) -> socket.socket:
+    """The stdlib socket under a trio ``SocketStream``. ``Connection`` calls it directly: trio's socket methods
+    add scheduler passes to every call, the cost this serving path exists to avoid."""
+    return stream.socket._sock  # type: ignore[attr-defined]

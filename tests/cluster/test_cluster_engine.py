@@ -10,9 +10,9 @@ import pytest
 import trio
 
 from starq.server.engine.engine import open_engine
-from starq.server.engine.errors import QueueNotFound
 from starq.server.engine.models import NewJob, new_job_id
 from starq.server.engine.store import parse_store_url
+from starq.worker_kit.errors import QueueNotFound
 
 
 def names(n: int) -> list[str]:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from starq.server.engine import models
-from starq.server.engine.errors import LeaseLost, NotClaimed, QueueNotFound
+from starq.worker_kit.errors import LeaseLost, NotClaimed, QueueNotFound
 
 from .conftest import assert_counts_true, make_queue, make_unticked_queue, now_ms, submit
 

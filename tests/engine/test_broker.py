@@ -11,7 +11,7 @@ import trio
 from starq.server import claims
 from starq.server.claims import ClaimBroker, Ledger
 from starq.server.engine.engine import open_engine
-from starq.server.engine.errors import QueueNotFound
+from starq.worker_kit.errors import QueueNotFound
 
 from .conftest import assert_counts_true, make_queue, payload_of, submit, wait_until
 

@@ -7,7 +7,7 @@ import random
 import pytest
 import trio
 
-from starq.server.engine.errors import InvalidState, QueueExists, QueueNotFound
+from starq.worker_kit.errors import InvalidState, QueueExists, QueueNotFound
 
 from .conftest import (
     all_jobs,
@@ -236,7 +236,7 @@ async def test_retention_expires_finished_records(engine, queue_name, raw):
     assert (await engine.tick(queue_name))[2] == 3
     truth = await assert_counts_true(engine, queue_name)
     assert truth == {"pending": 1, "scheduled": 0, "claimed": 0, "completed": 0, "failed": 0, "cancelled": 0}
-    from starq.server.engine.errors import JobNotFound
+    from starq.worker_kit.errors import JobNotFound
 
     for gone in (a.id, b.id, subs[2].id):
         with pytest.raises(JobNotFound):

@@ -8,7 +8,7 @@ from datetime import datetime
 import pytest
 import trio
 
-from starq.server.engine.errors import JobNotFound, LeaseLost, NotClaimed
+from starq.worker_kit.errors import JobNotFound, LeaseLost, NotClaimed
 
 from .conftest import assert_counts_true, make_queue, make_unticked_queue, now_ms, submit
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from starq.server.engine.errors import QueueNotFound
 from starq.server.engine.models import NewJob, new_job_id
+from starq.worker_kit.errors import QueueNotFound
 
 from .conftest import make_queue, new_job, payload_of, submit, submit_jobs
 

@@ -30,8 +30,8 @@ from hypothesis.stateful import (
 )
 
 from starq.server.engine.engine import dedupe_hash
-from starq.server.engine.errors import InvalidState, JobNotFound, LeaseLost, NotClaimed, StarqError
 from starq.server.engine.models import NewJob, new_job_id
+from starq.worker_kit.errors import InvalidState, JobNotFound, LeaseLost, NotClaimed, StarqError
 
 MAX_RETRIES = 1
 STALE = "stale-lease-0"

@@ -11,7 +11,7 @@ import uuid
 import httpx
 import pytest
 
-from starq.server.api.http import key_is_valid
+from starq.server.api.service import key_is_valid
 from starq.server.embedded import start_store
 
 KEY = {"X-API-Key": "dev-key"}

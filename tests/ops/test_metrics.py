@@ -93,7 +93,7 @@ def test_deleted_queue_leaves_the_depth_gauges(server, api, scrape, queue_name):
 
 def test_http_requests_by_route_and_status(server, api, scrape, queue_name):
     client = api(server.url)
-    route = "/api/v1/queues/<name>"
+    route = "/api/v1/queues/{name}"
     labels = {"method": "GET", "route": route, "status": "404"}
     before = scrape(server.url).total("starq_http_requests_total", **labels)
     before_latency = scrape(server.url).total("starq_http_request_duration_seconds_count", **labels)

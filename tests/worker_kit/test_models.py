@@ -1,23 +1,22 @@
-"""The kit's records agree with the server's: a queue setting the server defaults to one value must not read as
-another in ``QueueInfo`` (the kit keeps its own copy, so that it installs without the server)."""
+"""The kit's records agree with the server's declarations: every queue setting is a field of ``QueueInfo`` with the
+server's default (both read it from ``protocol.QUEUE_SETTINGS``), and the API documents the same defaults."""
 
 from __future__ import annotations
 
 import attrs
 
 from starq.server.api import shapes
-from starq.server.engine.models import QueueSettings
 from starq.worker_kit import QueueInfo
+from starq.worker_kit.protocol import QUEUE_DEFAULTS
 
 
-def test_queue_info_settings_default_as_the_server_does():
-    server = {field.name: field.default for field in attrs.fields(QueueSettings)}
+def test_queue_info_has_every_setting_with_the_server_default():
     kit = {field.name: field.default for field in attrs.fields(QueueInfo)}
-    assert set(server) <= set(kit), set(server) - set(kit)
-    for name, default in server.items():
-        assert kit[name] == default and type(kit[name]) in (type(default), int), (name, kit[name], default)
+    for name, default in QUEUE_DEFAULTS.items():
+        assert name in kit, f"QueueInfo lacks the setting {name}"
+        assert kit[name] == default and type(kit[name]) is type(default), (name, kit[name], default)
 
 
 def test_the_api_documents_the_same_defaults():
     api = {field.name: field.default for field in shapes.CreateQueue.fields if field.name != "name"}
-    assert api == {field.name: field.default for field in attrs.fields(QueueSettings)}
+    assert api == QUEUE_DEFAULTS

@@ -1,129 +1,14 @@
-"""Starq's own HTTP/1.1 serving path (``starq.server.http1``), tested over real sockets.
-
-Each test serves a small QuartTrio app (the one of ``test_http_layer.py``, plus a few endpoints) with Hypercorn's
-trio worker in this process, connections handed to ``http1`` (port 0, ``nursery.start``), and talks to it with
-raw HTTP/1.1 so framing, keep-alive and connection closes are visible byte for byte.
-"""
+"""What Starq's serving path does beyond plain HTTP/1.1 behaviour: one write per response, HEAD, HTTP/1.0,
+100-continue, the head limit, malformed requests, the connection cap, and what it tells the delivery guard
+(``client_gone``, ``send``'s result, ``reached_client``)."""
 
 from __future__ import annotations
 
-import json
-from importlib.metadata import version
-
-import pytest
 import trio
 
-# The behaviours every serving path must have, run here on this path with this module's ``served``.
-from http_behaviours import *  # noqa: F403
-from http_behaviours import LIMIT, Reader, connect, request_bytes, serving_config, start_serving
-from quart import Response
-from test_http_layer import make_app
-
-from starq.server import connection_limit, http1
+from serving.apps import REACHED
+from serving.wire import LIMIT, Reader, connect, exchange, json_body, request_bytes, status_of
 from starq.server.http1.connection import Connection
-
-
-def make_http1_app(events: list[str]):
-    app = make_app(events)
-
-    @app.get("/fail")
-    async def fail() -> Response:
-        raise RuntimeError("boom")
-
-    @app.get("/cut")
-    async def cut() -> Response:
-        async def chunks():
-            yield b"part;"
-            raise RuntimeError("cut short")
-
-        return Response(chunks(), content_type="text/plain")
-
-    return app
-
-
-REACHED: list[bool] = []
-
-
-async def raw_app(scope, receive, send) -> None:
-    """A bare ASGI app that never calls ``receive``: ``/gone`` waits for ``client_gone()`` and says what it saw;
-    any other path answers with what ``send`` returned for its first body bytes."""
-    if scope["type"] == "lifespan":
-        while (message := await receive())["type"] != "lifespan.shutdown":
-            await send({"type": message["type"] + ".complete"})
-        await send({"type": "lifespan.shutdown.complete"})
-        return
-    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
-    if scope["path"] == "/gone":
-        client_gone = scope["extensions"][http1.EXTENSION]["client_gone"]
-        before = client_gone()
-        with trio.move_on_after(LIMIT):
-            while not client_gone():
-                await trio.sleep(0.01)
-        await send(
-            {
-                "type": "http.response.body",
-                "body": b"before=%s after=%s" % (str(before).encode(), str(client_gone()).encode()),
-            }
-        )
-        return
-    if scope["path"] == "/reach":
-        # What reached_client() says after the answer was written; kept where the test can read it.
-        await send({"type": "http.response.body", "body": b"answer"})
-        REACHED.append(await scope["extensions"][http1.EXTENSION]["reached_client"](LIMIT))
-        return
-    sent = await send({"type": "http.response.body", "body": b"first", "more_body": True})
-    await send({"type": "http.response.body", "body": b"|sent=%s" % str(sent).encode()})
-
-
-@pytest.fixture
-async def raw_served(nursery):
-    """Serves ``raw_app`` with ``http1``; yields (host, port)."""
-    config = serving_config()
-    assert http1.enable(config)
-    stop = trio.Event()
-    yield await start_serving(nursery, raw_app, config, stop)
-    stop.set()
-
-
-@pytest.fixture
-async def served(nursery):
-    """Serves the app with ``http1``; yields a dict: host, port, events, config, stop, count."""
-    events: list[str] = []
-    config = serving_config()
-    config.h11_max_incomplete_size = 4096
-    config.graceful_timeout = 5
-    count = connection_limit.install(config, 50)
-    assert http1.enable(config)
-    stop = trio.Event()
-    host, port = await start_serving(nursery, make_http1_app(events), config, stop)
-    yield {"host": host, "port": port, "events": events, "config": config, "stop": stop, "count": count}
-    stop.set()
-
-
-async def exchange(served, raw: bytes) -> bytes:
-    """Sends ``raw``, returns everything until the server closes the connection."""
-    stream = await connect(served)
-    await stream.send_all(raw)
-    data = b""
-    with trio.fail_after(LIMIT):
-        while True:
-            try:
-                chunk = await stream.receive_some(65536)
-            except trio.BrokenResourceError:
-                break
-            if not chunk:
-                break
-            data += chunk
-    await stream.aclose()
-    return data
-
-
-def status_of(raw: bytes) -> int:
-    return int(raw.split(b" ", 2)[1])
-
-
-def json_body(raw: bytes) -> dict:
-    return json.loads(raw.split(b"\r\n\r\n", 1)[1])
 
 
 async def test_slowloris_head_is_shed_at_the_keep_alive_timeout(served):
@@ -143,9 +28,6 @@ async def test_slowloris_head_is_shed_at_the_keep_alive_timeout(served):
             assert await Reader(stream).closed()
             nursery.cancel_scope.cancel()
     assert 0.25 <= trio.current_time() - started < 2
-
-
-# -- this path's own behaviour ------------------------------------------------------------------------------------
 
 
 async def test_a_response_leaves_in_one_write(served, monkeypatch):
@@ -349,20 +231,3 @@ async def test_shutdown_closes_idle_connections_and_finishes_requests_in_flight(
     status, headers, body = await busy_reader.response()
     assert (status, body, headers["connection"]) == (200, b"slow", "close")
     assert await busy_reader.closed()
-
-
-def test_enable_is_pinned_to_the_hypercorn_version():
-    # Upgrading Hypercorn turns this path off (with a warning, stock Hypercorn serves): re-check it first.
-    assert version("hypercorn").startswith(http1.PINNED) and http1.is_supported()
-
-
-def test_starq_serve_uses_this_path_unless_told_otherwise(server_factory):
-    """``starq serve`` serves with http1 by default, and with Hypercorn's own HTTP/1.1 code on
-    ``STARQ_HTTP_SERVER=hypercorn`` (which names itself in a ``server`` header)."""
-    import httpx
-
-    for env, expected in (({}, None), ({"STARQ_HTTP_SERVER": "hypercorn"}, "hypercorn-h11")):
-        proc = server_factory(env=env)
-        r = httpx.get(proc.url + "/api/health")
-        assert r.status_code == 200 and r.headers.get("server") == expected, env
-        proc.stop()

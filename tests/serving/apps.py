@@ -1,0 +1,105 @@
+"""The small apps the serving-path tests serve: a QuartTrio app with every kind of endpoint they need, and a bare
+ASGI app that reports what the connection told it."""
+
+from __future__ import annotations
+
+import trio
+from quart import Response, request
+from quart_trio import QuartTrio
+
+from serving.wire import LIMIT
+from starq.server import http1
+
+
+def make_app(events: list[str]) -> QuartTrio:
+    app = QuartTrio(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = 64 * 1024 * 1024
+
+    @app.get("/ping")
+    async def ping() -> Response:
+        return Response(b'{"ok":true}', content_type="application/json")
+
+    @app.get("/slow")
+    async def slow() -> Response:
+        await trio.sleep(float(request.args.get("s", "0.5")))
+        return Response(b"slow", content_type="text/plain")
+
+    @app.post("/echo-length")
+    async def echo_length() -> Response:
+        body = await request.get_data()
+        return Response(str(len(body)).encode(), content_type="text/plain")
+
+    @app.get("/big")
+    async def big() -> Response:
+        return Response(b"x" * int(request.args["n"]), content_type="application/octet-stream")
+
+    @app.get("/hold")
+    async def hold() -> Response:
+        events.append("hold:start")
+        try:
+            await trio.sleep_forever()
+        finally:
+            events.append("hold:cancelled")
+
+    @app.get("/stream")
+    async def stream() -> Response:
+        async def chunks():
+            yield b"first;"
+            await trio.sleep(0.5)
+            yield b"second;"
+
+        return Response(chunks(), content_type="text/plain")
+
+    return app
+
+
+def make_app_with_failures(events: list[str]) -> QuartTrio:
+    app = make_app(events)
+
+    @app.get("/fail")
+    async def fail() -> Response:
+        raise RuntimeError("boom")
+
+    @app.get("/cut")
+    async def cut() -> Response:
+        async def chunks():
+            yield b"part;"
+            raise RuntimeError("cut short")
+
+        return Response(chunks(), content_type="text/plain")
+
+    return app
+
+
+REACHED: list[bool] = []
+
+
+async def raw_app(scope, receive, send) -> None:
+    """A bare ASGI app that never calls ``receive``: ``/gone`` waits for ``client_gone()`` and says what it saw;
+    any other path answers with what ``send`` returned for its first body bytes."""
+    if scope["type"] == "lifespan":
+        while (message := await receive())["type"] != "lifespan.shutdown":
+            await send({"type": message["type"] + ".complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    if scope["path"] == "/gone":
+        client_gone = scope["extensions"][http1.EXTENSION]["client_gone"]
+        before = client_gone()
+        with trio.move_on_after(LIMIT):
+            while not client_gone():
+                await trio.sleep(0.01)
+        await send(
+            {
+                "type": "http.response.body",
+                "body": b"before=%s after=%s" % (str(before).encode(), str(client_gone()).encode()),
+            }
+        )
+        return
+    if scope["path"] == "/reach":
+        # What reached_client() says after the answer was written; kept where the test can read it.
+        await send({"type": "http.response.body", "body": b"answer"})
+        REACHED.append(await scope["extensions"][http1.EXTENSION]["reached_client"](LIMIT))
+        return
+    sent = await send({"type": "http.response.body", "body": b"first", "more_body": True})
+    await send({"type": "http.response.body", "body": b"|sent=%s" % str(sent).encode()})
