@@ -20,5 +20,8 @@ def completion(shell: str) -> None:
     zsh:   eval "$(starq completion zsh)"             (in ~/.zshrc)
     fish:  starq completion fish > ~/.config/fish/completions/starq.fish
     """
-    script = get_completion_class(shell)(main, {}, "starq", "_STARQ_COMPLETE")
+    found = get_completion_class(shell)
+    if found is None:
+        raise click.BadParameter(f"no completion for {shell}", param_hint="SHELL")
+    script = found(main, {}, "starq", "_STARQ_COMPLETE")
     click.echo(script.source(), nl=False)

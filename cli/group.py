@@ -162,12 +162,19 @@ def main(ctx: click.Context, url: str, api_key: str | None, json_mode: bool, tim
     ctx.obj = Config(url=url, api_key=api_key, json=json_mode, timeout=timeout)
 
 
+def config(ctx: click.Context) -> Config:
+    """The global options of the command being run (set by ``main``, which runs before any command)."""
+    found = ctx.find_object(Config)
+    assert found is not None
+    return found
+
+
 def json_option(command: Callable[..., Any]) -> Callable[..., Any]:
     """``--json`` on a command too, so it can come after the command name."""
 
     def set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
         if value:
-            ctx.find_object(Config).json = True
+            config(ctx).json = True
 
     return click.option(
         "--json", "json_mode", is_flag=True, expose_value=False, callback=set_json, help="Print machine-readable JSON."
@@ -184,9 +191,9 @@ def api_command(group: click.Group, name: str | None = None, **settings: Any) ->
     def decorate(fn: Callable[..., Awaitable[None]]) -> click.Command:
         @functools.wraps(fn)
         async def command(**params: Any) -> None:
-            config = click.get_current_context().find_object(Config)
-            out = config.output()
-            async with config.client() as client:
+            settings = config(click.get_current_context())
+            out = settings.output()
+            async with settings.client() as client:
                 try:
                     await fn(client, out, **params)
                 except StarqError as exc:

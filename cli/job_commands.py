@@ -164,6 +164,7 @@ async def retry(client: StarqClient, out: Output, queue: str, job_id: str | None
             f"Retried {count} failed job(s) of {queue}"
         )
         return
+    assert job_id is not None  # given, as checked above
     status = await client.retry_job(queue, job_id)
     out.json({"status": status, "job_id": job_id}) if out.json_mode else out.line(f"Job {job_id} is now {status}")
 

@@ -20,7 +20,7 @@ from typing import BinaryIO
 import asyncclick as click
 import attrs
 import trio
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, ProgressColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from starq.worker_kit import ServerUnreachable, StarqClient, StarqError
 
@@ -86,7 +86,7 @@ async def submit(
         task = bar.add_task("submitting", total=size, jobs=0, rate=0.0) if bar else None
 
         def advance() -> None:
-            if bar is not None:
+            if bar is not None and task is not None:
                 elapsed = max(time.monotonic() - started, 1e-6)
                 done = totals.submitted + totals.skipped
                 bar.update(task, completed=totals.bytes_read, jobs=done, rate=done / elapsed)
@@ -187,7 +187,7 @@ def _size(stream: BinaryIO) -> int | None:
 
 
 def _progress(out: Output, size: int | None) -> Progress:
-    columns = [TextColumn("{task.description}")]
+    columns: list[ProgressColumn] = [TextColumn("{task.description}")]
     if size:
         columns += [BarColumn(), TaskProgressColumn()]
     columns += [

@@ -9,6 +9,7 @@ through the stream once the browser presents a key in the ``X-API-Key`` header (
 from __future__ import annotations
 
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -23,6 +24,7 @@ from . import snapshots
 from .live import StreamCounter, snapshot_events
 
 COUNTER_KEY = "starq.dashboard.streams"
+STATIC = Path(__file__).parent / "static"
 
 
 def _state() -> AppState:
@@ -169,6 +171,6 @@ def create_blueprint() -> Blueprint:
 
     @bp.get("/favicon.ico")
     async def favicon() -> Response:
-        return await send_from_directory(bp.static_folder, "favicon.svg", mimetype="image/svg+xml")
+        return await send_from_directory(STATIC, "favicon.svg", mimetype="image/svg+xml")
 
     return bp

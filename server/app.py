@@ -10,7 +10,6 @@ and JSON errors.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from quart import Response, g, request
 from quart_trio import QuartTrio
@@ -24,23 +23,25 @@ from .api import jobs, meta, queues  # noqa: F401 - importing them declares thei
 from .api.operations import AppState
 from .api.service import API_CSP, HTML_CSP, JSON, SECURITY_HEADERS, ApiService, error_body, internal_error
 from .claims import ClaimBroker
-from .metrics import MeteredBroker, MeteredEngine, Metrics
+from .engine.engine import Engine
+from .metrics import Metrics
 from .settings import Settings
 
 
-def create_app(engine: Any, broker: ClaimBroker, settings: Settings) -> QuartTrio:
+def create_app(engine: Engine, broker: ClaimBroker, settings: Settings) -> QuartTrio:
     """An app serving ``engine``'s queues. The caller owns the engine and runs ``broker``.
 
-    The metrics are the engine's when it is a ``MeteredEngine`` (as ``starq serve`` makes it), else a fresh set.
+    The metrics are the engine's observer when it has them (as ``starq serve`` makes it), else a fresh set.
     """
-    metrics = engine.metrics if isinstance(engine, MeteredEngine) else Metrics()
-    state = AppState(engine=engine, broker=MeteredBroker(broker, metrics), settings=settings, metrics=metrics)
+    metrics = engine.observer if isinstance(engine.observer, Metrics) else Metrics()
+    state = AppState(engine=engine, broker=broker, settings=settings, metrics=metrics)
     app = QuartTrio(__name__)
     app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, BODY_TIMEOUT=settings.body_timeout)
     app.extensions["starq"] = state
     _install_page_hooks(app, state)
     app.register_blueprint(create_blueprint())
-    app.asgi_app = ApiService(state, app.asgi_app)  # type: ignore[method-assign]
+    # Wrapping asgi_app is Quart's own way to put middleware in front (its stubs type it as a method).
+    app.asgi_app = ApiService(state, app.asgi_app)  # type: ignore[method-assign,assignment]
     return app
 
 

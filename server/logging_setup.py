@@ -46,8 +46,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        if getattr(record, "request_id", ""):
-            out["request_id"] = record.request_id
+        rid = getattr(record, "request_id", "")
+        if rid:
+            out["request_id"] = rid
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
                 out[key] = value

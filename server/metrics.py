@@ -3,12 +3,12 @@
 Three kinds of figures, each gathered where it is cheapest and exact:
 
 * Job counters (submitted, claimed, completed, failed, retried, dead-lettered, reclaimed, released) count
-  what *this process* did, read from the engine's own replies by ``MeteredEngine``; the reclaimed count
-  comes from the maintenance loop's ``tick``. Sum them over every instance (``sum by (queue)``).
+  what *this process* did, read from the engine's own replies (``Metrics`` is the engine's ``Observer``); the
+  reclaimed count comes from the maintenance loop's ``tick``. Sum them over every instance (``sum by (queue)``).
 * Queue depth by status, waiting long-polls and whether the store answers are read at scrape time
   (``Metrics.refresh``), so they are the store's truth, the same on every instance.
-* Latencies: HTTP requests by route and status, engine operations (each one Redis round trip, except the
-  few noted on ``MeteredEngine``), how long claims waited, how long jobs ran and how long they queued.
+* Latencies: HTTP requests by route and status, store round trips by operation, how long claims waited, how
+  long jobs ran and how long they queued.
 
 Every metric lives in a registry of its own (never prometheus-client's global one), so several apps in one
 process (tests) do not collide.
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -33,9 +34,10 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from starq.worker_kit.errors import StarqError
 
-from .engine.models import STATUSES
+from .engine.models import STATUSES, Job
+from .engine.observer import Observer
 
-__all__ = ["CONTENT_TYPE_LATEST", "MeteredBroker", "MeteredEngine", "Metrics"]
+__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 
 # prometheus-client adds a ``*_created`` series (a timestamp) to every counter and histogram child, which the text
 # format types as a gauge: a family no one declared, doubling the series of each. The switch is prometheus-client's
@@ -51,7 +53,7 @@ STORE_BUCKETS = (0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0
 MAX_TRACKED_CLAIMS = 100_000
 
 
-class Metrics:
+class Metrics(Observer):
     """Every metric of one server process, in its own registry."""
 
     def __init__(self) -> None:
@@ -60,16 +62,20 @@ class Metrics:
         def jobs(name: str, what: str) -> Counter:
             return Counter(f"starq_jobs_{name}", f"Jobs {what} through this process.", ["queue"], registry=registry)
 
-        self.submitted = jobs("submitted", "submitted (skipped duplicates excluded)")
-        self.claimed = jobs("claimed", "handed out to workers")
-        self.completed = jobs("completed", "reported completed")
-        self.failed = jobs("failed", "reported failed (each failed attempt; expired leases excluded)")
-        self.retried = jobs("retried", "put back in line after a failed attempt a worker reported")
-        self.dead_lettered = jobs("dead_lettered", "dead-lettered (status failed) by a reported failure")
-        self.reclaimed = jobs(
-            "reclaimed", "whose lease expired, reclaimed (retried or dead-lettered) by this process's maintenance loop"
-        )
-        self.released = jobs("released", "returned to the queue because the claiming client never got them")
+        self.jobs = {
+            name: jobs(name, what)
+            for name, what in (
+                ("submitted", "submitted (skipped duplicates excluded)"),
+                ("claimed", "handed out to workers"),
+                ("completed", "reported completed"),
+                ("failed", "reported failed (each failed attempt; expired leases excluded)"),
+                ("retried", "put back in line after a failed attempt a worker reported"),
+                ("dead_lettered", "dead-lettered (status failed) by a reported failure"),
+                ("reclaimed", "whose lease expired, reclaimed (retried or dead-lettered) by this process's maintenance "
+                 "loop"),
+                ("released", "returned to the queue because the claiming client never got them"),
+            )
+        }  # fmt: skip
         self.depth = Gauge(
             "starq_queue_jobs",
             "Jobs in a queue by status, read from the store at scrape time.",
@@ -155,12 +161,27 @@ class Metrics:
         children[0].inc()
         children[1].observe(seconds)
 
-    # -- run time bookkeeping -------------------------------------------------------------------------------
+    def count(self, kind: str, queue: str, n: int = 1) -> None:
+        """Adds ``n`` to the job counter ``kind`` (one of ``self.jobs``) of ``queue``."""
+        if n:
+            self.child(self.jobs[kind], queue).inc(n)
 
-    def claimed_jobs(self, queue: str, jobs: list[Any]) -> None:
-        if not jobs:
-            return
-        self.child(self.claimed, queue).inc(len(jobs))
+    def claim_waited(self, queue: str, got_jobs: bool, seconds: float) -> None:
+        """A claim request was answered after ``seconds`` (its long-poll included)."""
+        self.child(self.claim_wait, queue, "jobs" if got_jobs else "empty").observe(seconds)
+
+    # -- what the engine reports (engine.observer.Observer) -------------------------------------------------
+
+    def store_call(self, operation: str, seconds: float, unavailable: bool) -> None:
+        self.child(self.store_op, operation).observe(seconds)
+        if unavailable:
+            self.child(self.store_errors, operation).inc()
+
+    def submitted(self, queue: str, fresh: int) -> None:
+        self.count("submitted", queue, fresh)
+
+    def claimed(self, queue: str, jobs: Sequence[Job]) -> None:
+        self.count("claimed", queue, len(jobs))
         now = time.monotonic()
         for job in jobs:
             self._claimed_at[(queue, job.id)] = now
@@ -171,18 +192,28 @@ class Metrics:
         while len(self._claimed_at) > MAX_TRACKED_CLAIMS:
             self._claimed_at.popitem(last=False)
 
-    def job_ended(self, queue: str, job_id: str, outcome: str) -> None:
+    def released(self, queue: str, jobs: Sequence[Job], released: int) -> None:
+        self.count("released", queue, released)
+        for job in jobs:
+            self._claimed_at.pop((queue, job.id), None)
+
+    def completed(self, queue: str, job_ids: Sequence[str]) -> None:
+        self.count("completed", queue, len(job_ids))  # one increment a batch: each takes the client's lock
+        for job_id in job_ids:
+            self._job_ended(queue, job_id, "completed")
+
+    def failed(self, queue: str, job_id: str, status: str) -> None:
+        self.count("failed", queue)
+        self._job_ended(queue, job_id, "failed")
+        self.count("dead_lettered" if status == "failed" else "retried", queue)
+
+    def reclaimed(self, queue: str, count: int) -> None:
+        self.count("reclaimed", queue, count)
+
+    def _job_ended(self, queue: str, job_id: str, outcome: str) -> None:
         started = self._claimed_at.pop((queue, job_id), None)
         if started is not None:
             self.child(self.job_run, queue, outcome).observe(time.monotonic() - started)
-
-    def failed_attempt(self, queue: str, job_id: str, status: str) -> None:
-        self.child(self.failed, queue).inc()
-        self.job_ended(queue, job_id, "failed")
-        if status == "failed":
-            self.child(self.dead_lettered, queue).inc()
-        else:
-            self.child(self.retried, queue).inc()
 
     # -- scrape ---------------------------------------------------------------------------------------------
 
@@ -214,139 +245,3 @@ def _seconds_between(start: str, end: str) -> float | None:
     except ValueError:
         return None
     return max(delta.total_seconds(), 0.0)
-
-
-class MeteredEngine:
-    """An ``Engine`` that counts what passes through it. Everything not overridden is the engine's own.
-
-    Each timed operation is one Redis round trip, except ``list_queues`` (one per queue), ``delete_queue``,
-    ``purge`` and ``retry_dead`` (chunked).
-    """
-
-    def __init__(self, engine: Any, metrics: Metrics) -> None:
-        self.inner = engine
-        self.metrics = metrics
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    async def _timed(self, operation: str, call: Any) -> Any:
-        started = time.perf_counter()
-        try:
-            return await call
-        except StarqError as exc:
-            if exc.status == 503:
-                self.metrics.store_errors.labels(operation).inc()
-            raise
-        finally:
-            self.metrics.child(self.metrics.store_op, operation).observe(time.perf_counter() - started)
-
-    async def submit(self, queue: str, jobs: Any, ids: Any) -> Any:
-        results = await self._timed("submit", self.inner.submit(queue, jobs, ids))
-        fresh = sum(1 for r in results if not r.skipped)
-        if fresh:
-            self.metrics.child(self.metrics.submitted, queue).inc(fresh)
-        return results
-
-    async def claim(self, queue: str, count: int, worker: str = "") -> Any:
-        jobs = await self._timed("claim", self.inner.claim(queue, count, worker))
-        self.metrics.claimed_jobs(queue, jobs)
-        return jobs
-
-    async def release(self, queue: str, jobs: Any) -> int:
-        released = await self._timed("release", self.inner.release(queue, jobs))
-        if released:
-            self.metrics.released.labels(queue).inc(released)
-        for job in jobs:
-            self.metrics._claimed_at.pop((queue, job.id), None)
-        return released
-
-    async def complete(self, queue: str, job_id: str, lease_id: str = "", result_json: str = "{}") -> str:
-        status = await self._timed("complete", self.inner.complete(queue, job_id, lease_id, result_json))
-        self.metrics.child(self.metrics.completed, queue).inc()
-        self.metrics.job_ended(queue, job_id, "completed")
-        return status
-
-    async def fail(self, queue: str, job_id: str, lease_id: str = "", error: str = "", retry: bool = True) -> Any:
-        status, retries = await self._timed("fail", self.inner.fail(queue, job_id, lease_id, error, retry))
-        self.metrics.failed_attempt(queue, job_id, status)
-        return status, retries
-
-    async def ack(self, queue: str, completes: Any, fails: Any) -> Any:
-        outcomes = await self._timed("ack", self.inner.ack(queue, completes, fails))
-        completed = 0
-        for i, outcome in enumerate(outcomes):
-            if outcome.error is not None:
-                continue
-            if i < len(completes):
-                completed += 1
-                self.metrics.job_ended(queue, outcome.id, "completed")
-            else:
-                self.metrics.failed_attempt(queue, outcome.id, outcome.status)
-        if completed:
-            # One increment for the batch: each one takes prometheus-client's lock.
-            self.metrics.child(self.metrics.completed, queue).inc(completed)
-        return outcomes
-
-    async def tick(self, queue: str) -> tuple[int, int, int]:
-        promoted, reclaimed, expired = await self._timed("tick", self.inner.tick(queue))
-        if reclaimed:
-            self.metrics.reclaimed.labels(queue).inc(reclaimed)
-        return promoted, reclaimed, expired
-
-    async def tick_many(self, queues: Any) -> dict[str, tuple[int, int, int]]:
-        ticked = await self._timed("tick", self.inner.tick_many(queues))
-        for queue, (_promoted, reclaimed, _expired) in ticked.items():
-            if reclaimed:
-                self.metrics.reclaimed.labels(queue).inc(reclaimed)
-        return ticked
-
-
-def _plain(name: str) -> Any:
-    async def call(self: MeteredEngine, *args: Any, **kwargs: Any) -> Any:
-        return await self._timed(name, getattr(self.inner, name)(*args, **kwargs))
-
-    call.__name__ = name
-    return call
-
-
-# The remaining store operations are only timed.
-for _name in (
-    "create_queue",
-    "queue_info",
-    "list_queues",
-    "queue_names",
-    "update_queue",
-    "pause",
-    "resume",
-    "delete_queue",
-    "purge",
-    "extend",
-    "cancel",
-    "retry",
-    "retry_dead",
-    "get_job",
-    "list_jobs",
-    "throughput",
-    "workers",
-    "ping",
-):
-    setattr(MeteredEngine, _name, _plain(_name))
-
-
-class MeteredBroker:
-    """A ``ClaimBroker`` whose claims are timed from arrival to answer."""
-
-    def __init__(self, broker: Any, metrics: Metrics) -> None:
-        self.inner = broker
-        self.metrics = metrics
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    async def claim(self, queue: str, count: int, block_ms: int, worker: str, ledger: Any) -> Any:
-        started = time.perf_counter()
-        jobs = await self.inner.claim(queue, count, block_ms, worker, ledger)
-        waited = time.perf_counter() - started
-        self.metrics.child(self.metrics.claim_wait, queue, "jobs" if jobs else "empty").observe(waited)
-        return jobs

@@ -38,7 +38,7 @@ from .embedded import EmbeddedStore, die_with_parent, embedded_store
 from .engine.engine import open_engine
 from .logging_setup import configure_logging
 from .maintenance import maintain_forever
-from .metrics import MeteredEngine, Metrics
+from .metrics import Metrics
 from .settings import Settings
 from .store_keeper import StoreGaveUp, StoreKeeper
 
@@ -90,33 +90,33 @@ async def serve(
     settings: Settings, redis_url: str, fd: int, *, shutdown: trio.Event, task_status=trio.TASK_STATUS_IGNORED
 ) -> None:
     """Serves until ``shutdown`` is set, then shuts down gracefully."""
-    async with open_engine(
+    metrics = Metrics()  # everything this process does goes through its engine, so /metrics counts it all
+    engine_opened = open_engine(
         redis_url,
         durable=settings.durable,
         max_connections=settings.redis_max_connections,
         wait_for_store=STORE_WAIT_SECONDS,
-    ) as store_engine:
-        # Everything this process does goes through one metered engine, so /metrics counts it all.
-        engine = MeteredEngine(store_engine, Metrics())
-        async with trio.open_nursery() as nursery:
-            broker = ClaimBroker(engine)
-            await nursery.start(broker.run)
-            await nursery.start(maintain_forever, engine)
-            app = create_app(engine, broker, settings)
-            gc_tuning.tune_for_serving()
+        observer=metrics,
+    )
+    async with engine_opened as engine, trio.open_nursery() as nursery:
+        broker = ClaimBroker(engine)
+        await nursery.start(broker.run)
+        await nursery.start(maintain_forever, engine)
+        app = create_app(engine, broker, settings)
+        gc_tuning.tune_for_serving()
 
-            async def trigger() -> None:
-                await shutdown.wait()
-                broker.close()  # parked long-polls answer now instead of holding up the drain
+        async def trigger() -> None:
+            await shutdown.wait()
+            broker.close()  # parked long-polls answer now instead of holding up the drain
 
-            async def http(task_status=trio.TASK_STATUS_IGNORED) -> None:
-                await hypercorn_serve(
-                    app, hypercorn_config(settings, fd), shutdown_trigger=trigger, task_status=task_status
-                )
-                nursery.cancel_scope.cancel()  # requests drained: stop the background loops
+        async def http(task_status=trio.TASK_STATUS_IGNORED) -> None:
+            await hypercorn_serve(
+                app, hypercorn_config(settings, fd), shutdown_trigger=trigger, task_status=task_status
+            )
+            nursery.cancel_scope.cancel()  # requests drained: stop the background loops
 
-            await nursery.start(http)
-            task_status.started()
+        await nursery.start(http)
+        task_status.started()
 
 
 async def _watch_signals(shutdown: trio.Event) -> None:

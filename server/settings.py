@@ -238,7 +238,7 @@ def _label(field: attrs.Attribute) -> str:
 
 
 def _read(field: attrs.Attribute, raw: str) -> Any:
-    kind = type(field.default)
+    kind: type[Any] = type(field.default)
     if kind is bool:
         return raw.strip().lower() in TRUE_WORDS
     if kind is tuple:

@@ -255,7 +255,7 @@ class StarqClient:
 
     async def list_jobs(self, queue: str, *, status: str = "", count: int = 50, cursor: str = "") -> JobPage:
         """``GET .../jobs``: one page, newest first, filtered by ``status`` before paging."""
-        params = {"count": count}
+        params: dict[str, Any] = {"count": count}
         if status:
             params["status"] = status
         if cursor:

@@ -109,6 +109,7 @@ async def list_jobs(st: AppState, req: Request) -> Answer:
 async def claim(st: AppState, req: Request) -> Answer:
     body, settings = req.body, st.settings
     req.ledger = Ledger()
+    started = time.perf_counter()
     jobs = await st.broker.claim(
         req.queue,
         min(body["count"], settings.max_claim_count),
@@ -116,6 +117,7 @@ async def claim(st: AppState, req: Request) -> Answer:
         body["worker"],
         req.ledger,
     )
+    st.metrics.claim_waited(req.queue, bool(jobs), time.perf_counter() - started)
     return {"jobs": [j.to_json() for j in jobs]}, 200
 
 

@@ -87,7 +87,7 @@ class Field:
             if self.type == "number":
                 return float(raw)
         except ValueError:
-            raise ValidationFailed(f"{path} must be {_article(self.type)}") from None
+            raise ValidationFailed(f"{path} must be {_article(self.type or 'number')}") from None
         if self.type == "boolean":
             if raw.lower() not in ("true", "false", "1", "0"):
                 raise ValidationFailed(f"{path} must be true or false")

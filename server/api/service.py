@@ -269,10 +269,10 @@ class ApiService:
             headers = [*_JSON_HEADERS, (b"content-length", b"%d" % len(body))]
         headers.append((b"x-request-id", rid.encode("latin-1")))
         await send({"type": "http.response.start", "status": status, "headers": headers})
-        ledger = request.ledger if request is not None else None
-        if ledger is None or not ledger.jobs:
+        if request is None or request.ledger is None or not request.ledger.jobs:
             await self._write(send, body)
             return status
+        ledger = request.ledger
         transport = _transport(request)
         if transport is not None and transport["client_gone"]():
             return status  # nothing written: the jobs go back to the queue when the request ends

@@ -10,12 +10,12 @@ import hashlib
 import logging
 import os
 import random
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import attrs
-import coredis
 import coredis.exceptions as redis_errors
 import orjson
 import trio
@@ -25,7 +25,6 @@ from starq.worker_kit.errors import (
     JobNotFound,
     LeaseLost,
     NotClaimed,
-    NotDurable,
     QueueExists,
     QueueNotFound,
     StarqError,
@@ -34,12 +33,13 @@ from starq.worker_kit.errors import (
 )
 
 from . import keys
+from .durability import DURABLE_TIMEOUT_MS, check_durable, confirm_on_disk
 from .library import LIBRARY
 from .models import Job, NewJob, QueueInfo, Submitted, iso, queue_settings, settings_to_redis
-from .store import fcall, open_redis
+from .observer import Observer
+from .store import Store, fcall, open_redis
 
 log = logging.getLogger("starq.engine")
-
 
 # How much background work one maintenance call may do per queue and kind; more waits for the next call.
 TICK_LIMIT = 500
@@ -48,9 +48,6 @@ PURGE_CHUNK = 1000
 TICK_PIPELINE = 500
 
 _STORE_ERRORS = (redis_errors.ConnectionError, TimeoutError, OSError)
-
-# Durable mode (docs/durability.md): how long a write waits for the store to confirm it is on disk, then 503.
-DURABLE_TIMEOUT_MS = 2000
 
 
 def dedupe_hash(payload: Any) -> str:
@@ -85,27 +82,49 @@ class WorkerSeen:
 
 
 class Engine:
-    """Starq's queues on one Redis (or Valkey) server."""
+    """Starq's queues on one Redis (or Valkey) server, or on a Redis Cluster.
 
-    def __init__(self, redis: coredis.Redis, *, durable: bool = False) -> None:
+    Args:
+        redis: the store client (``store.open_redis``).
+        durable: answer writes only once the store has them on disk (``durability.py``).
+        observer: told what the engine does, for metrics.
+    """
+
+    def __init__(self, redis: Store, *, durable: bool = False, observer: Observer | None = None) -> None:
         self._redis = redis
         self._durable = durable
+        self.observer = observer or Observer()
         # Whether writes are confirmed with WAITAOF; set by check_durable (Redis 7.0 has no WAITAOF).
         self._waitaof = False
 
     # -- plumbing -------------------------------------------------------------------------------------------
 
+    @contextmanager
+    def _store_call(self, operation: str) -> Iterator[None]:
+        """One round trip: timed for the observer, and the store's failures turned into Starq's errors."""
+        started = time.perf_counter()
+        unavailable = False
+        try:
+            yield
+        except redis_errors.ResponseError as exc:
+            error = _translate(exc)
+            unavailable = isinstance(error, StoreUnavailable)
+            raise error from exc
+        except _STORE_ERRORS as exc:
+            unavailable = True
+            raise StoreUnavailable(f"cannot reach the store: {exc}") from exc
+        finally:
+            self.observer.store_call(operation, time.perf_counter() - started, unavailable)
+
     async def load_library(self) -> None:
         """Loads (or replaces) the Lua library; every server process does this when it starts."""
-        try:
+        with self._store_call("load_library"):
             await self._redis.function_load(LIBRARY, replace=True)
-        except _STORE_ERRORS as exc:
-            raise StoreUnavailable(f"cannot reach the store: {exc}") from exc
 
     async def _call(self, function: str, queue: str, args: Sequence[Any] = (), *, readonly: bool = False) -> Any:
         meta = [keys.meta(queue)]
         values = [str(a) for a in args]
-        try:
+        with self._store_call(function.removeprefix("starq_")):
             try:
                 return await self._fcall(function, keys=meta, args=values, readonly=readonly)
             except redis_errors.ResponseError as exc:
@@ -115,10 +134,6 @@ class Engine:
                 # call again.
                 await self._redis.function_load(LIBRARY, replace=True)
                 return await self._fcall(function, keys=meta, args=values, readonly=readonly)
-        except redis_errors.ResponseError as exc:
-            raise _translate(exc) from exc
-        except _STORE_ERRORS as exc:
-            raise StoreUnavailable(f"cannot reach the store: {exc}") from exc
 
     async def _fcall(self, function: str, *, keys: list[str], args: list[str], readonly: bool = False) -> Any:
         """FCALL (FCALL_RO when ``readonly``), a write followed in durable mode by WAITAOF on the same
@@ -132,43 +147,14 @@ class Engine:
             reply = pipe.fcall(function, keys=keys, args=args)
             synced = pipe.waitaof(1, 0, DURABLE_TIMEOUT_MS)
         result = await reply
-        await _confirm_on_disk(synced)
+        await confirm_on_disk(synced)
         return result
 
     async def check_durable(self) -> None:
-        """Checks that the store writes every change to disk before it answers (durable mode), and whether it
-        can confirm each write with WAITAOF. Raises StoreUnavailable saying what to change when it cannot.
-
-        ``appendfsync always`` is required: with ``everysec``, WAITAOF on Valkey 9.1 (and Redis 7.4 before
-        redis/redis#13793) confirms writes that are not on disk yet, so WAITAOF alone proves nothing there.
-        """
-        if not isinstance(self._redis, coredis.Redis):
-            raise StoreUnavailable("STARQ_DURABLE=1 supports a single Redis/Valkey server, not a cluster")
-        try:
-            config = await self._redis.config_get(["appendonly", "appendfsync"])
-        except redis_errors.ResponseError as exc:
-            raise StoreUnavailable(
-                f"STARQ_DURABLE=1 needs to read the store's AOF settings (CONFIG GET): {exc}"
-            ) from exc
-        except _STORE_ERRORS as exc:
-            raise StoreUnavailable(f"cannot reach the store: {exc}") from exc
-        appendonly, appendfsync = config.get("appendonly", "?"), config.get("appendfsync", "?")
-        if appendonly != "yes" or appendfsync != "always":
-            raise StoreUnavailable(
-                "STARQ_DURABLE=1 needs a store that writes every change to disk before it answers, but it has "
-                f"appendonly {appendonly} and appendfsync {appendfsync}: set appendonly yes and appendfsync "
-                "always on the store (see docs/durability.md), or unset STARQ_DURABLE"
-            )
-        try:
-            async with self._redis.pipeline(transaction=False, raise_on_error=False) as pipe:
-                probe = pipe.waitaof(0, 0, 1)
-            await probe
-        except (redis_errors.ResponseError, redis_errors.CommandNotSupportedError):
-            self._waitaof = False  # Redis 7.0: appendfsync always alone makes each answered write durable
-        except _STORE_ERRORS as exc:
-            raise StoreUnavailable(f"cannot reach the store: {exc}") from exc
-        else:
-            self._waitaof = True
+        """Checks that the store can honour durable mode (see ``durability.py``); raises StoreUnavailable
+        saying what to change when it cannot."""
+        with self._store_call("check_durable"):
+            self._waitaof = await check_durable(self._redis)
 
     @property
     def durability(self) -> str:
@@ -179,10 +165,8 @@ class Engine:
 
     async def ping(self) -> dict[str, Any]:
         """Checks the store; returns its version. Raises StoreUnavailable when it cannot be reached."""
-        try:
+        with self._store_call("ping"):
             info = await self._redis.info("server")
-        except _STORE_ERRORS as exc:
-            raise StoreUnavailable(f"cannot reach the store: {exc}") from exc
         return {"redis_version": info.get("redis_version", ""), "valkey_version": info.get("valkey_version", "")}
 
     # -- queues ---------------------------------------------------------------------------------------------
@@ -211,13 +195,11 @@ class Engine:
 
     async def list_queues(self) -> list[QueueInfo]:
         names = sorted(await self._registry("smembers"))
-        try:
+        with self._store_call("list_queues"):
             async with self._redis.pipeline(transaction=False, raise_on_error=False) as pipe:
                 replies = [pipe.fcall_ro("starq_queue_info", keys=[keys.meta(n)], args=[]) for n in names]
-        except _STORE_ERRORS as exc:
-            raise StoreUnavailable(f"cannot reach the store: {exc}") from exc
         infos = []
-        for name, request in zip(names, replies):
+        for name, request in zip(names, replies, strict=True):
             try:
                 infos.append(QueueInfo.from_reply(name, await request))
             except redis_errors.ResponseError as exc:
@@ -259,14 +241,12 @@ class Engine:
                 return True
 
     async def _registry(self, op: str, *args: str) -> Any:
-        try:
+        with self._store_call("registry"):
             if op == "smembers":
                 return await self._redis.smembers(keys.REGISTRY)
             if op == "scard":
                 return await self._redis.scard(keys.REGISTRY)
             return await getattr(self._redis, op)(keys.REGISTRY, list(args))
-        except _STORE_ERRORS as exc:
-            raise StoreUnavailable(f"cannot reach the store: {exc}") from exc
 
     # -- jobs -----------------------------------------------------------------------------------------------
 
@@ -279,23 +259,33 @@ class Engine:
         for job_id, job in zip(ids, jobs, strict=True):
             args += [job_id, job.payload, job.priority, job.run_at_ms, job.dedupe_hash]
         reply = await self._call("starq_submit", queue, args)
-        return [Submitted(id=r[0], status=r[1], created_at=iso(r[2]), skipped=bool(r[3])) for r in reply]
+        results = [Submitted(id=r[0], status=r[1], created_at=iso(r[2]), skipped=bool(r[3])) for r in reply]
+        self.observer.submitted(queue, sum(1 for r in results if not r.skipped))
+        return results
 
     async def claim(self, queue: str, count: int, worker: str = "") -> list[Job]:
         """Claims up to ``count`` ready jobs without waiting. Long-polling lives in ``ClaimBroker``."""
         token = os.urandom(6).hex() + "-"
         records = await self._call("starq_claim", queue, (count, token, worker))
-        return [Job.from_record(queue, r) for r in records]
+        jobs = [Job.from_record(queue, r) for r in records]
+        if jobs:
+            self.observer.claimed(queue, jobs)
+        return jobs
 
     async def release(self, queue: str, jobs: Sequence[Job]) -> int:
         """Returns claimed jobs that never reached a worker to the queue at once, as if never claimed."""
         args: list[str] = []
         for job in jobs:
             args += [job.id, job.lease_id]
-        return await self._call("starq_release", queue, args) if args else 0
+        if not args:
+            return 0
+        released = int(await self._call("starq_release", queue, args))
+        self.observer.released(queue, jobs, released)
+        return released
 
     async def complete(self, queue: str, job_id: str, lease_id: str = "", result_json: str = "{}") -> str:
         reply = await self._call("starq_complete", queue, [job_id, lease_id, result_json])
+        self.observer.completed(queue, [job_id])
         return reply[1]
 
     async def fail(
@@ -303,6 +293,7 @@ class Engine:
     ) -> tuple[str, int]:
         """Records a failed attempt. Returns the job's new status and its retries."""
         reply = await self._call("starq_fail", queue, [job_id, lease_id, error, int(retry), random.random()])
+        self.observer.failed(queue, job_id, reply[1])
         return reply[1], int(reply[2])
 
     async def extend(self, queue: str, job_id: str, lease_id: str = "", seconds: float | None = None) -> str:
@@ -334,11 +325,18 @@ class Engine:
             # As if each item had been tried on its own: every one reports the missing queue.
             return [AckOutcome(id=job_id, error=exc) for job_id in ids]
         outcomes = []
-        for job_id, reply in zip(ids, replies, strict=True):
+        completed = []
+        for i, (job_id, reply) in enumerate(zip(ids, replies, strict=True)):
             if reply[0] == "error":
                 outcomes.append(AckOutcome(id=job_id, error=_translate_message(reply[1])))
+                continue
+            outcomes.append(AckOutcome(id=job_id, status=reply[1], retries=int(reply[2])))
+            if i < len(completes):
+                completed.append(job_id)
             else:
-                outcomes.append(AckOutcome(id=job_id, status=reply[1], retries=int(reply[2])))
+                self.observer.failed(queue, job_id, reply[1])
+        if completed:
+            self.observer.completed(queue, completed)
         return outcomes
 
     async def cancel(self, queue: str, job_id: str) -> str:
@@ -392,6 +390,8 @@ class Engine:
         except QueueNotFound:
             await self.purge(queue)
             return 0, 0, 0
+        if reclaimed:
+            self.observer.reclaimed(queue, int(reclaimed))
         return int(promoted), int(reclaimed), int(expired)
 
     async def tick_many(self, queues: Sequence[str]) -> dict[str, tuple[int, int, int]]:
@@ -405,16 +405,14 @@ class Engine:
 
     async def _tick_chunk(self, queues: Sequence[str]) -> dict[str, tuple[int, int, int]]:
         args = [str(TICK_LIMIT)]
-        try:
+        with self._store_call("tick"):
             async with self._redis.pipeline(transaction=False, raise_on_error=False) as pipe:
                 replies = [pipe.fcall("starq_tick", keys=[keys.meta(q)], args=args) for q in queues]
                 synced = pipe.waitaof(1, 0, DURABLE_TIMEOUT_MS) if self._durable and self._waitaof else None
-        except _STORE_ERRORS as exc:
-            raise StoreUnavailable(f"cannot reach the store: {exc}") from exc
         if synced is not None:
-            await _confirm_on_disk(synced)
+            await confirm_on_disk(synced)
         out: dict[str, tuple[int, int, int]] = {}
-        for queue, request in zip(queues, replies):
+        for queue, request in zip(queues, replies, strict=True):
             try:
                 promoted, reclaimed, expired = await request
             except redis_errors.ResponseError as exc:
@@ -429,6 +427,8 @@ class Engine:
                 out[queue] = (0, 0, 0)
             else:
                 out[queue] = (int(promoted), int(reclaimed), int(expired))
+                if reclaimed:
+                    self.observer.reclaimed(queue, int(reclaimed))
         return out
 
     @asynccontextmanager
@@ -442,21 +442,9 @@ class Engine:
             async def names() -> AsyncIterator[str]:
                 async for message in sub:
                     if message["type"] == "message":
-                        yield message["data"]
+                        yield str(message["data"])
 
             yield names()
-
-
-async def _confirm_on_disk(synced: Any) -> None:
-    """Raises StoreUnavailable unless a pipelined WAITAOF reports the local AOF fsynced."""
-    try:
-        local, _ = await synced
-    except redis_errors.ResponseError as exc:
-        raise NotDurable(f"the store cannot confirm the write is on disk: {exc}") from exc
-    if local < 1:
-        raise NotDurable(
-            f"the store did not confirm the write on disk within {DURABLE_TIMEOUT_MS} ms; it may or may not be stored"
-        )
 
 
 # The Lua library signals errors with a leading code word; this maps it to the class to raise.
@@ -485,7 +473,12 @@ def _translate_message(message: str) -> StarqError:
 
 @asynccontextmanager
 async def open_engine(
-    url: str, *, max_connections: int = 16, wait_for_store: float = 0, durable: bool = False
+    url: str,
+    *,
+    max_connections: int = 16,
+    wait_for_store: float = 0,
+    durable: bool = False,
+    observer: Observer | None = None,
 ) -> AsyncIterator[Engine]:
     """Opens the Redis client and loads the Lua library.
 
@@ -494,7 +487,7 @@ async def open_engine(
     ``durable``, the store must make every answered write durable (``Engine.check_durable``).
     """
     async with open_redis(url, max_connections=max_connections) as redis:
-        engine = Engine(redis, durable=durable)
+        engine = Engine(redis, durable=durable, observer=observer)
         deadline = trio.current_time() + wait_for_store
         while True:
             try:

@@ -51,7 +51,7 @@ class SlotKeepingPool(coredis.ConnectionPool):
         self.statistics.connection_leased(connection)
         return connection
 
-    def release(self, connection):  # type: ignore[override]
+    def release(self, connection):
         self.statistics.connection_released(connection)
         if connection.usable:
             self._available_connections.put_nowait(connection)
@@ -125,6 +125,9 @@ async def fcall(
         pool.release(connection)
     return await request
 
+
+# A client of one server (or a Sentinel-managed primary) or of a cluster, decoding replies to strings.
+Store = coredis.Redis[str] | coredis.RedisCluster[str]
 
 CLUSTER_SCHEME = "redis+cluster"
 SENTINEL_SCHEME = "redis+sentinel"
@@ -204,14 +207,14 @@ class SlotKeepingClusterPool(coredis.pool.ClusterConnectionPool):
     primary's slots kept failing to connect to the dead address, for good.
     """
 
-    async def get_connection(self, node=None, primary=True, **options):  # type: ignore[override]
+    async def get_connection(self, node=None, primary=True, **options):
         try:
             return await super().get_connection(node, primary, **options)
         except coredis.exceptions.ConnectionError as exc:
             self.cluster_layout.report_errors(node, exc)
             raise
 
-    def release(self, connection):  # type: ignore[override]
+    def release(self, connection):
         self.statistics.connection_released(connection)
         queue = self._node_pool(connection.location)
         try:
@@ -229,7 +232,7 @@ class SlotKeepingSentinelPool(coredis.SentinelConnectionPool):
 
 
 @asynccontextmanager
-async def open_redis(url: str, *, max_connections: int = 16) -> AsyncIterator[coredis.Redis]:
+async def open_redis(url: str, *, max_connections: int = 16) -> AsyncIterator[Store]:
     """A decoded-string client (``Redis`` or ``RedisCluster``) over a bounded pool, with no client-side retries.
 
     Retries are off because coredis re-sends a write after a timeout without knowing whether it ran (one
@@ -237,9 +240,8 @@ async def open_redis(url: str, *, max_connections: int = 16) -> AsyncIterator[co
     A cluster client still follows MOVED/ASK redirections, which re-send nothing that ran.
     """
     address = parse_store_url(url)
-    timeouts = {"stream_timeout": COMMAND_TIMEOUT, "connect_timeout": CONNECT_TIMEOUT, "decode_responses": True}
     if address.kind == "cluster":
-        client = coredis.RedisCluster(
+        cluster = coredis.RedisCluster(
             startup_nodes=[coredis.connection.TCPLocation(host, port) for host, port in address.nodes],
             username=address.username,
             password=address.password,
@@ -249,20 +251,24 @@ async def open_redis(url: str, *, max_connections: int = 16) -> AsyncIterator[co
             pool_timeout=POOL_TIMEOUT,
             connection_pool_cls=SlotKeepingClusterPool,
             retry_policy=NoRetryPolicy(),
-            **timeouts,
+            stream_timeout=COMMAND_TIMEOUT,
+            connect_timeout=CONNECT_TIMEOUT,
+            decode_responses=True,
         )
-        async with client:
-            yield client
+        async with cluster:
+            yield cluster
         return
     if address.kind == "sentinel":
         sentinel = coredis.Sentinel(
             sentinels=[coredis.connection.TCPLocation(host, port) for host, port in address.nodes],
             sentinel_kwargs={"connect_timeout": CONNECT_TIMEOUT, "stream_timeout": COMMAND_TIMEOUT},
             retry_policy=NoRetryPolicy(),
-            **timeouts,
+            stream_timeout=COMMAND_TIMEOUT,
+            connect_timeout=CONNECT_TIMEOUT,
+            decode_responses=True,
         )
         async with sentinel:
-            client = sentinel.primary_for(
+            primary = sentinel.primary_for(
                 address.primary,
                 connection_pool_class=SlotKeepingSentinelPool,
                 db=address.db,
@@ -271,10 +277,17 @@ async def open_redis(url: str, *, max_connections: int = 16) -> AsyncIterator[co
                 max_connections=max_connections,
                 timeout=POOL_TIMEOUT,
             )
-            async with client:
-                yield client
+            async with primary:
+                yield primary
         return
-    pool = SlotKeepingPool.from_url(url, max_connections=max_connections, timeout=POOL_TIMEOUT, **timeouts)
-    client = coredis.Redis(connection_pool=pool, retry_policy=NoRetryPolicy())
-    async with client:
-        yield client
+    pool = SlotKeepingPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=POOL_TIMEOUT,
+        stream_timeout=COMMAND_TIMEOUT,
+        connect_timeout=CONNECT_TIMEOUT,
+        decode_responses=True,
+    )
+    single = coredis.Redis(connection_pool=pool, retry_policy=NoRetryPolicy(), decode_responses=True)
+    async with single:
+        yield single

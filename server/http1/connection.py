@@ -209,6 +209,7 @@ class Connection(RequestParser):
 
     async def receive(self) -> dict:
         request = self.current
+        assert request is not None  # the app receives only while it answers a request
         while True:
             if request.body:
                 body = request.body[0] if len(request.body) == 1 else b"".join(request.body)
@@ -349,6 +350,7 @@ class Connection(RequestParser):
     def head(self, body: bytes, more: bool) -> bytes:
         status = self.status
         request = self.current
+        assert request is not None  # the app sends only while it answers a request
         self.suppress = request.method == "HEAD" or status in NO_BODY_STATUSES or status < 200
         parts = [status_line(status)]
         has_length = has_date = False

@@ -102,10 +102,15 @@ class RequestParser:
         self.head_open = self.began = True
         self.head_bytes = 0
 
+    # httptools calls the callbacks below only between on_message_begin and on_message_complete, while a
+    # message is being parsed: ``parsing`` is set for each of them.
+
     def on_url(self, url: bytes) -> None:
+        assert self.parsing is not None
         self.parsing.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        assert self.parsing is not None
         name = name.lower()
         if name == b"expect" and value.lower() == b"100-continue":
             self.parsing.expect_continue = True
@@ -114,9 +119,10 @@ class RequestParser:
     def on_headers_complete(self) -> None:
         self.head_open = False
         request = self.parsing
+        assert request is not None
         parser = self.parser
         method = parser.get_method().decode("ascii")
-        size = len(method) + len(request.url) + sum(len(n) + len(v) + 4 for n, v in request.headers)
+        size = len(method) + len(request.url) + sum([len(n) + len(v) + 4 for n, v in request.headers])
         limit = self.head_limit
         if self.error is not None:
             return
@@ -134,8 +140,10 @@ class RequestParser:
         self.queue.append(request)
 
     def on_body(self, body: bytes) -> None:
+        assert self.parsing is not None
         self.parsing.body.append(body)
 
     def on_message_complete(self) -> None:
+        assert self.parsing is not None
         self.parsing.complete = True
         self.parsing = None

@@ -65,7 +65,9 @@ class Http1TCPServer(tcp_server.TCPServer):
     """Serves a connection with ``Connection`` (or refuses it at the cap)."""
 
     async def run(self) -> None:
-        sock = _plain_socket(self.stream)
+        stream = self.stream
+        assert isinstance(stream, trio.SocketStream)  # Starq serves no TLS: Hypercorn hands over plain streams
+        sock = _plain_socket(stream)
         watch = self.context.terminated
         if not isinstance(watch, _ShutdownWatch):
             watch = self.context.terminated = _ShutdownWatch(watch)
@@ -77,9 +79,9 @@ class Http1TCPServer(tcp_server.TCPServer):
                 await self.stream.aclose()
             return
         connection = Connection(
-            self.app, self.config, self.context, self.state, self.stream, sock, client, server, watch.idle
+            self.app, self.config, self.context, self.state, stream, sock, client, server, watch.idle
         )
-        count: ConnectionCount = self.config.starq_connections
+        count: ConnectionCount = self.config.starq_connections  # set by enable()
         if count.active >= count.limit:
             count.refused += 1
             await connection.refuse(rejection(count.limit))

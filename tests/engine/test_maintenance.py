@@ -42,21 +42,3 @@ async def test_maintenance_reclaims_expired_leases(engine, queue_name):
             while (await engine.get_job(queue_name, job.id)).status != "pending":
                 await trio.sleep(0.05)
         nursery.cancel_scope.cancel()
-
-
-async def test_a_wrapper_without_its_own_tick_many_is_ticked_queue_by_queue(engine, queue_name, raw):
-    """A wrapper that counts what passes through its ``tick`` must see every tick, not a forwarded tick_many."""
-    await make_unticked_queue(engine, raw, queue_name)
-    seen = []
-
-    class Counting:
-        def __getattr__(self, name):
-            return getattr(engine, name)
-
-        async def tick(self, queue):
-            seen.append(queue)
-            return await engine.tick(queue)
-
-    assert await maintenance._tick_all(Counting(), [queue_name]) == {queue_name: (0, 0, 0)}
-    assert seen == [queue_name]
-    assert await maintenance._tick_all(engine, [queue_name]) == {queue_name: (0, 0, 0)}
