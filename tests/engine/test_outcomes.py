@@ -8,9 +8,8 @@ from datetime import datetime
 import pytest
 import trio
 
+from engine.helpers import assert_counts_true, make_queue, make_unticked_queue, now_ms, submit
 from starq.worker_kit.errors import JobNotFound, LeaseLost, NotClaimed
-
-from .conftest import assert_counts_true, make_queue, make_unticked_queue, now_ms, submit
 
 
 def ms(iso_text: str) -> float:

@@ -7,10 +7,9 @@ import coredis.exceptions
 import pytest
 import trio
 
+from engine.helpers import make_queue, submit
 from starq.server.engine.engine import LIBRARY
 from starq.server.engine.store import fcall, open_redis
-
-from .conftest import make_queue, submit
 
 
 def _idle(pool) -> int:
