@@ -6,7 +6,7 @@ from datetime import datetime
 
 import trio
 
-from .conftest import KEY, assert_error
+from api.helpers import KEY, assert_error
 
 JOB_KEYS = {
     "id",

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from api.helpers import KEY, assert_error
+from api.routes import QUEUE_ROUTES, READ_ROUTES, WRITE_ROUTES
 from starq.server.embedded import start_store
 from starq.server.engine.engine import open_engine
 from starq.server.engine.models import new_job_id
-
-from .conftest import KEY, assert_error
-from .routes import QUEUE_ROUTES, READ_ROUTES, WRITE_ROUTES
 
 WRONG = {"X-API-Key": "not-the-key"}
 

@@ -14,7 +14,7 @@ import random
 import httpx
 import trio
 
-from .conftest import KEY, host_port, http_request, parse_response
+from api.helpers import KEY, host_port, http_request, parse_response
 
 
 async def hanging_up_claim(url: str, queue: str, wait: float, count: int) -> list[dict]:

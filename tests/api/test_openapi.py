@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .routes import READ_ROUTES, WRITE_ROUTES
+from api.routes import READ_ROUTES, WRITE_ROUTES
 
 DOCUMENTED_ELSEWHERE = {"/api/openapi.json", "/api/docs"}
 
