@@ -7,7 +7,7 @@ import subprocess
 
 import httpx
 
-from .conftest import KEY, starq_process
+from cli.helpers import KEY, starq_process
 
 # What a shell shows for a process ended by SIGPIPE (128 + 13) and what subprocess reports for it. git re-raises
 # SIGPIPE with its default action; an exit status of 0 would be quiet too.

@@ -11,8 +11,7 @@ import trio
 
 from starq.worker_kit import Backoff, Permanent, Retry, StarqClient, Unauthorized, Worker
 from starq.worker_kit.worker import SHUTDOWN_ERROR
-
-from .conftest import FAST_RETRY, KEY, wait_for
+from worker_kit.helpers import FAST_RETRY, KEY, wait_for
 
 FAST = {"backoff": Backoff(0.05, 0.5), "block_ms": 1000}
 
