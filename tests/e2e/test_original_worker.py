@@ -7,7 +7,7 @@ import sys
 
 import httpx
 
-from .conftest import KEY, api, create_queue, queue_info, wait_for
+from e2e.helpers import KEY, api, create_queue, queue_info, wait_for
 
 # The worker loop from the original project's README: claim up to 5 jobs with a 5 s long-poll, do the work,
 # report each one complete with a result. Only the two constants at the top are pointed at the test server.

@@ -6,7 +6,7 @@ import threading
 
 import httpx
 
-from .conftest import KEY, api, create_queue
+from e2e.helpers import KEY, api, create_queue
 
 
 def test_submit_via_one_process_wakes_a_waiter_on_another(server, server_factory, queue_name):
