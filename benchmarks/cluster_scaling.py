@@ -26,7 +26,7 @@ import trio
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from cluster.conftest import cluster_node_port, form_cluster  # noqa: E402
+from cluster.helpers import cluster_node_port, form_cluster  # noqa: E402
 from serverproc import start_server  # noqa: E402
 
 from starq.server.embedded import start_store  # noqa: E402

@@ -15,7 +15,8 @@ import coredis
 import httpx
 import pytest
 import trio
-from cluster.conftest import form_cluster, start_cluster_node
+
+from cluster.helpers import form_cluster, start_cluster_node
 
 KEY = {"X-API-Key": "dev-key"}
 
