@@ -1,11 +1,14 @@
-"""Helpers shared by the fault-injection tests (a module of its own: test files import it by name, which
-a second conftest.py elsewhere in the suite would shadow)."""
+"""Helpers of the fault-injection tests: queues with short leases, a store that can be killed and restarted on
+its port, and printing a scenario's figures."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+
+from starq.server.embedded import EmbeddedStore, start_store
 
 QUEUE_SETTINGS = {"claim_timeout": 3, "retry_delay": 0, "max_retries": 50}
 
@@ -31,3 +34,27 @@ def report(name: str, summary) -> None:
     import attrs
 
     print(f"\n[{name}]", attrs.asdict(summary))
+
+
+class StoreHandle:
+    """A store with AOF on a fixed loopback port, so it can be killed and started again there."""
+
+    def __init__(self, data_dir: Path, port: int) -> None:
+        self.data_dir, self.port = data_dir, port
+        self.store: EmbeddedStore | None = None
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.store = start_store(self.data_dir, port=self.port, unix_socket=False, appendonly=True)
+
+    def kill(self) -> None:
+        assert self.store is not None
+        self.store.kill()
+
+    def stop(self) -> None:
+        if self.store is not None:
+            self.store.stop()

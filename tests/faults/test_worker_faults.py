@@ -10,7 +10,8 @@ from pathlib import Path
 
 import httpx
 import trio
-from fault_helpers import create_queue
+
+from faults.helpers import create_queue
 
 KEY = {"X-API-Key": "dev-key"}
 WORKER = str(Path(__file__).with_name("worker_proc.py"))
