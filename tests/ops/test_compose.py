@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from test_install import drive_installed
 
+from ops.helpers import drive_installed
 from starq.server.embedded import find_server_binary, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
