@@ -70,10 +70,11 @@ def host_port(url: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def http_request(method: str, path: str, body: bytes = b"", key: str = "dev-key") -> bytes:
+def http_request(method: str, path: str, body: bytes = b"", key: str = "dev-key", headers: str = "") -> bytes:
+    """One HTTP/1.1 request with the key and a JSON body; ``headers`` adds lines of its own (each ending in CRLF)."""
     return (
         f"{method} {path} HTTP/1.1\r\nHost: test\r\nX-API-Key: {key}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
+        f"Content-Length: {len(body)}\r\n{headers}\r\n"
     ).encode() + body
 
 
