@@ -231,7 +231,8 @@ async def test_delay_and_run_at_together_are_422(api, seeded, body, prefix):
 
 async def test_request_body_must_be_an_object(api, seeded):
     queue, jobs, claimed, before = seeded
-    for body in ([{"payload": {}}], "x", 5, None):
+    bodies: list[object] = [[{"payload": {}}], "x", 5, None]
+    for body in bodies:
         r = await api.client.post(f"/api/v1/queues/{queue}/jobs", json=body, headers=KEY)
         if body is None:
             # JSON null: an empty-ish body that names no payload.

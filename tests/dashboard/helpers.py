@@ -71,9 +71,13 @@ class Watch:
         self.console_errors: list[str] = []
         self.page_errors: list[str] = []
         self.requests: list[str] = []
-        page.on("console", lambda m: m.type == "error" and self.console_errors.append(m.text))
+        page.on("console", self._console)
         page.on("pageerror", lambda e: self.page_errors.append(str(e)))
         page.on("request", lambda r: self.requests.append(r.url))
+
+    def _console(self, message) -> None:
+        if message.type == "error":
+            self.console_errors.append(message.text)
 
     def offsite(self) -> list[str]:
         return [u for u in self.requests if urlsplit(u).hostname != "127.0.0.1" and not u.startswith("data:")]

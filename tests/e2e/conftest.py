@@ -6,12 +6,13 @@ import os
 import signal
 
 import pytest
+from serverproc import ServerProcess
 
 
 @pytest.fixture
 def service_group_reaper():
     """Kills the process groups of embedded-store services a test started, even when the test fails."""
-    servers = []
+    servers: list[ServerProcess] = []
     yield servers.append
     for server in servers:
         try:

@@ -61,13 +61,15 @@ def test_original_readme_worker_completes_every_job(server, queue_name, tmp_path
     )
     assert r.status_code == 201
     worker = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    output = worker.stdout
+    assert output is not None
     try:
         wait_for(lambda: queue_info(server, queue_name)["completed"] == 12, what="first 12 completed")
         for e in emails[12:]:
             r = httpx.post(f"{api(server)}/{queue_name}/jobs", json={"payload": {"to": e}}, headers=KEY, timeout=30)
             assert r.status_code == 201
         info = wait_for(lambda: (i := queue_info(server, queue_name))["completed"] == 23 and i, what="all completed")
-        assert worker.poll() is None, worker.stdout.read().decode()  # still looping, no crash
+        assert worker.poll() is None, output.read().decode()  # still looping, no crash
     finally:
         worker.kill()
         worker.wait()

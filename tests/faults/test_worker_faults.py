@@ -21,6 +21,12 @@ def spawn(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, WORKER, *args], stdout=subprocess.PIPE, text=True)
 
 
+async def read_line(proc: subprocess.Popen[str]) -> str:
+    """The next line a spawned worker prints (read in a thread, as the pipe blocks)."""
+    assert proc.stdout is not None  # spawned with stdout=PIPE
+    return await trio.to_thread.run_sync(proc.stdout.readline)
+
+
 def submit(url: str, queue: str, n: int) -> list[str]:
     r = httpx.post(
         f"{url}/api/v1/queues/{queue}/jobs", headers=KEY, json={"jobs": [{"payload": {"i": i}} for i in range(n)]}
@@ -40,7 +46,7 @@ async def test_workers_killed_mid_job_have_their_jobs_reclaimed(server, queue_na
     held: list[str] = []
     try:
         for proc in doomed:
-            held += json.loads(await trio.to_thread.run_sync(proc.stdout.readline))
+            held += json.loads(await read_line(proc))
     finally:
         for proc in doomed:
             proc.kill()
@@ -107,7 +113,7 @@ async def test_workers_vanishing_mid_long_poll_strand_no_job(server_factory, que
     create_queue(server.url, queue_name, claim_timeout=600)
     parked = spawn(server.url, queue_name, "poll", "10")  # one worker process with 10 long-polls
     try:
-        assert (await trio.to_thread.run_sync(parked.stdout.readline)).strip() == "parked"
+        assert (await read_line(parked)).strip() == "parked"
         with trio.fail_after(20):
             while httpx.get(server.url + "/api/health").json()["waiting_claims"] < 10:
                 await trio.sleep(0.05)
