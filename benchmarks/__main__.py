@@ -10,6 +10,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from typing import Any
 
 import attrs
 import trio
@@ -53,12 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     failed = False
     for i in range(args.repeat):
         print(f"== run {i + 1}/{args.repeat} (load {procstat.load_average()})", flush=True)
-        rows: list = []
+        run_rows: list[dict[str, Any]] = []  # what a run that fails half-way got done
         try:
-            runs.append(trio.run(run_once, sizes, only, print, rows))
+            runs.append(trio.run(run_once, sizes, only, print, run_rows))
         except Exception:
             traceback.print_exc()
-            runs.append({"rows": rows, "error": traceback.format_exc()})
+            runs.append({"rows": run_rows, "error": traceback.format_exc()})
             failed = True
             break
     rows = report.combine(runs)

@@ -26,7 +26,7 @@ import trio
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from cluster.conftest import cluster_node_port, form_cluster  # noqa: E402
+from cluster.helpers import cluster_node_port, form_cluster  # noqa: E402
 from serverproc import start_server  # noqa: E402
 
 from starq.server.embedded import start_store  # noqa: E402
@@ -128,7 +128,10 @@ async def store_cpu_seconds(url: str) -> float:
     for host, port in parse_store_url(url).nodes:
         async with coredis.Redis(host=host, port=port, decode_responses=True) as node:
             cpu = await node.info("cpu")
-            total += float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+            for field in ("used_cpu_user", "used_cpu_sys"):
+                seconds = cpu[field]
+                assert isinstance(seconds, (int, float, str)), (field, seconds)
+                total += float(seconds)
     return total
 
 

@@ -211,6 +211,7 @@ async def run_clients(spec: dict[str, Any], procs: int = 1, timeout: float = 600
         proc = await trio.lowlevel.open_process(
             [sys.executable, "-m", "benchmarks.client", json.dumps(mine)], stdout=subprocess.PIPE
         )
+        assert proc.stdout is not None  # opened with stdout=PIPE
         chunks = []
         try:
             with trio.fail_after(timeout):
@@ -241,6 +242,7 @@ async def long_lived_client(spec: dict[str, Any]) -> AsyncIterator[tuple[trio.Pr
         [sys.executable, "-m", "benchmarks.client", json.dumps(spec)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
     )
     try:
+        assert proc.stdout is not None  # opened with stdout=PIPE
         yield proc, proc.stdout
     finally:
         if proc.returncode is None:

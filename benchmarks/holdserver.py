@@ -38,14 +38,15 @@ def serve_forever() -> None:
                     conn.setblocking(False)
                     selector.register(conn, selectors.EVENT_READ)
                 continue
-            conn = key.fileobj
+            peer = key.fileobj
+            assert isinstance(peer, socket.socket)  # only sockets are registered
             try:
-                data = conn.recv(65536)
+                data = peer.recv(65536)
             except OSError:
                 data = b""
             if not data:
-                selector.unregister(conn)
-                conn.close()
+                selector.unregister(peer)
+                peer.close()
 
 
 if __name__ == "__main__":

@@ -70,7 +70,7 @@ def evaluate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ceiling = by_kind.get("ceiling", {}).get("requests_per_s")
     verdicts = []
     for row in rows:
-        kind = row.get("kind")
+        kind: str = row.get("kind") or ""
         if kind in TARGETS and row.get("jobs_per_s") and row.get("group") != "scale":
             base, factor = TARGETS[kind]
             ratio = row["jobs_per_s"] / ORIGINAL[base]

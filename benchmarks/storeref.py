@@ -36,9 +36,9 @@ async def _one(engine: Engine, spec: dict[str, Any]) -> dict[str, Any]:
     done: list[str] = []
     await engine.create_queue(queue, {})
     if op != "submit":
-        for start in range(0, jobs, 1000):
-            n = min(1000, jobs - start)
-            await engine.submit(queue, _new_jobs(n, start), [new_job_id() for _ in range(n)])
+        for first in range(0, jobs, 1000):
+            n = min(1000, jobs - first)
+            await engine.submit(queue, _new_jobs(n, first), [new_job_id() for _ in range(n)])
     left = {"jobs": jobs}
     deadline = trio.current_time() + spec["seconds"]  # after the fill: only the measured phase is bounded
 

@@ -1,15 +1,30 @@
-"""Fixtures: a real Valkey/Redis for the session, an engine per test, and unique queue names."""
+"""Fixtures: a real Valkey/Redis for the session, an engine per test, unique queue names and ``starq serve``
+processes; and the markers each folder's tests carry."""
 
 from __future__ import annotations
 
 import itertools
 import os
 import uuid
+from pathlib import Path
 
 import pytest
+from serverproc import start_server
 
 from starq.server.embedded import start_store
 from starq.server.engine.engine import open_engine
+
+TESTS = Path(__file__).parent
+# The marker every test of a folder carries (registered in pyproject.toml), so `-m "not browser"` and the like
+# select by what a test needs, and a new test file in the folder cannot be left out.
+FOLDER_MARKERS = {"dashboard": "browser", "bench": "bench", "faults": "faults"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's own hook deselects by `-m`
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.is_relative_to(TESTS) and (marker := FOLDER_MARKERS.get(item.path.relative_to(TESTS).parts[0])):
+            item.add_marker(marker)
 
 
 @pytest.fixture(scope="session")
@@ -42,8 +57,6 @@ async def engine(redis_url):
 @pytest.fixture
 def server_factory(redis_url):
     """Starts ``starq serve`` processes against the test store; all are stopped after the test."""
-    from serverproc import start_server
-
     started = []
 
     def start(*args, env=None, redis=True, **kw):
@@ -60,8 +73,6 @@ def server_factory(redis_url):
 @pytest.fixture(scope="session")
 def server(redis_url):
     """One shared ``starq serve`` process against the test store (for tests that need only HTTP)."""
-    from serverproc import start_server
-
     proc = start_server("--redis-url", redis_url)
     yield proc
     proc.kill()

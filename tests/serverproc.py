@@ -25,9 +25,11 @@ class ServerProcess:
     def start_draining(self) -> None:
         """Reads the server's output as it comes. Unread, the pipe fills (64 KiB of log lines under load) and
         the server blocks on its next log write, freezing every request."""
+        output = self.process.stdout
+        assert output is not None  # started with stdout=PIPE
 
         def drain() -> None:
-            for line in self.process.stdout:
+            for line in output:
                 self._chunks.append(line)
 
         self._drainer = threading.Thread(target=drain, daemon=True)

@@ -1,52 +1,15 @@
-"""API test helpers: the app behind Quart's test client (real engine, real broker), and checks of error bodies."""
+"""Fixtures of the API tests: the app behind Quart's test client, on a real engine and a real broker."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import attrs
 import pytest
 
+from api.helpers import Api
 from starq.server.app import create_app
 from starq.server.claims import ClaimBroker
 from starq.server.settings import Settings
-
-KEY = {"X-API-Key": "dev-key"}
-
-
-@attrs.define
-class Api:
-    """A test client plus shortcuts for the calls most tests make."""
-
-    client: Any
-    engine: Any
-    broker: ClaimBroker
-
-    async def create(self, name: str, **settings: Any) -> dict:
-        r = await self.client.post("/api/v1/queues", json={"name": name, **settings}, headers=KEY)
-        assert r.status_code == 201, await r.get_data()
-        return await r.get_json()
-
-    async def submit(self, queue: str, body: dict) -> dict:
-        r = await self.client.post(f"/api/v1/queues/{queue}/jobs", json=body, headers=KEY)
-        assert r.status_code == 201, await r.get_data()
-        return await r.get_json()
-
-    async def claim(self, queue: str, count: int = 1, **extra: Any) -> list[dict]:
-        r = await self.client.post(f"/api/v1/queues/{queue}/jobs/claim", json={"count": count, **extra}, headers=KEY)
-        assert r.status_code == 200, await r.get_data()
-        return (await r.get_json())["jobs"]
-
-    async def info(self, queue: str) -> dict:
-        r = await self.client.get(f"/api/v1/queues/{queue}")
-        assert r.status_code == 200, await r.get_data()
-        return await r.get_json()
-
-    async def snapshot(self, queue: str) -> tuple[dict, list]:
-        """Everything observable about a queue: its info (minus volatile fields) and all of its jobs."""
-        info = await self.info(queue)
-        r = await self.client.get(f"/api/v1/queues/{queue}/jobs?count=500")
-        return info, (await r.get_json())["jobs"]
 
 
 @pytest.fixture
@@ -65,46 +28,3 @@ def make_api(engine, nursery):
 @pytest.fixture
 async def api(make_api):
     return await make_api()
-
-
-async def assert_error(response, status: int, code: str | None = None, mentions: str | None = None) -> dict:
-    """The response is a JSON error with ``detail`` and ``error``, the expected status and code, and a detail
-    that names ``mentions`` (a field, a limit)."""
-    assert response.status_code == status, (response.status_code, await response.get_data())
-    assert response.content_type.startswith("application/json"), response.content_type
-    body = await response.get_json()
-    assert set(body) >= {"detail", "error"}, body
-    assert isinstance(body["detail"], str) and body["detail"]
-    if code is not None:
-        assert body["error"] == code, body
-    if mentions is not None:
-        assert mentions in body["detail"], body
-    return body
-
-
-# -- real HTTP over raw sockets (for hang-ups at exact moments) ----------------------------------------------
-
-
-def host_port(url: str) -> tuple[str, int]:
-    host, port = url.removeprefix("http://").rsplit(":", 1)
-    return host, int(port)
-
-
-def http_request(method: str, path: str, body: bytes = b"", key: str = "dev-key") -> bytes:
-    return (
-        f"{method} {path} HTTP/1.1\r\nHost: test\r\nX-API-Key: {key}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    ).encode() + body
-
-
-def parse_response(raw: bytes) -> tuple[int, bytes]:
-    """(status, body) of one Content-Length-framed response; (0, b"") when none (or only part) arrived."""
-    head, sep, rest = raw.partition(b"\r\n\r\n")
-    if not sep:
-        return 0, b""
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1])
-    length = next((int(line.split(":", 1)[1]) for line in lines[1:] if line.lower().startswith("content-length:")), 0)
-    if len(rest) < length:
-        return 0, b""
-    return status, rest[:length]

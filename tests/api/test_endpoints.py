@@ -6,7 +6,7 @@ from datetime import datetime
 
 import trio
 
-from .conftest import KEY, assert_error
+from api.helpers import KEY, assert_error
 
 JOB_KEYS = {
     "id",
@@ -152,6 +152,19 @@ async def test_submit_delay_and_run_at_schedule(api, queue_name):
     await trio.sleep(0.4)
     (job,) = await api.claim(queue_name, 5)
     assert job["payload"] == {"a": 1}
+
+
+async def test_one_job_created_submitted_claimed_and_completed(api, queue_name):
+    """The smallest whole cycle: a claim for more jobs than there are gets the one there is."""
+    await api.create(queue_name)
+    await api.submit(queue_name, {"payload": {"x": 1}})
+    (job,) = await api.claim(queue_name, 2)
+    r = await api.client.put(
+        f"/api/v1/queues/{queue_name}/jobs/{job['id']}/complete",
+        json={"lease_id": job["lease_id"], "result": {"ok": 1}},
+        headers=KEY,
+    )
+    assert (await r.get_json()) == {"status": "completed", "job_id": job["id"]}
 
 
 async def test_claim_response_and_complete(api, queue_name):

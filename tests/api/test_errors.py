@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import coredis
 import pytest
 
+from api.helpers import KEY, assert_error
+from api.routes import QUEUE_ROUTES, READ_ROUTES, WRITE_ROUTES
 from starq.server.embedded import start_store
+from starq.server.engine import keys
 from starq.server.engine.engine import open_engine
 from starq.server.engine.models import new_job_id
-
-from .conftest import KEY, assert_error
-from .routes import QUEUE_ROUTES, READ_ROUTES, WRITE_ROUTES
 
 WRONG = {"X-API-Key": "not-the-key"}
 
@@ -230,7 +231,8 @@ async def test_delay_and_run_at_together_are_422(api, seeded, body, prefix):
 
 async def test_request_body_must_be_an_object(api, seeded):
     queue, jobs, claimed, before = seeded
-    for body in ([{"payload": {}}], "x", 5, None):
+    bodies: list[object] = [[{"payload": {}}], "x", 5, None]
+    for body in bodies:
         r = await api.client.post(f"/api/v1/queues/{queue}/jobs", json=body, headers=KEY)
         if body is None:
             # JSON null: an empty-ish body that names no payload.
@@ -408,6 +410,25 @@ async def test_exactly_1000_jobs_is_accepted(api, queue_name):
     await api.create(queue_name)
     body = await api.submit(queue_name, {"jobs": [{"payload": {"i": i}} for i in range(1000)]})
     assert body["submitted"] == 1000
+
+
+# -- 409 too_many_queues -----------------------------------------------------------------------------------
+
+
+async def test_creating_past_the_queue_limit_is_refused(make_api, redis_url, queue_name):
+    """STARQ_MAX_QUEUES: a create beyond the limit gets 409 too_many_queues and changes nothing; deleting a queue
+    makes room again."""
+    async with coredis.Redis.from_url(redis_url, decode_responses=True) as raw:
+        existing = await raw.scard(keys.REGISTRY)
+    api = await make_api(max_queues=existing + 1)
+    await api.create(queue_name)
+    second = await api.client.post("/api/v1/queues", json={"name": queue_name + "-2"}, headers=KEY)
+    await assert_error(second, 409, "too_many_queues", "STARQ_MAX_QUEUES")
+    assert (await api.client.get(f"/api/v1/queues/{queue_name}-2")).status_code == 404
+
+    assert (await api.client.delete(f"/api/v1/queues/{queue_name}", headers=KEY)).status_code == 200
+    await api.create(queue_name + "-2")
+    await api.engine.delete_queue(queue_name + "-2")
 
 
 # -- 503 -------------------------------------------------------------------------------------------------

@@ -4,17 +4,23 @@ A client that stops waiting half-closes its connection (the server sees the hang
 response was already on its way, so the test knows exactly which jobs reached a client. The queue's
 claim_timeout is ten minutes, so a job stranded by a hang-up would still show as claimed without having
 reached anyone.
+
+A client that reads its claim answer and closes at once keeps the jobs it got (curl, requests without a session):
+the delivery guard must not mistake that close for a hang-up. One that closes without reading them (its kernel
+resets the connection) does not: they go back to the queue at once.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import socket
+import time
 
 import httpx
 import trio
 
-from .conftest import KEY, host_port, http_request, parse_response
+from api.helpers import KEY, host_port, http_request, parse_response
 
 
 async def hanging_up_claim(url: str, queue: str, wait: float, count: int) -> list[dict]:
@@ -149,3 +155,56 @@ async def test_httpx_clients_timing_out_while_jobs_flow(server, queue_name):
     # to its lease in that narrow race (0-1 of 80 on a quiet machine, a few under load); a hang-up that is
     # noticed must give its jobs back at once (with the release switched off, 12-17 of 80 were left here).
     assert len(stranded) <= 6, stranded
+
+
+def claim_and_close(url: str, queue: str, keep_alive: bool) -> dict:
+    """Claims one job on a connection of its own and closes the socket the moment the whole answer is in."""
+    connection = f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n"
+    request = http_request("POST", f"/api/v1/queues/{queue}/jobs/claim", b'{"count": 1}', headers=connection)
+    with socket.create_connection(host_port(url)) as sock:
+        sock.sendall(request)
+        raw = b""
+        while not parse_response(raw)[0]:
+            chunk = sock.recv(65536)
+            assert chunk, raw
+            raw += chunk
+    status, body = parse_response(raw)
+    assert status == 200, raw
+    return json.loads(body)["jobs"][0]
+
+
+def test_jobs_read_then_closed_stay_with_their_client(server, queue_name):
+    api = f"{server.url}/api/v1/queues"
+    assert httpx.post(api, json={"name": queue_name}, headers=KEY).status_code == 201
+    jobs = [{"payload": {"i": i}} for i in range(40)]
+    assert httpx.post(f"{api}/{queue_name}/jobs", json={"jobs": jobs}, headers=KEY).status_code == 201
+    got = [claim_and_close(server.url, queue_name, keep_alive=i % 2 == 0) for i in range(40)]
+    for job in got:
+        r = httpx.put(f"{api}/{queue_name}/jobs/{job['id']}/complete", json={"lease_id": job["lease_id"]}, headers=KEY)
+        assert r.status_code == 200, r.text
+    info = httpx.get(f"{api}/{queue_name}").json()
+    assert (info["completed"], info["pending"], info["claimed"]) == (40, 0, 0)
+
+
+def claim_then_drop_unread(url: str, queue: str) -> None:
+    """Sends a claim, lets its answer arrive, and closes without reading it (as a client whose read timeout
+    fired just then): its kernel resets the connection."""
+    with socket.create_connection(host_port(url)) as sock:
+        sock.sendall(http_request("POST", f"/api/v1/queues/{queue}/jobs/claim", b'{"count": 1}'))
+        sock.settimeout(10)
+        assert sock.recv(1, socket.MSG_PEEK)  # the answer is there; it is never read
+        time.sleep(0.05)
+
+
+def test_jobs_whose_client_reset_unread_go_back(server, queue_name):
+    api = f"{server.url}/api/v1/queues"
+    assert httpx.post(api, json={"name": queue_name, "claim_timeout": 600}, headers=KEY).status_code == 201
+    jobs = [{"payload": {"i": i}} for i in range(5)]
+    assert httpx.post(f"{api}/{queue_name}/jobs", json={"jobs": jobs}, headers=KEY).status_code == 201
+    for _ in range(5):
+        claim_then_drop_unread(server.url, queue_name)
+    # claim_timeout is ten minutes: a job counted as delivered would stay claimed.
+    deadline = time.monotonic() + 10
+    while (info := httpx.get(f"{api}/{queue_name}").json())["pending"] < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert (info["pending"], info["claimed"]) == (5, 0)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from .conftest import KEY
+from api.helpers import KEY
 
 
 def allowed(response: httpx.Response) -> set[str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 from starq.server.api.operations import OPERATIONS
 from starq.worker_kit.errors import SERVER_ERRORS
 
-from .routes import READ_ROUTES, WRITE_ROUTES
+from api.routes import READ_ROUTES, WRITE_ROUTES
 
 API_MD = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 

@@ -1,31 +1,15 @@
-"""CLI fixtures: run ``starq`` in-process (asyncclick's CliRunner) or as a real process, against a real server."""
+"""CLI fixtures: run ``starq`` in-process (asyncclick's CliRunner) against the shared test server, and make queues
+through it (``helpers.starq_process`` runs it as a real process)."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from collections.abc import Awaitable, Callable
-from typing import Any
 
-import attrs
 import pytest
 from asyncclick.testing import CliRunner
 
+from cli.helpers import KEY, Ran
 from starq.cli.main import main
-
-KEY = "dev-key"
-
-
-@attrs.frozen
-class Ran:
-    code: int
-    stdout: str
-    stderr: str
-
-    def json(self) -> Any:
-        return json.loads(self.stdout)
 
 
 @pytest.fixture
@@ -41,12 +25,6 @@ def starq(server) -> Callable[..., Awaitable[Ran]]:
         return Ran(result.exit_code, result.stdout, result.stderr)
 
     return run
-
-
-def starq_process(*args: str, **kw: Any) -> subprocess.Popen[str]:
-    """``python -m starq.cli ARGS`` as a real process (for signals, completion and terminals)."""
-    env = {**os.environ, **kw.pop("env", {})}
-    return subprocess.Popen([sys.executable, "-m", "starq.cli", *args], env=env, text=True, **kw)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import subprocess
 
 import httpx
 
-from .conftest import KEY, starq_process
+from cli.helpers import KEY, starq_process
 
 # What a shell shows for a process ended by SIGPIPE (128 + 13) and what subprocess reports for it. git re-raises
 # SIGPIPE with its default action; an exit status of 0 would be quiet too.
@@ -18,15 +18,17 @@ def read_lines_then_close(*args: str, lines: int, timeout: float = 30) -> tuple[
     """Runs ``starq ARGS`` with stdout to a pipe, reads ``lines`` lines, closes the pipe as ``head`` does, and
     returns (the lines, the exit status, everything written to stderr)."""
     proc = starq_process(*args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    stdout, stderr = proc.stdout, proc.stderr
+    assert stdout is not None and stderr is not None  # both are pipes
     try:
-        got = [proc.stdout.readline() for _ in range(lines)]
-        proc.stdout.close()
+        got = [stdout.readline() for _ in range(lines)]
+        stdout.close()
         code = proc.wait(timeout=timeout)
-        return got, code, proc.stderr.read()
+        return got, code, stderr.read()
     finally:
         proc.kill()
         proc.wait()
-        proc.stderr.close()
+        stderr.close()
 
 
 def test_jobs_into_a_closed_pipe_ends_quietly(server, queue_name):

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from .conftest import KEY
+from cli.helpers import KEY
 
 STARQ = str(Path(sys.executable).parent / "starq")
 

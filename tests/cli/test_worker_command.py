@@ -10,7 +10,7 @@ import textwrap
 
 import trio
 
-from .conftest import KEY, starq_process
+from cli.helpers import KEY, starq_process
 
 HANDLERS = textwrap.dedent("""
     import time

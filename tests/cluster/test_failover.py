@@ -15,7 +15,8 @@ import coredis
 import httpx
 import pytest
 import trio
-from cluster.conftest import form_cluster, start_cluster_node
+
+from cluster.helpers import form_cluster, start_cluster_node
 
 KEY = {"X-API-Key": "dev-key"}
 
@@ -129,6 +130,7 @@ def test_replica_promoted_under_load(cluster_with_replica, server_factory, force
     assert httpx.post(f"{server.url}/api/v1/queues", json={"name": queue}, headers=KEY).status_code == 201
     load = Submitter(server.url, queue)
     load.thread.start()
+    safe: set[str] = set()  # the jobs a forced failover must keep (a coordinated one must keep every job)
     try:
         time.sleep(1.0)
         if force:
@@ -141,8 +143,6 @@ def test_replica_promoted_under_load(cluster_with_replica, server_factory, force
             assert trio.run(confirm) == 1
             safe = set(load.acked[:count_before])
             primary.kill()
-        else:
-            safe = None
         trio.run(failover, port_of(replica), force)
         before = len(load.acked)
         deadline = time.monotonic() + 30

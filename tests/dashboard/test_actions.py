@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 import re
 
-from conftest import KEY
 from playwright.sync_api import expect
+
+from dashboard.helpers import KEY
 
 
 def stay_marker(page) -> None:

@@ -10,8 +10,9 @@ import uuid
 
 import httpx
 import pytest
-from conftest import KEY
 from serverproc import start_server
+
+from dashboard.helpers import KEY
 
 HEADERS = {"X-API-Key": KEY}
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 
 import httpx
-from conftest import KEY
 from playwright.sync_api import expect
+
+from dashboard.helpers import KEY
 
 
 def test_the_dashboard_asks_for_the_key_before_showing_anything(server_factory, make_page):

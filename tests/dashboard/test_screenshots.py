@@ -13,8 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Api
 from playwright.sync_api import expect
+
+from dashboard.helpers import Api
 
 OUT = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 WARMUP = float(os.environ.get("STARQ_SCREENSHOT_WARMUP", "3"))

@@ -6,7 +6,7 @@ import time
 
 import httpx
 
-from .conftest import KEY, api, create_queue, kill_service, queue_info
+from e2e.helpers import KEY, api, create_queue, kill_service, queue_info
 
 # The embedded store writes its AOF with appendfsync everysec: an acknowledged write reaches the disk within
 # about a second. A kill -9 of the store can lose that last second (a documented trade-off); the guarantee

@@ -13,7 +13,7 @@ import time
 
 import httpx
 
-from .conftest import KEY, api, children_of, create_queue, queue_info, wait_for
+from e2e.helpers import KEY, api, children_of, create_queue, queue_info, wait_for
 
 
 def store_pid(server) -> int | None:

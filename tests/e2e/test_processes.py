@@ -1,4 +1,5 @@
-"""Several ``starq serve`` processes on one store: a submit through one wakes a long-poll parked on another."""
+"""Real ``starq serve`` processes: one answers its health check; several on one store share the work (a submit
+through one wakes a long-poll parked on another)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,12 @@ import threading
 
 import httpx
 
-from .conftest import KEY, api, create_queue
+from e2e.helpers import KEY, api, create_queue
+
+
+def test_a_served_process_answers_its_health_check(server):
+    r = httpx.get(server.url + "/api/health")
+    assert r.status_code == 200 and r.json()["status"] == "ok"
 
 
 def test_submit_via_one_process_wakes_a_waiter_on_another(server, server_factory, queue_name):

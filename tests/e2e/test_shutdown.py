@@ -9,7 +9,7 @@ import subprocess
 import httpx
 import trio
 
-from .conftest import create_queue
+from e2e.helpers import create_queue
 
 WAITERS = 1000
 # "Within a few seconds" of the signal, with room for a machine busy with other work.

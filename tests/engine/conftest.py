@@ -1,23 +1,14 @@
-"""Helpers for engine tests: queues with chosen settings, submitting payloads, and a raw look at the store.
+"""Fixtures of the engine tests: a raw look at the store.
 
 The raw client exists only so tests can check what the engine must leave in Redis (no stray keys, streams
-holding only pending jobs); product code never reads keys outside the engine.
+holding only pending jobs); product code never reads keys outside the engine. The helpers the tests share are in
+``helpers.py``.
 """
 
 from __future__ import annotations
 
-import inspect
-import json
-import time
-from collections.abc import Sequence
-from typing import Any
-
 import coredis
 import pytest
-import trio
-
-from starq.server.engine.engine import dedupe_hash
-from starq.server.engine.models import STATUSES, NewJob, new_job_id
 
 
 @pytest.fixture
@@ -26,86 +17,3 @@ async def raw(redis_url):
     client = coredis.Redis.from_url(redis_url, decode_responses=True)
     async with client:
         yield client
-
-
-async def make_queue(engine, name: str, **settings: Any):
-    return await engine.create_queue(name, settings)
-
-
-def new_job(payload: dict, priority: int = 0, run_at_ms: int = 0) -> NewJob:
-    text = json.dumps(payload)
-    return NewJob(payload=text, priority=priority, run_at_ms=run_at_ms, dedupe_hash=dedupe_hash(payload))
-
-
-async def submit(engine, queue: str, *payloads: dict, priority: int = 0, run_at_ms: int = 0):
-    """Submits the payloads as one batch; returns the engine's ``Submitted`` list."""
-    jobs = [new_job(p, priority, run_at_ms) for p in payloads]
-    return await engine.submit(queue, jobs, [new_job_id() for _ in jobs])
-
-
-async def submit_jobs(engine, queue: str, jobs: Sequence[NewJob]):
-    return await engine.submit(queue, list(jobs), [new_job_id() for _ in jobs])
-
-
-def payload_of(job) -> dict:
-    return json.loads(job.payload)
-
-
-async def drain(engine, queue: str, worker: str = "") -> list:
-    """Claims until nothing is ready; returns every job claimed."""
-    out = []
-    while batch := await engine.claim(queue, 100, worker):
-        out += batch
-    return out
-
-
-async def all_jobs(engine, queue: str, status: str = "") -> list:
-    """Every job of the queue (newest first) by walking list_jobs pages."""
-    out, cursor = [], ""
-    while True:
-        page, more = await engine.list_jobs(queue, status, 500, cursor)
-        out += page
-        if not more:
-            return out
-        cursor = page[-1].id
-
-
-async def assert_counts_true(engine, queue: str) -> dict[str, int]:
-    """The O(1) counts of queue_info equal what list_jobs finds, for every status."""
-    info = await engine.queue_info(queue)
-    everything = await all_jobs(engine, queue)
-    truth = dict.fromkeys(STATUSES, 0)
-    for job in everything:
-        truth[job.status] += 1
-    assert info.counts == truth
-    for status in STATUSES:
-        assert len(await all_jobs(engine, queue, status)) == truth[status]
-    return truth
-
-
-def now_ms() -> int:
-    """The engine's "now" in milliseconds. The store runs on this machine, so its clock is ours (and coredis
-    6.9 misreads TIME's microseconds, so the local clock is the more exact one)."""
-    return int(time.time() * 1000)
-
-
-async def wait_until(predicate, timeout: float = 5.0, interval: float = 0.02):
-    """Polls a predicate (plain or async) until it returns a truthy value; fails the test after ``timeout``."""
-    with trio.move_on_after(timeout):
-        while True:
-            value = predicate()
-            if inspect.isawaitable(value):
-                value = await value
-            if value:
-                return value
-            await trio.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s")
-
-
-async def make_unticked_queue(engine, raw, name: str, **settings: Any):
-    """A queue that only the test itself ticks: it is left out of the registry of queue names, which the
-    maintenance loop of every ``starq serve`` process on the shared test store walks. Tests that assert what
-    ``Engine.tick`` did use it, so a server started by another test cannot do that work first."""
-    info = await make_queue(engine, name, **settings)
-    await raw.srem("starq:queues", [name])
-    return info

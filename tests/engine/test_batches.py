@@ -8,10 +8,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from engine.helpers import assert_counts_true, make_queue, make_unticked_queue, now_ms, submit
 from starq.server.engine import models
 from starq.worker_kit.errors import LeaseLost, NotClaimed, QueueNotFound
-
-from .conftest import assert_counts_true, make_queue, make_unticked_queue, now_ms, submit
 
 
 async def completed_and_failed(engine, queue: str) -> tuple[int, int]:

@@ -8,12 +8,11 @@ import random
 import pytest
 import trio
 
+from engine.helpers import assert_counts_true, make_queue, payload_of, submit, wait_until
 from starq.server import claims
 from starq.server.claims import ClaimBroker, Ledger
 from starq.server.engine.engine import open_engine
 from starq.worker_kit.errors import QueueNotFound
-
-from .conftest import assert_counts_true, make_queue, payload_of, submit, wait_until
 
 
 @pytest.fixture

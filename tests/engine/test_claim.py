@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import trio
 
-from .conftest import assert_counts_true, drain, make_queue, make_unticked_queue, now_ms, payload_of, submit
+from engine.helpers import assert_counts_true, drain, make_queue, make_unticked_queue, now_ms, payload_of, submit
 
 
 async def test_claim_hands_out_at_most_count(engine, queue_name):

@@ -7,9 +7,7 @@ import random
 import pytest
 import trio
 
-from starq.worker_kit.errors import InvalidState, QueueExists, QueueNotFound
-
-from .conftest import (
+from engine.helpers import (
     all_jobs,
     assert_counts_true,
     drain,
@@ -18,6 +16,7 @@ from .conftest import (
     now_ms,
     submit,
 )
+from starq.worker_kit.errors import InvalidState, QueueExists, QueueNotFound
 
 
 def keys_of(queue: str) -> str:

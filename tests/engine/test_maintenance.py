@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import trio
 
+from engine.helpers import make_queue, make_unticked_queue, now_ms, submit
 from starq.server import maintenance
 from starq.server.engine import engine as engine_module
-
-from .conftest import make_queue, make_unticked_queue, now_ms, submit
 
 
 async def test_tick_many_does_each_queues_due_work(engine, queue_name, raw, monkeypatch):

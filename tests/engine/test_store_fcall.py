@@ -7,10 +7,9 @@ import coredis.exceptions
 import pytest
 import trio
 
+from engine.helpers import make_queue, submit
 from starq.server.engine.engine import LIBRARY
-from starq.server.engine.store import fcall, open_redis
-
-from .conftest import make_queue, submit
+from starq.server.engine.store import SlotKeepingPool, fcall, open_redis
 
 
 def _idle(pool) -> int:
@@ -70,6 +69,7 @@ async def test_waiters_keep_their_turn(redis_url):
     """With callers waiting for a slot, a new caller does not take an idle connection past them."""
     async with open_redis(redis_url, max_connections=1) as redis:
         pool = redis.connection_pool
+        assert isinstance(pool, SlotKeepingPool)
         await redis.ping()
         assert pool.lease_ready() is not None  # idle and nobody waiting: served at once
         # The one connection is leased now; a waiter parks for it.

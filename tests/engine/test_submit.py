@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from engine.helpers import make_queue, new_job, payload_of, submit, submit_jobs
 from starq.server.engine.models import NewJob, new_job_id
 from starq.worker_kit.errors import QueueNotFound
-
-from .conftest import make_queue, new_job, payload_of, submit, submit_jobs
 
 
 async def test_submit_single_is_pending_and_counted(engine, queue_name):

@@ -31,10 +31,12 @@ async def store_facts(url: str) -> tuple[bool, int]:
         except coredis.exceptions.ResponseError:
             return False, 0
         stats = await r.info("commandstats")
-        return True, int(stats.get("cmdstat_waitaof", {}).get("calls", 0))
+        waitaof = stats.get("cmdstat_waitaof", {})  # absent until the first call
+        assert isinstance(waitaof, dict), waitaof
+        return True, int(waitaof.get("calls", 0))
 
 
-def serve_durable(*args: str, env: dict | None = None) -> subprocess.CompletedProcess[str] | None:
+def serve_durable(*args: str, env: dict | None = None) -> subprocess.CompletedProcess[str]:
     """Runs ``starq serve`` with STARQ_DURABLE=1 expecting it to refuse to start; returns how it ended."""
     return subprocess.run(
         [sys.executable, "-m", "starq.cli", "serve", "--port", "0", *args],

@@ -9,7 +9,8 @@ from __future__ import annotations
 import httpx
 import orjson
 import trio
-from fault_helpers import host_port
+
+from faults.helpers import host_port
 
 KEY = {"X-API-Key": "dev-key"}
 LIMITS = {

@@ -10,8 +10,9 @@ import signal
 from pathlib import Path
 
 import trio
-from fault_helpers import create_queue, host_port, report
-from load import Load
+
+from faults.helpers import create_queue, host_port, report
+from faults.load import Load
 
 
 def children(pid: int) -> set[int]:

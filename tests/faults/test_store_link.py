@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import httpx
 import trio
-from fault_helpers import create_queue, host_port, report
-from load import CLIENT_TIMEOUT, KEY, Load
-from proxy import FaultProxy
+
+from faults.helpers import create_queue, host_port, report
+from faults.load import CLIENT_TIMEOUT, KEY, Load
+from faults.proxy import FaultProxy
 
 # The server's bound on one store round trip (server/engine/store.py COMMAND_TIMEOUT), plus slack for a
 # request that first waits for a pool slot.

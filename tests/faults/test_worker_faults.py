@@ -10,7 +10,8 @@ from pathlib import Path
 
 import httpx
 import trio
-from fault_helpers import create_queue
+
+from faults.helpers import create_queue
 
 KEY = {"X-API-Key": "dev-key"}
 WORKER = str(Path(__file__).with_name("worker_proc.py"))
@@ -18,6 +19,12 @@ WORKER = str(Path(__file__).with_name("worker_proc.py"))
 
 def spawn(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, WORKER, *args], stdout=subprocess.PIPE, text=True)
+
+
+async def read_line(proc: subprocess.Popen[str]) -> str:
+    """The next line a spawned worker prints (read in a thread, as the pipe blocks)."""
+    assert proc.stdout is not None  # spawned with stdout=PIPE
+    return await trio.to_thread.run_sync(proc.stdout.readline)
 
 
 def submit(url: str, queue: str, n: int) -> list[str]:
@@ -39,7 +46,7 @@ async def test_workers_killed_mid_job_have_their_jobs_reclaimed(server, queue_na
     held: list[str] = []
     try:
         for proc in doomed:
-            held += json.loads(await trio.to_thread.run_sync(proc.stdout.readline))
+            held += json.loads(await read_line(proc))
     finally:
         for proc in doomed:
             proc.kill()
@@ -106,7 +113,7 @@ async def test_workers_vanishing_mid_long_poll_strand_no_job(server_factory, que
     create_queue(server.url, queue_name, claim_timeout=600)
     parked = spawn(server.url, queue_name, "poll", "10")  # one worker process with 10 long-polls
     try:
-        assert (await trio.to_thread.run_sync(parked.stdout.readline)).strip() == "parked"
+        assert (await read_line(parked)).strip() == "parked"
         with trio.fail_after(20):
             while httpx.get(server.url + "/api/health").json()["waiting_claims"] < 10:
                 await trio.sleep(0.05)

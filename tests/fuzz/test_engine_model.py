@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import deque
+from typing import ClassVar
 
 import attrs
 import orjson
@@ -29,7 +30,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from starq.server.engine.engine import dedupe_hash
+from starq.server.engine.engine import Engine, dedupe_hash
 from starq.server.engine.models import NewJob, new_job_id
 from starq.worker_kit.errors import InvalidState, JobNotFound, LeaseLost, NotClaimed, StarqError
 
@@ -93,7 +94,7 @@ class QueueModel:
 
 
 class EngineMachine(RuleBasedStateMachine):
-    engine = None  # set by the test before the machine runs
+    engine: ClassVar[Engine]  # set by the test before the machine runs
 
     def call(self, fn, *args):
         return trio.from_thread.run(fn, *args)
@@ -173,7 +174,7 @@ class EngineMachine(RuleBasedStateMachine):
     @rule(count=st.integers(1, 3))
     def claim(self, count: int) -> None:
         got = self.call(self.engine.claim, self.queue, count, "w")
-        expected = []
+        expected: list[str] = []
         for p in range(9, -1, -1):
             while self.model.lines[p] and len(expected) < count:
                 expected.append(self.model.lines[p].popleft())

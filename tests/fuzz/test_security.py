@@ -40,7 +40,7 @@ async def test_a_401_never_reveals_whether_a_queue_exists(make_client, queue_nam
     job = await client.post(f"/api/v1/queues/{queue_name}/jobs", json={"payload": {}}, headers=KEY)
     job_id = (await job.get_json())["jobs"][0]["id"]
     missing = f"{queue_name}-missing"
-    requests = [
+    requests: list[tuple[str, str, dict | None]] = [
         ("POST", "/api/v1/queues/{q}/jobs", {"payload": {}}),
         ("POST", "/api/v1/queues/{q}/jobs/claim", {}),
         ("PUT", "/api/v1/queues/{q}/jobs/" + job_id + "/complete", {}),

@@ -4,29 +4,8 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-KEY = {"X-API-Key": "dev-key"}
-
-
-class Scrape:
-    """One parsed ``/metrics`` answer: ``value(name, **labels)`` finds a sample by name and labels."""
-
-    def __init__(self, text: str) -> None:
-        self.families = {f.name: f for f in text_string_to_metric_families(text)}
-        self.samples = [s for f in self.families.values() for s in f.samples]
-
-    def value(self, name: str, **labels: str) -> float:
-        for sample in self.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                return sample.value
-        raise KeyError(f"no sample {name} {labels}")
-
-    def total(self, name: str, **labels: str) -> float:
-        """The sum over every sample that matches (e.g. one route across statuses)."""
-        return sum(
-            s.value for s in self.samples if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
-        )
+from ops.helpers import KEY, Scrape
 
 
 @pytest.fixture

@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from test_install import drive_installed
 
+from ops.helpers import drive_installed
 from starq.server.embedded import find_server_binary, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -122,7 +122,8 @@ def test_the_image_runs_starq_serve_as_an_unprivileged_user():
     stage = final_stage()
     words = dict(stage)
     assert words["USER"] not in ("root", "0")
-    assert re.search(r"useradd .*--uid (\d+)", words["RUN"]).group(1) != "0"
+    uid = re.search(r"useradd .*--uid (\d+)", words["RUN"])
+    assert uid and uid.group(1) != "0"
     assert exec_form(words["ENTRYPOINT"]) == ["starq"]
     assert exec_form(words["CMD"])[:1] == ["serve"]
     assert words["EXPOSE"] == "8000"

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import asyncclick
 import attrs
 
 from starq.cli.main import serve
@@ -83,7 +84,7 @@ def test_the_configuration_table_is_made_from_the_declarations():
 
 
 def test_every_setting_has_a_flag_and_its_variable_except_the_keys():
-    flags = {p.name: p for p in serve.params}
+    flags = {p.name: p for p in serve.params if isinstance(p, asyncclick.Option)}
     for field in attrs.fields(Settings):
         if field.name == "api_keys":
             assert field.name not in flags  # only from the environment

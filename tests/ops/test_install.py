@@ -9,13 +9,12 @@ import sys
 import zipfile
 from pathlib import Path
 
-import httpx
 import pytest
-from serverproc import start_server
+
+from ops.helpers import drive_installed
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("server", "worker_kit", "cli", "dashboard")
-KEY = {"X-API-Key": "dev-key"}
 
 
 def uv(*args: str, cwd: Path, timeout: float = 300) -> str:
@@ -59,31 +58,6 @@ def install_outside(wheel: Path, home: Path) -> Path:
     uv("pip", "install", "--python", str(home / "venv" / "bin" / "python"), str(wheel), "-c", str(constraints),
        cwd=home)  # fmt: skip
     return home / "venv" / "bin" / "starq"
-
-
-def drive_installed(starq: Path, workdir: Path) -> None:
-    """What a new user does with an installed Starq: ``--version``, ``serve`` on its embedded store, one job
-    through submit → claim → complete over HTTP, and the dashboard with its assets."""
-    version = subprocess.run([str(starq), "--version"], capture_output=True, text=True, timeout=60, cwd=workdir)
-    assert version.returncode == 0 and version.stdout.startswith("starq, version "), version
-    server = start_server("--data-dir", str(workdir / "data"), program=[str(starq)], cwd=str(workdir), clean_env=True)
-    try:
-        with httpx.Client(base_url=server.url, timeout=30) as client:
-            q = "/api/v1/queues/installed"
-            assert client.post("/api/v1/queues", json={"name": "installed"}, headers=KEY).status_code == 201
-            submitted = client.post(f"{q}/jobs", json={"payload": {"n": 1}}, headers=KEY).json()["jobs"][0]
-            (job,) = client.post(f"{q}/jobs/claim", json={"count": 1}, headers=KEY).json()["jobs"]
-            assert job["id"] == submitted["id"] and job["payload"] == {"n": 1}
-            done = client.put(f"{q}/jobs/{job['id']}/complete", json={"lease_id": job["lease_id"]}, headers=KEY)
-            assert done.status_code == 200 and done.json()["status"] == "completed"
-            assert client.get(f"{q}/jobs/{job['id']}").json()["status"] == "completed"
-            page = client.get("/")
-            assert page.status_code == 200 and "text/html" in page.headers["content-type"]
-            assert client.get("/dashboard/static/dashboard.js").status_code == 200
-            assert client.get("/api/openapi.json").json()["openapi"].startswith("3.")
-    finally:
-        assert server.stop() == 0, server.output()
-    assert "Traceback" not in server.output()
 
 
 def test_the_wheel_installed_outside_the_repository_serves(built, tmp_path):

@@ -1,5 +1,5 @@
 """HTTP/1.1 behaviours of Starq's serving path (``starq.server.http1``), tested over real sockets with the small
-app of ``conftest.py``: keep-alive, closes, pipelining, bodies and streams, disconnects."""
+app of ``apps.py``: keep-alive, closes, pipelining, bodies and streams, disconnects."""
 
 from __future__ import annotations
 

@@ -7,12 +7,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-import trio
 
-from starq.worker_kit import Backoff, QueueInfo, RetryPolicy, StarqClient
-
-KEY = "dev-key"
-FAST_RETRY = RetryPolicy(attempts=3, backoff=Backoff(0.02, 0.1))
+from starq.worker_kit import QueueInfo, StarqClient
+from worker_kit.helpers import FAST_RETRY, KEY
 
 
 @pytest.fixture
@@ -37,12 +34,3 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-async def wait_for(predicate: Callable[[], Awaitable[bool]], timeout: float = 15.0, step: float = 0.05) -> None:
-    """Polls ``predicate`` until it is true; fails the test after ``timeout`` seconds."""
-    with trio.move_on_after(timeout):
-        while not await predicate():
-            await trio.sleep(step)
-        return
-    raise AssertionError("condition not met in time")

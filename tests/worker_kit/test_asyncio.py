@@ -11,8 +11,7 @@ import time
 import pytest
 
 from starq.worker_kit import Backoff, RetryPolicy, ServerUnreachable, StarqClient
-
-from .conftest import KEY
+from worker_kit.helpers import KEY
 
 
 def test_calls_work_under_asyncio(server, queue_name):

@@ -19,8 +19,7 @@ from starq.worker_kit import (
     ValidationFailed,
     errors,
 )
-
-from .conftest import FAST_RETRY
+from worker_kit.helpers import FAST_RETRY
 
 
 async def test_queue_endpoints(client, make_queue, queue_name):

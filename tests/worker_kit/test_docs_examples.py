@@ -11,7 +11,7 @@ from pathlib import Path
 
 import trio
 
-from .conftest import KEY, wait_for
+from worker_kit.helpers import KEY, wait_for
 
 DOCS = Path(__file__).parents[2] / "docs" / "workers.md"
 

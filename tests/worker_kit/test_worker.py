@@ -5,16 +5,23 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import TypedDict
 
 import pytest
 import trio
 
 from starq.worker_kit import Backoff, Permanent, Retry, StarqClient, Unauthorized, Worker
 from starq.worker_kit.worker import SHUTDOWN_ERROR
+from worker_kit.helpers import FAST_RETRY, KEY, wait_for
 
-from .conftest import FAST_RETRY, KEY, wait_for
 
-FAST = {"backoff": Backoff(0.05, 0.5), "block_ms": 1000}
+class WorkerOptions(TypedDict):
+    backoff: Backoff
+    block_ms: int
+
+
+# Short claims and reconnect pauses, so shutdowns and server restarts do not make the tests wait.
+FAST: WorkerOptions = {"backoff": Backoff(0.05, 0.5), "block_ms": 1000}
 
 
 async def counts(client, queue) -> dict:

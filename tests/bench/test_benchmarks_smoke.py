@@ -8,11 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-# benchmarks/ is a folder of the repository, not an installed package (it runs as ``python -m benchmarks``).
-sys.path.insert(0, str(ROOT))
+# benchmarks/ is a folder of the repository, not an installed package (it runs as ``python -m benchmarks`` from
+# the repository's root, which pytest's ``pythonpath`` puts on sys.path after tests/).
+from benchmarks import report
 
-from benchmarks import report  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_quick_run_covers_every_scenario_exactly_once(tmp_path):
