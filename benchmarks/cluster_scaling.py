@@ -28,7 +28,6 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from cluster.helpers import cluster_node_port, form_cluster  # noqa: E402
 from serverproc import start_server  # noqa: E402
-
 from starq.server.embedded import start_store  # noqa: E402
 from starq.server.engine.engine import open_engine  # noqa: E402
 from starq.server.engine.models import NewJob, new_job_id  # noqa: E402

@@ -112,8 +112,8 @@ async def queue_page(engine: Engine, name: str, status: str = "") -> dict[str, A
     info = await engine.queue_info(name)
     chart = await engine.throughput(name, CHART_BUCKETS)
     seen = await engine.workers(name)
-    jobs, has_more = await engine.list_jobs(name, status, TABLE_ROWS)
-    completed, _ = await engine.list_jobs(name, "completed", WAIT_SAMPLE)
+    page = await engine.list_jobs(name, status, TABLE_ROWS)
+    completed = (await engine.list_jobs(name, "completed", WAIT_SAMPLE)).jobs
     return {
         "view": "queue",
         "queue": queue_summary(info),
@@ -122,9 +122,9 @@ async def queue_page(engine: Engine, name: str, status: str = "") -> dict[str, A
         "workers": [{"name": w.name, "last_seen": w.last_seen, "jobs_in_hand": w.jobs_in_hand} for w in seen],
         "jobs": {
             "status": status,
-            "rows": [job_row(j) for j in jobs],
-            "cursor": jobs[-1].id if has_more and jobs else "",
-            "has_more": has_more,
+            "rows": [job_row(j) for j in page.jobs],
+            "cursor": page.cursor,
+            "has_more": page.has_more,
         },
     }
 

@@ -19,7 +19,7 @@ from starq.dashboard import create_blueprint
 from starq.worker_kit.errors import MethodNotAllowed, NotFound, StarqError, TooLarge
 
 from . import logging_setup
-from .api import jobs, meta, queues  # noqa: F401 - importing them declares their operations
+from .api import jobs, meta, queues, schedules  # noqa: F401 - importing them declares their operations
 from .api.operations import AppState
 from .api.service import API_CSP, HTML_CSP, JSON, SECURITY_HEADERS, ApiService, error_body, internal_error
 from .claims import ClaimBroker

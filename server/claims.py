@@ -61,7 +61,7 @@ class Ledger:
         jobs, self.jobs = self.jobs, []
         with trio.CancelScope(shield=True), trio.move_on_after(RELEASE_TIMEOUT):
             try:
-                released = await engine.release(self.queue, jobs)
+                released = await engine.release_undelivered(self.queue, jobs)
                 log.info("released %d undelivered job(s) of queue %s", released, self.queue)
             except StarqError as exc:
                 # The leases still expire after claim_timeout, so the jobs are late, not lost.
@@ -91,6 +91,7 @@ class Line:
     generation: int = 0
     dispatching: bool = False
     failing: bool = False  # the last claim for its waiters failed (the store is away)
+    limited_until: float = 0.0  # the queue's rate limit allows nothing before this (trio clock)
 
 
 class ClaimBroker:
@@ -171,9 +172,18 @@ class ClaimBroker:
 
     async def _claim_now(self, queue: str, count: int, worker: str, ledger: Ledger) -> list[Job]:
         with trio.CancelScope(shield=True):
-            jobs = await self._engine.claim(queue, count, worker)
-        ledger.take(queue, jobs)
-        return jobs
+            claimed = await self._engine.claim(queue, count, worker)
+        ledger.take(queue, claimed.jobs)
+        if claimed.rate_limited_ms:
+            self._line_limited(queue, claimed.rate_limited_ms)
+        return claimed.jobs
+
+    def _line_limited(self, queue: str, wait_ms: int) -> None:
+        """The queue's rate limit allows no hand-out for wait_ms: its dispatcher tries again then, not before
+        (the store said when; polling it sooner would find nothing)."""
+        line = self._lines.get(queue)
+        if line is not None:
+            line.limited_until = trio.current_time() + wait_ms / 1000
 
     def _ensure_dispatcher(self, line: Line) -> None:
         if not line.dispatching:
@@ -184,7 +194,10 @@ class ClaimBroker:
     async def _dispatch(self, line: Line) -> None:
         try:
             while line.waiters and not self._closed:
-                if not line.wake.is_set():
+                if line.limited_until > trio.current_time():
+                    # Rate-limited: nothing can be handed out before then, whatever wakes the line.
+                    await trio.sleep_until(line.limited_until)
+                elif not line.wake.is_set():
                     with trio.move_on_after(SAFETY_POLL_SECONDS):
                         await line.wake.wait()
                 line.wake = trio.Event()
@@ -198,7 +211,7 @@ class ClaimBroker:
             head = line.waiters[0]
             try:
                 with trio.CancelScope(shield=True):
-                    jobs = await self._engine.claim(line.queue, head.count, head.worker)
+                    claimed = await self._engine.claim(line.queue, head.count, head.worker)
             except QueueNotFound as exc:
                 self._fail_all(line, exc)  # the queue is gone: every waiter of the line gets that answer
                 return
@@ -212,6 +225,9 @@ class ClaimBroker:
             if line.failing:
                 log.info("claims for waiters of queue %s work again", line.queue)
                 line.failing = False
+            jobs = claimed.jobs
+            if claimed.rate_limited_ms:
+                line.limited_until = trio.current_time() + claimed.rate_limited_ms / 1000
             if not jobs:
                 return
             if line.waiters and line.waiters[0] is head:

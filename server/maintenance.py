@@ -8,11 +8,13 @@ the calls for all queues go out pipelined, in one round trip per few hundred que
 from __future__ import annotations
 
 import logging
+import time
 
 import trio
 
 from starq.worker_kit.errors import StarqError
 
+from . import schedules
 from .engine.engine import Engine
 
 log = logging.getLogger("starq.maintenance")
@@ -29,9 +31,12 @@ async def maintain_forever(
     while True:
         try:
             ticked = await engine.tick_many(await engine.queue_names())
-            for queue, (_promoted, reclaimed, _expired) in ticked.items():
-                if reclaimed:
-                    log.info("queue %s: %d expired lease(s) reclaimed", queue, reclaimed)
+            now_ms = int(time.time() * 1000)
+            for queue, done in ticked.items():
+                if done.reclaimed:
+                    log.info("queue %s: %d expired lease(s) reclaimed", queue, done.reclaimed)
+                if done.schedules:
+                    await schedules.run_due(engine, queue, done.schedules, now_ms)
             if failing:
                 log.info("maintenance resumed")
                 failing = False

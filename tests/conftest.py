@@ -9,8 +9,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from serverproc import start_server
 
+from serverproc import start_server
 from starq.server.embedded import start_store
 from starq.server.engine.engine import open_engine
 

@@ -9,10 +9,11 @@ in the worker kit so that the kit imports without the server's dependencies. Two
     StarqError
         BadRequest (400)
         Unauthorized (401)
-        NotFound (404): QueueNotFound, JobNotFound
+        NotFound (404): QueueNotFound, JobNotFound, ScheduleNotFound
         MethodNotAllowed (405)
         RequestTimeout (408)
-        Conflict (409): QueueExists, TooManyQueues, NotClaimed, LeaseLost, InvalidState
+        Conflict (409): QueueExists, TooManyQueues, NotClaimed, LeaseLost, JobCancelled, ScheduleExists,
+            InvalidState
         TooLarge (413): HeadersTooLarge (431)
         ValidationFailed (422)
         StoreUnavailable (503): NotDurable
@@ -74,6 +75,12 @@ class JobNotFound(NotFound):
     code = "job_not_found"
 
 
+class ScheduleNotFound(NotFound):
+    """The schedule does not exist."""
+
+    code = "schedule_not_found"
+
+
 class MethodNotAllowed(StarqError):
     """The method is not allowed on this path."""
 
@@ -121,6 +128,18 @@ class LeaseLost(Conflict):
     """The lease named in the request is no longer the job's current lease."""
 
     code = "lease_lost"
+
+
+class JobCancelled(Conflict):
+    """The job was cancelled while claimed: its worker should stop working on it."""
+
+    code = "job_cancelled"
+
+
+class ScheduleExists(Conflict):
+    """A schedule with this name already exists in the queue."""
+
+    code = "schedule_exists"
 
 
 class InvalidState(Conflict):
@@ -196,6 +215,7 @@ SERVER_ERRORS: tuple[type[StarqError], ...] = (
     NotFound,
     QueueNotFound,
     JobNotFound,
+    ScheduleNotFound,
     MethodNotAllowed,
     RequestTimeout,
     Conflict,
@@ -203,6 +223,8 @@ SERVER_ERRORS: tuple[type[StarqError], ...] = (
     TooManyQueues,
     NotClaimed,
     LeaseLost,
+    JobCancelled,
+    ScheduleExists,
     InvalidState,
     TooLarge,
     HeadersTooLarge,

@@ -21,7 +21,7 @@ class QueueSetting(NamedTuple):
     """One setting of a queue: chosen on create, changed with PATCH, shown in the queue's info."""
 
     name: str
-    type: str  # its JSON type: "string", "integer", "number" or "boolean"
+    type: str  # its JSON type: "string", "integer", "number", "boolean" or "object" (null allowed)
     default: Any
     description: str
     minimum: float | None = None
@@ -49,6 +49,26 @@ QUEUE_SETTINGS: tuple[QueueSetting, ...] = (
         "retention", "integer", 7 * 86400, "Seconds finished jobs are kept before their records are removed.",
         minimum=1, maximum=366 * 86400,
     ),
+    QueueSetting(
+        "concurrency", "integer", 0, "Most jobs claimed at once across the queue (0 = unlimited).",
+        minimum=0, maximum=1_000_000,
+    ),
+    QueueSetting(
+        "key_concurrency", "integer", 0,
+        "Most claimed jobs at once per job key (0 = unlimited); with 1, a key's jobs go one at a time, in order.",
+        minimum=0, maximum=1_000_000,
+    ),
+    QueueSetting(
+        "rate_limit", "object", None,
+        '{"max": n, "per_ms": m}: at most n jobs handed out per m ms window, by every server together; null = none.',
+    ),
 )  # fmt: skip
 
 QUEUE_DEFAULTS: dict[str, Any] = {s.name: s.default for s in QUEUE_SETTINGS}
+
+# Limits of a job's options (on submit; docs/api.md).
+MAX_KEY_LENGTH = 256  # key and unique_key
+MAX_TAGS = 16
+MAX_TAG_LENGTH = 64
+MAX_JOB_TIMEOUT = 7 * 86400  # seconds
+MAX_UNIQUE_FOR = 366 * 86400  # seconds

@@ -16,7 +16,7 @@ from starq.worker_kit.errors import QueueNotFound, TooLarge, ValidationFailed
 
 from ..claims import Ledger
 from ..engine.engine import dedupe_hash
-from ..engine.models import Job, NewJob, iso, new_job_id
+from ..engine.models import Job, JobOptions, NewJob, iso, new_job_id
 from . import shapes
 from .operations import Answer, AppState, Request, job_id, operation
 
@@ -49,15 +49,30 @@ def _due_ms(item: dict[str, Any], where: str) -> int:
     return 0
 
 
-def _new_job(item: dict[str, Any], where: str, limit: int) -> NewJob:
+def job_options(item: dict[str, Any]) -> JobOptions:
+    """The options of a job (a submit's item, or a schedule), as the body gives them (already validated)."""
+    return JobOptions(
+        key=item.get("key"),
+        unique_key=item.get("unique_key"),
+        unique_for=item.get("unique_for"),
+        timeout=item.get("timeout"),
+        max_retries=item.get("max_retries"),
+        tags=tuple(item.get("tags") or ()),
+    )
+
+
+def _new_job(item: dict[str, Any], where: str, limit: int) -> tuple[NewJob, JobOptions]:
     if item.get("payload") is None:
         raise ValidationFailed(f"{where}payload is required")
-    return NewJob(
+    options = job_options(item)
+    new = NewJob(
         payload=_encode(item["payload"], f"{where}payload", limit),
         priority=item["priority"],
         run_at_ms=_due_ms(item, where),
         dedupe_hash=dedupe_hash(item["payload"]),
+        options=options.to_json(),
     )
+    return new, options
 
 
 def _result(value: Any, what: str, st: AppState) -> str:
@@ -72,11 +87,12 @@ async def submit(st: AppState, req: Request) -> Answer:
     if body["jobs"] is not None:
         if len(body["jobs"]) > st.settings.max_batch:
             raise TooLarge(f"{len(body['jobs'])} jobs in one request; the limit is {st.settings.max_batch}")
-        jobs = [_new_job(item, f"jobs[{i}].", limit) for i, item in enumerate(body["jobs"])]
+        given = [_new_job(item, f"jobs[{i}].", limit) for i, item in enumerate(body["jobs"])]
     elif body["payload"] is not None:
-        jobs = [_new_job(body, "", limit)]
+        given = [_new_job(body, "", limit)]
     else:
         raise ValidationFailed("payload (one job) or jobs (a batch) is required")
+    jobs = [new for new, _ in given]
     results = await st.engine.submit(queue, jobs, [new_job_id() for _ in jobs])
     rendered = [
         Job.new(
@@ -87,8 +103,14 @@ async def submit(st: AppState, req: Request) -> Answer:
             priority=new.priority,
             created_at=result.created_at,
             run_at="" if result.status != "scheduled" else iso(new.run_at_ms),
+            key=options.key or "",
+            unique_key=options.unique_key or "",
+            unique_for=options.unique_for,
+            timeout=options.timeout,
+            max_retries=options.max_retries,
+            tags=orjson.dumps(list(options.tags)).decode(),
         ).to_json()
-        for new, result in zip(jobs, results, strict=True)
+        for (new, options), result in zip(given, results, strict=True)
     ]
     skipped = sum(r.skipped for r in results)
     return {"jobs": rendered, "submitted": len(results) - skipped, "skipped": skipped}, 201
@@ -99,9 +121,8 @@ async def submit(st: AppState, req: Request) -> Answer:
 async def list_jobs(st: AppState, req: Request) -> Answer:
     q = req.query
     count = min(q["count"], st.settings.max_list_count)
-    jobs, has_more = await st.engine.list_jobs(req.queue, q["status"], count, q["cursor"])
-    cursor = jobs[-1].id if has_more and jobs else ""
-    return {"jobs": [j.to_json() for j in jobs], "cursor": cursor, "has_more": has_more}, 200
+    page = await st.engine.list_jobs(req.queue, q["status"], count, q["cursor"], tag=q["tag"], text=q["q"])
+    return {"jobs": [j.to_json() for j in page.jobs], "cursor": page.cursor, "has_more": page.has_more}, 200
 
 
 @operation("POST", J + "/claim", summary="Claim jobs, waiting up to block_ms for one", tag=TAG, body=shapes.Claim,
@@ -185,7 +206,7 @@ async def ack(st: AppState, req: Request) -> Answer:
     }, 200
 
 
-@operation("DELETE", JOB, summary="Cancel a pending or scheduled job", tag=TAG,
+@operation("DELETE", JOB, summary="Cancel a pending, scheduled or claimed job", tag=TAG,
            responses={200: shapes.Outcome, 409: shapes.Error})  # fmt: skip
 async def cancel(st: AppState, req: Request) -> Answer:
     job = req.job
@@ -197,3 +218,18 @@ async def cancel(st: AppState, req: Request) -> Answer:
 async def retry(st: AppState, req: Request) -> Answer:
     job = req.job
     return {"status": await st.engine.retry(req.queue, job), "job_id": job}, 200
+
+
+@operation("POST", JOB + "/release", summary="Give a claimed job back without counting an attempt", tag=TAG,
+           body=shapes.Release, responses={200: shapes.Outcome, 409: shapes.Error})  # fmt: skip
+async def release(st: AppState, req: Request) -> Answer:
+    body, job = req.body, req.job
+    status = await st.engine.release(req.queue, job, body["lease_id"] or "", body["delay"])
+    return {"status": status, "job_id": job}, 200
+
+
+@operation("POST", JOB + "/promote", summary="Make a scheduled job pending now", tag=TAG,
+           responses={200: shapes.Outcome, 409: shapes.Error})  # fmt: skip
+async def promote(st: AppState, req: Request) -> Answer:
+    job = req.job
+    return {"status": await st.engine.promote(req.queue, job), "job_id": job}, 200

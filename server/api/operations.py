@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from starq.worker_kit.errors import JobNotFound, MethodNotAllowed, NotFound, QueueNotFound
+from starq.worker_kit.errors import JobNotFound, MethodNotAllowed, NotFound, QueueNotFound, ScheduleNotFound
 
 from .schema import Schema
 
@@ -150,8 +150,15 @@ def job_id(value: str) -> str:
     return value
 
 
+def schedule_name(name: str) -> str:
+    """A schedule name from a path (named as queues are); one that could not exist is not found."""
+    if len(name) > QUEUE_NAME_MAX or not _QUEUE_NAME.fullmatch(name):
+        raise ScheduleNotFound(f"schedule {name!r} not found")
+    return name
+
+
 # How each kind of path parameter is checked, by its name in the path template.
-PARAMS: dict[str, Callable[[str], str]] = {"name": queue_name, "job": job_id}
+PARAMS: dict[str, Callable[[str], str]] = {"name": queue_name, "job": job_id, "schedule": schedule_name}
 
 
 # -- routing -------------------------------------------------------------------------------------------------

@@ -31,7 +31,8 @@ async def get_queue(st: AppState, req: Request) -> Answer:
 @operation("PATCH", Q, summary="Change a queue's settings", tag=TAG, body=shapes.UpdateQueue,
            responses={200: shapes.QueueInfo})  # fmt: skip
 async def update_queue(st: AppState, req: Request) -> Answer:
-    changes = {k: v for k, v in req.body.items() if v is not None}
+    # Only what is given changes; null leaves a setting as it is, except an object setting's (it removes it).
+    changes = {k: v for k, v in req.body.items() if v is not None or k in shapes.OBJECT_SETTINGS}
     return (await st.engine.update_queue(req.queue, **changes)).to_json(), 200
 
 
@@ -74,3 +75,11 @@ async def queue_stats(st: AppState, req: Request) -> Answer:
         "throughput": [{"at": at, "completed": c, "failed": f} for at, c, f in tput.buckets],
         "workers": [{"name": w.name, "last_seen": w.last_seen, "jobs_in_hand": w.jobs_in_hand} for w in workers],
     }, 200
+
+
+@operation("POST", Q + "/purge", summary="Remove every job of one status", tag=TAG, body=shapes.Purge,
+           responses={200: shapes.Purged})  # fmt: skip
+async def purge_queue(st: AppState, req: Request) -> Answer:
+    queue = req.queue
+    purged = await st.engine.purge_status(queue, req.body["status"])
+    return {"status": "ok", "queue": queue, "purged": purged}, 200

@@ -16,6 +16,9 @@ import attrs
 from starq.worker_kit.errors import ValidationFailed
 
 REQUIRED = object()
+# The default of a field that is left out of the parsed body when it is not given (a PATCH: absent means "no
+# change", which differs from an explicit null).
+ABSENT = object()
 _TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
     "integer": (int,),
@@ -43,6 +46,7 @@ class Field:
     format: str | None = None  # a JSON Schema format, e.g. "date-time"; the handler checks it
     min_items: int | None = None
     pattern_hint: str | None = None  # what ``pattern`` stands for, in words, for the error message
+    shape: Schema | None = None  # an object's own fields
 
     def check(self, value: Any, path: str) -> Any:
         if value is None and self.nullable:
@@ -70,6 +74,8 @@ class Field:
             # An empty string in an enum stands for "none chosen" (``status=`` lists every job); it is no option.
             options = ", ".join(option for option in self.enum if option != "")
             raise ValidationFailed(f"{path} must be one of: {options}")
+        if self.shape is not None:
+            return self.shape.parse(value, path)
         if self.type == "array":
             if self.min_items is not None and len(value) < self.min_items:
                 raise ValidationFailed(f"{path} must hold at least {self.min_items} item(s)")
@@ -100,7 +106,7 @@ class Field:
             out["type"] = [self.type, "null"] if self.nullable else self.type
         if self.description:
             out["description"] = self.description
-        if (self.default is not REQUIRED and self.default is not None) or (self.nullable and self.default is None):
+        if self.default not in (REQUIRED, ABSENT) and (self.default is not None or self.nullable):
             out["default"] = self.default
         for key, value in (
             ("minimum", self.minimum),
@@ -118,6 +124,11 @@ class Field:
             out["format"] = self.format
         if self.items is not None:
             out["items"] = self.items.json_schema() if isinstance(self.items, Field) else {"$ref": self.items.ref}
+        if self.shape is not None:
+            nested = self.shape.json_schema()
+            out["properties"] = nested["properties"]
+            if "required" in nested:
+                out["required"] = nested["required"]
         return out
 
 
@@ -150,7 +161,7 @@ class Schema:
                 out[field.name] = field.check(data[field.name], where)
             elif field.default is REQUIRED:
                 raise ValidationFailed(f"{where} is required")
-            else:
+            elif field.default is not ABSENT:
                 out[field.name] = field.default
         return out
 

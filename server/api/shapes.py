@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-from starq.worker_kit.protocol import MAX_PRIORITY, QUEUE_SETTINGS
+import attrs
+
+from starq.worker_kit.protocol import (
+    JOB_STATUSES,
+    MAX_JOB_TIMEOUT,
+    MAX_KEY_LENGTH,
+    MAX_PRIORITY,
+    MAX_TAG_LENGTH,
+    MAX_TAGS,
+    MAX_UNIQUE_FOR,
+    QUEUE_SETTINGS,
+)
 
 from ..engine.models import JOB_FIELDS, JOB_ID_PATTERN, STATUSES
 from .operations import QUEUE_NAME_MAX, QUEUE_NAME_PATTERN
-from .schema import Field, Schema
+from .schema import ABSENT, Field, Schema
 
 # Limits that are part of the schema itself; size limits (bytes, batch size) come from Settings.
 MAX_DELAY_SECONDS = 366 * 86400
@@ -14,9 +25,35 @@ MAX_CLAIM_TIMEOUT = next(s.maximum for s in QUEUE_SETTINGS if s.name == "claim_t
 MAX_WORKER_NAME = 128
 MAX_ERROR_TEXT = 64 * 1024
 
+RateLimit = Schema(
+    "RateLimit",
+    (
+        Field("max", "integer", description="Jobs handed out per window.", minimum=1, maximum=1_000_000),
+        Field(
+            "per_ms",
+            "integer",
+            description="The window, in ms; it starts at its first hand-out.",
+            minimum=1,
+            maximum=86_400_000,
+        ),
+    ),
+)
+# The fields of the queue settings that are objects (null: none).
+OBJECT_SETTINGS = {"rate_limit": RateLimit}
+
 # The queue settings, as protocol.QUEUE_SETTINGS declares them.
 _settings = tuple(
-    Field(s.name, s.type, s.default, s.description, minimum=s.minimum, maximum=s.maximum, max_length=s.max_length)
+    Field(
+        s.name,
+        s.type,
+        s.default,
+        s.description,
+        minimum=s.minimum,
+        maximum=s.maximum,
+        max_length=s.max_length,
+        nullable=s.type == "object",
+        shape=OBJECT_SETTINGS.get(s.name),
+    )
     for s in QUEUE_SETTINGS
 )
 CreateQueue = Schema(
@@ -26,11 +63,10 @@ CreateQueue = Schema(
         *_settings,
     ),
 )
+# Only the settings given change (null leaves a setting as it is, except an object's: null removes it).
 UpdateQueue = Schema(
     "UpdateQueue",
-    tuple(
-        Field(f.name, f.type, None, f.description, f.minimum, f.maximum, f.max_length, nullable=True) for f in _settings
-    ),
+    tuple(attrs.evolve(f, default=ABSENT, nullable=True) for f in _settings),
 )
 QueueInfo = Schema(
     "QueueInfo",
@@ -75,39 +111,35 @@ Job = Schema(
         ),
     ),
 )
+# A job's options (on submit, and as a schedule gives them to its jobs); echoed in the job.
+JOB_OPTIONS = (
+    Field("key", "string", None, "The job's ordering and concurrency group (see the queue's key_concurrency).",
+          max_length=MAX_KEY_LENGTH, nullable=True),
+    Field("unique_key", "string", None, "Skip this job while a job holding this key is unfinished (or, with "
+          "unique_for, was submitted less than unique_for seconds ago).", max_length=MAX_KEY_LENGTH, nullable=True),
+    Field("unique_for", "integer", None, "Seconds unique_key is held from submission, whatever becomes of the job.",
+          minimum=1, maximum=MAX_UNIQUE_FOR, nullable=True),
+    Field("timeout", "integer", None, "Seconds one attempt may run; then it fails (and is retried as any failure).",
+          minimum=1, maximum=MAX_JOB_TIMEOUT, nullable=True),
+    Field("max_retries", "integer", None, "This job's retries (default: the queue's).", minimum=0, maximum=1000,
+          nullable=True),
+    Field("tags", "array", None, "Labels to list jobs by (GET …/jobs?tag=).", max_items=MAX_TAGS, nullable=True,
+          items=Field("tag", "string", max_length=MAX_TAG_LENGTH, pattern=r".+", pattern_hint="a non-empty string")),
+)  # fmt: skip
 NewJob = Schema(
     "NewJob",
     (
         Field("payload", "object", description="The job's data: any JSON object."),
-        Field(
-            "priority",
-            "integer",
-            0,
-            "0-9; higher is claimed first, FIFO within a priority.",
-            minimum=0,
-            maximum=MAX_PRIORITY,
-        ),
-        Field(
-            "delay",
-            "number",
-            None,
-            "Seconds to wait before the job becomes ready (not with run_at).",
-            minimum=0,
-            maximum=MAX_DELAY_SECONDS,
-            nullable=True,
-        ),
-        Field(
-            "run_at",
-            "string",
-            None,
-            "ISO 8601 time at which the job becomes ready (not with delay).",
-            nullable=True,
-            max_length=64,
-            format="date-time",
-        ),
+        Field("priority", "integer", 0, "0-9; higher is claimed first, FIFO within a priority.", minimum=0,
+              maximum=MAX_PRIORITY),
+        Field("delay", "number", None, "Seconds to wait before the job becomes ready (not with run_at).", minimum=0,
+              maximum=MAX_DELAY_SECONDS, nullable=True),
+        Field("run_at", "string", None, "ISO 8601 time at which the job becomes ready (not with delay).",
+              nullable=True, max_length=64, format="date-time"),
+        *JOB_OPTIONS,
     ),
     exclusive=("delay", "run_at"),
-)
+)  # fmt: skip
 Submit = Schema(
     "Submit",
     (
@@ -249,8 +281,67 @@ ListQuery = Schema(
             pattern=f"^(?:{JOB_ID_PATTERN})?$",
             pattern_hint='the "cursor" of a previous page (a job id), or empty for the newest',
         ),
+        Field("tag", "string", "", "Only jobs with this tag.", max_length=MAX_TAG_LENGTH),
+        Field(
+            "q",
+            "string",
+            "",
+            "Only jobs whose id starts with this text, or whose payload or error contains it "
+            "(case-insensitive). Looks at most 2,000 jobs per page: a page may come back short, with has_more.",
+            max_length=200,
+        ),
     ),
 )
+
+Release = Schema(
+    "Release",
+    (
+        Field("lease_id", "string", None, "The lease from the claim; a stale lease gets 409.", nullable=True,
+              max_length=64),
+        Field("delay", "number", 0, "Seconds before the job can be claimed again (0: at once).", minimum=0,
+              maximum=MAX_DELAY_SECONDS),
+    ),
+)  # fmt: skip
+PURGEABLE = tuple(s for s in JOB_STATUSES if s != "claimed")
+Purge = Schema("Purge", (Field("status", "string", description="Which jobs to remove.", enum=PURGEABLE),))
+Purged = Schema("Purged", (Field("status", "string"), Field("queue", "string"), Field("purged", "integer")))
+
+# Schedules: a name, cron or every, a time zone, the payload, paused, and the job options of its jobs.
+_SCHEDULE_FIELDS = (
+    Field("cron", "string", None, "A cron expression: 5 fields, or 6 with seconds first (*/2 * * * * *).",
+          max_length=256, nullable=True),
+    Field("every", "integer", None, "Run every this many seconds.", minimum=1, maximum=MAX_UNIQUE_FOR,
+          nullable=True),
+    Field("timezone", "string", "UTC", "The IANA time zone the cron expression is read in.", max_length=64),
+    Field("payload", "object", {}, "The payload of every job it submits."),
+    Field("paused", "boolean", False, "A paused schedule submits nothing."),
+    Field("priority", "integer", 0, "Its jobs' priority.", minimum=0, maximum=MAX_PRIORITY),
+    *JOB_OPTIONS,
+)  # fmt: skip
+CreateSchedule = Schema(
+    "CreateSchedule",
+    (
+        Field("name", "string", description="The schedule's name (as a queue name).", max_length=QUEUE_NAME_MAX,
+              pattern=QUEUE_NAME_PATTERN),
+        *_SCHEDULE_FIELDS,
+    ),
+    description="Exactly one of cron and every.",
+)  # fmt: skip
+UpdateSchedule = Schema("UpdateSchedule", tuple(attrs.evolve(f, default=ABSENT) for f in _SCHEDULE_FIELDS))
+Schedule = Schema(
+    "Schedule",
+    (
+        Field("name", "string"),
+        Field("queue", "string"),
+        *(attrs.evolve(f, default=None) for f in _SCHEDULE_FIELDS),
+        Field("next_run_at", "string", description='When it runs next ("" while paused).'),
+        Field("last_run_at", "string", description='When it last ran ("" before its first run).'),
+        Field("last_job_id", "string", description="The job its last run submitted."),
+        Field("created_at", "string"),
+    ),
+)
+ScheduleList = Schema("ScheduleList", (Field("schedules", "array", items=Schedule),))
+ScheduleDeleted = Schema("ScheduleDeleted", (Field("status", "string"), Field("schedule", "string")))
 
 Stats = Schema(
     "Stats",

@@ -22,11 +22,14 @@ import trio
 
 from starq.worker_kit.errors import (
     InvalidState,
+    JobCancelled,
     JobNotFound,
     LeaseLost,
     NotClaimed,
     QueueExists,
     QueueNotFound,
+    ScheduleExists,
+    ScheduleNotFound,
     StarqError,
     StoreUnavailable,
     TooManyQueues,
@@ -46,6 +49,8 @@ TICK_LIMIT = 500
 PURGE_CHUNK = 1000
 # Queues ticked per pipelined round trip by the maintenance loop.
 TICK_PIPELINE = 500
+# Most jobs one listing looks at when it filters by more than one index (a tag and a status, or a search).
+SCAN_BUDGET = 2000
 
 _STORE_ERRORS = (redis_errors.ConnectionError, TimeoutError, OSError)
 
@@ -65,6 +70,66 @@ class AckOutcome:
     status: str = ""
     retries: int | None = None
     error: StarqError | None = None
+
+
+class Claimed(list[Job]):
+    """The jobs a claim got (a list), and why it got no more: the queue's rate limit allows nothing for
+    ``rate_limited_ms`` (0: it did not stop the claim), or its concurrency ``held`` jobs back."""
+
+    def __init__(self, jobs: list[Job], rate_limited_ms: int = 0, held: bool = False) -> None:
+        super().__init__(jobs)
+        self.rate_limited_ms = rate_limited_ms
+        self.held = held
+
+    @property
+    def jobs(self) -> list[Job]:
+        return self
+
+
+@attrs.frozen
+class JobPage:
+    jobs: list[Job]
+    has_more: bool
+    cursor: str  # where the next page starts ("" when there is none)
+
+
+@attrs.frozen
+class DueSchedule:
+    """A schedule whose run is due: its name, the run's due time and the schedule's definition."""
+
+    name: str
+    due_ms: int
+    definition: dict[str, Any]
+
+
+@attrs.frozen
+class Ticked:
+    """The background work one tick did on one queue, and the schedules it found due (for the engine's caller
+    to run: the next times come from the cron library)."""
+
+    promoted: int = 0
+    reclaimed: int = 0
+    expired: int = 0
+    schedules: list[DueSchedule] = attrs.Factory(list)
+
+
+@attrs.frozen
+class ScheduleRecord:
+    """A stored schedule: its definition as given, and its runs so far."""
+
+    queue: str
+    name: str
+    definition: dict[str, Any]
+    created_at: str
+    next_ms: int
+    last_run_at: str
+    last_job_id: str
+
+    @classmethod
+    def from_values(cls, queue: str, values: list[Any]) -> ScheduleRecord:
+        name, definition, created_at, next_ms, last_ms, last_job, _paused = values
+        return cls(queue, name, orjson.loads(definition), iso(created_at), int(next_ms), iso(last_ms),
+                   last_job or "")  # fmt: skip
 
 
 @attrs.frozen
@@ -257,31 +322,55 @@ class Engine:
         """
         args: list[Any] = [len(jobs)]
         for job_id, job in zip(ids, jobs, strict=True):
-            args += [job_id, job.payload, job.priority, job.run_at_ms, job.dedupe_hash]
+            args += [job_id, job.payload, job.priority, job.run_at_ms, job.dedupe_hash, job.options]
         reply = await self._call("starq_submit", queue, args)
         results = [Submitted(id=r[0], status=r[1], created_at=iso(r[2]), skipped=bool(r[3])) for r in reply]
         self.observer.submitted(queue, sum(1 for r in results if not r.skipped))
         return results
 
-    async def claim(self, queue: str, count: int, worker: str = "") -> list[Job]:
-        """Claims up to ``count`` ready jobs without waiting. Long-polling lives in ``ClaimBroker``."""
+    async def claim(self, queue: str, count: int, worker: str = "") -> Claimed:
+        """Claims up to ``count`` ready jobs without waiting, within the queue's limits. Long-polling lives in
+        ``ClaimBroker``."""
         token = os.urandom(6).hex() + "-"
-        records = await self._call("starq_claim", queue, (count, token, worker))
-        jobs = [Job.from_record(queue, r) for r in records]
+        reply = await self._call("starq_claim", queue, (count, token, worker))
+        jobs = [Job.from_record(queue, r) for r in reply[2:]]
         if jobs:
             self.observer.claimed(queue, jobs)
-        return jobs
+        claimed = Claimed(jobs, int(reply[0]), bool(reply[1]))
+        if claimed.rate_limited_ms or claimed.held:
+            self.observer.limited(queue, claimed.rate_limited_ms > 0, claimed.held)
+        return claimed
 
-    async def release(self, queue: str, jobs: Sequence[Job]) -> int:
+    async def release_undelivered(self, queue: str, jobs: Sequence[Job]) -> int:
         """Returns claimed jobs that never reached a worker to the queue at once, as if never claimed."""
         args: list[str] = []
         for job in jobs:
             args += [job.id, job.lease_id]
         if not args:
             return 0
-        released = int(await self._call("starq_release", queue, args))
+        released = int(await self._call("starq_release_undelivered", queue, args))
         self.observer.released(queue, jobs, released)
         return released
+
+    async def release(self, queue: str, job_id: str, lease_id: str = "", delay: float = 0) -> str:
+        """A worker gives a claimed job back without counting an attempt (scheduled when ``delay`` > 0).
+        Returns the job's new status."""
+        reply = await self._call("starq_release", queue, [job_id, lease_id, delay])
+        return reply[1]
+
+    async def promote(self, queue: str, job_id: str) -> str:
+        """A scheduled job becomes pending now."""
+        return await self._call("starq_promote", queue, [job_id])
+
+    async def purge_status(self, queue: str, status: str) -> int:
+        """Removes every job of ``status`` (completed, failed, cancelled, pending or scheduled) in bounded
+        chunks; returns how many."""
+        total = 0
+        while n := int(await self._call("starq_purge_status", queue, [status, PURGE_CHUNK])):
+            total += n
+            if n < PURGE_CHUNK:
+                break
+        return total
 
     async def complete(self, queue: str, job_id: str, lease_id: str = "", result_json: str = "{}") -> str:
         reply = await self._call("starq_complete", queue, [job_id, lease_id, result_json])
@@ -357,11 +446,14 @@ class Engine:
         return Job.from_record(queue, record, history)
 
     async def list_jobs(
-        self, queue: str, status: str = "", count: int = 50, cursor: str = ""
-    ) -> tuple[list[Job], bool]:
-        """A page of jobs, newest first, filtered by status before paging. Returns (jobs, has_more)."""
-        reply = await self._call("starq_list_jobs", queue, [status, count, cursor], readonly=True)
-        return [Job.from_record(queue, r) for r in reply[1:]], bool(reply[0])
+        self, queue: str, status: str = "", count: int = 50, cursor: str = "", *, tag: str = "", text: str = ""
+    ) -> JobPage:
+        """A page of jobs, newest first, every filter applied before paging. With several filters (a tag and
+        a status, or a search ``text``), at most SCAN_BUDGET jobs are looked at: the page may come back short,
+        with ``has_more`` and a cursor to go on from."""
+        args = [status, count, cursor, tag, text.lower(), SCAN_BUDGET]
+        reply = await self._call("starq_list_jobs", queue, args, readonly=True)
+        return JobPage([Job.from_record(queue, r) for r in reply[2:]], bool(reply[0]), reply[1] or "")
 
     # -- stats ----------------------------------------------------------------------------------------------
 
@@ -382,39 +474,36 @@ class Engine:
 
     # -- background work ------------------------------------------------------------------------------------
 
-    async def tick(self, queue: str) -> tuple[int, int, int]:
-        """Due background work of one queue. Returns (promoted, reclaimed, expired); a queue marked as being
-        deleted is purged instead."""
+    async def tick(self, queue: str) -> Ticked:
+        """Due background work of one queue (see ``Ticked``); a queue marked as being deleted is purged
+        instead."""
         try:
-            promoted, reclaimed, expired = await self._call("starq_tick", queue, [TICK_LIMIT])
+            reply = await self._call("starq_tick", queue, [TICK_LIMIT, random.random()])
         except QueueNotFound:
             await self.purge(queue)
-            return 0, 0, 0
-        if reclaimed:
-            self.observer.reclaimed(queue, int(reclaimed))
-        return int(promoted), int(reclaimed), int(expired)
+            return Ticked()
+        return self._ticked(queue, reply)
 
-    async def tick_many(self, queues: Sequence[str]) -> dict[str, tuple[int, int, int]]:
+    async def tick_many(self, queues: Sequence[str]) -> dict[str, Ticked]:
         """``tick`` for many queues, in one pipelined round trip per TICK_PIPELINE queues (the maintenance loop
-        ticks every queue twice a second). Returns (promoted, reclaimed, expired) per queue; queues marked as
-        being deleted are purged and report zeros."""
-        out: dict[str, tuple[int, int, int]] = {}
+        ticks every queue twice a second)."""
+        out: dict[str, Ticked] = {}
         for start in range(0, len(queues), TICK_PIPELINE):
             out.update(await self._tick_chunk(queues[start : start + TICK_PIPELINE]))
         return out
 
-    async def _tick_chunk(self, queues: Sequence[str]) -> dict[str, tuple[int, int, int]]:
-        args = [str(TICK_LIMIT)]
+    async def _tick_chunk(self, queues: Sequence[str]) -> dict[str, Ticked]:
+        args = [str(TICK_LIMIT), str(random.random())]
         with self._store_call("tick"):
             async with self._redis.pipeline(transaction=False, raise_on_error=False) as pipe:
                 replies = [pipe.fcall("starq_tick", keys=[keys.meta(q)], args=args) for q in queues]
                 synced = pipe.waitaof(1, 0, DURABLE_TIMEOUT_MS) if self._durable and self._waitaof else None
         if synced is not None:
             await confirm_on_disk(synced)
-        out: dict[str, tuple[int, int, int]] = {}
+        out: dict[str, Ticked] = {}
         for queue, request in zip(queues, replies, strict=True):
             try:
-                promoted, reclaimed, expired = await request
+                reply = await request
             except redis_errors.ResponseError as exc:
                 if "Function not found" in str(exc):
                     # The store lost its functions (restarted without persistence): tick() reloads them.
@@ -424,12 +513,48 @@ class Engine:
                 if not isinstance(error, QueueNotFound):
                     raise error from exc
                 await self.purge(queue)
-                out[queue] = (0, 0, 0)
+                out[queue] = Ticked()
             else:
-                out[queue] = (int(promoted), int(reclaimed), int(expired))
-                if reclaimed:
-                    self.observer.reclaimed(queue, int(reclaimed))
+                out[queue] = self._ticked(queue, reply)
         return out
+
+    def _ticked(self, queue: str, reply: list[Any]) -> Ticked:
+        promoted, reclaimed, expired, due = reply
+        if int(reclaimed):
+            self.observer.reclaimed(queue, int(reclaimed))
+        schedules = [DueSchedule(due[i], int(due[i + 1]), orjson.loads(due[i + 2])) for i in range(0, len(due), 3)]
+        return Ticked(int(promoted), int(reclaimed), int(expired), schedules)
+
+    # -- schedules ------------------------------------------------------------------------------------------
+
+    async def create_schedule(self, queue: str, name: str, definition: Mapping[str, Any], next_ms: int) -> None:
+        """Stores a schedule (its definition as given, and when it runs next)."""
+        paused = "1" if definition.get("paused") else "0"
+        await self._call("starq_create_schedule", queue, [name, orjson.dumps(definition).decode(), next_ms, paused])
+
+    async def update_schedule(self, queue: str, name: str, definition: Mapping[str, Any], next_ms: int) -> None:
+        paused = "1" if definition.get("paused") else "0"
+        await self._call("starq_update_schedule", queue, [name, orjson.dumps(definition).decode(), next_ms, paused])
+
+    async def delete_schedule(self, queue: str, name: str) -> None:
+        await self._call("starq_delete_schedule", queue, [name])
+
+    async def schedules(self, queue: str, name: str = "") -> list[ScheduleRecord]:
+        """Every schedule of the queue by name, or the one named (ScheduleNotFound if there is none)."""
+        reply = await self._call("starq_get_schedules", queue, [name], readonly=True)
+        return [ScheduleRecord.from_values(queue, values) for values in reply]
+
+    async def run_schedule(self, queue: str, due: DueSchedule, next_ms: int, job: NewJob, job_id: str) -> bool:
+        """Submits the schedule's job for its due time and moves it on to ``next_ms``, unless another process
+        did it first (then False)."""
+        args = [due.name, due.due_ms, next_ms, job_id, job.payload, job.priority, job.dedupe_hash, job.options]
+        reply = await self._call("starq_run_schedule", queue, args)
+        if int(reply[0]):
+            self.observer.schedule_ran(queue, due.name)
+            if not int(reply[3]):
+                self.observer.submitted(queue, 1)
+            return True
+        return False
 
     @asynccontextmanager
     async def ready_queues(self) -> AsyncIterator[AsyncIterator[str]]:
@@ -453,7 +578,10 @@ LUA_ERRORS: dict[str, type[StarqError]] = {
     "NOJOB": JobNotFound,
     "NOTCLAIMED": NotClaimed,
     "LEASE": LeaseLost,
+    "CANCELLED": JobCancelled,
     "STATE": InvalidState,
+    "EXISTS": ScheduleExists,
+    "NOSCHEDULE": ScheduleNotFound,
 }
 
 

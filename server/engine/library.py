@@ -16,7 +16,9 @@ from .models import RECORD, STATUSES
 
 NAME = "starq"
 # In load order: common.lua first, then each file of functions.
-FILES = ("common.lua", "queues.lua", "submit_claim.lua", "outcomes.lua", "manage.lua", "reads.lua")
+FILES = (
+    "common.lua", "queues.lua", "jobs.lua", "outcomes.lua", "manage.lua", "schedules.lua", "reads.lua",
+)  # fmt: skip
 
 
 def _lua_strings(values: Iterable[str]) -> str:

@@ -40,12 +40,17 @@ def _iso(ms: int) -> str:
 
 
 def settings_to_redis(fields: Mapping[str, Any]) -> list[str]:
-    """Flattens settings into the field/value list the Lua library stores in the meta hash."""
+    """Flattens settings into the field/value list the Lua library stores in the meta hash (objects and null as
+    JSON text)."""
     out: list[str] = []
     for name, value in fields.items():
         if isinstance(value, bool):
-            value = "1" if value else "0"
-        out += [name, str(value)]
+            text = "1" if value else "0"
+        elif value is None or isinstance(value, dict):
+            text = orjson.dumps(value).decode()
+        else:
+            text = str(value)
+        out += [name, text]
     return out
 
 
@@ -60,6 +65,7 @@ _SETTING_READERS: dict[str, Callable[[str], Any]] = {
     "integer": int,
     "number": _number,
     "boolean": lambda raw: raw == "1",
+    "object": orjson.loads,
 }
 
 
@@ -114,7 +120,9 @@ class JobField(NamedTuple):
 
     name: str  # in the API
     stored: str  # the field of the job's record in the store
-    kind: str  # how the stored text reads: "text", "int", "time" (ms → ISO 8601) or "json" (raw JSON text)
+    # How the stored text reads: "text", "int" (0 when unset), "int?" (None when unset), "time" (ms → ISO 8601),
+    # "json" (raw JSON text, None when unset) or "list" (a raw JSON array, [] when unset).
+    kind: str
     type: str | None  # its JSON type (None: any JSON value)
     description: str = ""
     while_claimed: bool = False  # shown only while the job is claimed ("" otherwise)
@@ -137,6 +145,13 @@ JOB_FIELDS: tuple[JobField, ...] = (
     ),
     JobField("lease_expires_at", "lease_exp", "time", "string", while_claimed=True),
     JobField("worker", "worker", "text", "string", "The worker that claimed the job last."),
+    JobField("key", "key", "text", "string", "Its ordering and concurrency group (the queue's key_concurrency)."),
+    JobField("unique_key", "uk", "text", "string", "Another submit with this key is skipped while this job holds it."),
+    JobField("unique_for", "uf", "int?", "integer", "Seconds unique_key is held from submission (else until done)."),
+    JobField("timeout", "to", "int?", "integer", "Seconds one attempt may run (null: no limit)."),
+    JobField("max_retries", "mr", "int?", "integer", "Retries for this job (null: the queue's max_retries)."),
+    JobField("tags", "tags", "list", "array", "Labels to list it by (GET …/jobs?tag=)."),
+    JobField("schedule", "sch", "text", "string", "The schedule that made it, if one did."),
 )
 # The record fields the Lua library returns for a job, in this order.
 RECORD: tuple[str, ...] = tuple(f.stored for f in JOB_FIELDS)
@@ -144,12 +159,15 @@ RECORD: tuple[str, ...] = tuple(f.stored for f in JOB_FIELDS)
 _READERS: dict[str, Callable[[Any], Any]] = {
     "text": lambda v: v or "",
     "int": lambda v: int(v) if v else 0,
+    "int?": lambda v: int(v) if v else None,
     "time": iso,
     "json": lambda v: v or None,
+    "list": lambda v: v or "[]",
 }
 _STATUS = RECORD.index("status")
 _CONVERT = tuple((f.name, _READERS[f.kind], f.while_claimed) for f in JOB_FIELDS)
-_JSON_FIELDS = tuple(f.name for f in JOB_FIELDS if f.kind == "json")
+# Fields kept as raw JSON text, rendered as such (never decoded by the server).
+_JSON_FIELDS = tuple(f.name for f in JOB_FIELDS if f.kind in ("json", "list"))
 
 
 class Job:
@@ -245,12 +263,42 @@ def _history_entry(raw: str) -> dict[str, Any]:
 
 @attrs.frozen
 class NewJob:
-    """A job to submit: its payload already encoded as JSON text."""
+    """A job to submit: its payload already encoded as JSON text, its options (``JobOptions.to_json``) too."""
 
     payload: str
     priority: int = 0
     run_at_ms: int = 0
     dedupe_hash: str = ""
+    options: str = ""
+
+
+@attrs.frozen
+class JobOptions:
+    """What a job may be given besides its payload, priority and due time (all optional)."""
+
+    key: str | None = None
+    unique_key: str | None = None
+    unique_for: int | None = None
+    timeout: int | None = None
+    max_retries: int | None = None
+    tags: tuple[str, ...] = ()
+
+    def to_json(self) -> str:
+        """The options as the Lua library reads them (record field names; "" when none is set)."""
+        given: dict[str, Any] = {
+            stored: value
+            for stored, value in (
+                ("key", self.key),
+                ("uk", self.unique_key),
+                ("uf", self.unique_for),
+                ("to", self.timeout),
+                ("mr", self.max_retries),
+            )
+            if value is not None and value != ""
+        }
+        if self.tags:
+            given["tags"] = list(self.tags)
+        return orjson.dumps(given).decode() if given else ""
 
 
 @attrs.frozen

@@ -32,3 +32,9 @@ class Observer:
 
     def reclaimed(self, queue: str, count: int) -> None:
         """Jobs whose lease expired were taken back by the maintenance loop."""
+
+    def limited(self, queue: str, rate: bool, concurrency: bool) -> None:
+        """A claim got fewer jobs than it asked for because of the queue's rate limit or its concurrency."""
+
+    def schedule_ran(self, queue: str, name: str) -> None:
+        """A schedule submitted its job for a due time."""

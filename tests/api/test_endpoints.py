@@ -287,10 +287,16 @@ async def test_cancel_and_retry_one(api, queue_name):
     assert await r.get_json() == {"status": "pending", "job_id": job["id"]}
     r = await api.client.post(f"/api/v1/queues/{queue_name}/jobs/{job['id']}/retry", headers=KEY)
     await assert_error(r, 409, "invalid_state")
+    # A claimed job is cancelled too; its worker's next report learns it (409 job_cancelled).
     (claimed,) = await api.claim(queue_name)
     r = await api.client.delete(f"/api/v1/queues/{queue_name}/jobs/{job['id']}", headers=KEY)
-    await assert_error(r, 409, "invalid_state")
-    assert (await api.info(queue_name))["claimed"] == 1
+    assert await r.get_json() == {"status": "cancelled", "job_id": job["id"]}
+    body = {"lease_id": claimed["lease_id"]}
+    for action in ("complete", "fail", "extend"):
+        r = await api.client.put(f"/api/v1/queues/{queue_name}/jobs/{job['id']}/{action}", json=body, headers=KEY)
+        await assert_error(r, 409, "job_cancelled")
+    info = await api.info(queue_name)
+    assert (info["claimed"], info["cancelled"]) == (0, 1)
 
 
 async def test_retry_dead_jobs_of_a_queue(api, queue_name):

@@ -5,10 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from api.routes import READ_ROUTES, WRITE_ROUTES
 from starq.server.api.operations import OPERATIONS
 from starq.worker_kit.errors import SERVER_ERRORS
-
-from api.routes import READ_ROUTES, WRITE_ROUTES
 
 API_MD = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 from playwright.sync_api import sync_playwright
-from serverproc import start_server
 
 from dashboard.helpers import CHROMIUM, CHROMIUM_ARGS, KEY, KEY_STORE, Api, Watch
+from serverproc import start_server
 
 
 @pytest.fixture(scope="module")

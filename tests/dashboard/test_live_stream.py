@@ -10,9 +10,9 @@ import uuid
 
 import httpx
 import pytest
-from serverproc import start_server
 
 from dashboard.helpers import KEY
+from serverproc import start_server
 
 HEADERS = {"X-API-Key": KEY}
 

@@ -6,6 +6,7 @@ import os
 import signal
 
 import pytest
+
 from serverproc import ServerProcess
 
 

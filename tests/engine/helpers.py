@@ -50,11 +50,11 @@ async def all_jobs(engine, queue: str, status: str = "") -> list:
     """Every job of the queue (newest first) by walking list_jobs pages."""
     out, cursor = [], ""
     while True:
-        page, more = await engine.list_jobs(queue, status, 500, cursor)
-        out += page
-        if not more:
+        page = await engine.list_jobs(queue, status, 500, cursor)
+        out += page.jobs
+        if not page.has_more:
             return out
-        cursor = page[-1].id
+        cursor = page.cursor
 
 
 async def assert_counts_true(engine, queue: str) -> dict[str, int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import trio
 
 from engine.helpers import assert_counts_true, drain, make_queue, make_unticked_queue, now_ms, payload_of, submit
+from starq.server.engine.engine import Ticked
 
 
 async def test_claim_hands_out_at_most_count(engine, queue_name):
@@ -93,9 +94,10 @@ async def test_tick_promotes_due_jobs(engine, queue_name, raw):
     await make_unticked_queue(engine, raw, queue_name)
     due = now_ms() + 200
     subs = await submit(engine, queue_name, {"a": 1}, {"a": 2}, run_at_ms=due)
-    assert await engine.tick(queue_name) == (0, 0, 0)
+    assert await engine.tick(queue_name) == Ticked()
     await trio.sleep(0.3)
-    promoted, reclaimed, expired = await engine.tick(queue_name)
+    ticked = await engine.tick(queue_name)
+    promoted, reclaimed, expired = ticked.promoted, ticked.reclaimed, ticked.expired
     assert (promoted, reclaimed, expired) == (2, 0, 0)
     for s in subs:
         job = await engine.get_job(queue_name, s.id)

@@ -16,7 +16,7 @@ from engine.helpers import (
     now_ms,
     submit,
 )
-from starq.worker_kit.errors import InvalidState, QueueExists, QueueNotFound
+from starq.worker_kit.errors import InvalidState, JobCancelled, QueueExists, QueueNotFound
 
 
 def keys_of(queue: str) -> str:
@@ -43,16 +43,19 @@ async def test_cancel_pending_and_scheduled(engine, queue_name, raw):
     assert truth["cancelled"] == 2
 
 
-async def test_cancel_refuses_claimed_and_finished_jobs(engine, queue_name):
+async def test_cancel_stops_a_claimed_job_and_refuses_finished_ones(engine, queue_name):
     await make_queue(engine, queue_name)
     await submit(engine, queue_name, {"a": 1}, {"a": 2})
-    a, b = await engine.claim(queue_name, 2)
-    with pytest.raises(InvalidState):
-        await engine.cancel(queue_name, a.id)
+    a, b = await engine.claim(queue_name, 2, "w")
+    assert await engine.cancel(queue_name, a.id) == "cancelled"
+    for report in (engine.complete, engine.fail, engine.extend):
+        with pytest.raises(JobCancelled):
+            await report(queue_name, a.id, a.lease_id)
     await engine.complete(queue_name, b.id, b.lease_id)
     with pytest.raises(InvalidState):
         await engine.cancel(queue_name, b.id)
-    assert (await engine.get_job(queue_name, a.id)).status == "claimed"
+    assert (await engine.get_job(queue_name, a.id)).status == "cancelled"
+    assert await engine.workers(queue_name) == [] or (await engine.workers(queue_name))[0].jobs_in_hand == 0
     await assert_counts_true(engine, queue_name)
 
 
@@ -91,7 +94,7 @@ async def test_retried_dead_job_is_not_removed_by_its_old_retention(engine, queu
     await engine.fail(queue_name, job.id, job.lease_id, "x", retry=False)
     await engine.retry(queue_name, a.id)
     await trio.sleep(1.1)
-    assert (await engine.tick(queue_name))[2] == 0
+    assert (await engine.tick(queue_name)).expired == 0
     assert (await engine.get_job(queue_name, a.id)).status == "pending"
 
 
@@ -117,12 +120,12 @@ async def test_list_jobs_newest_first_with_cursor_paging(engine, queue_name):
     newest_first = [s.id for s in reversed(subs)]
     seen, cursor, pages = [], "", []
     while True:
-        page, more = await engine.list_jobs(queue_name, "", 5, cursor)
-        pages.append(len(page))
-        seen += [j.id for j in page]
-        if not more:
+        page = await engine.list_jobs(queue_name, "", 5, cursor)
+        pages.append(len(page.jobs))
+        seen += [j.id for j in page.jobs]
+        if not page.has_more:
             break
-        cursor = page[-1].id
+        cursor = page.cursor
     assert seen == newest_first
     assert pages == [5, 5, 5, 5, 3]
 
@@ -137,17 +140,17 @@ async def test_list_jobs_filters_before_paging(engine, queue_name):
         await engine.cancel(queue_name, job_id)
     seen, cursor, sizes = [], "", []
     while True:
-        page, more = await engine.list_jobs(queue_name, "cancelled", 4, cursor)
-        assert all(j.status == "cancelled" for j in page)
-        sizes.append(len(page))
-        seen += [j.id for j in page]
-        if not more:
+        page = await engine.list_jobs(queue_name, "cancelled", 4, cursor)
+        assert all(j.status == "cancelled" for j in page.jobs)
+        sizes.append(len(page.jobs))
+        seen += [j.id for j in page.jobs]
+        if not page.has_more:
             break
-        cursor = page[-1].id
+        cursor = page.cursor
     assert seen == list(reversed(cancelled))
     assert sizes[:-1] == [4] * (len(sizes) - 1) and sizes[-1] > 0
-    pending, more = await engine.list_jobs(queue_name, "pending", 50, "")
-    assert not more and len(pending) == 40 - len(cancelled)
+    pending = await engine.list_jobs(queue_name, "pending", 50, "")
+    assert not pending.has_more and len(pending.jobs) == 40 - len(cancelled)
 
 
 async def test_list_jobs_of_each_status(engine, queue_name):
@@ -200,13 +203,13 @@ async def test_counts_equal_the_truth_after_random_operations(engine, queue_name
                 elif op == "fail_dead":
                     await engine.fail(queue_name, job.id, job.lease_id, "e", retry=False)
                 elif op == "release":
-                    await engine.release(queue_name, [job])
+                    await engine.release_undelivered(queue_name, [job])
                 else:
                     await engine.extend(queue_name, job.id, job.lease_id, 0.001)
                     await trio.sleep(0.005)
                     await engine.tick(queue_name)
             except Exception as exc:  # a job already reclaimed by a tick has a stale lease
-                assert type(exc).__name__ in ("LeaseLost", "NotClaimed"), exc
+                assert type(exc).__name__ in ("LeaseLost", "NotClaimed", "JobCancelled"), exc
         elif op in ("cancel", "retry"):
             jobs = await all_jobs(engine, queue_name)
             if jobs:
@@ -230,9 +233,9 @@ async def test_retention_expires_finished_records(engine, queue_name, raw):
     await engine.complete(queue_name, a.id, a.lease_id)
     await engine.fail(queue_name, b.id, b.lease_id, "x")
     await engine.cancel(queue_name, subs[2].id)
-    assert (await engine.tick(queue_name))[2] == 0
+    assert (await engine.tick(queue_name)).expired == 0
     await trio.sleep(1.1)
-    assert (await engine.tick(queue_name))[2] == 3
+    assert (await engine.tick(queue_name)).expired == 3
     truth = await assert_counts_true(engine, queue_name)
     assert truth == {"pending": 1, "scheduled": 0, "claimed": 0, "completed": 0, "failed": 0, "cancelled": 0}
     from starq.worker_kit.errors import JobNotFound
@@ -260,7 +263,7 @@ async def test_streams_hold_only_pending_jobs(engine, queue_name, raw):
     for job in jobs[10:20]:
         await engine.fail(queue_name, job.id, job.lease_id)  # back to pending: in a stream again
     assert await stream_lengths(raw, queue_name) == 15
-    await engine.release(queue_name, jobs[20:])
+    await engine.release_undelivered(queue_name, jobs[20:])
     assert await stream_lengths(raw, queue_name) == 20
     for job in await drain(engine, queue_name):
         await engine.complete(queue_name, job.id, job.lease_id)

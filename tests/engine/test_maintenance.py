@@ -7,6 +7,7 @@ import trio
 from engine.helpers import make_queue, make_unticked_queue, now_ms, submit
 from starq.server import maintenance
 from starq.server.engine import engine as engine_module
+from starq.server.engine.engine import Ticked
 
 
 async def test_tick_many_does_each_queues_due_work(engine, queue_name, raw, monkeypatch):
@@ -23,7 +24,13 @@ async def test_tick_many_does_each_queues_due_work(engine, queue_name, raw, monk
     await trio.sleep(0.1)
     missing = f"{queue_name}-never-created"
     ticked = await engine.tick_many([due, leased, idle, deleting, missing])
-    assert ticked == {due: (1, 0, 0), leased: (0, 1, 0), idle: (0, 0, 0), deleting: (0, 0, 0), missing: (0, 0, 0)}
+    assert ticked == {
+        due: Ticked(promoted=1),
+        leased: Ticked(reclaimed=1),
+        idle: Ticked(),
+        deleting: Ticked(),
+        missing: Ticked(),
+    }
     assert (await engine.get_job(leased, job.id)).status == "pending"
     assert not await raw.keys(f"starq:{{{deleting}}}*")
     assert await engine.tick_many([]) == {}

@@ -9,6 +9,7 @@ import pytest
 import trio
 
 from engine.helpers import assert_counts_true, make_queue, make_unticked_queue, now_ms, submit
+from starq.server.engine.engine import Ticked
 from starq.server.engine.models import NewJob, new_job_id
 from starq.worker_kit.errors import JobNotFound, LeaseLost, NotClaimed
 
@@ -118,7 +119,7 @@ async def test_stale_lease_cannot_complete_fail_or_extend_after_reclaim(engine, 
     old = await claim_one(engine, queue_name, "old")
     await engine.extend(queue_name, old.id, old.lease_id, 0.05)
     await trio.sleep(0.1)
-    assert (await engine.tick(queue_name))[1] == 1
+    assert (await engine.tick(queue_name)).reclaimed == 1
     new = await claim_one(engine, queue_name, "new")
     assert new.id == old.id and new.lease_id != old.lease_id and new.retries == 1
     with pytest.raises(LeaseLost):
@@ -233,7 +234,7 @@ async def test_extend_moves_lease_and_keeps_job(engine, queue_name, raw):
     assert ms(expires) - now_ms() > 25_000
     assert (await engine.get_job(queue_name, job.id)).lease_expires_at == expires
     await trio.sleep(1.1)
-    assert (await engine.tick(queue_name))[1] == 0  # the original 1 s lease would have expired
+    assert (await engine.tick(queue_name)).reclaimed == 0  # the original 1 s lease would have expired
     assert (await engine.get_job(queue_name, job.id)).status == "claimed"
     # Default: the queue's claim_timeout from now.
     expires = await engine.extend(queue_name, job.id, job.lease_id)
@@ -245,17 +246,17 @@ async def test_expired_lease_is_reclaimed_by_tick_and_counts_as_attempt(engine, 
     await make_unticked_queue(engine, raw, queue_name, max_retries=1, claim_timeout=600)
     await submit(engine, queue_name, {"a": 1})
     job = await claim_one(engine, queue_name, "w")
-    assert (await engine.tick(queue_name))[1] == 0
+    assert (await engine.tick(queue_name)).reclaimed == 0
     await engine.extend(queue_name, job.id, job.lease_id, 0.05)
     await trio.sleep(0.1)
-    assert await engine.tick(queue_name) == (0, 1, 0)
+    assert await engine.tick(queue_name) == Ticked(reclaimed=1)
     back = await engine.get_job(queue_name, job.id)
     assert back.status == "pending" and back.retries == 1 and back.error == "lease expired"
     again = await claim_one(engine, queue_name)
     assert again.retries == 1
     await engine.extend(queue_name, again.id, again.lease_id, 0.05)
     await trio.sleep(0.1)
-    assert (await engine.tick(queue_name))[1] == 1
+    assert (await engine.tick(queue_name)).reclaimed == 1
     dead = await engine.get_job(queue_name, job.id)
     assert dead.status == "failed" and "dead-lettered" in dead.error and "attempt 2 of 2" in dead.error
     assert await engine.claim(queue_name, 1) == []
@@ -270,9 +271,9 @@ async def test_real_claim_timeout_expiry(engine, queue_name, raw):
     await submit(engine, queue_name, {"a": 1})
     job = await claim_one(engine, queue_name)
     await trio.sleep(0.5)
-    assert (await engine.tick(queue_name))[1] == 0
+    assert (await engine.tick(queue_name)).reclaimed == 0
     await trio.sleep(0.6)
-    assert (await engine.tick(queue_name))[1] == 1
+    assert (await engine.tick(queue_name)).reclaimed == 1
     assert (await claim_one(engine, queue_name)).id == job.id
 
 
@@ -280,12 +281,12 @@ async def test_release_returns_jobs_without_counting_an_attempt(engine, queue_na
     await make_queue(engine, queue_name)
     await submit(engine, queue_name, {"i": 0}, {"i": 1}, {"i": 2})
     jobs = await engine.claim(queue_name, 2, "w")
-    assert await engine.release(queue_name, jobs) == 2
+    assert await engine.release_undelivered(queue_name, jobs) == 2
     for job in jobs:
         back = await engine.get_job(queue_name, job.id)
         assert back.status == "pending" and back.retries == 0 and back.worker == "" and back.claimed_at == ""
     # Released jobs are claimable at once; a second release (stale lease) does nothing.
-    assert await engine.release(queue_name, jobs) == 0
+    assert await engine.release_undelivered(queue_name, jobs) == 0
     again = await engine.claim(queue_name, 3)
     assert {j.id for j in again} >= {j.id for j in jobs}
     await assert_counts_true(engine, queue_name)
@@ -296,9 +297,9 @@ async def test_release_of_a_job_already_reclaimed_is_ignored(engine, queue_name)
     await make_queue(engine, queue_name)
     await submit(engine, queue_name, {"a": 1})
     old = await claim_one(engine, queue_name)
-    await engine.release(queue_name, [old])
+    await engine.release_undelivered(queue_name, [old])
     new = await claim_one(engine, queue_name)
-    assert await engine.release(queue_name, [old]) == 0
+    assert await engine.release_undelivered(queue_name, [old]) == 0
     assert (await engine.get_job(queue_name, new.id)).lease_id == new.lease_id
 
 

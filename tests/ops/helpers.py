@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+
 from serverproc import start_server
 
 KEY = {"X-API-Key": "dev-key"}

@@ -1,39 +1,63 @@
--- Jobs managed by hand (cancel, retry) and the background work of a queue (tick).
+-- Jobs managed by hand (cancel, promote, retry, purge) and the background work of a queue (tick).
 
--- cancel: KEYS[1]=meta; ARGV = job id. A pending or scheduled job becomes cancelled.
+-- cancel: KEYS[1]=meta; ARGV = job id. A pending, scheduled or claimed job becomes cancelled; the worker of a
+-- claimed one learns it at its next report (409 job_cancelled), so a long job can stop early.
 local function cancel(keys, args)
   local q = load_queue(keys[1])
   if q.err then return q end
   local id = args[1]
   local jkey = q.P .. 'job:' .. id
-  local f = read(jkey, {'status', 'priority', 'entry', 'hist', 'hn', 'dedupe'})
+  local f = read(jkey, OUTCOME)
   if not f.status then return redis.error_reply('NOJOB job not found') end
-  if f.status == 'pending' then
-    redis.call('XDEL', q.P .. 's:' .. f.priority, f.entry)
-  elseif f.status == 'scheduled' then
-    redis.call('ZREM', q.P .. 'sched', id)
-  else
+  if f.status ~= 'pending' and f.status ~= 'scheduled' and f.status ~= 'claimed' then
     return redis.error_reply('STATE job ' .. id .. ' is ' .. f.status ..
-      '; only pending or scheduled jobs can be cancelled')
+      '; only pending, scheduled or claimed jobs can be cancelled')
   end
   local now = now_ms()
-  hset(jkey, {'status', 'cancelled', 'completed_at', now, 'entry', '', 'run_at', ''},
-    history(jkey, f.hist, f.hn, now, 'cancelled'))
+  local done = new_done(now)
+  unqueue(q, id, f)
+  if f.status == 'claimed' then
+    redis.call('ZREM', q.P .. 'leases', id)
+    let_go(done, f.worker)
+  end
+  hset(jkey, {'status', 'cancelled', 'completed_at', now, 'entry', '', 'run_at', '', 'lease_exp', '', 'dl', '',
+    'kw', ''}, history(jkey, f.hist, f.hn, now, 'cancelled'))
   move_index_many(q.P, {id}, f.status, 'cancelled')
   redis.call('ZADD', q.P .. 'expiry', now + q.retention_ms, id)
-  drop_dedupe(q, f.dedupe, id)
+  done.cancelled[1] = id
+  finish_job(q, f, id, 'cancelled', done)
+  settle(q, done, now)
   return 'cancelled'
+end
+
+-- promote: KEYS[1]=meta; ARGV = job id. A scheduled job becomes pending now (through its key's line, if any).
+local function promote(keys, args)
+  local q = load_queue(keys[1])
+  if q.err then return q end
+  local id = args[1]
+  local jkey = q.P .. 'job:' .. id
+  local f = read(jkey, {'status', 'priority', 'key', 'act', 'hist', 'hn'})
+  if not f.status then return redis.error_reply('NOJOB job not found') end
+  if f.status ~= 'scheduled' then
+    return redis.error_reply('STATE job ' .. id .. ' is ' .. f.status .. '; only scheduled jobs can be promoted')
+  end
+  local now = now_ms()
+  redis.call('ZREM', q.P .. 'sched', id)
+  local fields = f.act == '1' and {'entry', add_to_stream(q, id, f.priority)} or enqueue(q, id, f.priority, f.key)
+  hset(jkey, {'status', 'pending', 'run_at', ''}, fields, history(jkey, f.hist, f.hn, now, 'promoted'))
+  move_index_many(q.P, {id}, 'scheduled', 'pending')
+  publish_ready(q)
+  return 'pending'
 end
 
 local function revive(q, id, now)
   local jkey = q.P .. 'job:' .. id
-  local f = read(jkey, {'status', 'priority', 'dedupe', 'hist', 'hn'})
+  local f = read(jkey, {'status', 'priority', 'key', 'uk', 'dk', 'uf', 'hist', 'hn'})
   redis.call('ZREM', q.P .. 'expiry', id)
-  if f.dedupe and f.dedupe ~= '' then
-    redis.call('HSETNX', q.P .. 'dedupe', f.dedupe, id)
-  end
+  local uk = unique_of(f)
+  if uk and empty(f.uf) and not unique_holder(q, uk, now) then hold_unique(q, uk, id, 'inf') end
   hset(jkey, {'retries', 0, 'claimed_at', '', 'completed_at', '', 'lease', '', 'worker', '', 'done_lease', '',
-    'done_as', '', 'status', 'pending', 'entry', add_to_stream(q, id, f.priority), 'run_at', ''},
+    'done_as', '', 'status', 'pending', 'run_at', ''}, enqueue(q, id, f.priority, f.key),
     history(jkey, f.hist, f.hn, now, 'retried'))
   move_index_many(q.P, {id}, f.status, 'pending')
 end
@@ -64,9 +88,29 @@ local function retry_dead(keys, args)
   return #ids
 end
 
--- tick: KEYS[1]=meta; ARGV = limit. The due background work of one queue, each kind bounded by limit:
--- promote due scheduled jobs, reclaim jobs whose lease expired, drop records past their retention.
--- Returns {promoted, reclaimed, expired}. Costs O(due work), never O(all jobs).
+-- Removes ids (all of one status) for good: records and every trace (see forget_job).
+local function forget_many(q, ids, status, hands)
+  for _, id in ipairs(ids) do forget_job(q, id, read(q.P .. 'job:' .. id, FORGET), hands) end
+  call_many('ZREM', q.P .. 'idx:' .. status, {}, ids)
+  call_many('ZREM', q.P .. 'expiry', {}, ids)
+end
+
+-- purge_status: KEYS[1]=meta; ARGV = status, limit. Removes up to limit jobs of that status (completed, failed,
+-- cancelled, pending or scheduled), oldest first. Returns how many; the engine calls again until fewer come.
+local function purge_status(keys, args)
+  local q = load_queue(keys[1])
+  if q.err then return q end
+  local status = args[1]
+  local ids = redis.call('ZRANGE', q.P .. 'idx:' .. status, 0, tonumber(args[2]) - 1)
+  forget_many(q, ids, status, nil)
+  return #ids
+end
+
+-- tick: KEYS[1]=meta; ARGV = limit, jitter in [0,1). The due background work of one queue, each kind bounded by limit:
+-- promote due scheduled jobs, reclaim jobs whose lease expired (or whose attempt timed out), drop records
+-- past their retention and unique keys past their window. Returns {promoted, reclaimed, expired, schedules}:
+-- schedules lists the due schedules as name, due time (ms), definition (JSON), for the engine to run.
+-- Costs O(due work), never O(all jobs).
 local function tick(keys, args)
   local q = load_queue(keys[1])
   if q.err then return q end
@@ -78,36 +122,34 @@ local function tick(keys, args)
   for _, id in ipairs(expired_leases) do
     local jkey = q.P .. 'job:' .. id
     local f = read(jkey, OUTCOME)
-    local retries = tonumber(f.retries)
-    done.f = done.f + 1
-    let_go(done, f.worker)
-    if retries < q.max_retries then
-      requeue(q, id, jkey, f.priority, 0, now, hset_fields({'retries', retries + 1, 'error', 'lease expired'},
-        history(jkey, f.hist, f.hn, now, 'expired', {lease = f.lease, status = 'pending'})))
-      done.requeued = true
+    local attempt, attempts = tonumber(f.retries) + 1, max_retries_of(q, f) + 1
+    local err, delay
+    if not empty(f.dl) and now >= tonumber(f.dl) then
+      err = 'timeout: attempt ran longer than ' .. f.to .. ' s' -- the retry rules apply, backoff included
+    elseif attempt < attempts then
+      err, delay = 'lease expired', 0 -- the worker is gone, not the job at fault: straight back in line
     else
-      hset(jkey, {'error', 'lease expired on attempt ' .. (retries + 1) .. ' of ' .. (q.max_retries + 1) ..
-        '; dead-lettered', 'status', 'failed', 'completed_at', now, 'lease_exp', ''},
-        history(jkey, f.hist, f.hn, now, 'expired', {lease = f.lease, status = 'failed'}))
-      drop_dedupe(q, f.dedupe, id)
-      done.dead[#done.dead + 1] = id
+      err = 'lease expired on attempt ' .. attempt .. ' of ' .. attempts .. '; dead-lettered'
     end
+    failed_attempt(q, id, jkey, f, true, tonumber(args[2]), now, done, {'error', err}, 'expired',
+      {lease = f.lease, error = err}, delay)
   end
   settle(q, done, now)
   local old = redis.call('ZRANGE', q.P .. 'expiry', '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)
-  local by_status = {}
-  for _, id in ipairs(old) do
-    local jkey = q.P .. 'job:' .. id
-    local f = read(jkey, {'status', 'dedupe'})
-    drop_dedupe(q, f.dedupe, id)
-    if f.status then
-      by_status[f.status] = by_status[f.status] or {}
-      table.insert(by_status[f.status], id)
+  if #old > 0 then
+    local by_status = {}
+    for _, id in ipairs(old) do
+      local status = redis.call('HGET', q.P .. 'job:' .. id, 'status') or 'completed'
+      by_status[status] = by_status[status] or {}
+      table.insert(by_status[status], id)
     end
-    redis.call('DEL', jkey)
+    for status, ids in pairs(by_status) do forget_many(q, ids, status, nil) end
   end
-  for status, ids in pairs(by_status) do call_many('ZREM', q.P .. 'idx:' .. status, {}, ids) end
-  if #old > 0 then call_many('ZREM', q.P .. 'expiry', {}, old) end
+  -- Unique keys held for a time (unique_for) are let go once it has passed.
+  for _, uk in ipairs(redis.call('ZRANGE', q.P .. 'uniq_until', '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)) do
+    redis.call('HDEL', q.P .. 'uniq', uk)
+    redis.call('ZREM', q.P .. 'uniq_until', uk)
+  end
   -- Workers not seen for an hour are forgotten, so the hash stays bounded by recent workers.
   local workers = redis.call('HGETALL', q.P .. 'workers')
   for i = 1, #workers, 2 do
@@ -116,10 +158,19 @@ local function tick(keys, args)
     end
   end
   if promoted > 0 and not done.requeued then publish_ready(q) end
-  return {promoted, #expired_leases, #old}
+  local schedules = {}
+  local due = redis.call('ZRANGE', q.P .. 'cron_due', '-inf', now, 'BYSCORE', 'LIMIT', 0, limit, 'WITHSCORES')
+  for i = 1, #due, 2 do
+    schedules[#schedules + 1] = due[i]
+    schedules[#schedules + 1] = due[i + 1]
+    schedules[#schedules + 1] = redis.call('HGET', q.P .. 'cron:' .. due[i], 'def')
+  end
+  return {promoted, #expired_leases, #old, schedules}
 end
 
 redis.register_function('starq_cancel', cancel)
+redis.register_function('starq_promote', promote)
 redis.register_function('starq_retry', retry)
 redis.register_function('starq_retry_dead', retry_dead)
+redis.register_function('starq_purge_status', purge_status)
 redis.register_function('starq_tick', tick)

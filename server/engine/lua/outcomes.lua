@@ -1,15 +1,8 @@
 -- Outcomes of claimed jobs: complete, fail (retry with backoff or dead-letter), ack (many at once), extend a
--- lease, and release jobs that never reached their worker.
+-- lease, and release a job back to the queue without counting an attempt.
 
--- Exponential backoff with "equal jitter": half the delay is fixed, half random, so retries spread out.
-local function backoff_ms(q, attempt, jitter)
-  if q.retry_delay_ms <= 0 then return 0 end
-  local d = math.min(q.retry_delay_ms * 2 ^ (attempt - 1), q.retry_delay_max_ms)
-  return math.floor(d / 2 + d / 2 * jitter)
-end
-
--- Fewer fields than OUTCOME, enough for check_lease: the completion is the most frequent outcome.
-local COMPLETE = {'status', 'lease', 'retries', 'hn', 'worker', 'done_lease', 'done_as'}
+-- Fewer fields than OUTCOME, enough for check_lease and finish_job: the completion is the most frequent outcome.
+local COMPLETE = {'status', 'lease', 'retries', 'hn', 'worker', 'done_lease', 'done_as', 'key', 'act', 'uk', 'dk'}
 
 local function complete_one(q, id, lease, result, now, done)
   local jkey = q.P .. 'job:' .. id
@@ -27,6 +20,7 @@ local function complete_one(q, id, lease, result, now, done)
   done.completed[#done.completed + 1] = id
   let_go(done, f.worker)
   done.c = done.c + 1
+  finish_job(q, f, id, 'completed', done)
   return {'completed', 'completed', tonumber(f.retries)}
 end
 
@@ -35,26 +29,9 @@ local function fail_one(q, id, lease, err, retry, jitter, now, done)
   local f = read(jkey, OUTCOME)
   local reply = check_lease(id, f, lease, 'fail')
   if reply then return reply end
-  local retries = tonumber(f.retries)
-  done.f = done.f + 1
-  let_go(done, f.worker)
-  local outcome = {'error', err, 'done_lease', f.lease, 'done_as', 'fail'}
-  if retry and retries < q.max_retries then
-    retries = retries + 1
-    local delay = backoff_ms(q, retries, jitter)
-    local status = delay > 0 and 'scheduled' or 'pending'
-    outcome[#outcome + 1] = 'retries'
-    outcome[#outcome + 1] = retries
-    requeue(q, id, jkey, f.priority, delay, now,
-      hset_fields(outcome, history(jkey, f.hist, f.hn, now, 'failed', {lease = f.lease, error = err, status = status})))
-    done.requeued = done.requeued or status == 'pending'
-    return {'failed', status, retries}
-  end
-  hset(jkey, outcome, {'status', 'failed', 'completed_at', now, 'lease_exp', ''},
-    history(jkey, f.hist, f.hn, now, 'failed', {lease = f.lease, error = err, status = 'failed'}))
-  drop_dedupe(q, f.dedupe, id)
-  done.dead[#done.dead + 1] = id
-  return {'failed', 'failed', retries}
+  local status, retries = failed_attempt(q, id, jkey, f, retry, jitter, now, done,
+    {'error', err, 'done_lease', f.lease, 'done_as', 'fail'}, 'failed', {lease = f.lease, error = err})
+  return {'failed', status, retries}
 end
 
 -- complete: KEYS[1]=meta; ARGV = job id, lease ('' = any), result JSON. Returns {'completed'|'repeat', status}.
@@ -107,7 +84,7 @@ local function ack(keys, args)
 end
 
 -- extend: KEYS[1]=meta; ARGV = job id, lease ('' = any), seconds ('' = the queue's claim_timeout).
--- Returns the new lease expiry (ms).
+-- Returns the new lease expiry (ms). A job with a timeout never gets a lease past its attempt's deadline.
 local function extend(keys, args)
   local q = load_queue(keys[1])
   if q.err then return q end
@@ -120,14 +97,45 @@ local function extend(keys, args)
   if args[3] ~= '' then ms = tonumber(args[3]) * 1000 end
   local now = now_ms()
   local exp = now + ms
+  if not empty(f.dl) then exp = math.min(exp, tonumber(f.dl)) end
   hset(jkey, {'lease_exp', exp}, history(jkey, f.hist, f.hn, now, 'extended', {lease = f.lease, until_ms = exp}))
   redis.call('ZADD', q.P .. 'leases', exp, id)
   return exp
 end
 
--- release: KEYS[1]=meta; ARGV = job id, lease, job id, lease, ...
--- Returns claimed jobs that never reached a worker to the queue at once, without counting an attempt.
+-- Puts a claimed job back in line without counting an attempt (after delay_ms, scheduled, if > 0). It keeps
+-- its key's slot. Returns its new status.
+local function release_one(q, id, jkey, f, delay_ms, now, hands)
+  if not empty(f.worker) then hands[f.worker] = (hands[f.worker] or 0) + 1 end
+  local event = {lease = f.lease}
+  if delay_ms > 0 then event.run_at = now + delay_ms end
+  return requeue(q, id, jkey, f.priority, delay_ms, now, hset_fields({'claimed_at', '', 'lease', '', 'worker', ''},
+    history(jkey, f.hist, f.hn, now, 'released', event)))
+end
+
+-- release: KEYS[1]=meta; ARGV = job id, lease ('' = any), delay (seconds). A worker gives its job back (when it
+-- shuts down, say): same checks as complete. Returns {'released'|'repeat', status}.
 local function release(keys, args)
+  local q = load_queue(keys[1])
+  if q.err then return q end
+  local id, lease = args[1], args[2]
+  local jkey = q.P .. 'job:' .. id
+  local f = read(jkey, OUTCOME)
+  local reply = check_lease(id, f, lease, 'release')
+  if reply then return reply end
+  local now = now_ms()
+  local hands = {}
+  local status = release_one(q, id, jkey, f, math.floor(tonumber(args[3]) * 1000), now, hands)
+  redis.call('HSET', jkey, 'done_lease', f.lease, 'done_as', 'release')
+  release_hands(q, hands)
+  if status == 'pending' then publish_ready(q) end
+  return {'released', status}
+end
+
+-- release_undelivered: KEYS[1]=meta; ARGV = job id, lease, job id, lease, ...
+-- Claimed jobs that never reached their client go back to the queue at once, as if never claimed (those no
+-- longer held under that lease are left alone). Returns how many went back.
+local function release_undelivered(keys, args)
   local q = load_queue(keys[1])
   if q.err then return q end
   local n = 0
@@ -138,9 +146,7 @@ local function release(keys, args)
     local jkey = q.P .. 'job:' .. id
     local f = read(jkey, OUTCOME)
     if f.status == 'claimed' and f.lease == lease then
-      if f.worker and f.worker ~= '' then hands[f.worker] = (hands[f.worker] or 0) + 1 end
-      requeue(q, id, jkey, f.priority, 0, 0, hset_fields({'claimed_at', '', 'lease', '', 'worker', ''},
-        history(jkey, f.hist, f.hn, now, 'released', {lease = lease})))
+      release_one(q, id, jkey, f, 0, now, hands)
       n = n + 1
     end
   end
@@ -154,3 +160,4 @@ redis.register_function('starq_fail', fail)
 redis.register_function('starq_ack', ack)
 redis.register_function('starq_extend', extend)
 redis.register_function('starq_release', release)
+redis.register_function('starq_release_undelivered', release_undelivered)

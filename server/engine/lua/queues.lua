@@ -18,16 +18,25 @@ local function create_queue(keys, args)
   return 1
 end
 
--- update_queue: KEYS[1]=meta; ARGV = field, value, ... Returns 1. Resuming wakes waiting claims.
+-- update_queue: KEYS[1]=meta; ARGV = field, value, ... Returns 1. Resuming, or raising a limit, wakes waiting
+-- claims; raising key_concurrency lets in the jobs its keys' lines held back.
 local function update_queue(keys, args)
   local q = load_queue(keys[1])
   if q.err then return q end
   redis.call('HSET', keys[1], unpack(args))
+  local wake = false
   for i = 1, #args, 2 do
-    if args[i] == 'paused' and args[i + 1] == '0' then
-      publish_ready(q)
+    local name, value = args[i], args[i + 1]
+    if (name == 'paused' and value == '0') or name == 'concurrency' or name == 'rate_limit' then
+      wake = true
+    elseif name == 'key_concurrency' then
+      q.key_concurrency = tonumber(value)
+      for _, key in ipairs(redis.call('SMEMBERS', q.P .. 'kwait')) do
+        if admit_key(q, key) > 0 then wake = true end
+      end
     end
   end
+  if wake then publish_ready(q) end
   return 1
 end
 
@@ -72,16 +81,22 @@ local function purge(keys, args)
   for _, s in ipairs(STATUSES) do
     local ids = redis.call('ZRANGE', P .. 'idx:' .. s, 0, budget - 1)
     for _, id in ipairs(ids) do
+      local tags = redis.call('HGET', P .. 'job:' .. id, 'tags')
+      if tags then
+        for _, tag in ipairs(cjson.decode(tags)) do redis.call('ZREM', P .. 'tag:' .. tag, id) end
+      end
       redis.call('DEL', P .. 'job:' .. id)
     end
     call_many('ZREM', P .. 'idx:' .. s, {}, ids)
     budget = budget - #ids
     if budget <= 0 then return 0 end
   end
-  local rest = {keys[1], P .. 'sched', P .. 'leases', P .. 'expiry', P .. 'dedupe', P .. 'tput', P .. 'workers',
-    P .. 'inhand'}
+  local rest = {keys[1], P .. 'sched', P .. 'leases', P .. 'expiry', P .. 'uniq', P .. 'uniq_until', P .. 'kact',
+    P .. 'kwait', P .. 'rl', P .. 'crons', P .. 'cron_due', P .. 'tput', P .. 'workers', P .. 'inhand'}
   for p = 0, 9 do table.insert(rest, P .. 's:' .. p) end
-  redis.call('DEL', unpack(rest))
+  for _, key in ipairs(redis.call('SMEMBERS', P .. 'kwait')) do table.insert(rest, P .. 'kq:' .. key) end
+  for _, name in ipairs(redis.call('ZRANGE', P .. 'crons', 0, -1)) do table.insert(rest, P .. 'cron:' .. name) end
+  for i = 1, #rest, CHUNK do redis.call('DEL', unpack(rest, i, math.min(i + CHUNK - 1, #rest))) end
   return 1
 end
 

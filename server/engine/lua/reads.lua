@@ -18,32 +18,85 @@ local function get_job(keys, args)
   elseif r.hist and r.hist ~= '' then
     for line in string.gmatch(r.hist, '[^\n]+') do events[#events + 1] = line end
   end
-  local rec = {}
-  for i, name in ipairs(RECORD) do rec[i] = r[name] end
-  return {rec, events}
+  return {values_of(r), events}
 end
 
--- list_jobs: KEYS[1]=meta; ARGV = status ('' = all), count, cursor ('' = newest).
--- Returns {has_more, record, record, ...} (RECORD's values each), newest first. With no status filter the
--- per-status indexes are merged, which reads at most count+1 ids from each.
+-- The newest ids below bound ("+" or "(<id>") across the zsets sources, at most n, newest first.
+local function newest_ids(sources, bound, n)
+  local ids = {}
+  for _, source in ipairs(sources) do
+    for _, id in ipairs(redis.call('ZRANGE', source, bound, '-', 'BYLEX', 'REV', 'LIMIT', 0, n)) do
+      ids[#ids + 1] = id
+    end
+  end
+  if #sources > 1 then
+    table.sort(ids, function(a, b) return a > b end)
+    for i = #ids, n + 1, -1 do ids[i] = nil end
+  end
+  return ids
+end
+
+-- Whether job id matches a search: its id starts with text, or its payload or error contains it (text is lower
+-- case; so is what it is compared with).
+local SEARCHED = {'payload', 'error'}
+local function matches_text(jkey, id, text)
+  if string.sub(id, 1, #text) == text then return true end
+  local f = read(jkey, SEARCHED)
+  return (f.payload and string.find(string.lower(f.payload), text, 1, true) ~= nil)
+    or (f.error and string.find(string.lower(f.error), text, 1, true) ~= nil)
+end
+
+-- list_jobs: KEYS[1]=meta; ARGV = status ('' = all), count, cursor ('' = newest), tag ('' = any), search text
+-- ('' = none, else lower case), scan budget.
+-- Returns {has_more, next cursor, record, record, ...} (RECORD's values each), newest first, every filter applied
+-- before paging. One filter alone reads its index page by page. Several (a tag and a status, or a search) scan
+-- the newest ids of the narrowest index and check each, at most budget ids per call: a page may then come back
+-- short with has_more = 1 and a cursor to go on from.
 local function list_jobs(keys, args)
   local q = load_queue(keys[1])
   if q.err then return q end
-  local status, count, cursor = args[1], tonumber(args[2]), args[3]
-  local from = '+'
-  if cursor ~= '' then from = '(' .. cursor end
-  local ids = {}
-  local sources = STATUSES
-  if status ~= '' then sources = {status} end
-  for _, s in ipairs(sources) do
-    for _, id in ipairs(redis.call('ZRANGE', q.P .. 'idx:' .. s, from, '-', 'BYLEX', 'REV', 'LIMIT', 0, count + 1)) do
-      table.insert(ids, id)
-    end
+  local status, count, cursor, tag, text = args[1], tonumber(args[2]), args[3], args[4], args[5]
+  local budget = tonumber(args[6])
+  local sources = {}
+  if tag ~= '' then
+    sources[1] = q.P .. 'tag:' .. tag
+  elseif status ~= '' then
+    sources[1] = q.P .. 'idx:' .. status
+  else
+    for i, s in ipairs(STATUSES) do sources[i] = q.P .. 'idx:' .. s end
   end
-  table.sort(ids, function(a, b) return a > b end)
-  local out = {#ids > count and 1 or 0}
-  for i = 1, math.min(count, #ids) do
-    table.insert(out, record_values(q.P .. 'job:' .. ids[i]))
+  local bound = cursor ~= '' and '(' .. cursor or '+'
+  local check_status = tag ~= '' and status ~= ''
+  if not check_status and text == '' then
+    local ids = newest_ids(sources, bound, count + 1)
+    local out = {#ids > count and 1 or 0, ''}
+    for i = 1, math.min(count, #ids) do
+      out[#out + 1] = record_values(q.P .. 'job:' .. ids[i])
+      out[2] = ids[i]
+    end
+    if out[1] == 0 then out[2] = '' end
+    return out
+  end
+  local out = {0, ''}
+  local scanned, last = 0, nil
+  while #out - 2 < count and scanned < budget do
+    local ids = newest_ids(sources, bound, math.min(100, budget - scanned))
+    if #ids == 0 then return out end
+    for _, id in ipairs(ids) do
+      scanned = scanned + 1
+      last = id
+      local jkey = q.P .. 'job:' .. id
+      if (not check_status or redis.call('HGET', jkey, 'status') == status)
+        and (text == '' or matches_text(jkey, id, text)) then
+        out[#out + 1] = record_values(jkey)
+        if #out - 2 >= count then break end
+      end
+    end
+    bound = '(' .. last
+  end
+  -- Stopped by the page or the budget: more may follow if any id is left below the last one looked at.
+  if #newest_ids(sources, bound, 1) > 0 then
+    out[1], out[2] = 1, last
   end
   return out
 end

@@ -1,0 +1,142 @@
+-- Submitting and claiming: how jobs enter the queue and leave it for a worker.
+
+-- submit: KEYS[1]=meta; ARGV = n, then per job: id, payload, priority, due_ms (0 = now), payload hash (''
+-- = none), options (JSON, see submit_one; '' = none).
+-- Returns per job {id, status, created_at, skipped (0/1)}. A job id that already exists is answered with the
+-- existing job (skipped), which makes a retried submit with the same ids idempotent; so is a job whose unique
+-- key (or, on a dedupe queue, payload) another job holds.
+local function submit(keys, args)
+  local q = load_queue(keys[1])
+  if q.err then return q end
+  local now = now_ms()
+  local added = new_added(q)
+  local out = {}
+  for i = 0, tonumber(args[1]) - 1 do
+    local b = 1 + i * 6
+    local opts = args[b + 6]
+    out[#out + 1] = submit_one(q, now, args[b + 1], args[b + 2], args[b + 3], tonumber(args[b + 4]), args[b + 5],
+      opts ~= '' and cjson.decode(opts) or nil, added)
+  end
+  settle_added(q, added)
+  return out
+end
+
+-- What a claim reads of each job: the record's fields except those the claim itself sets, and what it needs.
+local CLAIM_SETS = {status = true, claimed_at = true, lease = true, lease_exp = true, worker = true}
+local CLAIM_READS = {'hn', 'to'}
+-- (At load time the library sees no Lua globals such as ipairs: plain loops only.)
+for i = 1, #RECORD do
+  if not CLAIM_SETS[RECORD[i]] and RECORD[i] ~= 'to' then CLAIM_READS[#CLAIM_READS + 1] = RECORD[i] end
+end
+
+-- How many jobs a claim may take now under the queue's limits, and, when the rate limit allows none, how long
+-- until it allows some (ms). held: whether the queue's concurrency kept it from taking all it wanted.
+local function allowance(q, want)
+  local held = false
+  if q.concurrency > 0 then
+    local free = q.concurrency - redis.call('ZCARD', q.P .. 'leases')
+    if free < want then
+      want, held = math.max(free, 0), true
+    end
+  end
+  if q.rate_max and want > 0 then
+    local used = tonumber(redis.call('GET', q.P .. 'rl') or '0')
+    if used >= q.rate_max then
+      return 0, held, math.max(redis.call('PTTL', q.P .. 'rl'), 1)
+    end
+    want = math.min(want, q.rate_max - used)
+  end
+  return want, held, 0
+end
+
+-- A rate-limit window starts at the first hand-out after the previous one ended (as BullMQ's limiter does):
+-- never windows aligned to the clock, which would let twice the limit through around a boundary.
+local function spend_rate(q, n)
+  if not q.rate_max or n == 0 then return end
+  local rl = q.P .. 'rl'
+  if redis.call('INCRBY', rl, n) == n then redis.call('PEXPIRE', rl, q.rate_per_ms) end
+end
+
+-- claim: KEYS[1]=meta; ARGV = count, lease token, worker name.
+-- Hands out up to count pending jobs, highest priority first and FIFO within a priority, within the queue's
+-- concurrency and rate limit. Due scheduled jobs are promoted first so a claim never waits for the maintenance
+-- loop. Returns {wait_ms, held, record, record, ...}: the records as RECORD's values; wait_ms > 0 when the rate
+-- limit allows nothing now (it says when it will); held = 1 when the queue's concurrency held jobs back.
+local function claim(keys, args)
+  local q = load_queue(keys[1])
+  if q.err then return q end
+  local now = now_ms()
+  promote_due(q, now, 100)
+  if q.paused == '1' then return {0, 0} end
+  local want, held, wait = allowance(q, tonumber(args[1]))
+  local token, worker = args[2], args[3]
+  local out, ids = {wait, held and 1 or 0}, {}
+  local default_exp = now + q.claim_timeout_ms
+  local now_s, default_exp_s = tostring(now), tostring(default_exp)
+  local leases = {}
+
+  local function take(stream, n)
+    -- The stream only ever holds claimable jobs, oldest first: its head is what to hand out. (A plain XRANGE
+    -- rather than a consumer group read: the lease zset, not a group's PEL, tracks claims, and a group read
+    -- would add a PEL entry to remove again and an XCLAIM per entry to the AOF.)
+    local entries = redis.call('XRANGE', stream, '-', '+', 'COUNT', n)
+    if #entries == 0 then return end
+    local entry_ids = {}
+    for i, entry in ipairs(entries) do entry_ids[i] = entry[1] end
+    call_many('XDEL', stream, {}, entry_ids)
+    for _, entry in ipairs(entries) do
+      local id = entry[2][2]
+      local jkey = q.P .. 'job:' .. id
+      local rec = read(jkey, CLAIM_READS)
+      -- A job leaves its stream before its record goes, so the record always exists; should it not, the
+      -- stale entry is dropped rather than resurrected as a half-record.
+      if rec.id then
+        local lease = token .. string.format('%x', #ids)
+        local exp_s, deadline = default_exp_s, ''
+        if rec.to then
+          -- A timeout bounds the attempt: its lease never runs past the deadline, whatever is extended.
+          deadline = now + tonumber(rec.to) * 1000
+          exp_s = tostring(math.min(default_exp, deadline))
+        end
+        local set = {'status', 'claimed', 'claimed_at', now_s, 'lease', lease, 'lease_exp', exp_s, 'worker', worker}
+        if deadline ~= '' then
+          set[#set + 1] = 'dl'
+          set[#set + 1] = deadline
+        end
+        -- The stale stream entry id stays: every way back to pending writes a new one.
+        if rec.hn == '0' then
+          redis.call('HSET', jkey, unpack(set))
+        else
+          hset(jkey, set, history(jkey, redis.call('HGET', jkey, 'hist'), rec.hn, now, 'claimed',
+            {lease = lease, worker = worker}))
+        end
+        rec.status, rec.claimed_at, rec.lease, rec.lease_exp, rec.worker = 'claimed', now_s, lease, exp_s, worker
+        out[#out + 1] = values_of(rec)
+        ids[#ids + 1] = id
+        leases[#leases + 1] = exp_s
+        leases[#leases + 1] = id
+      end
+    end
+  end
+
+  for p = 9, 0, -1 do
+    if #ids >= want then break end
+    -- Streams of priorities the queue never had are empty: skipped, so a claim reads 1 stream, not 10.
+    if string.find(q.prios, tostring(p), 1, true) then
+      take(q.P .. 's:' .. p, want - #ids)
+    end
+  end
+  if #ids > 0 then
+    move_index_many(q.P, ids, 'pending', 'claimed')
+    call_many('ZADD', q.P .. 'leases', {}, leases)
+    spend_rate(q, #ids)
+    if worker ~= '' then
+      redis.call('HSET', q.P .. 'workers', worker, now_s)
+      redis.call('HINCRBY', q.P .. 'inhand', worker, #ids)
+    end
+  end
+  return out
+end
+
+redis.register_function('starq_submit', submit)
+redis.register_function('starq_claim', claim)
