@@ -40,6 +40,13 @@ class Job:
     lease_id: str = ""
     lease_expires_at: str = ""
     worker: str = ""
+    key: str = ""
+    unique_key: str = ""
+    unique_for: int | None = None
+    timeout: int | None = None
+    max_retries: int | None = None
+    tags: list[str] = attrs.field(factory=list)
+    schedule: str = ""
     raw: dict[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
 
     @classmethod
@@ -69,6 +76,9 @@ class QueueInfo:
     retry_delay: float = QUEUE_DEFAULTS["retry_delay"]
     retry_delay_max: float = QUEUE_DEFAULTS["retry_delay_max"]
     retention: int = QUEUE_DEFAULTS["retention"]
+    concurrency: int = QUEUE_DEFAULTS["concurrency"]
+    key_concurrency: int = QUEUE_DEFAULTS["key_concurrency"]
+    rate_limit: dict[str, int] | None = QUEUE_DEFAULTS["rate_limit"]
     pending: int = 0
     scheduled: int = 0
     claimed: int = 0

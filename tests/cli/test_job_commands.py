@@ -88,9 +88,11 @@ async def test_cancel(starq, make_queue, queue_name):
     pending = (await starq("jobs", queue_name, "--json")).json()["jobs"]
     cancelled = await starq("cancel", queue_name, pending[0]["id"])
     assert cancelled.code == 0 and cancelled.stdout == f"Job {pending[0]['id']} cancelled\n"
+    # A claimed job is cancelled too (its worker learns it at its next report); a finished one is refused.
     claimed = (await starq("claim", queue_name, "--json")).json()["jobs"][0]
+    assert (await starq("cancel", queue_name, claimed["id"])).code == 0
     refused = await starq("cancel", queue_name, claimed["id"])
-    assert refused.code == 1 and "claimed" in refused.stderr and refused.stderr.count("\n") == 1
+    assert refused.code == 1 and "cancelled" in refused.stderr and refused.stderr.count("\n") == 1
 
 
 async def test_jobs_follows_cursors(starq, make_queue, queue_name):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import attrs
 
 from starq.server.api import shapes
-from starq.worker_kit import QueueInfo
+from starq.worker_kit import Job, QueueInfo
 from starq.worker_kit.protocol import QUEUE_DEFAULTS
 
 
@@ -20,3 +20,9 @@ def test_queue_info_has_every_setting_with_the_server_default():
 def test_the_api_documents_the_same_defaults():
     api = {field.name: field.default for field in shapes.CreateQueue.fields if field.name != "name"}
     assert api == QUEUE_DEFAULTS
+
+
+def test_the_kit_job_has_every_field_the_server_shows():
+    shown = {field.name for field in shapes.Job.fields} - {"history"}
+    kit = {field.name for field in attrs.fields(Job)} - {"raw"}
+    assert shown == kit
