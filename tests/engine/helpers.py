@@ -12,21 +12,23 @@ from typing import Any
 import trio
 
 from starq.server.engine.engine import dedupe_hash
-from starq.server.engine.models import STATUSES, NewJob, new_job_id
+from starq.server.engine.models import STATUSES, JobOptions, NewJob, new_job_id
 
 
 async def make_queue(engine, name: str, **settings: Any):
     return await engine.create_queue(name, settings)
 
 
-def new_job(payload: dict, priority: int = 0, run_at_ms: int = 0) -> NewJob:
+def new_job(payload: dict, priority: int = 0, run_at_ms: int = 0, **options: Any) -> NewJob:
+    """A job to submit; ``options`` are JobOptions' (key, unique_key, unique_for, timeout, max_retries, tags)."""
     text = json.dumps(payload)
-    return NewJob(payload=text, priority=priority, run_at_ms=run_at_ms, dedupe_hash=dedupe_hash(payload))
+    return NewJob(payload=text, priority=priority, run_at_ms=run_at_ms, dedupe_hash=dedupe_hash(payload),
+                  options=JobOptions(**options).to_json())  # fmt: skip
 
 
-async def submit(engine, queue: str, *payloads: dict, priority: int = 0, run_at_ms: int = 0):
-    """Submits the payloads as one batch; returns the engine's ``Submitted`` list."""
-    jobs = [new_job(p, priority, run_at_ms) for p in payloads]
+async def submit(engine, queue: str, *payloads: dict, priority: int = 0, run_at_ms: int = 0, **options: Any):
+    """Submits the payloads as one batch, each with the same options; returns the engine's ``Submitted`` list."""
+    jobs = [new_job(p, priority, run_at_ms, **options) for p in payloads]
     return await engine.submit(queue, jobs, [new_job_id() for _ in jobs])
 
 
