@@ -83,6 +83,18 @@ class Metrics(Observer):
             registry=registry,
         )
         self.paused = Gauge("starq_queue_paused", "1 when the queue is paused.", ["queue"], registry=registry)
+        self.held_by_key = Gauge(
+            "starq_queue_held_by_key", "Pending jobs waiting for their key's turn (key_concurrency), at scrape time.",
+            ["queue"], registry=registry,
+        )  # fmt: skip
+        self.schedule_runs = Counter(
+            "starq_schedule_runs", "Schedule runs (jobs a schedule submitted) made by this process.",
+            ["queue", "schedule"], registry=registry,
+        )  # fmt: skip
+        self.limited_claims = Counter(
+            "starq_claims_limited", "Claims that got fewer jobs than they asked for because of the queue's rate "
+            "limit (limit=rate) or its concurrency (limit=concurrency).", ["queue", "limit"], registry=registry,
+        )  # fmt: skip
         self.waiting = Gauge("starq_claims_waiting", "Long-poll claims parked in this process.", registry=registry)
         self.store_up = Gauge("starq_store_up", "1 when the store answered the last scrape.", registry=registry)
         self.claim_wait = Histogram(
@@ -210,6 +222,15 @@ class Metrics(Observer):
     def reclaimed(self, queue: str, count: int) -> None:
         self.count("reclaimed", queue, count)
 
+    def limited(self, queue: str, rate: bool, concurrency: bool) -> None:
+        if rate:
+            self.child(self.limited_claims, queue, "rate").inc()
+        if concurrency:
+            self.child(self.limited_claims, queue, "concurrency").inc()
+
+    def schedule_ran(self, queue: str, name: str) -> None:
+        self.child(self.schedule_runs, queue, name).inc()
+
     def _job_ended(self, queue: str, job_id: str, outcome: str) -> None:
         started = self._claimed_at.pop((queue, job_id), None)
         if started is not None:
@@ -230,10 +251,12 @@ class Metrics(Observer):
         # concurrent scrapes never see a half-filled set.
         self.depth.clear()
         self.paused.clear()
+        self.held_by_key.clear()
         for info in infos:
             for status in STATUSES:
                 self.depth.labels(info.name, status).set(info.counts.get(status, 0))
             self.paused.labels(info.name).set(1 if info.paused else 0)
+            self.held_by_key.labels(info.name).set(info.held_by_key)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

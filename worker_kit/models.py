@@ -89,6 +89,7 @@ class QueueInfo:
     created_at: str = ""
     oldest_pending_at: str = ""
     workers: int = 0
+    held_by_key: int = 0
     raw: dict[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
 
     @classmethod

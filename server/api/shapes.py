@@ -78,6 +78,7 @@ QueueInfo = Schema(
         Field("created_at", "string"),
         Field("oldest_pending_at", "string", description='When the oldest pending job was submitted ("" if none).'),
         Field("workers", "integer", description="Workers that claimed from the queue in the last hour."),
+        Field("held_by_key", "integer", description="Pending jobs waiting for their key's turn (key_concurrency)."),
     ),
 )
 QueueList = Schema("QueueList", (Field("queues", "array", items=QueueInfo),))

@@ -78,6 +78,7 @@ class QueueInfo:
     counts: dict[str, int]
     oldest_pending_at: str
     workers: int
+    held_by_key: int
 
     @classmethod
     def from_reply(cls, name: str, reply: list[Any]) -> QueueInfo:
@@ -93,6 +94,7 @@ class QueueInfo:
             counts={s: int(raw[f"count:{s}"]) for s in STATUSES},
             oldest_pending_at=iso(raw.get("oldest_pending")),
             workers=int(raw.get("workers", 0)),
+            held_by_key=int(raw.get("held_by_key") or 0),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -104,6 +106,7 @@ class QueueInfo:
             "created_at": self.created_at,
             "oldest_pending_at": self.oldest_pending_at,
             "workers": self.workers,
+            "held_by_key": self.held_by_key,
         }
 
 

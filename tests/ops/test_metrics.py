@@ -187,3 +187,25 @@ def test_no_created_series_and_every_counter_is_typed_counter(server, api, queue
     # Every family on the page is one Starq declared, with its declared type (no companion series).
     exposed = {name.removesuffix("_total") if kind == "counter" else name: kind for name, kind in types.items()}
     assert exposed == declared
+
+
+def test_flow_control_is_counted(server, api, scrape, queue_name):
+    """Claims held back by the rate limit and by the queue's concurrency, jobs waiting for their key's turn, and
+    schedule runs."""
+    client = api(server.url)
+    body = {"name": queue_name, "concurrency": 1, "key_concurrency": 1, "rate_limit": {"max": 5, "per_ms": 60000}}
+    assert client.post("/api/v1/queues", json=body).status_code == 201
+    jobs = [{"payload": {"n": i}, "key": "k"} for i in range(3)]
+    assert client.post(f"/api/v1/queues/{queue_name}/jobs", json={"jobs": jobs}).status_code == 201
+    assert len(client.post(f"/api/v1/queues/{queue_name}/jobs/claim", json={"count": 3}).json()["jobs"]) == 1
+    r = client.post(f"/api/v1/queues/{queue_name}/schedules", json={"name": "sec", "cron": "* * * * * *"})
+    assert r.status_code == 201
+    time.sleep(2.5)
+    m = scrape(server.url)
+    assert m.value("starq_claims_limited_total", queue=queue_name, limit="concurrency") == 1
+    assert m.value("starq_queue_held_by_key", queue=queue_name) == 2
+    assert m.value("starq_schedule_runs_total", queue=queue_name, schedule="sec") >= 1
+    client.patch(f"/api/v1/queues/{queue_name}", json={"concurrency": 0, "rate_limit": {"max": 1, "per_ms": 60000}})
+    client.post(f"/api/v1/queues/{queue_name}/jobs/claim", json={"count": 3})
+    assert scrape(server.url).value("starq_claims_limited_total", queue=queue_name, limit="rate") >= 1
+    client.delete(f"/api/v1/queues/{queue_name}")  # its schedule would go on for the rest of the session

@@ -21,7 +21,8 @@ Conventions shared by every function:
            absent and the code that serves it is skipped.
 
 Keys of a queue (P = "starq:{<queue>}:"):
-  P.."meta"          hash   settings, paused flag, created_at, deleting flag, prios (priorities ever used)
+  P.."meta"          hash   settings, paused flag, created_at, deleting flag, prios (priorities ever used),
+                            held_by_key (jobs waiting in their keys' lines)
   P.."s:<0-9>"       stream one per priority; holds exactly the claimable pending jobs (entry field "id")
   P.."job:<id>"      hash   the job record (RECORD's fields and the bookkeeping below); its field "hist" holds
                             the job's status history, newest last, one JSON object a line, capped at HISTORY_MAX
@@ -275,6 +276,7 @@ local function enqueue(q, id, priority, key)
   if q.key_concurrency > 0 and tonumber(redis.call('HGET', kact, key) or '0') >= q.key_concurrency then
     redis.call('RPUSH', q.P .. 'kq:' .. key, id)
     redis.call('SADD', q.P .. 'kwait', key)
+    redis.call('HINCRBY', q.meta, 'held_by_key', 1)
     return {'entry', '', 'kw', '1'}
   end
   redis.call('HINCRBY', kact, key, 1)
@@ -288,6 +290,7 @@ local function admit_key(q, key)
   while q.key_concurrency == 0 or tonumber(redis.call('HGET', kact, key) or '0') < q.key_concurrency do
     local id = redis.call('LPOP', line)
     if not id then break end
+    redis.call('HINCRBY', q.meta, 'held_by_key', -1)
     local jkey = q.P .. 'job:' .. id
     redis.call('HINCRBY', kact, key, 1)
     redis.call('HSET', jkey, 'entry', add_to_stream(q, id, redis.call('HGET', jkey, 'priority')), 'act', '1',
@@ -315,6 +318,7 @@ local function unqueue(q, id, f)
       redis.call('XDEL', q.P .. 's:' .. f.priority, f.entry)
     elseif f.kw == '1' then
       redis.call('LREM', q.P .. 'kq:' .. f.key, 1, id)
+      redis.call('HINCRBY', q.meta, 'held_by_key', -1)
       if redis.call('LLEN', q.P .. 'kq:' .. f.key) == 0 then redis.call('SREM', q.P .. 'kwait', f.key) end
     end
   elseif f.status == 'scheduled' then
