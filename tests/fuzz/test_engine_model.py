@@ -1,9 +1,10 @@
 """Property-based test of the engine against a simple model of one queue.
 
-Hypothesis drives random sequences of submit (now or scheduled, with priorities and colliding payloads for
-dedupe), claim, complete, fail, extend, lease expiry, cancel, retry and retry-dead against a real store, with
-right and wrong leases. The model says what each step must return or raise; after every step the engine's
-counts, and every job's status and retries, must equal the model's.
+Hypothesis drives random sequences of submit (now or scheduled, with priorities, colliding payloads for dedupe,
+and job keys on a queue with key_concurrency 1), claim, complete, fail, extend, release, lease expiry, cancel
+(claimed jobs too), promote, retry and retry-dead against a real store, with right and wrong leases. The model says
+what each step must return or raise; after every step the engine's counts, and every job's status and retries,
+must equal the model's.
 
 The state machine runs in a worker thread (Hypothesis is synchronous) and reaches the engine, which lives in
 the test's Trio loop, through ``trio.from_thread.run``.
@@ -31,8 +32,8 @@ from hypothesis.stateful import (
 )
 
 from starq.server.engine.engine import Engine, dedupe_hash
-from starq.server.engine.models import NewJob, new_job_id
-from starq.worker_kit.errors import InvalidState, JobNotFound, LeaseLost, NotClaimed, StarqError
+from starq.server.engine.models import JobOptions, NewJob, new_job_id
+from starq.worker_kit.errors import InvalidState, JobCancelled, JobNotFound, LeaseLost, NotClaimed, StarqError
 
 MAX_RETRIES = 1
 STALE = "stale-lease-0"
@@ -47,7 +48,9 @@ class ModelJob:
     retries: int = 0
     lease: str = ""
     done_lease: str = ""  # the lease under which the last outcome was recorded
-    done_as: str = ""  # "complete" or "fail"
+    done_as: str = ""  # "complete", "fail" or "release"
+    key: str | None = None
+    active: bool = False  # it holds its key's one slot (key_concurrency 1)
 
 
 class QueueModel:
@@ -58,6 +61,8 @@ class QueueModel:
         self.jobs: dict[str, ModelJob] = {}
         self.lines: dict[int, deque[str]] = {p: deque() for p in range(10)}
         self.hashes: dict[str, str] = {}  # payload hash -> job id, for jobs dedupe still knows
+        self.key_lines: dict[str, deque[str]] = {}  # jobs waiting for their key's slot, in order
+        self.key_held: dict[str, bool] = {}  # whether a job holds the key's one slot
 
     def counts(self) -> dict[str, int]:
         out = dict.fromkeys(("pending", "scheduled", "claimed", "completed", "failed", "cancelled"), 0)
@@ -66,8 +71,31 @@ class QueueModel:
         return out
 
     def make_pending(self, job: ModelJob) -> None:
+        """Back in line: a job that holds its key's slot keeps it."""
         job.status, job.lease = "pending", ""
         self.lines[job.priority].append(job.id)
+
+    def enqueue(self, job: ModelJob) -> None:
+        """A job entering the line: through its key's gate."""
+        if job.key is not None and not job.active:
+            if self.key_held.get(job.key):
+                job.status, job.lease = "pending", ""
+                self.key_lines.setdefault(job.key, deque()).append(job.id)
+                return
+            self.key_held[job.key] = job.active = True
+        self.make_pending(job)
+
+    def finish(self, job: ModelJob, status: str) -> None:
+        """The job is done (completed, dead or cancelled): its key's slot passes to the next of its line."""
+        job.status, job.lease = status, ""
+        if status != "completed":
+            self.drop_hash(job)
+        if job.active:
+            job.active = False
+            self.key_held[job.key] = False  # type: ignore[index]
+            waiting = self.key_lines.get(job.key)  # type: ignore[arg-type]
+            if waiting:
+                self.enqueue(self.jobs[waiting.popleft()])
 
     def drop_hash(self, job: ModelJob) -> None:
         if self.hashes.get(job.hash) == job.id:
@@ -78,7 +106,7 @@ class QueueModel:
         if job.status != "claimed":
             if lease and lease == job.done_lease and op == job.done_as:
                 return "repeat"
-            return NotClaimed
+            return JobCancelled if job.status == "cancelled" else NotClaimed
         if lease and lease != job.lease:
             return LeaseLost
         return None
@@ -89,8 +117,7 @@ class QueueModel:
             job.retries += 1
             self.make_pending(job)
         else:
-            job.status, job.lease = "failed", ""
-            self.drop_hash(job)
+            self.finish(job, "failed")
 
 
 class EngineMachine(RuleBasedStateMachine):
@@ -115,7 +142,13 @@ class EngineMachine(RuleBasedStateMachine):
         self.call(
             self.engine.create_queue,
             self.queue,
-            {"max_retries": MAX_RETRIES, "claim_timeout": 600, "retry_delay": 0, "dedupe": dedupe},
+            {
+                "max_retries": MAX_RETRIES,
+                "claim_timeout": 600,
+                "retry_delay": 0,
+                "dedupe": dedupe,
+                "key_concurrency": 1,
+            },
         )
 
     # -- picking jobs ---------------------------------------------------------------------------------
@@ -138,11 +171,18 @@ class EngineMachine(RuleBasedStateMachine):
 
     # -- rules ----------------------------------------------------------------------------------------
 
-    @rule(items=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 2)), min_size=1, max_size=3), later=st.booleans())
+    @rule(
+        items=st.lists(
+            st.tuples(st.integers(0, 3), st.integers(0, 2), st.sampled_from([None, None, "a", "b"])),
+            min_size=1,
+            max_size=3,
+        ),
+        later=st.booleans(),
+    )
     def submit(self, items, later: bool) -> None:
         run_at = int((time.time() + 3600) * 1000) if later else 0
-        new, ids = [], []
-        for value, priority in items:
+        new, ids, keys = [], [], []
+        for value, priority, key in items:
             payload = {"v": value}
             new.append(
                 NewJob(
@@ -150,18 +190,20 @@ class EngineMachine(RuleBasedStateMachine):
                     priority=priority,
                     run_at_ms=run_at,
                     dedupe_hash=dedupe_hash(payload),
+                    options=JobOptions(key=key).to_json(),
                 )
             )
             ids.append(new_job_id())
+            keys.append(key)
         replies = self.call(self.engine.submit, self.queue, new, ids)
         model = self.model
-        for job_id, job, reply in zip(ids, new, replies, strict=True):
+        for job_id, job, key, reply in zip(ids, new, keys, replies, strict=True):
             known = model.hashes.get(job.dedupe_hash) if model.dedupe else None
             if known is not None:
                 assert reply.skipped and reply.id == known and reply.status == model.jobs[known].status
                 continue
             assert not reply.skipped and reply.id == job_id
-            entry = ModelJob(job_id, job.priority, job.dedupe_hash if model.dedupe else "", "scheduled")
+            entry = ModelJob(job_id, job.priority, job.dedupe_hash if model.dedupe else "", "scheduled", key=key)
             model.jobs[job_id] = entry
             if model.dedupe:
                 model.hashes[job.dedupe_hash] = job_id
@@ -169,7 +211,7 @@ class EngineMachine(RuleBasedStateMachine):
                 assert reply.status == "scheduled"
             else:
                 assert reply.status == "pending"
-                model.make_pending(entry)
+                model.enqueue(entry)
 
     @rule(count=st.integers(1, 3))
     def claim(self, count: int) -> None:
@@ -198,7 +240,7 @@ class EngineMachine(RuleBasedStateMachine):
         if verdict is None:
             job.done_lease, job.done_as = job.lease, "complete"
             self.old_leases.append(job.lease)
-            job.status, job.lease = "completed", ""
+            self.model.finish(job, "completed")
 
     @rule(data=st.data(), retry=st.booleans())
     def fail(self, data, retry: bool) -> None:
@@ -217,8 +259,7 @@ class EngineMachine(RuleBasedStateMachine):
             if retry:
                 self.model.dead_or_back(job)
             else:
-                job.status, job.lease = "failed", ""
-                self.model.drop_hash(job)
+                self.model.finish(job, "failed")
         assert (status, retries) == (job.status, job.retries)
 
     @rule(data=st.data())
@@ -243,24 +284,56 @@ class EngineMachine(RuleBasedStateMachine):
         time.sleep(0.005)
         # Any server process running on the test store may reclaim it first (its maintenance loop ticks every
         # queue): the outcome is the same, so only the state is checked, not who reclaimed it.
-        promoted, reclaimed, _ = self.call(self.engine.tick, self.queue)
-        assert promoted == 0 and reclaimed in (0, 1)
+        ticked = self.call(self.engine.tick, self.queue)
+        assert ticked.promoted == 0 and ticked.reclaimed in (0, 1)
         self.old_leases.append(job.lease)
         self.model.dead_or_back(job)
+
+    @rule(data=st.data())
+    def release(self, data) -> None:
+        job = self._pick_held(data)
+        if job is None:
+            return
+        lease = self._lease_for(data, job)
+        verdict = self.model.check_lease(job, lease, "release")
+        if isinstance(verdict, type):
+            self.expect_error(verdict, self.engine.release, self.queue, job.id, lease)
+            return
+        status = self.call(self.engine.release, self.queue, job.id, lease)
+        if verdict is None:
+            job.done_lease, job.done_as = job.lease, "release"
+            self.old_leases.append(job.lease)
+            self.model.make_pending(job)  # no attempt counted; it keeps its key's slot
+        assert status == job.status
 
     @rule(data=st.data())
     def cancel(self, data) -> None:
         job = self._pick(data)
         if job is None:
             return
-        if job.status not in ("pending", "scheduled"):
+        if job.status not in ("pending", "scheduled", "claimed"):
             self.expect_error(InvalidState, self.engine.cancel, self.queue, job.id)
             return
         assert self.call(self.engine.cancel, self.queue, job.id) == "cancelled"
         if job.status == "pending":
-            self.model.lines[job.priority].remove(job.id)
-        job.status = "cancelled"
-        self.model.drop_hash(job)
+            if job.id in self.model.lines[job.priority]:
+                self.model.lines[job.priority].remove(job.id)
+            else:
+                self.model.key_lines[job.key].remove(job.id)  # type: ignore[index]
+        if job.status == "claimed":
+            self.old_leases.append(job.lease)
+        self.model.finish(job, "cancelled")
+
+    @rule(data=st.data())
+    def promote(self, data) -> None:
+        job = self._pick(data)
+        if job is None:
+            return
+        if job.status != "scheduled":
+            self.expect_error(InvalidState, self.engine.promote, self.queue, job.id)
+            return
+        assert self.call(self.engine.promote, self.queue, job.id) == "pending"
+        self.model.enqueue(job)
 
     @rule(data=st.data())
     def retry(self, data) -> None:
@@ -285,7 +358,7 @@ class EngineMachine(RuleBasedStateMachine):
         job.retries, job.done_lease, job.done_as = 0, "", ""
         if job.hash and job.hash not in self.model.hashes:
             self.model.hashes[job.hash] = job.id
-        self.model.make_pending(job)
+        self.model.enqueue(job)
 
     @rule()
     def unknown_job(self) -> None:
@@ -299,9 +372,9 @@ class EngineMachine(RuleBasedStateMachine):
             return
         info = self.call(self.engine.queue_info, self.queue)
         assert info.counts == self.model.counts()
-        jobs, has_more = self.call(self.engine.list_jobs, self.queue, "", 500, "")
-        assert not has_more
-        seen = {job.id: (job.status, job.retries) for job in jobs}
+        page = self.call(self.engine.list_jobs, self.queue, "", 500, "")
+        assert not page.has_more
+        seen = {job.id: (job.status, job.retries) for job in page.jobs}
         assert seen == {j.id: (j.status, j.retries) for j in self.model.jobs.values()}
 
 

@@ -429,7 +429,10 @@ end
 -- key's slot.
 local function finish_job(q, f, id, status, done)
   free_unique(q, f, id, status)
-  if f.act == '1' and leave_key(q, f.key) > 0 then done.requeued = true end
+  if f.act == '1' then
+    redis.call('HSET', q.P .. 'job:' .. id, 'act', '')
+    if leave_key(q, f.key) > 0 then done.requeued = true end
+  end
 end
 
 -- Updates the shared keys for every outcome of one call. Finished jobs leave the lease zset (those that were
