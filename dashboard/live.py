@@ -7,7 +7,7 @@ trips, see ``snapshots.py``) and costs the network one event per second at most.
 
 How a stream ends:
   * the client goes away: Quart cancels the response, and the generator's ``finally`` runs at once;
-  * the server shuts down: the stream sees the claim broker closed within one tick, says ``bye`` and ends,
+  * the server shuts down: the stream sees the hub closed within one tick, says ``bye`` and ends,
     so it never holds up the graceful drain;
   * the queue or job it shows is deleted: it says ``gone`` and ends.
 Snapshots are built in a shielded scope, because cancelling an in-flight store command would cost the store

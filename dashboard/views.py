@@ -140,8 +140,8 @@ def create_blueprint() -> Blueprint:
             )
         else:
             raise ValidationFailed(f"view must be one of {', '.join(snapshots.VIEWS)}")
-        broker = _state().broker
-        stream = snapshot_events(build, closing=lambda: broker.closed, counter=_counter())
+        hub = _state().hub
+        stream = snapshot_events(build, closing=lambda: hub.closed, counter=_counter())
         response = Response(stream, content_type="text/event-stream")
         response.headers["Cache-Control"] = "no-store"
         response.headers["X-Accel-Buffering"] = "no"  # a proxy in front must not hold events back

@@ -19,22 +19,22 @@ from starq.dashboard import create_blueprint
 from starq.worker_kit.errors import MethodNotAllowed, NotFound, StarqError, TooLarge
 
 from . import logging_setup
-from .api import jobs, meta, queues, schedules  # noqa: F401 - importing them declares their operations
+from .api import jobs, meta, queues, schedules, workflows  # noqa: F401 - importing them declares their operations
 from .api.operations import AppState
 from .api.service import API_CSP, HTML_CSP, JSON, SECURITY_HEADERS, ApiService, error_body, internal_error
-from .claims import ClaimBroker
 from .engine.engine import Engine
+from .hub import Hub
 from .metrics import Metrics
 from .settings import Settings
 
 
-def create_app(engine: Engine, broker: ClaimBroker, settings: Settings) -> QuartTrio:
-    """An app serving ``engine``'s queues. The caller owns the engine and runs ``broker``.
+def create_app(engine: Engine, hub: Hub, settings: Settings) -> QuartTrio:
+    """An app serving ``engine``'s queues. The caller owns the engine and runs ``hub``.
 
     The metrics are the engine's observer when it has them (as ``starq serve`` makes it), else a fresh set.
     """
     metrics = engine.observer if isinstance(engine.observer, Metrics) else Metrics()
-    state = AppState(engine=engine, broker=broker, settings=settings, metrics=metrics)
+    state = AppState(engine=engine, hub=hub, settings=settings, metrics=metrics)
     app = QuartTrio(__name__)
     app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, BODY_TIMEOUT=settings.body_timeout)
     app.extensions["starq"] = state

@@ -3,7 +3,8 @@
 A claim first tries the engine at once. If nothing is ready and it may wait, it parks as a ``Waiter`` in its
 queue's ``Line`` (an in-process FIFO) until it is rescheduled. One dispatcher task per line, started only
 while the line has waiters, claims from Redis on behalf of the head waiter whenever the queue may have work:
-after a "ready" notification (Redis pub/sub, so a submit through any process wakes waiters everywhere), and
+after a "ready" notification (Redis pub/sub through ``hub.Hub``, so a submit through any process wakes waiters
+everywhere), and
 once a second as a safety net against a notification lost while the subscription reconnected. Thousands of
 waiters therefore cost a few kilobytes each and no Redis connection at all.
 
@@ -35,8 +36,6 @@ log = logging.getLogger("starq.claims")
 SAFETY_POLL_SECONDS = 1.0
 # Releasing undelivered jobs must finish even when the request is cancelled; this bounds how long it may take.
 RELEASE_TIMEOUT = 10.0
-# After the pub/sub subscription fails, wait this long (doubling up to the max) before subscribing again.
-RESUBSCRIBE_MIN, RESUBSCRIBE_MAX = 0.1, 5.0
 
 
 @attrs.define(eq=False)
@@ -109,11 +108,11 @@ class ClaimBroker:
         return sum(len(line.waiters) for line in self._lines.values())
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        """Listens for ready notifications and hosts the dispatchers until cancelled."""
+        """Hosts the dispatchers until cancelled (``hub.Hub`` runs it and tells it of ready queues)."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
-            await nursery.start(self._listen_forever)
             task_status.started()
+            await trio.sleep_forever()
 
     @property
     def closed(self) -> bool:
@@ -127,6 +126,11 @@ class ClaimBroker:
             while line.waiters:
                 trio.lowlevel.reschedule(line.waiters.popleft().task)
             line.wake.set()
+
+    def notify_all(self) -> None:
+        """Notifications may have been missed (the subscription reconnected): every line looks once."""
+        for queue in list(self._lines):
+            self.notify(queue)
 
     def notify(self, queue: str) -> None:
         """The queue may have ready jobs (or may have gone): let its dispatcher look."""
@@ -244,26 +248,3 @@ class ClaimBroker:
             waiter = line.waiters.popleft()
             waiter.error = error
             trio.lowlevel.reschedule(waiter.task)
-
-    async def _listen_forever(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        delay = RESUBSCRIBE_MIN
-        started = False
-        while True:
-            try:
-                async with self._engine.ready_queues() as names:
-                    if not started:
-                        started = True
-                        task_status.started()
-                    # Anything published while unsubscribed was missed: let every line look once.
-                    for queue in list(self._lines):
-                        self.notify(queue)
-                    delay = RESUBSCRIBE_MIN
-                    async for queue in names:
-                        self.notify(queue)
-            except Exception as exc:
-                log.warning("ready notifications interrupted (%s); resubscribing in %.1f s", exc, delay)
-            if not started:
-                started = True
-                task_status.started()
-            await trio.sleep(delay)
-            delay = min(delay * 2, RESUBSCRIBE_MAX)

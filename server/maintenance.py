@@ -1,4 +1,5 @@
-"""The background loop every server process runs: promote due jobs, reclaim expired leases, drop old records.
+"""The background loop every server process runs: promote due jobs, reclaim expired leases, drop old records,
+run due schedules, deliver batch callbacks bound for other queues.
 
 Every step is one atomic Lua call per queue, so any number of processes can run this loop at once; running
 it in several processes only makes the work prompter. Its cost is O(queues + due work), never O(all jobs), and
@@ -37,6 +38,8 @@ async def maintain_forever(
                     log.info("queue %s: %d expired lease(s) reclaimed", queue, done.reclaimed)
                 if done.schedules:
                     await schedules.run_due(engine, queue, done.schedules, now_ms)
+                if done.outbox:
+                    await engine.deliver_outbox(queue, done.outbox)
             if failing:
                 log.info("maintenance resumed")
                 failing = False

@@ -96,6 +96,10 @@ class Metrics(Observer):
             "limit (limit=rate) or its concurrency (limit=concurrency).", ["queue", "limit"], registry=registry,
         )  # fmt: skip
         self.waiting = Gauge("starq_claims_waiting", "Long-poll claims parked in this process.", registry=registry)
+        self.outcome_waiters = Gauge(
+            "starq_outcome_waiters", "Requests waiting for a job's outcome (wait_ms) here.", registry=registry
+        )
+        self.event_readers = Gauge("starq_event_readers", "Open event streams in this process.", registry=registry)
         self.store_up = Gauge("starq_store_up", "1 when the store answered the last scrape.", registry=registry)
         self.claim_wait = Histogram(
             "starq_claim_wait_seconds",
@@ -238,9 +242,11 @@ class Metrics(Observer):
 
     # -- scrape ---------------------------------------------------------------------------------------------
 
-    async def refresh(self, engine: Any, waiting: int) -> None:
+    async def refresh(self, engine: Any, hub: Any) -> None:
         """Reads queue depths from the store (one round trip per queue), then sets every gauge at once."""
-        self.waiting.set(waiting)
+        self.waiting.set(hub.claims.waiting)
+        self.outcome_waiters.set(hub.outcomes.waiting)
+        self.event_readers.set(hub.events.readers)
         try:
             infos = await engine.list_queues()
         except StarqError:

@@ -32,10 +32,10 @@ from starq.worker_kit.errors import StoreUnavailable
 
 from . import gc_tuning, http1
 from .app import create_app
-from .claims import ClaimBroker
 from .data_dir import DataDirInUse, lock_data_dir
 from .embedded import EmbeddedStore, die_with_parent, embedded_store
 from .engine.engine import open_engine
+from .hub import Hub
 from .logging_setup import configure_logging
 from .maintenance import maintain_forever
 from .metrics import Metrics
@@ -99,15 +99,15 @@ async def serve(
         observer=metrics,
     )
     async with engine_opened as engine, trio.open_nursery() as nursery:
-        broker = ClaimBroker(engine)
-        await nursery.start(broker.run)
+        hub = Hub(engine)
+        await nursery.start(hub.run)
         await nursery.start(maintain_forever, engine)
-        app = create_app(engine, broker, settings)
+        app = create_app(engine, hub, settings)
         gc_tuning.tune_for_serving()
 
         async def trigger() -> None:
             await shutdown.wait()
-            broker.close()  # parked long-polls answer now instead of holding up the drain
+            hub.close()  # parked long-polls and open streams answer now instead of holding up the drain
 
         async def http(task_status=trio.TASK_STATUS_IGNORED) -> None:
             await hypercorn_serve(

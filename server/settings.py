@@ -161,6 +161,13 @@ class Settings:
     body_timeout: float = setting(
         60.0, "Seconds a request body may take to arrive; slower gets 408.", above=0, shown="60"
     )
+    events_keepalive: float = setting(
+        15.0,
+        "Seconds between keep-alive comments on an idle event stream.",
+        above=0,
+        shown="15",
+        doc="Seconds between keep-alive comments (`: keep-alive`) on an idle event stream, so proxies keep it open.",
+    )
     durable: bool = setting(
         False,
         "Answer a write only once the store has it on disk.",

@@ -81,6 +81,12 @@ class ScheduleNotFound(NotFound):
     code = "schedule_not_found"
 
 
+class BatchNotFound(NotFound):
+    """The batch does not exist (or its record was removed after the queue's retention)."""
+
+    code = "batch_not_found"
+
+
 class MethodNotAllowed(StarqError):
     """The method is not allowed on this path."""
 
@@ -169,6 +175,15 @@ class ValidationFailed(StarqError):
     status = 422
 
 
+class UnknownDependency(ValidationFailed):
+    """A job's depends_on names no job of its queue. Rendered as validation_error; ``item`` is the job's index
+    in its submit, ``index`` the dependency's in its depends_on."""
+
+    def __init__(self, item: int, index: int, job_id: str) -> None:
+        super().__init__(f"jobs[{item}].depends_on[{index}]: no job {job_id} in this queue")
+        self.item, self.index, self.job_id = item, index, job_id
+
+
 class StoreUnavailable(StarqError):
     """The Redis store cannot be reached."""
 
@@ -216,6 +231,7 @@ SERVER_ERRORS: tuple[type[StarqError], ...] = (
     QueueNotFound,
     JobNotFound,
     ScheduleNotFound,
+    BatchNotFound,
     MethodNotAllowed,
     RequestTimeout,
     Conflict,

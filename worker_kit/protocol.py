@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-# Every status a job can have, in the order counts and tabs show them.
-JOB_STATUSES = ("pending", "scheduled", "claimed", "completed", "failed", "cancelled")
+# Every status a job can have, in the order counts and tabs show them. A waiting job waits for its
+# dependencies to complete.
+JOB_STATUSES = ("waiting", "pending", "scheduled", "claimed", "completed", "failed", "cancelled")
 # Statuses a job does not leave by itself: its record is removed once the queue's retention has passed.
 FINISHED_STATUSES = ("completed", "failed", "cancelled")
 
@@ -62,6 +63,14 @@ QUEUE_SETTINGS: tuple[QueueSetting, ...] = (
         "rate_limit", "object", None,
         '{"max": n, "per_ms": m}: at most n jobs handed out per m ms window, by every server together; null = none.',
     ),
+    QueueSetting(
+        "events", "boolean", False,
+        "Keep a log of every job transition and stream it (GET …/events); off, the queue writes none.",
+    ),
+    QueueSetting(
+        "events_max", "integer", 10_000, "About how many events the log keeps (the oldest go first).",
+        minimum=100, maximum=1_000_000,
+    ),
 )  # fmt: skip
 
 QUEUE_DEFAULTS: dict[str, Any] = {s.name: s.default for s in QUEUE_SETTINGS}
@@ -72,3 +81,11 @@ MAX_TAGS = 16
 MAX_TAG_LENGTH = 64
 MAX_JOB_TIMEOUT = 7 * 86400  # seconds
 MAX_UNIQUE_FOR = 366 * 86400  # seconds
+MAX_DEPENDENCIES = 100  # depends_on
+MAX_PROGRESS_BYTES = 64 * 1024  # a progress report, as JSON
+
+# What a job's event log entry says happened (GET …/events, the ``event:`` field).
+EVENT_KINDS = (
+    "submitted", "claimed", "completed", "failed", "retried", "expired", "released", "cancelled", "progress",
+    "pending",
+)  # fmt: skip

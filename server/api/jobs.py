@@ -1,6 +1,6 @@
 """Job operations: submit, claim (long-poll), complete, fail, extend, batch ack, cancel, retry, show, list.
 
-Each handler takes the checked request, calls one engine (or broker) method, and returns the answer's data and
+Each handler takes the checked request, calls one engine (or hub) method, and returns the answer's data and
 status; ``service.py`` does everything around it.
 """
 
@@ -10,13 +10,14 @@ import time
 from datetime import datetime
 from typing import Any
 
+import attrs
 import orjson
 
-from starq.worker_kit.errors import QueueNotFound, TooLarge, ValidationFailed
+from starq.worker_kit.errors import QueueNotFound, TooLarge, UnknownDependency, ValidationFailed
 
 from ..claims import Ledger
 from ..engine.engine import dedupe_hash
-from ..engine.models import Job, JobOptions, NewJob, iso, new_job_id
+from ..engine.models import Callback, Job, JobOptions, NewBatch, NewJob, iso, new_job_id
 from . import shapes
 from .operations import Answer, AppState, Request, job_id, operation
 
@@ -25,7 +26,7 @@ J = "/api/v1/queues/{name}/jobs"
 JOB = J + "/{job}"
 
 
-def _encode(value: object, what: str, limit: int) -> str:
+def encode_json(value: object, what: str, limit: int) -> str:
     text = orjson.dumps(value).decode()
     if len(text) > limit:
         raise TooLarge(f"{what} is {len(text)} bytes; the limit is {limit}")
@@ -61,12 +62,29 @@ def job_options(item: dict[str, Any]) -> JobOptions:
     )
 
 
-def _new_job(item: dict[str, Any], where: str, limit: int) -> tuple[NewJob, JobOptions]:
+def _dependencies(item: dict[str, Any], where: str, index: int) -> tuple[str, ...]:
+    """The job's depends_on, each "#i" checked to name an earlier job of the same submit."""
+    deps = tuple(item.get("depends_on") or ())
+    for j, dep in enumerate(deps):
+        if dep.startswith("#") and int(dep[1:]) >= index:
+            raise ValidationFailed(
+                f"{where}depends_on[{j}] is {dep}: a job may depend only on an earlier job of its submit"
+                if where
+                else f"depends_on[{j}] is {dep}: one job submitted alone has no other job to refer to"
+            )
+    return deps
+
+
+def _new_job(item: dict[str, Any], where: str, limit: int, index: int = 0) -> tuple[NewJob, JobOptions]:
     if item.get("payload") is None:
         raise ValidationFailed(f"{where}payload is required")
-    options = job_options(item)
+    options = attrs.evolve(
+        job_options(item),
+        depends_on=_dependencies(item, where, index),
+        on_dependency_failure=item.get("on_dependency_failure") or "cancel",
+    )
     new = NewJob(
-        payload=_encode(item["payload"], f"{where}payload", limit),
+        payload=encode_json(item["payload"], f"{where}payload", limit),
         priority=item["priority"],
         run_at_ms=_due_ms(item, where),
         dedupe_hash=dedupe_hash(item["payload"]),
@@ -76,7 +94,26 @@ def _new_job(item: dict[str, Any], where: str, limit: int) -> tuple[NewJob, JobO
 
 
 def _result(value: Any, what: str, st: AppState) -> str:
-    return _encode(value if value is not None else {}, what, st.settings.max_payload_bytes)
+    return encode_json(value if value is not None else {}, what, st.settings.max_payload_bytes)
+
+
+async def _new_batch(st: AppState, queue: str, given: dict[str, Any] | None) -> NewBatch | None:
+    """The batch a submit asks for, its callback's queue checked to exist."""
+    if given is None:
+        return None
+    callback = given["callback"]
+    if callback is None:
+        return NewBatch(new_job_id())
+    target = callback["queue"] or queue
+    if target != queue:
+        try:
+            await st.engine.queue_info(target)
+        except QueueNotFound:
+            raise QueueNotFound(f"batch.callback.queue: there is no queue {target!r}") from None
+    # "batch" is the engine's to add; a payload's own would be a second key of that name.
+    payload = {k: v for k, v in callback["payload"].items() if k != "batch"}
+    text = encode_json(payload, "batch.callback.payload", st.settings.max_payload_bytes)
+    return NewBatch(new_job_id(), Callback(text, callback["priority"], target), new_job_id())
 
 
 @operation("POST", J, summary="Submit one job or a batch (atomic)", tag=TAG, body=shapes.Submit,
@@ -84,16 +121,27 @@ def _result(value: Any, what: str, st: AppState) -> str:
 async def submit(st: AppState, req: Request) -> Answer:
     body, queue = req.body, req.queue
     limit = st.settings.max_payload_bytes
-    if body["jobs"] is not None:
+    single = body["jobs"] is None
+    if not single:
         if len(body["jobs"]) > st.settings.max_batch:
             raise TooLarge(f"{len(body['jobs'])} jobs in one request; the limit is {st.settings.max_batch}")
-        given = [_new_job(item, f"jobs[{i}].", limit) for i, item in enumerate(body["jobs"])]
+        given = [_new_job(item, f"jobs[{i}].", limit, i) for i, item in enumerate(body["jobs"])]
     elif body["payload"] is not None:
         given = [_new_job(body, "", limit)]
     else:
         raise ValidationFailed("payload (one job) or jobs (a batch) is required")
     jobs = [new for new, _ in given]
-    results = await st.engine.submit(queue, jobs, [new_job_id() for _ in jobs])
+    batch = await _new_batch(st, queue, body["batch"])
+    try:
+        results = await st.engine.submit(queue, jobs, [new_job_id() for _ in jobs], batch)
+    except UnknownDependency as exc:
+        if single:
+            raise ValidationFailed(f"depends_on[{exc.index}]: no job {exc.job_id} in this queue") from None
+        raise
+
+    def resolved(deps: tuple[str, ...]) -> str:
+        return orjson.dumps([results[int(d[1:])].id if d.startswith("#") else d for d in deps]).decode()
+
     rendered = [
         Job.new(
             queue,
@@ -102,18 +150,25 @@ async def submit(st: AppState, req: Request) -> Answer:
             payload=new.payload,
             priority=new.priority,
             created_at=result.created_at,
-            run_at="" if result.status != "scheduled" else iso(new.run_at_ms),
+            run_at=iso(new.run_at_ms) if result.status in ("scheduled", "waiting") and new.run_at_ms else "",
             key=options.key or "",
             unique_key=options.unique_key or "",
             unique_for=options.unique_for,
             timeout=options.timeout,
             max_retries=options.max_retries,
             tags=orjson.dumps(list(options.tags)).decode(),
+            depends_on=resolved(options.depends_on),
+            on_dependency_failure=options.on_dependency_failure if options.depends_on else "",
+            batch_id=batch.id if batch else "",
+            error=result.error,
         ).to_json()
         for (new, options), result in zip(given, results, strict=True)
     ]
     skipped = sum(r.skipped for r in results)
-    return {"jobs": rendered, "submitted": len(results) - skipped, "skipped": skipped}, 201
+    answer = {"jobs": rendered, "submitted": len(results) - skipped, "skipped": skipped}
+    if batch is not None:
+        answer["batch_id"] = batch.id
+    return answer, 201
 
 
 @operation("GET", J, summary="List jobs, newest first, filtered before paging", tag=TAG, query=shapes.ListQuery,
@@ -131,7 +186,7 @@ async def claim(st: AppState, req: Request) -> Answer:
     body, settings = req.body, st.settings
     req.ledger = Ledger()
     started = time.perf_counter()
-    jobs = await st.broker.claim(
+    jobs = await st.hub.claims.claim(
         req.queue,
         min(body["count"], settings.max_claim_count),
         min(body["block_ms"], settings.max_block_ms),
@@ -142,9 +197,12 @@ async def claim(st: AppState, req: Request) -> Answer:
     return {"jobs": [j.to_json() for j in jobs]}, 200
 
 
-@operation("GET", JOB, summary="Show a job with its result or error and its history", tag=TAG,
-           responses={200: shapes.Job})  # fmt: skip
+@operation("GET", JOB, summary="Show a job (result, error, history, dependents); wait_ms awaits its outcome", tag=TAG,
+           query=shapes.JobQuery, responses={200: shapes.Job}, waits="wait_ms")  # fmt: skip
 async def get_job(st: AppState, req: Request) -> Answer:
+    wait_ms = req.query["wait_ms"]
+    if wait_ms:
+        return (await st.hub.outcomes.wait(req.queue, req.job, wait_ms)).to_json(), 200
     return (await st.engine.get_job(req.queue, req.job)).to_json(), 200
 
 

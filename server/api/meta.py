@@ -24,7 +24,7 @@ async def health(st: AppState, req: Request) -> Answer:
     return {
         "status": "ok",
         "redis_version": store["valkey_version"] or store["redis_version"],
-        "waiting_claims": st.broker.waiting,
+        "waiting_claims": st.hub.claims.waiting,
     }, 200
 
 
@@ -43,7 +43,7 @@ async def live(st: AppState, req: Request) -> Answer:
 @operation("GET", "/metrics", summary="Prometheus metrics of this server process", tag=TAG,
            responses={200: None})  # fmt: skip
 async def metrics(st: AppState, req: Request) -> Answer:
-    await st.metrics.refresh(st.engine, st.broker.waiting)
+    await st.metrics.refresh(st.engine, st.hub)
     return Reply(st.metrics.render(), CONTENT_TYPE_LATEST)
 
 

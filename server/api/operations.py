@@ -9,18 +9,26 @@ A handler's answer is ``(data, status)`` for JSON, a ``Reply`` for other content
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from starq.worker_kit.errors import JobNotFound, MethodNotAllowed, NotFound, QueueNotFound, ScheduleNotFound
+from starq.worker_kit.errors import (
+    BatchNotFound,
+    JobNotFound,
+    MethodNotAllowed,
+    NotFound,
+    QueueNotFound,
+    ScheduleNotFound,
+)
 
 from .schema import Schema
 
 if TYPE_CHECKING:
-    from ..claims import ClaimBroker, Ledger
+    from ..claims import Ledger
     from ..engine.engine import Engine
+    from ..hub import Hub
     from ..metrics import Metrics
     from ..settings import Settings
 
@@ -33,10 +41,11 @@ WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 @attrs.frozen
 class AppState:
-    """What every handler works with: the engine, the claim broker, the settings and the metrics."""
+    """What every handler works with: the engine, the hub (parked claims, outcome waiters, event feeds), the
+    settings and the metrics."""
 
     engine: Engine
-    broker: ClaimBroker
+    hub: Hub
     settings: Settings
     metrics: Metrics
 
@@ -79,7 +88,7 @@ class Reply:
 class Stream:
     """An answer sent as it is made (server-sent events): ``chunks`` until it ends or the client leaves."""
 
-    chunks: AsyncIterator[bytes]
+    chunks: AsyncGenerator[bytes, None]
     content_type: str
     headers: tuple[tuple[str, str], ...] = ()
 
@@ -100,8 +109,9 @@ class Operation:
     responses: Mapping[int, Schema | None] = attrs.field(factory=dict)
     # "write": a key always; "read": a key when the server runs with read auth; "none": never.
     auth: str = "read"
-    # It may wait (a long-poll, a stream): the client hanging up cancels its handler.
-    waits: bool = False
+    # It may wait (a long-poll, a stream): the client hanging up cancels its handler. A name instead of True:
+    # it waits only when that query parameter is given and not zero.
+    waits: bool | str = False
 
     @property
     def params(self) -> list[str]:
@@ -121,7 +131,7 @@ def operation(
     query: Schema | None = None,
     responses: Mapping[int, Schema | None],
     auth: str | None = None,
-    waits: bool = False,
+    waits: bool | str = False,
 ) -> Callable[[Handler], Handler]:
     """Declares the operation that ``handler`` answers (writes need a key unless ``auth`` says otherwise)."""
 
@@ -157,8 +167,16 @@ def schedule_name(name: str) -> str:
     return name
 
 
+def batch_id(value: str) -> str:
+    if not _JOB_ID.fullmatch(value):
+        raise BatchNotFound(f"batch {value!r} not found")
+    return value
+
+
 # How each kind of path parameter is checked, by its name in the path template.
-PARAMS: dict[str, Callable[[str], str]] = {"name": queue_name, "job": job_id, "schedule": schedule_name}
+PARAMS: dict[str, Callable[[str], str]] = {
+    "name": queue_name, "job": job_id, "schedule": schedule_name, "batch": batch_id,
+}  # fmt: skip
 
 
 # -- routing -------------------------------------------------------------------------------------------------

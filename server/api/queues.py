@@ -40,7 +40,7 @@ async def update_queue(st: AppState, req: Request) -> Answer:
 async def delete_queue(st: AppState, req: Request) -> Answer:
     queue = req.queue
     await st.engine.delete_queue(queue)
-    st.broker.notify(queue)  # parked claims on it end now
+    st.hub.claims.notify(queue)  # parked claims on it end now
     return {"status": "deleted", "queue": queue}, 200
 
 

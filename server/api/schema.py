@@ -32,7 +32,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
 @attrs.frozen
 class Field:
     name: str
-    type: str | None  # None: any JSON value
+    type: str | tuple[str, ...] | None  # None: any JSON value; a tuple: any of those types
     default: Any = REQUIRED
     description: str = ""
     minimum: float | None = None
@@ -54,11 +54,11 @@ class Field:
         if self.type == "integer" and isinstance(value, float) and value.is_integer():
             value = int(value)  # JSON Schema counts 3.0 as an integer, and some clients encode integers so
         if self.type is not None:
-            expected = _TYPES[self.type]
+            types = self.type if isinstance(self.type, tuple) else (self.type,)
             # bool is an int in Python, but true is not a number in JSON.
-            if (isinstance(value, bool) and self.type != "boolean") or not isinstance(value, expected):
-                raise ValidationFailed(f"{path} must be {_article(self.type)}")
-        if self.type == "number" and isinstance(value, float) and value != value:
+            if not any(_is(value, t) for t in types):
+                raise ValidationFailed(f"{path} must be {' or '.join(_article(t) for t in types)}")
+        if self.type == "number" and isinstance(value, float) and value != value:  # NaN
             raise ValidationFailed(f"{path} must be a number")
         if self.minimum is not None and value < self.minimum:
             raise ValidationFailed(f"{path} must be at least {_fmt(self.minimum)}")
@@ -93,7 +93,7 @@ class Field:
             if self.type == "number":
                 return float(raw)
         except ValueError:
-            raise ValidationFailed(f"{path} must be {_article(self.type or 'number')}") from None
+            raise ValidationFailed(f"{path} must be {_article(str(self.type))}") from None
         if self.type == "boolean":
             if raw.lower() not in ("true", "false", "1", "0"):
                 raise ValidationFailed(f"{path} must be true or false")
@@ -103,7 +103,8 @@ class Field:
     def json_schema(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         if self.type is not None:
-            out["type"] = [self.type, "null"] if self.nullable else self.type
+            types = list(self.type) if isinstance(self.type, tuple) else [self.type]
+            out["type"] = [*types, "null"] if self.nullable else types[0] if len(types) == 1 else types
         if self.description:
             out["description"] = self.description
         if self.default not in (REQUIRED, ABSENT) and (self.default is not None or self.nullable):
@@ -195,6 +196,10 @@ class Schema:
                 "properties": {name: {"type": by_name[name].type} for name in self.exclusive},
             }
         return out
+
+
+def _is(value: Any, type_name: str) -> bool:
+    return isinstance(value, _TYPES[type_name]) and (not isinstance(value, bool) or type_name == "boolean")
 
 
 def _check_item(spec: Schema | Field, item: Any, path: str) -> Any:

@@ -23,6 +23,7 @@ import hmac
 import logging
 import time
 from collections.abc import Callable
+from contextlib import aclosing
 from typing import Any
 
 import orjson
@@ -178,7 +179,7 @@ class ApiService:
                     request.body = parse_body(await self._read_body(receive, length), op.body, self._limit)
                 if op.query is not None:
                     request.query = op.query.parse_query(scope.get("query_string", b""))
-                if op.waits:
+                if op.waits is True or (op.waits and request.query.get(op.waits)):
                     status = await self._serve_waiting(op, request, receive, send, rid)
                 else:
                     status = await self._send(await self._handle(op, request), send, request, rid)
@@ -293,8 +294,10 @@ class ApiService:
                    (b"x-request-id", rid.encode("latin-1")),
                    *((k.encode(), v.encode()) for k, v in answer.headers)]  # fmt: skip
         await send({"type": "http.response.start", "status": 200, "headers": headers})
-        async for chunk in answer.chunks:
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        # Closed here, not whenever the garbage collector gets to it: ending it lets go of what it holds.
+        async with aclosing(answer.chunks) as chunks:
+            async for chunk in chunks:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
 
     async def _send_error(self, error: StarqError, send: Any, rid: str) -> int:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import attrs
 
 from starq.worker_kit.protocol import (
+    EVENT_KINDS,
     JOB_STATUSES,
+    MAX_DEPENDENCIES,
     MAX_JOB_TIMEOUT,
     MAX_KEY_LENGTH,
     MAX_PRIORITY,
@@ -72,7 +74,7 @@ QueueInfo = Schema(
     "QueueInfo",
     (
         Field("name", "string"),
-        *(Field(f.name, f.type, description=f.description) for f in _settings),
+        *(Field(f.name, f.type, description=f.description, nullable=f.nullable) for f in _settings),
         *(Field(s, "integer", description=f"Jobs {s} now.") for s in STATUSES),
         Field("paused", "boolean", description="A paused queue hands out no jobs."),
         Field("created_at", "string"),
@@ -110,8 +112,10 @@ Job = Schema(
             "worker?, error?, status?}); at most the last 50.",
             nullable=True,
         ),
+        Field("dependents", "array", None, "Only on GET of one job: the jobs that depend on it, oldest first.",
+              nullable=True, items=Field("id", "string")),
     ),
-)
+)  # fmt: skip
 # A job's options (on submit, and as a schedule gives them to its jobs); echoed in the job.
 JOB_OPTIONS = (
     Field("key", "string", None, "The job's ordering and concurrency group (see the queue's key_concurrency).",
@@ -127,6 +131,34 @@ JOB_OPTIONS = (
     Field("tags", "array", None, "Labels to list jobs by (GET …/jobs?tag=).", max_items=MAX_TAGS, nullable=True,
           items=Field("tag", "string", max_length=MAX_TAG_LENGTH, pattern=r".+", pattern_hint="a non-empty string")),
 )  # fmt: skip
+# A dependency: a job id of the queue, or "#<i>" for item i of the same submit (JOB_ID_PATTERN is anchored by
+# fullmatch).
+DEPENDENCY_PATTERN = f"{JOB_ID_PATTERN}|#[0-9]{{1,5}}"
+DEPENDENCIES = (
+    Field(
+        "depends_on",
+        "array",
+        None,
+        "Jobs of the queue this one waits for (status waiting until all have "
+        'completed): job ids, or "#i" for item i of the same submit (an earlier one).',
+        nullable=True,
+        max_items=MAX_DEPENDENCIES,
+        items=Field(
+            "dependency",
+            "string",
+            max_length=64,
+            pattern=DEPENDENCY_PATTERN,
+            pattern_hint='a job id, or "#<index>" of an earlier job of the same submit',
+        ),
+    ),
+    Field(
+        "on_dependency_failure",
+        "string",
+        "cancel",
+        'A dependency dead-lettered or cancelled: "cancel" this job too (saying which), or "run" it anyway.',
+        enum=("cancel", "run"),
+    ),
+)
 NewJob = Schema(
     "NewJob",
     (
@@ -138,8 +170,23 @@ NewJob = Schema(
         Field("run_at", "string", None, "ISO 8601 time at which the job becomes ready (not with delay).",
               nullable=True, max_length=64, format="date-time"),
         *JOB_OPTIONS,
+        *DEPENDENCIES,
     ),
     exclusive=("delay", "run_at"),
+)  # fmt: skip
+BatchCallback = Schema(
+    "BatchCallback",
+    (
+        Field("payload", "object", {}, 'Its payload; "batch": {id, total, completed, failed, cancelled} is added.'),
+        Field("priority", "integer", 0, minimum=0, maximum=MAX_PRIORITY),
+        Field("queue", "string", None, "The queue it goes to (default: the batch's).", nullable=True,
+              max_length=QUEUE_NAME_MAX, pattern=QUEUE_NAME_PATTERN, pattern_hint="a queue name"),
+    ),
+)  # fmt: skip
+NewBatch = Schema(
+    "NewBatch",
+    (Field("callback", "object", None, "A job to submit once every job of the batch has finished.", nullable=True,
+           shape=BatchCallback),),
 )  # fmt: skip
 Submit = Schema(
     "Submit",
@@ -147,6 +194,14 @@ Submit = Schema(
         Field("payload", "object", None, "One job's payload (or give `jobs`).", nullable=True),
         *(f for f in NewJob.fields if f.name != "payload"),
         Field("jobs", "array", None, "A batch of jobs, accepted atomically.", items=NewJob, nullable=True, min_items=1),
+        Field(
+            "batch",
+            "object",
+            None,
+            "Track these jobs as one batch (GET …/batches/{id}), with a callback job.",
+            nullable=True,
+            shape=NewBatch,
+        ),
     ),
     description="Either `payload` (one job) or `jobs` (a batch); a job has `delay` or `run_at`, not both.",
     one_of_required=("payload", "jobs"),
@@ -158,7 +213,54 @@ Submitted = Schema(
         Field("jobs", "array", items=Job),
         Field("submitted", "integer"),
         Field("skipped", "integer", description="Jobs skipped by dedupe."),
+        Field("batch_id", "string", None, "With batch: the batch's id.", nullable=True),
     ),
+)
+JobQuery = Schema(
+    "JobQuery",
+    (Field("wait_ms", "integer", 0, "Answer as soon as the job has finished (completed, failed, cancelled), or "
+           "after this many ms with its state then.", minimum=0, maximum=60000),),
+)  # fmt: skip
+Progress = Schema(
+    "Progress",
+    (
+        Field("lease_id", "string", None, "The lease from the claim; a stale lease gets 409.", nullable=True,
+              max_length=64),
+        Field("progress", ("number", "object"), description="A number, or a JSON object (at most 64 KiB as JSON)."),
+    ),
+)  # fmt: skip
+Batch = Schema(
+    "Batch",
+    (
+        Field("id", "string"),
+        Field("total", "integer", description="Jobs in the batch."),
+        Field("pending", "integer", description="Jobs not finished yet."),
+        Field("completed", "integer"),
+        Field("failed", "integer", description="Jobs dead-lettered."),
+        Field("cancelled", "integer"),
+        Field("finished", "boolean"),
+        Field("callback_job_id", "string", None, "The callback's job id (null: no callback).", nullable=True),
+        Field("created_at", "string"),
+        Field("finished_at", "string", description='"" until finished.'),
+    ),
+)
+EventsQuery = Schema(
+    "EventsQuery",
+    (Field("since", "integer", None, "Resume after this event id (as the Last-Event-ID header); 0 replays the "
+           "whole log.", minimum=0, nullable=True),),
+)  # fmt: skip
+EventStream = Schema(
+    "Event",
+    (
+        Field("job_id", "string"),
+        Field("status", "string", description="The job's status after the event.", enum=STATUSES),
+        Field("at", "string"),
+        Field("queue", "string"),
+        Field("event", "string", description="What happened (also the SSE event name).", enum=EVENT_KINDS),
+    ),
+    description="text/event-stream: `id:` the event's number, `event:` its kind, `data:` this object (with more "
+    "fields by kind: error, retries, worker, lease_id, progress). `event: dropped` says events were lost "
+    "to the log's cap; keep-alives are comments.",
 )
 
 Claim = Schema(
@@ -327,8 +429,12 @@ CreateSchedule = Schema(
         *_SCHEDULE_FIELDS,
     ),
     description="Exactly one of cron and every.",
+    one_of_required=("cron", "every"),
+    exclusive=("cron", "every"),
 )  # fmt: skip
-UpdateSchedule = Schema("UpdateSchedule", tuple(attrs.evolve(f, default=ABSENT) for f in _SCHEDULE_FIELDS))
+UpdateSchedule = Schema(
+    "UpdateSchedule", tuple(attrs.evolve(f, default=ABSENT) for f in _SCHEDULE_FIELDS), exclusive=("cron", "every")
+)
 Schedule = Schema(
     "Schedule",
     (

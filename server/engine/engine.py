@@ -21,6 +21,7 @@ import orjson
 import trio
 
 from starq.worker_kit.errors import (
+    BatchNotFound,
     InvalidState,
     JobCancelled,
     JobNotFound,
@@ -33,12 +34,25 @@ from starq.worker_kit.errors import (
     StarqError,
     StoreUnavailable,
     TooManyQueues,
+    UnknownDependency,
 )
 
 from . import keys
 from .durability import DURABLE_TIMEOUT_MS, check_durable, confirm_on_disk
 from .library import LIBRARY
-from .models import Job, NewJob, QueueInfo, Submitted, iso, queue_settings, settings_to_redis
+from .models import (
+    Batch,
+    Event,
+    EventPage,
+    Job,
+    NewBatch,
+    NewJob,
+    QueueInfo,
+    Submitted,
+    iso,
+    queue_settings,
+    settings_to_redis,
+)
 from .observer import Observer
 from .store import Store, fcall, open_redis
 
@@ -111,6 +125,8 @@ class Ticked:
     reclaimed: int = 0
     expired: int = 0
     schedules: list[DueSchedule] = attrs.Factory(list)
+    # Batch callbacks bound for other queues, waiting in this queue's outbox (for ``deliver_outbox``).
+    outbox: list[str] = attrs.Factory(list)
 
 
 @attrs.frozen
@@ -315,16 +331,23 @@ class Engine:
 
     # -- jobs -----------------------------------------------------------------------------------------------
 
-    async def submit(self, queue: str, jobs: Sequence[NewJob], ids: Sequence[str]) -> list[Submitted]:
-        """Submits a batch atomically: all jobs are stored, or (queue missing, store down) none.
+    async def submit(
+        self, queue: str, jobs: Sequence[NewJob], ids: Sequence[str], batch: NewBatch | None = None
+    ) -> list[Submitted]:
+        """Submits jobs atomically: all are stored, or (queue missing, store down, a dependency that names no job
+        of the queue: UnknownDependency) none. With ``batch``, they form that batch.
 
         ``ids`` are chosen by the caller so a submit retried after a timeout stores nothing twice.
         """
         args: list[Any] = [len(jobs)]
+        if batch is None:
+            args += ["", "", ""]
+        else:
+            args += [batch.id, batch.callback.to_json() if batch.callback else "", batch.callback_id]
         for job_id, job in zip(ids, jobs, strict=True):
             args += [job_id, job.payload, job.priority, job.run_at_ms, job.dedupe_hash, job.options]
         reply = await self._call("starq_submit", queue, args)
-        results = [Submitted(id=r[0], status=r[1], created_at=iso(r[2]), skipped=bool(r[3])) for r in reply]
+        results = [Submitted(r[0], r[1], iso(r[2]), bool(r[3]), r[4] if len(r) > 4 else "") for r in reply]
         self.observer.submitted(queue, sum(1 for r in results if not r.skipped))
         return results
 
@@ -442,8 +465,33 @@ class Engine:
         return total
 
     async def get_job(self, queue: str, job_id: str) -> Job:
-        record, history = await self._call("starq_get_job", queue, [job_id], readonly=True)
-        return Job.from_record(queue, record, history)
+        """A job with its history and the jobs that depend on it."""
+        record, history, dependents = await self._call("starq_get_job", queue, [job_id], readonly=True)
+        return Job.from_record(queue, record, history, dependents)
+
+    async def watch_job(self, queue: str, job_id: str) -> Job:
+        """``get_job``, and unless the job has finished, it is marked so that finishing publishes it on the done
+        channel (``subscribe``): the way to wait for its outcome without polling."""
+        record, history, dependents = await self._call("starq_watch_job", queue, [job_id])
+        return Job.from_record(queue, record, history, dependents)
+
+    async def progress(self, queue: str, job_id: str, lease_id: str, progress_json: str) -> None:
+        """Records the progress the worker of a claimed job reports (same lease rules as ``complete``)."""
+        await self._call("starq_progress", queue, [job_id, lease_id, progress_json])
+
+    async def get_batch(self, queue: str, batch_id: str) -> Batch:
+        total, completed, failed, cancelled, created, finished, callback = await self._call(
+            "starq_get_batch", queue, [batch_id], readonly=True
+        )
+        return Batch(batch_id, int(total), int(completed), int(failed), int(cancelled), iso(created), iso(finished),
+                     callback or None)  # fmt: skip
+
+    async def read_events(self, queue: str, after: int = -1, count: int = 500) -> EventPage:
+        """Up to ``count`` events of the queue's log numbered after ``after``, oldest first (none with -1: only
+        the log's bounds)."""
+        reply = await self._call("starq_read_events", queue, [after, count], readonly=True)
+        events = [Event(int(n), kind, job, status, int(at), extra) for n, kind, job, status, at, extra in reply[2:]]
+        return EventPage(int(reply[0]), int(reply[1]), events)
 
     async def list_jobs(
         self, queue: str, status: str = "", count: int = 50, cursor: str = "", *, tag: str = "", text: str = ""
@@ -519,11 +567,29 @@ class Engine:
         return out
 
     def _ticked(self, queue: str, reply: list[Any]) -> Ticked:
-        promoted, reclaimed, expired, due = reply
+        promoted, reclaimed, expired, due, outbox = reply
         if int(reclaimed):
             self.observer.reclaimed(queue, int(reclaimed))
         schedules = [DueSchedule(due[i], int(due[i + 1]), orjson.loads(due[i + 2])) for i in range(0, len(due), 3)]
-        return Ticked(int(promoted), int(reclaimed), int(expired), schedules)
+        return Ticked(int(promoted), int(reclaimed), int(expired), schedules, list(outbox))
+
+    async def deliver_outbox(self, queue: str, entries: Sequence[str]) -> int:
+        """Submits the callbacks of ``queue``'s outbox (as ``tick`` found them) to their queues, then takes them
+        out of it. Each goes in under the job id chosen when its batch was submitted, so delivering one twice
+        (a process that died in between, two processes at once) stores it once. A callback whose queue no
+        longer exists is dropped, with a warning. Returns how many were delivered."""
+        delivered = 0
+        for entry in entries:
+            callback = orjson.loads(entry)
+            try:
+                await self.submit(callback["queue"], [NewJob(callback["payload"], int(callback["priority"]))],
+                                  [callback["id"]])  # fmt: skip
+                delivered += 1
+            except QueueNotFound:
+                log.warning("batch callback %s for queue %s dropped: the queue does not exist",
+                            callback["id"], callback["queue"])  # fmt: skip
+        await self._call("starq_outbox_done", queue, list(entries))
+        return delivered
 
     # -- schedules ------------------------------------------------------------------------------------------
 
@@ -557,19 +623,21 @@ class Engine:
         return False
 
     @asynccontextmanager
-    async def ready_queues(self) -> AsyncIterator[AsyncIterator[str]]:
-        """Names of queues that just got ready jobs, from any server process (Redis pub/sub).
+    async def subscribe(self) -> AsyncIterator[AsyncIterator[tuple[str, str]]]:
+        """The library's notifications from every server process (Redis pub/sub), as (channel name, message):
+        channel names are the keys of ``keys.CHANNELS``.
 
         A notification may be lost while the subscription reconnects; listeners must not rely on it alone.
         """
-        async with self._redis.pubsub(channels=[keys.READY_CHANNEL], ignore_subscribe_messages=True) as sub:
+        names = {channel: name for name, channel in keys.CHANNELS.items()}
+        async with self._redis.pubsub(channels=list(names), ignore_subscribe_messages=True) as sub:
 
-            async def names() -> AsyncIterator[str]:
+            async def messages() -> AsyncIterator[tuple[str, str]]:
                 async for message in sub:
                     if message["type"] == "message":
-                        yield str(message["data"])
+                        yield names[str(message["channel"])], str(message["data"])
 
-            yield names()
+            yield messages()
 
 
 # The Lua library signals errors with a leading code word; this maps it to the class to raise.
@@ -582,6 +650,7 @@ LUA_ERRORS: dict[str, type[StarqError]] = {
     "STATE": InvalidState,
     "EXISTS": ScheduleExists,
     "NOSCHEDULE": ScheduleNotFound,
+    "NOBATCH": BatchNotFound,
 }
 
 
@@ -591,6 +660,9 @@ def _translate(exc: redis_errors.ResponseError) -> StarqError:
 
 def _translate_message(message: str) -> StarqError:
     code, _, detail = message.partition(" ")
+    if code == "NODEP":
+        item, index, job_id = detail.split(" ", 2)
+        return UnknownDependency(int(item), int(index), job_id)
     cls = LUA_ERRORS.get(code)
     if cls is not None:
         return cls(detail)

@@ -6,7 +6,9 @@ names lives outside any queue's slot, and no call ever touches it together with 
 """
 
 REGISTRY = "starq:queues"
-READY_CHANNEL = "starq:ready"
+# Pub/sub channels the Lua library publishes on (library.py writes them into it): a queue got claimable jobs
+# (message: the queue's name); a watched job finished ("<queue> <job id>"); a queue's event log grew (its name).
+CHANNELS = {"ready": "starq:ready", "done": "starq:done", "events": "starq:events"}
 
 
 def meta(queue: str) -> str:

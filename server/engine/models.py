@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import attrs
 import orjson
 
-from starq.worker_kit.protocol import JOB_STATUSES, QUEUE_DEFAULTS, QUEUE_SETTINGS
+from starq.worker_kit.protocol import FINISHED_STATUSES, JOB_STATUSES, QUEUE_DEFAULTS, QUEUE_SETTINGS
 
 STATUSES = JOB_STATUSES
 
@@ -155,7 +155,14 @@ JOB_FIELDS: tuple[JobField, ...] = (
     JobField("max_retries", "mr", "int?", "integer", "Retries for this job (null: the queue's max_retries)."),
     JobField("tags", "tags", "list", "array", "Labels to list it by (GET …/jobs?tag=)."),
     JobField("schedule", "sch", "text", "string", "The schedule that made it, if one did."),
-)
+    JobField("depends_on", "deps", "list", "array", "Jobs of the queue it waits for, in the order given."),
+    JobField(
+        "on_dependency_failure", "odf", "text", "string",
+        'With depends_on: "cancel" (a dead or cancelled dependency cancels it) or "run" ("" without).',
+    ),
+    JobField("batch_id", "bat", "text", "string", "The batch it was submitted in, if any."),
+    JobField("progress", "progress", "json", None, "The latest progress its worker reported (null before)."),
+)  # fmt: skip
 # The record fields the Lua library returns for a job, in this order.
 RECORD: tuple[str, ...] = tuple(f.stored for f in JOB_FIELDS)
 
@@ -177,22 +184,32 @@ class Job:
     """A job as the API shows it: its fields by ``JOB_FIELDS`` name. JSON fields (payload, result) stay raw JSON
     text: the server never decodes them."""
 
-    __slots__ = ("fields", "history", "queue")
+    __slots__ = ("dependents", "fields", "history", "queue")
 
-    def __init__(self, queue: str, fields: dict[str, Any], history: list[dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        queue: str,
+        fields: dict[str, Any],
+        history: list[dict[str, Any]] | None = None,
+        dependents: list[str] | None = None,
+    ) -> None:
         self.queue = queue
         self.fields = fields
         self.history = history
+        self.dependents = dependents
 
     @classmethod
-    def from_record(cls, queue: str, values: Sequence[Any], history: list[str] | None = None) -> Job:
-        """A job from a record the Lua library returned (RECORD's values) and, for one job, its history."""
+    def from_record(
+        cls, queue: str, values: Sequence[Any], history: list[str] | None = None, dependents: list[str] | None = None
+    ) -> Job:
+        """A job from a record the Lua library returned (RECORD's values) and, for one job, its history and the
+        jobs that depend on it."""
         claimed = values[_STATUS] == "claimed"
         fields = {
             name: read(None if only_claimed and not claimed else value)
             for (name, read, only_claimed), value in zip(_CONVERT, values, strict=True)
         }
-        return cls(queue, fields, None if history is None else [_history_entry(h) for h in history])
+        return cls(queue, fields, None if history is None else [_history_entry(h) for h in history], dependents)
 
     @classmethod
     def new(cls, queue: str, **fields: Any) -> Job:
@@ -250,7 +267,13 @@ class Job:
             out[name] = orjson.Fragment(text) if text is not None else None
         if self.history is not None:
             out["history"] = self.history
+        if self.dependents is not None:
+            out["dependents"] = self.dependents
         return out
+
+    @property
+    def finished(self) -> bool:
+        return self.fields["status"] in FINISHED_STATUSES
 
 
 def _history_entry(raw: str) -> dict[str, Any]:
@@ -285,6 +308,9 @@ class JobOptions:
     timeout: int | None = None
     max_retries: int | None = None
     tags: tuple[str, ...] = ()
+    # Job ids of the queue, or "#<i>" for item i of the same submit (an earlier one).
+    depends_on: tuple[str, ...] = ()
+    on_dependency_failure: str = "cancel"
 
     def to_json(self) -> str:
         """The options as the Lua library reads them (record field names; "" when none is set)."""
@@ -301,7 +327,91 @@ class JobOptions:
         }
         if self.tags:
             given["tags"] = list(self.tags)
+        if self.depends_on:
+            given["deps"] = list(self.depends_on)
+            given["odf"] = self.on_dependency_failure
         return orjson.dumps(given).decode() if given else ""
+
+
+@attrs.frozen
+class Callback:
+    """The job a batch submits once all its jobs have finished: its payload (JSON text of an object, without
+    "batch", which the engine adds), priority and queue ("": the batch's own)."""
+
+    payload: str
+    priority: int = 0
+    queue: str = ""
+
+    def to_json(self) -> str:
+        return orjson.dumps({"payload": self.payload, "priority": self.priority, "queue": self.queue}).decode()
+
+
+@attrs.frozen
+class NewBatch:
+    """A submit's jobs as one batch: its id, and its callback with the job id chosen for it."""
+
+    id: str
+    callback: Callback | None = None
+    callback_id: str = ""
+
+
+@attrs.frozen
+class Batch:
+    id: str
+    total: int
+    completed: int
+    failed: int
+    cancelled: int
+    created_at: str
+    finished_at: str
+    callback_job_id: str | None
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.finished_at)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "total": self.total,
+            "pending": self.total - self.completed - self.failed - self.cancelled,
+            "completed": self.completed,
+            "failed": self.failed,
+            "cancelled": self.cancelled,
+            "finished": self.finished,
+            "callback_job_id": self.callback_job_id,
+            "created_at": self.created_at,
+            "finished_at": self.finished_at,
+        }
+
+
+@attrs.frozen
+class Event:
+    """One entry of a queue's event log: its number (the SSE id), what happened, to which job, the job's status
+    after it, when, and more fields of that kind of event (JSON text of an object, "" when none)."""
+
+    number: int
+    kind: str
+    job_id: str
+    status: str
+    at_ms: int
+    extra: str = ""
+
+    def to_json(self, queue: str) -> dict[str, Any]:
+        out: dict[str, Any] = {"job_id": self.job_id, "status": self.status, "at": iso(self.at_ms), "queue": queue,
+                               "event": self.kind}  # fmt: skip
+        if self.extra:
+            out.update(orjson.loads(self.extra))
+        return out
+
+
+@attrs.frozen
+class EventPage:
+    """Events read from a queue's log, and the numbers of the oldest and newest it holds (0 when empty)."""
+
+    first: int
+    last: int
+    events: list[Event]
 
 
 @attrs.frozen
@@ -310,6 +420,7 @@ class Submitted:
     status: str
     created_at: str
     skipped: bool
+    error: str = ""  # why a job was cancelled as it was submitted (a dependency had failed)
 
 
 # Every id ``new_job_id`` makes, and nothing else: a UUIDv7 in lower-case hex (version 7, RFC 9562 variant). A

@@ -1,4 +1,4 @@
-"""Fixtures of the API tests: the app behind Quart's test client, on a real engine and a real broker."""
+"""Fixtures of the API tests: the app behind Quart's test client, on a real engine and a real hub."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from api.helpers import Api
 from starq.server.app import create_app
-from starq.server.claims import ClaimBroker
+from starq.server.hub import Hub
 from starq.server.settings import Settings
 
 
@@ -17,10 +17,10 @@ def make_api(engine, nursery):
     """Builds an ``Api`` over an app with the given settings (defaults: dev mode, documented limits)."""
 
     async def make(**settings: Any) -> Api:
-        broker = ClaimBroker(engine)
-        await nursery.start(broker.run)
-        app = create_app(engine, broker, Settings(**settings))
-        return Api(client=app.test_client(), engine=engine, broker=broker)
+        hub = Hub(engine)
+        await nursery.start(hub.run)
+        app = create_app(engine, hub, Settings(**settings))
+        return Api(client=app.test_client(), engine=engine, hub=hub)
 
     return make
 

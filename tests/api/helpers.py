@@ -7,7 +7,7 @@ from typing import Any
 
 import attrs
 
-from starq.server.claims import ClaimBroker
+from starq.server.hub import Hub
 
 KEY = {"X-API-Key": "dev-key"}
 
@@ -18,7 +18,7 @@ class Api:
 
     client: Any
     engine: Any
-    broker: ClaimBroker
+    hub: Hub
 
     async def create(self, name: str, **settings: Any) -> dict:
         r = await self.client.post("/api/v1/queues", json={"name": name, **settings}, headers=KEY)

@@ -361,7 +361,7 @@ async def test_long_poll_claim_is_answered_when_a_job_arrives(api, queue_name):
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(waiter)
-        while api.broker.waiting == 0:
+        while api.hub.claims.waiting == 0:
             await trio.sleep(0.01)
         await api.submit(queue_name, {"payload": {"late": 1}})
     assert [j["payload"] for j in got] == [{"late": 1}]

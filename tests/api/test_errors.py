@@ -11,6 +11,7 @@ from starq.server.embedded import start_store
 from starq.server.engine import keys
 from starq.server.engine.engine import open_engine
 from starq.server.engine.models import new_job_id
+from starq.worker_kit.protocol import JOB_STATUSES
 
 WRONG = {"X-API-Key": "not-the-key"}
 
@@ -301,7 +302,7 @@ async def test_an_unknown_status_lists_the_real_ones(api, seeded):
     queue = seeded[0]
     r = await api.client.get(f"/api/v1/queues/{queue}/jobs", query_string={"status": "bogus"})
     body = await assert_error(r, 422, "validation_error", "status")
-    assert body["detail"] == "status must be one of: pending, scheduled, claimed, completed, failed, cancelled"
+    assert body["detail"] == "status must be one of: " + ", ".join(JOB_STATUSES)
     # An empty status is no filter (as in the OpenAPI document's enum); it is not an option to list.
     r = await api.client.get(f"/api/v1/queues/{queue}/jobs", query_string={"status": ""})
     assert r.status_code == 200 and len((await r.get_json())["jobs"]) == 3
@@ -438,14 +439,14 @@ async def test_creating_past_the_queue_limit_is_refused(make_api, redis_url, que
 async def api_on_dead_store(tmp_path, nursery, queue_name):
     """An app whose store was killed after the queue was made."""
     from starq.server.app import create_app
-    from starq.server.claims import ClaimBroker
+    from starq.server.hub import Hub
     from starq.server.settings import Settings
 
     store = start_store(tmp_path, unix_socket=False, appendonly=False)
     try:
         async with open_engine(store.url) as engine:
             await engine.create_queue(queue_name, {})
-            app = create_app(engine, ClaimBroker(engine), Settings())
+            app = create_app(engine, Hub(engine), Settings())
             store.kill()
             yield app.test_client()
     finally:

@@ -103,7 +103,7 @@ async def test_job_options_are_echoed_and_bad_ones_name_the_field(api, queue_nam
     assert (again["submitted"], again["skipped"], again["jobs"][0]["id"]) == (0, 1, job["id"])
     plain = (await api.submit(queue_name, {"payload": {"n": 3}}))["jobs"][0]
     assert (plain["key"], plain["tags"], plain["timeout"], plain["max_retries"]) == ("", [], None, None)
-    bad = [{"payload": {}}] * 3 + [{"payload": {}, "timeout": 0}]
+    bad: list[dict] = [{"payload": {}}] * 3 + [{"payload": {}, "timeout": 0}]
     r = await api.client.post(f"{q(queue_name)}/jobs", json={"jobs": bad}, headers=KEY)
     await assert_error(r, 422, "validation_error", "jobs[3].timeout must be at least 1")
     for body, mentions in [

@@ -105,11 +105,11 @@ async def test_ready_notifications_reach_a_subscriber_on_another_node(cengine, c
     for queue in queues:
         await cengine.create_queue(queue, {})
     heard = []
-    async with cengine.ready_queues() as ready, trio.open_nursery() as nursery:
+    async with cengine.subscribe() as messages, trio.open_nursery() as nursery:
 
         async def listen():
-            async for name in ready:
-                if name in queues:
+            async for channel, name in messages:
+                if channel == "ready" and name in queues:
                     heard.append(name)
                     if len(set(heard)) == len(queues):
                         return

@@ -20,7 +20,8 @@ async def make_queue(engine, name: str, **settings: Any):
 
 
 def new_job(payload: dict, priority: int = 0, run_at_ms: int = 0, **options: Any) -> NewJob:
-    """A job to submit; ``options`` are JobOptions' (key, unique_key, unique_for, timeout, max_retries, tags)."""
+    """A job to submit; ``options`` are JobOptions' (key, unique_key, unique_for, timeout, max_retries, tags,
+    depends_on, on_dependency_failure)."""
     text = json.dumps(payload)
     return NewJob(payload=text, priority=priority, run_at_ms=run_at_ms, dedupe_hash=dedupe_hash(payload),
                   options=JobOptions(**options).to_json())  # fmt: skip

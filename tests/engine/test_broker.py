@@ -1,5 +1,5 @@
 """The long-poll broker on a real store: exactly-once delivery, arrival order, cross-process wake-ups,
-cancel safety and shutdown. These drive ``ClaimBroker`` and ``Ledger`` the way the HTTP layer does."""
+cancel safety and shutdown. These drive ``ClaimBroker`` (through ``Hub``) and ``Ledger`` the way the HTTP layer does."""
 
 from __future__ import annotations
 
@@ -10,15 +10,17 @@ import trio
 
 from engine.helpers import assert_counts_true, make_queue, payload_of, submit, wait_until
 from starq.server import claims
-from starq.server.claims import ClaimBroker, Ledger
+from starq.server.claims import Ledger
 from starq.server.engine.engine import open_engine
+from starq.server.hub import Hub
 from starq.worker_kit.errors import QueueNotFound
 
 
 @pytest.fixture
 async def broker(engine, nursery):
-    broker = ClaimBroker(engine)
-    await nursery.start(broker.run)
+    hub = Hub(engine)
+    await nursery.start(hub.run)
+    broker = hub.claims
     yield broker
     broker.close()
 
@@ -165,8 +167,9 @@ async def test_cancelled_claimers_lose_no_job_and_strand_none(broker, engine, qu
 
 async def test_close_answers_waiters_with_no_jobs(engine, queue_name, nursery):
     await make_queue(engine, queue_name)
-    broker = ClaimBroker(engine)
-    await nursery.start(broker.run)
+    hub = Hub(engine)
+    await nursery.start(hub.run)
+    broker = hub.claims
     answers: list = []
 
     async def waiter():
@@ -190,8 +193,9 @@ async def test_waiters_cancelled_in_the_same_instant_as_close_are_answered_once(
     are cancelled and ``close()`` runs right after, with no checkpoint in between, so the cancelled ones must
     have left their line already when ``close()`` wakes the rest."""
     await make_queue(engine, queue_name)
-    broker = ClaimBroker(engine)
-    await nursery.start(broker.run)
+    hub = Hub(engine)
+    await nursery.start(hub.run)
+    broker = hub.claims
     answers: list = []
     scopes = [trio.CancelScope() for _ in range(40)]
 

@@ -95,7 +95,7 @@ async def test_a_key_waiting_job_can_be_cancelled_and_the_line_moves_on(engine, 
     assert third.id == subs[2].id
     await engine.cancel(queue_name, third.id)  # claimed: cancelled, and the key's slot is free again
     assert (await engine.queue_info(queue_name)).counts == {
-        "pending": 0, "scheduled": 0, "claimed": 0, "completed": 1, "failed": 0, "cancelled": 2,
+        "waiting": 0, "pending": 0, "scheduled": 0, "claimed": 0, "completed": 1, "failed": 0, "cancelled": 2,
     }  # fmt: skip
     await submit(engine, queue_name, {"n": 9}, key="k")
     assert len(await engine.claim(queue_name, 5)) == 1
@@ -169,12 +169,14 @@ async def test_per_key_order_holds_under_concurrent_workers_with_random_failures
 
 
 async def test_a_long_poll_on_a_rate_limited_queue_is_served_when_the_window_ends(engine, queue_name, nursery):
-    from starq.server.claims import ClaimBroker, Ledger
+    from starq.server.claims import Ledger
+    from starq.server.hub import Hub
 
     await make_queue(engine, queue_name, rate_limit={"max": 1, "per_ms": 500})
     await submit(engine, queue_name, {"a": 1}, {"a": 2})
-    broker = ClaimBroker(engine)
-    await nursery.start(broker.run)
+    hub = Hub(engine)
+    await nursery.start(hub.run)
+    broker = hub.claims
     assert len(await broker.claim(queue_name, 5, 0, "w", Ledger())) == 1
     started = trio.current_time()
     got = await broker.claim(queue_name, 5, 3000, "w", Ledger())

@@ -85,7 +85,7 @@ async def test_a_due_schedule_runs_once_however_many_processes_run_it(engine, qu
     (due,) = (await engine.tick(queue_name)).schedules
     assert (due.name, due.due_ms) == ("hourly", due_ms)
     # Ten runners race for the same due time (as ten server processes would): one job.
-    ran = []
+    ran: list[int] = []
     async with trio.open_nursery() as nursery:
         for _ in range(10):
             nursery.start_soon(lambda: _run(engine, queue_name, due, ran))

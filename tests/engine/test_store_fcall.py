@@ -62,6 +62,7 @@ async def test_cancelled_callers_keep_every_slot(redis_url, engine, queue_name):
                 for _ in range(6):
                     nursery.start_soon(claim_one)
         pool = redis.connection_pool
+        assert isinstance(pool, SlotKeepingPool)
         assert _idle(pool) <= 2 and len(pool._available_connections._queue) == 2
 
 

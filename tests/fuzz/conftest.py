@@ -5,18 +5,18 @@ from __future__ import annotations
 import pytest
 
 from starq.server.app import create_app
-from starq.server.claims import ClaimBroker
+from starq.server.hub import Hub
 from starq.server.settings import Settings
 
 
 @pytest.fixture
 async def make_client(engine, nursery):
     """Builds a Quart test client for an app with the given Settings overrides (a real engine underneath)."""
-    broker = ClaimBroker(engine)
-    await nursery.start(broker.run)
+    hub = Hub(engine)
+    await nursery.start(hub.run)
 
     def make(**overrides):
-        return create_app(engine, broker, Settings(**overrides)).test_client()
+        return create_app(engine, hub, Settings(**overrides)).test_client()
 
     return make
 

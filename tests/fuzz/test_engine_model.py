@@ -32,7 +32,7 @@ from hypothesis.stateful import (
 )
 
 from starq.server.engine.engine import Engine, dedupe_hash
-from starq.server.engine.models import JobOptions, NewJob, new_job_id
+from starq.server.engine.models import STATUSES, JobOptions, NewJob, new_job_id
 from starq.worker_kit.errors import InvalidState, JobCancelled, JobNotFound, LeaseLost, NotClaimed, StarqError
 
 MAX_RETRIES = 1
@@ -65,7 +65,7 @@ class QueueModel:
         self.key_held: dict[str, bool] = {}  # whether a job holds the key's one slot
 
     def counts(self) -> dict[str, int]:
-        out = dict.fromkeys(("pending", "scheduled", "claimed", "completed", "failed", "cancelled"), 0)
+        out = dict.fromkeys(STATUSES, 0)
         for job in self.jobs.values():
             out[job.status] += 1
         return out

@@ -12,6 +12,7 @@ from __future__ import annotations
 import httpx
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 import starq.server.app  # noqa: F401 - registers every route, as the server does
 from starq.server.api.openapi import build_openapi
@@ -22,6 +23,10 @@ WRITES = ("POST", "PUT", "PATCH", "DELETE")
 # Every check runs: `/jobs/claim` and `/jobs/ack`, which have the shape of `/jobs/{job}` too, answer Allow with
 # their own methods only (tests/api/test_methods.py).
 EXCLUDED: list = []
+
+# 422s for what a schema cannot say, whatever the generator picks: a cron expression or a time zone that does not
+# parse, a dependency on a job the queue does not have.
+SEMANTIC = ("cron", "timezone", "depends_on[")
 
 DOCUMENT = build_openapi()
 spec = schemathesis.openapi.from_dict(DOCUMENT)
@@ -34,12 +39,18 @@ def test_served_spec_is_the_fuzzed_one(server):
 @spec.parametrize()
 @FUZZ
 def test_every_operation_with_a_key(case, server):
-    case.call_and_validate(base_url=server.url, headers=KEY, excluded_checks=EXCLUDED, timeout=30)
+    response = case.call(base_url=server.url, headers=KEY, timeout=30)
+    excluded = EXCLUDED
+    if response.status_code == 422 and any(word in response.json()["detail"] for word in SEMANTIC):
+        excluded = [*EXCLUDED, positive_data_acceptance]
+    case.validate_response(response, excluded_checks=excluded)
 
 
 @spec.parametrize()
 @FUZZ
 def test_every_operation_without_a_key(case, server):
+    # Without the key, whatever the generator put in the case's headers.
+    case.headers = {k: v for k, v in (case.headers or {}).items() if k.lower() != "x-api-key"}
     response = case.call_and_validate(base_url=server.url, excluded_checks=EXCLUDED, timeout=30)
     # A write the spec declares needs the key; an undeclared method is 405 whoever asks.
     if case.method.upper() == case.operation.method.upper() and case.method.upper() in WRITES:

@@ -12,8 +12,9 @@ Conventions shared by every function:
            stream), which is why the siblings are derived here rather than passed in KEYS.
   Time     comes from the Redis server (TIME), in milliseconds, so every API process agrees on "now".
   Errors   are returned as Redis errors whose first word is a stable code the engine maps to an exception:
-           NOQUEUE, NOJOB, NOTCLAIMED, LEASE, CANCELLED, STATE, EXISTS, NOSCHEDULE.
+           NOQUEUE, NOJOB, NOTCLAIMED, LEASE, CANCELLED, STATE, EXISTS, NOSCHEDULE, NODEP, NOBATCH.
   Fields   of records are read and written by name: read(key, FIELDS) gives a table keyed by field name.
+  Register every function with register() (below): it publishes the events a call added, once per call.
   Cost     each command run from Lua costs about as much as the Lua around it, so the functions that move
            many jobs (submit, claim, ack) do per job only what is keyed by the job (its hash, its stream
            entry) and update the shared keys (status indexes, leases, expiry, counters) once per call with
@@ -44,11 +45,19 @@ Keys of a queue (P = "starq:{<queue>}:"):
   P.."tput"          hash   ring of 5-second buckets of completed/failed counts (one hour)
   P.."workers"       hash   worker name -> last claim time
   P.."inhand"        hash   worker name -> jobs it holds now
+  P.."dependents:<id>" hash dependent job id -> "1" while it waits on job <id>, "0" once settled
+  P.."batch:<id>"    hash   a batch: total, completed, failed, cancelled, cb (its callback), cbid, cbq,
+                            created_at, finished_at
+  P.."batches"       zset   batch ids by when their hash is removed (+inf until the batch finishes)
+  P.."outbox"        list   callback jobs bound for another queue (JSON), submitted by the maintenance loop
+  P.."events"        stream the queue's event log (setting events), ids "0-<n>", capped near events_max
 
 Record fields besides RECORD's: hist, hn (history); entry (its stream entry while claimable); done_lease,
 done_as (the lease and the report that finished it, so a repeat is answered the same); dk (its payload hash,
 on a dedupe queue); dl (the deadline of the current attempt, with a timeout); act ("1" while the job holds a
-slot of its key); kw ("1" while it waits in its key's line).
+slot of its key); kw ("1" while it waits in its key's line); left (dependencies a waiting job still waits
+for); hd ("1": other jobs depend on it); w ("1": a client waits for its outcome, so finishing publishes it);
+bc ("1" once its batch counted its outcome).
 ]]
 
 local GROUP = 'starq'
@@ -61,6 +70,20 @@ local CHUNK = 4000
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- The events added by the running call, published once it returns (see register): the queue's name, or nil.
+local EMITTED = nil
+
+-- Registers a function of the library. readonly: it writes nothing (FCALL_RO may run it on a replica).
+local function register(name, fn, readonly)
+  local function run(keys, args)
+    EMITTED = nil
+    local reply = fn(keys, args)
+    if EMITTED then redis.call('PUBLISH', CHANNELS.events, EMITTED) end
+    return reply
+  end
+  redis.register_function{function_name = name, callback = run, flags = readonly and {'no-writes'} or {}}
 end
 
 local function prefix_of(meta_key)
@@ -134,7 +157,9 @@ local function load_queue(meta_key)
   if #raw == 0 then
     return redis.error_reply('NOQUEUE queue not found')
   end
+  -- A queue stored before a setting existed has that setting's default.
   local q = {}
+  for name, value in pairs(DEFAULTS) do q[name] = value end
   for i = 1, #raw, 2 do
     q[raw[i]] = raw[i + 1]
   end
@@ -143,13 +168,15 @@ local function load_queue(meta_key)
   end
   q.P = prefix_of(meta_key)
   q.meta = meta_key
+  q.name = string.sub(meta_key, 8, #meta_key - 6)
+  q.events = q.events == '1'
   q.max_retries = tonumber(q.max_retries)
   q.claim_timeout_ms = tonumber(q.claim_timeout) * 1000
   q.retry_delay_ms = tonumber(q.retry_delay) * 1000
   q.retry_delay_max_ms = tonumber(q.retry_delay_max) * 1000
   q.retention_ms = tonumber(q.retention) * 1000
-  q.concurrency = tonumber(q.concurrency or '0') or 0
-  q.key_concurrency = tonumber(q.key_concurrency or '0') or 0
+  q.concurrency = tonumber(q.concurrency)
+  q.key_concurrency = tonumber(q.key_concurrency)
   if not empty(q.rate_limit) and q.rate_limit ~= 'null' then
     local limit = cjson.decode(q.rate_limit)
     q.rate_max, q.rate_per_ms = tonumber(limit.max), tonumber(limit.per_ms)
@@ -218,7 +245,23 @@ local function hset(jkey, ...)
 end
 
 local function publish_ready(q)
-  redis.call('PUBLISH', 'starq:ready', string.match(q.meta, '{(.*)}'))
+  redis.call('PUBLISH', CHANNELS.ready, q.name)
+end
+
+-- Appends one event to the queue's log when its setting events is on (else it costs one test). kind: what
+-- happened; status: the job's status after it; extra: JSON text of an object of more fields, or nil. The
+-- log's ids are "0-<n>", n counting the queue's events from 1, so a reader resuming after n can tell whether
+-- the cap dropped events it never saw (the oldest left is past n + 1).
+local function emit(q, now, kind, id, status, extra)
+  if not q.events then return end
+  local key = q.P .. 'events'
+  if extra then
+    redis.call('XADD', key, 'MAXLEN', '~', q.events_max, '0-*', 'e', kind, 'j', id, 's', status, 'at', now, 'd',
+      extra)
+  else
+    redis.call('XADD', key, 'MAXLEN', '~', q.events_max, '0-*', 'e', kind, 'j', id, 's', status, 'at', now)
+  end
+  EMITTED = q.name
 end
 
 -- Appends a job to the stream of its priority: from here on it can be claimed. Returns the entry id.
@@ -327,6 +370,182 @@ local function unqueue(q, id, f)
 end
 
 ------------------------------------------------------------------------------------------------------------
+-- Dependencies: a job that depends on others waits (status waiting) until every one of them has completed.
+-- Each dependency lists its dependents in P.."dependents:<id>" ("1" while the dependent waits on it), and the
+-- dependent counts the dependencies it still waits for (field left). When a dependency finishes, settle()
+-- goes through its dependents in the same call (see settle_dependents).
+
+-- Links job id to each of its dependencies deps (job ids of the queue; a repeated one counts once). run_anyway:
+-- a dead or cancelled dependency counts as done. Returns how many it waits for, and the first dependency
+-- that failed it (nil if none did) with that dependency's status.
+local function link_dependencies(q, id, deps, run_anyway)
+  local left, seen, failed, failed_status = 0, {}, nil, nil
+  for _, dep in ipairs(deps) do
+    if not seen[dep] then
+      seen[dep] = true
+      local status = redis.call('HGET', q.P .. 'job:' .. dep, 'status')
+      local waits = status ~= 'completed' and status ~= 'failed' and status ~= 'cancelled'
+      if not waits and status ~= 'completed' and not run_anyway and not failed then
+        failed, failed_status = dep, status
+      end
+      if waits then left = left + 1 end
+      redis.call('HSET', q.P .. 'dependents:' .. dep, id, waits and '1' or '0')
+      redis.call('HSET', q.P .. 'job:' .. dep, 'hd', '1')
+    end
+  end
+  return left, failed, failed_status
+end
+
+-- Why a dependent was cancelled: its dependency dep ended as status.
+local FAILED_AS = {failed = 'was dead-lettered', cancelled = 'was cancelled', removed = 'was removed'}
+local function dependency_error(dep, status)
+  return 'dependency ' .. dep .. ' ' .. FAILED_AS[status]
+end
+
+------------------------------------------------------------------------------------------------------------
+-- Submitting one job (submit, a schedule's run, a batch's callback). opts: the job's options as the engine
+-- sends them (a table, or nil): key, uk (unique key), uf (unique for, s), to (timeout, s), mr (max retries),
+-- tags (a list), sch (the schedule that made it), deps (job ids it depends on, resolved), odf ("run": run
+-- even if a dependency fails), bat (its batch). Returns {id, status, created_at, skipped (0/1)}, plus the
+-- error of a job cancelled at once by a failed dependency, and adds the job to the lists of new ids by status
+-- in added.
+
+local OPTION_FIELDS = {'key', 'uk', 'uf', 'to', 'mr', 'sch', 'odf', 'bat'}
+
+local function submit_one(q, now, id, payload, priority, due, hash, opts, added)
+  local jkey = q.P .. 'job:' .. id
+  if redis.call('EXISTS', jkey) == 1 then
+    local f = read(jkey, {'status', 'created_at'})
+    return {id, f.status, f.created_at, 1}
+  end
+  local o = opts or {}
+  local dk = (q.dedupe == '1' and hash ~= '') and hash or nil
+  local uk = o.uk or (dk and 'd:' .. dk) or nil
+  if uk then
+    local holder = unique_holder(q, uk, now)
+    if holder then
+      local f = read(q.P .. 'job:' .. holder, {'status', 'created_at'})
+      if f.status then return {holder, f.status, f.created_at, 1} end
+    end
+    hold_unique(q, uk, id, o.uf and (now + tonumber(o.uf) * 1000) or 'inf')
+  end
+  local fields = {'id', id, 'payload', payload, 'priority', priority, 'retries', '0', 'created_at', tostring(now)}
+  if opts then
+    for _, name in ipairs(OPTION_FIELDS) do
+      if o[name] ~= nil then
+        fields[#fields + 1] = name
+        fields[#fields + 1] = o[name]
+      end
+    end
+    if o.tags then
+      fields[#fields + 1] = 'tags'
+      fields[#fields + 1] = cjson.encode(o.tags)
+      for _, tag in ipairs(o.tags) do redis.call('ZADD', q.P .. 'tag:' .. tag, 0, id) end
+    end
+  end
+  if dk then
+    fields[#fields + 1] = 'dk'
+    fields[#fields + 1] = dk
+  end
+  -- The priorities a queue's jobs have had: claims read only those streams.
+  if not string.find(added.prios, priority, 1, true) then added.prios = added.prios .. priority end
+  if o.deps then
+    fields[#fields + 1] = 'deps'
+    fields[#fields + 1] = cjson.encode(o.deps)
+    local left, failed, failed_status = link_dependencies(q, id, o.deps, o.odf == 'run')
+    if failed then
+      -- A dependency already failed it: the job is stored as cancelled, saying why.
+      local err = dependency_error(failed, failed_status)
+      hset(jkey, fields, {'status', 'cancelled', 'completed_at', now, 'error', err},
+        history(jkey, false, nil, now, 'cancelled', {error = err}))
+      free_unique(q, {uk = o.uk, dk = dk}, id, 'cancelled')
+      redis.call('ZADD', q.P .. 'expiry', now + q.retention_ms, id)
+      added.cancelled[#added.cancelled + 1] = id
+      emit(q, now, 'submitted', id, 'cancelled', cjson.encode({error = err}))
+      return {id, 'cancelled', now, 0, err}
+    end
+    if left > 0 then
+      hset(jkey, fields, {'status', 'waiting', 'left', left, 'run_at', due > now and due or ''},
+        history(jkey, false, nil, now, 'submitted', {status = 'waiting'}))
+      added.waiting[#added.waiting + 1] = id
+      emit(q, now, 'submitted', id, 'waiting')
+      return {id, 'waiting', now, 0}
+    end
+  end
+  if due > now then
+    redis.call('ZADD', q.P .. 'sched', due, id)
+    hset(jkey, fields, {'status', 'scheduled', 'run_at', due},
+      history(jkey, false, nil, now, 'submitted', {run_at = due}))
+    added.scheduled[#added.scheduled + 1] = id
+    emit(q, now, 'submitted', id, 'scheduled')
+    return {id, 'scheduled', now, 0}
+  end
+  hset(jkey, fields, {'status', 'pending', 'hn', '0'}, enqueue(q, id, priority, o.key))
+  added.pending[#added.pending + 1] = id
+  emit(q, now, 'submitted', id, 'pending')
+  return {id, 'pending', now, 0}
+end
+
+local function new_added(q)
+  return {pending = {}, scheduled = {}, waiting = {}, cancelled = {}, prios = q.prios}
+end
+
+-- The shared-key side of submit_one for a whole call.
+local function settle_added(q, added)
+  if added.prios ~= q.prios then
+    redis.call('HSET', q.meta, 'prios', added.prios)
+    q.prios = added.prios
+  end
+  move_index_many(q.P, added.pending, nil, 'pending')
+  move_index_many(q.P, added.scheduled, nil, 'scheduled')
+  move_index_many(q.P, added.waiting, nil, 'waiting')
+  move_index_many(q.P, added.cancelled, nil, 'cancelled')
+  if #added.pending > 0 then publish_ready(q) end
+end
+
+------------------------------------------------------------------------------------------------------------
+-- Batches: jobs submitted together that, once every one has finished (completed, dead or cancelled), submit
+-- one callback job, exactly once: the last outcome counted does it, in the same atomic call. A callback bound
+-- for another queue (another cluster slot) goes through the queue's outbox, which the maintenance loop drains
+-- into that queue under the job id chosen at submit, so a drain repeated after a crash submits it once.
+
+local BATCH = {'total', 'completed', 'failed', 'cancelled', 'cb', 'cbid', 'finished_at'}
+
+-- Submits a finished batch's callback (its definition cb: JSON {payload (JSON text), priority, queue}).
+local function run_callback(q, bid, b, now, added)
+  local summary = cjson.encode({id = bid, total = tonumber(b.total), completed = tonumber(b.completed),
+    failed = tonumber(b.failed), cancelled = tonumber(b.cancelled)})
+  local cb = cjson.decode(b.cb)
+  -- The payload stays the text the engine sent (decoding it here would turn {} into [] and round numbers):
+  -- "batch" goes in front of its fields.
+  local payload = cb.payload == '{}' and '{"batch":' .. summary .. '}'
+    or '{"batch":' .. summary .. ',' .. string.sub(cb.payload, 2)
+  if empty(cb.queue) or cb.queue == q.name then
+    submit_one(q, now, b.cbid, payload, tostring(cb.priority or 0), 0, '', nil, added)
+  else
+    redis.call('RPUSH', q.P .. 'outbox', cjson.encode({queue = cb.queue, id = b.cbid, payload = payload,
+      priority = cb.priority or 0}))
+  end
+end
+
+local function finish_batch(q, bid, b, now, added)
+  redis.call('HSET', q.P .. 'batch:' .. bid, 'finished_at', now)
+  redis.call('ZADD', q.P .. 'batches', now + q.retention_ms, bid)
+  if not empty(b.cb) then run_callback(q, bid, b, now, added) end
+end
+
+-- Counts the outcome (completed, failed or cancelled) of job id in its batch bid, once per job: a job retried
+-- by hand after it finished is not counted again.
+local function count_in_batch(q, id, bid, status, now, added)
+  local bkey = q.P .. 'batch:' .. bid
+  local b = read(bkey, BATCH)
+  if not b.total or redis.call('HSETNX', q.P .. 'job:' .. id, 'bc', '1') == 0 then return end
+  b[status] = redis.call('HINCRBY', bkey, status, 1)
+  local finished = tonumber(b.completed) + tonumber(b.failed) + tonumber(b.cancelled)
+  if finished >= tonumber(b.total) and empty(b.finished_at) then finish_batch(q, bid, b, now, added) end
+end
+
+------------------------------------------------------------------------------------------------------------
 
 local function count_outcome(q, now, kind, n)
   if n <= 0 then return end
@@ -352,7 +571,7 @@ end
 
 -- The job fields that outcomes (fail, extend, release, lease expiry, cancel) read, history included.
 local OUTCOME = {'status', 'lease', 'retries', 'priority', 'worker', 'done_lease', 'done_as', 'hist', 'hn', 'key',
-  'act', 'uk', 'dk', 'mr', 'to', 'dl', 'entry', 'kw'}
+  'act', 'uk', 'dk', 'mr', 'to', 'dl', 'entry', 'kw', 'w', 'hd', 'bat'}
 
 -- Checks that the caller holds the job's current lease (f: the job's OUTCOME fields, or at least status,
 -- lease, retries, done_lease and done_as). Returns nil when it does, or a reply to send back: the repeat of
@@ -418,20 +637,87 @@ end
 -- and cancelled, jobs let go per worker, how many completed and failed attempts to count, and whether a
 -- waiting claim may now find work (something became claimable, or a concurrency slot came free).
 local function new_done(now)
-  return {completed = {}, dead = {}, cancelled = {}, hands = {}, c = 0, f = 0, now_s = tostring(now)}
+  return {completed = {}, dead = {}, cancelled = {}, hands = {}, c = 0, f = 0, now_s = tostring(now), deps = {}}
 end
 
 local function let_go(done, worker)
   if worker and worker ~= '' then done.hands[worker] = (done.hands[worker] or 0) + 1 end
 end
 
--- What every job that finishes as status (completed, failed or cancelled) lets go of: its unique key and its
--- key's slot.
+-- What every job that finishes as status (completed, failed or cancelled) lets go of, and who learns of it:
+-- its unique key and its key's slot go; a client waiting for its outcome is told; its dependents (by
+-- settle, through done.deps) and its batch count it.
 local function finish_job(q, f, id, status, done)
   free_unique(q, f, id, status)
   if f.act == '1' then
     redis.call('HSET', q.P .. 'job:' .. id, 'act', '')
     if leave_key(q, f.key) > 0 then done.requeued = true end
+  end
+  if f.w == '1' then redis.call('PUBLISH', CHANNELS.done, q.name .. ' ' .. id) end
+  if f.hd == '1' then done.deps[#done.deps + 1] = {id, status} end
+  if not empty(f.bat) then
+    done.added = done.added or new_added(q)
+    count_in_batch(q, id, f.bat, status, tonumber(done.now_s), done.added)
+  end
+end
+
+-- The fields of a waiting job that settle_dependents reads (finish_job's among them).
+local WAITING = {'status', 'priority', 'key', 'run_at', 'odf', 'hist', 'hn', 'uk', 'dk', 'w', 'hd', 'bat'}
+
+-- A waiting job whose last dependency completed becomes pending (scheduled, if its delay has not passed).
+local function release_waiting(q, id, jkey, f, now, done)
+  local due = tonumber(f.run_at)
+  if due and due > now then
+    redis.call('ZADD', q.P .. 'sched', due, id)
+    hset(jkey, {'status', 'scheduled'}, history(jkey, f.hist, f.hn, now, 'pending', {status = 'scheduled'}))
+    move_index_many(q.P, {id}, 'waiting', 'scheduled')
+    emit(q, now, 'pending', id, 'scheduled')
+    return
+  end
+  hset(jkey, {'status', 'pending', 'run_at', ''}, enqueue(q, id, f.priority, f.key),
+    history(jkey, f.hist, f.hn, now, 'pending'))
+  move_index_many(q.P, {id}, 'waiting', 'pending')
+  done.requeued = true
+  emit(q, now, 'pending', id, 'pending')
+end
+
+-- A waiting job whose dependency dep failed as status is cancelled, saying so (its own dependents follow).
+local function cancel_waiting(q, id, jkey, f, dep, status, now, done)
+  local err = dependency_error(dep, status)
+  hset(jkey, {'status', 'cancelled', 'completed_at', now, 'run_at', '', 'error', err},
+    history(jkey, f.hist, f.hn, now, 'cancelled', {error = err}))
+  move_index_many(q.P, {id}, 'waiting', 'cancelled')
+  redis.call('ZADD', q.P .. 'expiry', now + q.retention_ms, id)
+  emit(q, now, 'cancelled', id, 'cancelled', cjson.encode({error = err}))
+  finish_job(q, f, id, 'cancelled', done)
+end
+
+-- Tells the dependents of every job finished in this call (done.deps: {id, status}, growing as dependents
+-- are cancelled in turn, so a failure goes down the whole graph in this one call). A dependency removed for
+-- good (status "removed") counts as failed, and its list of dependents goes with it.
+local function settle_dependents(q, done, now)
+  local i = 1
+  while i <= #done.deps do
+    local dep, status = done.deps[i][1], done.deps[i][2]
+    i = i + 1
+    local dkey = q.P .. 'dependents:' .. dep
+    local links = redis.call('HGETALL', dkey)
+    for k = 1, #links, 2 do
+      if links[k + 1] == '1' then
+        local id = links[k]
+        local jkey = q.P .. 'job:' .. id
+        local f = read(jkey, WAITING)
+        if status ~= 'removed' then redis.call('HSET', dkey, id, '0') end
+        if f.status == 'waiting' then
+          if status == 'completed' or f.odf == 'run' then
+            if redis.call('HINCRBY', jkey, 'left', -1) <= 0 then release_waiting(q, id, jkey, f, now, done) end
+          else
+            cancel_waiting(q, id, jkey, f, dep, status, now, done)
+          end
+        end
+      end
+    end
+    if status == 'removed' then redis.call('DEL', dkey) end
   end
 end
 
@@ -439,6 +725,7 @@ end
 -- claimed) and their status index, and go onto the expiry zset that removes their records once the
 -- retention passes.
 local function settle(q, done, now)
+  if #done.deps > 0 then settle_dependents(q, done, now) end
   local until_ms = now + q.retention_ms
   for status, ids in pairs({completed = done.completed, failed = done.dead}) do
     if #ids > 0 then
@@ -450,6 +737,7 @@ local function settle(q, done, now)
   release_hands(q, done.hands)
   count_outcome(q, now, 'c', done.c)
   count_outcome(q, now, 'f', done.f)
+  if done.added then settle_added(q, done.added) end
   -- Claims held back by the queue's concurrency may go on now that claimed jobs are done.
   local freed = q.concurrency > 0 and (#done.completed + #done.dead + #done.cancelled) > 0
   if done.requeued or freed then publish_ready(q) end
@@ -477,6 +765,7 @@ local function failed_attempt(q, id, jkey, f, retry, jitter, now, done, outcome,
   let_go(done, f.worker)
   if retry and retries < max_retries_of(q, f) then
     retries = retries + 1
+    local told = cjson.encode({error = fields.error, retries = retries})
     local delay = delay_ms or backoff_ms(q, retries, jitter)
     local status = delay > 0 and 'scheduled' or 'pending'
     outcome[#outcome + 1] = 'retries'
@@ -484,93 +773,32 @@ local function failed_attempt(q, id, jkey, f, retry, jitter, now, done, outcome,
     fields.status = status
     requeue(q, id, jkey, f.priority, delay, now, hset_fields(outcome, history(jkey, f.hist, f.hn, now, event, fields)))
     done.requeued = done.requeued or status == 'pending'
+    emit(q, now, event == 'expired' and 'expired' or 'retried', id, status, told)
     return status, retries
   end
   fields.status = 'failed'
   hset(jkey, outcome, {'status', 'failed', 'completed_at', now, 'lease_exp', '', 'dl', ''},
     history(jkey, f.hist, f.hn, now, event, fields))
   done.dead[#done.dead + 1] = id
+  emit(q, now, event == 'expired' and 'expired' or 'failed', id, 'failed',
+    cjson.encode({error = fields.error, retries = retries}))
   finish_job(q, f, id, 'failed', done)
   return 'failed', retries
 end
 
 ------------------------------------------------------------------------------------------------------------
--- Submitting one job (submit, and a schedule's run). opts: the job's options as the engine sends them (a
--- table, or nil): key, uk (unique key), uf (unique for, s), to (timeout, s), mr (max retries), tags (a list),
--- sch (the schedule that made it). Returns {id, status, created_at, skipped (0/1)} and adds the job to the
--- lists of new ids by status in added.
-
-local function submit_one(q, now, id, payload, priority, due, hash, opts, added)
-  local jkey = q.P .. 'job:' .. id
-  if redis.call('EXISTS', jkey) == 1 then
-    local f = read(jkey, {'status', 'created_at'})
-    return {id, f.status, f.created_at, 1}
-  end
-  local o = opts or {}
-  local dk = (q.dedupe == '1' and hash ~= '') and hash or nil
-  local uk = o.uk or (dk and 'd:' .. dk) or nil
-  if uk then
-    local holder = unique_holder(q, uk, now)
-    if holder then
-      local f = read(q.P .. 'job:' .. holder, {'status', 'created_at'})
-      if f.status then return {holder, f.status, f.created_at, 1} end
-    end
-    hold_unique(q, uk, id, o.uf and (now + tonumber(o.uf) * 1000) or 'inf')
-  end
-  local fields = {'id', id, 'payload', payload, 'priority', priority, 'retries', '0', 'created_at', tostring(now)}
-  if opts then
-    for _, name in ipairs({'key', 'uk', 'uf', 'to', 'mr', 'sch'}) do
-      if o[name] ~= nil then
-        fields[#fields + 1] = name
-        fields[#fields + 1] = o[name]
-      end
-    end
-    if o.tags then
-      fields[#fields + 1] = 'tags'
-      fields[#fields + 1] = cjson.encode(o.tags)
-      for _, tag in ipairs(o.tags) do redis.call('ZADD', q.P .. 'tag:' .. tag, 0, id) end
-    end
-  end
-  if dk then
-    fields[#fields + 1] = 'dk'
-    fields[#fields + 1] = dk
-  end
-  -- The priorities a queue's jobs have had: claims read only those streams.
-  if not string.find(added.prios, priority, 1, true) then added.prios = added.prios .. priority end
-  if due > now then
-    redis.call('ZADD', q.P .. 'sched', due, id)
-    hset(jkey, fields, {'status', 'scheduled', 'run_at', due},
-      history(jkey, false, nil, now, 'submitted', {run_at = due}))
-    added.scheduled[#added.scheduled + 1] = id
-    return {id, 'scheduled', now, 0}
-  end
-  hset(jkey, fields, {'status', 'pending', 'hn', '0'}, enqueue(q, id, priority, o.key))
-  added.pending[#added.pending + 1] = id
-  return {id, 'pending', now, 0}
-end
-
-local function new_added(q)
-  return {pending = {}, scheduled = {}, prios = q.prios}
-end
-
--- The shared-key side of submit_one for a whole call.
-local function settle_added(q, added)
-  if added.prios ~= q.prios then redis.call('HSET', q.meta, 'prios', added.prios) end
-  move_index_many(q.P, added.pending, nil, 'pending')
-  move_index_many(q.P, added.scheduled, nil, 'scheduled')
-  if #added.pending > 0 then publish_ready(q) end
-end
-
-------------------------------------------------------------------------------------------------------------
 -- Removing a job for good (retention, purge, bulk delete), with every trace of it: its line position, lease,
--- key slot, unique key, tags, indexes. f: the job's OUTCOME fields and its tags. Does not touch idx:<status>
--- or expiry (the caller removes many ids from those at once).
+-- key slot, unique key, tags, indexes, its list of dependents. f: the job's OUTCOME fields and its tags. Does
+-- not touch idx:<status> or expiry (the caller removes many ids from those at once). A job removed before it
+-- finished fails its waiting dependents (through done.deps, for settle) and counts as cancelled in its batch.
 
-local function forget_job(q, id, f, hands)
+local FINISHED = {completed = true, failed = true, cancelled = true}
+
+local function forget_job(q, id, f, done)
   unqueue(q, id, f)
   if f.status == 'claimed' then
     redis.call('ZREM', q.P .. 'leases', id)
-    if hands and not empty(f.worker) then hands[f.worker] = (hands[f.worker] or 0) + 1 end
+    let_go(done, f.worker)
   end
   local uk = unique_of(f)
   if uk and redis.call('HGET', q.P .. 'uniq', uk) == id then
@@ -580,6 +808,18 @@ local function forget_job(q, id, f, hands)
   if f.act == '1' then leave_key(q, f.key) end
   if not empty(f.tags) then
     for _, tag in ipairs(cjson.decode(f.tags)) do redis.call('ZREM', q.P .. 'tag:' .. tag, id) end
+  end
+  local unfinished = not FINISHED[f.status]
+  if f.hd == '1' then
+    if unfinished then
+      done.deps[#done.deps + 1] = {id, 'removed'}
+    else
+      redis.call('DEL', q.P .. 'dependents:' .. id)
+    end
+  end
+  if unfinished and not empty(f.bat) then
+    done.added = done.added or new_added(q)
+    count_in_batch(q, id, f.bat, 'cancelled', tonumber(done.now_s), done.added)
   end
   redis.call('DEL', q.P .. 'job:' .. id)
 end

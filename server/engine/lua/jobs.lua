@@ -1,21 +1,60 @@
 -- Submitting and claiming: how jobs enter the queue and leave it for a worker.
 
--- submit: KEYS[1]=meta; ARGV = n, then per job: id, payload, priority, due_ms (0 = now), payload hash (''
--- = none), options (JSON, see submit_one; '' = none).
+-- submit: KEYS[1]=meta; ARGV = n, batch id ('' = no batch), its callback (JSON {payload (JSON text of an
+-- object), priority, queue}; '' = none), the callback's job id, then per job: id, payload, priority, due_ms
+-- (0 = now), payload hash ('' = none), options (JSON, see submit_one; '' = none). An option deps may name an
+-- earlier job of the call as "#<index>" (0-based).
 -- Returns per job {id, status, created_at, skipped (0/1)}. A job id that already exists is answered with the
 -- existing job (skipped), which makes a retried submit with the same ids idempotent; so is a job whose unique
--- key (or, on a dedupe queue, payload) another job holds.
+-- key (or, on a dedupe queue, payload) another job holds. A dependency that names no job of the queue fails
+-- the whole call, before anything is written: NODEP <job index> <dependency index> <id>.
+local HEAD = 4
 local function submit(keys, args)
   local q = load_queue(keys[1])
   if q.err then return q end
+  local n, bid = tonumber(args[1]), args[2]
+  local opts = {}
+  for i = 0, n - 1 do
+    local raw = args[HEAD + i * 6 + 6]
+    local o = raw ~= '' and cjson.decode(raw) or nil
+    if o and o.deps then
+      for j, dep in ipairs(o.deps) do
+        if string.sub(dep, 1, 1) ~= '#' and redis.call('EXISTS', q.P .. 'job:' .. dep) == 0 then
+          return redis.error_reply('NODEP ' .. i .. ' ' .. (j - 1) .. ' ' .. dep)
+        end
+      end
+    end
+    if bid ~= '' then
+      o = o or {}
+      o.bat = bid
+    end
+    opts[i + 1] = o
+  end
   local now = now_ms()
   local added = new_added(q)
   local out = {}
-  for i = 0, tonumber(args[1]) - 1 do
-    local b = 1 + i * 6
-    local opts = args[b + 6]
+  for i = 0, n - 1 do
+    local b = HEAD + i * 6
+    local o = opts[i + 1]
+    if o and o.deps then
+      for j, dep in ipairs(o.deps) do
+        if string.sub(dep, 1, 1) == '#' then o.deps[j] = out[tonumber(string.sub(dep, 2)) + 1][1] end
+      end
+    end
     out[#out + 1] = submit_one(q, now, args[b + 1], args[b + 2], args[b + 3], tonumber(args[b + 4]), args[b + 5],
-      opts ~= '' and cjson.decode(opts) or nil, added)
+      o, added)
+  end
+  if bid ~= '' then
+    -- The batch: its members are the jobs this call stored (a skipped one belongs to another submit).
+    local total = 0
+    for _, r in ipairs(out) do total = total + (1 - r[4]) end
+    for _, id in ipairs(added.cancelled) do redis.call('HSET', q.P .. 'job:' .. id, 'bc', '1') end
+    local b = {total = total, completed = 0, failed = 0, cancelled = #added.cancelled, cb = args[3],
+      cbid = args[4]}
+    redis.call('HSET', q.P .. 'batch:' .. bid, 'total', total, 'completed', 0, 'failed', 0, 'cancelled',
+      b.cancelled, 'created_at', now, 'cb', b.cb, 'cbid', b.cbid)
+    redis.call('ZADD', q.P .. 'batches', 'inf', bid)
+    if b.cancelled >= total then finish_batch(q, bid, b, now, added) end
   end
   settle_added(q, added)
   return out
@@ -111,6 +150,7 @@ local function claim(keys, args)
             {lease = lease, worker = worker}))
         end
         rec.status, rec.claimed_at, rec.lease, rec.lease_exp, rec.worker = 'claimed', now_s, lease, exp_s, worker
+        if q.events then emit(q, now, 'claimed', id, 'claimed', cjson.encode({worker = worker, lease_id = lease})) end
         out[#out + 1] = values_of(rec)
         ids[#ids + 1] = id
         leases[#leases + 1] = exp_s
@@ -138,5 +178,5 @@ local function claim(keys, args)
   return out
 end
 
-redis.register_function('starq_submit', submit)
-redis.register_function('starq_claim', claim)
+register('starq_submit', submit)
+register('starq_claim', claim)

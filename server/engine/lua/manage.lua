@@ -1,7 +1,7 @@
 -- Jobs managed by hand (cancel, promote, retry, purge) and the background work of a queue (tick).
 
--- cancel: KEYS[1]=meta; ARGV = job id. A pending, scheduled or claimed job becomes cancelled; the worker of a
--- claimed one learns it at its next report (409 job_cancelled), so a long job can stop early.
+-- cancel: KEYS[1]=meta; ARGV = job id. A waiting, pending, scheduled or claimed job becomes cancelled; the
+-- worker of a claimed one learns it at its next report (409 job_cancelled), so a long job can stop early.
 local function cancel(keys, args)
   local q = load_queue(keys[1])
   if q.err then return q end
@@ -9,9 +9,9 @@ local function cancel(keys, args)
   local jkey = q.P .. 'job:' .. id
   local f = read(jkey, OUTCOME)
   if not f.status then return redis.error_reply('NOJOB job not found') end
-  if f.status ~= 'pending' and f.status ~= 'scheduled' and f.status ~= 'claimed' then
+  if FINISHED[f.status] then
     return redis.error_reply('STATE job ' .. id .. ' is ' .. f.status ..
-      '; only pending, scheduled or claimed jobs can be cancelled')
+      '; only waiting, pending, scheduled or claimed jobs can be cancelled')
   end
   local now = now_ms()
   local done = new_done(now)
@@ -25,6 +25,7 @@ local function cancel(keys, args)
   move_index_many(q.P, {id}, f.status, 'cancelled')
   redis.call('ZADD', q.P .. 'expiry', now + q.retention_ms, id)
   done.cancelled[1] = id
+  emit(q, now, 'cancelled', id, 'cancelled')
   finish_job(q, f, id, 'cancelled', done)
   settle(q, done, now)
   return 'cancelled'
@@ -60,6 +61,7 @@ local function revive(q, id, now)
     'done_as', '', 'status', 'pending', 'run_at', ''}, enqueue(q, id, f.priority, f.key),
     history(jkey, f.hist, f.hn, now, 'retried'))
   move_index_many(q.P, {id}, f.status, 'pending')
+  emit(q, now, 'retried', id, 'pending')
 end
 
 -- retry: KEYS[1]=meta; ARGV = job id. A dead (failed) or cancelled job goes back to pending, retries reset.
@@ -88,28 +90,34 @@ local function retry_dead(keys, args)
   return #ids
 end
 
--- Removes ids (all of one status) for good: records and every trace (see forget_job).
-local function forget_many(q, ids, status, hands)
-  for _, id in ipairs(ids) do forget_job(q, id, read(q.P .. 'job:' .. id, FORGET), hands) end
+-- Removes ids (all of one status) for good: records and every trace (see forget_job; settle(done) after).
+local function forget_many(q, ids, status, done)
+  for _, id in ipairs(ids) do forget_job(q, id, read(q.P .. 'job:' .. id, FORGET), done) end
   call_many('ZREM', q.P .. 'idx:' .. status, {}, ids)
   call_many('ZREM', q.P .. 'expiry', {}, ids)
 end
 
--- purge_status: KEYS[1]=meta; ARGV = status, limit. Removes up to limit jobs of that status (completed, failed,
--- cancelled, pending or scheduled), oldest first. Returns how many; the engine calls again until fewer come.
+-- purge_status: KEYS[1]=meta; ARGV = status, limit. Removes up to limit jobs of that status (any but claimed),
+-- oldest first; the waiting dependents of unfinished ones are cancelled. Returns how many; the engine calls
+-- again until fewer come.
 local function purge_status(keys, args)
   local q = load_queue(keys[1])
   if q.err then return q end
   local status = args[1]
   local ids = redis.call('ZRANGE', q.P .. 'idx:' .. status, 0, tonumber(args[2]) - 1)
-  forget_many(q, ids, status, nil)
+  local now = now_ms()
+  local done = new_done(now)
+  forget_many(q, ids, status, done)
+  settle(q, done, now)
   return #ids
 end
 
 -- tick: KEYS[1]=meta; ARGV = limit, jitter in [0,1). The due background work of one queue, each kind bounded by limit:
 -- promote due scheduled jobs, reclaim jobs whose lease expired (or whose attempt timed out), drop records
--- past their retention and unique keys past their window. Returns {promoted, reclaimed, expired, schedules}:
--- schedules lists the due schedules as name, due time (ms), definition (JSON), for the engine to run.
+-- (and finished batches) past their retention and unique keys past their window. Returns {promoted,
+-- reclaimed, expired, schedules, outbox}: schedules lists the due schedules as name, due time (ms),
+-- definition (JSON), for the engine to run; outbox the callback jobs bound for other queues (JSON texts), for
+-- the engine to submit there and then remove (outbox_done).
 -- Costs O(due work), never O(all jobs).
 local function tick(keys, args)
   local q = load_queue(keys[1])
@@ -143,7 +151,13 @@ local function tick(keys, args)
       by_status[status] = by_status[status] or {}
       table.insert(by_status[status], id)
     end
-    for status, ids in pairs(by_status) do forget_many(q, ids, status, nil) end
+    local gone = new_done(now)
+    for status, ids in pairs(by_status) do forget_many(q, ids, status, gone) end
+    settle(q, gone, now)
+  end
+  for _, bid in ipairs(redis.call('ZRANGE', q.P .. 'batches', '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)) do
+    redis.call('DEL', q.P .. 'batch:' .. bid)
+    redis.call('ZREM', q.P .. 'batches', bid)
   end
   -- Unique keys held for a time (unique_for) are let go once it has passed.
   for _, uk in ipairs(redis.call('ZRANGE', q.P .. 'uniq_until', '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)) do
@@ -165,12 +179,20 @@ local function tick(keys, args)
     schedules[#schedules + 1] = due[i + 1]
     schedules[#schedules + 1] = redis.call('HGET', q.P .. 'cron:' .. due[i], 'def')
   end
-  return {promoted, #expired_leases, #old, schedules}
+  return {promoted, #expired_leases, #old, schedules, redis.call('LRANGE', q.P .. 'outbox', 0, limit - 1)}
 end
 
-redis.register_function('starq_cancel', cancel)
-redis.register_function('starq_promote', promote)
-redis.register_function('starq_retry', retry)
-redis.register_function('starq_retry_dead', retry_dead)
-redis.register_function('starq_purge_status', purge_status)
-redis.register_function('starq_tick', tick)
+-- outbox_done: KEYS[1]=meta; ARGV = the outbox entries (as tick returned them) now submitted to their queues.
+local function outbox_done(keys, args)
+  local P = prefix_of(keys[1])
+  for _, entry in ipairs(args) do redis.call('LREM', P .. 'outbox', 1, entry) end
+  return #args
+end
+
+register('starq_cancel', cancel)
+register('starq_promote', promote)
+register('starq_retry', retry)
+register('starq_retry_dead', retry_dead)
+register('starq_purge_status', purge_status)
+register('starq_tick', tick)
+register('starq_outbox_done', outbox_done)

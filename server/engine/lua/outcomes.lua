@@ -1,8 +1,9 @@
 -- Outcomes of claimed jobs: complete, fail (retry with backoff or dead-letter), ack (many at once), extend a
--- lease, and release a job back to the queue without counting an attempt.
+-- lease, report progress, and release a job back to the queue without counting an attempt.
 
 -- Fewer fields than OUTCOME, enough for check_lease and finish_job: the completion is the most frequent outcome.
-local COMPLETE = {'status', 'lease', 'retries', 'hn', 'worker', 'done_lease', 'done_as', 'key', 'act', 'uk', 'dk'}
+local COMPLETE = {'status', 'lease', 'retries', 'hn', 'worker', 'done_lease', 'done_as', 'key', 'act', 'uk', 'dk',
+  'w', 'hd', 'bat'}
 
 local function complete_one(q, id, lease, result, now, done)
   local jkey = q.P .. 'job:' .. id
@@ -18,6 +19,7 @@ local function complete_one(q, id, lease, result, now, done)
       history(jkey, redis.call('HGET', jkey, 'hist'), f.hn, now, 'completed', {lease = f.lease}))
   end
   done.completed[#done.completed + 1] = id
+  emit(q, now, 'completed', id, 'completed')
   let_go(done, f.worker)
   done.c = done.c + 1
   finish_job(q, f, id, 'completed', done)
@@ -109,8 +111,10 @@ local function release_one(q, id, jkey, f, delay_ms, now, hands)
   if not empty(f.worker) then hands[f.worker] = (hands[f.worker] or 0) + 1 end
   local event = {lease = f.lease}
   if delay_ms > 0 then event.run_at = now + delay_ms end
-  return requeue(q, id, jkey, f.priority, delay_ms, now, hset_fields({'claimed_at', '', 'lease', '', 'worker', ''},
-    history(jkey, f.hist, f.hn, now, 'released', event)))
+  local status = requeue(q, id, jkey, f.priority, delay_ms, now, hset_fields({'claimed_at', '', 'lease', '',
+    'worker', ''}, history(jkey, f.hist, f.hn, now, 'released', event)))
+  emit(q, now, 'released', id, status)
+  return status
 end
 
 -- release: KEYS[1]=meta; ARGV = job id, lease ('' = any), delay (seconds). A worker gives its job back (when it
@@ -155,9 +159,25 @@ local function release_undelivered(keys, args)
   return n
 end
 
-redis.register_function('starq_complete', complete)
-redis.register_function('starq_fail', fail)
-redis.register_function('starq_ack', ack)
-redis.register_function('starq_extend', extend)
-redis.register_function('starq_release', release)
-redis.register_function('starq_release_undelivered', release_undelivered)
+-- progress: KEYS[1]=meta; ARGV = job id, lease ('' = any), progress (JSON text). The worker of a claimed job
+-- reports how far it got: same checks as complete. Returns 'claimed'.
+local function progress(keys, args)
+  local q = load_queue(keys[1])
+  if q.err then return q end
+  local id, lease = args[1], args[2]
+  local jkey = q.P .. 'job:' .. id
+  local f = read(jkey, {'status', 'lease', 'retries', 'done_lease', 'done_as'})
+  local reply = check_lease(id, f, lease, 'progress')
+  if reply then return reply end
+  redis.call('HSET', jkey, 'progress', args[3])
+  if q.events then emit(q, now_ms(), 'progress', id, 'claimed', '{"progress":' .. args[3] .. '}') end
+  return 'claimed'
+end
+
+register('starq_complete', complete)
+register('starq_progress', progress)
+register('starq_fail', fail)
+register('starq_ack', ack)
+register('starq_extend', extend)
+register('starq_release', release)
+register('starq_release_undelivered', release_undelivered)

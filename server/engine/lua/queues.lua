@@ -81,10 +81,11 @@ local function purge(keys, args)
   for _, s in ipairs(STATUSES) do
     local ids = redis.call('ZRANGE', P .. 'idx:' .. s, 0, budget - 1)
     for _, id in ipairs(ids) do
-      local tags = redis.call('HGET', P .. 'job:' .. id, 'tags')
-      if tags then
-        for _, tag in ipairs(cjson.decode(tags)) do redis.call('ZREM', P .. 'tag:' .. tag, id) end
+      local f = read(P .. 'job:' .. id, {'tags', 'hd'})
+      if f.tags then
+        for _, tag in ipairs(cjson.decode(f.tags)) do redis.call('ZREM', P .. 'tag:' .. tag, id) end
       end
+      if f.hd == '1' then redis.call('DEL', P .. 'dependents:' .. id) end
       redis.call('DEL', P .. 'job:' .. id)
     end
     call_many('ZREM', P .. 'idx:' .. s, {}, ids)
@@ -92,16 +93,18 @@ local function purge(keys, args)
     if budget <= 0 then return 0 end
   end
   local rest = {keys[1], P .. 'sched', P .. 'leases', P .. 'expiry', P .. 'uniq', P .. 'uniq_until', P .. 'kact',
-    P .. 'kwait', P .. 'rl', P .. 'crons', P .. 'cron_due', P .. 'tput', P .. 'workers', P .. 'inhand'}
+    P .. 'kwait', P .. 'rl', P .. 'crons', P .. 'cron_due', P .. 'tput', P .. 'workers', P .. 'inhand', P .. 'batches',
+    P .. 'outbox', P .. 'events'}
   for p = 0, 9 do table.insert(rest, P .. 's:' .. p) end
   for _, key in ipairs(redis.call('SMEMBERS', P .. 'kwait')) do table.insert(rest, P .. 'kq:' .. key) end
   for _, name in ipairs(redis.call('ZRANGE', P .. 'crons', 0, -1)) do table.insert(rest, P .. 'cron:' .. name) end
+  for _, bid in ipairs(redis.call('ZRANGE', P .. 'batches', 0, -1)) do table.insert(rest, P .. 'batch:' .. bid) end
   for i = 1, #rest, CHUNK do redis.call('DEL', unpack(rest, i, math.min(i + CHUNK - 1, #rest))) end
   return 1
 end
 
-redis.register_function('starq_create_queue', create_queue)
-redis.register_function('starq_update_queue', update_queue)
-redis.register_function{function_name = 'starq_queue_info', callback = queue_info, flags = {'no-writes'}}
-redis.register_function('starq_begin_delete', begin_delete)
-redis.register_function('starq_purge', purge)
+register('starq_create_queue', create_queue)
+register('starq_update_queue', update_queue)
+register('starq_queue_info', queue_info, true)
+register('starq_begin_delete', begin_delete)
+register('starq_purge', purge)

@@ -1,24 +1,82 @@
 -- Reads (all 'no-writes'): one job, a page of jobs, throughput, workers.
 
 -- A job's record fields and its history.
-local RECORD_HIST = {'hist', 'hn'}
+local RECORD_HIST = {'hist', 'hn', 'hd'}
 for i = 1, #RECORD do RECORD_HIST[#RECORD_HIST + 1] = RECORD[i] end
 
--- get_job: KEYS[1]=meta; ARGV = job id. Returns {record (RECORD's values), history (JSON texts, oldest
--- first)}.
-local function get_job(keys, args)
-  local q = load_queue(keys[1])
-  if q.err then return q end
-  local jkey = q.P .. 'job:' .. args[1]
+-- One job as get_job and watch_job return it: {record, history, dependents} (see get_job), or nil.
+local function job_reply(q, id)
+  local jkey = q.P .. 'job:' .. id
   local r = read(jkey, RECORD_HIST)
-  if not r.id then return redis.error_reply('NOJOB job not found') end
+  if not r.id then return nil end
   local events = {}
   if r.hn == '0' then
     events = implicit_events(jkey)
   elseif r.hist and r.hist ~= '' then
     for line in string.gmatch(r.hist, '[^\n]+') do events[#events + 1] = line end
   end
-  return {values_of(r), events}
+  local dependents = {}
+  if r.hd == '1' then
+    dependents = redis.call('HKEYS', q.P .. 'dependents:' .. id)
+    table.sort(dependents)
+  end
+  return {values_of(r), events, dependents}
+end
+
+-- get_job: KEYS[1]=meta; ARGV = job id. Returns {record (RECORD's values), history (JSON texts, oldest
+-- first), dependents (the ids of the jobs that depend on it, oldest first)}.
+local function get_job(keys, args)
+  local q = load_queue(keys[1])
+  if q.err then return q end
+  return job_reply(q, args[1]) or redis.error_reply('NOJOB job not found')
+end
+
+-- watch_job: KEYS[1]=meta; ARGV = job id. get_job, and unless the job has finished, marks it watched: when it
+-- finishes, its queue and id are published on the "done" channel, which wakes the clients waiting for it.
+local function watch_job(keys, args)
+  local q = load_queue(keys[1])
+  if q.err then return q end
+  local reply = job_reply(q, args[1])
+  if not reply then return redis.error_reply('NOJOB job not found') end
+  local status = redis.call('HGET', q.P .. 'job:' .. args[1], 'status')
+  if status ~= 'completed' and status ~= 'failed' and status ~= 'cancelled' then
+    redis.call('HSET', q.P .. 'job:' .. args[1], 'w', '1')
+  end
+  return reply
+end
+
+-- read_events: KEYS[1]=meta; ARGV = after (an event number; -1: none, only the bounds), count. Returns
+-- {first, last, event, event, ...}: the numbers of the oldest and newest events in the log (0, 0 when it is
+-- empty), then up to count events numbered after `after`, oldest first, each {number, kind, job id, status,
+-- at (ms), extra JSON ('' when none)}.
+local function read_events(keys, args)
+  local q = load_queue(keys[1])
+  if q.err then return q end
+  local key = q.P .. 'events'
+  local function number(entry) return tonumber(string.sub(entry[1], 3)) end
+  local first, last = redis.call('XRANGE', key, '-', '+', 'COUNT', 1), redis.call('XREVRANGE', key, '+', '-',
+    'COUNT', 1)
+  local out = {first[1] and number(first[1]) or 0, last[1] and number(last[1]) or 0}
+  local after = tonumber(args[1])
+  if after < 0 then return out end
+  for _, entry in ipairs(redis.call('XRANGE', key, '(0-' .. after, '+', 'COUNT', tonumber(args[2]))) do
+    local f = {}
+    for i = 1, #entry[2], 2 do f[entry[2][i]] = entry[2][i + 1] end
+    out[#out + 1] = {number(entry), f.e, f.j, f.s, tonumber(f.at), f.d or ''}
+  end
+  return out
+end
+
+-- get_batch: KEYS[1]=meta; ARGV = batch id. Returns {total, completed, failed, cancelled, created_at,
+-- finished_at, callback job id ('' = no callback)}.
+local function get_batch(keys, args)
+  local q = load_queue(keys[1])
+  if q.err then return q end
+  local b = read(q.P .. 'batch:' .. args[1], {'total', 'completed', 'failed', 'cancelled', 'created_at',
+    'finished_at', 'cb', 'cbid'})
+  if not b.total then return redis.error_reply('NOBATCH batch not found') end
+  return {tonumber(b.total), tonumber(b.completed), tonumber(b.failed), tonumber(b.cancelled), b.created_at,
+    b.finished_at or '', empty(b.cb) and '' or b.cbid}
 end
 
 -- The newest ids below bound ("+" or "(<id>") across the zsets sources, at most n, newest first.
@@ -137,7 +195,10 @@ local function workers(keys, args)
   return out
 end
 
-redis.register_function{function_name = 'starq_get_job', callback = get_job, flags = {'no-writes'}}
-redis.register_function{function_name = 'starq_list_jobs', callback = list_jobs, flags = {'no-writes'}}
-redis.register_function{function_name = 'starq_throughput', callback = throughput, flags = {'no-writes'}}
-redis.register_function{function_name = 'starq_workers', callback = workers, flags = {'no-writes'}}
+register('starq_get_job', get_job, true)
+register('starq_watch_job', watch_job)
+register('starq_read_events', read_events, true)
+register('starq_get_batch', get_batch, true)
+register('starq_list_jobs', list_jobs, true)
+register('starq_throughput', throughput, true)
+register('starq_workers', workers, true)

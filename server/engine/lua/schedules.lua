@@ -98,8 +98,8 @@ local function run_schedule(keys, args)
   return {1, reply[1], reply[2], reply[4]}
 end
 
-redis.register_function('starq_create_schedule', create_schedule)
-redis.register_function('starq_update_schedule', update_schedule)
-redis.register_function('starq_delete_schedule', delete_schedule)
-redis.register_function{function_name = 'starq_get_schedules', callback = get_schedules, flags = {'no-writes'}}
-redis.register_function('starq_run_schedule', run_schedule)
+register('starq_create_schedule', create_schedule)
+register('starq_update_schedule', update_schedule)
+register('starq_delete_schedule', delete_schedule)
+register('starq_get_schedules', get_schedules, true)
+register('starq_run_schedule', run_schedule)
