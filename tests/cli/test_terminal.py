@@ -89,6 +89,18 @@ async def test_purge_asks_on_a_terminal(starq, server, make_queue, queue_name):
     assert (info["pending"], info["scheduled"]) == (1, 0)
 
 
+async def test_schedule_delete_asks_on_a_terminal(starq, server, make_queue, queue_name):
+    await make_queue()
+    await starq("schedules", "create", queue_name, "s", "--every", "60")
+    base = ("-u", server.url, "-k", KEY, "schedules", "delete", queue_name, "s")
+    code, screen = run_in_terminal(*base, answer=b"n\n")
+    assert code == 1 and f"Delete schedule 's' (every 60 s) of queue '{queue_name}'?" in screen
+    assert (await starq("schedules", "show", queue_name, "s")).code == 0
+    code, screen = run_in_terminal(*base, answer=b"y\n")
+    assert code == 0 and f"Deleted schedule s of queue {queue_name}" in screen
+    assert (await starq("schedules", "show", queue_name, "s")).code == 1
+
+
 def test_help_lists_every_command():
     out = subprocess.run([STARQ, "--help"], capture_output=True, text=True, timeout=30).stdout
     for command in (
@@ -109,6 +121,7 @@ def test_help_lists_every_command():
         "release",
         "promote",
         "purge",
+        "schedules",
         "pause",
         "resume",
         "watch",
