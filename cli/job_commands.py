@@ -1,4 +1,4 @@
-"""Job commands: jobs, job, claim, complete, fail, retry, cancel."""
+"""Job commands: jobs, job, claim, complete, fail, release, retry, cancel, promote."""
 
 from __future__ import annotations
 
@@ -46,13 +46,29 @@ JOB_COLUMNS = ["id", "status", "retries", "priority", "created_at", "payload"]
     help="Most jobs to list (pages are followed until the limit).",
 )
 @click.option("--cursor", default="", help="Start after this cursor (from a previous listing).")
-async def jobs(client: StarqClient, out: Output, queue: str, status: str | None, limit: int, cursor: str) -> None:
+@click.option("--tag", default="", help="Only jobs with this tag.")
+@click.option(
+    "--search",
+    default="",
+    metavar="TEXT",
+    help="Only jobs whose id starts with TEXT, or whose payload or error contains it (case-insensitive).",
+)
+async def jobs(
+    client: StarqClient,
+    out: Output,
+    queue: str,
+    status: str | None,
+    limit: int,
+    cursor: str,
+    tag: str,
+    search: str,
+) -> None:
     """List a queue's jobs, newest first."""
     found: list[Job] = []
     next_cursor, has_more = cursor, True
     while len(found) < limit and has_more:
         page = await client.list_jobs(
-            queue, status=status or "", count=min(500, limit - len(found)), cursor=next_cursor
+            queue, status=status or "", count=min(500, limit - len(found)), cursor=next_cursor, tag=tag, q=search
         )
         found += page.jobs
         next_cursor, has_more = page.cursor, page.has_more and bool(page.cursor)
@@ -152,6 +168,24 @@ async def fail(
 
 @api_command(main)
 @click.argument("queue")
+@click.argument("job_id")
+@click.option("--lease-id", required=True, help="The lease from the claim (refused if no longer current).")
+@click.option(
+    "--delay",
+    type=click.FloatRange(0, 366 * 86400),
+    default=0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Seconds before the job can be claimed again (it is scheduled meanwhile).",
+)
+async def release(client: StarqClient, out: Output, queue: str, job_id: str, lease_id: str, delay: float) -> None:
+    """Give a claimed job back without counting an attempt (pending again, or scheduled with --delay)."""
+    status = await client.release(queue, job_id, lease_id=lease_id, delay=delay)
+    out.json({"status": status, "job_id": job_id}) if out.json_mode else out.line(f"Job {job_id} is now {status}")
+
+
+@api_command(main)
+@click.argument("queue")
 @click.argument("job_id", required=False)
 @click.option("--all-failed", is_flag=True, help="Retry every dead (failed) job of the queue.")
 async def retry(client: StarqClient, out: Output, queue: str, job_id: str | None, all_failed: bool) -> None:
@@ -173,6 +207,15 @@ async def retry(client: StarqClient, out: Output, queue: str, job_id: str | None
 @click.argument("queue")
 @click.argument("job_id")
 async def cancel(client: StarqClient, out: Output, queue: str, job_id: str) -> None:
-    """Cancel a pending or scheduled job."""
+    """Cancel a pending, scheduled or claimed job (the worker of a claimed one is told to stop)."""
     status = await client.cancel(queue, job_id)
     out.json({"status": status, "job_id": job_id}) if out.json_mode else out.line(f"Job {job_id} {status}")
+
+
+@api_command(main)
+@click.argument("queue")
+@click.argument("job_id")
+async def promote(client: StarqClient, out: Output, queue: str, job_id: str) -> None:
+    """Make a scheduled job pending now."""
+    status = await client.promote(queue, job_id)
+    out.json({"status": status, "job_id": job_id}) if out.json_mode else out.line(f"Job {job_id} is now {status}")

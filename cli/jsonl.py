@@ -2,12 +2,14 @@
 
 Each line must be one JSON object (a job's payload); blank lines are ignored. A batch comes back as the body of
 a submit request already encoded: the lines are checked with orjson and then sent as they were written, so a
-payload is never decoded into Python objects and encoded again.
+payload is never decoded into Python objects and encoded again. The options every job gets (priority, delay, job
+options) are encoded once, as the tail every item shares.
 """
 
 from __future__ import annotations
 
-from typing import BinaryIO
+from collections.abc import Mapping
+from typing import Any, BinaryIO
 
 import attrs
 import orjson
@@ -49,7 +51,7 @@ class JsonlReader:
         file: BinaryIO,
         *,
         batch_size: int,
-        priority: int | None = None,
+        options: Mapping[str, Any] | None = None,
         skip_bad: bool = False,
         max_batch_bytes: int = MAX_BATCH_BYTES,
     ) -> None:
@@ -58,7 +60,8 @@ class JsonlReader:
         self.skip_bad = skip_bad
         self.max_batch_bytes = max_batch_bytes
         self.line = 0
-        self._suffix = b"}" if priority is None else b',"priority":%d}' % priority
+        # {"payload": <line>} or {"payload": <line>, "priority": 5, ...}: the options' object without its "{".
+        self._suffix = b"," + orjson.dumps(dict(options))[1:] if options else b"}"
 
     def read_batch(self) -> Chunk:
         items: list[bytes] = []

@@ -56,4 +56,12 @@ def serve(check_config: bool, **options: Any) -> None:
 run_outside_loop(serve)
 
 # The other commands register themselves on ``main`` when imported.
-from . import completion, job_commands, queue_commands, submit, watch, worker_command  # noqa: E402,F401
+from . import (  # noqa: E402,F401
+    completion,
+    job_commands,
+    queue_commands,
+    schedule_commands,
+    submit,
+    watch,
+    worker_command,
+)

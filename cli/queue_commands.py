@@ -1,4 +1,4 @@
-"""Queue commands: health, queues, create, info, update, delete, pause, resume."""
+"""Queue commands: health, queues, create, info, update, delete, pause, resume, purge."""
 
 from __future__ import annotations
 
@@ -10,9 +10,12 @@ import asyncclick as click
 from starq.worker_kit import QueueInfo, StarqClient
 
 from .group import api_command, main
+from .options import RateLimit, ask_first, confirm, describe_rate_limit, need_yes_or_terminal
 from .output import Output
 
 COUNTS = ("pending", "scheduled", "claimed", "completed", "failed", "cancelled")
+# What purge may remove: every status but claimed (a claimed job is cancelled instead).
+PURGEABLE = ("completed", "failed", "cancelled", "pending", "scheduled")
 
 
 def settings_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -49,6 +52,25 @@ def settings_options(command: Callable[..., Any]) -> Callable[..., Any]:
             default=None,
             help="Seconds finished jobs are kept [server default: 604800, 7 days].",
         ),
+        click.option(
+            "--concurrency",
+            type=click.IntRange(0, 1_000_000),
+            default=None,
+            help="Most jobs claimed at once across the queue; 0 = no limit [server default: 0].",
+        ),
+        click.option(
+            "--key-concurrency",
+            type=click.IntRange(0, 1_000_000),
+            default=None,
+            help="Most claimed jobs at once per job key; 1 runs a key's jobs one at a time, in order; "
+            "0 = no limit [server default: 0].",
+        ),
+        click.option(
+            "--rate-limit",
+            type=RateLimit(),
+            default=None,
+            help="At most MAX jobs handed out per PER_MS milliseconds, e.g. 10/1000 [server default: none].",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -59,7 +81,16 @@ def show_queue(out: Output, info: QueueInfo) -> None:
     if out.json_mode:
         out.json(info.raw)
         return
-    out.record(list(info.raw.items()), title=f"queue {info.name}")
+    out.record([(key, _shown(key, value)) for key, value in info.raw.items()], title=f"queue {info.name}")
+
+
+def _shown(key: str, value: Any) -> Any:
+    """A setting as people read it: the rate limit in words, and what 0 means for the concurrency limits."""
+    if key == "rate_limit":
+        return describe_rate_limit(value)
+    if key in ("concurrency", "key_concurrency") and value == 0:
+        return "0 (no limit)"
+    return value
 
 
 @api_command(main)
@@ -108,11 +139,14 @@ async def info(client: StarqClient, out: Output, name: str) -> None:
 @click.argument("name")
 @settings_options
 @click.option("--dedupe/--no-dedupe", default=None, help="Turn payload dedupe on or off.")
-async def update(client: StarqClient, out: Output, name: str, **changes: Any) -> None:
+@click.option("--no-rate-limit", is_flag=True, help="Remove the queue's rate limit.")
+async def update(client: StarqClient, out: Output, name: str, no_rate_limit: bool, **changes: Any) -> None:
     """Change a queue's settings (only the options given)."""
-    if all(v is None for v in changes.values()):
+    if no_rate_limit and changes["rate_limit"] is not None:
+        raise click.UsageError("give --rate-limit or --no-rate-limit, not both")
+    if all(v is None for v in changes.values()) and not no_rate_limit:
         raise click.UsageError("give at least one setting to change")
-    show_queue(out, await client.update_queue(name, **changes))
+    show_queue(out, await client.update_queue(name, clear_rate_limit=no_rate_limit, **changes))
 
 
 @api_command(main)
@@ -123,8 +157,7 @@ async def delete(client: StarqClient, out: Output, name: str, yes: bool) -> None
     if not yes and out.tty and not out.json_mode:
         info_ = await client.get_queue(name)
         jobs = sum(getattr(info_, c) for c in COUNTS)
-        if not click.confirm(f"Delete queue {name!r} and its {jobs} job(s)?", default=False):
-            raise click.Abort()
+        ask_first(out, f"Delete queue {name!r} and its {jobs} job(s)?", yes=yes)
     data = await client.delete_queue(name)
     if out.json_mode:
         out.json(data)
@@ -146,3 +179,19 @@ async def resume(client: StarqClient, out: Output, name: str) -> None:
     """Resume a paused queue."""
     info_ = await client.resume(name)
     out.json(info_.raw) if out.json_mode else out.line(f"Resumed queue {name}")
+
+
+@api_command(main)
+@click.argument("name")
+@click.option("-s", "--status", type=click.Choice(PURGEABLE), required=True, help="Remove every job of this status.")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation (needed when stdin is not a terminal).")
+async def purge(client: StarqClient, out: Output, name: str, status: str, yes: bool) -> None:
+    """Remove every job of one status from a queue (asks first; without a terminal, needs --yes)."""
+    if need_yes_or_terminal(out, yes=yes, what="purge"):
+        count = getattr(await client.get_queue(name), status)
+        confirm(f"Remove the {count} {status} job(s) of queue {name!r}?")
+    purged = await client.purge(name, status)
+    if out.json_mode:
+        out.json({"status": "ok", "queue": name, "purged": purged})
+    else:
+        out.line(f"Purged {purged} {status} job(s) from {name}")

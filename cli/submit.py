@@ -1,4 +1,5 @@
-"""``starq submit``: stream a JSONL file of payloads into a queue, several batches in flight at once.
+"""``starq submit``: stream a JSONL file of payloads into a queue, several batches in flight at once (or submit one
+job given inline with ``--payload``). Options such as ``--priority``, ``--delay`` or ``--tag`` apply to every job.
 
 A reader task reads one batch at a time (in a thread, so the event loop never blocks on the disk) into a channel
 that holds at most ``concurrency`` batches; ``concurrency`` sender tasks take batches from it and post them. So
@@ -15,7 +16,7 @@ import os
 import sys
 import time
 from contextlib import ExitStack
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import asyncclick as click
 import attrs
@@ -26,9 +27,11 @@ from starq.worker_kit import ServerUnreachable, StarqClient, StarqError
 
 from .group import api_command, main
 from .jsonl import BadLine, Batch, JsonlReader
+from .options import check_iso_time, given_job_options, job_options, json_object
 from .output import Output
 
 MAX_BAD_SHOWN = 20  # bad lines printed one by one with --skip-bad; the rest are only counted
+MAX_DELAY = 366 * 86400  # the server's limit of a job's delay, in seconds
 
 
 @attrs.define
@@ -42,8 +45,11 @@ class Totals:
 
 
 @api_command(main)
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+@click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @click.option("-q", "--queue", required=True, help="The queue to submit to.")
+@click.option(
+    "--payload", default=None, metavar="JSON", help="Submit one job with this payload (a JSON object), not a file."
+)
 @click.option(
     "-b",
     "--batch-size",
@@ -60,27 +66,60 @@ class Totals:
     show_default=True,
     help="Batches in flight at once (1 keeps the file's order).",
 )
-@click.option("-p", "--priority", type=click.IntRange(0, 9), default=None, help="Priority of every job (0-9).")
+@job_options
+@click.option(
+    "--delay",
+    type=click.FloatRange(0, MAX_DELAY),
+    default=None,
+    metavar="SECONDS",
+    help="Every job becomes ready this long after it is submitted (not with --run-at).",
+)
+@click.option(
+    "--run-at",
+    default=None,
+    metavar="TIME",
+    callback=check_iso_time,
+    help="Every job becomes ready at this ISO 8601 time with a zone, e.g. 2026-12-01T08:00:00Z (not with --delay).",
+)
 @click.option("--skip-bad", is_flag=True, help="Report bad lines and go on (default: stop at the first).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
 async def submit(
     client: StarqClient,
     out: Output,
-    file: str,
+    file: str | None,
     queue: str,
+    payload: str | None,
     batch_size: int,
     concurrency: int,
-    priority: int | None,
+    delay: float | None,
+    run_at: str | None,
     skip_bad: bool,
     progress: bool | None,
+    **options: Any,
 ) -> None:
-    """Submit a JSONL file (one payload object per line; - for stdin) as jobs."""
+    """Submit a JSONL file (one payload object per line; - for stdin) as jobs, or one job with --payload.
+
+    The job options (--priority, --key, --tag, --delay, ...) apply to every job of the file.
+    """
+    if (file is None) == (payload is None):
+        raise click.UsageError("give a FILE of payloads (- for stdin) or --payload JSON (one job), not both")
+    if delay is not None and run_at is not None:
+        raise click.UsageError("give --delay or --run-at, not both")
+    shared = given_job_options(options)
+    if delay is not None:
+        shared["delay"] = delay
+    if run_at is not None:
+        shared["run_at"] = run_at
+    if payload is not None:
+        await _submit_one(client, out, queue, {"payload": json_object(payload, "--payload"), **shared})
+        return
+    assert file is not None  # one of the two, as checked above
     totals = Totals()
     started = time.monotonic()
     with ExitStack() as stack:
         stream: BinaryIO = sys.stdin.buffer if file == "-" else stack.enter_context(open(file, "rb"))  # noqa: ASYNC230 - read in blocks between awaits
         size = None if file == "-" else _size(stream)
-        reader = JsonlReader(stream, batch_size=batch_size, priority=priority, skip_bad=skip_bad)
+        reader = JsonlReader(stream, batch_size=batch_size, options=shared, skip_bad=skip_bad)
         show = progress if progress is not None else (out.err.is_terminal and not out.json_mode)
         bar = stack.enter_context(_progress(out, size)) if show else None
         task = bar.add_task("submitting", total=size, jobs=0, rate=0.0) if bar else None
@@ -97,6 +136,17 @@ async def submit(
     _summarize(out, queue, totals, seconds)
     if totals.error or (totals.bad and not skip_bad):
         raise click.exceptions.Exit(1)
+
+
+async def _submit_one(client: StarqClient, out: Output, queue: str, item: dict[str, Any]) -> None:
+    answer = await client.submit_many(queue, [item])
+    (job,) = answer.jobs
+    if out.json_mode:
+        out.json({"jobs": [job.raw], "submitted": answer.submitted, "skipped": answer.skipped})
+    elif answer.skipped:
+        out.line(f"Not submitted: a duplicate of job {job.id} ({job.status}) in '{queue}'")
+    else:
+        out.line(f"Submitted job {job.id} to '{queue}' ({job.status})")
 
 
 async def _pump(

@@ -78,7 +78,9 @@ async def worker(
 
     The function gets a Job (job.payload is the submitted object); an async function runs on the event loop, a
     plain one in a thread. Its return value completes the job; raising fails it (starq.worker_kit.Retry and
-    Permanent choose retry or dead-letter). SIGINT/SIGTERM stop gracefully; a second one exits at once.
+    Permanent choose retry or dead-letter). SIGINT/SIGTERM stop gracefully (jobs unfinished after --grace are
+    given back without counting an attempt); a second one exits at once. A job cancelled while it runs is
+    stopped at its next heartbeat and not reported.
     """
     logging.basicConfig(
         level=log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
@@ -92,7 +94,10 @@ async def worker(
         out.json(
             {
                 "graceful": graceful,
-                **{k: getattr(stats, k) for k in ("claimed", "completed", "retried", "dead", "interrupted", "lost")},
+                **{
+                    k: getattr(stats, k)
+                    for k in ("claimed", "completed", "retried", "dead", "interrupted", "lost", "cancelled")
+                },
             }
         )
     if not graceful:

@@ -35,7 +35,7 @@ from .errors import (
     UnexpectedResponse,
     ValidationFailed,
 )
-from .models import FailOutcome, Job, JobPage, QueueInfo, Submitted
+from .models import FailOutcome, Job, JobPage, QueueInfo, Schedule, Submitted
 from .outcomes import Permanent, Retry
 from .worker import Worker, WorkerStatistics
 
@@ -62,6 +62,7 @@ __all__ = [
     "RequestTimeout",
     "Retry",
     "RetryPolicy",
+    "Schedule",
     "ScheduleExists",
     "ScheduleNotFound",
     "ServerUnreachable",

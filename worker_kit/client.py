@@ -7,21 +7,25 @@ do harm:
 * Requests that never reached the server (connection refused, connect timeout, no free pooled connection) are
   retried whatever they are: the server saw nothing.
 * Requests whose connection broke *after* they were sent may have been carried out. Those are retried only when
-  repeating them changes nothing: reads, pause/resume, settings changes, and the outcome reports ``complete``,
-  ``fail``, ``extend`` and ``ack`` **when they quote a lease_id** (the server answers a repeated report with
-  the same lease exactly as it answered the first). A 503 answer is treated the same way.
-* Everything else — submit, create, delete, cancel, retry, and claim — raises ``ServerUnreachable`` with
-  ``maybe_processed=True`` instead, and the caller decides. A claim is not repeated because the first attempt
-  may have taken jobs: the server puts them back at once when it cannot deliver its answer, and otherwise their
-  lease expires after ``claim_timeout`` and they are handed out again; a blind repeat would only claim *more*.
-  ``Worker`` therefore re-claims from its own loop after a pause, sized to its free capacity.
+  repeating them changes nothing: reads, pause/resume (of queues and of schedules), settings changes (of queues
+  and of schedules), and the outcome reports ``complete``, ``fail``, ``extend``, ``release`` and ``ack`` **when
+  they quote a lease_id** (the server answers a repeated report with the same lease without acting again: as it
+  answered the first, or, for a release whose job was claimed again meanwhile, with a 409). A 503 answer is
+  treated the same way.
+* Everything else — submit, create (of queues and schedules), delete (of queues and schedules), cancel, retry,
+  promote, purge, and claim — raises ``ServerUnreachable`` with ``maybe_processed=True`` instead, and the caller
+  decides. A repeated promote or cancel would answer ``409 invalid_state`` for a job the first one did move; a
+  repeated purge would also remove the jobs that reached the status in between. A claim is not repeated because
+  the first attempt may have taken jobs: the server puts them back at once when it cannot deliver its answer,
+  and otherwise their lease expires after ``claim_timeout`` and they are handed out again; a blind repeat would
+  only claim *more*. ``Worker`` therefore re-claims from its own loop after a pause, sized to its free capacity.
 """
 
 from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -30,12 +34,17 @@ import httpx
 
 from .backoff import RetryPolicy
 from .errors import ServerUnreachable, StarqError, UnexpectedResponse, error_from_response
-from .models import AckResult, FailOutcome, Job, JobPage, QueueInfo, Submitted
+from .models import AckResult, FailOutcome, Job, JobPage, QueueInfo, Schedule, Submitted
 
 log = logging.getLogger("starq.worker_kit.client")
 
 DEFAULT_URL = "http://localhost:8000"
 MAX_PAGE = 500  # the server's largest page for GET .../jobs
+
+# The options a job may carry (docs/api.md, "Job options"); a schedule gives them to every job it submits.
+JOB_OPTIONS = ("key", "unique_key", "unique_for", "timeout", "max_retries", "tags")
+# What a schedule's PATCH may change.
+SCHEDULE_FIELDS = ("cron", "every", "timezone", "payload", "paused", "priority", *JOB_OPTIONS)
 
 
 class Safety(enum.Enum):
@@ -175,7 +184,8 @@ class StarqClient:
 
     async def create_queue(self, name: str, **settings: Any) -> QueueInfo:
         """``POST /api/v1/queues``. Settings: description, max_retries, claim_timeout, dedupe, retry_delay,
-        retry_delay_max, retention (``None`` values are left to the server's defaults)."""
+        retry_delay_max, retention, concurrency, key_concurrency and rate_limit (``{"max": n, "per_ms": m}``)
+        (``None`` values are left to the server's defaults)."""
         body = {"name": name, **{k: v for k, v in settings.items() if v is not None}}
         return QueueInfo.from_json(await self.request("POST", "/api/v1/queues", json=body))
 
@@ -188,9 +198,18 @@ class StarqClient:
         """``GET /api/v1/queues/{name}``: settings and counts."""
         return QueueInfo.from_json(await self.request("GET", _q(name), safety=Safety.IDEMPOTENT))
 
-    async def update_queue(self, name: str, **changes: Any) -> QueueInfo:
-        """``PATCH /api/v1/queues/{name}`` with the settings to change (``None`` values are left alone)."""
+    async def update_queue(self, name: str, *, clear_rate_limit: bool = False, **changes: Any) -> QueueInfo:
+        """``PATCH /api/v1/queues/{name}`` with the settings to change (``None`` values are left alone).
+
+        ``rate_limit={"max": n, "per_ms": m}`` sets a rate limit; ``clear_rate_limit=True`` removes it (the
+        request then sends ``"rate_limit": null``). ``rate_limit=None`` leaves the limit as it is, like any other
+        ``None``, so a caller that passes every option through (as the CLI does) never removes it by accident.
+        """
         body = {k: v for k, v in changes.items() if v is not None}
+        if clear_rate_limit:
+            if "rate_limit" in body:
+                raise ValueError("give rate_limit or clear_rate_limit=True, not both")
+            body["rate_limit"] = None
         return QueueInfo.from_json(await self.request("PATCH", _q(name), json=body, safety=Safety.IDEMPOTENT))
 
     async def delete_queue(self, name: str) -> dict[str, Any]:
@@ -223,23 +242,81 @@ class StarqClient:
         priority: int = 0,
         delay: float | None = None,
         run_at: str | None = None,
+        key: str | None = None,
+        unique_key: str | None = None,
+        unique_for: int | None = None,
+        timeout: int | None = None,
+        max_retries: int | None = None,
+        tags: Sequence[str] | None = None,
     ) -> Job:
         """Submits one job. Returns it (``status`` is ``pending`` or ``scheduled``). ``delay`` (seconds) or
         ``run_at`` (ISO 8601 with a zone) schedules it; giving both raises ``ValidationFailed``.
 
-        With dedupe on, a skipped duplicate comes back as the job the server already had.
+        Job options (``None``: not sent): ``key`` (its ordering and concurrency group, see the queue's
+        ``key_concurrency``), ``unique_key`` (skipped while an unfinished job holds the same key) with
+        ``unique_for`` (seconds the key is held from submission instead), ``timeout`` (seconds one attempt may
+        run), ``max_retries`` (instead of the queue's) and ``tags`` (labels to list jobs by).
+
+        A job skipped as a duplicate (dedupe, or its ``unique_key``) comes back as the job the server already had.
         """
         body: dict[str, Any] = {"payload": dict(payload), "priority": priority}
         if delay is not None:
             body["delay"] = delay
         if run_at is not None:
             body["run_at"] = run_at
+        body.update(
+            job_options(
+                key=key,
+                unique_key=unique_key,
+                unique_for=unique_for,
+                timeout=timeout,
+                max_retries=max_retries,
+                tags=tags,
+            )
+        )
         return (await self._submitted(queue, json=body)).jobs[0]
 
-    async def submit_many(self, queue: str, jobs: Iterable[Mapping[str, Any]]) -> Submitted:
+    async def submit_many(
+        self,
+        queue: str,
+        jobs: Iterable[Mapping[str, Any]],
+        *,
+        priority: int | None = None,
+        delay: float | None = None,
+        run_at: str | None = None,
+        key: str | None = None,
+        unique_key: str | None = None,
+        unique_for: int | None = None,
+        timeout: int | None = None,
+        max_retries: int | None = None,
+        tags: Sequence[str] | None = None,
+    ) -> Submitted:
         """Submits a batch atomically (all or none). Each item is ``{"payload": {...}, "priority"?, "delay"?,
-        "run_at"?}``; at most 1,000 items per call (the server's default limit)."""
-        return await self._submitted(queue, json={"jobs": [dict(j) for j in jobs]})
+        "run_at"?, <job options>?}``; at most 1,000 items per call (the server's default limit).
+
+        The keyword arguments (``None``: not sent) apply to every item that does not set them itself; ``delay``
+        and ``run_at`` only to items that set neither. The same ``unique_key`` for every item means one job:
+        the others are skipped.
+        """
+        shared: dict[str, Any] = {"priority": priority} if priority is not None else {}
+        shared.update(
+            job_options(
+                key=key,
+                unique_key=unique_key,
+                unique_for=unique_for,
+                timeout=timeout,
+                max_retries=max_retries,
+                tags=tags,
+            )
+        )
+        timing = {"delay": delay} if delay is not None else {"run_at": run_at} if run_at is not None else {}
+        items = []
+        for job in jobs:
+            item = {**shared, **job}
+            if timing and item.get("delay") is None and item.get("run_at") is None:
+                item.update(timing)
+            items.append(item)
+        return await self._submitted(queue, json={"jobs": items})
 
     async def submit_encoded(self, queue: str, body: bytes) -> Submitted:
         """Submits a request body that is already JSON (the CLI's streaming submit builds it from raw lines)."""
@@ -253,26 +330,45 @@ class StarqClient:
             skipped=int(data["skipped"]),
         )
 
-    async def list_jobs(self, queue: str, *, status: str = "", count: int = 50, cursor: str = "") -> JobPage:
-        """``GET .../jobs``: one page, newest first, filtered by ``status`` before paging."""
+    async def list_jobs(
+        self, queue: str, *, status: str = "", count: int = 50, cursor: str = "", tag: str = "", q: str = ""
+    ) -> JobPage:
+        """``GET .../jobs``: one page, newest first, filtered by ``status`` before paging.
+
+        ``tag`` lists only the jobs with that tag; ``q`` searches (jobs whose id starts with the text, or whose
+        payload or error contains it, case-insensitive). With a tag and a status, or a search, the server looks
+        at a bounded number of jobs per page, so a page may come back short with ``has_more`` (``iter_jobs``
+        goes on by itself).
+        """
         params: dict[str, Any] = {"count": count}
         if status:
             params["status"] = status
         if cursor:
             params["cursor"] = cursor
+        if tag:
+            params["tag"] = tag
+        if q:
+            params["q"] = q
         data = await self.request("GET", _jobs(queue), params=params, safety=Safety.IDEMPOTENT)
         return JobPage(
             jobs=[Job.from_json(j) for j in data["jobs"]], cursor=data["cursor"], has_more=bool(data["has_more"])
         )
 
     async def iter_jobs(
-        self, queue: str, *, status: str = "", limit: int | None = None, cursor: str = ""
+        self,
+        queue: str,
+        *,
+        status: str = "",
+        limit: int | None = None,
+        cursor: str = "",
+        tag: str = "",
+        q: str = "",
     ) -> AsyncIterator[Job]:
         """Jobs newest first, following cursors across pages until ``limit`` jobs (or all of them)."""
         seen = 0
         while limit is None or seen < limit:
             want = MAX_PAGE if limit is None else min(MAX_PAGE, limit - seen)
-            page = await self.list_jobs(queue, status=status, count=want, cursor=cursor)
+            page = await self.list_jobs(queue, status=status, count=want, cursor=cursor, tag=tag, q=q)
             for job in page.jobs:
                 yield job
             seen += len(page.jobs)
@@ -318,6 +414,15 @@ class StarqClient:
         data = await self.request("PUT", _job(queue, job_id) + "/extend", json=body, safety=_by_lease(lease_id))
         return data["lease_expires_at"]
 
+    async def release(self, queue: str, job_id: str, *, lease_id: str | None, delay: float = 0) -> str:
+        """``POST .../jobs/{id}/release``: gives a claimed job back **without counting an attempt** (what a
+        worker that shuts down does with the jobs it holds). It is pending again at once, or ``scheduled``
+        after ``delay`` seconds. Returns the new status. Same 409s as ``complete``: ``LeaseLost``,
+        ``NotClaimed``, ``JobCancelled``."""
+        body = {"lease_id": lease_id, "delay": delay}
+        data = await self.request("POST", _job(queue, job_id) + "/release", json=body, safety=_by_lease(lease_id))
+        return data["status"]
+
     async def ack(
         self, queue: str, *, complete: Iterable[Mapping[str, Any]] = (), fail: Iterable[Mapping[str, Any]] = ()
     ) -> AckResult:
@@ -338,12 +443,133 @@ class StarqClient:
         )
 
     async def cancel(self, queue: str, job_id: str) -> str:
-        """``DELETE .../jobs/{id}``: a pending or scheduled job becomes ``cancelled``."""
+        """``DELETE .../jobs/{id}``: a pending, scheduled or claimed job becomes ``cancelled`` (the worker of a
+        claimed one gets ``JobCancelled`` at its next extend, complete or fail)."""
         return (await self.request("DELETE", _job(queue, job_id)))["status"]
 
     async def retry_job(self, queue: str, job_id: str) -> str:
         """``POST .../jobs/{id}/retry``: a dead or cancelled job goes back to pending."""
         return (await self.request("POST", _job(queue, job_id) + "/retry"))["status"]
+
+    async def promote(self, queue: str, job_id: str) -> str:
+        """``POST .../jobs/{id}/promote``: a scheduled job becomes pending now (``InvalidState`` otherwise)."""
+        return (await self.request("POST", _job(queue, job_id) + "/promote"))["status"]
+
+    async def purge(self, queue: str, status: str) -> int:
+        """``POST /api/v1/queues/{name}/purge``: removes every job of ``status`` (completed, failed, cancelled,
+        pending or scheduled). Returns how many."""
+        return int((await self.request("POST", _q(queue) + "/purge", json={"status": status}))["purged"])
+
+    # -- schedules ------------------------------------------------------------------------------------------
+
+    async def create_schedule(
+        self,
+        queue: str,
+        name: str,
+        *,
+        cron: str | None = None,
+        every: int | None = None,
+        timezone: str = "UTC",
+        payload: Mapping[str, Any] | None = None,
+        paused: bool = False,
+        priority: int | None = None,
+        key: str | None = None,
+        unique_key: str | None = None,
+        unique_for: int | None = None,
+        timeout: int | None = None,
+        max_retries: int | None = None,
+        tags: Sequence[str] | None = None,
+    ) -> Schedule:
+        """``POST .../schedules``: submits a job each time it is due, by ``cron`` (5 fields, or 6 with seconds
+        first, read in ``timezone``) or ``every`` seconds: exactly one of the two. Its jobs carry ``payload``
+        (default ``{}``), ``priority`` and the job options given (``None``: not sent). ``ScheduleExists`` if the
+        queue has a schedule of that name."""
+        body: dict[str, Any] = {"name": name, "timezone": timezone, "paused": paused}
+        if cron is not None:
+            body["cron"] = cron
+        if every is not None:
+            body["every"] = every
+        if payload is not None:
+            body["payload"] = dict(payload)
+        if priority is not None:
+            body["priority"] = priority
+        body.update(
+            job_options(
+                key=key,
+                unique_key=unique_key,
+                unique_for=unique_for,
+                timeout=timeout,
+                max_retries=max_retries,
+                tags=tags,
+            )
+        )
+        return Schedule.from_json(await self.request("POST", _schedules(queue), json=body))
+
+    async def list_schedules(self, queue: str) -> list[Schedule]:
+        """``GET .../schedules``, by name."""
+        data = await self.request("GET", _schedules(queue), safety=Safety.IDEMPOTENT)
+        return [Schedule.from_json(s) for s in data["schedules"]]
+
+    async def get_schedule(self, queue: str, name: str) -> Schedule:
+        """``GET .../schedules/{name}``, with its next and last run (``ScheduleNotFound`` if there is none)."""
+        return Schedule.from_json(await self.request("GET", _schedule(queue, name), safety=Safety.IDEMPOTENT))
+
+    async def update_schedule(self, queue: str, name: str, **changes: Any) -> Schedule:
+        """``PATCH .../schedules/{name}`` with the fields to change: cron, every, timezone, payload, paused,
+        priority and the job options. Every change is sent as given: ``None`` removes a job option (``key=None``
+        drops the key). Giving ``cron`` to an interval schedule (or ``every`` to a cron one) replaces the other.
+        A change of its timing (or resuming it) moves its next run, counted from now."""
+        unknown = sorted(set(changes) - set(SCHEDULE_FIELDS))
+        if unknown:
+            raise TypeError(f"not a schedule field: {', '.join(unknown)} (fields: {', '.join(SCHEDULE_FIELDS)})")
+        body = dict(changes)
+        if body.get("tags") is not None:
+            body["tags"] = _tag_list(body["tags"])
+        if body.get("payload") is not None:
+            body["payload"] = dict(body["payload"])
+        return Schedule.from_json(
+            await self.request("PATCH", _schedule(queue, name), json=body, safety=Safety.IDEMPOTENT)
+        )
+
+    async def pause_schedule(self, queue: str, name: str) -> Schedule:
+        """Pauses a schedule: it submits nothing (``next_run_at`` is ``""``) until resumed."""
+        return await self.update_schedule(queue, name, paused=True)
+
+    async def resume_schedule(self, queue: str, name: str) -> Schedule:
+        """Resumes a paused schedule: its next run is counted from now (missed runs are not made up)."""
+        return await self.update_schedule(queue, name, paused=False)
+
+    async def delete_schedule(self, queue: str, name: str) -> dict[str, Any]:
+        """``DELETE .../schedules/{name}``: the jobs it submitted stay."""
+        return await self.request("DELETE", _schedule(queue, name))
+
+
+def job_options(
+    *,
+    key: str | None = None,
+    unique_key: str | None = None,
+    unique_for: int | None = None,
+    timeout: int | None = None,
+    max_retries: int | None = None,
+    tags: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """The job options given (not ``None``), as a submit's body or a schedule names them."""
+    given = {
+        "key": key,
+        "unique_key": unique_key,
+        "unique_for": unique_for,
+        "timeout": timeout,
+        "max_retries": max_retries,
+        "tags": None if tags is None else _tag_list(tags),
+    }
+    return {name: value for name, value in given.items() if value is not None}
+
+
+def _tag_list(tags: Sequence[str]) -> list[str]:
+    if isinstance(tags, str):
+        # A lone string is a sequence of characters: sixteen one-letter tags is never what was meant.
+        raise TypeError(f"tags must be a list of strings, not a string ({tags!r}): write [{tags!r}]")
+    return list(tags)
 
 
 def _by_lease(lease_id: str | None) -> Safety:
@@ -361,3 +587,11 @@ def _jobs(queue: str) -> str:
 
 def _job(queue: str, job_id: str) -> str:
     return _jobs(queue) + "/" + quote(job_id, safe="")
+
+
+def _schedules(queue: str) -> str:
+    return _q(queue) + "/schedules"
+
+
+def _schedule(queue: str, name: str) -> str:
+    return _schedules(queue) + "/" + quote(name, safe="")

@@ -99,6 +99,46 @@ class QueueInfo:
 
 
 @attrs.frozen
+class Schedule:
+    """A schedule of a queue: a cron expression or an interval (``every`` seconds) that submits a job each time it
+    is due. Its job options are ``None`` when it does not set them (its jobs then get the queue's defaults).
+    ``next_run_at`` is ``""`` while it is paused; ``last_run_at`` and ``last_job_id`` are ``""`` before its
+    first run."""
+
+    name: str
+    queue: str
+    cron: str | None = None
+    every: int | None = None
+    timezone: str = "UTC"
+    payload: dict[str, Any] = attrs.field(factory=dict)
+    paused: bool = False
+    priority: int = 0
+    key: str | None = None
+    unique_key: str | None = None
+    unique_for: int | None = None
+    timeout: int | None = None
+    max_retries: int | None = None
+    tags: list[str] | None = None
+    next_run_at: str = ""
+    last_run_at: str = ""
+    last_job_id: str = ""
+    created_at: str = ""
+    raw: dict[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Schedule:
+        known = {f.name for f in attrs.fields(cls)} - {"raw"}
+        return cls(**{k: v for k, v in data.items() if k in known}, raw=data)
+
+    @property
+    def when(self) -> str:
+        """The timing in words: the cron expression (with its zone unless UTC), or ``every N s``."""
+        if self.cron is not None:
+            return self.cron if self.timezone == "UTC" else f"{self.cron} ({self.timezone})"
+        return f"every {self.every} s" if self.every is not None else ""
+
+
+@attrs.frozen
 class Submitted:
     """The answer to a submit: the new jobs, and how many were created or skipped by dedupe."""
 

@@ -33,7 +33,9 @@ class Permanent(Exception):
 
 @attrs.frozen
 class Outcome:
-    """How a job ended in this worker. ``kind`` is ``complete``, ``retry`` or ``dead``."""
+    """How a job ended in this worker. ``kind`` is ``complete``, ``retry`` or ``dead`` (the handler's outcome),
+    ``release`` (stopped by a shutdown: given back without counting an attempt) or ``cancelled`` (cancelled on the
+    server while it ran: nothing is reported)."""
 
     kind: str
     result: Any = None

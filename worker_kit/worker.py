@@ -7,8 +7,15 @@ lease alive past half the claim timeout, and reports the outcome quoting its ``l
 its lease (the job was reclaimed and handed to another worker) can never overwrite the new holder's result.
 
 Shutdown (``stop()``): stop claiming (the parked long-poll is cancelled; the server puts back any job it took for
-it), let running jobs finish for up to ``grace`` seconds, then cancel the rest and fail them with ``retry: true``
-so they return to the queue now instead of after ``claim_timeout``.
+it), let running jobs finish for up to ``grace`` seconds, then cancel the rest and ``release`` them: they return to
+the queue now instead of after ``claim_timeout``, and the interrupted attempt does not count (their ``retries``
+stay as they were). A server without ``release`` (an older Starq) gets ``fail`` with ``retry: true`` instead.
+
+Cancelled jobs: a job cancelled while claimed (``DELETE .../jobs/{id}``) answers the next extend, complete or fail
+with ``409 job_cancelled``. When a heartbeat meets it, the job is stopped: an async handler is cancelled; a sync
+handler's thread cannot be interrupted, so it is abandoned (it runs on until it returns, keeping its thread slot,
+and its outcome is not reported; it may call ``trio.from_thread.check_cancelled()`` to stop early). Nothing is
+reported for a cancelled job; it is counted as ``cancelled``, as is a job whose report meets ``job_cancelled``.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from .client import StarqClient
 from .errors import (
     BadRequest,
     Conflict,
+    JobCancelled,
     MethodNotAllowed,
     NotFound,
     ServerUnreachable,
@@ -47,6 +55,7 @@ log = logging.getLogger("starq.worker")
 MAX_CLAIM = 100  # the server's largest claim count
 # Pauses between claim attempts while the server is unreachable.
 RECONNECT_BACKOFF = Backoff(0.5, 30.0)
+# The error of a job given back at shutdown to a server that cannot release it (it fails it for a retry instead).
 SHUTDOWN_ERROR = "worker shut down before the job finished"
 
 # Errors after which trying again later can succeed: the server (or its store) is away for now.
@@ -63,7 +72,18 @@ def default_worker_name() -> str:
 
 @attrs.frozen
 class WorkerStatistics:
-    """A snapshot of what a worker has done so far."""
+    """A snapshot of what a worker has done so far.
+
+    Attributes:
+        claimed: jobs handed to this worker.
+        completed: jobs it completed.
+        retried: failed attempts the server will try again.
+        dead: failed jobs the server dead-lettered.
+        interrupted: jobs a shutdown stopped after the grace period, and gave back (released).
+        lost: jobs whose outcome could not be recorded because the lease had moved on (expired and reclaimed).
+        cancelled: jobs cancelled while this worker held them: stopped at a heartbeat, or refused at the report.
+        running: jobs in hand now.
+    """
 
     claimed: int
     completed: int
@@ -71,6 +91,7 @@ class WorkerStatistics:
     dead: int
     interrupted: int
     lost: int
+    cancelled: int
     running: int
 
 
@@ -82,6 +103,8 @@ class _Running:
     scope: trio.CancelScope | None = None
     interrupted: bool = False  # shutdown asked it to stop
     lease_lost: bool = False  # the server no longer knows our lease: someone else holds the job
+    cancelled: bool = False  # the job was cancelled while we held it: stop, report nothing
+    in_thread: bool = False  # a sync handler is running in its thread
     holding: bool = False  # waiting out a Retry(delay=...)
 
     def interrupt(self) -> None:
@@ -102,7 +125,7 @@ class Worker:
         concurrency: jobs run at once.
         name: the worker name the server shows (default ``host-pid``).
         block_ms: how long each claim waits for a job (long-poll, at most 60,000).
-        grace: seconds running jobs get to finish after ``stop()`` before they are cancelled and failed.
+        grace: seconds running jobs get to finish after ``stop()`` before they are cancelled and released.
         report_timeout: seconds the last reports get after the grace period, should the server be away.
         backoff: pauses between attempts while the server is unreachable.
     """
@@ -139,7 +162,7 @@ class Worker:
         self._drained = trio.Event()
         self._claim_scope: trio.CancelScope | None = None
         self._fatal: StarqError | None = None
-        self._counts = dict.fromkeys(("claimed", "completed", "retried", "dead", "interrupted", "lost"), 0)
+        self._counts = dict.fromkeys(("claimed", "completed", "retried", "dead", "interrupted", "lost", "cancelled"), 0)
 
     # -- public ---------------------------------------------------------------------------------------------
 
@@ -288,7 +311,7 @@ class Worker:
                     outcome = await self._execute(run)
                 finally:
                     self._limiter.release_on_behalf_of(slot)
-                if outcome.delay and not run.lease_lost and not run.interrupted:
+                if outcome.delay and not (run.lease_lost or run.interrupted or run.cancelled):
                     await self._hold(run, outcome.delay)
                 await self._report(run, outcome)
                 keeper.cancel_scope.cancel()
@@ -305,19 +328,25 @@ class Worker:
                 if self._is_async:
                     value = await self.handler(job)
                 else:
-                    value = await trio.to_thread.run_sync(
-                        self.handler, job, limiter=self._threads, abandon_on_cancel=True
-                    )
+                    run.in_thread = True
+                    try:
+                        value = await trio.to_thread.run_sync(
+                            self.handler, job, limiter=self._threads, abandon_on_cancel=True
+                        )
+                    finally:
+                        run.in_thread = False
                 json.dumps(value)  # a result the server cannot store is the handler's error
             except Exception as exc:
                 # Logged once the server has said what became of the job (see _report).
                 return outcome_of_error(exc)
             return Outcome("complete", result=value)
-        # Only a cancelled scope gets here: shutdown ran out of grace, or the lease was lost.
+        # Only a cancelled scope gets here: the job was cancelled, the lease was lost, or shutdown ran out of grace.
+        if run.cancelled:
+            return Outcome("cancelled")
         if run.lease_lost:
             return Outcome("retry", error="lease lost while running")
         self._counts["interrupted"] += 1
-        return Outcome("retry", error=SHUTDOWN_ERROR)
+        return Outcome("release")
 
     async def _hold(self, run: _Running, delay: float) -> None:
         """Keeps a ``Retry(delay=...)`` job leased for ``delay`` seconds before it is failed (cut short by
@@ -340,6 +369,19 @@ class Worker:
             await trio.sleep_until(next_at)
             try:
                 await self.client.extend(self.queue, job.id, lease_id=job.lease_id)
+            except JobCancelled:
+                if not run.in_thread:
+                    log.info("job %s was cancelled: stopping it", job.id)
+                else:
+                    log.warning(
+                        "job %s was cancelled: its handler's thread is abandoned (it runs on until it returns; "
+                        "its outcome is not reported)",
+                        job.id,
+                    )
+                run.cancelled = True
+                if run.scope is not None:
+                    run.scope.cancel()
+                return
             except (Conflict, NotFound) as exc:
                 log.warning("job %s: lease lost (%s); dropping it", job.id, exc.detail)
                 run.lease_lost = True
@@ -354,10 +396,14 @@ class Worker:
                 next_at = trio.current_time() + length / 2
 
     async def _report(self, run: _Running, outcome: Outcome) -> None:
-        """Sends the outcome, retrying while the server is away; a lost lease means it is no longer ours."""
+        """Sends the outcome, retrying while the server is away; a lost lease means it is no longer ours, a
+        cancelled job is not reported at all."""
         job = run.job
         failures = 0
         while True:
+            if run.cancelled:
+                self._counts["cancelled"] += 1
+                return
             if run.lease_lost:
                 self._counts["lost"] += 1
                 log.warning("job %s: not reporting %s, its lease was lost", job.id, outcome.kind)
@@ -366,6 +412,9 @@ class Worker:
                 if outcome.kind == "complete":
                     await self.client.complete(self.queue, job.id, outcome.result, lease_id=job.lease_id)
                     self._counts["completed"] += 1
+                elif outcome.kind == "release":
+                    status = await self.client.release(self.queue, job.id, lease_id=job.lease_id)
+                    log.info("job %s given back unfinished (now %s)", job.id, status)
                 else:
                     answer = await self.client.fail(
                         self.queue, job.id, outcome.error, lease_id=job.lease_id, retry=outcome.retry
@@ -381,7 +430,16 @@ class Worker:
                         (outcome.error.splitlines() or [""])[0],
                     )
                 return
+            except JobCancelled:
+                self._counts["cancelled"] += 1
+                log.info("job %s was cancelled while it ran: its %s is not recorded", job.id, outcome.kind)
+                return
             except (Conflict, NotFound) as exc:
+                if outcome.kind == "release" and type(exc) is NotFound:
+                    # The path is unknown (not the job): a server without release. Give it back as a failure.
+                    log.info("job %s: the server cannot release jobs; failing it for a retry instead", job.id)
+                    outcome = Outcome("retry", error=SHUTDOWN_ERROR)
+                    continue
                 self._counts["lost"] += 1
                 log.warning("job %s: %s not recorded: %s", job.id, outcome.kind, exc.detail)
                 return

@@ -1,4 +1,4 @@
-"""jobs, job, claim, complete, fail, retry, cancel."""
+"""jobs, job, claim, complete, fail, release, retry, cancel, promote."""
 
 from __future__ import annotations
 
@@ -117,3 +117,49 @@ async def test_job_errors_and_json_anywhere(starq, make_queue, queue_name):
     assert (await starq("job", queue_name + "-missing", "x")).code == 1
     # --json works before or after the command name
     assert (await starq("--json", "info", queue_name)).json() == (await starq("info", queue_name, "--json")).json()
+
+
+async def test_release_gives_a_claimed_job_back(starq, make_queue, queue_name):
+    await make_queue()
+    await submit(starq, queue_name, [{"n": 1}, {"n": 2}])
+    first, second = (await starq("claim", queue_name, "-n", "2", "--json")).json()["jobs"]
+    ran = await starq("release", queue_name, first["id"], "--lease-id", first["lease_id"])
+    assert ran.code == 0 and ran.stdout == f"Job {first['id']} is now pending\n"
+    shown = (await starq("job", queue_name, first["id"], "--json")).json()
+    assert (shown["status"], shown["retries"]) == ("pending", 0)
+    assert [e["event"] for e in shown["history"]] == ["submitted", "claimed", "released"]
+    later = await starq(
+        "release", queue_name, second["id"], "--lease-id", second["lease_id"], "--delay", "600", "--json"
+    )
+    assert later.json() == {"status": "scheduled", "job_id": second["id"]}
+    stale = await starq("release", queue_name, first["id"], "--lease-id", "not-the-lease")
+    assert stale.code == 1 and stale.stderr.startswith("Error: ") and stale.stderr.count("\n") == 1
+    assert (await starq("release", queue_name, first["id"])).code == 2  # the lease is required
+
+
+async def test_promote_a_scheduled_job(starq, make_queue, queue_name):
+    await make_queue()
+    ran = await starq("submit", "-q", queue_name, "--payload", '{"n": 1}', "--delay", "3600", "--json")
+    job_id = ran.json()["jobs"][0]["id"]
+    promoted = await starq("promote", queue_name, job_id)
+    assert promoted.code == 0 and promoted.stdout == f"Job {job_id} is now pending\n"
+    assert (await starq("job", queue_name, job_id, "--json")).json()["status"] == "pending"
+    again = await starq("promote", queue_name, job_id, "--json")
+    assert again.code == 1 and again.stdout == "" and again.stderr.startswith("Error: ")
+    assert (await starq("promote", queue_name, "no-such-job")).code == 1
+
+
+async def test_jobs_by_tag_and_search(starq, make_queue, queue_name):
+    await make_queue()
+    vip = "".join(json.dumps({"to": f"user{i}@example.com"}) + "\n" for i in range(3))
+    ran = await starq("submit", "-", "-q", queue_name, "-c", "1", "--tag", "vip", input=vip)
+    assert ran.code == 0, ran.stderr
+    await submit(starq, queue_name, [{"to": "someone@else.org"}])
+    tagged = (await starq("jobs", queue_name, "--tag", "vip", "--json")).json()
+    assert [j["payload"]["to"] for j in tagged["jobs"]] == [f"user{i}@example.com" for i in (2, 1, 0)]
+    found = (await starq("jobs", queue_name, "--search", "ELSE.org", "--json")).json()["jobs"]
+    assert [j["payload"]["to"] for j in found] == ["someone@else.org"]
+    both = await starq("jobs", queue_name, "--tag", "vip", "--search", "user1", "-s", "pending")
+    lines = both.stdout.splitlines()
+    assert len(lines) == 2 and "user1@example.com" in lines[1]
+    assert (await starq("jobs", queue_name, "--tag", "nope")).stdout == "No jobs\n"

@@ -1,4 +1,4 @@
-"""health, queues, create, info, update, delete, pause, resume — and how errors are reported."""
+"""health, queues, create, info, update, delete, pause, resume, purge — and how errors are reported."""
 
 from __future__ import annotations
 
@@ -118,3 +118,73 @@ async def test_delete(starq, make_queue, queue_name):
     assert (await starq("info", queue_name)).code == 1
     again = await starq("delete", queue_name, "-y", "--json")
     assert again.code == 1 and "not found" in again.stderr
+
+
+async def test_flow_control_settings(starq, queue_name):
+    ran = await starq(
+        "create", queue_name, "--concurrency", "8", "--key-concurrency", "1", "--rate-limit", "10/1000", "--json"
+    )
+    assert ran.code == 0, ran.stderr
+    info = ran.json()
+    assert (info["concurrency"], info["key_concurrency"], info["rate_limit"]) == (8, 1, {"max": 10, "per_ms": 1000})
+    shown = (await starq("info", queue_name)).stdout.splitlines()
+    assert "concurrency\t8" in shown and "key_concurrency\t1" in shown and "rate_limit\t10 per 1000 ms" in shown
+    changed = await starq("update", queue_name, "--rate-limit", "5/200", "--concurrency", "0", "--json")
+    assert (changed.json()["rate_limit"], changed.json()["concurrency"]) == ({"max": 5, "per_ms": 200}, 0)
+    # Another change leaves the limit alone; --no-rate-limit removes it.
+    assert (await starq("update", queue_name, "-d", "x", "--json")).json()["rate_limit"] == {"max": 5, "per_ms": 200}
+    cleared = await starq("update", queue_name, "--no-rate-limit")
+    assert cleared.code == 0 and "rate_limit\tnone" in cleared.stdout.splitlines()
+    assert "concurrency\t0 (no limit)" in cleared.stdout.splitlines()
+    assert (await starq("info", queue_name, "--json")).json()["rate_limit"] is None
+
+
+async def test_flow_control_usage_errors(starq, make_queue, queue_name):
+    await make_queue()
+    for args, message in [
+        (("create", queue_name + "-x", "--rate-limit", "10"), "MAX/PER_MS"),
+        (("create", queue_name + "-x", "--rate-limit", "ten/1000"), "MAX/PER_MS"),
+        (("create", queue_name + "-x", "--rate-limit", "0/1000"), "MAX/PER_MS"),
+        (("create", queue_name + "-x", "--concurrency", "-1"), "--concurrency"),
+        (("update", queue_name, "--rate-limit", "1/1", "--no-rate-limit"), "not both"),
+    ]:
+        ran = await starq(*args)
+        assert ran.code == 2 and message in ran.stderr, (args, ran.stderr)
+    assert (await starq("info", queue_name + "-x")).code == 1  # nothing was created
+    too_fast = await starq("create", queue_name + "-y", "--rate-limit", "1/999999999")
+    assert too_fast.code == 1 and "per_ms" in too_fast.stderr  # the server's limit, in one line
+
+
+async def _finished(starq, queue: str, n: int) -> None:
+    ran = await starq("submit", "-", "-q", queue, input="".join(f'{{"n": {i}}}\n' for i in range(n)))
+    assert ran.code == 0, ran.stderr
+    for job in (await starq("claim", queue, "-n", str(n), "--json")).json()["jobs"]:
+        assert (await starq("complete", queue, job["id"], "--lease-id", job["lease_id"])).code == 0
+
+
+async def test_purge_with_yes(starq, make_queue, queue_name):
+    await make_queue()
+    await _finished(starq, queue_name, 3)
+    await starq("submit", "-q", queue_name, "--payload", "{}")
+    ran = await starq("purge", queue_name, "--status", "completed", "--yes")
+    assert ran.code == 0 and ran.stdout == f"Purged 3 completed job(s) from {queue_name}\n"
+    info = (await starq("info", queue_name, "--json")).json()
+    assert (info["completed"], info["pending"]) == (0, 1)
+    assert (await starq("purge", queue_name, "-s", "pending", "-y", "--json")).json() == {
+        "status": "ok",
+        "queue": queue_name,
+        "purged": 1,
+    }
+    assert (await starq("purge", queue_name, "-s", "claimed", "-y")).code == 2  # not a purgeable status
+    missing = await starq("purge", queue_name + "-missing", "-s", "failed", "-y")
+    assert missing.code == 1 and "not found" in missing.stderr
+
+
+async def test_purge_refuses_without_yes_when_stdin_is_not_a_terminal(starq, make_queue, queue_name):
+    await make_queue()
+    await _finished(starq, queue_name, 2)
+    for extra in ((), ("--json",)):
+        ran = await starq("purge", queue_name, "-s", "completed", *extra, input="y\n")  # a pipe cannot confirm
+        assert ran.code == 2 and ran.stdout == ""
+        assert ran.stderr.count("\n") == 1 and ran.stderr.startswith("Error: ") and "pass --yes" in ran.stderr
+    assert (await starq("info", queue_name, "--json")).json()["completed"] == 2  # nothing was purged

@@ -1,4 +1,5 @@
-"""What people see: tables and a progress bar on a terminal, the delete question, help, shell completion."""
+"""What people see: tables and a progress bar on a terminal, the delete and purge questions, help, shell
+completion."""
 
 from __future__ import annotations
 
@@ -73,6 +74,33 @@ async def test_delete_asks_on_a_terminal(starq, server, make_queue, queue_name):
     assert (await starq("info", queue_name)).code == 1
 
 
+async def test_purge_asks_on_a_terminal(starq, server, make_queue, queue_name):
+    await make_queue()
+    await starq("submit", "-q", queue_name, "--payload", "{}")
+    await starq("submit", "-q", queue_name, "--payload", "{}", "--delay", "600")
+    code, screen = run_in_terminal("-u", server.url, "-k", KEY, "purge", queue_name, "-s", "pending", answer=b"n\n")
+    assert code == 1 and f"Remove the 1 pending job(s) of queue '{queue_name}'?" in screen
+    assert (await starq("info", queue_name, "--json")).json()["pending"] == 1
+    code, screen = run_in_terminal(
+        "-u", server.url, "-k", KEY, "purge", queue_name, "-s", "scheduled", "--json", answer=b"y\n"
+    )
+    assert code == 0 and '"purged": 1' in screen
+    info = (await starq("info", queue_name, "--json")).json()
+    assert (info["pending"], info["scheduled"]) == (1, 0)
+
+
+async def test_schedule_delete_asks_on_a_terminal(starq, server, make_queue, queue_name):
+    await make_queue()
+    await starq("schedules", "create", queue_name, "s", "--every", "60")
+    base = ("-u", server.url, "-k", KEY, "schedules", "delete", queue_name, "s")
+    code, screen = run_in_terminal(*base, answer=b"n\n")
+    assert code == 1 and f"Delete schedule 's' (every 60 s) of queue '{queue_name}'?" in screen
+    assert (await starq("schedules", "show", queue_name, "s")).code == 0
+    code, screen = run_in_terminal(*base, answer=b"y\n")
+    assert code == 0 and f"Deleted schedule s of queue {queue_name}" in screen
+    assert (await starq("schedules", "show", queue_name, "s")).code == 1
+
+
 def test_help_lists_every_command():
     out = subprocess.run([STARQ, "--help"], capture_output=True, text=True, timeout=30).stdout
     for command in (
@@ -90,6 +118,10 @@ def test_help_lists_every_command():
         "fail",
         "retry",
         "cancel",
+        "release",
+        "promote",
+        "purge",
+        "schedules",
         "pause",
         "resume",
         "watch",

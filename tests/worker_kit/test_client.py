@@ -159,6 +159,18 @@ async def _hang_up_server(counts: list[int], task_status=trio.TASK_STATUS_IGNORE
         (lambda c: c.complete("q", "j"), 1),  # no lease: a repeat is not answered the same way
         (lambda c: c.complete("q", "j", lease_id="L"), 3),  # same lease: repeat is harmless
         (lambda c: c.get_queue("q"), 3),
+        (lambda c: c.release("q", "j", lease_id="L"), 3),  # same lease: a repeat does nothing more
+        (lambda c: c.release("q", "j", lease_id=None), 1),
+        (lambda c: c.promote("q", "j"), 1),  # a repeat would answer invalid_state for a promoted job
+        (lambda c: c.purge("q", "completed"), 1),  # a repeat would remove jobs finished in between
+        (lambda c: c.list_jobs("q", tag="t", q="x"), 3),
+        (lambda c: c.create_schedule("q", "s", every=1), 1),  # a repeat would answer schedule_exists
+        (lambda c: c.list_schedules("q"), 3),
+        (lambda c: c.get_schedule("q", "s"), 3),
+        (lambda c: c.update_schedule("q", "s", every=5), 3),  # a settings change: same result when repeated
+        (lambda c: c.pause_schedule("q", "s"), 3),
+        (lambda c: c.resume_schedule("q", "s"), 3),
+        (lambda c: c.delete_schedule("q", "s"), 1),
     ],
 )
 async def test_lost_answers_are_retried_only_when_safe(nursery, call, tries):

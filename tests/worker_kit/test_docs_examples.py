@@ -1,4 +1,5 @@
-"""The copy-paste examples of docs/workers.md run as printed, against a real server."""
+"""The copy-paste examples of docs/workers.md run as printed, against a real server (the client snippets inside an
+``async def`` that gets the client, on the test's own queues)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import trio
@@ -90,3 +92,22 @@ async def test_worker_kit_handler(server, client, make_queue, queue_name, tmp_pa
     assert (grey_done.retries, grey_done.error) == (1, "greylisted, try later")
     bad_done = await client.get_job(queue_name, bad.id)
     assert (bad_done.retries, bad_done.error.splitlines()[0]) == (0, "Permanent: not an address: 'nobody'")
+
+
+async def test_client_snippets(client, make_queue, queue_name):
+    queues = {"emails": queue_name, "reports": queue_name + "-reports"}
+    for name in queues.values():
+        await make_queue(name)
+    code = "\n".join(example(name) for name in ("client-job-options", "client-flow-control", "client-schedules"))
+    for shown, used in queues.items():
+        code = code.replace(f'"{shown}"', f'"{used}"')
+    namespace: dict = {}
+    exec("async def snippets(client):\n" + textwrap.indent(code, "    "), namespace)
+    await namespace["snippets"](client)
+    (job,) = [j async for j in client.iter_jobs(queue_name, tag="onboarding")]
+    assert (job.key, job.unique_key, job.timeout, job.max_retries) == ("account-42", "welcome:ada", 120, 5)
+    info = await client.get_queue(queue_name)
+    assert (info.rate_limit, info.key_concurrency) == (None, 1)
+    (nightly,) = await client.list_schedules(queues["reports"])
+    assert (nightly.cron, nightly.timeout, nightly.paused) == ("30 2 * * *", None, True)
+    assert await client.list_schedules(queue_name) == []

@@ -1,12 +1,13 @@
 """The kit's records agree with the server's declarations: every queue setting is a field of ``QueueInfo`` with the
-server's default (both read it from ``protocol.QUEUE_SETTINGS``), and the API documents the same defaults."""
+server's default (both read it from ``protocol.QUEUE_SETTINGS``), the API documents the same defaults, and ``Job``
+and ``Schedule`` have the fields the server shows."""
 
 from __future__ import annotations
 
 import attrs
 
 from starq.server.api import shapes
-from starq.worker_kit import Job, QueueInfo
+from starq.worker_kit import Job, QueueInfo, Schedule
 from starq.worker_kit.protocol import QUEUE_DEFAULTS
 
 
@@ -25,4 +26,10 @@ def test_the_api_documents_the_same_defaults():
 def test_the_kit_job_has_every_field_the_server_shows():
     shown = {field.name for field in shapes.Job.fields} - {"history"}
     kit = {field.name for field in attrs.fields(Job)} - {"raw"}
+    assert shown == kit
+
+
+def test_the_kit_schedule_has_every_field_the_server_shows():
+    shown = {field.name for field in shapes.Schedule.fields}
+    kit = {field.name for field in attrs.fields(Schedule)} - {"raw"}
     assert shown == kit

@@ -1,4 +1,5 @@
-"""Worker against a real ``starq serve``: outcomes, capacity, lease extension, shutdown, server restarts."""
+"""Worker against a real ``starq serve``: outcomes, capacity, lease extension, shutdown (release), cancelled jobs,
+server restarts."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import threading
 import time
 from typing import TypedDict
 
+import httpx
 import pytest
 import trio
 
@@ -194,7 +196,7 @@ async def _true(value: bool) -> bool:
     return value
 
 
-async def test_graceful_shutdown_returns_unfinished_jobs_at_once(client, make_queue, queue_name):
+async def test_graceful_shutdown_releases_unfinished_jobs_at_once(client, make_queue, queue_name):
     await make_queue(max_retries=3)
     fast = await client.submit_many(queue_name, [{"payload": {"sleep": 0.3}} for _ in range(2)])
     slow = await client.submit_many(queue_name, [{"payload": {"sleep": 60}} for _ in range(2)])
@@ -218,8 +220,11 @@ async def test_graceful_shutdown_returns_unfinished_jobs_at_once(client, make_qu
         assert (await client.get_job(queue_name, job.id)).status == "completed"
     for job in slow.jobs:
         back = await client.get_job(queue_name, job.id)
-        assert (back.status, back.retries, back.error) == ("pending", 1, SHUTDOWN_ERROR)
-    assert worker.statistics().interrupted == 2
+        # Released: the interrupted attempt does not count, and no error is recorded.
+        assert (back.status, back.retries, back.error) == ("pending", 0, "")
+        assert [e["event"] for e in back.raw["history"]] == ["submitted", "claimed", "released"]
+    stats = worker.statistics()
+    assert (stats.interrupted, stats.retried, stats.lost, stats.completed) == (2, 0, 0, 2)
     # Back in line now, not after claim_timeout: another worker gets them at once.
     assert len(await client.claim(queue_name, count=5)) == 2
 
@@ -227,6 +232,134 @@ async def test_graceful_shutdown_returns_unfinished_jobs_at_once(client, make_qu
 async def _run_finished(worker: Worker) -> None:
     while worker.statistics().running:
         await trio.sleep(0.05)
+
+
+class WithoutRelease(httpx.AsyncBaseTransport):
+    """The network, except that ``.../release`` is an unknown path, as on a server older than release."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.refused = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/release"):
+            self.refused += 1
+            return httpx.Response(404, json={"detail": "Not Found"})
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_shutdown_on_a_server_without_release_fails_the_job_for_a_retry(server, make_queue, queue_name):
+    await make_queue(max_retries=3)
+    transport = WithoutRelease()
+    async with StarqClient(server.url, KEY, retry=FAST_RETRY, transport=transport) as old:
+        job = await old.submit(queue_name, {"sleep": 60})
+        started = trio.Event()
+
+        async def handle(job):
+            started.set()
+            await trio.sleep(60)
+
+        worker = Worker(old, queue_name, handle, grace=0.2, **FAST)
+        with trio.fail_after(10):
+            async with trio.open_nursery() as nursery:
+                await nursery.start(worker.run)
+                await started.wait()
+                worker.stop()
+        back = await old.get_job(queue_name, job.id)
+    assert transport.refused == 1
+    assert (back.status, back.retries, back.error) == ("pending", 1, SHUTDOWN_ERROR)
+    stats = worker.statistics()
+    assert (stats.interrupted, stats.retried, stats.lost) == (1, 1, 0)
+
+
+async def test_a_cancelled_long_job_is_stopped_at_its_next_heartbeat(client, make_queue, queue_name, caplog):
+    # A 2 s lease: the worker extends it every second, and learns of the cancel at the next extension.
+    caplog.set_level(logging.INFO, logger="starq.worker")
+    await make_queue(claim_timeout=2)
+    long = await client.submit(queue_name, {"sleep": 60})
+    started, stopped = trio.Event(), trio.Event()
+
+    async def handle(job):
+        if job.payload["sleep"] < 1:
+            return "short one"
+        started.set()
+        try:
+            await trio.sleep(job.payload["sleep"])
+        finally:
+            stopped.set()
+        return "never reported"
+
+    worker = Worker(client, queue_name, handle, concurrency=1, **FAST)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(worker.run)
+        await started.wait()
+        assert await client.cancel(queue_name, long.id) == "cancelled"
+        cancelled_at = trio.current_time()
+        with trio.fail_after(5):
+            await stopped.wait()
+        assert trio.current_time() - cancelled_at < 2.5  # within a heartbeat (1 s), with room for a busy machine
+        # The worker goes on, its slot free again.
+        after = await client.submit(queue_name, {"sleep": 0})
+        await until_counts(client, queue_name, completed=1)
+        worker.stop()
+    final = await client.get_job(queue_name, long.id)
+    assert (final.status, final.result, final.error, final.retries) == ("cancelled", None, "", 0)
+    assert (await client.get_job(queue_name, after.id)).result == "short one"
+    stats = worker.statistics()
+    assert (stats.cancelled, stats.lost, stats.completed, stats.retried, stats.running) == (1, 0, 1, 0, 0)
+    assert any(f"job {long.id} was cancelled: stopping it" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_cancelled_sync_job_is_abandoned(client, make_queue, queue_name, caplog):
+    caplog.set_level(logging.INFO, logger="starq.worker")
+    await make_queue(claim_timeout=2)
+    job = await client.submit(queue_name, {"n": 1})
+    started, ended = threading.Event(), threading.Event()
+
+    def handle(job):
+        # A thread cannot be interrupted; it may look for the cancellation itself to stop early.
+        started.set()
+        try:
+            for _ in range(600):
+                trio.from_thread.check_cancelled()
+                time.sleep(0.05)
+        finally:
+            ended.set()
+        return "never reported"
+
+    worker = Worker(client, queue_name, handle, **FAST)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(worker.run)
+        await trio.to_thread.run_sync(started.wait)
+        await client.cancel(queue_name, job.id)
+        await wait_for(lambda: _true(worker.statistics().cancelled == 1), timeout=5)
+        worker.stop()
+    assert await trio.to_thread.run_sync(ended.wait, 5)  # check_cancelled() ended the abandoned thread
+    assert worker.statistics().lost == 0
+    final = await client.get_job(queue_name, job.id)
+    assert (final.status, final.result) == ("cancelled", None)
+    assert any("thread is abandoned" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_job_cancelled_before_its_report_counts_as_cancelled(client, make_queue, queue_name):
+    await make_queue()
+    job = await client.submit(queue_name, {"n": 1})
+
+    async def handle(job):
+        await client.cancel(queue_name, job.id)  # someone cancels it while it runs; no heartbeat comes first
+        return "too late"
+
+    worker = Worker(client, queue_name, handle, **FAST)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(worker.run)
+        await wait_for(lambda: _true(worker.statistics().cancelled == 1))
+        worker.stop()
+    stats = worker.statistics()
+    assert (stats.cancelled, stats.lost, stats.completed) == (1, 0, 0)
+    assert (await client.get_job(queue_name, job.id)).status == "cancelled"
 
 
 async def test_stop_while_idle_ends_the_long_poll(client, make_queue, queue_name):

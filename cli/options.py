@@ -1,0 +1,195 @@
+"""Options and checks shared by several commands: a job's options (``submit``, ``schedules``), rate limits
+(``create``, ``update``), ISO times, JSON objects, and when a destructive command asks first."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncclick as click
+
+from starq.worker_kit.protocol import (
+    MAX_JOB_TIMEOUT,
+    MAX_KEY_LENGTH,
+    MAX_PRIORITY,
+    MAX_TAG_LENGTH,
+    MAX_TAGS,
+    MAX_UNIQUE_FOR,
+)
+
+from .output import Output
+
+# The job options as the API names them, in the order the options are declared.
+JOB_OPTIONS = ("key", "unique_key", "unique_for", "timeout", "max_retries", "tags")
+
+
+def _check_text(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not 0 < len(value) <= MAX_KEY_LENGTH:
+        raise click.BadParameter(f"must be 1 to {MAX_KEY_LENGTH} characters long")
+    return value
+
+
+def _check_tags(ctx: click.Context, param: click.Parameter, value: Sequence[str]) -> tuple[str, ...]:
+    if len(value) > MAX_TAGS:
+        raise click.BadParameter(f"at most {MAX_TAGS} tags, not {len(value)}")
+    for tag in value:
+        if not 0 < len(tag) <= MAX_TAG_LENGTH:
+            raise click.BadParameter(f"a tag must be 1 to {MAX_TAG_LENGTH} characters long: {tag!r}")
+    return tuple(value)
+
+
+def job_option_decorators() -> list[Callable[[Any], Any]]:
+    """``-p/--priority``, ``--key``, ``--unique-key``, ``--unique-for``, ``--timeout``, ``--max-retries`` and
+    ``--tag``: what each job gets. Unset ones are not sent (the server's defaults apply)."""
+    return [
+        click.option(
+            "-p",
+            "--priority",
+            type=click.IntRange(0, MAX_PRIORITY),
+            default=None,
+            help="Priority of every job (0-9; higher first).",
+        ),
+        click.option(
+            "--key",
+            default=None,
+            callback=_check_text,
+            help="The jobs' ordering and concurrency group (see the queue's --key-concurrency).",
+        ),
+        click.option(
+            "--unique-key",
+            default=None,
+            callback=_check_text,
+            help="Skip a job while an unfinished job of the queue holds this key.",
+        ),
+        click.option(
+            "--unique-for",
+            type=click.IntRange(1, MAX_UNIQUE_FOR),
+            default=None,
+            metavar="SECONDS",
+            help="With --unique-key: hold the key this long from submission instead, whatever becomes of the job.",
+        ),
+        click.option(
+            "--timeout",
+            "job_timeout",
+            type=click.IntRange(1, MAX_JOB_TIMEOUT),
+            default=None,
+            metavar="SECONDS",
+            help="The longest one attempt may run; it then fails (and is retried as any failure). "
+            "Not the global --timeout, which comes before the command.",
+        ),
+        click.option(
+            "--max-retries",
+            type=click.IntRange(0, 1000),
+            default=None,
+            help="Retries of each job, instead of the queue's max_retries.",
+        ),
+        click.option(
+            "--tag",
+            "tags",
+            multiple=True,
+            callback=_check_tags,
+            help=f"A label to list jobs by (jobs --tag); repeat it for more (at most {MAX_TAGS}).",
+        ),
+    ]
+
+
+def job_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(job_option_decorators()):
+        command = option(command)
+    return command
+
+
+def given_job_options(params: dict[str, Any]) -> dict[str, Any]:
+    """Takes the job options out of a command's parameters: those given, named as the API names them."""
+    given = {
+        "priority": params.pop("priority"),
+        "key": params.pop("key"),
+        "unique_key": params.pop("unique_key"),
+        "unique_for": params.pop("unique_for"),
+        "timeout": params.pop("job_timeout"),
+        "max_retries": params.pop("max_retries"),
+        "tags": list(params.pop("tags")) or None,
+    }
+    return {name: value for name, value in given.items() if value is not None}
+
+
+def json_object(text: str | None, what: str) -> dict[str, Any] | None:
+    """A JSON object given on the command line, or a usage error naming the option."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise click.BadParameter(f"not valid JSON: {exc}", param_hint=what) from None
+    if not isinstance(value, dict):
+        raise click.BadParameter(f"must be a JSON object, not {type(value).__name__}", param_hint=what)
+    return value
+
+
+def check_iso_time(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """An ISO 8601 time with a zone (``2026-12-01T08:00:00Z``), checked before anything is sent."""
+    if value is None:
+        return None
+    try:
+        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 time, e.g. 2026-12-01T08:00:00Z") from None
+    if at.tzinfo is None:
+        raise click.BadParameter(f"{value!r} has no time zone: add one, e.g. Z or +01:00")
+    return value
+
+
+class RateLimit(click.ParamType):
+    """``MAX/PER_MS``: at most MAX jobs handed out per window of PER_MS milliseconds (``10/1000``)."""
+
+    name = "MAX/PER_MS"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> dict[str, int]:
+        if isinstance(value, dict):
+            return value
+        most, sep, per = str(value).partition("/")
+        try:
+            limit = {"max": int(most), "per_ms": int(per)}
+        except ValueError:
+            limit = {}
+        if not sep or not limit or min(limit.values()) < 1:
+            self.fail(f"{value!r} is not MAX/PER_MS, e.g. 10/1000 (10 jobs per 1000 ms)", param, ctx)
+        return limit
+
+
+def describe_rate_limit(limit: dict[str, int] | None) -> str:
+    return "none" if not limit else f"{limit['max']} per {limit['per_ms']} ms"
+
+
+def stdin_is_terminal() -> bool:
+    try:
+        return sys.stdin.isatty()
+    except (AttributeError, ValueError):  # replaced, or closed
+        return False
+
+
+def ask_first(out: Output, question: str, *, yes: bool) -> None:
+    """The rule of ``delete``: on a terminal, ask (no answer aborts); piped, or with --yes or --json, go on."""
+    if not yes and out.tty and not out.json_mode and not click.confirm(question, default=False):
+        raise click.Abort()
+
+
+def need_yes_or_terminal(out: Output, *, yes: bool, what: str) -> bool:
+    """The rule of ``purge``, first half: with --yes, go on without asking (False); with a terminal to answer on,
+    the command must ask (True, see ``confirm``); without one, refuse in one line before anything is sent
+    (exit status 2)."""
+    if yes:
+        return False
+    if not stdin_is_terminal():
+        out.error(f"{what} asks for confirmation and stdin is not a terminal: pass --yes to go ahead")
+        raise click.exceptions.Exit(2)
+    return True
+
+
+def confirm(question: str) -> None:
+    """Asks on stderr (so --json output stays clean); anything but yes aborts (exit status 1)."""
+    if not click.confirm(question, default=False, err=True):
+        raise click.Abort()
