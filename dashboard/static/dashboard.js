@@ -21,6 +21,7 @@
   let lastSnapshot = null;
   let olderCursor = null; // where "load more" continues; null until a page was loaded by hand
   let stream = null; // the AbortController of the open live stream
+  let settingsBase = null; // the queue's settings when the settings dialog was opened
 
   // -- small helpers --------------------------------------------------------------------------------------
 
@@ -39,6 +40,22 @@
     if (sec < 86400) return `${Math.floor(sec / 3600)} h ${Math.floor((sec % 3600) / 60)} min`;
     return `${Math.floor(sec / 86400)} d ${Math.floor((sec % 86400) / 3600)} h`;
   }
+
+  // A span of seconds as its non-zero parts: 90 → "1 min 30 s", 604800 → "7 d".
+  function fmtSpan(sec) {
+    if (sec === null || sec === undefined || !(sec >= 0)) return "–";
+    if (sec < 60) return `${Number.isInteger(sec) ? sec : Number(sec.toFixed(3))} s`;
+    let rest = Math.round(sec);
+    const parts = [];
+    for (const [size, unit] of [[86400, "d"], [3600, "h"], [60, "min"], [1, "s"]]) {
+      const n = Math.floor(rest / size);
+      if (n) parts.push(`${n} ${unit}`);
+      rest -= n * size;
+    }
+    return parts.join(" ");
+  }
+
+  const plural = (n, one, many) => `${nf.format(n)} ${n === 1 ? one : many}`;
 
   function fmtTime(iso) {
     if (!iso) return "–";
@@ -338,6 +355,7 @@
     });
     $("#no-workers").hidden = data.workers.length > 0;
     $("#workers-table").hidden = data.workers.length === 0;
+    renderSettings(q.settings);
 
     if (data.jobs.status !== status) return; // a snapshot of the tab the user just left
     syncRows($("#job-rows"), data.jobs.rows, (j) => j.id, makeJobRow, updateJobRow);
@@ -357,6 +375,28 @@
     field(row, "id").textContent = job.id.slice(0, 8) + "…" + job.id.slice(-4);
     link.title = job.id;
     return row;
+  }
+
+  function describeRate(limit) {
+    if (!limit) return "none";
+    const per = limit.per_ms % 1000 === 0 ? fmtSpan(limit.per_ms / 1000) : `${nf.format(limit.per_ms)} ms`;
+    return `${plural(limit.max, "job", "jobs")} per ${per}`;
+  }
+
+  function renderSettings(settings) {
+    const shown = {
+      max_retries: nf.format(settings.max_retries),
+      claim_timeout: fmtSpan(settings.claim_timeout),
+      retry_delay: settings.retry_delay > 0
+        ? `${fmtSpan(settings.retry_delay)}, doubling to ${fmtSpan(settings.retry_delay_max)}`
+        : "none: retried at once",
+      retention: fmtSpan(settings.retention),
+      dedupe: settings.dedupe ? "yes" : "no",
+      rate_limit: describeRate(settings.rate_limit),
+      concurrency: settings.concurrency ? `${nf.format(settings.concurrency)} at once` : "unlimited",
+      key_concurrency: settings.key_concurrency ? `${nf.format(settings.key_concurrency)} at once per key` : "unlimited",
+    };
+    for (const el of $$("[data-setting]")) setText(el, shown[el.dataset.setting]);
   }
 
   function updateJobRow(row, job) {
@@ -523,7 +563,31 @@
       await api("DELETE", `${queuePath()}/jobs/${encodeURIComponent(page.job)}`);
       toast("Job cancelled.");
     }),
+    "open-settings": () => openSettings(),
   };
+
+  // -- the queue page's settings ---------------------------------------------------------------------------
+
+  function openSettings() {
+    if (!lastSnapshot || lastSnapshot.view !== "queue") return;
+    settingsBase = { ...lastSnapshot.queue.settings };
+    const f = $("#settings-form").elements;
+    for (const name of ["description", "max_retries", "claim_timeout", "retry_delay", "retry_delay_max", "retention",
+      "concurrency", "key_concurrency"]) f[name].value = String(settingsBase[name]);
+    f.dedupe.checked = settingsBase.dedupe;
+    const limit = settingsBase.rate_limit;
+    f.rate_on.checked = !!limit;
+    f.rate_max.value = String(limit ? limit.max : 10);
+    f.rate_per_ms.value = String(limit ? limit.per_ms : 1000);
+    showRateFields();
+    openDialog($("#settings-dialog"));
+  }
+
+  function showRateFields() {
+    const f = $("#settings-form").elements;
+    f.rate_max.disabled = !f.rate_on.checked;
+    f.rate_per_ms.disabled = !f.rate_on.checked;
+  }
 
   document.addEventListener("click", (event) => {
     const button = event.target.closest("[data-action]");
@@ -673,6 +737,33 @@
     if (stream) stream.abort();
     location.assign("/");
   });
+
+  onSubmit("#settings-form", async (form) => {
+    const f = form.elements;
+    const chosen = {
+      description: f.description.value,
+      max_retries: Number(f.max_retries.value),
+      claim_timeout: Number(f.claim_timeout.value),
+      retry_delay: Number(f.retry_delay.value),
+      retry_delay_max: Number(f.retry_delay_max.value),
+      retention: Number(f.retention.value),
+      dedupe: f.dedupe.checked,
+      concurrency: Number(f.concurrency.value),
+      key_concurrency: Number(f.key_concurrency.value),
+      rate_limit: f.rate_on.checked ? { max: Number(f.rate_max.value), per_ms: Number(f.rate_per_ms.value) } : null,
+    };
+    // Only what was changed here is sent, so a change made elsewhere meanwhile is not undone.
+    const changes = {};
+    for (const [name, value] of Object.entries(chosen)) {
+      if (JSON.stringify(value) !== JSON.stringify(settingsBase[name])) changes[name] = value;
+    }
+    if (Object.keys(changes).length) await api("PATCH", queuePath(), changes);
+    form.closest("dialog").close();
+    toast(Object.keys(changes).length ? "Settings saved." : "Nothing changed.");
+  });
+
+  const rateOn = $("#qs-rate-on");
+  if (rateOn) rateOn.addEventListener("change", showRateFields);
 
   const confirmInput = $("#dq-confirm");
   if (confirmInput) {
