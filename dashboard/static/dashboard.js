@@ -77,6 +77,19 @@
     setText(el, iso ? fmtDuration(Math.max(0, (serverNow() - Date.parse(iso)) / 1000)) + el.dataset.suffix : "–");
   }
 
+  // Tags as chips, each one's text set as text; rebuilt only when they change.
+  function showTags(el, tags) {
+    const key = JSON.stringify(tags || []);
+    if (el.dataset.tags === key) return;
+    el.dataset.tags = key;
+    el.replaceChildren(...(tags || []).map((tag) => {
+      const chip = document.createElement("span");
+      chip.className = "tag";
+      chip.textContent = tag;
+      return chip;
+    }));
+  }
+
   function toast(message, bad) {
     const t = document.createElement("div");
     t.className = bad ? "toast bad" : "toast";
@@ -368,12 +381,18 @@
     $("#no-jobs").hidden = data.jobs.rows.length > 0;
   }
 
+  const jobPath = (id) => `/queues/${encodeURIComponent(page.queue)}/jobs/${encodeURIComponent(id)}`;
+  const shortId = (id) => id.slice(0, 8) + "…" + id.slice(-4);
+
   function makeJobRow(job) {
     const row = fromTemplate("#job-row-template");
     const link = field(row, "link");
-    link.href = `/queues/${encodeURIComponent(page.queue)}/jobs/${encodeURIComponent(job.id)}`;
-    field(row, "id").textContent = job.id.slice(0, 8) + "…" + job.id.slice(-4);
+    link.href = jobPath(job.id);
+    field(row, "id").textContent = shortId(job.id);
     link.title = job.id;
+    const promote = field(row, "promote");
+    promote.dataset.job = job.id;
+    promote.setAttribute("aria-label", `Run now: job ${shortId(job.id)}`);
     return row;
   }
 
@@ -409,6 +428,8 @@
     const preview = job.status === "failed" && job.error ? `${job.error} · ${job.payload}` : job.payload;
     setText(field(row, "payload"), preview);
     field(row, "payload").title = preview;
+    showTags(field(row, "tags"), job.tags);
+    field(row, "promote").hidden = job.status !== "scheduled";
   }
 
   function showTabs() {
@@ -468,7 +489,20 @@
     for (const el of $$("[data-jf]")) {
       const name = el.dataset.jf;
       const value = job[name];
-      setText(el, name.endsWith("_at") ? fmtTime(value) : value === "" || value === null || value === undefined ? "–" : String(value));
+      const unset = value === "" || value === null || value === undefined;
+      let text;
+      if (name.endsWith("_at")) text = fmtTime(value);
+      else if (unset) text = el.dataset.unset && (name !== "unique_for" || job.unique_key) ? el.dataset.unset : "–";
+      else text = el.dataset.kind === "seconds" ? fmtSpan(value) : String(value);
+      setText(el, text);
+    }
+    showTags($("#job-tags"), job.tags);
+    const schedule = $("#job-schedule");
+    schedule.hidden = !job.schedule;
+    $("#no-schedule").hidden = !!job.schedule;
+    if (job.schedule) {
+      setText(schedule, job.schedule);
+      schedule.href = `/queues/${encodeURIComponent(job.queue)}#schedule-${encodeURIComponent(job.schedule)}`;
     }
     setText($("#job-payload"), job.payload);
     setText($("#job-result"), job.result);
@@ -479,7 +513,8 @@
     // A job that was retried after a failure keeps the error of that earlier attempt.
     setText($("#error-title"), job.status === "failed" ? "Error" : "Error of an earlier attempt");
     $("#retry-job").hidden = !["failed", "cancelled"].includes(job.status);
-    $("#cancel-job").hidden = !["pending", "scheduled"].includes(job.status);
+    $("#promote-job").hidden = job.status !== "scheduled";
+    $("#cancel-job").hidden = !["pending", "scheduled", "claimed"].includes(job.status);
     syncRows($("#history"), job.history, (e) => `${e.at}|${e.event}|${JSON.stringify(e)}`, () => {
       const li = document.createElement("li");
       for (const cls of ["when", "what", "detail"]) {
@@ -560,8 +595,17 @@
       toast("Job back to pending.");
     }),
     "cancel-job": (button) => act(button, async () => {
+      const wasClaimed = lastSnapshot && lastSnapshot.job && lastSnapshot.job.status === "claimed";
       await api("DELETE", `${queuePath()}/jobs/${encodeURIComponent(page.job)}`);
-      toast("Job cancelled.");
+      toast(wasClaimed ? "Job cancelled: its worker is told at its next extend or report." : "Job cancelled.");
+    }),
+    "promote-job": (button) => act(button, async () => {
+      await api("POST", `${queuePath()}/jobs/${encodeURIComponent(page.job)}/promote`);
+      toast("Job pending now: it runs at the next claim.");
+    }),
+    "promote-row": (button) => act(button, async () => {
+      await api("POST", `${queuePath()}/jobs/${encodeURIComponent(button.dataset.job)}/promote`);
+      toast(`Job ${shortId(button.dataset.job)} pending now.`);
     }),
     "open-settings": () => openSettings(),
   };

@@ -1,7 +1,9 @@
-"""The queue's settings, flow control included, edited from the dashboard through the public API with the key
-kept in the browser, and checked through the API."""
+"""Flow control settings, job options, running scheduled jobs now and cancelling claimed ones, from the
+dashboard: each through the public API with the key kept in the browser, and checked through the API."""
 
 from __future__ import annotations
+
+import re
 
 from playwright.sync_api import expect
 
@@ -70,3 +72,98 @@ def test_the_settings_editor_changes_the_queue(dash_server, api, make_page):
     page.keyboard.press("Escape")
     assert api.info(queue).json()["concurrency"] == 4
     assert_not_reloaded(page)
+
+
+def test_the_job_page_shows_the_job_options_and_the_table_the_tags(dash_server, api, make_page):
+    queue = api.new_queue()
+    (plain,) = api.submit(queue, {"n": 0})
+    (job,) = api.submit(
+        queue,
+        {"n": 1},
+        key="customer-42",
+        unique_key="order-1042",
+        unique_for=600,
+        timeout=90,
+        max_retries=2,
+        tags=["billing", "eu"],
+    )
+    page = make_page()
+    page.goto(f"{dash_server.url}/queues/{queue}/jobs/{job['id']}")
+    expect(page.locator('[data-jf="key"]')).to_have_text("customer-42")
+    expect(page.locator('[data-jf="unique_key"]')).to_have_text("order-1042")
+    expect(page.locator('[data-jf="unique_for"]')).to_have_text("10 min")
+    expect(page.locator('[data-jf="timeout"]')).to_have_text("1 min 30 s")
+    expect(page.locator('[data-jf="max_retries"]')).to_have_text("2")
+    expect(page.locator("#job-tags .tag")).to_have_text(["billing", "eu"])
+    expect(page.locator("#job-schedule")).to_be_hidden()
+    expect(page.locator("#no-schedule")).to_have_text("–")
+    # A job without options says what applies instead.
+    page.goto(f"{dash_server.url}/queues/{queue}/jobs/{plain['id']}")
+    expect(page.locator('[data-jf="key"]')).to_have_text("–")
+    expect(page.locator('[data-jf="unique_for"]')).to_have_text("–")
+    expect(page.locator('[data-jf="timeout"]')).to_have_text("none")
+    expect(page.locator('[data-jf="max_retries"]')).to_have_text("the queue's")
+    expect(page.locator("#job-tags .tag")).to_have_count(0)
+
+    # The job table shows the tags, under a status tab too (the filter keeps working).
+    page.goto(f"{dash_server.url}/queues/{queue}")
+    rows = page.locator("#job-rows tr")
+    expect(rows).to_have_count(2)
+    expect(page.locator(f'#job-rows tr[data-key="{job["id"]}"] .tag')).to_have_text(["billing", "eu"])
+    expect(page.locator(f'#job-rows tr[data-key="{plain["id"]}"] .tag')).to_have_count(0)
+    api.claim(queue)  # the older job, plain
+    page.get_by_role("tab", name="claimed").click()
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_attribute("data-key", plain["id"])
+    page.get_by_role("tab", name="pending").click()
+    expect(rows).to_have_count(1)
+    expect(rows.first.locator(".tag")).to_have_text(["billing", "eu"])
+    expect(page).to_have_url(re.compile(r"\?status=pending$"))
+
+
+def test_running_a_scheduled_job_now_from_the_table_and_from_its_page(dash_server, api, make_page):
+    queue = api.new_queue()
+    early, late = api.submit(queue, {"n": 1}, {"n": 2}, delay=3600)
+    (ready,) = api.submit(queue, {"n": 3})
+    page = make_page(key=True)
+    page.goto(f"{dash_server.url}/queues/{queue}")
+    expect(page.locator('[data-count="scheduled"]')).to_have_text("2")
+    row = page.locator(f'#job-rows tr[data-key="{early["id"]}"]')
+    expect(page.locator(f'#job-rows tr[data-key="{ready["id"]}"]').get_by_role("button")).to_be_hidden()
+    stay_marker(page)
+    row.get_by_role("button", name="Run now").click()
+    expect(row.locator('[data-f="status-text"]')).to_have_text("pending")
+    expect(row.get_by_role("button", name="Run now")).to_be_hidden()
+    expect(page.locator('[data-count="scheduled"]')).to_have_text("1")
+    expect(page.locator('[data-count="pending"]')).to_have_text("2")
+    assert api.job(queue, early["id"])["status"] == "pending"
+    assert api.job(queue, late["id"])["status"] == "scheduled"
+    assert_not_reloaded(page)
+
+    page.goto(f"{dash_server.url}/queues/{queue}/jobs/{late['id']}")
+    expect(page.get_by_role("button", name="Cancel job")).to_be_visible()
+    page.get_by_role("button", name="Run now").click()
+    expect(page.locator("#job-status")).to_have_text(re.compile("pending"))
+    expect(page.get_by_role("button", name="Run now")).to_be_hidden()
+    expect(page.locator("#history li .what")).to_have_text(["submitted", "promoted"])
+    assert api.job(queue, late["id"])["status"] == "pending"
+    # Promoted jobs join the line as they are promoted: after the job that was pending all along.
+    assert [j["id"] for j in api.claim(queue, count=3)] == [ready["id"], early["id"], late["id"]]
+
+
+def test_cancelling_a_claimed_job_from_its_page(dash_server, api, make_page):
+    queue = api.new_queue()
+    (job,) = api.submit(queue, {"n": 1})
+    (claimed,) = api.claim(queue, worker="slow-worker")
+    page = make_page(key=True)
+    page.goto(f"{dash_server.url}/queues/{queue}/jobs/{job['id']}")
+    expect(page.locator("#job-status")).to_have_text(re.compile("claimed"))
+    page.get_by_role("button", name="Cancel job").click()
+    expect(page.locator("#job-status")).to_have_text(re.compile("cancelled"))
+    expect(page.locator(".toast").last).to_contain_text("its worker is told")
+    expect(page.get_by_role("button", name="Retry")).to_be_visible()
+    # The worker learns at its next report.
+    refused = api.client.put(
+        f"/api/v1/queues/{queue}/jobs/{job['id']}/complete", json={"lease_id": claimed["lease_id"]}
+    )
+    assert refused.status_code == 409 and refused.json()["error"] == "job_cancelled"
