@@ -21,7 +21,9 @@
   let lastSnapshot = null;
   let olderCursor = null; // where "load more" continues; null until a page was loaded by hand
   let stream = null; // the AbortController of the open live stream
+  let confirming = null; // what the confirmation dialog asks about: { describe(), run() }
   let settingsBase = null; // the queue's settings when the settings dialog was opened
+  let targetShown = false; // whether the schedule named in the URL's #fragment was brought into view
 
   // -- small helpers --------------------------------------------------------------------------------------
 
@@ -75,6 +77,19 @@
   function refreshAge(el) {
     const iso = el.dataset.since;
     setText(el, iso ? fmtDuration(Math.max(0, (serverNow() - Date.parse(iso)) / 1000)) + el.dataset.suffix : "–");
+  }
+
+  // The same for a moment ahead (data-until): "in 3 h 2 min", then "due".
+  function showUntil(el, iso) {
+    el.dataset.until = iso || "";
+    refreshUntil(el);
+  }
+
+  function refreshUntil(el) {
+    const iso = el.dataset.until;
+    if (!iso) return setText(el, "");
+    const ahead = (Date.parse(iso) - serverNow()) / 1000;
+    setText(el, ahead > 0.5 ? `in ${fmtDuration(ahead)}` : "due");
   }
 
   // Tags as chips, each one's text set as text; rebuilt only when they change.
@@ -369,6 +384,7 @@
     $("#no-workers").hidden = data.workers.length > 0;
     $("#workers-table").hidden = data.workers.length === 0;
     renderSettings(q.settings);
+    renderSchedules(data.schedules);
 
     if (data.jobs.status !== status) return; // a snapshot of the tab the user just left
     syncRows($("#job-rows"), data.jobs.rows, (j) => j.id, makeJobRow, updateJobRow);
@@ -416,6 +432,48 @@
       key_concurrency: settings.key_concurrency ? `${nf.format(settings.key_concurrency)} at once per key` : "unlimited",
     };
     for (const el of $$("[data-setting]")) setText(el, shown[el.dataset.setting]);
+  }
+
+  function renderSchedules(schedules) {
+    syncRows($("#schedule-rows"), schedules, (s) => s.name, (s) => {
+      const row = fromTemplate("#schedule-row-template");
+      row.id = `schedule-${s.name}`;
+      field(row, "name").textContent = s.name;
+      field(row, "delete").setAttribute("aria-label", `Delete schedule ${s.name}`);
+      return row;
+    }, (row, s) => {
+      field(row, "paused").hidden = !s.paused;
+      row.classList.toggle("paused", s.paused);
+      setText(field(row, "when"), s.cron ? s.cron : `every ${fmtSpan(s.every)}`);
+      setText(field(row, "zone"), s.cron ? s.timezone : "");
+      setText(field(row, "next"), s.paused ? "paused" : fmtTime(s.next_run_at));
+      showUntil(field(row, "next-in"), s.paused ? "" : s.next_run_at);
+      const link = field(row, "last-link");
+      link.hidden = !s.last_run_at;
+      field(row, "never").hidden = !!s.last_run_at;
+      setText(field(row, "last"), fmtTime(s.last_run_at));
+      if (s.last_job_id) {
+        link.href = jobPath(s.last_job_id);
+        link.title = `job ${s.last_job_id}`;
+      } else link.removeAttribute("href");
+      setText(field(row, "payload"), s.payload);
+      field(row, "payload").title = s.payload;
+      const toggle = field(row, "toggle");
+      toggle.dataset.paused = s.paused ? "1" : "0";
+      setText(toggle, s.paused ? "Resume" : "Pause");
+      toggle.setAttribute("aria-label", `${s.paused ? "Resume" : "Pause"} schedule ${s.name}`);
+    });
+    $("#no-schedules").hidden = schedules.length > 0;
+    $("#schedules-table").hidden = schedules.length === 0;
+    // A link to a schedule (from a job's page) names its row in the URL's fragment: bring it into view once.
+    if (!targetShown && location.hash.startsWith("#schedule-")) {
+      const row = document.getElementById(decodeURIComponent(location.hash.slice(1)));
+      if (row) {
+        targetShown = true;
+        row.classList.add("target");
+        row.scrollIntoView({ block: "center" });
+      }
+    }
   }
 
   function updateJobRow(row, job) {
@@ -608,9 +666,33 @@
       toast(`Job ${shortId(button.dataset.job)} pending now.`);
     }),
     "open-settings": () => openSettings(),
+    "open-schedule": () => {
+      fillZones();
+      openDialog($("#schedule-dialog"));
+    },
+    "toggle-schedule": (button) => act(button, async () => {
+      const name = button.closest("tr").dataset.key;
+      const pausing = button.dataset.paused !== "1";
+      await api("PATCH", `${queuePath()}/schedules/${encodeURIComponent(name)}`, { paused: pausing });
+      toast(pausing ? `Schedule ${name} paused.` : `Schedule ${name} resumed.`);
+    }),
+    "delete-schedule": (button) => {
+      const name = button.closest("tr").dataset.key;
+      askConfirm({
+        describe: () => ({
+          title: `Delete schedule “${name}”?`,
+          text: `It submits no more jobs to ${page.queue}. The jobs it made stay.`,
+          button: "Delete schedule",
+        }),
+        run: async () => {
+          await api("DELETE", `${queuePath()}/schedules/${encodeURIComponent(name)}`);
+          toast(`Schedule ${name} deleted.`);
+        },
+      });
+    },
   };
 
-  // -- the queue page's settings ---------------------------------------------------------------------------
+  // -- the queue page's dialogs: settings, schedules, confirmations ----------------------------------------
 
   function openSettings() {
     if (!lastSnapshot || lastSnapshot.view !== "queue") return;
@@ -631,6 +713,37 @@
     const f = $("#settings-form").elements;
     f.rate_max.disabled = !f.rate_on.checked;
     f.rate_per_ms.disabled = !f.rate_on.checked;
+  }
+
+  let zonesFilled = false;
+
+  function fillZones() {
+    if (zonesFilled || typeof Intl.supportedValuesOf !== "function") return;
+    zonesFilled = true;
+    const list = $("#ns-zones");
+    for (const zone of ["UTC", ...Intl.supportedValuesOf("timeZone")]) {
+      const option = document.createElement("option");
+      option.value = zone;
+      list.appendChild(option);
+    }
+  }
+
+  function showKindPanels() {
+    const kind = $("#schedule-form").elements.kind.value;
+    $$("[data-kind-panel]").forEach((p) => { p.hidden = p.dataset.kindPanel !== kind; });
+  }
+
+  function showConfirm() {
+    const said = confirming.describe();
+    setText($("#confirm-title"), said.title);
+    setText($("#confirm-text"), said.text);
+    setText($("#confirm-button"), said.button);
+  }
+
+  function askConfirm(what) {
+    confirming = what;
+    showConfirm();
+    openDialog($("#confirm-dialog"));
   }
 
   document.addEventListener("click", (event) => {
@@ -806,8 +919,35 @@
     toast(Object.keys(changes).length ? "Settings saved." : "Nothing changed.");
   });
 
+  onSubmit("#schedule-form", async (form) => {
+    const f = form.elements;
+    const body = { name: f.name.value.trim(), payload: parsePayload(f.payload.value) };
+    if (f.kind.value === "cron") {
+      if (!f.cron.value.trim()) throw new Error("Give a cron expression, e.g. 0 3 * * * for 03:00 every day.");
+      body.cron = f.cron.value.trim();
+      body.timezone = f.timezone.value.trim() || "UTC";
+    } else {
+      body.every = Number(f.every.value);
+    }
+    const made = await api("POST", `${queuePath()}/schedules`, body);
+    form.closest("dialog").close();
+    form.reset();
+    showKindPanels();
+    toast(`Schedule ${made.name} created: next run ${fmtTime(made.next_run_at)}.`);
+  });
+
+  onSubmit("#confirm-form", async (form) => {
+    const what = confirming;
+    if (!what) return;
+    await what.run();
+    confirming = null;
+    form.closest("dialog").close();
+  });
+
   const rateOn = $("#qs-rate-on");
   if (rateOn) rateOn.addEventListener("change", showRateFields);
+  const scheduleForm = $("#schedule-form");
+  if (scheduleForm) scheduleForm.addEventListener("change", (event) => { if (event.target.name === "kind") showKindPanels(); });
 
   const confirmInput = $("#dq-confirm");
   if (confirmInput) {
@@ -822,7 +962,10 @@
     const snapshot = JSON.parse(initial.textContent);
     render(snapshot);
   }
-  setInterval(() => $$("[data-since]").forEach(refreshAge), 1000);
+  setInterval(() => {
+    $$("[data-since]").forEach(refreshAge);
+    $$("[data-until]").forEach(refreshUntil);
+  }, 1000);
   // Charts are drawn to their container's size: draw them again when it changes.
   let resizing = null;
   window.addEventListener("resize", () => {

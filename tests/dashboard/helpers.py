@@ -68,6 +68,14 @@ class Api:
         reply.raise_for_status()
         return reply.json()
 
+    def new_schedule(self, queue: str, name: str, **definition) -> dict:
+        reply = self.client.post(f"/api/v1/queues/{queue}/schedules", json={"name": name, **definition})
+        reply.raise_for_status()
+        return reply.json()
+
+    def schedule(self, queue: str, name: str) -> httpx.Response:
+        return self.client.get(f"/api/v1/queues/{queue}/schedules/{name}")
+
 
 def stay_marker(page) -> None:
     """Marks the page's window: if the page were reloaded the mark would be gone."""

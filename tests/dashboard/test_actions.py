@@ -14,6 +14,7 @@ from dashboard.helpers import KEY, assert_not_reloaded, stay_marker
 def test_without_a_key_the_dashboard_is_read_only_and_says_so(dash_server, api, make_page):
     queue = api.new_queue()
     (job,) = api.submit(queue, {"n": 1}, delay=3600)
+    api.new_schedule(queue, "hourly", every=3600)
     page = make_page()
     page.goto(dash_server.url + "/")
     expect(page.locator("#readonly-note")).to_be_visible()
@@ -21,12 +22,13 @@ def test_without_a_key_the_dashboard_is_read_only_and_says_so(dash_server, api, 
     expect(page.get_by_role("button", name="New queue")).to_be_hidden()
     page.goto(f"{dash_server.url}/queues/{queue}")
     expect(page.locator("#readonly-note")).to_be_visible()
+    expect(page.locator("#schedule-hourly")).to_be_visible()
     expect(page.locator("#job-rows tr")).to_have_count(1)
-    for name in ("Submit jobs", "Pause", "Retry all failed", "Delete…", "Edit settings…"):
+    for name in ("Submit jobs", "Pause", "Retry all failed", "Delete…", "Edit settings…", "New schedule…"):
         expect(page.get_by_role("button", name=name, exact=True)).to_be_hidden()
-    # No write button anywhere: not in the jobs' rows either (run now).
+    # No write button anywhere: not in the schedules' rows (pause, delete), nor the jobs' (run now).
     writes = page.locator("main button[data-needs-key]")
-    assert writes.count() >= 6
+    assert writes.count() >= 9
     for button in writes.all():
         expect(button).to_be_hidden()
     page.goto(f"{dash_server.url}/queues/{queue}/jobs/{job['id']}")

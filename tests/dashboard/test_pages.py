@@ -66,6 +66,7 @@ def test_markup_in_payloads_errors_and_descriptions_stays_text(dash_server, api,
     (submitted,) = api.submit(queue, {"html": XSS}, tags=[XSS_TAG], key=XSS, unique_key=XSS)
     (claimed,) = api.claim(queue, worker=XSS)
     api.fail(queue, claimed, XSS)
+    api.new_schedule(queue, "markup", every=3600, payload={"html": XSS})
     page = make_page()
     page.goto(dash_server.url + "/")
     expect(page.locator(f'.card[data-name="{queue}"] [data-f="description"]')).to_have_text(XSS)
@@ -75,6 +76,7 @@ def test_markup_in_payloads_errors_and_descriptions_stays_text(dash_server, api,
     expect(page.locator("#job-rows .preview")).to_contain_text("<script>")
     expect(page.locator("#job-rows .tag")).to_have_text(XSS_TAG)
     expect(page.locator("#worker-rows td").first).to_have_text(XSS)
+    expect(page.locator('#schedule-markup [data-f="payload"]')).to_contain_text("<script>")
     page.goto(f"{dash_server.url}/queues/{queue}/jobs/{submitted['id']}")
     expect(page.locator("#job-error")).to_have_text(XSS)
     expect(page.locator("#job-payload")).to_contain_text("onerror")
@@ -90,6 +92,9 @@ def test_markup_in_payloads_errors_and_descriptions_stays_text(dash_server, api,
 def test_pages_fit_a_phone_screen(dash_server, api, make_page):
     queue = api.new_queue(description="A queue with a fairly long description that must not widen the page")
     (job,) = api.submit(queue, {"text": "x" * 500}, tags=["a-rather-long-tag-name", "another-one"], key="k" * 200)
+    api.new_schedule(
+        queue, "a-schedule-with-a-long-name", cron="*/30 * * * * *", timezone="America/Argentina/Buenos_Aires"
+    )
     page = make_page(viewport={"width": 375, "height": 740}, is_mobile=True, has_touch=True)
     for path in ("/", f"/queues/{queue}", f"/queues/{queue}/jobs/{job['id']}"):
         page.goto(dash_server.url + path)
