@@ -10,6 +10,8 @@
   const MAX_BATCH_BYTES = 4 * 1024 * 1024; // the server allows 10 MiB per request
   // The job statuses, as the server declares them (protocol.JOB_STATUSES), handed over by the page.
   const STATUSES = page.statuses.split(" ");
+  // The statuses whose jobs POST …/purge removes (every one but claimed).
+  const PURGEABLE = STATUSES.filter((s) => s !== "claimed");
 
   const $ = (sel, root = document) => root.querySelector(sel);
   const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
@@ -385,6 +387,7 @@
     $("#workers-table").hidden = data.workers.length === 0;
     renderSettings(q.settings);
     renderSchedules(data.schedules);
+    showPurge(q.counts);
 
     if (data.jobs.status !== status) return; // a snapshot of the tab the user just left
     syncRows($("#job-rows"), data.jobs.rows, (j) => j.id, makeJobRow, updateJobRow);
@@ -476,6 +479,18 @@
     }
   }
 
+  // The purge button follows the chosen status tab: "Purge failed…" while failed jobs are listed.
+  function showPurge(counts) {
+    const button = $("#purge-button");
+    const purgeable = PURGEABLE.includes(status);
+    button.hidden = !purgeable;
+    if (!purgeable) return;
+    setText(button, `Purge ${status}…`);
+    button.disabled = counts[status] === 0;
+    button.dataset.status = status;
+    if (confirming && $("#confirm-dialog").open) showConfirm();
+  }
+
   function updateJobRow(row, job) {
     const badge = field(row, "status");
     badge.className = `status s-${job.status}`;
@@ -507,6 +522,7 @@
     $("#older-rows").replaceChildren();
     $("#load-more").hidden = true;
     showTabs();
+    if (lastSnapshot && lastSnapshot.view === "queue") showPurge(lastSnapshot.queue.counts);
     openStream();
   }
 
@@ -687,6 +703,24 @@
         run: async () => {
           await api("DELETE", `${queuePath()}/schedules/${encodeURIComponent(name)}`);
           toast(`Schedule ${name} deleted.`);
+        },
+      });
+    },
+    "purge": (button) => {
+      const which = button.dataset.status;
+      askConfirm({
+        describe: () => {
+          const n = lastSnapshot.queue.counts[which];
+          const unrun = which === "pending" || which === "scheduled";
+          return {
+            title: `Purge ${which} jobs of ${page.queue}?`,
+            text: `This removes the ${plural(n, `${which} job`, `${which} jobs`)} of ${page.queue} for good${unrun ? (n === 1 ? "; it will never run." : "; they will never run.") : "."}`,
+            button: `Purge ${plural(n, "job", "jobs")}`,
+          };
+        },
+        run: async () => {
+          const res = await api("POST", `${queuePath()}/purge`, { status: which });
+          toast(`Purged ${plural(res.purged, `${which} job`, `${which} jobs`)}.`);
         },
       });
     },

@@ -1,5 +1,5 @@
-"""Flow control settings, job options, running scheduled jobs now and cancelling claimed ones, from the
-dashboard: each through the public API with the key kept in the browser, and checked through the API."""
+"""Flow control settings, job options, purging and running scheduled jobs now, from the dashboard: each through
+the public API with the key kept in the browser, and checked through the API."""
 
 from __future__ import annotations
 
@@ -119,6 +119,57 @@ def test_the_job_page_shows_the_job_options_and_the_table_the_tags(dash_server, 
     expect(rows).to_have_count(1)
     expect(rows.first.locator(".tag")).to_have_text(["billing", "eu"])
     expect(page).to_have_url(re.compile(r"\?status=pending$"))
+
+
+def test_purging_a_status_asks_first_and_names_how_many(dash_server, api, make_page):
+    queue = api.new_queue()
+    api.submit(queue, *({"n": i} for i in range(6)))
+    first, second, third, fourth = api.claim(queue, count=4)
+    api.fail(queue, first, "bad")
+    api.fail(queue, second, "bad")
+    api.complete(queue, third)  # fourth stays claimed; two stay pending
+    page = make_page(key=True)
+    page.goto(f"{dash_server.url}/queues/{queue}")
+    purge = page.locator("#purge-button")
+    expect(purge).to_be_hidden()  # nothing to purge on the "all" tab
+    page.get_by_role("tab", name="claimed").click()
+    expect(purge).to_be_hidden()  # claimed jobs are not purged
+    page.get_by_role("tab", name="failed").click()
+    expect(purge).to_have_text("Purge failed…")
+    purge.click()
+    confirm = page.locator("#confirm-dialog")
+    expect(confirm.get_by_role("heading")).to_have_text(f"Purge failed jobs of {queue}?")
+    expect(confirm).to_contain_text(f"This removes the 2 failed jobs of {queue} for good.")
+    confirm.get_by_role("button", name="Cancel").click()
+    expect(confirm).to_be_hidden()
+    assert api.info(queue).json()["failed"] == 2
+    purge.click()
+    confirm.get_by_role("button", name="Purge 2 jobs").click()
+    expect(confirm).to_be_hidden()
+    expect(page.locator('[data-count="failed"]')).to_have_text("0")
+    expect(page.locator(".toast").last).to_have_text("Purged 2 failed jobs.")
+    expect(page.locator("#job-rows tr")).to_have_count(0)
+    expect(purge).to_be_disabled()
+    counts = api.info(queue).json()
+    assert (counts["failed"], counts["completed"], counts["claimed"], counts["pending"]) == (0, 1, 1, 2)
+
+    # The count in an open confirmation follows the queue.
+    page.get_by_role("tab", name="completed").click()
+    purge.click()
+    expect(confirm).to_contain_text("the 1 completed job of")
+    api.complete(queue, fourth)
+    expect(confirm).to_contain_text("the 2 completed jobs of")
+    confirm.get_by_role("button", name="Purge 2 jobs").click()
+    expect(page.locator('[data-count="completed"]')).to_have_text("0")
+
+    # Pending jobs: the confirmation says they will never run.
+    page.get_by_role("tab", name="pending").click()
+    purge.click()
+    expect(confirm).to_contain_text("2 pending jobs")
+    expect(confirm).to_contain_text("they will never run")
+    confirm.get_by_role("button", name="Purge 2 jobs").click()
+    expect(page.locator('[data-count="pending"]')).to_have_text("0")
+    assert api.info(queue).json()["pending"] == 0
 
 
 def test_running_a_scheduled_job_now_from_the_table_and_from_its_page(dash_server, api, make_page):
