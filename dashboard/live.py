@@ -2,7 +2,7 @@
 
 Once a second the stream builds its page's snapshot (``snapshots.py``) and sends it only if it differs from
 the last one it sent; a quiet page gets a comment line every ``KEEPALIVE_SECONDS`` instead, so a dead
-connection is noticed. One open page therefore costs the store exactly one snapshot a second (1 to 5 round
+connection is noticed. One open page therefore costs the store exactly one snapshot a second (1 to 6 round
 trips, see ``snapshots.py``) and costs the network one event per second at most.
 
 How a stream ends:

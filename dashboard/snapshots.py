@@ -13,7 +13,8 @@ from typing import Any
 
 import orjson
 
-from starq.server.engine.engine import Engine, Throughput
+from starq.server.api.schedules import render as render_schedule
+from starq.server.engine.engine import Engine, ScheduleRecord, Throughput
 from starq.server.engine.models import STATUSES, Job, QueueInfo
 from starq.worker_kit.errors import QueueNotFound
 
@@ -27,8 +28,11 @@ CHART_BUCKETS = 180
 TABLE_ROWS = 50
 # The wait-time view plots the time from submission to (last) claim of this many recently completed jobs.
 WAIT_SAMPLE = 100
-# The job fields a row of the job table shows as they are (payload and error come cut to PREVIEW_CHARS).
+# The job fields a row of the job table shows as they are (payload and error come cut to PREVIEW_CHARS, tags
+# decoded).
 ROW_FIELDS = ("id", "status", "priority", "retries", "created_at", "claimed_at", "completed_at", "run_at", "worker")
+# The job options the job page shows besides the row's fields (tags come decoded).
+OPTION_FIELDS = ("key", "unique_key", "unique_for", "timeout", "max_retries", "schedule")
 # Long text in tables is cut to this many characters; the job page shows it whole.
 PREVIEW_CHARS = 160
 
@@ -75,13 +79,22 @@ def _cut(text: str, limit: int = PREVIEW_CHARS) -> str:
 
 
 def job_row(job: Job) -> dict[str, Any]:
-    """One line of the job table: times, status and short previews of payload and error."""
+    """One line of the job table: times, status, tags and short previews of payload and error."""
     f = job.fields
     return {
         **{name: f[name] for name in ROW_FIELDS},
+        "tags": orjson.loads(f["tags"]),
         "payload": _cut(job.payload),
         "error": _cut(job.error),
     }
+
+
+def schedule_row(record: ScheduleRecord) -> dict[str, Any]:
+    """One schedule as the API shows it (``next_run_at`` is "" while paused), its payload cut to a preview."""
+    shown = render_schedule(record)
+    shown["payload"] = _cut(orjson.dumps(shown["payload"] or {}).decode())
+    del shown["queue"]
+    return shown
 
 
 def _seconds_between(start: str, end: str) -> float | None:
@@ -104,14 +117,17 @@ def wait_times(completed: list[Job]) -> list[dict[str, Any]]:
 
 
 async def queue_page(engine: Engine, name: str, status: str = "") -> dict[str, Any]:
-    """Counts, a 15-minute chart, wait times, recent workers and the newest jobs of one status (or all).
+    """Counts and settings, a 15-minute chart, wait times, recent workers, the schedules and the newest jobs of
+    one status (or all).
 
-    Costs 5 round trips (queue info, throughput, workers, one page of jobs, recent completions). Raises
-    QueueNotFound when the queue does not exist.
+    Costs 6 round trips (queue info, throughput, workers, schedules, one page of jobs, recent completions); the
+    schedules' one reads every schedule of the queue (a ZRANGE and one HMGET per schedule, inside one FCALL).
+    Raises QueueNotFound when the queue does not exist.
     """
     info = await engine.queue_info(name)
     chart = await engine.throughput(name, CHART_BUCKETS)
     seen = await engine.workers(name)
+    schedules = await engine.schedules(name)
     page = await engine.list_jobs(name, status, TABLE_ROWS)
     completed = (await engine.list_jobs(name, "completed", WAIT_SAMPLE)).jobs
     return {
@@ -120,6 +136,7 @@ async def queue_page(engine: Engine, name: str, status: str = "") -> dict[str, A
         "throughput": _series(chart),
         "waits": wait_times(completed),
         "workers": [{"name": w.name, "last_seen": w.last_seen, "jobs_in_hand": w.jobs_in_hand} for w in seen],
+        "schedules": [schedule_row(r) for r in schedules],
         "jobs": {
             "status": status,
             "rows": [job_row(j) for j in page.jobs],
@@ -140,13 +157,14 @@ def _pretty(raw: str | None) -> str:
 
 
 async def job_page(engine: Engine, queue: str, job_id: str) -> dict[str, Any]:
-    """One job: its fields, payload and result formatted as JSON, error and history. Costs 1 round trip.
-    Raises QueueNotFound or JobNotFound."""
+    """One job: its fields and options, payload and result formatted as JSON, error and history. Costs 1 round
+    trip. Raises QueueNotFound or JobNotFound."""
     job = await engine.get_job(queue, job_id)
     return {
         "view": "job",
         "job": {
             **job_row(job),
+            **{name: job.fields[name] for name in OPTION_FIELDS},
             "queue": queue,
             "payload": _pretty(job.payload),
             "result": _pretty(job.result),

@@ -10,6 +10,8 @@
   const MAX_BATCH_BYTES = 4 * 1024 * 1024; // the server allows 10 MiB per request
   // The job statuses, as the server declares them (protocol.JOB_STATUSES), handed over by the page.
   const STATUSES = page.statuses.split(" ");
+  // The statuses whose jobs POST …/purge removes (every one but claimed).
+  const PURGEABLE = STATUSES.filter((s) => s !== "claimed");
 
   const $ = (sel, root = document) => root.querySelector(sel);
   const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
@@ -21,6 +23,9 @@
   let lastSnapshot = null;
   let olderCursor = null; // where "load more" continues; null until a page was loaded by hand
   let stream = null; // the AbortController of the open live stream
+  let confirming = null; // what the confirmation dialog asks about: { describe(), run() }
+  let settingsBase = null; // the queue's settings when the settings dialog was opened
+  let targetShown = false; // whether the schedule named in the URL's #fragment was brought into view
 
   // -- small helpers --------------------------------------------------------------------------------------
 
@@ -40,6 +45,22 @@
     return `${Math.floor(sec / 86400)} d ${Math.floor((sec % 86400) / 3600)} h`;
   }
 
+  // A span of seconds as its non-zero parts: 90 → "1 min 30 s", 604800 → "7 d".
+  function fmtSpan(sec) {
+    if (sec === null || sec === undefined || !(sec >= 0)) return "–";
+    if (sec < 60) return `${Number.isInteger(sec) ? sec : Number(sec.toFixed(3))} s`;
+    let rest = Math.round(sec);
+    const parts = [];
+    for (const [size, unit] of [[86400, "d"], [3600, "h"], [60, "min"], [1, "s"]]) {
+      const n = Math.floor(rest / size);
+      if (n) parts.push(`${n} ${unit}`);
+      rest -= n * size;
+    }
+    return parts.join(" ");
+  }
+
+  const plural = (n, one, many) => `${nf.format(n)} ${n === 1 ? one : many}`;
+
   function fmtTime(iso) {
     if (!iso) return "–";
     const d = new Date(iso);
@@ -58,6 +79,32 @@
   function refreshAge(el) {
     const iso = el.dataset.since;
     setText(el, iso ? fmtDuration(Math.max(0, (serverNow() - Date.parse(iso)) / 1000)) + el.dataset.suffix : "–");
+  }
+
+  // The same for a moment ahead (data-until): "in 3 h 2 min", then "due".
+  function showUntil(el, iso) {
+    el.dataset.until = iso || "";
+    refreshUntil(el);
+  }
+
+  function refreshUntil(el) {
+    const iso = el.dataset.until;
+    if (!iso) return setText(el, "");
+    const ahead = (Date.parse(iso) - serverNow()) / 1000;
+    setText(el, ahead > 0.5 ? `in ${fmtDuration(ahead)}` : "due");
+  }
+
+  // Tags as chips, each one's text set as text; rebuilt only when they change.
+  function showTags(el, tags) {
+    const key = JSON.stringify(tags || []);
+    if (el.dataset.tags === key) return;
+    el.dataset.tags = key;
+    el.replaceChildren(...(tags || []).map((tag) => {
+      const chip = document.createElement("span");
+      chip.className = "tag";
+      chip.textContent = tag;
+      return chip;
+    }));
   }
 
   function toast(message, bad) {
@@ -338,6 +385,9 @@
     });
     $("#no-workers").hidden = data.workers.length > 0;
     $("#workers-table").hidden = data.workers.length === 0;
+    renderSettings(q.settings);
+    renderSchedules(data.schedules);
+    showPurge(q.counts);
 
     if (data.jobs.status !== status) return; // a snapshot of the tab the user just left
     syncRows($("#job-rows"), data.jobs.rows, (j) => j.id, makeJobRow, updateJobRow);
@@ -350,13 +400,95 @@
     $("#no-jobs").hidden = data.jobs.rows.length > 0;
   }
 
+  const jobPath = (id) => `/queues/${encodeURIComponent(page.queue)}/jobs/${encodeURIComponent(id)}`;
+  const shortId = (id) => id.slice(0, 8) + "…" + id.slice(-4);
+
   function makeJobRow(job) {
     const row = fromTemplate("#job-row-template");
     const link = field(row, "link");
-    link.href = `/queues/${encodeURIComponent(page.queue)}/jobs/${encodeURIComponent(job.id)}`;
-    field(row, "id").textContent = job.id.slice(0, 8) + "…" + job.id.slice(-4);
+    link.href = jobPath(job.id);
+    field(row, "id").textContent = shortId(job.id);
     link.title = job.id;
+    const promote = field(row, "promote");
+    promote.dataset.job = job.id;
+    promote.setAttribute("aria-label", `Run now: job ${shortId(job.id)}`);
     return row;
+  }
+
+  function describeRate(limit) {
+    if (!limit) return "none";
+    const per = limit.per_ms % 1000 === 0 ? fmtSpan(limit.per_ms / 1000) : `${nf.format(limit.per_ms)} ms`;
+    return `${plural(limit.max, "job", "jobs")} per ${per}`;
+  }
+
+  function renderSettings(settings) {
+    const shown = {
+      max_retries: nf.format(settings.max_retries),
+      claim_timeout: fmtSpan(settings.claim_timeout),
+      retry_delay: settings.retry_delay > 0
+        ? `${fmtSpan(settings.retry_delay)}, doubling to ${fmtSpan(settings.retry_delay_max)}`
+        : "none: retried at once",
+      retention: fmtSpan(settings.retention),
+      dedupe: settings.dedupe ? "yes" : "no",
+      rate_limit: describeRate(settings.rate_limit),
+      concurrency: settings.concurrency ? `${nf.format(settings.concurrency)} at once` : "unlimited",
+      key_concurrency: settings.key_concurrency ? `${nf.format(settings.key_concurrency)} at once per key` : "unlimited",
+    };
+    for (const el of $$("[data-setting]")) setText(el, shown[el.dataset.setting]);
+  }
+
+  function renderSchedules(schedules) {
+    syncRows($("#schedule-rows"), schedules, (s) => s.name, (s) => {
+      const row = fromTemplate("#schedule-row-template");
+      row.id = `schedule-${s.name}`;
+      field(row, "name").textContent = s.name;
+      field(row, "delete").setAttribute("aria-label", `Delete schedule ${s.name}`);
+      return row;
+    }, (row, s) => {
+      field(row, "paused").hidden = !s.paused;
+      row.classList.toggle("paused", s.paused);
+      setText(field(row, "when"), s.cron ? s.cron : `every ${fmtSpan(s.every)}`);
+      setText(field(row, "zone"), s.cron ? s.timezone : "");
+      setText(field(row, "next"), s.paused ? "paused" : fmtTime(s.next_run_at));
+      showUntil(field(row, "next-in"), s.paused ? "" : s.next_run_at);
+      const link = field(row, "last-link");
+      link.hidden = !s.last_run_at;
+      field(row, "never").hidden = !!s.last_run_at;
+      setText(field(row, "last"), fmtTime(s.last_run_at));
+      if (s.last_job_id) {
+        link.href = jobPath(s.last_job_id);
+        link.title = `job ${s.last_job_id}`;
+      } else link.removeAttribute("href");
+      setText(field(row, "payload"), s.payload);
+      field(row, "payload").title = s.payload;
+      const toggle = field(row, "toggle");
+      toggle.dataset.paused = s.paused ? "1" : "0";
+      setText(toggle, s.paused ? "Resume" : "Pause");
+      toggle.setAttribute("aria-label", `${s.paused ? "Resume" : "Pause"} schedule ${s.name}`);
+    });
+    $("#no-schedules").hidden = schedules.length > 0;
+    $("#schedules-table").hidden = schedules.length === 0;
+    // A link to a schedule (from a job's page) names its row in the URL's fragment: bring it into view once.
+    if (!targetShown && location.hash.startsWith("#schedule-")) {
+      const row = document.getElementById(decodeURIComponent(location.hash.slice(1)));
+      if (row) {
+        targetShown = true;
+        row.classList.add("target");
+        row.scrollIntoView({ block: "center" });
+      }
+    }
+  }
+
+  // The purge button follows the chosen status tab: "Purge failed…" while failed jobs are listed.
+  function showPurge(counts) {
+    const button = $("#purge-button");
+    const purgeable = PURGEABLE.includes(status);
+    button.hidden = !purgeable;
+    if (!purgeable) return;
+    setText(button, `Purge ${status}…`);
+    button.disabled = counts[status] === 0;
+    button.dataset.status = status;
+    if (confirming && $("#confirm-dialog").open) showConfirm();
   }
 
   function updateJobRow(row, job) {
@@ -369,6 +501,8 @@
     const preview = job.status === "failed" && job.error ? `${job.error} · ${job.payload}` : job.payload;
     setText(field(row, "payload"), preview);
     field(row, "payload").title = preview;
+    showTags(field(row, "tags"), job.tags);
+    field(row, "promote").hidden = job.status !== "scheduled";
   }
 
   function showTabs() {
@@ -388,6 +522,7 @@
     $("#older-rows").replaceChildren();
     $("#load-more").hidden = true;
     showTabs();
+    if (lastSnapshot && lastSnapshot.view === "queue") showPurge(lastSnapshot.queue.counts);
     openStream();
   }
 
@@ -428,7 +563,20 @@
     for (const el of $$("[data-jf]")) {
       const name = el.dataset.jf;
       const value = job[name];
-      setText(el, name.endsWith("_at") ? fmtTime(value) : value === "" || value === null || value === undefined ? "–" : String(value));
+      const unset = value === "" || value === null || value === undefined;
+      let text;
+      if (name.endsWith("_at")) text = fmtTime(value);
+      else if (unset) text = el.dataset.unset && (name !== "unique_for" || job.unique_key) ? el.dataset.unset : "–";
+      else text = el.dataset.kind === "seconds" ? fmtSpan(value) : String(value);
+      setText(el, text);
+    }
+    showTags($("#job-tags"), job.tags);
+    const schedule = $("#job-schedule");
+    schedule.hidden = !job.schedule;
+    $("#no-schedule").hidden = !!job.schedule;
+    if (job.schedule) {
+      setText(schedule, job.schedule);
+      schedule.href = `/queues/${encodeURIComponent(job.queue)}#schedule-${encodeURIComponent(job.schedule)}`;
     }
     setText($("#job-payload"), job.payload);
     setText($("#job-result"), job.result);
@@ -439,7 +587,8 @@
     // A job that was retried after a failure keeps the error of that earlier attempt.
     setText($("#error-title"), job.status === "failed" ? "Error" : "Error of an earlier attempt");
     $("#retry-job").hidden = !["failed", "cancelled"].includes(job.status);
-    $("#cancel-job").hidden = !["pending", "scheduled"].includes(job.status);
+    $("#promote-job").hidden = job.status !== "scheduled";
+    $("#cancel-job").hidden = !["pending", "scheduled", "claimed"].includes(job.status);
     syncRows($("#history"), job.history, (e) => `${e.at}|${e.event}|${JSON.stringify(e)}`, () => {
       const li = document.createElement("li");
       for (const cls of ["when", "what", "detail"]) {
@@ -520,10 +669,116 @@
       toast("Job back to pending.");
     }),
     "cancel-job": (button) => act(button, async () => {
+      const wasClaimed = lastSnapshot && lastSnapshot.job && lastSnapshot.job.status === "claimed";
       await api("DELETE", `${queuePath()}/jobs/${encodeURIComponent(page.job)}`);
-      toast("Job cancelled.");
+      toast(wasClaimed ? "Job cancelled: its worker is told at its next extend or report." : "Job cancelled.");
     }),
+    "promote-job": (button) => act(button, async () => {
+      await api("POST", `${queuePath()}/jobs/${encodeURIComponent(page.job)}/promote`);
+      toast("Job pending now: it runs at the next claim.");
+    }),
+    "promote-row": (button) => act(button, async () => {
+      await api("POST", `${queuePath()}/jobs/${encodeURIComponent(button.dataset.job)}/promote`);
+      toast(`Job ${shortId(button.dataset.job)} pending now.`);
+    }),
+    "open-settings": () => openSettings(),
+    "open-schedule": () => {
+      fillZones();
+      openDialog($("#schedule-dialog"));
+    },
+    "toggle-schedule": (button) => act(button, async () => {
+      const name = button.closest("tr").dataset.key;
+      const pausing = button.dataset.paused !== "1";
+      await api("PATCH", `${queuePath()}/schedules/${encodeURIComponent(name)}`, { paused: pausing });
+      toast(pausing ? `Schedule ${name} paused.` : `Schedule ${name} resumed.`);
+    }),
+    "delete-schedule": (button) => {
+      const name = button.closest("tr").dataset.key;
+      askConfirm({
+        describe: () => ({
+          title: `Delete schedule “${name}”?`,
+          text: `It submits no more jobs to ${page.queue}. The jobs it made stay.`,
+          button: "Delete schedule",
+        }),
+        run: async () => {
+          await api("DELETE", `${queuePath()}/schedules/${encodeURIComponent(name)}`);
+          toast(`Schedule ${name} deleted.`);
+        },
+      });
+    },
+    "purge": (button) => {
+      const which = button.dataset.status;
+      askConfirm({
+        describe: () => {
+          const n = lastSnapshot.queue.counts[which];
+          const unrun = which === "pending" || which === "scheduled";
+          return {
+            title: `Purge ${which} jobs of ${page.queue}?`,
+            text: `This removes the ${plural(n, `${which} job`, `${which} jobs`)} of ${page.queue} for good${unrun ? (n === 1 ? "; it will never run." : "; they will never run.") : "."}`,
+            button: `Purge ${plural(n, "job", "jobs")}`,
+          };
+        },
+        run: async () => {
+          const res = await api("POST", `${queuePath()}/purge`, { status: which });
+          toast(`Purged ${plural(res.purged, `${which} job`, `${which} jobs`)}.`);
+        },
+      });
+    },
   };
+
+  // -- the queue page's dialogs: settings, schedules, confirmations ----------------------------------------
+
+  function openSettings() {
+    if (!lastSnapshot || lastSnapshot.view !== "queue") return;
+    settingsBase = { ...lastSnapshot.queue.settings };
+    const f = $("#settings-form").elements;
+    for (const name of ["description", "max_retries", "claim_timeout", "retry_delay", "retry_delay_max", "retention",
+      "concurrency", "key_concurrency"]) f[name].value = String(settingsBase[name]);
+    f.dedupe.checked = settingsBase.dedupe;
+    const limit = settingsBase.rate_limit;
+    f.rate_on.checked = !!limit;
+    f.rate_max.value = String(limit ? limit.max : 10);
+    f.rate_per_ms.value = String(limit ? limit.per_ms : 1000);
+    showRateFields();
+    openDialog($("#settings-dialog"));
+  }
+
+  function showRateFields() {
+    const f = $("#settings-form").elements;
+    f.rate_max.disabled = !f.rate_on.checked;
+    f.rate_per_ms.disabled = !f.rate_on.checked;
+  }
+
+  let zonesFilled = false;
+
+  function fillZones() {
+    if (zonesFilled || typeof Intl.supportedValuesOf !== "function") return;
+    zonesFilled = true;
+    const list = $("#ns-zones");
+    for (const zone of ["UTC", ...Intl.supportedValuesOf("timeZone")]) {
+      const option = document.createElement("option");
+      option.value = zone;
+      list.appendChild(option);
+    }
+  }
+
+  function showKindPanels() {
+    const kind = $("#schedule-form").elements.kind.value;
+    $$("[data-kind-panel]").forEach((p) => { p.hidden = p.dataset.kindPanel !== kind; });
+  }
+
+  function showConfirm() {
+    const said = confirming.describe();
+    setText($("#confirm-title"), said.title);
+    setText($("#confirm-text"), said.text);
+    setText($("#confirm-button"), said.button);
+  }
+
+  function askConfirm(what) {
+    confirming = what;
+    showConfirm();
+    openDialog($("#confirm-dialog"));
+  }
 
   document.addEventListener("click", (event) => {
     const button = event.target.closest("[data-action]");
@@ -674,6 +929,60 @@
     location.assign("/");
   });
 
+  onSubmit("#settings-form", async (form) => {
+    const f = form.elements;
+    const chosen = {
+      description: f.description.value,
+      max_retries: Number(f.max_retries.value),
+      claim_timeout: Number(f.claim_timeout.value),
+      retry_delay: Number(f.retry_delay.value),
+      retry_delay_max: Number(f.retry_delay_max.value),
+      retention: Number(f.retention.value),
+      dedupe: f.dedupe.checked,
+      concurrency: Number(f.concurrency.value),
+      key_concurrency: Number(f.key_concurrency.value),
+      rate_limit: f.rate_on.checked ? { max: Number(f.rate_max.value), per_ms: Number(f.rate_per_ms.value) } : null,
+    };
+    // Only what was changed here is sent, so a change made elsewhere meanwhile is not undone.
+    const changes = {};
+    for (const [name, value] of Object.entries(chosen)) {
+      if (JSON.stringify(value) !== JSON.stringify(settingsBase[name])) changes[name] = value;
+    }
+    if (Object.keys(changes).length) await api("PATCH", queuePath(), changes);
+    form.closest("dialog").close();
+    toast(Object.keys(changes).length ? "Settings saved." : "Nothing changed.");
+  });
+
+  onSubmit("#schedule-form", async (form) => {
+    const f = form.elements;
+    const body = { name: f.name.value.trim(), payload: parsePayload(f.payload.value) };
+    if (f.kind.value === "cron") {
+      if (!f.cron.value.trim()) throw new Error("Give a cron expression, e.g. 0 3 * * * for 03:00 every day.");
+      body.cron = f.cron.value.trim();
+      body.timezone = f.timezone.value.trim() || "UTC";
+    } else {
+      body.every = Number(f.every.value);
+    }
+    const made = await api("POST", `${queuePath()}/schedules`, body);
+    form.closest("dialog").close();
+    form.reset();
+    showKindPanels();
+    toast(`Schedule ${made.name} created: next run ${fmtTime(made.next_run_at)}.`);
+  });
+
+  onSubmit("#confirm-form", async (form) => {
+    const what = confirming;
+    if (!what) return;
+    await what.run();
+    confirming = null;
+    form.closest("dialog").close();
+  });
+
+  const rateOn = $("#qs-rate-on");
+  if (rateOn) rateOn.addEventListener("change", showRateFields);
+  const scheduleForm = $("#schedule-form");
+  if (scheduleForm) scheduleForm.addEventListener("change", (event) => { if (event.target.name === "kind") showKindPanels(); });
+
   const confirmInput = $("#dq-confirm");
   if (confirmInput) {
     confirmInput.addEventListener("input", () => { $("#delete-confirm").disabled = confirmInput.value !== page.queue; });
@@ -687,7 +996,10 @@
     const snapshot = JSON.parse(initial.textContent);
     render(snapshot);
   }
-  setInterval(() => $$("[data-since]").forEach(refreshAge), 1000);
+  setInterval(() => {
+    $$("[data-since]").forEach(refreshAge);
+    $$("[data-until]").forEach(refreshUntil);
+  }, 1000);
   // Charts are drawn to their container's size: draw them again when it changes.
   let resizing = null;
   window.addEventListener("resize", () => {

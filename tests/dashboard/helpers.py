@@ -63,6 +63,28 @@ class Api:
     def job(self, queue: str, job_id: str) -> dict:
         return self.client.get(f"/api/v1/queues/{queue}/jobs/{job_id}").json()
 
+    def update(self, queue: str, **settings) -> dict:
+        reply = self.client.patch(f"/api/v1/queues/{queue}", json=settings)
+        reply.raise_for_status()
+        return reply.json()
+
+    def new_schedule(self, queue: str, name: str, **definition) -> dict:
+        reply = self.client.post(f"/api/v1/queues/{queue}/schedules", json={"name": name, **definition})
+        reply.raise_for_status()
+        return reply.json()
+
+    def schedule(self, queue: str, name: str) -> httpx.Response:
+        return self.client.get(f"/api/v1/queues/{queue}/schedules/{name}")
+
+
+def stay_marker(page) -> None:
+    """Marks the page's window: if the page were reloaded the mark would be gone."""
+    page.evaluate("window.__stayed = true")
+
+
+def assert_not_reloaded(page) -> None:
+    assert page.evaluate("window.__stayed === true"), "the page was reloaded"
+
 
 class Watch:
     """What a page did that it should not: console errors, uncaught exceptions, requests off the loopback."""

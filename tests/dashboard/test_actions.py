@@ -8,20 +8,13 @@ import re
 
 from playwright.sync_api import expect
 
-from dashboard.helpers import KEY
-
-
-def stay_marker(page) -> None:
-    """Marks the page's window: if the page were reloaded the mark would be gone."""
-    page.evaluate("window.__stayed = true")
-
-
-def assert_not_reloaded(page) -> None:
-    assert page.evaluate("window.__stayed === true"), "the page was reloaded"
+from dashboard.helpers import KEY, assert_not_reloaded, stay_marker
 
 
 def test_without_a_key_the_dashboard_is_read_only_and_says_so(dash_server, api, make_page):
     queue = api.new_queue()
+    (job,) = api.submit(queue, {"n": 1}, delay=3600)
+    api.new_schedule(queue, "hourly", every=3600)
     page = make_page()
     page.goto(dash_server.url + "/")
     expect(page.locator("#readonly-note")).to_be_visible()
@@ -29,8 +22,18 @@ def test_without_a_key_the_dashboard_is_read_only_and_says_so(dash_server, api, 
     expect(page.get_by_role("button", name="New queue")).to_be_hidden()
     page.goto(f"{dash_server.url}/queues/{queue}")
     expect(page.locator("#readonly-note")).to_be_visible()
-    for name in ("Submit jobs", "Pause", "Retry all failed", "Delete…"):
-        expect(page.get_by_role("button", name=name)).to_be_hidden()
+    expect(page.locator("#schedule-hourly")).to_be_visible()
+    expect(page.locator("#job-rows tr")).to_have_count(1)
+    for name in ("Submit jobs", "Pause", "Retry all failed", "Delete…", "Edit settings…", "New schedule…"):
+        expect(page.get_by_role("button", name=name, exact=True)).to_be_hidden()
+    # No write button anywhere: not in the schedules' rows (pause, delete), nor the jobs' (run now).
+    writes = page.locator("main button[data-needs-key]")
+    assert writes.count() >= 9
+    for button in writes.all():
+        expect(button).to_be_hidden()
+    page.goto(f"{dash_server.url}/queues/{queue}/jobs/{job['id']}")
+    for button in page.locator("main button[data-needs-key]").all():
+        expect(button).to_be_hidden()
 
 
 def test_entering_the_key_once_unlocks_writes_and_it_is_kept(dash_server, api, make_page):

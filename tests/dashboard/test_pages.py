@@ -58,13 +58,15 @@ def test_failed_job_page_shows_the_error(dash_server, api, make_page):
 
 
 XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
+XSS_TAG = '<img src=x onerror="window.__xss=3">'  # a tag is at most 64 characters
 
 
 def test_markup_in_payloads_errors_and_descriptions_stays_text(dash_server, api, make_page):
     queue = api.new_queue(description=XSS)
-    (submitted,) = api.submit(queue, {"html": XSS})
+    (submitted,) = api.submit(queue, {"html": XSS}, tags=[XSS_TAG], key=XSS, unique_key=XSS)
     (claimed,) = api.claim(queue, worker=XSS)
     api.fail(queue, claimed, XSS)
+    api.new_schedule(queue, "markup", every=3600, payload={"html": XSS})
     page = make_page()
     page.goto(dash_server.url + "/")
     expect(page.locator(f'.card[data-name="{queue}"] [data-f="description"]')).to_have_text(XSS)
@@ -72,10 +74,15 @@ def test_markup_in_payloads_errors_and_descriptions_stays_text(dash_server, api,
     expect(page.locator("#queue-description")).to_have_text(XSS)
     expect(page.locator("#job-rows tr")).to_have_count(1)
     expect(page.locator("#job-rows .preview")).to_contain_text("<script>")
+    expect(page.locator("#job-rows .tag")).to_have_text(XSS_TAG)
     expect(page.locator("#worker-rows td").first).to_have_text(XSS)
+    expect(page.locator('#schedule-markup [data-f="payload"]')).to_contain_text("<script>")
     page.goto(f"{dash_server.url}/queues/{queue}/jobs/{submitted['id']}")
     expect(page.locator("#job-error")).to_have_text(XSS)
     expect(page.locator("#job-payload")).to_contain_text("onerror")
+    expect(page.locator('[data-jf="key"]')).to_have_text(XSS)
+    expect(page.locator('[data-jf="unique_key"]')).to_have_text(XSS)
+    expect(page.locator("#job-tags .tag")).to_have_text(XSS_TAG)
     page.wait_for_timeout(300)  # any injected handler would have run by now
     assert page.evaluate("window.__xss") is None
     assert page.locator("main img").count() == 0
@@ -84,7 +91,10 @@ def test_markup_in_payloads_errors_and_descriptions_stays_text(dash_server, api,
 
 def test_pages_fit_a_phone_screen(dash_server, api, make_page):
     queue = api.new_queue(description="A queue with a fairly long description that must not widen the page")
-    (job,) = api.submit(queue, {"text": "x" * 500})
+    (job,) = api.submit(queue, {"text": "x" * 500}, tags=["a-rather-long-tag-name", "another-one"], key="k" * 200)
+    api.new_schedule(
+        queue, "a-schedule-with-a-long-name", cron="*/30 * * * * *", timezone="America/Argentina/Buenos_Aires"
+    )
     page = make_page(viewport={"width": 375, "height": 740}, is_mobile=True, has_touch=True)
     for path in ("/", f"/queues/{queue}", f"/queues/{queue}/jobs/{job['id']}"):
         page.goto(dash_server.url + path)

@@ -34,7 +34,11 @@ def simulate(api: Api, stop: threading.Event) -> None:
     while not stop.is_set():
         t = time.monotonic() - started
         burst = 2 + int(3 * (1 + math.sin(t / 4)))
-        api.submit("emails", *({"to": f"user{n + i}@example.com", "template": "welcome"} for i in range(burst)))
+        api.submit(
+            "emails",
+            *({"to": f"user{n + i}@example.com", "template": "welcome"} for i in range(burst)),
+            tags=["welcome"],
+        )
         api.submit(
             "thumbnails", *({"image": f"uploads/{n + i:05d}.jpg", "sizes": [128, 512]} for i in range(burst // 2 + 1))
         )
@@ -57,13 +61,23 @@ def busy(api):
             "description": "Transactional mail: welcome, receipts, resets",
             "max_retries": 5,
             "retry_delay": 2,
+            "concurrency": 8,
+            "key_concurrency": 1,
+            "rate_limit": {"max": 50, "per_ms": 1000},
         },
     ).raise_for_status()
+    api.new_schedule(
+        "emails", "daily-digest", cron="0 8 * * *", timezone="Europe/London", payload={"template": "digest"}
+    )
+    api.new_schedule("emails", "weekly-newsletter", cron="0 9 * * 1", timezone="America/New_York", paused=True)
     api.client.post(
         "/api/v1/queues", json={"name": "thumbnails", "description": "Resize uploaded images"}
     ).raise_for_status()
     api.client.post("/api/v1/queues", json={"name": "reports", "description": "Nightly PDF reports"}).raise_for_status()
     api.submit("reports", *({"report": f"sales-{d}", "format": "pdf"} for d in range(4)), delay=3600)
+    api.new_schedule(
+        "reports", "nightly-sales", cron="0 3 * * *", timezone="Europe/Berlin", payload={"report": "sales"}
+    )
     api.client.post("/api/v1/queues/reports/pause").raise_for_status()
     # One job with a full history: a failed attempt, a retry, then success.
     (job,) = api.submit(
@@ -75,6 +89,10 @@ def busy(api):
             "items": [{"sku": "A-100", "qty": 2}, {"sku": "B-7", "qty": 1}],
         },
         priority=9,
+        key="customer-1042",
+        unique_key="receipt-1042",
+        timeout=60,
+        tags=["receipt", "eu"],
     )
     (claimed,) = api.claim("emails", worker="mailer-1")
     api.fail("emails", claimed, ERRORS[0], retry=True)
@@ -95,13 +113,24 @@ def busy(api):
 def test_screenshots(dash_server, busy, make_page, scheme):
     OUT.mkdir(parents=True, exist_ok=True)
     page = make_page(key=True, color_scheme=scheme, viewport={"width": 1280, "height": 900})
-    shots = [("overview", "/", True), ("queue", "/queues/emails", False), ("job", f"/queues/emails/jobs/{busy}", True)]
-    for name, path, full in shots:
+    # The queue page is shot down to its schedules (its job table goes on for 50 rows); the others whole.
+    shots = [
+        ("overview", "/", None),
+        ("queue", "/queues/emails", "#schedules-panel"),
+        ("job", f"/queues/emails/jobs/{busy}", None),
+    ]
+    for name, path, down_to in shots:
         page.goto(dash_server.url + path)
         expect(page.locator("#live-state")).to_have_attribute("data-state", "live")
         page.wait_for_timeout(1200)  # a live update or two, and web fonts are system fonts: nothing else to wait for
         target = OUT / f"{name}-{scheme}.png"
-        page.screenshot(path=str(target), full_page=full, animations="disabled")
+        if down_to is None:
+            page.screenshot(path=str(target), full_page=True, animations="disabled")
+        else:
+            box = page.locator(down_to).bounding_box()
+            assert box is not None
+            clip = {"x": 0, "y": 0, "width": 1280, "height": box["y"] + box["height"] + 24}
+            page.screenshot(path=str(target), full_page=True, clip=clip, animations="disabled")
         assert target.stat().st_size > 20_000
     background = page.evaluate("getComputedStyle(document.body).backgroundColor")
     assert (background == "rgb(15, 18, 23)") == (scheme == "dark")
