@@ -47,6 +47,10 @@ class Job:
     max_retries: int | None = None
     tags: list[str] = attrs.field(factory=list)
     schedule: str = ""
+    depends_on: list[str] = attrs.field(factory=list)
+    on_dependency_failure: str = ""
+    batch_id: str = ""
+    progress: Any = None
     raw: dict[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
 
     @classmethod
@@ -79,6 +83,9 @@ class QueueInfo:
     concurrency: int = QUEUE_DEFAULTS["concurrency"]
     key_concurrency: int = QUEUE_DEFAULTS["key_concurrency"]
     rate_limit: dict[str, int] | None = QUEUE_DEFAULTS["rate_limit"]
+    events: bool = QUEUE_DEFAULTS["events"]
+    events_max: int = QUEUE_DEFAULTS["events_max"]
+    waiting: int = 0
     pending: int = 0
     scheduled: int = 0
     claimed: int = 0
