@@ -21,6 +21,7 @@ from starq.server.engine.engine import Engine
 from starq.server.engine.models import NewJob, new_job_id
 
 from . import harness, procstat
+from .apps import NOOP_PATH
 from .harness import Server, percentile
 from .rawhttp import HTTPConnection
 
@@ -147,14 +148,15 @@ def _row(
 
 
 async def http_references(sizes: Sizes) -> list[dict[str, Any]]:
-    """The load generator's own ceiling, and a do-nothing endpoint on stock Hypercorn-trio and on Starq's stack."""
+    """The load generator's own ceiling, and a do-nothing API operation on Starq's API path (the HTTP ceiling) and,
+    for reference, on stock Hypercorn-trio; with the full sizes also a bare ASGI app on both."""
     rows = []
     kinds = [
         ("trivial", "load generator vs trivial server"),
         ("bare", "bare ASGI, stock hypercorn-trio"),
         ("bare-http1", "bare ASGI, Starq's http1"),
-        ("stock", "no-op endpoint, stock hypercorn-trio"),
-        ("ceiling", "no-op endpoint, Starq's stack (HTTP ceiling)"),
+        ("stock", "no-op operation, ApiService on stock hypercorn-trio"),
+        ("ceiling", "no-op operation, Starq's API path (HTTP ceiling)"),
     ]
     for kind, label in kinds if sizes.seconds > 5 else [k for k in kinds if not k[0].startswith("bare")]:
         with harness.reference_app(kind) as app:
@@ -162,7 +164,7 @@ async def http_references(sizes: Sizes) -> list[dict[str, Any]]:
                 "kind": "get_loop",
                 "host": app.host,
                 "port": app.port,
-                "path": "/noop",
+                "path": NOOP_PATH,
                 "requests": sizes.ceiling_requests,
                 "seconds": min(sizes.seconds, 8),
                 "connections": 32,
