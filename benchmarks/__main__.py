@@ -19,7 +19,7 @@ from . import procstat, report
 from .run import run_once
 from .scenarios import Sizes
 
-GROUPS = ("http", "store", "submit", "cycle", "longpoll", "retry", "scale")
+GROUPS = ("http", "store", "submit", "cycle", "other", "flow", "longpoll", "retry", "scale")
 RESULTS = Path(__file__).parent / "results"
 
 

@@ -29,14 +29,14 @@ SCALE_TARGET = 1.7
 HTTP_LAYER_TARGET = 2.0
 
 
-def _key(row: dict[str, Any]) -> tuple[str, str]:
-    return row["group"], row["name"]
+def _key(row: dict[str, Any]) -> tuple[str, str, str]:
+    return row["group"], row["name"], row.get("version") or ""
 
 
 def combine(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per scenario: the median of every number over the runs; exactly-once only if every run was."""
-    order: list[tuple[str, str]] = []
-    by_key: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    order: list[tuple[str, str, str]] = []
+    by_key: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for run in runs:
         for row in run["rows"]:
             if _key(row) not in by_key:
@@ -105,7 +105,7 @@ def evaluate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         ours["vs_stock_per_cpu"] = round(by_cpu, 2)
         verdicts.append(
             {
-                "target": f"no-op endpoint >= {HTTP_LAYER_TARGET}x stock hypercorn-trio",
+                "target": f"no-op operation >= {HTTP_LAYER_TARGET}x stock hypercorn-trio",
                 "measured": f"{by_rate:.2f}x req/s, {by_cpu:.2f}x req per server CPU-second",
                 "met": by_cpu >= HTTP_LAYER_TARGET,
                 "shortfall": None
@@ -166,7 +166,7 @@ def table(rows: list[dict[str, Any]]) -> str:
     )
     lines = [head, "|" + "---|" * 14]
     for r in rows:
-        if r["group"] in ("longpoll", "retry"):
+        if r["group"] in ("longpoll", "retry", "other", "flow"):
             continue
         lines.append(
             "| "
@@ -213,6 +213,60 @@ def table(rows: list[dict[str, Any]]) -> str:
                         _fmt(r.get("wake_p50_ms"), 1),
                         _fmt(r.get("wake_p99_ms"), 1),
                         _fmt(r.get("release_seconds"), 2),
+                        _fmt(r.get("exactly_once")),
+                    ]
+                )
+                + " |"
+            )
+    others = [r for r in rows if r["group"] == "other"]
+    if others:
+        lines += [
+            "",
+            "| other routes (16 connections) | req/s | p50 ms | p99 ms | server CPU % | server CPU µs/req "
+            "| × HTTP ceiling | right answers, counts unchanged |",
+            "|" + "---|" * 8,
+        ]
+        for r in others:
+            lines.append(
+                "| "
+                + " | ".join(
+                    [
+                        r["name"],
+                        _fmt(r.get("requests_per_s")),
+                        _fmt(r.get("p50_ms"), 1),
+                        _fmt(r.get("p99_ms"), 1),
+                        _fmt(r.get("server_cpu_pct")),
+                        _fmt(r.get("server_cpu_us_per_request")),
+                        _fmt(r.get("vs_http_ceiling"), 2),
+                        _fmt(r.get("exactly_once")),
+                    ]
+                )
+                + " |"
+            )
+    flows = [r for r in rows if r["group"] == "flow"]
+    if flows:
+        lines += [
+            "",
+            "| flow control: claim 1 + complete, 16 workers | jobs/s | × plain | p50 ms | p99 ms "
+            "| server CPU µs/req | jobs per server CPU-s | limit jobs/s | × limit | held | exactly once |",
+            "|" + "---|" * 11,
+        ]
+        for r in flows:
+            held = r.get("key_order_held", r.get("rate_limit_held"))
+            lines.append(
+                "| "
+                + " | ".join(
+                    [
+                        r["name"],
+                        _fmt(r.get("jobs_per_s")),
+                        _fmt(r.get("vs_plain"), 2),
+                        _fmt(r.get("p50_ms"), 1),
+                        _fmt(r.get("p99_ms"), 1),
+                        _fmt(r.get("server_cpu_us_per_request")),
+                        _fmt(r.get("jobs_per_server_cpu_s")),
+                        _fmt(r.get("rate_limit_per_s")),
+                        _fmt(r.get("vs_rate_limit"), 2),
+                        _fmt(held),
                         _fmt(r.get("exactly_once")),
                     ]
                 )

@@ -11,8 +11,6 @@ from typing import Any
 
 import attrs
 
-from starq.server.engine.engine import open_engine
-
 from . import harness, procstat, scenarios
 from .scenarios import Sizes
 
@@ -39,6 +37,23 @@ def machine() -> dict[str, Any]:
     }
 
 
+def _noter(rows: list[dict[str, Any]], log):
+    """Records a phase's rows, with the load average before and after it, and logs their main figures."""
+
+    def note(group_rows: list[dict[str, Any]], load_before: str) -> None:
+        for row in group_rows:
+            row["load_before"] = load_before
+            row["load_after"] = procstat.load_average()
+            version = f" [{row['version']}]" if row.get("version") else ""
+            log(f"  {row['name']}{version}: " + ", ".join(f"{k}={v}" for k, v in row.items() if k in LOGGED))
+        rows.extend(group_rows)
+
+    return note
+
+
+LOGGED = ("jobs_per_s", "requests_per_s", "p99_ms", "park_seconds", "wake_p99_ms", "exactly_once", "p50_ms")
+
+
 async def run_once(
     sizes: Sizes, only: set[str] | None = None, log=print, rows: list[dict[str, Any]] | None = None
 ) -> dict[str, Any]:
@@ -46,32 +61,10 @@ async def run_once(
     Rows are appended to ``rows`` as phases finish, so a caller keeps them if a later phase fails."""
     harness.raise_fd_limit()
     rows = [] if rows is None else rows
+    note = _noter(rows, log)
 
     def wanted(name: str) -> bool:
         return only is None or name in only
-
-    def note(group_rows: list[dict[str, Any]], load_before: str) -> None:
-        for row in group_rows:
-            row["load_before"] = load_before
-            row["load_after"] = procstat.load_average()
-            log(
-                f"  {row['name']}: "
-                + ", ".join(
-                    f"{k}={v}"
-                    for k, v in row.items()
-                    if k
-                    in (
-                        "jobs_per_s",
-                        "requests_per_s",
-                        "p99_ms",
-                        "park_seconds",
-                        "wake_p99_ms",
-                        "exactly_once",
-                        "p50_ms",
-                    )
-                )
-            )
-        rows.extend(group_rows)
 
     async def phase(name: str, make) -> None:
         if not wanted(name):
@@ -82,65 +75,65 @@ async def run_once(
 
     await phase("http", lambda: scenarios.http_references(sizes))
     with tempfile.TemporaryDirectory(prefix="starq-bench-") as workdir, harness.store(workdir) as store:
+        own = harness.redis_clients(store.url)  # connections not the server's (none: the harness uses the API)
         await phase("store", lambda: scenarios.store_reference(store.url, sizes))
-        async with open_engine(store.url, max_connections=2) as engine:
-            await engine.queue_names()  # open the orchestrator's one connection before counting others'
-            own = harness.redis_clients(store.url)
-            with harness.starq_server(store.url) as server:
+        with harness.starq_server(store.url) as server:
 
-                def sampler_of(server=server):
-                    return scenarios.Sampler(server, store.url, own)
+            def sampler_of(server=server):
+                return scenarios.Sampler(server, store.url, own)
 
-                await phase("submit", lambda: scenarios.submit(server, engine, sampler_of, sizes))
-                await phase("cycle", lambda: scenarios.cycles(server, engine, sampler_of, sizes))
+            await phase("submit", lambda: scenarios.submit(server, sampler_of, sizes))
+            await phase("cycle", lambda: scenarios.cycles(server, sampler_of, sizes))
+            await phase("other", lambda: scenarios.other_routes(server, sampler_of, sizes))
+            await phase("flow", lambda: scenarios.flow(server, sampler_of, sizes))
 
-                async def longpolls():
-                    # A fresh server for each size: a server keeps the memory of an earlier, larger phase.
-                    rows = []
-                    for n in sizes.waiters:
-                        with harness.starq_server(store.url) as fresh:
-                            rows.append(await scenarios.longpoll(fresh, engine, lambda: sampler_of(fresh), sizes, n))
-                    return rows
+            async def longpolls():
+                # A fresh server for each size: a server keeps the memory of an earlier, larger phase.
+                rows = []
+                for n in sizes.waiters:
+                    with harness.starq_server(store.url) as fresh:
+                        rows.append(await scenarios.longpoll(fresh, lambda: sampler_of(fresh), sizes, n))
+                return rows
 
-                await phase("longpoll", longpolls)
-                await phase("retry", lambda: scenarios.retry(server, engine, sizes))
+            await phase("longpoll", longpolls)
+            await phase("retry", lambda: scenarios.retry(server, sizes))
 
-                async def scale_one():
-                    row = await scenarios.cycle(
-                        server,
-                        engine,
-                        sampler_of,
-                        sizes,
-                        count=1,
-                        mode="complete",
-                        jobs=sizes.cycle_jobs,
-                        group="scale",
-                        label="--workers 1",
-                    )
-                    return [{**row, "kind": "scale_1"}]
+            async def scale_one():
+                row, _, _ = await scenarios.cycle(
+                    server,
+                    sampler_of,
+                    sizes,
+                    count=1,
+                    mode="complete",
+                    jobs=sizes.cycle_jobs,
+                    group="scale",
+                    label="--workers 1",
+                    kind="scale_1",
+                )
+                return [row]
 
-                await phase("scale", scale_one)
+            await phase("scale", scale_one)
 
-            async def scale_two():
-                with harness.starq_server(store.url, workers=2) as server2:
+        async def scale_two():
+            with harness.starq_server(store.url, workers=2) as server2:
 
-                    def sampler2():
-                        return scenarios.Sampler(server2, store.url, own)
+                def sampler2():
+                    return scenarios.Sampler(server2, store.url, own)
 
-                    row = await scenarios.cycle(
-                        server2,
-                        engine,
-                        sampler2,
-                        sizes,
-                        count=1,
-                        mode="complete",
-                        jobs=sizes.cycle_jobs,
-                        group="scale",
-                        label="--workers 2",
-                    )
-                    return [{**row, "kind": "scale_2"}]
+                row, _, _ = await scenarios.cycle(
+                    server2,
+                    sampler2,
+                    sizes,
+                    count=1,
+                    mode="complete",
+                    jobs=sizes.cycle_jobs,
+                    group="scale",
+                    label="--workers 2",
+                    kind="scale_2",
+                )
+                return [row]
 
-            await phase("scale", scale_two)
+        await phase("scale", scale_two)
     return {
         "machine": machine(),
         "sizes": attrs.asdict(sizes),
