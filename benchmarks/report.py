@@ -301,3 +301,118 @@ def verdict_table(verdicts: list[dict[str, Any]]) -> str:
         met = "yes" if v["met"] else f"NO ({v['shortfall']})" if v["shortfall"] else "NO"
         lines.append(f"| {v['target']} | {v['measured']} | {met} |")
     return "\n".join(lines)
+
+
+# -- A/B ----------------------------------------------------------------------------------------------------------
+
+
+def _rate(row: dict[str, Any]) -> float | None:
+    """Jobs per second where the scenario moves jobs, else requests per second (the other routes)."""
+    return row.get("jobs_per_s") if row.get("jobs_per_s") is not None else row.get("requests_per_s")
+
+
+def _median(values: list[Any]) -> float | None:
+    numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return round(statistics.median(numbers), 2) if numbers else None
+
+
+def ab_compare(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per scenario of A/B runs: each version's medians over the runs, and the ratios current/baseline computed
+    within each run (the two versions measured seconds apart) with their median. Also the HTTP ceiling of each
+    run, and each version's ratio to it (within each run, then the median)."""
+    ceilings = [
+        next((r.get("requests_per_s") for r in run["rows"] if r.get("kind") == "ceiling"), None) for run in runs
+    ]
+    order: list[tuple[str, str]] = []
+    by_run: dict[tuple[str, str], dict[int, dict[str, dict[str, Any]]]] = {}
+    for i, run in enumerate(runs):
+        for row in run["rows"]:
+            if not row.get("version"):
+                continue
+            key = (row["group"], row["name"])
+            if key not in by_run:
+                order.append(key)
+                by_run[key] = {}
+            by_run[key].setdefault(i, {})[row["version"]] = row
+    scenarios = []
+    for group, name in order:
+        pairs = by_run[(group, name)]
+        entry: dict[str, Any] = {"group": group, "name": name}
+        for version in ("baseline", "current"):
+            mine = {i: pair[version] for i, pair in pairs.items() if version in pair}
+            rows = list(mine.values())
+            if not rows:
+                continue
+            entry["kind"] = rows[0].get("kind")
+            entry["unit"] = "jobs/s" if rows[0].get("jobs_per_s") is not None else "req/s"
+            vs_ceiling = [
+                r["requests_per_s"] / ceilings[i] for i, r in mine.items() if ceilings[i] and r.get("requests_per_s")
+            ]
+            entry[version] = {
+                "rate": _median([_rate(r) for r in rows]),
+                "rate_all": [_rate(r) for r in rows],
+                "requests_per_s": _median([r.get("requests_per_s") for r in rows]),
+                "server_cpu_us_per_request": _median([r.get("server_cpu_us_per_request") for r in rows]),
+                "server_cpu_pct": _median([r.get("server_cpu_pct") for r in rows]),
+                "p50_ms": _median([r.get("p50_ms") for r in rows]),
+                "p99_ms": _median([r.get("p99_ms") for r in rows]),
+                "vs_http_ceiling": _median(vs_ceiling),
+                "exactly_once": all(r.get("exactly_once") is True for r in rows),
+                "runs": len(rows),
+            }
+        both = [pair for pair in pairs.values() if "baseline" in pair and "current" in pair]
+        rate_ratios = [
+            round(_rate(p["current"]) / _rate(p["baseline"]), 3)  # type: ignore[operator]
+            for p in both
+            if _rate(p["current"]) and _rate(p["baseline"])
+        ]
+        cpu_ratios = [
+            round(p["baseline"]["server_cpu_us_per_request"] / p["current"]["server_cpu_us_per_request"], 3)
+            for p in both
+            if p["current"].get("server_cpu_us_per_request") and p["baseline"].get("server_cpu_us_per_request")
+        ]
+        entry.update(
+            x_rate=_median(rate_ratios), x_rate_all=rate_ratios, x_per_cpu=_median(cpu_ratios), x_per_cpu_all=cpu_ratios
+        )
+        scenarios.append(entry)
+    return {"ceiling": _median(ceilings), "ceiling_all": ceilings, "scenarios": scenarios}
+
+
+def ab_table(compared: dict[str, Any], versions: list[dict[str, Any]]) -> str:
+    """The A/B table: A is the baseline, B this checkout; ratios are B/A (above 1: B does more per second, or
+    needs less server CPU per request)."""
+    label = {v["name"]: v["label"] for v in versions}
+    a, b = label.get("baseline", "baseline"), label.get("current", "current")
+    lines = [
+        f"A = {a}; B = {b}. HTTP ceiling (no-op operation on the API path, this checkout): "
+        f"{_fmt(compared['ceiling'])} req/s (per run: {', '.join(_fmt(c) for c in compared['ceiling_all'])})",
+        "",
+        "| scenario | unit | A | B | B/A | B/A per run | A server CPU µs/req | B server CPU µs/req "
+        "| B/A per server CPU | A × HTTP ceiling | B × HTTP ceiling | A p99 ms | B p99 ms | exactly once A, B |",
+        "|" + "---|" * 14,
+    ]
+    for e in compared["scenarios"]:
+        base, cur = e.get("baseline", {}), e.get("current", {})
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    e["name"],
+                    e.get("unit", ""),
+                    _fmt(base.get("rate")),
+                    _fmt(cur.get("rate")),
+                    _fmt(e.get("x_rate"), 2),
+                    ", ".join(f"{x:.2f}" for x in e.get("x_rate_all", [])) or "-",
+                    _fmt(base.get("server_cpu_us_per_request")),
+                    _fmt(cur.get("server_cpu_us_per_request")),
+                    _fmt(e.get("x_per_cpu"), 2),
+                    _fmt(base.get("vs_http_ceiling"), 2),
+                    _fmt(cur.get("vs_http_ceiling"), 2),
+                    _fmt(base.get("p99_ms"), 1),
+                    _fmt(cur.get("p99_ms"), 1),
+                    f"{_fmt(base.get('exactly_once'))}, {_fmt(cur.get('exactly_once'))}",
+                ]
+            )
+            + " |"
+        )
+    return "\n".join(lines)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
+from functools import partial
 from importlib.metadata import version
 from typing import Any
 
@@ -140,3 +143,76 @@ async def run_once(
         "rows": rows,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+
+
+# The groups an A/B run measures: the HTTP scenarios both versions serve alike. (``flow`` uses queue settings
+# that earlier versions do not have; the long-poll, retry and scale groups stay with the full run.)
+AB_GROUPS = ("submit", "cycle", "other")
+# One A/B measurement: a scenario on one version's server (given it and its sampler factory), returning rows.
+Step = Callable[[harness.Server, Any], Awaitable[list[dict[str, Any]]]]
+
+
+async def run_ab_once(
+    sizes: Sizes,
+    versions: tuple[harness.Version, ...],
+    only: set[str] | None = None,
+    log=print,
+    rows: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """One A/B run: the HTTP ceiling, then each HTTP scenario on every version in turn (A, B; the next scenario
+    A, B; …). Each version serves from its own ``starq serve`` on its own fresh store for the whole run; both
+    stay up, so each pair of measurements is seconds apart. Rows carry ``version``."""
+    harness.raise_fd_limit()
+    rows = [] if rows is None else rows
+    note = _noter(rows, log)
+    groups = [g for g in AB_GROUPS if only is None or g in only]
+    log(f"[{time.strftime('%H:%M:%S')}] http ceiling (load {procstat.load_average()})")
+    load = procstat.load_average()
+    note(await scenarios.http_references(sizes, kinds=("ceiling",)), load)
+    steps: dict[str, list[Step]] = {
+        "submit": [partial(scenarios.submit, sizes=sizes, batches=(batch,)) for batch in AB_SUBMIT_BATCHES],
+        "cycle": [
+            partial(_cycle_rows, sizes=sizes, count=1, mode="complete", jobs=sizes.cycle_jobs),
+            partial(_cycle_rows, sizes=sizes, count=5, mode="complete", jobs=sizes.cycle_jobs,
+                    label="claim 5 + complete each (original README worker)"),
+            partial(_cycle_rows, sizes=sizes, count=50, mode="ack", jobs=sizes.ack_jobs),
+        ],
+        "other": [partial(scenarios.other_routes, sizes=sizes)],
+    }  # fmt: skip
+    with contextlib.ExitStack() as stack:
+        serving = []
+        for version in versions:
+            workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix=f"starq-bench-{version.name}-"))
+            store = stack.enter_context(harness.store(workdir))
+            own = harness.redis_clients(store.url)
+            server = stack.enter_context(harness.starq_server(store.url, version=version))
+            serving.append((version, server, store.url, own))
+        for group in groups:
+            for step in steps[group]:
+                for version, server, url, own in serving:
+                    log(f"[{time.strftime('%H:%M:%S')}] {group} on {version.name} (load {procstat.load_average()})")
+                    load = procstat.load_average()
+
+                    def sampler_of(server=server, url=url, own=own):
+                        return scenarios.Sampler(server, url, own)
+
+                    got = await step(server, sampler_of)
+                    for row in got:
+                        row["version"] = version.name
+                    note(got, load)
+    return {
+        "machine": machine(),
+        "sizes": attrs.asdict(sizes),
+        "versions": [attrs.asdict(v) for v in versions],
+        "rows": rows,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+# Submit sizes an A/B run measures (the full run adds 1,000 per request).
+AB_SUBMIT_BATCHES = (1, 100)
+
+
+async def _cycle_rows(server: harness.Server, sampler_of: Any, **options: Any) -> list[dict[str, Any]]:
+    row, _, _ = await scenarios.cycle(server, sampler_of, **options)
+    return [row]
