@@ -282,7 +282,12 @@ KINDS = {"get_loop": get_loop, "submit": submit, "cycle": cycle, "requests": req
 
 
 def main() -> None:
-    spec = json.loads(sys.argv[1])
+    # A spec too long for one command-line argument (the other routes' request lists) comes in a file: @path.
+    arg = sys.argv[1]
+    if arg.startswith("@"):
+        with open(arg[1:]) as f:
+            arg = f.read()
+    spec = json.loads(arg)
     result = trio.run(KINDS[spec["kind"]], spec)
     sys.stdout.write(json.dumps(result) + "\n")
 

@@ -221,6 +221,16 @@ def redis_clients(url: str) -> int:
     return int(redis_info(url)["connected_clients"]) - 1
 
 
+# Linux takes at most 128 KiB in one command-line argument; a longer spec goes in a file.
+ARG_MAX = 100_000
+
+
+def _spec_file(text: str) -> str:
+    with tempfile.NamedTemporaryFile("w", prefix="starq-bench-spec-", suffix=".json", delete=False) as f:
+        f.write(text)
+    return f.name
+
+
 async def run_clients(spec: dict[str, Any], procs: int = 1, timeout: float = 600) -> tuple[list[dict[str, Any]], float]:
     """Runs ``procs`` client processes with ``spec`` (``per_proc`` keys are divided among them); returns
     their results and the CPU seconds they used (from the reaped children's rusage, so nothing else may
@@ -231,8 +241,11 @@ async def run_clients(spec: dict[str, Any], procs: int = 1, timeout: float = 600
         mine = dict(spec)
         for key in spec.get("per_proc", ()):
             mine[key] = spec[key] // procs + (1 if i < spec[key] % procs else 0)
+        arg = json.dumps(mine)
+        if len(arg) > ARG_MAX:
+            arg = "@" + _spec_file(arg)
         proc = await trio.lowlevel.open_process(
-            [sys.executable, "-m", "benchmarks.client", json.dumps(mine)], stdout=subprocess.PIPE
+            [sys.executable, "-m", "benchmarks.client", arg], stdout=subprocess.PIPE
         )
         assert proc.stdout is not None  # opened with stdout=PIPE
         chunks = []
@@ -245,6 +258,8 @@ async def run_clients(spec: dict[str, Any], procs: int = 1, timeout: float = 600
             if proc.returncode is None:
                 proc.kill()
                 await proc.wait()
+            if arg.startswith("@"):
+                os.unlink(arg[1:])
         if proc.returncode != 0:
             raise RuntimeError(f"client process failed with {proc.returncode}")
         results[i] = json.loads(b"".join(chunks).decode().strip().splitlines()[-1])

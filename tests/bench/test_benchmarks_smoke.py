@@ -16,7 +16,7 @@ import pytest
 
 # benchmarks/ is a folder of the repository, not an installed package (it runs as ``python -m benchmarks`` from
 # the repository's root, which pytest's ``pythonpath`` puts on sys.path after tests/).
-from benchmarks import report, scenarios
+from benchmarks import harness, report, scenarios
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -195,3 +195,14 @@ def test_key_order_check():
     assert not scenarios._key_order_held(ordered, 2, overlapping)
     reordered = [{"timeline": [["a0", 6, 8], ["b0", 1, 2], ["a1", 0, 5], ["b1", 3, 4]]}]  # a1 handed out first
     assert not scenarios._key_order_held(ordered, 2, reordered)
+
+
+async def test_a_client_spec_longer_than_one_argument_goes_in_a_file():
+    """The other routes' request lists (a path per job) are longer than Linux takes in one argument."""
+    lists = [[["GET", f"/api/v1/queues/q/jobs/{n:040d}", "", ""] for n in range(2_000)]]
+    with harness.reference_app("trivial") as app:
+        spec = {"kind": "requests", "host": app.host, "port": app.port, "lists": lists, "requests": 50,
+                "seconds": 5, "connections": 2}  # fmt: skip
+        assert len(json.dumps(spec)) > harness.ARG_MAX
+        (result,), _ = await harness.run_clients(spec)
+    assert result["requests"] == 50 and result["errors"] == 0
