@@ -161,10 +161,10 @@ def _fmt(value: Any, digits: int = 0) -> str:
 def table(rows: list[dict[str, Any]]) -> str:
     """A Markdown table of every scenario (also readable in a terminal)."""
     head = (
-        "| scenario | jobs/s | req/s | p50 ms | p99 ms | server CPU % | jobs per server CPU-s | RSS MB "
+        "| scenario | jobs/s | req/s | p50 ms | p99 ms | server CPU % | store CPU % | jobs per server CPU-s | RSS MB "
         "| Redis conns | exactly once | × original | × original per CPU | × store limit | × HTTP ceiling |"
     )
-    lines = [head, "|" + "---|" * 14]
+    lines = [head, "|" + "---|" * 15]
     for r in rows:
         if r["group"] in ("longpoll", "retry", "other", "flow"):
             continue
@@ -178,6 +178,7 @@ def table(rows: list[dict[str, Any]]) -> str:
                     _fmt(r.get("p50_ms"), 1),
                     _fmt(r.get("p99_ms"), 1),
                     _fmt(r.get("server_cpu_pct")),
+                    _fmt(r.get("store_cpu_pct")),
                     _fmt(r.get("jobs_per_server_cpu_s")),
                     _fmt(r.get("server_rss_mb")),
                     _fmt(r.get("redis_conns")),
@@ -223,8 +224,8 @@ def table(rows: list[dict[str, Any]]) -> str:
         lines += [
             "",
             "| other routes (16 connections) | req/s | p50 ms | p99 ms | server CPU % | server CPU µs/req "
-            "| × HTTP ceiling | right answers, counts unchanged |",
-            "|" + "---|" * 8,
+            "| store CPU µs/req | × HTTP ceiling | right answers, counts unchanged |",
+            "|" + "---|" * 9,
         ]
         for r in others:
             lines.append(
@@ -237,6 +238,7 @@ def table(rows: list[dict[str, Any]]) -> str:
                         _fmt(r.get("p99_ms"), 1),
                         _fmt(r.get("server_cpu_pct")),
                         _fmt(r.get("server_cpu_us_per_request")),
+                        _fmt(r.get("store_cpu_us_per_request")),
                         _fmt(r.get("vs_http_ceiling"), 2),
                         _fmt(r.get("exactly_once")),
                     ]
@@ -248,8 +250,9 @@ def table(rows: list[dict[str, Any]]) -> str:
         lines += [
             "",
             "| flow control: claim 1 + complete, 16 workers | jobs/s | × plain | p50 ms | p99 ms "
-            "| server CPU µs/req | jobs per server CPU-s | limit jobs/s | × limit | held | exactly once |",
-            "|" + "---|" * 11,
+            "| server CPU µs/req | store CPU µs/req | jobs per server CPU-s | limit jobs/s | × limit | held "
+            "| exactly once |",
+            "|" + "---|" * 12,
         ]
         for r in flows:
             held = r.get("key_order_held", r.get("rate_limit_held"))
@@ -263,6 +266,7 @@ def table(rows: list[dict[str, Any]]) -> str:
                         _fmt(r.get("p50_ms"), 1),
                         _fmt(r.get("p99_ms"), 1),
                         _fmt(r.get("server_cpu_us_per_request")),
+                        _fmt(r.get("store_cpu_us_per_request")),
                         _fmt(r.get("jobs_per_server_cpu_s")),
                         _fmt(r.get("rate_limit_per_s")),
                         _fmt(r.get("vs_rate_limit"), 2),
@@ -354,6 +358,8 @@ def ab_compare(runs: list[dict[str, Any]]) -> dict[str, Any]:
                 "requests_per_s": _median([r.get("requests_per_s") for r in rows]),
                 "server_cpu_us_per_request": _median([r.get("server_cpu_us_per_request") for r in rows]),
                 "server_cpu_pct": _median([r.get("server_cpu_pct") for r in rows]),
+                "store_cpu_us_per_request": _median([r.get("store_cpu_us_per_request") for r in rows]),
+                "store_cpu_pct": _median([r.get("store_cpu_pct") for r in rows]),
                 "p50_ms": _median([r.get("p50_ms") for r in rows]),
                 "p99_ms": _median([r.get("p99_ms") for r in rows]),
                 "vs_http_ceiling": _median(vs_ceiling),
@@ -371,8 +377,18 @@ def ab_compare(runs: list[dict[str, Any]]) -> dict[str, Any]:
             for p in both
             if p["current"].get("server_cpu_us_per_request") and p["baseline"].get("server_cpu_us_per_request")
         ]
+        store_ratios = [
+            round(p["baseline"]["store_cpu_us_per_request"] / p["current"]["store_cpu_us_per_request"], 3)
+            for p in both
+            if p["current"].get("store_cpu_us_per_request") and p["baseline"].get("store_cpu_us_per_request")
+        ]
         entry.update(
-            x_rate=_median(rate_ratios), x_rate_all=rate_ratios, x_per_cpu=_median(cpu_ratios), x_per_cpu_all=cpu_ratios
+            x_rate=_median(rate_ratios),
+            x_rate_all=rate_ratios,
+            x_per_cpu=_median(cpu_ratios),
+            x_per_cpu_all=cpu_ratios,
+            x_per_store_cpu=_median(store_ratios),
+            x_per_store_cpu_all=store_ratios,
         )
         scenarios.append(entry)
     return {"ceiling": _median(ceilings), "ceiling_all": ceilings, "scenarios": scenarios}
@@ -380,7 +396,7 @@ def ab_compare(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def ab_table(compared: dict[str, Any], versions: list[dict[str, Any]]) -> str:
     """The A/B table: A is the baseline, B this checkout; ratios are B/A (above 1: B does more per second, or
-    needs less server CPU per request)."""
+    needs less CPU per request: "per server CPU" and "per store CPU" are A's CPU per request over B's)."""
     label = {v["name"]: v["label"] for v in versions}
     a, b = label.get("baseline", "baseline"), label.get("current", "current")
     lines = [
@@ -388,8 +404,9 @@ def ab_table(compared: dict[str, Any], versions: list[dict[str, Any]]) -> str:
         f"{_fmt(compared['ceiling'])} req/s (per run: {', '.join(_fmt(c) for c in compared['ceiling_all'])})",
         "",
         "| scenario | unit | A | B | B/A | B/A per run | A server CPU µs/req | B server CPU µs/req "
-        "| B/A per server CPU | A × HTTP ceiling | B × HTTP ceiling | A p99 ms | B p99 ms | exactly once A, B |",
-        "|" + "---|" * 14,
+        "| B/A per server CPU | A store CPU µs/req | B store CPU µs/req | B/A per store CPU "
+        "| A × HTTP ceiling | B × HTTP ceiling | A p99 ms | B p99 ms | exactly once A, B |",
+        "|" + "---|" * 17,
     ]
     for e in compared["scenarios"]:
         base, cur = e.get("baseline", {}), e.get("current", {})
@@ -406,6 +423,9 @@ def ab_table(compared: dict[str, Any], versions: list[dict[str, Any]]) -> str:
                     _fmt(base.get("server_cpu_us_per_request")),
                     _fmt(cur.get("server_cpu_us_per_request")),
                     _fmt(e.get("x_per_cpu"), 2),
+                    _fmt(base.get("store_cpu_us_per_request")),
+                    _fmt(cur.get("store_cpu_us_per_request")),
+                    _fmt(e.get("x_per_store_cpu"), 2),
                     _fmt(base.get("vs_http_ceiling"), 2),
                     _fmt(cur.get("vs_http_ceiling"), 2),
                     _fmt(base.get("p99_ms"), 1),

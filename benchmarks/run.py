@@ -14,6 +14,8 @@ from typing import Any
 
 import attrs
 
+from starq.server.embedded import EmbeddedStore
+
 from . import harness, procstat, scenarios
 from .scenarios import Sizes
 
@@ -83,7 +85,7 @@ async def run_once(
         with harness.starq_server(store.url) as server:
 
             def sampler_of(server=server):
-                return scenarios.Sampler(server, store.url, own)
+                return scenarios.Sampler(server, store.url, own, _pid(store))
 
             await phase("submit", lambda: scenarios.submit(server, sampler_of, sizes))
             await phase("cycle", lambda: scenarios.cycles(server, sampler_of, sizes))
@@ -121,7 +123,7 @@ async def run_once(
             with harness.starq_server(store.url, workers=2) as server2:
 
                 def sampler2():
-                    return scenarios.Sampler(server2, store.url, own)
+                    return scenarios.Sampler(server2, store.url, own, _pid(store))
 
                 row, _, _ = await scenarios.cycle(
                     server2,
@@ -186,15 +188,15 @@ async def run_ab_once(
             store = stack.enter_context(harness.store(workdir))
             own = harness.redis_clients(store.url)
             server = stack.enter_context(harness.starq_server(store.url, version=version))
-            serving.append((version, server, store.url, own))
+            serving.append((version, server, store, own))
         for group in groups:
             for step in steps[group]:
-                for version, server, url, own in serving:
+                for version, server, store, own in serving:
                     log(f"[{time.strftime('%H:%M:%S')}] {group} on {version.name} (load {procstat.load_average()})")
                     load = procstat.load_average()
 
-                    def sampler_of(server=server, url=url, own=own):
-                        return scenarios.Sampler(server, url, own)
+                    def sampler_of(server=server, store=store, own=own):
+                        return scenarios.Sampler(server, store.url, own, _pid(store))
 
                     got = await step(server, sampler_of)
                     for row in got:
@@ -211,6 +213,10 @@ async def run_ab_once(
 
 # Submit sizes an A/B run measures (the full run adds 1,000 per request).
 AB_SUBMIT_BATCHES = (1, 100)
+
+
+def _pid(store: EmbeddedStore) -> int | None:
+    return store.process.pid if store.process else None
 
 
 async def _cycle_rows(server: harness.Server, sampler_of: Any, **options: Any) -> list[dict[str, Any]]:

@@ -98,12 +98,15 @@ def queue_name(kind: str) -> str:
 
 
 class Sampler:
-    """Peak server RSS and Redis connections while a phase runs (sampled every quarter second)."""
+    """Peak server RSS and Redis connections while a phase runs (sampled every quarter second), and the CPU the
+    store process used meanwhile (when its pid is given)."""
 
-    def __init__(self, server: Server, redis_url: str, own_connections: int) -> None:
+    def __init__(self, server: Server, redis_url: str, own_connections: int, store_pid: int | None = None) -> None:
         self.server, self.redis_url, self.own = server, redis_url, own_connections
         self.rss_mb = 0.0
         self.redis_conns = 0
+        self._store = procstat.CpuMeter([store_pid]) if store_pid else None
+        self.store_cpu: float | None = None
 
     def sample(self) -> None:
         self.rss_mb = max(self.rss_mb, procstat.rss_mb(self.server.pids))
@@ -116,12 +119,16 @@ class Sampler:
                 await trio.to_thread.run_sync(self.sample)
                 await trio.sleep(0.25)
 
+        if self._store:
+            self._store.start()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(loop)
             try:
                 yield self
             finally:
                 nursery.cancel_scope.cancel()
+        if self._store:
+            self.store_cpu = self._store.stop()
         self.sample()
 
 
@@ -146,6 +153,7 @@ def _row(
     sampler: Sampler | None,
     **extra: Any,
 ) -> dict[str, Any]:
+    store_cpu = sampler.store_cpu if sampler else None
     return {
         "group": group,
         "name": name,
@@ -161,6 +169,11 @@ def _row(
         # other processes on a shared machine left to the server during the run.
         "jobs_per_server_cpu_s": round(jobs / server_cpu, 1) if server_cpu and jobs is not None else None,
         "client_cpu_pct": round(100 * client_cpu / seconds, 1) if seconds else None,
+        # The store's own CPU (Valkey, all its threads) while the clients ran: the other half of a request's cost.
+        "store_cpu_pct": round(100 * store_cpu / seconds, 1) if store_cpu is not None and seconds else None,
+        "store_cpu_us_per_request": round(1e6 * store_cpu / requests, 1)
+        if store_cpu is not None and requests
+        else None,
         "server_rss_mb": round(sampler.rss_mb, 1) if sampler else None,
         "redis_conns": sampler.redis_conns if sampler else None,
         **extra,

@@ -140,6 +140,7 @@ def test_quick_ab_run_against_this_very_commit(tmp_path):
         for version in ("baseline", "current"):
             assert entry[version]["exactly_once"] is True, entry
             assert entry[version]["rate"] > 0 and entry[version]["vs_http_ceiling"] > 0, entry
+            assert entry[version]["store_cpu_us_per_request"] is not None, entry  # each version's own store
         assert entry["x_rate"] > 0, entry
     assert "| scenario | unit | A | B | B/A |" in proc.stdout
     worktree = re.search(r"git worktree add --detach (\S+)", proc.stdout)
