@@ -98,7 +98,9 @@ def _ab(args: argparse.Namespace, sizes: Sizes, only: set[str] | None) -> int:
     runs: list[dict[str, Any]] = []
     failed = False
     with baseline.checkout(args.baseline) as base:
-        current = attrs.evolve(harness.CURRENT, commit=baseline.describe_current())
+        described = baseline.describe_current()
+        label = f"this checkout ({described[:10]}{', with uncommitted changes' if ' ' in described else ''})"
+        current = attrs.evolve(harness.CURRENT, commit=described, label=label if described else harness.CURRENT.label)
         versions = (base, current)  # A, B
         for i in range(args.repeat):
             print(f"== A/B run {i + 1}/{args.repeat} (load {procstat.load_average()})", flush=True)

@@ -74,7 +74,8 @@ def checkout(rev: str, log=print) -> Iterator[Version]:
             )
             if found.returncode != 0 or not os.path.realpath(found.stdout.strip()).startswith(os.path.realpath(path)):
                 raise BaselineError(f"the environment of {rev} does not serve its own code: {found.stderr[-2000:]}")
-            yield Version("baseline", f"{rev} ({commit[:7]})", python, path, commit)
+            label = rev if commit.startswith(rev) else f"{rev} ({commit[:10]})"
+            yield Version("baseline", label, python, path, commit)
         finally:
             try:
                 git("worktree", "remove", "--force", path)
