@@ -74,6 +74,10 @@ def build_openapi() -> dict[str, Any]:
         op["responses"] = responses
         if doc.auth == "write":
             op["security"] = [{"apiKey": []}]
+        elif doc.auth == "read":
+            # A key only when the server runs with read auth: optional, so a client holding one (the reference
+            # page's "Try it" too) sends it.
+            op["security"] = [{}, {"apiKey": []}]
         paths.setdefault(doc.path, {})[doc.method.lower()] = op
     return {
         "openapi": "3.1.0",
@@ -99,7 +103,12 @@ def _response(status: int, schema: Schema | None) -> dict[str, Any]:
 
 
 def _operation_id(doc: Operation) -> str:
-    words = [p for p in doc.path.replace("/api/v1/", "").split("/") if p and not p.startswith("{")]
+    """``get_queues_jobs`` lists, ``get_queues_jobs_job`` reads one: a path ending in a parameter adds its name,
+    so that the ids are unique, as OpenAPI requires (Swagger UI keys its state by them)."""
+    parts = [p for p in doc.path.replace("/api/v1/", "").split("/") if p]
+    words = [p for p in parts if not p.startswith("{")]
+    if parts[-1].startswith("{"):
+        words.append(parts[-1][1:-1])
     return doc.method.lower() + "_" + "_".join(words).replace("-", "_")
 
 
