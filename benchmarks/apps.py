@@ -49,7 +49,7 @@ NOOP_PATH = "/api/noop"
 
 def noop_app() -> Any:
     """``GET /api/noop`` → ``{}``: one declared operation on Starq's API path, built as ``create_app`` builds the
-    product's app (without an engine or a broker: the operation touches neither)."""
+    product's app (without an engine or a hub: the operation touches neither)."""
     from quart_trio import QuartTrio
 
     from starq.server.api.operations import Answer, AppState, Operation, Request
@@ -61,7 +61,7 @@ def noop_app() -> Any:
         return {}, 200
 
     operation = Operation("GET", NOOP_PATH, noop, "Does nothing", "bench", responses={200: None})
-    state = AppState(engine=cast(Any, None), broker=cast(Any, None), settings=Settings(), metrics=Metrics())
+    state = AppState(engine=cast(Any, None), hub=cast(Any, None), settings=Settings(), metrics=Metrics())
     app = QuartTrio(__name__)
     app.asgi_app = ApiService(state, app.asgi_app, [operation])  # type: ignore[method-assign,assignment]
     return app
