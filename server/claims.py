@@ -34,6 +34,11 @@ log = logging.getLogger("starq.claims")
 
 # While waiters are parked, the dispatcher also claims this often without a notification.
 SAFETY_POLL_SECONDS = 1.0
+# A claim that finds nothing and will wait marks its queue in the store as waited on for this long; only then do
+# submits (and other ways back to pending) publish "ready". The dispatcher renews the mark at every claim it
+# makes for its waiters, at least once per SAFETY_POLL_SECONDS, so the mark outlives any parked claim with room
+# for a slow store; after the last waiter it lapses on its own.
+PARKED_MARK_MS = 10_000
 # Releasing undelivered jobs must finish even when the request is cancelled; this bounds how long it may take.
 RELEASE_TIMEOUT = 10.0
 
@@ -148,7 +153,7 @@ class ClaimBroker:
         if block_ms <= 0 or self._closed or not line.waiters:
             # Nobody is waiting ahead of this claim (or it will not wait): try at once.
             try:
-                jobs = await self._claim_now(queue, count, worker, ledger)
+                jobs = await self._claim_now(queue, count, worker, ledger, parks=block_ms > 0 and not self._closed)
             except QueueNotFound:
                 if not line.waiters and not line.dispatching:
                     del self._lines[queue]  # names of queues that do not exist must not pile up here
@@ -174,9 +179,9 @@ class ClaimBroker:
             raise waiter.error
         return ledger.jobs
 
-    async def _claim_now(self, queue: str, count: int, worker: str, ledger: Ledger) -> list[Job]:
+    async def _claim_now(self, queue: str, count: int, worker: str, ledger: Ledger, parks: bool) -> list[Job]:
         with trio.CancelScope(shield=True):
-            claimed = await self._engine.claim(queue, count, worker)
+            claimed = await self._engine.claim(queue, count, worker, PARKED_MARK_MS if parks else 0)
         ledger.take(queue, claimed.jobs)
         if claimed.rate_limited_ms:
             self._line_limited(queue, claimed.rate_limited_ms)
@@ -215,7 +220,7 @@ class ClaimBroker:
             head = line.waiters[0]
             try:
                 with trio.CancelScope(shield=True):
-                    claimed = await self._engine.claim(line.queue, head.count, head.worker)
+                    claimed = await self._engine.claim(line.queue, head.count, head.worker, PARKED_MARK_MS)
             except QueueNotFound as exc:
                 self._fail_all(line, exc)  # the queue is gone: every waiter of the line gets that answer
                 return

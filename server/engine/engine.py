@@ -359,11 +359,12 @@ class Engine:
         self.observer.submitted(queue, sum(1 for r in results if not r.skipped))
         return results
 
-    async def claim(self, queue: str, count: int, worker: str = "") -> Claimed:
+    async def claim(self, queue: str, count: int, worker: str = "", park_ms: int = 0) -> Claimed:
         """Claims up to ``count`` ready jobs without waiting, within the queue's limits. Long-polling lives in
-        ``ClaimBroker``."""
+        ``ClaimBroker``: it passes ``park_ms`` > 0 when it will wait for work should this claim find none, so
+        the store marks the queue as waited on for that long and submits publish "ready" only then."""
         token = os.urandom(6).hex() + "-"
-        reply = await self._call("starq_claim", queue, (count, token, worker))
+        reply = await self._call("starq_claim", queue, (count, token, worker, park_ms))
         jobs = [Job.from_record(queue, r) for r in reply[2:]]
         if jobs:
             self.observer.claimed(queue, jobs)

@@ -167,7 +167,7 @@ async def test_fail_with_zero_retry_delay_is_pending_at_once(engine, queue_name)
     assert (await claim_one(engine, queue_name)).id == job.id
 
 
-async def test_backoff_grows_exponentially_and_is_capped(engine, queue_name, raw):
+async def test_backoff_grows_exponentially_and_is_capped(engine, queue_name):
     await make_queue(engine, queue_name, retry_delay=10, retry_delay_max=25, max_retries=5)
     (sub,) = await submit(engine, queue_name, {"a": 1})
     delays = []
@@ -176,8 +176,8 @@ async def test_backoff_grows_exponentially_and_is_capped(engine, queue_name, raw
         await engine.fail(queue_name, job.id, job.lease_id, "e")
         failed = await engine.get_job(queue_name, sub.id)
         delays.append(ms(failed.run_at) - now_ms())
-        # Make the retry due now (only this test touches the schedule directly) instead of waiting it out.
-        await raw.zadd(f"starq:{{{queue_name}}}:sched", {sub.id: 0})
+        # Make the retry due now instead of waiting it out.
+        assert await engine.promote(queue_name, sub.id) == "pending"
     # retry_delay * 2^(n-1), capped at 25 s, with equal jitter (half fixed): [5,10], [10,20], [12.5,25].
     assert 4_500 <= delays[0] <= 10_100
     assert 9_500 <= delays[1] <= 20_100

@@ -67,6 +67,18 @@ local HISTORY_MAX = 50
 -- Arguments per command when one command carries many ids: Lua's unpack() fails past ~8,000 values.
 local CHUNK = 4000
 
+-- Whole numbers as text. Lua turns a number into text with sprintf("%.14g") (also when it is passed to
+-- redis.call), which costs as much as a small command; small ones come from this table made once, the others
+-- from the cheaper "%d". The hot paths pass text, not numbers, to the store.
+local INT = {}
+for i = 0, 1023 do INT[i] = '' .. i end
+local function text(n)
+  return INT[n] or string.format('%d', n)
+end
+
+-- The priorities as text, and the streams' key suffixes, highest first (the order claims read them).
+local PRIORITY_TEXT = {[0] = '0', '1', '2', '3', '4', '5', '6', '7', '8', '9'}
+
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -133,7 +145,7 @@ end
 -- Members with one score, as ZADD wants them: score, id, score, id, ... The score is made a string once
 -- (Lua would format the number again for every member).
 local function scored(ids, score)
-  score = tostring(score)
+  score = type(score) == 'number' and text(score) or score
   local out = {}
   for i, id in ipairs(ids) do
     out[2 * i - 1] = score
@@ -151,20 +163,22 @@ local function move_index_many(P, ids, from, to)
   call_many('ZADD', P .. 'idx:' .. to, {}, scored(ids, 0))
 end
 
--- Loads the queue's settings, failing with NOQUEUE when the queue does not exist (or is being deleted).
-local function load_queue(meta_key)
+-- A queue's meta hash holds its settings, which change only through create_queue and update_queue (each bumps
+-- the field v), and fields that change with the work (HOT). Parsing every setting at every call was a third of
+-- what a submit cost the store, so the parsed settings are kept in this Lua state between calls, per queue, and
+-- used while the queue's created_at and v are unchanged; each call reads only the hot fields.
+local HOT = {'created_at', 'v', 'deleting', 'paused', 'prios', 'parked', 'sched_next', 'tput_b'}
+local SETTINGS = {}
+local SETTINGS_KEPT, SETTINGS_MAX = 0, 1000
+
+-- The parsed settings of a queue from its meta hash (the queue exists), with each default filled in.
+local function parse_settings(meta_key)
   local raw = redis.call('HGETALL', meta_key)
-  if #raw == 0 then
-    return redis.error_reply('NOQUEUE queue not found')
-  end
   -- A queue stored before a setting existed has that setting's default.
   local q = {}
   for name, value in pairs(DEFAULTS) do q[name] = value end
   for i = 1, #raw, 2 do
     q[raw[i]] = raw[i + 1]
-  end
-  if q.deleting == '1' then
-    return redis.error_reply('NOQUEUE queue not found')
   end
   q.P = prefix_of(meta_key)
   q.meta = meta_key
@@ -181,6 +195,29 @@ local function load_queue(meta_key)
     local limit = cjson.decode(q.rate_limit)
     q.rate_max, q.rate_per_ms = tonumber(limit.max), tonumber(limit.per_ms)
   end
+  return q
+end
+
+-- Loads the queue, failing with NOQUEUE when it does not exist (or is being deleted). The table it returns
+-- reads the settings through its metatable and holds the hot fields itself; a call may change its own copy of
+-- any field (q.prios, q.key_concurrency ...) without touching what later calls see.
+local function load_queue(meta_key)
+  local hot = redis.call('HMGET', meta_key, unpack(HOT))
+  if not hot[1] or hot[3] == '1' then
+    return redis.error_reply('NOQUEUE queue not found')
+  end
+  local version = hot[1] .. ':' .. (hot[2] or '0')
+  local kept = SETTINGS[meta_key]
+  if not kept or kept.version ~= version then
+    if SETTINGS_KEPT >= SETTINGS_MAX then
+      SETTINGS, SETTINGS_KEPT = {}, 0 -- bounded by the queues in use, whatever names come and go
+    end
+    if not kept then SETTINGS_KEPT = SETTINGS_KEPT + 1 end
+    kept = {version = version, meta = {__index = parse_settings(meta_key)}}
+    SETTINGS[meta_key] = kept
+  end
+  local q = setmetatable({}, kept.meta)
+  for i = 4, #HOT do q[HOT[i]] = hot[i] end
   return q
 end
 
@@ -244,8 +281,38 @@ local function hset(jkey, ...)
   redis.call('HSET', jkey, unpack(hset_fields(...)))
 end
 
-local function publish_ready(q)
-  redis.call('PUBLISH', CHANNELS.ready, q.name)
+-- Wakes the claims parked on the queue, in any process, that may now find work. A claim parks only after a
+-- claim of its own came back empty and marked the queue (meta field parked: until when a claim may wait, renewed
+-- by every poll of the waiters; see mark_parked), so while no claim waits this costs one comparison and no
+-- command: neither the store nor any server process handles a notification nobody needs.
+local function publish_ready(q, now)
+  if q.parked and tonumber(q.parked) > now then redis.call('PUBLISH', CHANNELS.ready, q.name) end
+end
+
+-- A claim that handed out nothing and whose caller will park: the queue is marked as waited on for park_ms
+-- (written at most every half of that, so steady polling of idle waiters does not write each time).
+local function mark_parked(q, now, park_ms)
+  if park_ms <= 0 then return end
+  if not q.parked or tonumber(q.parked) < now + park_ms / 2 then
+    q.parked = text(now + park_ms)
+    redis.call('HSET', q.meta, 'parked', q.parked)
+  end
+end
+
+-- Puts job id on the schedule, due at due (ms). The queue's meta field sched_next is a time no scheduled job is
+-- due before ('' when none is scheduled; absent: unknown), so a claim skips the schedule while nothing is due.
+-- Taking a job off the schedule leaves it early, which costs one look (promote_due then sets it right).
+local function schedule(q, id, due)
+  redis.call('ZADD', q.P .. 'sched', due, id)
+  if empty(q.sched_next) or due < tonumber(q.sched_next) then
+    q.sched_next = text(due)
+    redis.call('HSET', q.meta, 'sched_next', q.sched_next)
+  end
+end
+
+-- Whether a scheduled job may be due now (see schedule).
+local function may_be_due(q, now)
+  return q.sched_next == nil or q.sched_next == false or (q.sched_next ~= '' and tonumber(q.sched_next) <= now)
 end
 
 -- Appends one event to the queue's log when its setting events is on (else it costs one test). kind: what
@@ -429,7 +496,7 @@ local function submit_one(q, now, id, payload, priority, due, hash, opts, added)
     end
     hold_unique(q, uk, id, o.uf and (now + tonumber(o.uf) * 1000) or 'inf')
   end
-  local fields = {'id', id, 'payload', payload, 'priority', priority, 'retries', '0', 'created_at', tostring(now)}
+  local fields = {'id', id, 'payload', payload, 'priority', priority, 'retries', '0', 'created_at', text(now)}
   if opts then
     for _, name in ipairs(OPTION_FIELDS) do
       if o[name] ~= nil then
@@ -473,7 +540,7 @@ local function submit_one(q, now, id, payload, priority, due, hash, opts, added)
     end
   end
   if due > now then
-    redis.call('ZADD', q.P .. 'sched', due, id)
+    schedule(q, id, due)
     hset(jkey, fields, {'status', 'scheduled', 'run_at', due},
       history(jkey, false, nil, now, 'submitted', {run_at = due}))
     added.scheduled[#added.scheduled + 1] = id
@@ -491,7 +558,7 @@ local function new_added(q)
 end
 
 -- The shared-key side of submit_one for a whole call.
-local function settle_added(q, added)
+local function settle_added(q, added, now)
   if added.prios ~= q.prios then
     redis.call('HSET', q.meta, 'prios', added.prios)
     q.prios = added.prios
@@ -500,7 +567,7 @@ local function settle_added(q, added)
   move_index_many(q.P, added.scheduled, nil, 'scheduled')
   move_index_many(q.P, added.waiting, nil, 'waiting')
   move_index_many(q.P, added.cancelled, nil, 'cancelled')
-  if #added.pending > 0 then publish_ready(q) end
+  if #added.pending > 0 then publish_ready(q, now) end
 end
 
 ------------------------------------------------------------------------------------------------------------
@@ -552,17 +619,25 @@ local function count_outcome(q, now, kind, n)
   local bucket = math.floor(now / BUCKET_MS)
   local slot = bucket % BUCKETS
   local key = q.P .. 'tput'
-  if redis.call('HGET', key, 't:' .. slot) ~= tostring(bucket) then
-    redis.call('HSET', key, 't:' .. slot, bucket, 'c:' .. slot, 0, 'f:' .. slot, 0)
+  -- The meta field tput_b names the bucket whose slot was last reset: no read of the ring per outcome.
+  local slot_text = text(slot)
+  if q.tput_b ~= text(bucket) then
+    q.tput_b = text(bucket)
+    if redis.call('HGET', key, 't:' .. slot_text) ~= q.tput_b then
+      redis.call('HSET', key, 't:' .. slot_text, q.tput_b, 'c:' .. slot_text, '0', 'f:' .. slot_text, '0')
+    end
+    redis.call('HSET', q.meta, 'tput_b', q.tput_b)
   end
-  redis.call('HINCRBY', key, kind .. ':' .. slot, n)
+  redis.call('HINCRBY', key, kind .. ':' .. slot_text, text(n))
 end
 
 -- Workers' jobs in hand go down by the counts in hands (worker name -> jobs let go).
 local function release_hands(q, hands)
   for worker, n in pairs(hands) do
     if worker ~= '' then
-      if redis.call('HINCRBY', q.P .. 'inhand', worker, -n) <= 0 then
+      -- A worker's count stays at 0 between jobs rather than being deleted and made again at its next claim;
+      -- the maintenance loop forgets it with the worker.
+      if redis.call('HINCRBY', q.P .. 'inhand', worker, '-' .. text(n)) < 0 then
         redis.call('HDEL', q.P .. 'inhand', worker)
       end
     end
@@ -598,6 +673,17 @@ end
 -- Moves due scheduled jobs to their streams (or their keys' lines). Returns how many moved.
 local function promote_due(q, now, limit)
   local due = redis.call('ZRANGE', q.P .. 'sched', '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)
+  -- What is left on the schedule says when to look again (now, if the limit left due jobs behind).
+  local next_due = now
+  if #due < limit then
+    local head = redis.call('ZRANGE', q.P .. 'sched', #due, #due, 'WITHSCORES')
+    next_due = head[2] or ''
+  end
+  next_due = type(next_due) == 'number' and text(next_due) or next_due
+  if next_due ~= q.sched_next then
+    q.sched_next = next_due
+    redis.call('HSET', q.meta, 'sched_next', q.sched_next)
+  end
   if #due == 0 then return 0 end
   for _, id in ipairs(due) do
     local jkey = q.P .. 'job:' .. id
@@ -622,7 +708,7 @@ local function requeue(q, id, jkey, priority, delay_ms, now, fields)
   redis.call('ZREM', q.P .. 'leases', id)
   if delay_ms > 0 then
     local due = now + delay_ms
-    redis.call('ZADD', q.P .. 'sched', due, id)
+    schedule(q, id, due)
     hset(jkey, {'status', 'scheduled', 'entry', '', 'run_at', due, 'lease_exp', '', 'dl', ''}, fields)
     move_index_many(q.P, {id}, 'claimed', 'scheduled')
     return 'scheduled'
@@ -637,7 +723,7 @@ end
 -- and cancelled, jobs let go per worker, how many completed and failed attempts to count, and whether a
 -- waiting claim may now find work (something became claimable, or a concurrency slot came free).
 local function new_done(now)
-  return {completed = {}, dead = {}, cancelled = {}, hands = {}, c = 0, f = 0, now_s = tostring(now), deps = {}}
+  return {completed = {}, dead = {}, cancelled = {}, hands = {}, c = 0, f = 0, now_s = text(now), deps = {}}
 end
 
 local function let_go(done, worker)
@@ -668,7 +754,7 @@ local WAITING = {'status', 'priority', 'key', 'run_at', 'odf', 'hist', 'hn', 'uk
 local function release_waiting(q, id, jkey, f, now, done)
   local due = tonumber(f.run_at)
   if due and due > now then
-    redis.call('ZADD', q.P .. 'sched', due, id)
+    schedule(q, id, due)
     hset(jkey, {'status', 'scheduled'}, history(jkey, f.hist, f.hn, now, 'pending', {status = 'scheduled'}))
     move_index_many(q.P, {id}, 'waiting', 'scheduled')
     emit(q, now, 'pending', id, 'scheduled')
@@ -737,10 +823,10 @@ local function settle(q, done, now)
   release_hands(q, done.hands)
   count_outcome(q, now, 'c', done.c)
   count_outcome(q, now, 'f', done.f)
-  if done.added then settle_added(q, done.added) end
+  if done.added then settle_added(q, done.added, now) end
   -- Claims held back by the queue's concurrency may go on now that claimed jobs are done.
   local freed = q.concurrency > 0 and (#done.completed + #done.dead + #done.cancelled) > 0
-  if done.requeued or freed then publish_ready(q) end
+  if done.requeued or freed then publish_ready(q, now) end
 end
 
 -- Exponential backoff with "equal jitter": half the delay is fixed, half random, so retries spread out.

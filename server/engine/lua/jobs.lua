@@ -56,7 +56,7 @@ local function submit(keys, args)
     redis.call('ZADD', q.P .. 'batches', 'inf', bid)
     if b.cancelled >= total then finish_batch(q, bid, b, now, added) end
   end
-  settle_added(q, added)
+  settle_added(q, added, now)
   return out
 end
 
@@ -96,7 +96,8 @@ local function spend_rate(q, n)
   if redis.call('INCRBY', rl, n) == n then redis.call('PEXPIRE', rl, q.rate_per_ms) end
 end
 
--- claim: KEYS[1]=meta; ARGV = count, lease token, worker name.
+-- claim: KEYS[1]=meta; ARGV = count, lease token, worker name, park_ms (optional: how long the caller waits if
+-- this claim hands out nothing; 0: it will not wait).
 -- Hands out up to count pending jobs, highest priority first and FIFO within a priority, within the queue's
 -- concurrency and rate limit. Due scheduled jobs are promoted first so a claim never waits for the maintenance
 -- loop. Returns {wait_ms, held, record, record, ...}: the records as RECORD's values; wait_ms > 0 when the rate
@@ -105,20 +106,24 @@ local function claim(keys, args)
   local q = load_queue(keys[1])
   if q.err then return q end
   local now = now_ms()
-  promote_due(q, now, 100)
-  if q.paused == '1' then return {0, 0} end
+  if may_be_due(q, now) then promote_due(q, now, 100) end
+  local park_ms = tonumber(args[4]) or 0
+  if q.paused == '1' then
+    mark_parked(q, now, park_ms)
+    return {0, 0}
+  end
   local want, held, wait = allowance(q, tonumber(args[1]))
   local token, worker = args[2], args[3]
   local out, ids = {wait, held and 1 or 0}, {}
   local default_exp = now + q.claim_timeout_ms
-  local now_s, default_exp_s = tostring(now), tostring(default_exp)
+  local now_s, default_exp_s = text(now), text(default_exp)
   local leases = {}
 
   local function take(stream, n)
     -- The stream only ever holds claimable jobs, oldest first: its head is what to hand out. (A plain XRANGE
     -- rather than a consumer group read: the lease zset, not a group's PEL, tracks claims, and a group read
     -- would add a PEL entry to remove again and an XCLAIM per entry to the AOF.)
-    local entries = redis.call('XRANGE', stream, '-', '+', 'COUNT', n)
+    local entries = redis.call('XRANGE', stream, '-', '+', 'COUNT', text(n))
     if #entries == 0 then return end
     local entry_ids = {}
     for i, entry in ipairs(entries) do entry_ids[i] = entry[1] end
@@ -135,7 +140,7 @@ local function claim(keys, args)
         if rec.to then
           -- A timeout bounds the attempt: its lease never runs past the deadline, whatever is extended.
           deadline = now + tonumber(rec.to) * 1000
-          exp_s = tostring(math.min(default_exp, deadline))
+          exp_s = text(math.min(default_exp, deadline))
         end
         local set = {'status', 'claimed', 'claimed_at', now_s, 'lease', lease, 'lease_exp', exp_s, 'worker', worker}
         if deadline ~= '' then
@@ -162,8 +167,8 @@ local function claim(keys, args)
   for p = 9, 0, -1 do
     if #ids >= want then break end
     -- Streams of priorities the queue never had are empty: skipped, so a claim reads 1 stream, not 10.
-    if string.find(q.prios, tostring(p), 1, true) then
-      take(q.P .. 's:' .. p, want - #ids)
+    if string.find(q.prios, PRIORITY_TEXT[p], 1, true) then
+      take(q.P .. 's:' .. PRIORITY_TEXT[p], want - #ids)
     end
   end
   if #ids > 0 then
@@ -172,8 +177,10 @@ local function claim(keys, args)
     spend_rate(q, #ids)
     if worker ~= '' then
       redis.call('HSET', q.P .. 'workers', worker, now_s)
-      redis.call('HINCRBY', q.P .. 'inhand', worker, #ids)
+      redis.call('HINCRBY', q.P .. 'inhand', worker, text(#ids))
     end
+  else
+    mark_parked(q, now, park_ms)
   end
   return out
 end

@@ -47,7 +47,7 @@ local function promote(keys, args)
   local fields = f.act == '1' and {'entry', add_to_stream(q, id, f.priority)} or enqueue(q, id, f.priority, f.key)
   hset(jkey, {'status', 'pending', 'run_at', ''}, fields, history(jkey, f.hist, f.hn, now, 'promoted'))
   move_index_many(q.P, {id}, 'scheduled', 'pending')
-  publish_ready(q)
+  publish_ready(q, now)
   return 'pending'
 end
 
@@ -74,8 +74,9 @@ local function retry(keys, args)
   if status ~= 'failed' and status ~= 'cancelled' then
     return redis.error_reply('STATE job ' .. id .. ' is ' .. status .. '; only failed or cancelled jobs can be retried')
   end
-  revive(q, id, now_ms())
-  publish_ready(q)
+  local now = now_ms()
+  revive(q, id, now)
+  publish_ready(q, now)
   return 'pending'
 end
 
@@ -86,7 +87,7 @@ local function retry_dead(keys, args)
   local ids = redis.call('ZRANGE', q.P .. 'idx:failed', 0, tonumber(args[1]) - 1)
   local now = now_ms()
   for _, id in ipairs(ids) do revive(q, id, now) end
-  if #ids > 0 then publish_ready(q) end
+  if #ids > 0 then publish_ready(q, now) end
   return #ids
 end
 
@@ -177,11 +178,13 @@ local function tick(keys, args)
   -- Workers not seen for an hour are forgotten, so the hash stays bounded by recent workers.
   local workers = redis.call('HGETALL', q.P .. 'workers')
   for i = 1, #workers, 2 do
-    if tonumber(workers[i + 1]) < now - 3600000 and not redis.call('HGET', q.P .. 'inhand', workers[i]) then
+    if tonumber(workers[i + 1]) < now - 3600000
+      and tonumber(redis.call('HGET', q.P .. 'inhand', workers[i]) or '0') <= 0 then
       redis.call('HDEL', q.P .. 'workers', workers[i])
+      redis.call('HDEL', q.P .. 'inhand', workers[i])
     end
   end
-  if promoted > 0 and not done.requeued then publish_ready(q) end
+  if promoted > 0 and not done.requeued then publish_ready(q, now) end
   local schedules = {}
   local due = redis.call('ZRANGE', q.P .. 'cron_due', '-inf', now, 'BYSCORE', 'LIMIT', 0, limit, 'WITHSCORES')
   for i = 1, #due, 2 do

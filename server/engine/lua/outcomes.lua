@@ -132,7 +132,7 @@ local function release(keys, args)
   local status = release_one(q, id, jkey, f, math.floor(tonumber(args[3]) * 1000), now, hands)
   redis.call('HSET', jkey, 'done_lease', f.lease, 'done_as', 'release')
   release_hands(q, hands)
-  if status == 'pending' then publish_ready(q) end
+  if status == 'pending' then publish_ready(q, now) end
   return {'released', status}
 end
 
@@ -155,7 +155,7 @@ local function release_undelivered(keys, args)
     end
   end
   release_hands(q, hands)
-  if n > 0 then publish_ready(q) end
+  if n > 0 then publish_ready(q, now) end
   return n
 end
 

@@ -24,6 +24,7 @@ local function update_queue(keys, args)
   local q = load_queue(keys[1])
   if q.err then return q end
   redis.call('HSET', keys[1], unpack(args))
+  redis.call('HINCRBY', keys[1], 'v', 1) -- settings cached by version (load_queue) are read again
   local wake = false
   for i = 1, #args, 2 do
     local name, value = args[i], args[i + 1]
@@ -36,7 +37,7 @@ local function update_queue(keys, args)
       end
     end
   end
-  if wake then publish_ready(q) end
+  if wake then publish_ready(q, now_ms()) end
   return 1
 end
 
@@ -65,7 +66,7 @@ local function begin_delete(keys, args)
   local q = load_queue(keys[1])
   if q.err then return 0 end
   redis.call('HSET', keys[1], 'deleting', '1')
-  publish_ready(q)
+  publish_ready(q, now_ms())
   return 1
 end
 

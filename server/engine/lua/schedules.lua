@@ -92,7 +92,7 @@ local function run_schedule(keys, args)
   local opts = args[8] ~= '' and cjson.decode(args[8]) or {}
   opts.sch = name
   local reply = submit_one(q, now, args[4], args[5], args[6], 0, args[7], opts, added)
-  settle_added(q, added)
+  settle_added(q, added, now)
   redis.call('HSET', key, 'next_ms', next_ms, 'last_ms', now, 'last_job', reply[1])
   arm(q, name, next_ms, '0')
   return {1, reply[1], reply[2], reply[4]}

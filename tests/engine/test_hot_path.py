@@ -1,0 +1,103 @@
+"""What the hot paths skip, and that skipping never loses work: the "ready" notification goes out only while a
+claim waits on the queue, a claim looks at the schedule only when a job may be due, and the parsed settings a
+call keeps between calls are read again as soon as they change."""
+
+from __future__ import annotations
+
+import trio
+
+from engine.helpers import make_queue, new_job, now_ms, submit
+from starq.server.engine.models import new_job_id
+
+PARK_MS = 5_000
+
+
+async def ready_notifications(engine, queue: str, action) -> list[str]:
+    """The "ready" notifications for ``queue`` published while ``action`` runs (and shortly after)."""
+    seen: list[str] = []
+    async with engine.subscribe() as messages:
+
+        async def listen() -> None:
+            async for channel, message in messages:
+                if channel == "ready" and message == queue:
+                    seen.append(message)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(listen)
+            await trio.sleep(0.2)  # subscribed before the action
+            await action()
+            await trio.sleep(0.3)
+            nursery.cancel_scope.cancel()
+    return seen
+
+
+async def test_a_submit_notifies_only_while_a_claim_waits(engine, queue_name):
+    await make_queue(engine, queue_name)
+    assert await ready_notifications(engine, queue_name, lambda: submit(engine, queue_name, {"n": 1})) == []
+    # A claim that will wait and finds nothing (the queue's one job taken first) marks the queue as waited on.
+    assert len((await engine.claim(queue_name, 1)).jobs) == 1
+    assert (await engine.claim(queue_name, 1, park_ms=PARK_MS)).jobs == []
+    assert await ready_notifications(engine, queue_name, lambda: submit(engine, queue_name, {"n": 2})) == [queue_name]
+
+
+async def test_a_claim_that_will_not_wait_marks_nothing(engine, queue_name):
+    await make_queue(engine, queue_name)
+    assert (await engine.claim(queue_name, 1)).jobs == []
+    assert await ready_notifications(engine, queue_name, lambda: submit(engine, queue_name, {"n": 1})) == []
+
+
+async def test_a_paused_queue_waited_on_is_woken_by_resume(engine, queue_name):
+    await make_queue(engine, queue_name)
+    await engine.update_queue(queue_name, paused=True)
+    await submit(engine, queue_name, {"n": 1})
+    assert (await engine.claim(queue_name, 1, park_ms=PARK_MS)).jobs == []
+
+    async def resume() -> None:
+        await engine.update_queue(queue_name, paused=False)
+
+    assert await ready_notifications(engine, queue_name, resume) == [queue_name]
+
+
+async def test_a_delayed_job_is_claimable_once_due_without_maintenance(engine, queue_name):
+    await make_queue(engine, queue_name)
+    # Nothing scheduled: claims skip the schedule. Then a job due in 300 ms, and one due later that must stay.
+    assert (await engine.claim(queue_name, 1)).jobs == []
+    soon = new_job({"n": 1}, run_at_ms=now_ms() + 300)
+    later = new_job({"n": 2}, run_at_ms=now_ms() + 60_000)
+    ids = [new_job_id(), new_job_id()]
+    await engine.submit(queue_name, [later, soon], [ids[1], ids[0]])
+    assert (await engine.claim(queue_name, 1)).jobs == []
+    await trio.sleep(0.4)
+    claimed = (await engine.claim(queue_name, 5)).jobs
+    assert [job.id for job in claimed] == [ids[0]]
+    assert (await engine.get_job(queue_name, ids[1])).status == "scheduled"
+
+
+async def test_a_job_taken_off_the_schedule_does_not_hide_an_earlier_one(engine, queue_name):
+    await make_queue(engine, queue_name)
+    first, second = new_job_id(), new_job_id()
+    await engine.submit(queue_name, [new_job({"n": 1}, run_at_ms=now_ms() + 200)], [first])
+    await engine.cancel(queue_name, first)
+    await engine.submit(queue_name, [new_job({"n": 2}, run_at_ms=now_ms() + 300)], [second])
+    await trio.sleep(0.4)
+    assert [job.id for job in (await engine.claim(queue_name, 5)).jobs] == [second]
+
+
+async def test_changed_settings_apply_at_the_next_call(engine, queue_name):
+    await make_queue(engine, queue_name, max_retries=0)
+    (sub,) = await submit(engine, queue_name, {"n": 1})
+    job = (await engine.claim(queue_name, 1)).jobs[0]
+    await engine.update_queue(queue_name, max_retries=3, retry_delay=0)
+    assert await engine.fail(queue_name, job.id, job.lease_id, "once") == ("pending", 1)
+
+
+async def test_a_queue_made_again_under_its_name_has_its_new_settings(engine, queue_name):
+    await make_queue(engine, queue_name, max_retries=5, retry_delay=0)
+    await submit(engine, queue_name, {"n": 1})
+    job = (await engine.claim(queue_name, 1)).jobs[0]
+    assert await engine.fail(queue_name, job.id, job.lease_id, "once") == ("pending", 1)
+    await engine.delete_queue(queue_name)
+    await make_queue(engine, queue_name, max_retries=0)
+    await submit(engine, queue_name, {"n": 2})
+    job = (await engine.claim(queue_name, 1)).jobs[0]
+    assert await engine.fail(queue_name, job.id, job.lease_id, "once") == ("failed", 0)
