@@ -80,9 +80,13 @@ def dedupe_hash(payload: Any) -> str:
     return hashlib.sha256(canonical).hexdigest()[:32]
 
 
+# The actions of ``Engine.bulk``: each does to many jobs what one call does to one.
+BULK_ACTIONS = ("retry", "cancel", "delete", "promote")
+
+
 @attrs.frozen
 class AckOutcome:
-    """The outcome of one item of a batch acknowledgement."""
+    """The outcome of one item of a batch acknowledgement or of a bulk action."""
 
     id: str
     status: str = ""
@@ -464,6 +468,26 @@ class Engine:
 
     async def retry(self, queue: str, job_id: str) -> str:
         return await self._call("starq_retry", queue, [job_id])
+
+    async def bulk(self, queue: str, action: str, ids: Sequence[str]) -> list[AckOutcome]:
+        """Does ``action`` (one of BULK_ACTIONS) to each job of ``ids`` in turn, in one atomic call: retry,
+        cancel and promote exactly as ``retry``, ``cancel`` and ``promote`` would (a cancel's dependents go
+        with it before the next id), delete removes a finished job (completed, failed or cancelled) for good
+        and refuses any other with InvalidState. An item that cannot be done does not stop the others; an id
+        given twice is done once and then answered as a second call would be. Raises QueueNotFound when the
+        queue does not exist."""
+        if action not in BULK_ACTIONS:
+            raise ValueError(f"unknown bulk action {action!r}")
+        if not ids:
+            await self.queue_info(queue)
+            return []
+        replies = await self._call("starq_bulk", queue, [action, *ids])
+        return [
+            AckOutcome(id=job_id, status=reply[1])
+            if reply[0] == "ok"
+            else AckOutcome(id=job_id, error=_translate_message(reply[1]))
+            for job_id, reply in zip(ids, replies, strict=True)
+        ]
 
     async def retry_dead(self, queue: str) -> int:
         """Puts every dead job of the queue back to pending, in bounded chunks; returns how many."""

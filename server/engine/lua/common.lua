@@ -74,11 +74,14 @@ end
 
 -- The events added by the running call, published once it returns (see register): the queue's name, or nil.
 local EMITTED = nil
+-- Whether the running call has told waiting claims that its queue has work (publish_ready): once is enough.
+local READY_SENT = false
 
 -- Registers a function of the library. readonly: it writes nothing (FCALL_RO may run it on a replica).
 local function register(name, fn, readonly)
   local function run(keys, args)
     EMITTED = nil
+    READY_SENT = false
     local reply = fn(keys, args)
     if EMITTED then redis.call('PUBLISH', CHANNELS.events, EMITTED) end
     return reply
@@ -244,7 +247,11 @@ local function hset(jkey, ...)
   redis.call('HSET', jkey, unpack(hset_fields(...)))
 end
 
+-- Tells waiting claims that the queue may have work, once per call (subscribers hear nothing before the call
+-- returns, so a second message would say nothing new: a bulk action of 1,000 items sends one).
 local function publish_ready(q)
+  if READY_SENT then return end
+  READY_SENT = true
   redis.call('PUBLISH', CHANNELS.ready, q.name)
 end
 
