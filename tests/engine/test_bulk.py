@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from engine.helpers import all_jobs, assert_counts_true, drain, make_queue, new_job, now_ms, submit, submit_jobs
+from starq.server.engine.engine import BULK_CHUNK
 from starq.server.engine.models import STATUSES, new_job_id
 from starq.worker_kit.errors import InvalidState, JobNotFound, QueueNotFound
 
@@ -88,6 +89,17 @@ async def test_bulk_cancel_cascades_to_dependents_before_the_next_id(engine, que
     assert (await engine.get_job(queue_name, b.id)).error == f"dependency {a.id} was cancelled"
     assert (await engine.get_job(queue_name, c.id)).error == f"dependency {b.id} was cancelled"
     assert await assert_counts_true(engine, queue_name) == {**NONE, "cancelled": 3}
+
+
+async def test_the_cascade_holds_across_the_calls_a_long_list_is_split_into(engine, queue_name):
+    await make_queue(engine, queue_name)
+    a, b = await submit_jobs(engine, queue_name, [new_job({"n": 0}), new_job({"n": 1}, depends_on=("#0",))])
+    fillers = [s.id for s in await submit(engine, queue_name, *({"f": i} for i in range(BULK_CHUNK)))]
+    outcomes = await engine.bulk(queue_name, "cancel", [a.id, *fillers, b.id, a.id])
+    assert len(outcomes) == BULK_CHUNK + 3
+    assert summary(outcomes[-2:]) == [(b.id, "", "invalid_state"), (a.id, "", "invalid_state")]
+    assert all(o.status == "cancelled" for o in outcomes[:-2])
+    assert await assert_counts_true(engine, queue_name) == {**NONE, "cancelled": BULK_CHUNK + 2}
 
 
 async def test_bulk_promote_makes_scheduled_jobs_pending(engine, queue_name, raw):

@@ -149,11 +149,12 @@ end
 
 local BULK = {retry = retry_one, cancel = cancel_one, promote = promote_one, delete = delete_one}
 
--- bulk: KEYS[1]=meta; ARGV = action (retry, cancel, promote, delete), then job ids. Each id in turn, exactly as
--- its single call (retry, cancel, promote) would do it, its outcome settled before the next: cancelling a job
--- cancels its waiting dependents before a later id is looked at, and an id given twice is done once, then
--- refused as that call would refuse it. An id that cannot be done does not stop the others. Returns per id
--- {'ok', new status} or {'error', message} with message as the single call's error.
+-- bulk: KEYS[1]=meta; ARGV = action (retry, cancel, promote, delete), then job ids (at most the engine's
+-- BULK_CHUNK, so the store is never held long). Each id in turn, exactly as its single call (retry, cancel,
+-- promote) would do it, its outcome settled before the next: cancelling a job cancels its waiting dependents
+-- before a later id is looked at, and an id given twice is done once, then refused as that call would refuse
+-- it. An id that cannot be done does not stop the others. Returns per id {'ok', new status} or
+-- {'error', message} with message as the single call's error.
 local function bulk(keys, args)
   local q = load_queue(keys[1])
   if q.err then return q end
