@@ -31,9 +31,11 @@ ENV PATH=/app/.venv/bin:$PATH \
 USER starq
 WORKDIR /var/lib/starq
 EXPOSE 8000
-# A 200 from /api/health means the process serves and its store answers.
+# Liveness: a 200 from /api/health/live means the process serves, whether or not its store answers (a restart
+# would not bring the store back). compose.yaml checks readiness instead (/api/health/ready: the store answers
+# too), which is what other services wait for; see docs/deployment.md.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/api/health', timeout=4).status != 200)"]
+    CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/api/health/live', timeout=4).status != 200)"]
 # SIGTERM drains gracefully (parked long-polls answer at once); give it --shutdown-grace plus a margin.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["starq"]

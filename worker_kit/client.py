@@ -13,7 +13,7 @@ do harm:
   answered the first, or, for a release whose job was claimed again meanwhile, with a 409). A 503 answer is
   treated the same way.
 * Everything else — submit, create (of queues and schedules), delete (of queues and schedules), cancel, retry,
-  promote, purge, and claim — raises ``ServerUnreachable`` with ``maybe_processed=True`` instead, and the caller
+  promote, bulk, purge, and claim — raises ``ServerUnreachable`` with ``maybe_processed=True`` instead, and the caller
   decides. A repeated promote or cancel would answer ``409 invalid_state`` for a job the first one did move; a
   repeated purge would also remove the jobs that reached the status in between. A claim is not repeated because
   the first attempt may have taken jobs: the server puts them back at once when it cannot deliver its answer,
@@ -34,7 +34,7 @@ import httpx
 
 from .backoff import RetryPolicy
 from .errors import ServerUnreachable, StarqError, UnexpectedResponse, error_from_response
-from .models import AckResult, FailOutcome, Job, JobPage, QueueInfo, Schedule, Submitted
+from .models import AckResult, BulkResult, FailOutcome, Job, JobPage, QueueInfo, Schedule, Submitted
 
 log = logging.getLogger("starq.worker_kit.client")
 
@@ -454,6 +454,14 @@ class StarqClient:
     async def promote(self, queue: str, job_id: str) -> str:
         """``POST .../jobs/{id}/promote``: a scheduled job becomes pending now (``InvalidState`` otherwise)."""
         return (await self.request("POST", _job(queue, job_id) + "/promote"))["status"]
+
+    async def bulk(self, queue: str, action: str, ids: Iterable[str]) -> BulkResult:
+        """``POST .../jobs/bulk``: ``action`` ("retry", "cancel", "delete" or "promote") done to each job of
+        ``ids`` (1 to 1,000) in turn, each as its single method would do it (``delete`` removes finished jobs).
+        An item that cannot be done is reported in its result (``"ok": False`` with the error code the single
+        method would raise) and does not stop the others. Not repeated when its answer is lost."""
+        data = await self.request("POST", _jobs(queue) + "/bulk", json={"action": action, "ids": list(ids)})
+        return BulkResult(results=data["results"], ok=data["ok"], errors=data["errors"])
 
     async def purge(self, queue: str, status: str) -> int:
         """``POST /api/v1/queues/{name}/purge``: removes every job of ``status`` (completed, failed, cancelled,

@@ -180,3 +180,13 @@ class AckResult:
     completed: int
     failed: int
     errors: int
+
+
+@attrs.frozen
+class BulkResult:
+    """The answer to a bulk action: one result per id, in the order given (``{"job_id", "ok": True, "status"}``
+    or ``{"job_id", "ok": False, "error", "detail"}``), and how many items were done and refused."""
+
+    results: list[dict[str, Any]]
+    ok: int
+    errors: int

@@ -1,4 +1,5 @@
-"""Job operations: submit, claim (long-poll), complete, fail, extend, batch ack, cancel, retry, show, list.
+"""Job operations: submit, claim (long-poll), complete, fail, extend, batch ack, bulk actions, cancel, retry,
+show, list.
 
 Each handler takes the checked request, calls one engine (or hub) method, and returns the answer's data and
 status; ``service.py`` does everything around it.
@@ -262,6 +263,21 @@ async def ack(st: AppState, req: Request) -> Answer:
         "failed": sum(1 for o in outcomes[len(completes) :] if o.error is None),
         "errors": len(errors),
     }, 200
+
+
+@operation("POST", J + "/bulk", summary="Retry, cancel, promote or delete many jobs, each on its own", tag=TAG,
+           body=shapes.Bulk, responses={200: shapes.BulkDone})  # fmt: skip
+async def bulk(st: AppState, req: Request) -> Answer:
+    ids = req.body["ids"]
+    outcomes = await st.engine.bulk(req.queue, req.body["action"], ids)
+    results: list[dict[str, Any]] = [
+        {"job_id": o.id, "ok": True, "status": o.status}
+        if o.error is None
+        else {"job_id": o.id, "ok": False, "error": o.error.code, "detail": o.error.detail}
+        for o in outcomes
+    ]
+    errors = sum(1 for o in outcomes if o.error is not None)
+    return {"results": results, "ok": len(outcomes) - errors, "errors": errors}, 200
 
 
 @operation("DELETE", JOB, summary="Cancel a pending, scheduled or claimed job", tag=TAG,

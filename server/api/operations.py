@@ -35,7 +35,9 @@ if TYPE_CHECKING:
 QUEUE_NAME_PATTERN = r"[a-z0-9][a-z0-9._-]*"
 QUEUE_NAME_MAX = 128
 _QUEUE_NAME = re.compile(QUEUE_NAME_PATTERN)
-_JOB_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+# What a job id in a path (or a list of ids) may look like; one that could not exist is simply not found.
+JOB_ID_TEXT = r"[A-Za-z0-9._:-]{1,64}"
+_JOB_ID = re.compile(JOB_ID_TEXT)
 _ASSET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 

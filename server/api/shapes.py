@@ -17,8 +17,9 @@ from starq.worker_kit.protocol import (
     QUEUE_SETTINGS,
 )
 
+from ..engine.engine import BULK_ACTIONS
 from ..engine.models import JOB_FIELDS, JOB_ID_PATTERN, STATUSES
-from .operations import QUEUE_NAME_MAX, QUEUE_NAME_PATTERN
+from .operations import JOB_ID_TEXT, QUEUE_NAME_MAX, QUEUE_NAME_PATTERN
 from .schema import ABSENT, Field, Schema
 
 # Limits that are part of the schema itself; size limits (bytes, batch size) come from Settings.
@@ -26,6 +27,8 @@ MAX_DELAY_SECONDS = 366 * 86400
 MAX_CLAIM_TIMEOUT = next(s.maximum for s in QUEUE_SETTINGS if s.name == "claim_timeout")
 MAX_WORKER_NAME = 128
 MAX_ERROR_TEXT = 64 * 1024
+# Job ids per bulk action.
+MAX_BULK_IDS = 1000
 
 RateLimit = Schema(
     "RateLimit",
@@ -358,6 +361,36 @@ Acked = Schema(
         Field("completed", "integer"),
         Field("failed", "integer"),
         Field("errors", "integer"),
+    ),
+)
+
+Bulk = Schema(
+    "Bulk",
+    (
+        Field("action", "string", description="What to do to each job, as its single route does: retry (POST "
+              "…/jobs/{id}/retry), cancel (DELETE …/jobs/{id}), promote (POST …/jobs/{id}/promote), or delete "
+              "(remove a completed, failed or cancelled job for good).", enum=BULK_ACTIONS),
+        Field("ids", "array", description="The jobs, done in this order; an id given twice is done once, then "
+              "answered as a second request would be.", min_items=1, max_items=MAX_BULK_IDS,
+              items=Field("id", "string", max_length=64, pattern=f"^(?:{JOB_ID_TEXT})$", pattern_hint="a job id")),
+    ),
+)  # fmt: skip
+BulkItem = Schema(
+    "BulkItem",
+    (
+        Field("job_id", "string"),
+        Field("ok", "boolean"),
+        Field("status", "string", None, 'The job\'s new status (when ok; "deleted" for delete).', nullable=True),
+        Field("error", "string", None, "Error code, as the single route answers it (when not ok).", nullable=True),
+        Field("detail", "string", None, "What the single route would say (when not ok).", nullable=True),
+    ),
+)
+BulkDone = Schema(
+    "BulkDone",
+    (
+        Field("results", "array", description="One per id, in the order of ids.", items=BulkItem),
+        Field("ok", "integer", description="Items done."),
+        Field("errors", "integer", description="Items refused."),
     ),
 )
 

@@ -80,9 +80,16 @@ def dedupe_hash(payload: Any) -> str:
     return hashlib.sha256(canonical).hexdigest()[:32]
 
 
+# The actions of ``Engine.bulk``: each does to many jobs what one call does to one.
+BULK_ACTIONS = ("retry", "cancel", "delete", "promote")
+# Job ids per call of a bulk action. A cancel costs the store ~0.15 ms per job on a 2-core machine, so 1,000 in
+# one call would hold every other client back ~150 ms; 100 keep a call near the maintenance tick's few ms.
+BULK_CHUNK = 100
+
+
 @attrs.frozen
 class AckOutcome:
-    """The outcome of one item of a batch acknowledgement."""
+    """The outcome of one item of a batch acknowledgement or of a bulk action."""
 
     id: str
     status: str = ""
@@ -465,6 +472,41 @@ class Engine:
 
     async def retry(self, queue: str, job_id: str) -> str:
         return await self._call("starq_retry", queue, [job_id])
+
+    async def bulk(self, queue: str, action: str, ids: Sequence[str]) -> list[AckOutcome]:
+        """Does ``action`` (one of BULK_ACTIONS) to each job of ``ids`` in turn: retry, cancel and promote
+        exactly as ``retry``, ``cancel`` and ``promote`` would (a cancel's dependents go with it before the next
+        id), delete removes a finished job (completed, failed or cancelled) for good and refuses any other with
+        InvalidState. An item that cannot be done does not stop the others; an id given twice is done once and
+        then answered as a second call would be. Raises QueueNotFound when the queue does not exist.
+
+        Each item is atomic, and the items go to the store BULK_CHUNK per call, in order, one call after the
+        other: one call for all 1,000 would stall the store for every other client while it runs. Items stand
+        alone, so nothing depends on the chunks being one transaction. A queue deleted between two chunks
+        reports queue_not_found for the items that had not been done.
+        """
+        if action not in BULK_ACTIONS:
+            raise ValueError(f"unknown bulk action {action!r}")
+        if not ids:
+            await self.queue_info(queue)
+            return []
+        outcomes: list[AckOutcome] = []
+        for start in range(0, len(ids), BULK_CHUNK):
+            chunk = ids[start : start + BULK_CHUNK]
+            try:
+                replies = await self._call("starq_bulk", queue, [action, *chunk])
+            except QueueNotFound as exc:
+                if not outcomes:
+                    raise
+                outcomes += [AckOutcome(id=job_id, error=exc) for job_id in ids[start:]]
+                break
+            outcomes += [
+                AckOutcome(id=job_id, status=reply[1])
+                if reply[0] == "ok"
+                else AckOutcome(id=job_id, error=_translate_message(reply[1]))
+                for job_id, reply in zip(chunk, replies, strict=True)
+            ]
+        return outcomes
 
     async def retry_dead(self, queue: str) -> int:
         """Puts every dead job of the queue back to pending, in bounded chunks; returns how many."""

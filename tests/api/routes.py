@@ -12,6 +12,7 @@ WRITE_ROUTES = [
     ("POST", "/api/v1/queues/{name}/jobs"),
     ("POST", "/api/v1/queues/{name}/jobs/claim"),
     ("POST", "/api/v1/queues/{name}/jobs/ack"),
+    ("POST", "/api/v1/queues/{name}/jobs/bulk"),
     ("PUT", "/api/v1/queues/{name}/jobs/{job}/complete"),
     ("PUT", "/api/v1/queues/{name}/jobs/{job}/fail"),
     ("PUT", "/api/v1/queues/{name}/jobs/{job}/extend"),

@@ -100,7 +100,9 @@ async def test_401_does_not_reveal_whether_a_queue_exists(make_api, queue_name, 
 
 @pytest.mark.parametrize("method,path", QUEUE_ROUTES)
 async def test_unknown_queue_is_404(api, queue_name, method, path):
-    r = await request(api.client, method, fill(path, queue_name), json={"payload": {"a": 1}}, headers=KEY)
+    # A body each route accepts (the others' fields are ignored), so the queue is what is missing.
+    body = {"payload": {"a": 1}, "action": "cancel", "ids": ["0000-no-such-job"]}
+    r = await request(api.client, method, fill(path, queue_name), json=body, headers=KEY)
     await assert_error(r, 404, "queue_not_found")
     assert (await api.client.get(f"/api/v1/queues/{queue_name}")).status_code == 404
 
@@ -459,7 +461,7 @@ async def test_store_down_is_503_on_every_route(api_on_dead_store, queue_name):
             api_on_dead_store,
             method,
             fill(path, queue_name),
-            json={"name": queue_name + "-n", "payload": {"a": 1}},
+            json={"name": queue_name + "-n", "payload": {"a": 1}, "action": "retry", "ids": ["0000-no-such-job"]},
             headers=KEY,
         )
         await assert_error(r, 503, "store_unavailable")

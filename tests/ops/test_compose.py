@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from ops.helpers import drive_installed
-from starq.server.embedded import find_server_binary, free_port
+from starq.server.embedded import find_server_binary, free_port, start_store
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "compose.yaml").read_text())
@@ -134,8 +134,32 @@ def test_the_image_runs_starq_serve_as_an_unprivileged_user():
         assert SERVICES[name]["command"] == exec_form(words["CMD"])
     health = words["HEALTHCHECK"]
     assert "--interval=" in health and "--timeout=" in health
+    # The same check, but of readiness in compose (which waits on it for depends_on) where the image checks
+    # liveness.
     for name in ("starq", "starq-cluster"):
-        assert exec_form(health.split("CMD", 1)[1].strip()) == SERVICES[name]["healthcheck"]["test"][1:]
+        assert [arg.replace(READY, LIVE) for arg in compose_check(name)] == image_check()
+
+
+LIVE, READY = "/api/health/live", "/api/health/ready"
+
+
+def image_check() -> list[str]:
+    return exec_form(dict(final_stage())["HEALTHCHECK"].split("CMD", 1)[1].strip())
+
+
+def compose_check(name: str) -> list[str]:
+    test = SERVICES[name]["healthcheck"]["test"]
+    assert test[0] == "CMD"
+    return test[1:]
+
+
+def test_the_image_checks_liveness_and_compose_readiness():
+    assert any(f"127.0.0.1:8000{LIVE}'" in arg for arg in image_check()), image_check()
+    for name in ("starq", "starq-cluster"):
+        assert any(f"127.0.0.1:8000{READY}'" in arg for arg in compose_check(name)), name
+    text = (ROOT / "docs" / "deployment.md").read_text()
+    assert f"livenessProbe:\n      httpGet: {{path: {LIVE}" in text
+    assert f"readinessProbe:\n      httpGet: {{path: {READY}" in text
 
 
 def test_copy_sources_exist_and_reach_the_build_context():
@@ -263,13 +287,28 @@ def test_the_built_image_serves(image_venv, tmp_path):
     drive_installed(image_venv / "bin" / "starq", tmp_path)
 
 
-def test_the_health_check_passes_on_a_live_server_and_fails_without_one(server):
-    words = dict(final_stage())
-    command = exec_form(words["HEALTHCHECK"].split("CMD", 1)[1].strip())
-    assert command[0] == "python"
-    code = command[2].replace("http://127.0.0.1:8000", server.url)
+def _passes(command: list[str], url: str) -> bool:
+    """Runs a health check's command (python -c CODE) against the server at ``url``."""
+    assert command[:2] == ["python", "-c"]
+    code = command[2].replace("http://127.0.0.1:8000", url)
     assert code != command[2]
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=30).returncode == 0
-    dead = command[2].replace("127.0.0.1:8000", f"127.0.0.1:{free_port()}")
-    assert subprocess.run([sys.executable, "-c", dead], capture_output=True, timeout=30).returncode != 0
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=30).returncode == 0
+
+
+def test_the_health_check_passes_on_a_live_server_and_fails_without_one(server):
+    for command in (image_check(), compose_check("starq")):
+        assert _passes(command, server.url)
+        assert not _passes(command, f"http://127.0.0.1:{free_port()}")
     assert httpx.get(server.url + "/api/health").status_code == 200
+
+
+def test_with_its_store_gone_a_server_stays_live_but_not_ready(server_factory, tmp_path):
+    store = start_store(tmp_path, unix_socket=False, appendonly=False)
+    try:
+        server = server_factory("--redis-url", store.url, redis=False)
+        assert _passes(image_check(), server.url) and _passes(compose_check("starq"), server.url)
+        store.kill()
+        assert _passes(image_check(), server.url)
+        assert not _passes(compose_check("starq"), server.url)
+    finally:
+        store.kill()

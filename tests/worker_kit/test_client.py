@@ -163,6 +163,7 @@ async def _hang_up_server(counts: list[int], task_status=trio.TASK_STATUS_IGNORE
         (lambda c: c.release("q", "j", lease_id=None), 1),
         (lambda c: c.promote("q", "j"), 1),  # a repeat would answer invalid_state for a promoted job
         (lambda c: c.purge("q", "completed"), 1),  # a repeat would remove jobs finished in between
+        (lambda c: c.bulk("q", "retry", ["j"]), 1),  # a repeat would answer invalid_state for each retried job
         (lambda c: c.list_jobs("q", tag="t", q="x"), 3),
         (lambda c: c.create_schedule("q", "s", every=1), 1),  # a repeat would answer schedule_exists
         (lambda c: c.list_schedules("q"), 3),

@@ -1,5 +1,5 @@
 """StarqClient's flow-control additions against a real ``starq serve``: job options on submit and submit_many,
-queue concurrency and rate limits, release, promote, purge, and listing by tag and search."""
+queue concurrency and rate limits, release, promote, bulk actions, purge, and listing by tag and search."""
 
 from __future__ import annotations
 
@@ -114,6 +114,23 @@ async def test_promote(client, make_queue, queue_name):
     assert (await client.get_job(queue_name, later.id)).status == "pending"
     with pytest.raises(InvalidState):
         await client.promote(queue_name, later.id)
+
+
+async def test_bulk_returns_each_result_in_order(client, make_queue, queue_name):
+    await make_queue()
+    later = [await client.submit(queue_name, {"n": i}, delay=3600) for i in range(2)]
+    done = await client.bulk(queue_name, "promote", (j.id for j in (later[0], later[1], later[0])))
+    assert (done.ok, done.errors) == (2, 1)
+    assert [r["job_id"] for r in done.results] == [later[0].id, later[1].id, later[0].id]
+    assert done.results[0] == {"job_id": later[0].id, "ok": True, "status": "pending"}
+    assert done.results[2]["error"] == "invalid_state" and done.results[2]["detail"]
+    cancelled = await client.bulk(queue_name, "cancel", [j.id for j in later])
+    assert [r["status"] for r in cancelled.results] == ["cancelled", "cancelled"]
+    deleted = await client.bulk(queue_name, "delete", [later[0].id])
+    assert deleted.results == [{"job_id": later[0].id, "ok": True, "status": "deleted"}]
+    assert (await client.get_queue(queue_name)).cancelled == 1
+    with pytest.raises(ValidationFailed, match="action"):
+        await client.bulk(queue_name, "archive", [later[1].id])
 
 
 async def test_purge_by_status(client, make_queue, queue_name):

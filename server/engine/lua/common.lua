@@ -86,11 +86,14 @@ end
 
 -- The events added by the running call, published once it returns (see register): the queue's name, or nil.
 local EMITTED = nil
+-- Whether the running call has told waiting claims that its queue has work (publish_ready): once is enough.
+local READY_SENT = false
 
 -- Registers a function of the library. readonly: it writes nothing (FCALL_RO may run it on a replica).
 local function register(name, fn, readonly)
   local function run(keys, args)
     EMITTED = nil
+    READY_SENT = false
     local reply = fn(keys, args)
     if EMITTED then redis.call('PUBLISH', CHANNELS.events, EMITTED) end
     return reply
@@ -285,8 +288,12 @@ end
 -- claim of its own came back empty and marked the queue (meta field parked: until when a claim may wait, renewed
 -- by every poll of the waiters; see mark_parked), so while no claim waits this costs one comparison and no
 -- command: neither the store nor any server process handles a notification nobody needs.
+-- It is published once per call (subscribers hear nothing before the call returns, so a second message would
+-- say nothing new: a bulk action of 1,000 items sends one).
 local function publish_ready(q, now)
-  if q.parked and tonumber(q.parked) > now then redis.call('PUBLISH', CHANNELS.ready, q.name) end
+  if READY_SENT or not q.parked or tonumber(q.parked) <= now then return end
+  READY_SENT = true
+  redis.call('PUBLISH', CHANNELS.ready, q.name)
 end
 
 -- A claim that handed out nothing and whose caller will park: the queue is marked as waited on for park_ms

@@ -1,11 +1,7 @@
--- Jobs managed by hand (cancel, promote, retry, purge) and the background work of a queue (tick).
+-- Jobs managed by hand (cancel, promote, retry, purge, bulk actions) and the background work of a queue (tick).
 
--- cancel: KEYS[1]=meta; ARGV = job id. A waiting, pending, scheduled or claimed job becomes cancelled; the
--- worker of a claimed one learns it at its next report (409 job_cancelled), so a long job can stop early.
-local function cancel(keys, args)
-  local q = load_queue(keys[1])
-  if q.err then return q end
-  local id = args[1]
+-- Cancels one job (see cancel); done collects the outcome for settle. Returns 'cancelled' or an error reply.
+local function cancel_one(q, id, now, done)
   local jkey = q.P .. 'job:' .. id
   local f = read(jkey, OUTCOME)
   if not f.status then return redis.error_reply('NOJOB job not found') end
@@ -13,8 +9,6 @@ local function cancel(keys, args)
     return redis.error_reply('STATE job ' .. id .. ' is ' .. f.status ..
       '; only waiting, pending, scheduled or claimed jobs can be cancelled')
   end
-  local now = now_ms()
-  local done = new_done(now)
   unqueue(q, id, f)
   if f.status == 'claimed' then
     redis.call('ZREM', q.P .. 'leases', id)
@@ -27,28 +21,47 @@ local function cancel(keys, args)
   done.cancelled[1] = id
   emit(q, now, 'cancelled', id, 'cancelled')
   finish_job(q, f, id, 'cancelled', done)
-  settle(q, done, now)
   return 'cancelled'
 end
 
--- promote: KEYS[1]=meta; ARGV = job id. A scheduled job becomes pending now (through its key's line, if any).
-local function promote(keys, args)
+-- cancel: KEYS[1]=meta; ARGV = job id. A waiting, pending, scheduled or claimed job becomes cancelled; the
+-- worker of a claimed one learns it at its next report (409 job_cancelled), so a long job can stop early.
+-- Waiting jobs that depend on it are cancelled with it (settle).
+local function cancel(keys, args)
   local q = load_queue(keys[1])
   if q.err then return q end
-  local id = args[1]
+  local now = now_ms()
+  local done = new_done(now)
+  local reply = cancel_one(q, args[1], now, done)
+  settle(q, done, now)
+  return reply
+end
+
+-- Promotes one job (see promote). Returns 'pending' or an error reply.
+local function promote_one(q, id, now, done)
   local jkey = q.P .. 'job:' .. id
   local f = read(jkey, {'status', 'priority', 'key', 'act', 'hist', 'hn'})
   if not f.status then return redis.error_reply('NOJOB job not found') end
   if f.status ~= 'scheduled' then
     return redis.error_reply('STATE job ' .. id .. ' is ' .. f.status .. '; only scheduled jobs can be promoted')
   end
-  local now = now_ms()
   redis.call('ZREM', q.P .. 'sched', id)
   local fields = f.act == '1' and {'entry', add_to_stream(q, id, f.priority)} or enqueue(q, id, f.priority, f.key)
   hset(jkey, {'status', 'pending', 'run_at', ''}, fields, history(jkey, f.hist, f.hn, now, 'promoted'))
   move_index_many(q.P, {id}, 'scheduled', 'pending')
-  publish_ready(q, now)
+  done.requeued = true
   return 'pending'
+end
+
+-- promote: KEYS[1]=meta; ARGV = job id. A scheduled job becomes pending now (through its key's line, if any).
+local function promote(keys, args)
+  local q = load_queue(keys[1])
+  if q.err then return q end
+  local now = now_ms()
+  local done = new_done(now)
+  local reply = promote_one(q, args[1], now, done)
+  settle(q, done, now)
+  return reply
 end
 
 local function revive(q, id, now)
@@ -64,20 +77,27 @@ local function revive(q, id, now)
   emit(q, now, 'retried', id, 'pending')
 end
 
--- retry: KEYS[1]=meta; ARGV = job id. A dead (failed) or cancelled job goes back to pending, retries reset.
-local function retry(keys, args)
-  local q = load_queue(keys[1])
-  if q.err then return q end
-  local id = args[1]
+-- Retries one job by hand (see retry). Returns 'pending' or an error reply.
+local function retry_one(q, id, now, done)
   local status = redis.call('HGET', q.P .. 'job:' .. id, 'status')
   if not status then return redis.error_reply('NOJOB job not found') end
   if status ~= 'failed' and status ~= 'cancelled' then
     return redis.error_reply('STATE job ' .. id .. ' is ' .. status .. '; only failed or cancelled jobs can be retried')
   end
-  local now = now_ms()
   revive(q, id, now)
-  publish_ready(q, now)
+  done.requeued = true
   return 'pending'
+end
+
+-- retry: KEYS[1]=meta; ARGV = job id. A dead (failed) or cancelled job goes back to pending, retries reset.
+local function retry(keys, args)
+  local q = load_queue(keys[1])
+  if q.err then return q end
+  local now = now_ms()
+  local done = new_done(now)
+  local reply = retry_one(q, args[1], now, done)
+  settle(q, done, now)
+  return reply
 end
 
 -- retry_dead: KEYS[1]=meta; ARGV = limit. Revives up to limit dead jobs, oldest first; returns how many.
@@ -111,6 +131,47 @@ local function purge_status(keys, args)
   forget_many(q, ids, status, done)
   settle(q, done, now)
   return #ids
+end
+
+-- Removes one finished job for good (bulk delete). Returns 'deleted' or an error reply.
+local function delete_one(q, id, now, done)
+  local f = read(q.P .. 'job:' .. id, FORGET)
+  if not f.status then return redis.error_reply('NOJOB job not found') end
+  if not FINISHED[f.status] then
+    return redis.error_reply('STATE job ' .. id .. ' is ' .. f.status ..
+      '; only completed, failed or cancelled jobs can be deleted')
+  end
+  forget_job(q, id, f, done)
+  redis.call('ZREM', q.P .. 'idx:' .. f.status, id)
+  redis.call('ZREM', q.P .. 'expiry', id)
+  return 'deleted'
+end
+
+local BULK = {retry = retry_one, cancel = cancel_one, promote = promote_one, delete = delete_one}
+
+-- bulk: KEYS[1]=meta; ARGV = action (retry, cancel, promote, delete), then job ids (at most the engine's
+-- BULK_CHUNK, so the store is never held long). Each id in turn, exactly as its single call (retry, cancel,
+-- promote) would do it, its outcome settled before the next: cancelling a job cancels its waiting dependents
+-- before a later id is looked at, and an id given twice is done once, then refused as that call would refuse
+-- it. An id that cannot be done does not stop the others. Returns per id {'ok', new status} or
+-- {'error', message} with message as the single call's error.
+local function bulk(keys, args)
+  local q = load_queue(keys[1])
+  if q.err then return q end
+  local one = BULK[args[1]]
+  if not one then return redis.error_reply('STATE unknown bulk action ' .. tostring(args[1])) end
+  local now = now_ms()
+  local out = {}
+  for i = 2, #args do
+    -- One settle per item (not one per call, as ack does): that is what keeps each item equal to its single
+    -- call when a later id is a dependent of an earlier one. Its cost is a few table reads when there is
+    -- nothing to settle, and publish_ready tells waiting claims once per call.
+    local done = new_done(now)
+    local reply = one(q, args[i], now, done)
+    settle(q, done, now)
+    out[#out + 1] = type(reply) == 'table' and {'error', reply.err} or {'ok', reply}
+  end
+  return out
 end
 
 -- How long the oldest item of a zset scored by due time (ms) has been due; 0 when none is.
@@ -213,3 +274,4 @@ register('starq_retry_dead', retry_dead)
 register('starq_purge_status', purge_status)
 register('starq_tick', tick)
 register('starq_outbox_done', outbox_done)
+register('starq_bulk', bulk)
