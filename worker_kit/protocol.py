@@ -82,7 +82,11 @@ MAX_TAG_LENGTH = 64
 MAX_JOB_TIMEOUT = 7 * 86400  # seconds
 MAX_UNIQUE_FOR = 366 * 86400  # seconds
 MAX_DEPENDENCIES = 100  # depends_on
+# What a job does when a dependency is dead-lettered, cancelled or removed before it completed
+# (on_dependency_failure): "cancel" it too, saying which (the default, first), or "run" it anyway.
+DEPENDENCY_FAILURE_CHOICES = ("cancel", "run")
 MAX_PROGRESS_BYTES = 64 * 1024  # a progress report, as JSON
+MAX_WAIT_MS = 60_000  # the longest wait_ms of GET …/jobs/{id}: a longer wait for an outcome is several requests
 
 # What a job's event log entry says happened (GET …/events, the ``event:`` field).
 EVENT_KINDS = (
