@@ -82,6 +82,7 @@ MAX_TAG_LENGTH = 64
 MAX_JOB_TIMEOUT = 7 * 86400  # seconds
 MAX_UNIQUE_FOR = 366 * 86400  # seconds
 MAX_DEPENDENCIES = 100  # depends_on
+MAX_JSON_DEPTH = 64  # nesting of arrays and objects in a request body (the body itself is level 1)
 # What a job does when a dependency is dead-lettered, cancelled or removed before it completed
 # (on_dependency_failure): "cancel" it too, saying which (the default, first), or "run" it anyway.
 DEPENDENCY_FAILURE_CHOICES = ("cancel", "run")
