@@ -83,8 +83,8 @@ class StarqClient(HttpCore):
 
     async def create_queue(self, name: str, **settings: Any) -> QueueInfo:
         """``POST /api/v1/queues``. Settings: description, max_retries, claim_timeout, dedupe, retry_delay,
-        retry_delay_max, retention, concurrency, key_concurrency and rate_limit (``{"max": n, "per_ms": m}``)
-        (``None`` values are left to the server's defaults)."""
+        retry_delay_max, retention, concurrency, key_concurrency, rate_limit (``{"max": n, "per_ms": m}``), events
+        and events_max (``protocol.QUEUE_SETTINGS``; ``None`` values are left to the server's defaults)."""
         body = {"name": name, **{k: v for k, v in settings.items() if v is not None}}
         return QueueInfo.from_json(await self.request("POST", "/api/v1/queues", json=body))
 

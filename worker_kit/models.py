@@ -6,11 +6,12 @@ Each keeps the server's whole object in ``raw`` too, so fields added by a newer 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Generator, Mapping
 from datetime import datetime
 from typing import Any
 
 import attrs
+import trio
 
 from .protocol import FINISHED_STATUSES, QUEUE_DEFAULTS
 
@@ -87,8 +88,12 @@ class Progress:
     last: Any
     _reporter: ProgressReporter = attrs.field(repr=False)
 
-    async def __call__(self, value: float | Mapping[str, Any]) -> None:
+    def __call__(self, value: float | Mapping[str, Any]) -> Awaitable[None]:
         """Reports a number, or a JSON object of at most 64 KiB (``protocol.MAX_PROGRESS_BYTES``).
+
+        In an ``async def`` handler, ``await job.progress(value)``. In a plain ``def`` one (it runs in a thread the
+        worker started), ``job.progress(value)`` sends the report through the worker's loop and returns once it is
+        done (what it returns needs no ``await`` there).
 
         The job shows the latest value (its ``progress``), and a queue with events on logs each report. A job
         cancelled meanwhile is stopped here, as at a heartbeat: an async handler gets ``trio.Cancelled``, a sync
@@ -96,17 +101,30 @@ class Progress:
         ``LeaseLost``/``NotClaimed``/``NotFound``). A report the server could not be reached for is logged and
         skipped: progress is advice, and the job goes on.
         """
+        if trio.lowlevel.in_trio_task():
+            return self._send(value)
+        trio.from_thread.run(self._send, value)  # a sync handler's thread: the report runs in the worker's loop
+        return _Done()
+
+    async def _send(self, value: float | Mapping[str, Any]) -> None:
         await self._reporter(value)
         self.last = value
+
+
+class _Done:
+    """What ``Progress`` gives a sync handler: the report is already sent, and awaiting this does nothing."""
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return
+        yield
 
 
 @attrs.frozen
 class RunningJob(Job):
     """The job a ``Worker`` hands its handler: a ``Job`` whose ``progress`` reports how far it got.
 
-    ``await job.progress(value)`` in an ``async def`` handler; ``trio.from_thread.run(job.progress, value)`` in a
-    plain ``def`` one (it runs in a thread the worker started, and that call goes back to the worker's loop).
-    The value the job had when it was claimed is ``job.progress.last``.
+    ``await job.progress(value)`` in an ``async def`` handler, ``job.progress(value)`` in a plain ``def`` one. The
+    value the job had when it was claimed is ``job.progress.last``.
     """
 
     progress: Progress = attrs.field(kw_only=True)

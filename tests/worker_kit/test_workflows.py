@@ -1,6 +1,9 @@
-"""The client's workflow calls against a real server: dependencies, batches, progress, waiting for an outcome."""
+"""The client's workflow calls against a real server: dependencies, batches, progress (from the client, and from
+a Worker's handlers), waiting for an outcome."""
 
 from __future__ import annotations
+
+import time
 
 import httpx
 import pytest
@@ -14,9 +17,11 @@ from starq.worker_kit import (
     LeaseLost,
     QueueNotFound,
     RetryPolicy,
+    RunningJob,
     StarqClient,
     TooLarge,
     ValidationFailed,
+    Worker,
 )
 from starq.worker_kit.protocol import MAX_WAIT_MS
 from worker_kit.helpers import KEY
@@ -238,3 +243,130 @@ async def test_wait_for_a_job_that_does_not_exist(client, make_queue, queue_name
     await make_queue()
     with pytest.raises(JobNotFound):
         await client.wait(queue_name, GHOST, timeout=1)
+
+
+# -- job.progress inside a Worker's handler ----------------------------------------------------------------------
+
+
+def make_worker(client: StarqClient, queue: str, handle) -> Worker:
+    return Worker(client, queue, handle, backoff=Backoff(0.05, 0.5), block_ms=1000)  # quick to stop
+
+
+async def run_until(worker: Worker, done) -> None:
+    async with trio.open_nursery() as nursery:
+        await nursery.start(worker.run)
+        with trio.fail_after(15):
+            while not await done():
+                await trio.sleep(0.05)
+        worker.stop()
+
+
+async def test_an_async_handler_reports_progress(client, make_queue, queue_name):
+    await make_queue(events=True)
+    submitted = await client.submit(queue_name, {"parts": 3})
+    seen = []
+
+    async def handle(job: RunningJob):
+        seen.append(job.progress.last)
+        for part in range(job.payload["parts"]):
+            await job.progress({"done": part + 1, "of": 3})
+            seen.append((await client.get_job(queue_name, job.id)).progress)
+        seen.append(job.progress.last)
+        return "ok"
+
+    worker = make_worker(client, queue_name, handle)
+    await run_until(worker, lambda: _finished(client, queue_name, submitted.id))
+    assert seen == [None, {"done": 1, "of": 3}, {"done": 2, "of": 3}, {"done": 3, "of": 3}, {"done": 3, "of": 3}]
+    done = await client.get_job(queue_name, submitted.id)
+    assert (done.status, done.progress) == ("completed", {"done": 3, "of": 3})
+    async with client.events(queue_name, since=0) as stream:
+        kinds = [e.kind for e in await _take(stream, 5)]
+    assert kinds == ["submitted", "claimed", "progress", "progress", "progress"]
+
+
+async def test_a_sync_handler_reports_progress_without_await(client, make_queue, queue_name):
+    await make_queue()
+    submitted = await client.submit(queue_name, {})
+    seen = []
+
+    def handle(job: RunningJob):
+        for value in (10, 55.5):
+            job.progress(value)
+            seen.append(job.progress.last)
+        return "ok"
+
+    worker = make_worker(client, queue_name, handle)
+    await run_until(worker, lambda: _finished(client, queue_name, submitted.id))
+    assert seen == [10, 55.5]
+    done = await client.get_job(queue_name, submitted.id)
+    assert (done.status, done.progress) == ("completed", 55.5)
+
+
+async def cancel_while_running(client: StarqClient, queue: str, handle, started: trio.Event) -> None:
+    """Runs ``handle`` on one job, cancels the job once the handler has ``started``, and waits until the worker
+    counted it as cancelled."""
+    job = await client.submit(queue, {})
+    worker = make_worker(client, queue, handle)
+    asked = False
+
+    async def cancelled() -> bool:
+        nonlocal asked
+        if not asked:
+            await started.wait()
+            await client.cancel(queue, job.id)
+            asked = True
+        return worker.statistics().cancelled == 1
+
+    await run_until(worker, cancelled)
+    assert (await client.get_job(queue, job.id)).status == "cancelled"
+
+
+async def test_a_cancelled_job_stops_at_its_next_progress_report(client, make_queue, queue_name):
+    await make_queue()
+    stopped: dict[str, str] = {}
+    started = trio.Event()
+
+    def sync_handle(job: RunningJob):
+        trio.from_thread.run_sync(started.set)
+        try:
+            for i in range(200):
+                job.progress(i)
+                time.sleep(0.05)
+        except JobCancelled:
+            stopped["sync"] = "JobCancelled"
+            raise
+        stopped["sync"] = "ran to the end"
+
+    await cancel_while_running(client, queue_name, sync_handle, started)
+    started = trio.Event()
+
+    async def async_handle(job: RunningJob):
+        started.set()
+        try:
+            for i in range(200):
+                await job.progress(i)
+                await trio.sleep(0.05)
+        except trio.Cancelled:
+            stopped["async"] = "Cancelled"
+            raise
+        stopped["async"] = "ran to the end"
+
+    await cancel_while_running(client, queue_name, async_handle, started)
+    with trio.fail_after(5):
+        while len(stopped) < 2:  # the abandoned thread gets JobCancelled at its next report
+            await trio.sleep(0.05)
+    assert stopped == {"sync": "JobCancelled", "async": "Cancelled"}
+
+
+async def _finished(client: StarqClient, queue: str, job_id: str) -> bool:
+    return (await client.get_job(queue, job_id)).finished
+
+
+async def _take(stream, count: int) -> list:
+    got = []
+    with trio.fail_after(10):
+        async for event in stream:
+            got.append(event)
+            if len(got) == count:
+                break
+    return got
