@@ -1,4 +1,5 @@
-"""``starq events QUEUE``: follow a queue's event log until Ctrl-C.
+"""``starq events QUEUE``: follow a queue's event log until Ctrl-C (or, with ``--no-follow``, print what it holds
+and stop).
 
 One line per event: aligned and coloured on a terminal, tab-separated under a header row when piped, one JSON
 object per line with ``--json``. The worker kit's ``EventStream`` reconnects by itself and resumes after the last
@@ -8,6 +9,7 @@ were read) goes to stderr, or, with ``--json``, into the output as a line of its
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import asyncclick as click
@@ -20,6 +22,8 @@ from .group import api_command, main, quit_on_sigint
 from .output import Output, compact
 
 COLUMNS = ["id", "at", "event", "job_id", "status", "detail"]
+# --no-follow stops at the first pause this long: the server sends what the log holds at once, then live events.
+QUIET_SECONDS = 1.0
 
 
 @api_command(main)
@@ -31,8 +35,19 @@ COLUMNS = ["id", "at", "event", "job_id", "status", "detail"]
     metavar="ID",
     help="Start after event ID (0: everything the log still holds); default: the events from now on.",
 )
-async def events(client: StarqClient, out: Output, queue: str, since: int | None) -> None:
-    """Follow a queue's events (submitted, claimed, completed, failed, ...) as they happen, until Ctrl-C."""
+@click.option(
+    "--follow/--no-follow",
+    default=True,
+    show_default=True,
+    help=f"Go on until Ctrl-C, or stop at the first {QUIET_SECONDS:g} s without an event (with --since: print "
+    "what the log holds after ID).",
+)
+async def events(client: StarqClient, out: Output, queue: str, since: int | None, follow: bool) -> None:
+    """Follow a queue's events (submitted, claimed, completed, failed, ...) as they happen, until Ctrl-C.
+
+    A dropped connection is resumed after the last event printed. Events the log's cap removed before they were
+    read are announced (on stderr, or as a "dropped" line with --json).
+    """
     info = await client.get_queue(queue)  # an unknown queue is one line and exit 1, as for any command
     if not info.events:
         out.note(f"Queue {queue} keeps no event log: nothing comes until `starq update {queue} --events`")
@@ -41,7 +56,14 @@ async def events(client: StarqClient, out: Output, queue: str, since: int | None
     async with trio.open_nursery() as nursery:
         nursery.start_soon(quit_on_sigint, nursery.cancel_scope)
         async with client.events(queue, since=since) as stream:
-            async for event in stream:
+            while True:
+                with trio.move_on_after(math.inf if follow else QUIET_SECONDS) as quiet:
+                    try:
+                        event = await anext(stream)
+                    except StopAsyncIteration:
+                        break
+                if quiet.cancelled_caught:
+                    break
                 show(out, event)
         nursery.cancel_scope.cancel()
 

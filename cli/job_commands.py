@@ -87,7 +87,8 @@ async def jobs(
 @click.argument("queue")
 @click.argument("job_id")
 async def job(client: StarqClient, out: Output, queue: str, job_id: str) -> None:
-    """Show one job with its payload and its result or error."""
+    """Show one job: its payload, result or error, progress, batch, the jobs it depends on and the jobs waiting
+    for it (dependents), and its history."""
     found = await client.get_job(queue, job_id)
     if out.json_mode:
         out.json(found.raw)
@@ -98,6 +99,8 @@ async def job(client: StarqClient, out: Output, queue: str, job_id: str) -> None
             value = json.dumps(value, indent=2, ensure_ascii=False) if value is not None else ""
         elif key == "status":
             value = out.status(value)
+        elif key in ("depends_on", "dependents") and isinstance(value, list):
+            value = " ".join(str(v) for v in value)  # ids, to paste into `starq job`
         pairs.append((key, value))
     out.record(pairs, title=f"job {found.id}")
 
