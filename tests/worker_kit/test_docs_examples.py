@@ -111,3 +111,18 @@ async def test_client_snippets(client, make_queue, queue_name):
     (nightly,) = await client.list_schedules(queues["reports"])
     assert (nightly.cron, nightly.timeout, nightly.paused) == ("30 2 * * *", None, True)
     assert await client.list_schedules(queue_name) == []
+
+
+async def test_client_workflows_snippet(client, make_queue, queue_name, capsys):
+    await make_queue(events=True)
+    code = example("client-workflows").replace('"media"', f'"{queue_name}"')
+    namespace: dict = {}
+    exec("async def snippet(client):\n" + textwrap.indent(code, "    "), namespace)
+    with trio.fail_after(20):
+        await namespace["snippet"](client)
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == "waiting" and printed[1].startswith("3 3 ")  # the batch's total and pending, its callback
+    assert printed[2] == "pending False"
+    events = [line.split() for line in printed[3:]]
+    assert [e[1] for e in events] == ["submitted"] * 4 and [e[0] for e in events] == ["1", "2", "3", "4"]
+    assert [e[3] for e in events] == ["pending", "waiting", "waiting", "waiting"]
