@@ -400,7 +400,7 @@ class StarqClient(HttpCore):
         data = await self.request("PUT", _job(queue, job_id) + "/progress", json=body, safety=_by_lease(lease_id))
         return data["status"]
 
-    async def wait(self, queue: str, job_id: str, *, timeout: float | None = None) -> Job:
+    async def wait(self, queue: str, job_id: str, timeout: float | None = None) -> Job:
         """Waits until the job has finished (completed, failed or cancelled) and returns it.
 
         After ``timeout`` seconds it returns the job **as it is then**, unfinished (check ``job.finished``); it
