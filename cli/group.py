@@ -11,12 +11,13 @@ from typing import Any, NoReturn
 
 import asyncclick as click
 import attrs
+import trio
 from asyncclick.core import augment_usage_errors
 from asyncclick.globals import pop_context, push_context
 
 from starq.worker_kit import StarqClient, StarqError
 from starq.worker_kit.backoff import Backoff, RetryPolicy
-from starq.worker_kit.client import DEFAULT_URL
+from starq.worker_kit.http import DEFAULT_URL
 
 from .output import Output
 
@@ -222,3 +223,12 @@ def _lone_starq_error(group: BaseExceptionGroup) -> StarqError | None:
         else:
             leaves.append(exc)
     return leaves[0] if len(leaves) == 1 and isinstance(leaves[0], StarqError) else None
+
+
+async def quit_on_sigint(scope: trio.CancelScope) -> None:
+    """Ctrl-C ends a command that follows something (``watch``, ``events``) as a normal exit (status 0) rather
+    than an abort: run it in the command's nursery, whose scope it cancels."""
+    with trio.open_signal_receiver(signal.SIGINT) as signals:
+        async for _ in signals:
+            scope.cancel()
+            return

@@ -9,12 +9,12 @@ import asyncclick as click
 import trio
 
 from starq.worker_kit import Job, StarqClient
+from starq.worker_kit.protocol import JOB_STATUSES
 
 from .group import api_command, main
 from .output import Output, compact
 
 CLAIM_LINGER = 0.2
-STATUSES = ("pending", "scheduled", "claimed", "completed", "failed", "cancelled")
 
 
 def json_value(text: str | None, what: str) -> Any:
@@ -36,7 +36,7 @@ JOB_COLUMNS = ["id", "status", "retries", "priority", "created_at", "payload"]
 
 @api_command(main)
 @click.argument("queue")
-@click.option("-s", "--status", type=click.Choice(STATUSES), default=None, help="Only jobs with this status.")
+@click.option("-s", "--status", type=click.Choice(JOB_STATUSES), default=None, help="Only jobs with this status.")
 @click.option(
     "-l",
     "--limit",
@@ -87,7 +87,8 @@ async def jobs(
 @click.argument("queue")
 @click.argument("job_id")
 async def job(client: StarqClient, out: Output, queue: str, job_id: str) -> None:
-    """Show one job with its payload and its result or error."""
+    """Show one job: its payload, result or error, progress, batch, the jobs it depends on and the jobs waiting
+    for it (dependents), and its history."""
     found = await client.get_job(queue, job_id)
     if out.json_mode:
         out.json(found.raw)
@@ -98,6 +99,8 @@ async def job(client: StarqClient, out: Output, queue: str, job_id: str) -> None
             value = json.dumps(value, indent=2, ensure_ascii=False) if value is not None else ""
         elif key == "status":
             value = out.status(value)
+        elif key in ("depends_on", "dependents") and isinstance(value, list):
+            value = " ".join(str(v) for v in value)  # ids, to paste into `starq job`
         pairs.append((key, value))
     out.record(pairs, title=f"job {found.id}")
 
@@ -207,7 +210,7 @@ async def retry(client: StarqClient, out: Output, queue: str, job_id: str | None
 @click.argument("queue")
 @click.argument("job_id")
 async def cancel(client: StarqClient, out: Output, queue: str, job_id: str) -> None:
-    """Cancel a pending, scheduled or claimed job (the worker of a claimed one is told to stop)."""
+    """Cancel a waiting, pending, scheduled or claimed job (the worker of a claimed one is told to stop)."""
     status = await client.cancel(queue, job_id)
     out.json({"status": status, "job_id": job_id}) if out.json_mode else out.line(f"Job {job_id} {status}")
 

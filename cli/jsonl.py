@@ -52,6 +52,7 @@ class JsonlReader:
         *,
         batch_size: int,
         options: Mapping[str, Any] | None = None,
+        request: Mapping[str, Any] | None = None,
         skip_bad: bool = False,
         max_batch_bytes: int = MAX_BATCH_BYTES,
     ) -> None:
@@ -62,6 +63,8 @@ class JsonlReader:
         self.line = 0
         # {"payload": <line>} or {"payload": <line>, "priority": 5, ...}: the options' object without its "{".
         self._suffix = b"," + orjson.dumps(dict(options))[1:] if options else b"}"
+        # {"jobs": [...]} or {"jobs": [...], "batch": {...}}: the request's other fields, after the jobs.
+        self._tail = b"]," + orjson.dumps(dict(request))[1:] if request else b"]}"
 
     def read_batch(self) -> Chunk:
         items: list[bytes] = []
@@ -91,11 +94,10 @@ class JsonlReader:
             size += len(item)
         return Chunk(self._batch(first, last, items), bad, read, stop=False)
 
-    @staticmethod
-    def _batch(first: int, last: int, items: list[bytes]) -> Batch | None:
+    def _batch(self, first: int, last: int, items: list[bytes]) -> Batch | None:
         if not items:
             return None
-        return Batch(first=first, last=last, count=len(items), body=b'{"jobs":[' + b",".join(items) + b"]}")
+        return Batch(first=first, last=last, count=len(items), body=b'{"jobs":[' + b",".join(items) + self._tail)
 
 
 def _check(text: bytes) -> str | None:

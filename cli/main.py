@@ -58,10 +58,12 @@ run_outside_loop(serve)
 # The other commands register themselves on ``main`` when imported.
 from . import (  # noqa: E402,F401
     completion,
+    events,
     job_commands,
     queue_commands,
     schedule_commands,
     submit,
     watch,
     worker_command,
+    workflow_commands,
 )

@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 STATUS_STYLES = {
+    "waiting": "magenta",
     "pending": "cyan",
     "scheduled": "blue",
     "claimed": "yellow",

@@ -8,14 +8,16 @@ from typing import Any
 import asyncclick as click
 
 from starq.worker_kit import QueueInfo, StarqClient
+from starq.worker_kit.protocol import JOB_STATUSES, QUEUE_SETTINGS
 
 from .group import api_command, main
 from .options import RateLimit, ask_first, confirm, describe_rate_limit, need_yes_or_terminal
 from .output import Output
 
-COUNTS = ("pending", "scheduled", "claimed", "completed", "failed", "cancelled")
+COUNTS = JOB_STATUSES
 # What purge may remove: every status but claimed (a claimed job is cancelled instead).
-PURGEABLE = ("completed", "failed", "cancelled", "pending", "scheduled")
+PURGEABLE = tuple(s for s in JOB_STATUSES if s != "claimed")
+EVENTS_MAX = next(s for s in QUEUE_SETTINGS if s.name == "events_max")
 
 
 def settings_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -71,6 +73,13 @@ def settings_options(command: Callable[..., Any]) -> Callable[..., Any]:
             default=None,
             help="At most MAX jobs handed out per PER_MS milliseconds, e.g. 10/1000 [server default: none].",
         ),
+        click.option(
+            "--events-max",
+            type=click.IntRange(int(EVENTS_MAX.minimum or 0), int(EVENTS_MAX.maximum or 0)),
+            default=None,
+            help=f"About how many events the queue's log keeps (the oldest go first) "
+            f"[server default: {EVENTS_MAX.default}].",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -123,6 +132,7 @@ async def queues(client: StarqClient, out: Output) -> None:
 @click.argument("name")
 @settings_options
 @click.option("--dedupe", is_flag=True, help="Skip a submitted payload equal to one the queue still knows.")
+@click.option("--events", is_flag=True, help="Keep a log of every job transition, to follow with `starq events`.")
 async def create(client: StarqClient, out: Output, name: str, **settings: Any) -> None:
     """Create a queue."""
     show_queue(out, await client.create_queue(name, **settings))
@@ -139,6 +149,7 @@ async def info(client: StarqClient, out: Output, name: str) -> None:
 @click.argument("name")
 @settings_options
 @click.option("--dedupe/--no-dedupe", default=None, help="Turn payload dedupe on or off.")
+@click.option("--events/--no-events", default=None, help="Turn the queue's event log on or off.")
 @click.option("--no-rate-limit", is_flag=True, help="Remove the queue's rate limit.")
 async def update(client: StarqClient, out: Output, name: str, no_rate_limit: bool, **changes: Any) -> None:
     """Change a queue's settings (only the options given)."""

@@ -1,5 +1,6 @@
 """``starq submit``: stream a JSONL file of payloads into a queue, several batches in flight at once (or submit one
-job given inline with ``--payload``). Options such as ``--priority``, ``--delay`` or ``--tag`` apply to every job.
+job given inline with ``--payload``). Options such as ``--priority``, ``--delay``, ``--tag`` or ``--depends-on``
+apply to every job.
 
 A reader task reads one batch at a time (in a thread, so the event loop never blocks on the disk) into a channel
 that holds at most ``concurrency`` batches; ``concurrency`` sender tasks take batches from it and post them. So
@@ -8,6 +9,10 @@ memory stays at a few batches whatever the file's size.
 When a batch is refused, or a bad line is met without ``--skip-bad``, the reader stops and the batches already
 in flight finish, so the totals printed at the end are exact: every line before the first problem is either
 submitted or reported, and nothing after it is sent.
+
+``--batch`` (or a callback option) makes the file one batch of the API (tracked together, with a callback job
+when all have finished): a batch is one request, so the file is read whole first (at most ``MAX_BATCH_JOBS``
+jobs and ``MAX_BATCH_BYTES``) and sent only if it fits.
 """
 
 from __future__ import annotations
@@ -24,14 +29,16 @@ import trio
 from rich.progress import BarColumn, Progress, ProgressColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from starq.worker_kit import ServerUnreachable, StarqClient, StarqError
+from starq.worker_kit.protocol import DEPENDENCY_FAILURE_CHOICES, MAX_DEPENDENCIES, MAX_PRIORITY
 
 from .group import api_command, main
-from .jsonl import BadLine, Batch, JsonlReader
+from .jsonl import MAX_BATCH_BYTES, BadLine, Batch, JsonlReader
 from .options import check_iso_time, given_job_options, job_options, json_object
 from .output import Output
 
 MAX_BAD_SHOWN = 20  # bad lines printed one by one with --skip-bad; the rest are only counted
 MAX_DELAY = 366 * 86400  # the server's limit of a job's delay, in seconds
+MAX_BATCH_JOBS = 1000  # the most jobs of one request (-b), and so of a --batch (the server's default limit)
 
 
 @attrs.define
@@ -42,6 +49,78 @@ class Totals:
     lines: int = 0
     bytes_read: int = 0
     error: str = ""
+
+
+def _check_dependencies(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    if len(value) > MAX_DEPENDENCIES:
+        raise click.BadParameter(f"at most {MAX_DEPENDENCIES} dependencies, not {len(value)}")
+    for dependency in value:
+        if not dependency or dependency.startswith("#"):
+            # "#i" names item i of one request; a file's lines are not items of one request.
+            raise click.BadParameter(f"{dependency!r} is not a job id")
+    return value
+
+
+def dependency_and_batch_options(command: Any) -> Any:
+    options = [
+        click.option(
+            "--depends-on",
+            "depends_on",
+            multiple=True,
+            metavar="ID",
+            callback=_check_dependencies,
+            help="A job of the queue every job waits for (status waiting until it has completed); repeat it for "
+            f"more (at most {MAX_DEPENDENCIES}).",
+        ),
+        click.option(
+            "--on-dependency-failure",
+            type=click.Choice(DEPENDENCY_FAILURE_CHOICES),
+            default=None,
+            help="When a dependency is dead-lettered or cancelled: cancel the jobs too [server default], or run them.",
+        ),
+        click.option(
+            "--batch",
+            "as_batch",
+            is_flag=True,
+            help=f"Submit the jobs as one batch (starq batch QUEUE ID shows it): one request, at most "
+            f"{MAX_BATCH_JOBS} jobs.",
+        ),
+        click.option(
+            "--callback-payload",
+            default=None,
+            metavar="JSON",
+            help="A batch whose callback job, with this payload, is submitted once all its jobs have finished "
+            "(implies --batch).",
+        ),
+        click.option(
+            "--callback-queue",
+            default=None,
+            metavar="QUEUE",
+            help="The queue the callback goes to (default: this one; implies --batch).",
+        ),
+        click.option(
+            "--callback-priority",
+            type=click.IntRange(0, MAX_PRIORITY),
+            default=None,
+            help="The callback's priority (implies --batch).",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def given_batch(params: dict[str, Any]) -> dict[str, Any] | None:
+    """Takes the batch options out of a command's parameters: the request's ``batch``, or None for no batch."""
+    callback = {
+        "payload": json_object(params.pop("callback_payload"), "--callback-payload"),
+        "queue": params.pop("callback_queue"),
+        "priority": params.pop("callback_priority"),
+    }
+    callback = {name: value for name, value in callback.items() if value is not None}
+    if callback:
+        return {"callback": callback}
+    return {} if params.pop("as_batch") else None
 
 
 @api_command(main)
@@ -81,6 +160,7 @@ class Totals:
     callback=check_iso_time,
     help="Every job becomes ready at this ISO 8601 time with a zone, e.g. 2026-12-01T08:00:00Z (not with --delay).",
 )
+@dependency_and_batch_options
 @click.option("--skip-bad", is_flag=True, help="Report bad lines and go on (default: stop at the first).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
 async def submit(
@@ -95,29 +175,42 @@ async def submit(
     run_at: str | None,
     skip_bad: bool,
     progress: bool | None,
+    depends_on: tuple[str, ...],
+    on_dependency_failure: str | None,
     **options: Any,
 ) -> None:
     """Submit a JSONL file (one payload object per line; - for stdin) as jobs, or one job with --payload.
 
-    The job options (--priority, --key, --tag, --delay, ...) apply to every job of the file.
+    The job options (--priority, --key, --tag, --delay, --depends-on, ...) apply to every job of the file.
     """
     if (file is None) == (payload is None):
         raise click.UsageError("give a FILE of payloads (- for stdin) or --payload JSON (one job), not both")
     if delay is not None and run_at is not None:
         raise click.UsageError("give --delay or --run-at, not both")
+    batch = given_batch(options)
     shared = given_job_options(options)
     if delay is not None:
         shared["delay"] = delay
     if run_at is not None:
         shared["run_at"] = run_at
+    if depends_on:
+        shared["depends_on"] = list(depends_on)
+    if on_dependency_failure is not None:
+        shared["on_dependency_failure"] = on_dependency_failure
     if payload is not None:
-        await _submit_one(client, out, queue, {"payload": json_object(payload, "--payload"), **shared})
+        await _submit_one(client, out, queue, {"payload": json_object(payload, "--payload"), **shared}, batch)
         return
     assert file is not None  # one of the two, as checked above
     totals = Totals()
     started = time.monotonic()
     with ExitStack() as stack:
         stream: BinaryIO = sys.stdin.buffer if file == "-" else stack.enter_context(open(file, "rb"))  # noqa: ASYNC230 - read in blocks between awaits
+        if batch is not None:
+            batch_id = await _submit_as_batch(client, out, stream, queue, shared, batch, skip_bad, totals)
+            _summarize(out, queue, totals, time.monotonic() - started, batch_id=batch_id)
+            if totals.error or (totals.bad and not skip_bad):
+                raise click.exceptions.Exit(1)
+            return
         size = None if file == "-" else _size(stream)
         reader = JsonlReader(stream, batch_size=batch_size, options=shared, skip_bad=skip_bad)
         show = progress if progress is not None else (out.err.is_terminal and not out.json_mode)
@@ -138,15 +231,70 @@ async def submit(
         raise click.exceptions.Exit(1)
 
 
-async def _submit_one(client: StarqClient, out: Output, queue: str, item: dict[str, Any]) -> None:
-    answer = await client.submit_many(queue, [item])
+async def _submit_one(
+    client: StarqClient, out: Output, queue: str, item: dict[str, Any], batch: dict[str, Any] | None
+) -> None:
+    answer = await client.submit_many(queue, [item], batch=False if batch is None else batch)
     (job,) = answer.jobs
+    in_batch = f" in batch {answer.batch_id}" if answer.batch_id else ""
     if out.json_mode:
-        out.json({"jobs": [job.raw], "submitted": answer.submitted, "skipped": answer.skipped})
+        shown: dict[str, Any] = {"jobs": [job.raw], "submitted": answer.submitted, "skipped": answer.skipped}
+        if answer.batch_id:
+            shown["batch_id"] = answer.batch_id
+        out.json(shown)
     elif answer.skipped:
-        out.line(f"Not submitted: a duplicate of job {job.id} ({job.status}) in '{queue}'")
+        out.line(f"Not submitted: a duplicate of job {job.id} ({job.status}) in '{queue}'{in_batch}")
     else:
-        out.line(f"Submitted job {job.id} to '{queue}' ({job.status})")
+        out.line(f"Submitted job {job.id} to '{queue}' ({job.status}){in_batch}")
+
+
+async def _submit_as_batch(
+    client: StarqClient,
+    out: Output,
+    stream: BinaryIO,
+    queue: str,
+    shared: dict[str, Any],
+    batch: dict[str, Any],
+    skip_bad: bool,
+    totals: Totals,
+) -> str:
+    """Sends the whole file as one batch, in one request, if it fits in one; returns the batch's id ("" if none
+    was made)."""
+    reader = JsonlReader(stream, batch_size=MAX_BATCH_JOBS, options=shared, request={"batch": batch}, skip_bad=skip_bad)
+    chunk = await trio.to_thread.run_sync(reader.read_batch)
+    bad = list(chunk.bad)
+    more = None if chunk.stop else await trio.to_thread.run_sync(reader.read_batch)
+    if more is not None:
+        bad += more.bad
+    totals.lines, totals.bad = reader.line, len(bad)
+    if skip_bad:
+        for line in bad[:MAX_BAD_SHOWN]:
+            out.note(f"skipped line {line.number}: {line.reason}")
+    if bad and not skip_bad:
+        first = bad[0]
+        _fail(out, totals, f"line {first.number}: {first.reason}; nothing was sent (a batch is sent whole)")
+    elif more is not None and more.batch is not None:
+        _fail(
+            out,
+            totals,
+            f"a batch is one request, of at most {MAX_BATCH_JOBS} jobs and {MAX_BATCH_BYTES // 2**20} MiB: "
+            f"this file has more; nothing was sent",
+        )
+    elif chunk.batch is None:
+        _fail(out, totals, "no jobs in the file: no batch was made")
+    if totals.error or chunk.batch is None:
+        return ""
+    try:
+        answer = await client.submit_encoded(queue, chunk.batch.body)
+    except ServerUnreachable as exc:
+        maybe = " may or may not have been accepted" if exc.maybe_processed else " were not sent"
+        _fail(out, totals, f"lines {chunk.batch.first}-{chunk.batch.last}{maybe}: {exc.detail}")
+        return ""
+    except StarqError as exc:
+        _fail(out, totals, f"lines {chunk.batch.first}-{chunk.batch.last} refused: {exc.detail}")
+        return ""
+    totals.submitted, totals.skipped = answer.submitted, answer.skipped
+    return answer.batch_id
 
 
 async def _pump(
@@ -205,23 +353,27 @@ def _report_bad(out: Output, bad: BadLine, totals: Totals, *, stopping: bool) ->
         out.note(f"skipped line {bad.number}: {bad.reason}")
 
 
-def _summarize(out: Output, queue: str, totals: Totals, seconds: float) -> None:
+def _summarize(out: Output, queue: str, totals: Totals, seconds: float, *, batch_id: str | None = None) -> None:
+    """The totals; with ``batch_id`` (a --batch submit: ``""`` when none was made), the batch too."""
     rate = (totals.submitted + totals.skipped) / seconds if seconds > 0 else 0.0
     if out.json_mode:
-        out.json(
-            {
-                "queue": queue,
-                "submitted": totals.submitted,
-                "skipped": totals.skipped,
-                "bad_lines": totals.bad,
-                "lines": totals.lines,
-                "seconds": round(seconds, 3),
-                "jobs_per_second": round(rate, 1),
-                "error": totals.error,
-            }
-        )
+        summary: dict[str, Any] = {
+            "queue": queue,
+            "submitted": totals.submitted,
+            "skipped": totals.skipped,
+            "bad_lines": totals.bad,
+            "lines": totals.lines,
+            "seconds": round(seconds, 3),
+            "jobs_per_second": round(rate, 1),
+            "error": totals.error,
+        }
+        if batch_id is not None:
+            summary["batch_id"] = batch_id
+        out.json(summary)
         return
     text = f"Submitted {totals.submitted} job(s) to '{queue}' in {seconds:.1f} s ({rate:,.0f} jobs/s)"
+    if batch_id:
+        text += f" as batch {batch_id}"
     if totals.skipped:
         text += f"; {totals.skipped} skipped as duplicates"
     if totals.bad:

@@ -6,7 +6,6 @@ one JSON object per line. Rates are the change of the completed and failed count
 
 from __future__ import annotations
 
-import signal
 import time
 from contextlib import nullcontext
 from datetime import UTC, datetime
@@ -18,11 +17,12 @@ from rich.live import Live
 from rich.table import Table
 
 from starq.worker_kit import QueueInfo, ServerUnreachable, StarqClient, StoreUnavailable
+from starq.worker_kit.protocol import JOB_STATUSES
 
-from .group import api_command, main
+from .group import api_command, main, quit_on_sigint
 from .output import Output
 
-COUNTS = ("pending", "scheduled", "claimed", "completed", "failed", "cancelled")
+COUNTS = JOB_STATUSES
 COLUMNS = ["queue", *COUNTS, "done/s", "failed/s", "workers", "paused"]
 
 
@@ -83,7 +83,7 @@ async def watch(client: StarqClient, out: Output, queue: str | None, interval: f
     live = Live(render([], ""), console=out.console, auto_refresh=False) if out.tty and not out.json_mode else None
     with live or nullcontext():
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_quit_on_sigint, nursery.cancel_scope)
+            nursery.start_soon(quit_on_sigint, nursery.cancel_scope)
             await _refresh(client, out, live, queue, interval, iterations)
             nursery.cancel_scope.cancel()
 
@@ -105,14 +105,6 @@ async def _refresh(
             problem = exc.detail  # keep watching: the server may come back
         count += 1
         _show(out, live, data, problem)
-
-
-async def _quit_on_sigint(scope: trio.CancelScope) -> None:
-    """Ctrl-C ends the watch as a normal exit (status 0) rather than an abort."""
-    with trio.open_signal_receiver(signal.SIGINT) as signals:
-        async for _ in signals:
-            scope.cancel()
-            return
 
 
 def _show(out: Output, live: Live | None, data: list[dict[str, Any]], problem: str) -> None:

@@ -10,6 +10,7 @@ from .backoff import Backoff, RetryPolicy
 from .client import StarqClient
 from .errors import (
     BadRequest,
+    BatchNotFound,
     Conflict,
     HeadersTooLarge,
     InvalidState,
@@ -35,14 +36,19 @@ from .errors import (
     UnexpectedResponse,
     ValidationFailed,
 )
-from .models import FailOutcome, Job, JobPage, QueueInfo, Schedule, Submitted
+from .event_stream import EventStream
+from .models import Batch, Event, FailOutcome, Job, JobPage, Progress, QueueInfo, RunningJob, Schedule, Submitted
 from .outcomes import Permanent, Retry
 from .worker import Worker, WorkerStatistics
 
 __all__ = [
     "Backoff",
     "BadRequest",
+    "Batch",
+    "BatchNotFound",
     "Conflict",
+    "Event",
+    "EventStream",
     "FailOutcome",
     "HeadersTooLarge",
     "InvalidState",
@@ -56,12 +62,14 @@ __all__ = [
     "NotDurable",
     "NotFound",
     "Permanent",
+    "Progress",
     "QueueExists",
     "QueueInfo",
     "QueueNotFound",
     "RequestTimeout",
     "Retry",
     "RetryPolicy",
+    "RunningJob",
     "Schedule",
     "ScheduleExists",
     "ScheduleNotFound",

@@ -19,12 +19,25 @@ do harm:
   the first attempt may have taken jobs: the server puts them back at once when it cannot deliver its answer,
   and otherwise their lease expires after ``claim_timeout`` and they are handed out again; a blind repeat would
   only claim *more*. ``Worker`` therefore re-claims from its own loop after a pause, sized to its free capacity.
+* ``progress`` is a report with a lease like the others (a repeat sets the same value; with the queue's events on,
+  it may log one more ``progress`` event). ``wait`` is a read, repeated in chunks of at most ``MAX_WAIT_MS`` until
+  the job has finished or its ``timeout`` has passed.
+* ``events`` is a stream, not a request: it reconnects by itself for as long as it is read. When its connection
+  breaks, stays silent past ``idle_timeout`` (the server sends a keep-alive every 15 s by default), or is ended by
+  the server (shutting down), or the server answers or streams an error of the 503 kind (the store is away), it
+  connects again after a pause (``retry.backoff``, growing while attempts keep failing and reset once one gets a
+  stream) with ``Last-Event-ID``: the id of the last event it handed out. So no event the log still holds is
+  missed, and none is handed out twice; events the log's cap dropped meanwhile are announced by a ``dropped``
+  event. Only its first connection gives up (after ``retry.attempts`` tries, as a read), so a wrong URL fails
+  fast; other errors end it at once: ``QueueNotFound`` when the queue is deleted, ``Unauthorized``, … One gap
+  remains: a stream started from now (``since=None``) that loses its connection before its first event resumes
+  from the moment it reconnects, since the server does not tell a new reader where its log stands; start from
+  a known id (``since=0`` replays the log) where that matters.
 """
 
 from __future__ import annotations
 
-import enum
-import logging
+import math
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
@@ -32,13 +45,11 @@ from urllib.parse import quote
 import anyio
 import httpx
 
-from .backoff import RetryPolicy
-from .errors import ServerUnreachable, StarqError, UnexpectedResponse, error_from_response
-from .models import AckResult, BulkResult, FailOutcome, Job, JobPage, QueueInfo, Schedule, Submitted
+from .event_stream import EventStream
+from .http import HttpCore, Safety
+from .models import AckResult, Batch, BulkResult, FailOutcome, Job, JobPage, QueueInfo, Schedule, Submitted
+from .protocol import MAX_WAIT_MS
 
-log = logging.getLogger("starq.worker_kit.client")
-
-DEFAULT_URL = "http://localhost:8000"
 MAX_PAGE = 500  # the server's largest page for GET .../jobs
 
 # The options a job may carry (docs/api.md, "Job options"); a schedule gives them to every job it submits.
@@ -47,22 +58,7 @@ JOB_OPTIONS = ("key", "unique_key", "unique_for", "timeout", "max_retries", "tag
 SCHEDULE_FIELDS = ("cron", "every", "timezone", "payload", "paused", "priority", *JOB_OPTIONS)
 
 
-class Safety(enum.Enum):
-    """Whether a request may be repeated when its answer is lost."""
-
-    IDEMPOTENT = "idempotent"  # a repeat has the same effect and answer: retry lost answers and 503s
-    UNSENT_ONLY = "unsent_only"  # retry only when the request cannot have reached the server
-
-
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-
-
-def _describe(exc: Exception) -> str:
-    text = str(exc) or type(exc).__name__
-    return text.splitlines()[0]
-
-
-class StarqClient:
+class StarqClient(HttpCore):
     """An async client for one Starq server. Use it as ``async with StarqClient(url, api_key) as client:``.
 
     Args:
@@ -72,103 +68,6 @@ class StarqClient:
         retry: how lost answers are retried (see the module docstring for which requests are).
         transport: an httpx transport to use instead of the network (tests, ASGI apps).
     """
-
-    def __init__(
-        self,
-        url: str = DEFAULT_URL,
-        api_key: str | None = None,
-        *,
-        timeout: float = 30.0,
-        retry: RetryPolicy | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        self.url = url.rstrip("/")
-        self.timeout = timeout
-        self.retry = retry or RetryPolicy()
-        headers = {"User-Agent": "starq-worker-kit", "Accept": "application/json"}
-        if api_key:
-            headers["X-API-Key"] = api_key
-        self._http = httpx.AsyncClient(base_url=self.url, headers=headers, timeout=timeout, transport=transport)
-
-    async def __aenter__(self) -> StarqClient:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Closes the connection pool."""
-        await self._http.aclose()
-
-    # -- the request core -----------------------------------------------------------------------------------
-
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        json: Any = None,
-        content: bytes | None = None,
-        params: Mapping[str, Any] | None = None,
-        safety: Safety = Safety.UNSENT_ONLY,
-        timeout: httpx.Timeout | float | None = None,
-    ) -> Any:
-        """Sends one request and returns its decoded JSON answer, retrying as ``safety`` allows.
-
-        Raises:
-            StarqError: the subclass named by the server's ``error`` code, or ``ServerUnreachable``.
-        """
-        headers = {"Content-Type": "application/json"} if content is not None else None
-        attempt = 0
-        while True:
-            try:
-                response = await self._http.request(
-                    method,
-                    path,
-                    json=json,
-                    content=content,
-                    params=params,
-                    headers=headers,
-                    timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
-                )
-            except _NOT_SENT as exc:
-                error: StarqError = ServerUnreachable(f"cannot reach {self.url}: {_describe(exc)}")
-            except httpx.UnsupportedProtocol as exc:
-                raise ServerUnreachable(f"bad server URL {self.url!r}: {_describe(exc)}") from exc
-            except httpx.TransportError as exc:
-                error = ServerUnreachable(
-                    f"lost the answer from {self.url} to {method} {path}: {_describe(exc)}", maybe_processed=True
-                )
-                if safety is not Safety.IDEMPOTENT:
-                    raise error from exc
-            else:
-                if response.status_code < 400:
-                    return self._decode(response)
-                error = error_from_response(response.status_code, self._decode_error(response))
-                if response.status_code != 503 or safety is not Safety.IDEMPOTENT:
-                    raise error
-            attempt += 1
-            if attempt >= self.retry.attempts:
-                raise error
-            pause = self.retry.backoff.delay(attempt - 1)
-            log.debug("%s %s: %s; retry %d in %.2f s", method, path, error.detail, attempt, pause)
-            await anyio.sleep(pause)  # not trio.sleep: the client also runs under asyncio, as httpx does
-
-    @staticmethod
-    def _decode(response: httpx.Response) -> Any:
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise UnexpectedResponse(
-                f"HTTP {response.status_code} answer is not JSON", status=response.status_code
-            ) from exc
-
-    @staticmethod
-    def _decode_error(response: httpx.Response) -> Any:
-        try:
-            return response.json()
-        except ValueError:
-            return None
 
     # -- meta -----------------------------------------------------------------------------------------------
 
@@ -184,8 +83,8 @@ class StarqClient:
 
     async def create_queue(self, name: str, **settings: Any) -> QueueInfo:
         """``POST /api/v1/queues``. Settings: description, max_retries, claim_timeout, dedupe, retry_delay,
-        retry_delay_max, retention, concurrency, key_concurrency and rate_limit (``{"max": n, "per_ms": m}``)
-        (``None`` values are left to the server's defaults)."""
+        retry_delay_max, retention, concurrency, key_concurrency, rate_limit (``{"max": n, "per_ms": m}``), events
+        and events_max (``protocol.QUEUE_SETTINGS``; ``None`` values are left to the server's defaults)."""
         body = {"name": name, **{k: v for k, v in settings.items() if v is not None}}
         return QueueInfo.from_json(await self.request("POST", "/api/v1/queues", json=body))
 
@@ -248,14 +147,21 @@ class StarqClient:
         timeout: int | None = None,
         max_retries: int | None = None,
         tags: Sequence[str] | None = None,
+        depends_on: Sequence[str] | None = None,
+        on_dependency_failure: str | None = None,
     ) -> Job:
-        """Submits one job. Returns it (``status`` is ``pending`` or ``scheduled``). ``delay`` (seconds) or
-        ``run_at`` (ISO 8601 with a zone) schedules it; giving both raises ``ValidationFailed``.
+        """Submits one job. Returns it (``status`` is ``pending``, ``scheduled`` or ``waiting``). ``delay``
+        (seconds) or ``run_at`` (ISO 8601 with a zone) schedules it; giving both raises ``ValidationFailed``.
 
         Job options (``None``: not sent): ``key`` (its ordering and concurrency group, see the queue's
         ``key_concurrency``), ``unique_key`` (skipped while an unfinished job holds the same key) with
         ``unique_for`` (seconds the key is held from submission instead), ``timeout`` (seconds one attempt may
         run), ``max_retries`` (instead of the queue's) and ``tags`` (labels to list jobs by).
+
+        ``depends_on``: ids of jobs of the same queue; the job is ``waiting`` until all have completed (an id the
+        queue does not know raises ``ValidationFailed``). ``on_dependency_failure``: what it does if one of them is
+        dead-lettered, cancelled or removed first: ``"cancel"`` (the server's default) or ``"run"``
+        (``protocol.DEPENDENCY_FAILURE_CHOICES``).
 
         A job skipped as a duplicate (dedupe, or its ``unique_key``) comes back as the job the server already had.
         """
@@ -274,6 +180,7 @@ class StarqClient:
                 tags=tags,
             )
         )
+        body.update(dependency_options(depends_on, on_dependency_failure))
         return (await self._submitted(queue, json=body)).jobs[0]
 
     async def submit_many(
@@ -290,13 +197,26 @@ class StarqClient:
         timeout: int | None = None,
         max_retries: int | None = None,
         tags: Sequence[str] | None = None,
+        depends_on: Sequence[str] | None = None,
+        on_dependency_failure: str | None = None,
+        batch: Mapping[str, Any] | bool = False,
     ) -> Submitted:
-        """Submits a batch atomically (all or none). Each item is ``{"payload": {...}, "priority"?, "delay"?,
-        "run_at"?, <job options>?}``; at most 1,000 items per call (the server's default limit).
+        """Submits jobs atomically (all or none). Each item is ``{"payload": {...}, "priority"?, "delay"?,
+        "run_at"?, <job options>?, "depends_on"?, "on_dependency_failure"?}``; at most 1,000 items per call (the
+        server's default limit).
+
+        An item's ``depends_on`` may name earlier items of the same call as ``"#i"`` (item ``i``), besides job ids.
 
         The keyword arguments (``None``: not sent) apply to every item that does not set them itself; ``delay``
         and ``run_at`` only to items that set neither. The same ``unique_key`` for every item means one job:
-        the others are skipped.
+        the others are skipped. A shared ``depends_on`` takes job ids only (``"#i"`` belongs in an item: item
+        ``i`` cannot wait for itself).
+
+        ``batch``: ``True`` tracks the jobs as one batch (``Submitted.batch_id``; see ``get_batch``); a mapping is
+        the batch as the API takes it, ``{"callback": {"payload": {...}, "priority"?, "queue"?}}``: a job submitted
+        once, when every job of the batch has finished, to ``queue`` (default: this one), its payload getting
+        ``"batch": {"id", "total", "completed", "failed", "cancelled"}``. A callback queue that does not exist
+        raises ``QueueNotFound``.
         """
         shared: dict[str, Any] = {"priority": priority} if priority is not None else {}
         shared.update(
@@ -309,6 +229,9 @@ class StarqClient:
                 tags=tags,
             )
         )
+        if depends_on is not None and any(str(d).startswith("#") for d in depends_on):
+            raise ValueError('a shared depends_on takes job ids; give "#i" in the depends_on of the items that need it')
+        shared.update(dependency_options(depends_on, on_dependency_failure))
         timing = {"delay": delay} if delay is not None else {"run_at": run_at} if run_at is not None else {}
         items = []
         for job in jobs:
@@ -316,7 +239,10 @@ class StarqClient:
             if timing and item.get("delay") is None and item.get("run_at") is None:
                 item.update(timing)
             items.append(item)
-        return await self._submitted(queue, json={"jobs": items})
+        body: dict[str, Any] = {"jobs": items}
+        if batch is not False:
+            body["batch"] = {} if batch is True else dict(batch)
+        return await self._submitted(queue, json=body)
 
     async def submit_encoded(self, queue: str, body: bytes) -> Submitted:
         """Submits a request body that is already JSON (the CLI's streaming submit builds it from raw lines)."""
@@ -328,6 +254,7 @@ class StarqClient:
             jobs=[Job.from_json(j) for j in data["jobs"]],
             submitted=int(data["submitted"]),
             skipped=int(data["skipped"]),
+            batch_id=data.get("batch_id") or "",
         )
 
     async def list_jobs(
@@ -377,7 +304,8 @@ class StarqClient:
             cursor = page.cursor
 
     async def get_job(self, queue: str, job_id: str) -> Job:
-        """``GET .../jobs/{id}``: the job with its result or error."""
+        """``GET .../jobs/{id}``: the job with its result or error (and, in ``raw``, its ``history`` and the
+        ``dependents`` waiting for it)."""
         return Job.from_json(await self.request("GET", _job(queue, job_id), safety=Safety.IDEMPOTENT))
 
     async def claim(self, queue: str, *, count: int = 1, block_ms: int = 0, worker: str = "") -> list[Job]:
@@ -467,6 +395,75 @@ class StarqClient:
         """``POST /api/v1/queues/{name}/purge``: removes every job of ``status`` (completed, failed, cancelled,
         pending or scheduled). Returns how many."""
         return int((await self.request("POST", _q(queue) + "/purge", json={"status": status}))["purged"])
+
+    # -- workflows ------------------------------------------------------------------------------------------
+
+    async def progress(
+        self, queue: str, job_id: str, progress: float | Mapping[str, Any], *, lease_id: str | None
+    ) -> str:
+        """``PUT .../jobs/{id}/progress``: how far a claimed job got, a number or a JSON object of at most 64 KiB
+        (``protocol.MAX_PROGRESS_BYTES``). Returns its status (``claimed``). Same 409s as ``complete``:
+        ``LeaseLost``, ``NotClaimed``, ``JobCancelled``. Inside a ``Worker``'s handler, use ``job.progress``."""
+        body = {"lease_id": lease_id, "progress": dict(progress) if isinstance(progress, Mapping) else progress}
+        data = await self.request("PUT", _job(queue, job_id) + "/progress", json=body, safety=_by_lease(lease_id))
+        return data["status"]
+
+    async def wait(self, queue: str, job_id: str, timeout: float | None = None) -> Job:
+        """Waits until the job has finished (completed, failed or cancelled) and returns it.
+
+        After ``timeout`` seconds it returns the job **as it is then**, unfinished (check ``job.finished``); it
+        does not raise. ``None`` waits as long as it takes; ``0`` reads the job once. The server holds each
+        request up to ``protocol.MAX_WAIT_MS`` (``GET .../jobs/{id}?wait_ms=``), so a longer wait is several
+        requests; a server that answers before its time (one shutting down does) is asked again after a pause.
+        """
+        loop_time = anyio.current_time
+        deadline = None if timeout is None else loop_time() + max(timeout, 0.0)
+        early = 0
+        while True:
+            left_ms = MAX_WAIT_MS if deadline is None else math.ceil(max(deadline - loop_time(), 0.0) * 1000)
+            wait_ms = min(MAX_WAIT_MS, left_ms)
+            asked = loop_time()
+            job = await self._read_job(queue, job_id, wait_ms)
+            now = loop_time()
+            if job.finished or (deadline is not None and now >= deadline) or wait_ms == 0:
+                return job
+            if (now - asked) * 1000 < wait_ms / 2:
+                # Answered early, unfinished: do not turn into a busy loop against a server that keeps doing so.
+                pause = self.retry.backoff.delay(early)
+                early += 1
+                await anyio.sleep(pause if deadline is None else min(pause, max(deadline - now, 0.0)))
+            else:
+                early = 0
+
+    async def _read_job(self, queue: str, job_id: str, wait_ms: int) -> Job:
+        params = {"wait_ms": wait_ms} if wait_ms else None
+        read = httpx.Timeout(self.timeout, read=self.timeout + wait_ms / 1000)
+        data = await self.request("GET", _job(queue, job_id), params=params, safety=Safety.IDEMPOTENT, timeout=read)
+        return Job.from_json(data)
+
+    async def get_batch(self, queue: str, batch_id: str) -> Batch:
+        """``GET .../batches/{id}``: a batch's counts and its callback job (``BatchNotFound`` if there is none, or
+        its record was removed after the queue's retention)."""
+        path = _q(queue) + "/batches/" + quote(batch_id, safe="")
+        return Batch.from_json(await self.request("GET", path, safety=Safety.IDEMPOTENT))
+
+    def events(self, queue: str, *, since: int | None = None, idle_timeout: float = 60.0) -> EventStream:
+        """The queue's event stream (``GET .../events``), following it until closed or cancelled.
+
+        ``since=None`` starts with the events from now on; ``since=n`` resumes after event ``n``, and ``0`` replays
+        what the log still holds. Iterate it, preferably inside ``async with`` (which closes the connection the
+        moment the block ends)::
+
+            async with client.events("media", since=0) as stream:
+                async for event in stream:
+                    print(event.id, event.kind, event.data["job_id"])
+
+        A lost connection is reopened from the last event seen (see the module docstring), so no event the log
+        still holds is missed; ``idle_timeout`` is how long the stream may stay silent (no event, no keep-alive)
+        before it counts as lost. A deleted queue ends it with ``QueueNotFound``. Events exist only while the
+        queue's ``events`` setting is on.
+        """
+        return EventStream(self, queue, _q(queue) + "/events", since=since, idle_timeout=idle_timeout)
 
     # -- schedules ------------------------------------------------------------------------------------------
 
@@ -571,6 +568,18 @@ def job_options(
         "tags": None if tags is None else _tag_list(tags),
     }
     return {name: value for name, value in given.items() if value is not None}
+
+
+def dependency_options(depends_on: Sequence[str] | None, on_dependency_failure: str | None) -> dict[str, Any]:
+    """A job's dependencies as a submit's body names them (those given)."""
+    given: dict[str, Any] = {}
+    if depends_on is not None:
+        if isinstance(depends_on, str):
+            raise TypeError(f"depends_on must be a list of job ids, not a string: write [{depends_on!r}]")
+        given["depends_on"] = list(depends_on)
+    if on_dependency_failure is not None:
+        given["on_dependency_failure"] = on_dependency_failure
+    return given
 
 
 def _tag_list(tags: Sequence[str]) -> list[str]:

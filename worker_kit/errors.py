@@ -9,13 +9,13 @@ in the worker kit so that the kit imports without the server's dependencies. Two
     StarqError
         BadRequest (400)
         Unauthorized (401)
-        NotFound (404): QueueNotFound, JobNotFound, ScheduleNotFound
+        NotFound (404): QueueNotFound, JobNotFound, ScheduleNotFound, BatchNotFound
         MethodNotAllowed (405)
         RequestTimeout (408)
         Conflict (409): QueueExists, TooManyQueues, NotClaimed, LeaseLost, JobCancelled, ScheduleExists,
             InvalidState
         TooLarge (413): HeadersTooLarge (431)
-        ValidationFailed (422)
+        ValidationFailed (422): UnknownDependency
         StoreUnavailable (503): NotDurable
         ShuttingDown (503)
         ServerUnreachable (no answer at all)
@@ -273,3 +273,10 @@ def error_from_response(status: int, body: Any) -> StarqError:
             return cls(body["detail"], code=code or cls.code, status=status)
         return cls(body["detail"])
     return UnexpectedResponse(f"HTTP {status} without a Starq error body", status=status)
+
+
+def error_from_code(code: str, detail: str) -> StarqError:
+    """The exception an error named by its code alone stands for (an event stream's ``event: error`` carries only
+    ``{"error", "detail"}``, no HTTP status)."""
+    cls = _BY_CODE.get(code)
+    return cls(detail) if cls is not None else StarqError(detail, code=code)

@@ -6,12 +6,14 @@ Each keeps the server's whole object in ``raw`` too, so fields added by a newer 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Generator, Mapping
 from datetime import datetime
 from typing import Any
 
 import attrs
+import trio
 
-from .protocol import QUEUE_DEFAULTS
+from .protocol import FINISHED_STATUSES, QUEUE_DEFAULTS
 
 
 def parse_time(value: str) -> datetime | None:
@@ -59,12 +61,78 @@ class Job:
         return cls(**{k: v for k, v in data.items() if k in known}, raw=data)
 
     @property
+    def finished(self) -> bool:
+        """Completed, failed (dead-lettered) or cancelled: a status it does not leave by itself."""
+        return self.status in FINISHED_STATUSES
+
+    @property
     def lease_seconds(self) -> float | None:
         """How long the lease ran when it was granted (the queue's ``claim_timeout``), from server times."""
         start, end = parse_time(self.claimed_at), parse_time(self.lease_expires_at)
         if start is None or end is None:
             return None
         return max((end - start).total_seconds(), 0.0)
+
+
+ProgressReporter = Callable[[Any], Awaitable[None]]
+
+
+@attrs.define(eq=False)
+class Progress:
+    """``job.progress`` of a running job: call it to report how far the job got.
+
+    ``last`` is the latest value reported: by this run, or, until it reports, before it (a job tried again can
+    resume from what its earlier attempt reported; ``None`` if none did).
+    """
+
+    last: Any
+    _reporter: ProgressReporter = attrs.field(repr=False)
+
+    def __call__(self, value: float | Mapping[str, Any]) -> Awaitable[None]:
+        """Reports a number, or a JSON object of at most 64 KiB (``protocol.MAX_PROGRESS_BYTES``).
+
+        In an ``async def`` handler, ``await job.progress(value)``. In a plain ``def`` one (it runs in a thread the
+        worker started), ``job.progress(value)`` sends the report through the worker's loop and returns once it is
+        done (what it returns needs no ``await`` there).
+
+        The job shows the latest value (its ``progress``), and a queue with events on logs each report. A job
+        cancelled meanwhile is stopped here, as at a heartbeat: an async handler gets ``trio.Cancelled``, a sync
+        one ``JobCancelled``. One whose lease was lost is dropped the same way (``trio.Cancelled``, or in a thread
+        ``LeaseLost``/``NotClaimed``/``NotFound``). A report the server could not be reached for is logged and
+        skipped: progress is advice, and the job goes on.
+        """
+        if trio.lowlevel.in_trio_task():
+            return self._send(value)
+        trio.from_thread.run(self._send, value)  # a sync handler's thread: the report runs in the worker's loop
+        return _Done()
+
+    async def _send(self, value: float | Mapping[str, Any]) -> None:
+        await self._reporter(value)
+        self.last = value
+
+
+class _Done:
+    """What ``Progress`` gives a sync handler: the report is already sent, and awaiting this does nothing."""
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return
+        yield
+
+
+@attrs.frozen
+class RunningJob(Job):
+    """The job a ``Worker`` hands its handler: a ``Job`` whose ``progress`` reports how far it got.
+
+    ``await job.progress(value)`` in an ``async def`` handler, ``job.progress(value)`` in a plain ``def`` one. The
+    value the job had when it was claimed is ``job.progress.last``.
+    """
+
+    progress: Progress = attrs.field(kw_only=True)
+
+    @classmethod
+    def of(cls, job: Job, reporter: ProgressReporter) -> RunningJob:
+        fields = {f.name: getattr(job, f.name) for f in attrs.fields(Job) if f.name != "progress"}
+        return cls(**fields, progress=Progress(job.progress, reporter))
 
 
 @attrs.frozen
@@ -147,11 +215,52 @@ class Schedule:
 
 @attrs.frozen
 class Submitted:
-    """The answer to a submit: the new jobs, and how many were created or skipped by dedupe."""
+    """The answer to a submit: the new jobs, how many were created or skipped by dedupe, and the batch they form
+    (``batch_id``, ``""`` unless the submit asked for one)."""
 
     jobs: list[Job]
     submitted: int
     skipped: int
+    batch_id: str = ""
+
+
+@attrs.frozen
+class Batch:
+    """A batch of jobs submitted together: how many have finished which way, and its callback job (``None``
+    without a callback). ``finished_at`` is ``""`` until every job has finished."""
+
+    id: str
+    total: int
+    pending: int
+    completed: int
+    failed: int
+    cancelled: int
+    finished: bool
+    callback_job_id: str | None = None
+    created_at: str = ""
+    finished_at: str = ""
+    raw: dict[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Batch:
+        known = {f.name for f in attrs.fields(cls)} - {"raw"}
+        return cls(**{k: v for k, v in data.items() if k in known}, raw=data)
+
+
+@attrs.frozen
+class Event:
+    """One event of a queue's event stream.
+
+    ``kind`` is one of ``protocol.EVENT_KINDS`` (what happened to the job ``data["job_id"]``; ``data`` also has
+    ``status``, ``at``, ``queue``, ``event`` and, by kind, ``error``, ``retries``, ``worker``, ``lease_id``,
+    ``progress``), with ``id`` its number in the queue's log; or ``"dropped"`` (``id`` None): the log's cap
+    removed events this reader had not seen, ``data`` = ``{"queue", "after", "oldest", "detail"}``: the events
+    numbered after ``after`` and before ``oldest`` are lost to it.
+    """
+
+    id: int | None
+    kind: str
+    data: dict[str, Any]
 
 
 @attrs.frozen

@@ -83,7 +83,11 @@ MAX_JOB_TIMEOUT = 7 * 86400  # seconds
 MAX_UNIQUE_FOR = 366 * 86400  # seconds
 MAX_DEPENDENCIES = 100  # depends_on
 MAX_JSON_DEPTH = 64  # nesting of arrays and objects in a request body (the body itself is level 1)
+# What a job does when a dependency is dead-lettered, cancelled or removed before it completed
+# (on_dependency_failure): "cancel" it too, saying which (the default, first), or "run" it anyway.
+DEPENDENCY_FAILURE_CHOICES = ("cancel", "run")
 MAX_PROGRESS_BYTES = 64 * 1024  # a progress report, as JSON
+MAX_WAIT_MS = 60_000  # the longest wait_ms of GET …/jobs/{id}: a longer wait for an outcome is several requests
 
 # What a job's event log entry says happened (GET …/events, the ``event:`` field).
 EVENT_KINDS = (

@@ -11,15 +11,22 @@ it), let running jobs finish for up to ``grace`` seconds, then cancel the rest a
 the queue now instead of after ``claim_timeout``, and the interrupted attempt does not count (their ``retries``
 stay as they were). A server without ``release`` (an older Starq) gets ``fail`` with ``retry: true`` instead.
 
-Cancelled jobs: a job cancelled while claimed (``DELETE .../jobs/{id}``) answers the next extend, complete or fail
-with ``409 job_cancelled``. When a heartbeat meets it, the job is stopped: an async handler is cancelled; a sync
-handler's thread cannot be interrupted, so it is abandoned (it runs on until it returns, keeping its thread slot,
-and its outcome is not reported; it may call ``trio.from_thread.check_cancelled()`` to stop early). Nothing is
-reported for a cancelled job; it is counted as ``cancelled``, as is a job whose report meets ``job_cancelled``.
+Cancelled jobs: a job cancelled while claimed (``DELETE .../jobs/{id}``) answers the next extend, progress report,
+complete or fail with ``409 job_cancelled``. When a heartbeat or a progress report meets it, the job is stopped:
+an async handler is cancelled; a sync handler's thread cannot be interrupted, so it is abandoned (it runs on until
+it returns, keeping its thread slot, and its outcome is not reported; it may call
+``trio.from_thread.check_cancelled()`` to stop early, and a progress report it makes raises ``JobCancelled``).
+Nothing is reported for a cancelled job; it is counted as ``cancelled``, as is a job whose report meets
+``job_cancelled``.
+
+Handlers get a ``RunningJob``: the claimed ``Job`` with a ``progress`` to call. A report goes through the worker
+(``_progress``), which treats its answer as a heartbeat's: cancelled or lost, the job is stopped; the server away,
+the report is skipped (progress is advice, and the lease is the heartbeat's to keep).
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import logging
@@ -47,7 +54,7 @@ from .errors import (
     UnexpectedResponse,
     ValidationFailed,
 )
-from .models import Job
+from .models import Job, RunningJob
 from .outcomes import Outcome, outcome_of_error
 
 log = logging.getLogger("starq.worker")
@@ -63,7 +70,7 @@ _TRANSIENT = (ServerUnreachable, StoreUnavailable, UnexpectedResponse)
 # Errors a claim cannot outlive: the worker is misconfigured.
 _FATAL = (Unauthorized, BadRequest, ValidationFailed, MethodNotAllowed)
 
-Handler = Callable[[Job], Any]
+Handler = Callable[[RunningJob], Any]  # a function of a plain Job fits too
 
 
 def default_worker_name() -> str:
@@ -119,9 +126,10 @@ class Worker:
     Args:
         client: the ``StarqClient`` to talk through (the worker does not close it).
         queue: the queue to claim from.
-        handler: called with each ``Job``; an ``async def`` runs in the worker's nursery, a plain function in a
-            thread. Its return value (any JSON value) completes the job; ``Retry``, ``Permanent`` or any other
-            exception fails it (``Permanent`` dead-letters it at once).
+        handler: called with each job (a ``RunningJob``: the ``Job``, and its ``progress`` to report to); an
+            ``async def`` runs in the worker's nursery, a plain function in a thread. Its return value (any JSON
+            value) completes the job; ``Retry``, ``Permanent`` or any other exception fails it (``Permanent``
+            dead-letters it at once).
         concurrency: jobs run at once.
         name: the worker name the server shows (default ``host-pid``).
         block_ms: how long each claim waits for a job (long-poll, at most 60,000).
@@ -320,7 +328,7 @@ class Worker:
             self._check_drained()
 
     async def _execute(self, run: _Running) -> Outcome:
-        job = run.job
+        job = RunningJob.of(run.job, functools.partial(self._progress, run))
         with trio.CancelScope() as run.scope:
             if run.interrupted:
                 run.scope.cancel()
@@ -370,23 +378,10 @@ class Worker:
             try:
                 await self.client.extend(self.queue, job.id, lease_id=job.lease_id)
             except JobCancelled:
-                if not run.in_thread:
-                    log.info("job %s was cancelled: stopping it", job.id)
-                else:
-                    log.warning(
-                        "job %s was cancelled: its handler's thread is abandoned (it runs on until it returns; "
-                        "its outcome is not reported)",
-                        job.id,
-                    )
-                run.cancelled = True
-                if run.scope is not None:
-                    run.scope.cancel()
+                self._stop_cancelled(run)
                 return
             except (Conflict, NotFound) as exc:
-                log.warning("job %s: lease lost (%s); dropping it", job.id, exc.detail)
-                run.lease_lost = True
-                if self._is_async and run.scope is not None:
-                    run.scope.cancel()  # the work is someone else's now
+                self._drop_lost(run, exc.detail)
                 return
             except StarqError as exc:
                 # Try again soon: the lease is still ours until it expires.
@@ -394,6 +389,48 @@ class Worker:
                 next_at = trio.current_time() + min(length / 10, 5.0)
             else:
                 next_at = trio.current_time() + length / 2
+
+    async def _progress(self, run: _Running, value: Any) -> None:
+        """A handler's progress report (``RunningJob.progress``). It runs in the handler's task, or, for a sync
+        handler, in a task of its own that ``trio.from_thread.run`` started for the handler's thread."""
+        job = run.job
+        try:
+            await self.client.progress(self.queue, job.id, value, lease_id=job.lease_id)
+        except JobCancelled:
+            self._stop_cancelled(run)
+            await trio.lowlevel.checkpoint()  # an async handler's scope is cancelled: it stops here
+            raise  # a sync handler's thread (abandoned now) gets it from trio.from_thread.run, and can stop too
+        except (Conflict, NotFound) as exc:
+            self._drop_lost(run, exc.detail)
+            await trio.lowlevel.checkpoint()
+            raise
+        except _TRANSIENT as exc:
+            log.warning("job %s: progress not reported (%s); the job goes on", job.id, exc.detail)
+
+    def _stop_cancelled(self, run: _Running) -> None:
+        """The job was cancelled while we held it: stop its handler (a thread is abandoned), report nothing."""
+        if run.cancelled:
+            return
+        if not run.in_thread:
+            log.info("job %s was cancelled: stopping it", run.job.id)
+        else:
+            log.warning(
+                "job %s was cancelled: its handler's thread is abandoned (it runs on until it returns; "
+                "its outcome is not reported)",
+                run.job.id,
+            )
+        run.cancelled = True
+        if run.scope is not None:
+            run.scope.cancel()
+
+    def _drop_lost(self, run: _Running, detail: str) -> None:
+        """Our lease is gone (the job was reclaimed and is someone else's): stop an async handler, report nothing."""
+        if run.lease_lost:
+            return
+        log.warning("job %s: lease lost (%s); dropping it", run.job.id, detail)
+        run.lease_lost = True
+        if self._is_async and run.scope is not None:
+            run.scope.cancel()  # the work is someone else's now
 
     async def _report(self, run: _Running, outcome: Outcome) -> None:
         """Sends the outcome, retrying while the server is away; a lost lease means it is no longer ours, a

@@ -5,6 +5,7 @@ from __future__ import annotations
 import attrs
 
 from starq.worker_kit.protocol import (
+    DEPENDENCY_FAILURE_CHOICES,
     EVENT_KINDS,
     JOB_STATUSES,
     MAX_DEPENDENCIES,
@@ -14,6 +15,7 @@ from starq.worker_kit.protocol import (
     MAX_TAG_LENGTH,
     MAX_TAGS,
     MAX_UNIQUE_FOR,
+    MAX_WAIT_MS,
     QUEUE_SETTINGS,
 )
 
@@ -157,9 +159,9 @@ DEPENDENCIES = (
     Field(
         "on_dependency_failure",
         "string",
-        "cancel",
+        DEPENDENCY_FAILURE_CHOICES[0],
         'A dependency dead-lettered or cancelled: "cancel" this job too (saying which), or "run" it anyway.',
-        enum=("cancel", "run"),
+        enum=DEPENDENCY_FAILURE_CHOICES,
     ),
 )
 NewJob = Schema(
@@ -222,7 +224,7 @@ Submitted = Schema(
 JobQuery = Schema(
     "JobQuery",
     (Field("wait_ms", "integer", 0, "Answer as soon as the job has finished (completed, failed, cancelled), or "
-           "after this many ms with its state then.", minimum=0, maximum=60000),),
+           "after this many ms with its state then.", minimum=0, maximum=MAX_WAIT_MS),),
 )  # fmt: skip
 Progress = Schema(
     "Progress",

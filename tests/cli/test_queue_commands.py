@@ -78,6 +78,7 @@ async def test_queues_lists_counts(starq, make_queue, queue_name):
     plain = await starq("queues")
     assert plain.stdout.splitlines()[0].split("\t") == [
         "name",
+        "waiting",
         "pending",
         "scheduled",
         "claimed",
@@ -87,7 +88,7 @@ async def test_queues_lists_counts(starq, make_queue, queue_name):
         "paused",
     ]
     row = next(line for line in plain.stdout.splitlines() if line.startswith(queue_name + "\t"))
-    assert row.split("\t")[1] == "2"
+    assert row.split("\t")[1:3] == ["0", "2"]
     listed = {q["name"]: q for q in (await starq("queues", "--json")).json()["queues"]}
     assert listed[queue_name]["pending"] == 2
 

@@ -24,7 +24,7 @@ async def test_watch_all_queues_plain(starq, make_queue, queue_name):
     await make_queue()
     ran = await starq("watch", "-n", "1")
     lines = ran.stdout.splitlines()
-    assert lines[0].split("\t")[:3] == ["queue", "pending", "scheduled"]
+    assert lines[0].split("\t")[:4] == ["queue", "waiting", "pending", "scheduled"]
     assert any(line.startswith(queue_name + "\t") for line in lines)
 
 

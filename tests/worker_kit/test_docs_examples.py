@@ -1,5 +1,5 @@
-"""The copy-paste examples of docs/workers.md run as printed, against a real server (the client snippets inside an
-``async def`` that gets the client, on the test's own queues)."""
+"""The copy-paste examples of docs/workers.md (and docs/workflows.md's pipeline) run as printed, against a real
+server (the client snippets inside an ``async def`` that gets the client, on the test's own queues)."""
 
 from __future__ import annotations
 
@@ -16,10 +16,11 @@ import trio
 from worker_kit.helpers import KEY, wait_for
 
 DOCS = Path(__file__).parents[2] / "docs" / "workers.md"
+WORKFLOWS = Path(__file__).parents[2] / "docs" / "workflows.md"
 
 
-def example(name: str) -> str:
-    found = re.search(rf"<!-- example: {name} -->\n```python\n(.*?)```", DOCS.read_text(), re.S)
+def example(name: str, docs: Path = DOCS) -> str:
+    found = re.search(rf"<!-- example: {name} -->\n```python\n(.*?)```", docs.read_text(), re.S)
     assert found, name
     return found.group(1)
 
@@ -111,3 +112,44 @@ async def test_client_snippets(client, make_queue, queue_name):
     (nightly,) = await client.list_schedules(queues["reports"])
     assert (nightly.cron, nightly.timeout, nightly.paused) == ("30 2 * * *", None, True)
     assert await client.list_schedules(queue_name) == []
+
+
+async def test_client_workflows_snippet(client, make_queue, queue_name, capsys):
+    await make_queue(events=True)
+    code = example("client-workflows").replace('"media"', f'"{queue_name}"')
+    namespace: dict = {}
+    exec("async def snippet(client):\n" + textwrap.indent(code, "    "), namespace)
+    with trio.fail_after(20):
+        await namespace["snippet"](client)
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == "waiting" and printed[1].startswith("3 3 ")  # the batch's total and pending, its callback
+    assert printed[2] == "pending False"
+    events = [line.split() for line in printed[3:]]
+    assert [e[1] for e in events] == ["submitted"] * 4 and [e[0] for e in events] == ["1", "2", "3", "4"]
+    assert [e[3] for e in events] == ["pending", "waiting", "waiting", "waiting"]
+
+
+async def test_the_pipeline_of_workflows_md(client, make_queue, queue_name, capsys):
+    await make_queue(events=True)
+    namespace: dict = {}
+    exec(example("workflow-python", WORKFLOWS).replace('"media"', f'"{queue_name}"'), namespace)
+    worker = namespace["Worker"](client, queue_name, namespace["handle"], block_ms=1000)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(worker.run)
+        nursery.start_soon(namespace["follow"], client)
+        await trio.sleep(0.5)  # the follower is connected: it streams the events from now on
+        with trio.fail_after(30):
+            await namespace["produce"](client)
+        await wait_for(lambda: _callback_done(client, queue_name))
+        worker.stop()
+        nursery.cancel_scope.cancel()
+    printed = capsys.readouterr().out.splitlines()
+    assert "completed {'done': 'publish'}" in printed
+    kinds = [line.split()[1] for line in printed if line != "completed {'done': 'publish'}"]
+    assert kinds.count("progress") == 10 and kinds.count("completed") == 5  # four steps and the callback
+    assert kinds.index("pending") > kinds.index("completed")  # resize and thumbnail released by fetch's completion
+
+
+async def _callback_done(client, queue: str) -> bool:
+    info = await client.get_queue(queue)
+    return info.completed == 5

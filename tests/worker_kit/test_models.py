@@ -1,13 +1,13 @@
 """The kit's records agree with the server's declarations: every queue setting is a field of ``QueueInfo`` with the
 server's default (both read it from ``protocol.QUEUE_SETTINGS``), the API documents the same defaults, and ``Job``
-and ``Schedule`` have the fields the server shows."""
+and ``Schedule`` have the fields the server shows; ``Batch`` likewise."""
 
 from __future__ import annotations
 
 import attrs
 
 from starq.server.api import shapes
-from starq.worker_kit import Job, QueueInfo, Schedule
+from starq.worker_kit import Batch, Job, QueueInfo, Schedule
 from starq.worker_kit.protocol import QUEUE_DEFAULTS
 
 
@@ -33,3 +33,10 @@ def test_the_kit_schedule_has_every_field_the_server_shows():
     shown = {field.name for field in shapes.Schedule.fields}
     kit = {field.name for field in attrs.fields(Schedule)} - {"raw"}
     assert shown == kit
+
+
+def test_the_kit_batch_has_every_field_the_server_shows():
+    shown = {field.name: field.default for field in shapes.Batch.fields}
+    kit = {field.name for field in attrs.fields(Batch)} - {"raw"}
+    assert set(shown) == kit
+    assert attrs.fields(Batch).callback_job_id.default is shown["callback_job_id"] is None  # null: no callback
