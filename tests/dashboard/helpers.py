@@ -40,6 +40,12 @@ class Api:
         reply.raise_for_status()
         return reply.json()["jobs"]
 
+    def submit_many(self, queue: str, jobs: list[dict], **extra) -> dict:
+        """Submits items as the API takes them (``depends_on`` with ``"#i"``...), ``batch=`` too; the whole answer."""
+        reply = self.client.post(f"/api/v1/queues/{queue}/jobs", json={"jobs": jobs, **extra})
+        reply.raise_for_status()
+        return reply.json()
+
     def claim(self, queue: str, count: int = 1, worker: str = "test-worker") -> list[dict]:
         reply = self.client.post(f"/api/v1/queues/{queue}/jobs/claim", json={"count": count, "worker": worker})
         reply.raise_for_status()
@@ -56,6 +62,15 @@ class Api:
             f"/api/v1/queues/{queue}/jobs/{job['id']}/fail",
             json={"lease_id": job["lease_id"], "error": error, "retry": retry},
         ).raise_for_status()
+
+    def progress(self, queue: str, job: dict, progress) -> None:
+        self.client.put(
+            f"/api/v1/queues/{queue}/jobs/{job['id']}/progress",
+            json={"lease_id": job["lease_id"], "progress": progress},
+        ).raise_for_status()
+
+    def cancel(self, queue: str, job_id: str) -> None:
+        self.client.delete(f"/api/v1/queues/{queue}/jobs/{job_id}").raise_for_status()
 
     def info(self, queue: str) -> httpx.Response:
         return self.client.get(f"/api/v1/queues/{queue}")
