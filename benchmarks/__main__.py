@@ -1,4 +1,4 @@
-"""``uv run python -m benchmarks run [--quick] [--repeat N] [--only GROUP,...]`` and
+"""``uv run python -m benchmarks run [--quick] [--repeat N] [--only GROUP,...] [--baseline REV]`` and
 ``uv run python -m benchmarks report FILE...``: see ``benchmarks/README.md``."""
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from typing import Any
 import attrs
 import trio
 
-from . import procstat, report
-from .run import run_once
+from . import baseline, harness, procstat, report
+from .run import AB_GROUPS, run_ab_once, run_once
 from .scenarios import Sizes
 
-GROUPS = ("http", "store", "submit", "cycle", "longpoll", "retry", "scale")
+GROUPS = ("http", "store", "submit", "cycle", "other", "flow", "longpoll", "retry", "scale")
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -32,11 +32,21 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--only", default="", help=f"comma-separated groups of: {', '.join(GROUPS)}")
     run.add_argument("--waiters", default="", help="long-poll sizes to run instead of the defaults, e.g. 10000")
     run.add_argument("--out", default=str(RESULTS), help="folder for the JSON results")
+    run.add_argument(
+        "--baseline",
+        default="",
+        metavar="REV",
+        help="A/B: also build the Starq of git revision REV (a temporary worktree) and run the HTTP scenarios "
+        f"({', '.join(AB_GROUPS)}) on both versions alternately, with the HTTP ceiling",
+    )
     again = sub.add_parser("report", help="medians over the runs of earlier result files, printed as tables")
     again.add_argument("files", nargs="+", help="JSON files written by `run`")
     args = parser.parse_args(argv)
     if args.command == "report":
         runs = [run for f in args.files for run in json.loads(Path(f).read_text())["runs"]]
+        if any(run.get("versions") for run in runs):
+            print(report.ab_table(report.ab_compare(runs), runs[0]["versions"]))
+            return 0
         rows = report.combine(runs)
         verdicts = report.evaluate(rows)
         print(report.table(rows))
@@ -50,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     sizes = Sizes.quick() if args.quick else Sizes.full()
     if args.waiters:
         sizes = attrs.evolve(sizes, waiters=tuple(int(n) for n in args.waiters.split(",")))
+    if args.baseline:
+        if only and only - set(AB_GROUPS):
+            parser.error(f"an A/B run measures only {', '.join(AB_GROUPS)}")
+        return _ab(args, sizes, only)
     runs = []
     failed = False
     for i in range(args.repeat):
@@ -77,6 +91,41 @@ def main(argv: list[str] | None = None) -> int:
     failures = [r for r in rows if r.get("exactly_once") is False]
     for row in failures:
         print(f"EXACTLY-ONCE CHECK FAILED: {row['name']}", file=sys.stderr)
+    return 1 if failures or failed else 0
+
+
+def _ab(args: argparse.Namespace, sizes: Sizes, only: set[str] | None) -> int:
+    runs: list[dict[str, Any]] = []
+    failed = False
+    with baseline.checkout(args.baseline) as base:
+        described = baseline.describe_current()
+        label = f"this checkout ({described[:10]}{', with uncommitted changes' if ' ' in described else ''})"
+        current = attrs.evolve(harness.CURRENT, commit=described, label=label if described else harness.CURRENT.label)
+        versions = (base, current)  # A, B
+        for i in range(args.repeat):
+            print(f"== A/B run {i + 1}/{args.repeat} (load {procstat.load_average()})", flush=True)
+            run_rows: list[dict[str, Any]] = []
+            try:
+                runs.append(trio.run(run_ab_once, sizes, versions, only, print, run_rows))
+            except Exception:
+                traceback.print_exc()
+                runs.append({"rows": run_rows, "versions": [attrs.asdict(v) for v in versions],
+                             "error": traceback.format_exc()})  # fmt: skip
+                failed = True
+                break
+    compared = report.ab_compare(runs)
+    print()
+    print(report.ab_table(compared, runs[0]["versions"]))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    path = out / f"{'quick-' if args.quick else ''}ab-{stamp}-{os.getpid()}.json"
+    path.write_text(json.dumps({"quick": args.quick, "baseline": args.baseline, "runs": runs, "compared": compared},
+                               indent=1))  # fmt: skip
+    print(f"\nresults written to {path}")
+    failures = [r for run in runs for r in run["rows"] if r.get("exactly_once") is False]
+    for row in failures:
+        print(f"EXACTLY-ONCE CHECK FAILED: {row['name']} [{row.get('version')}]", file=sys.stderr)
     return 1 if failures or failed else 0
 
 

@@ -3,22 +3,25 @@
 Kinds:
   ``trivial``    a raw trio socket server answering every request head with a fixed response (no HTTP parsing
                  beyond finding the blank line): the ceiling of the load generator itself.
-  ``ceiling``    a do-nothing JSON endpoint on Starq's own serving stack, exactly as ``starq serve`` runs it by
-                 default (QuartTrio in Hypercorn's trio worker, connections served by ``starq.server.http1``,
-                 the same config).
-  ``stock``      the same app on stock Hypercorn-trio (its own HTTP/1.1 code): what the others are measured against.
-  ``bare``       a bare ASGI app on stock Hypercorn-trio (the stack notes' "bare ASGI" figure).
-  ``bare-http1`` the bare ASGI app on ``starq.server.http1``: the serving path's own cost without QuartTrio.
+  ``ceiling``    a do-nothing API operation served exactly as ``starq serve`` serves its API: one operation
+                 declared like the product's (``Operation``), answered by ``ApiService`` (routing, auth, request
+                 id, metrics, security headers, the JSON answer) in front of a Quart-Trio app as
+                 ``server/app.py`` builds it, in Hypercorn's trio worker with connections served by
+                 ``starq.server.http1`` (``hypercorn_config``, the product's own config), the garbage collector
+                 tuned as ``serve()`` tunes it. What an API request costs before its handler does any work.
+  ``stock``      the same app on stock Hypercorn-trio (its own HTTP/1.1 code), for reference.
+  ``bare``       a bare ASGI app on stock Hypercorn-trio.
+  ``bare-http1`` the bare ASGI app on ``starq.server.http1``: the serving path's own cost without ``ApiService``.
 
-The endpoint lives here, not in the product: ``GET /noop`` returns ``{}``.
+The operation lives here, not in the product: ``GET /api/noop`` returns ``{}``.
 """
 
 from __future__ import annotations
 
 import socket
 import sys
+from typing import Any, cast
 
-import orjson
 import trio
 
 RESPONSE = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
@@ -41,16 +44,26 @@ async def serve_trivial(listener: socket.socket) -> None:
     await trio.serve_listeners(handle, [trio.SocketListener(sock)])
 
 
-def noop_app():
-    from quart import Response
+NOOP_PATH = "/api/noop"
+
+
+def noop_app() -> Any:
+    """``GET /api/noop`` → ``{}``: one declared operation on Starq's API path, built as ``create_app`` builds the
+    product's app (without an engine or a hub: the operation touches neither)."""
     from quart_trio import QuartTrio
 
+    from starq.server.api.operations import Answer, AppState, Operation, Request
+    from starq.server.api.service import ApiService
+    from starq.server.metrics import Metrics
+    from starq.server.settings import Settings
+
+    async def noop(st: AppState, req: Request) -> Answer:
+        return {}, 200
+
+    operation = Operation("GET", NOOP_PATH, noop, "Does nothing", "bench", responses={200: None})
+    state = AppState(engine=cast(Any, None), hub=cast(Any, None), settings=Settings(), metrics=Metrics())
     app = QuartTrio(__name__)
-
-    @app.get("/noop")
-    async def noop() -> Response:
-        return Response(orjson.dumps({}), content_type="application/json")
-
+    app.asgi_app = ApiService(state, app.asgi_app, [operation])  # type: ignore[method-assign,assignment]
     return app
 
 
@@ -84,6 +97,7 @@ def main() -> None:
     from hypercorn.config import Config
     from hypercorn.trio import serve
 
+    from starq.server import gc_tuning
     from starq.server.serve import hypercorn_config
     from starq.server.settings import Settings
 
@@ -95,6 +109,8 @@ def main() -> None:
         config.accesslog = None
     else:
         config = hypercorn_config(Settings(), listener.fileno())
+    if kind in ("ceiling", "stock"):
+        gc_tuning.tune_for_serving()  # as serve() does once the app is built (both, so only the HTTP code differs)
     # Announced only now: importing the stack takes seconds on a busy machine, and must not count as load.
     print(f"PORT {listener.getsockname()[1]}", flush=True)
     trio.run(serve, app, config)

@@ -105,14 +105,22 @@ async def submit(spec: dict[str, Any]) -> dict[str, Any]:
 async def cycle(spec: dict[str, Any]) -> dict[str, Any]:
     """Workers claim ``count`` jobs at a time and report each (``mode`` "complete": one PUT per job, the original
     README's worker) or all at once (``mode`` "ack": one POST …/jobs/ack), until a claim comes back empty or
-    ``seconds`` pass. Returns every claimed and every completed id."""
+    ``seconds`` pass. Returns every claimed and every completed id, and when the last job was reported.
+
+    ``block_ms`` (default 0) is the claims' wait: a rate-limited queue answers an empty claim while its window's
+    budget is spent, so its workers wait for the next window instead. With ``timeline``, each job's claim answer
+    and report times are returned too (ms: ``[id, claimed, reported]``), for the flow-control checks."""
     host, port, queue, count, mode = spec["host"], spec["port"], spec["queue"], spec["count"], spec["mode"]
     base = f"/api/v1/queues/{queue}/jobs"
-    claim_body = orjson.dumps({"count": count, "block_ms": 0})
+    block_ms = spec.get("block_ms", 0)
+    claim_body = orjson.dumps({"count": count, "block_ms": block_ms})
+    keep_timeline = spec.get("timeline", False)
     claimed: list[str] = []
     completed: list[str] = []
+    timeline: list[tuple[str, float, float]] = []
     latencies: list[float] = []
     errors = 0
+    last = 0.0
     deadline = trio.current_time() + spec["seconds"]
 
     async def timed(conn: HTTPConnection, method: str, path: str, body: bytes) -> tuple[int, bytes]:
@@ -122,32 +130,45 @@ async def cycle(spec: dict[str, Any]) -> dict[str, Any]:
         return reply
 
     async def worker(conn: HTTPConnection) -> None:
-        nonlocal errors
+        nonlocal errors, last
         while trio.current_time() < deadline:
             status, reply = await timed(conn, "POST", base + "/claim", claim_body)
+            got_at = _now_ms()
             if status != 200:
                 errors += 1
                 continue
             jobs = orjson.loads(reply)["jobs"]
             if not jobs:
+                if block_ms:
+                    latencies.pop()  # the claim that waited out block_ms on the drained queue: not part of the load
                 return
             claimed.extend(job["id"] for job in jobs)
             if mode == "ack":
                 body = orjson.dumps(
                     {"complete": [{"id": j["id"], "lease_id": j["lease_id"], "result": {"ok": 1}} for j in jobs]}
                 )
+                sent_at = _now_ms()
                 status, reply = await timed(conn, "POST", base + "/ack", body)
                 if status != 200:
                     errors += 1
                     continue
-                completed.extend(r["job_id"] for r in orjson.loads(reply)["results"] if r["ok"])
-                errors += sum(1 for r in orjson.loads(reply)["results"] if not r["ok"])
+                results = orjson.loads(reply)["results"]
+                done = [r["job_id"] for r in results if r["ok"]]
+                completed.extend(done)
+                errors += len(results) - len(done)
+                if keep_timeline:
+                    timeline.extend((job_id, got_at, sent_at) for job_id in done)
+                last = _now_ms()
             else:
                 for job in jobs:
                     body = orjson.dumps({"lease_id": job["lease_id"], "result": {"ok": 1}})
+                    sent_at = _now_ms()
                     status, _ = await timed(conn, "PUT", f"{base}/{job['id']}/complete", body)
                     if status == 200:
                         completed.append(job["id"])
+                        if keep_timeline:
+                            timeline.append((job["id"], got_at, sent_at))
+                        last = _now_ms()
                     else:
                         errors += 1
 
@@ -155,12 +176,44 @@ async def cycle(spec: dict[str, Any]) -> dict[str, Any]:
     return {
         "start_ms": start,
         "end_ms": end,
+        "last_ms": last or end,
         "requests": len(latencies),
         "errors": errors,
         "latencies": latencies,
         "claimed": claimed,
         "completed": completed,
+        "timeline": timeline,
     }
+
+
+async def requests(spec: dict[str, Any]) -> dict[str, Any]:
+    """Connection ``i`` sends the requests of ``spec["lists"][i % len(lists)]`` in turn, round and round, until
+    ``requests`` are done or ``seconds`` pass. Each request is ``[method, path, body, expect]``: an answer counts
+    as right if its status is 200 and ``expect`` (e.g. the quoted id of the job asked for) is in its body."""
+    lists = [
+        [(method, path, body.encode(), expect.encode()) for method, path, body, expect in one] for one in spec["lists"]
+    ]
+    budget = {"left": spec["requests"]}
+    latencies: list[float] = []
+    errors = 0
+    deadline = trio.current_time() + spec["seconds"]
+    turn = iter(range(10**9))
+
+    async def one(conn: HTTPConnection) -> None:
+        nonlocal errors
+        mine = lists[next(turn) % len(lists)]
+        i = 0
+        while budget["left"] > 0 and trio.current_time() < deadline:
+            budget["left"] -= 1
+            method, path, body, expect = mine[i % len(mine)]
+            i += 1
+            t0 = _now_ms()
+            status, reply = await conn.request(method, path, body)
+            latencies.append(_now_ms() - t0)
+            errors += status != 200 or expect not in reply
+
+    start, end = await _drive(spec["host"], spec["port"], spec["connections"], spec["seconds"], one)
+    return {"start_ms": start, "end_ms": end, "requests": len(latencies), "errors": errors, "latencies": latencies}
 
 
 async def longpoll(spec: dict[str, Any]) -> dict[str, Any]:
@@ -225,11 +278,16 @@ async def longpoll(spec: dict[str, Any]) -> dict[str, Any]:
     return {"received": received, "empty": empty, "errors": errors, "connections": len(conns)}
 
 
-KINDS = {"get_loop": get_loop, "submit": submit, "cycle": cycle, "longpoll": longpoll}
+KINDS = {"get_loop": get_loop, "submit": submit, "cycle": cycle, "requests": requests, "longpoll": longpoll}
 
 
 def main() -> None:
-    spec = json.loads(sys.argv[1])
+    # A spec too long for one command-line argument (the other routes' request lists) comes in a file: @path.
+    arg = sys.argv[1]
+    if arg.startswith("@"):
+        with open(arg[1:]) as f:
+            arg = f.read()
+    spec = json.loads(arg)
     result = trio.run(KINDS[spec["kind"]], spec)
     sys.stdout.write(json.dumps(result) + "\n")
 

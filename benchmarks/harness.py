@@ -29,6 +29,26 @@ from . import procstat
 
 SERVING = re.compile(r"Starq is serving on http://([\d.]+):(\d+)")
 START_TIMEOUT = 60.0
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@attrs.frozen
+class Version:
+    """A version of Starq to serve: its Python (whose environment has that version installed) and its folder."""
+
+    name: str  # "current" or "baseline": how rows and tables name it
+    label: str  # what it is, for people: a revision, or "this checkout"
+    python: str
+    cwd: str
+    commit: str = ""
+
+    def env(self) -> dict[str, str]:
+        """Its own environment first on PATH, as ``uv run`` there would set it."""
+        venv = os.path.dirname(os.path.dirname(self.python))
+        return {"VIRTUAL_ENV": venv, "PATH": os.path.join(venv, "bin") + os.pathsep + os.environ.get("PATH", "")}
+
+
+CURRENT = Version("current", "this checkout", sys.executable, ROOT)
 
 
 def raise_fd_limit() -> None:
@@ -83,7 +103,7 @@ def _wait_for_line(process: subprocess.Popen[bytes], log_path: str, pattern: re.
 
 @contextmanager
 def _process(
-    args: list[str], pattern: re.Pattern[str], env: dict[str, str] | None = None
+    args: list[str], pattern: re.Pattern[str], env: dict[str, str] | None = None, cwd: str | None = None
 ) -> Iterator[tuple[subprocess.Popen[bytes], re.Match[str], str]]:
     # Kept open for the process to write to, and closed (and read) once it has exited.
     log = tempfile.NamedTemporaryFile(prefix="starq-bench-", suffix=".log", delete=False)  # noqa: SIM115
@@ -93,6 +113,7 @@ def _process(
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         env={**os.environ, **(env or {})},
+        cwd=cwd,
         start_new_session=True,
     )
     try:
@@ -110,11 +131,11 @@ def _process(
 
 
 @contextmanager
-def starq_server(redis_url: str, workers: int = 1) -> Iterator[Server]:
-    """``starq serve`` on a free port against ``redis_url``, with its default settings except the connection
-    cap, raised so the 10,000-waiter long-poll (plus the harness's own connections) fits."""
+def starq_server(redis_url: str, workers: int = 1, version: Version = CURRENT) -> Iterator[Server]:
+    """``starq serve`` of ``version`` on a free port against ``redis_url``, with its default settings except the
+    connection cap, raised so the 10,000-waiter long-poll (plus the harness's own connections) fits."""
     args = [
-        sys.executable,
+        version.python,
         "-m",
         "starq.cli",
         "serve",
@@ -126,7 +147,9 @@ def starq_server(redis_url: str, workers: int = 1) -> Iterator[Server]:
         str(workers),
     ]
     env = {"STARQ_MAX_CONNECTIONS": "20000"}
-    with _process(args, SERVING, env) as (process, found, log):
+    if version is not CURRENT:
+        env.update(version.env())
+    with _process(args, SERVING, env, cwd=version.cwd) as (process, found, log):
         server = Server(process, found.group(1), int(found.group(2)), log)
         _wait_healthy(server, workers)
         yield server
@@ -198,6 +221,16 @@ def redis_clients(url: str) -> int:
     return int(redis_info(url)["connected_clients"]) - 1
 
 
+# Linux takes at most 128 KiB in one command-line argument; a longer spec goes in a file.
+ARG_MAX = 100_000
+
+
+def _spec_file(text: str) -> str:
+    with tempfile.NamedTemporaryFile("w", prefix="starq-bench-spec-", suffix=".json", delete=False) as f:
+        f.write(text)
+    return f.name
+
+
 async def run_clients(spec: dict[str, Any], procs: int = 1, timeout: float = 600) -> tuple[list[dict[str, Any]], float]:
     """Runs ``procs`` client processes with ``spec`` (``per_proc`` keys are divided among them); returns
     their results and the CPU seconds they used (from the reaped children's rusage, so nothing else may
@@ -208,8 +241,11 @@ async def run_clients(spec: dict[str, Any], procs: int = 1, timeout: float = 600
         mine = dict(spec)
         for key in spec.get("per_proc", ()):
             mine[key] = spec[key] // procs + (1 if i < spec[key] % procs else 0)
+        arg = json.dumps(mine)
+        if len(arg) > ARG_MAX:
+            arg = "@" + _spec_file(arg)
         proc = await trio.lowlevel.open_process(
-            [sys.executable, "-m", "benchmarks.client", json.dumps(mine)], stdout=subprocess.PIPE
+            [sys.executable, "-m", "benchmarks.client", arg], stdout=subprocess.PIPE
         )
         assert proc.stdout is not None  # opened with stdout=PIPE
         chunks = []
@@ -222,6 +258,8 @@ async def run_clients(spec: dict[str, Any], procs: int = 1, timeout: float = 600
             if proc.returncode is None:
                 proc.kill()
                 await proc.wait()
+            if arg.startswith("@"):
+                os.unlink(arg[1:])
         if proc.returncode != 0:
             raise RuntimeError(f"client process failed with {proc.returncode}")
         results[i] = json.loads(b"".join(chunks).decode().strip().splitlines()[-1])

@@ -29,14 +29,14 @@ SCALE_TARGET = 1.7
 HTTP_LAYER_TARGET = 2.0
 
 
-def _key(row: dict[str, Any]) -> tuple[str, str]:
-    return row["group"], row["name"]
+def _key(row: dict[str, Any]) -> tuple[str, str, str]:
+    return row["group"], row["name"], row.get("version") or ""
 
 
 def combine(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per scenario: the median of every number over the runs; exactly-once only if every run was."""
-    order: list[tuple[str, str]] = []
-    by_key: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    order: list[tuple[str, str, str]] = []
+    by_key: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for run in runs:
         for row in run["rows"]:
             if _key(row) not in by_key:
@@ -105,7 +105,7 @@ def evaluate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         ours["vs_stock_per_cpu"] = round(by_cpu, 2)
         verdicts.append(
             {
-                "target": f"no-op endpoint >= {HTTP_LAYER_TARGET}x stock hypercorn-trio",
+                "target": f"no-op operation >= {HTTP_LAYER_TARGET}x stock hypercorn-trio",
                 "measured": f"{by_rate:.2f}x req/s, {by_cpu:.2f}x req per server CPU-second",
                 "met": by_cpu >= HTTP_LAYER_TARGET,
                 "shortfall": None
@@ -161,12 +161,12 @@ def _fmt(value: Any, digits: int = 0) -> str:
 def table(rows: list[dict[str, Any]]) -> str:
     """A Markdown table of every scenario (also readable in a terminal)."""
     head = (
-        "| scenario | jobs/s | req/s | p50 ms | p99 ms | server CPU % | jobs per server CPU-s | RSS MB "
+        "| scenario | jobs/s | req/s | p50 ms | p99 ms | server CPU % | store CPU % | jobs per server CPU-s | RSS MB "
         "| Redis conns | exactly once | × original | × original per CPU | × store limit | × HTTP ceiling |"
     )
-    lines = [head, "|" + "---|" * 14]
+    lines = [head, "|" + "---|" * 15]
     for r in rows:
-        if r["group"] in ("longpoll", "retry"):
+        if r["group"] in ("longpoll", "retry", "other", "flow"):
             continue
         lines.append(
             "| "
@@ -178,6 +178,7 @@ def table(rows: list[dict[str, Any]]) -> str:
                     _fmt(r.get("p50_ms"), 1),
                     _fmt(r.get("p99_ms"), 1),
                     _fmt(r.get("server_cpu_pct")),
+                    _fmt(r.get("store_cpu_pct")),
                     _fmt(r.get("jobs_per_server_cpu_s")),
                     _fmt(r.get("server_rss_mb")),
                     _fmt(r.get("redis_conns")),
@@ -218,6 +219,63 @@ def table(rows: list[dict[str, Any]]) -> str:
                 )
                 + " |"
             )
+    others = [r for r in rows if r["group"] == "other"]
+    if others:
+        lines += [
+            "",
+            "| other routes (16 connections) | req/s | p50 ms | p99 ms | server CPU % | server CPU µs/req "
+            "| store CPU µs/req | × HTTP ceiling | right answers, counts unchanged |",
+            "|" + "---|" * 9,
+        ]
+        for r in others:
+            lines.append(
+                "| "
+                + " | ".join(
+                    [
+                        r["name"],
+                        _fmt(r.get("requests_per_s")),
+                        _fmt(r.get("p50_ms"), 1),
+                        _fmt(r.get("p99_ms"), 1),
+                        _fmt(r.get("server_cpu_pct")),
+                        _fmt(r.get("server_cpu_us_per_request")),
+                        _fmt(r.get("store_cpu_us_per_request")),
+                        _fmt(r.get("vs_http_ceiling"), 2),
+                        _fmt(r.get("exactly_once")),
+                    ]
+                )
+                + " |"
+            )
+    flows = [r for r in rows if r["group"] == "flow"]
+    if flows:
+        lines += [
+            "",
+            "| flow control: claim 1 + complete, 16 workers | jobs/s | × plain | p50 ms | p99 ms "
+            "| server CPU µs/req | store CPU µs/req | jobs per server CPU-s | limit jobs/s | × limit | held "
+            "| exactly once |",
+            "|" + "---|" * 12,
+        ]
+        for r in flows:
+            held = r.get("key_order_held", r.get("rate_limit_held"))
+            lines.append(
+                "| "
+                + " | ".join(
+                    [
+                        r["name"],
+                        _fmt(r.get("jobs_per_s")),
+                        _fmt(r.get("vs_plain"), 2),
+                        _fmt(r.get("p50_ms"), 1),
+                        _fmt(r.get("p99_ms"), 1),
+                        _fmt(r.get("server_cpu_us_per_request")),
+                        _fmt(r.get("store_cpu_us_per_request")),
+                        _fmt(r.get("jobs_per_server_cpu_s")),
+                        _fmt(r.get("rate_limit_per_s")),
+                        _fmt(r.get("vs_rate_limit"), 2),
+                        _fmt(held),
+                        _fmt(r.get("exactly_once")),
+                    ]
+                )
+                + " |"
+            )
     retries = [r for r in rows if r["group"] == "retry"]
     if retries:
         lines += ["", "| retry | expected ms | p50 ms | max ms | samples |", "|" + "---|" * 5]
@@ -246,4 +304,135 @@ def verdict_table(verdicts: list[dict[str, Any]]) -> str:
     for v in verdicts:
         met = "yes" if v["met"] else f"NO ({v['shortfall']})" if v["shortfall"] else "NO"
         lines.append(f"| {v['target']} | {v['measured']} | {met} |")
+    return "\n".join(lines)
+
+
+# -- A/B ----------------------------------------------------------------------------------------------------------
+
+
+def _rate(row: dict[str, Any]) -> float | None:
+    """Jobs per second where the scenario moves jobs, else requests per second (the other routes)."""
+    return row.get("jobs_per_s") if row.get("jobs_per_s") is not None else row.get("requests_per_s")
+
+
+def _median(values: list[Any]) -> float | None:
+    numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return round(statistics.median(numbers), 2) if numbers else None
+
+
+def ab_compare(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per scenario of A/B runs: each version's medians over the runs, and the ratios current/baseline computed
+    within each run (the two versions measured seconds apart) with their median. Also the HTTP ceiling of each
+    run, and each version's ratio to it (within each run, then the median)."""
+    ceilings = [
+        next((r.get("requests_per_s") for r in run["rows"] if r.get("kind") == "ceiling"), None) for run in runs
+    ]
+    order: list[tuple[str, str]] = []
+    by_run: dict[tuple[str, str], dict[int, dict[str, dict[str, Any]]]] = {}
+    for i, run in enumerate(runs):
+        for row in run["rows"]:
+            if not row.get("version"):
+                continue
+            key = (row["group"], row["name"])
+            if key not in by_run:
+                order.append(key)
+                by_run[key] = {}
+            by_run[key].setdefault(i, {})[row["version"]] = row
+    scenarios = []
+    for group, name in order:
+        pairs = by_run[(group, name)]
+        entry: dict[str, Any] = {"group": group, "name": name}
+        for version in ("baseline", "current"):
+            mine = {i: pair[version] for i, pair in pairs.items() if version in pair}
+            rows = list(mine.values())
+            if not rows:
+                continue
+            entry["kind"] = rows[0].get("kind")
+            entry["unit"] = "jobs/s" if rows[0].get("jobs_per_s") is not None else "req/s"
+            vs_ceiling = [
+                r["requests_per_s"] / ceilings[i] for i, r in mine.items() if ceilings[i] and r.get("requests_per_s")
+            ]
+            entry[version] = {
+                "rate": _median([_rate(r) for r in rows]),
+                "rate_all": [_rate(r) for r in rows],
+                "requests_per_s": _median([r.get("requests_per_s") for r in rows]),
+                "server_cpu_us_per_request": _median([r.get("server_cpu_us_per_request") for r in rows]),
+                "server_cpu_pct": _median([r.get("server_cpu_pct") for r in rows]),
+                "store_cpu_us_per_request": _median([r.get("store_cpu_us_per_request") for r in rows]),
+                "store_cpu_pct": _median([r.get("store_cpu_pct") for r in rows]),
+                "p50_ms": _median([r.get("p50_ms") for r in rows]),
+                "p99_ms": _median([r.get("p99_ms") for r in rows]),
+                "vs_http_ceiling": _median(vs_ceiling),
+                "exactly_once": all(r.get("exactly_once") is True for r in rows),
+                "runs": len(rows),
+            }
+        both = [pair for pair in pairs.values() if "baseline" in pair and "current" in pair]
+        rate_ratios = [
+            round(_rate(p["current"]) / _rate(p["baseline"]), 3)  # type: ignore[operator]
+            for p in both
+            if _rate(p["current"]) and _rate(p["baseline"])
+        ]
+        cpu_ratios = [
+            round(p["baseline"]["server_cpu_us_per_request"] / p["current"]["server_cpu_us_per_request"], 3)
+            for p in both
+            if p["current"].get("server_cpu_us_per_request") and p["baseline"].get("server_cpu_us_per_request")
+        ]
+        store_ratios = [
+            round(p["baseline"]["store_cpu_us_per_request"] / p["current"]["store_cpu_us_per_request"], 3)
+            for p in both
+            if p["current"].get("store_cpu_us_per_request") and p["baseline"].get("store_cpu_us_per_request")
+        ]
+        entry.update(
+            x_rate=_median(rate_ratios),
+            x_rate_all=rate_ratios,
+            x_per_cpu=_median(cpu_ratios),
+            x_per_cpu_all=cpu_ratios,
+            x_per_store_cpu=_median(store_ratios),
+            x_per_store_cpu_all=store_ratios,
+        )
+        scenarios.append(entry)
+    return {"ceiling": _median(ceilings), "ceiling_all": ceilings, "scenarios": scenarios}
+
+
+def ab_table(compared: dict[str, Any], versions: list[dict[str, Any]]) -> str:
+    """The A/B table: A is the baseline, B this checkout; ratios are B/A (above 1: B does more per second, or
+    needs less CPU per request: "per server CPU" and "per store CPU" are A's CPU per request over B's)."""
+    label = {v["name"]: v["label"] for v in versions}
+    a, b = label.get("baseline", "baseline"), label.get("current", "current")
+    lines = [
+        f"A = {a}; B = {b}. HTTP ceiling (no-op operation on the API path, this checkout): "
+        f"{_fmt(compared['ceiling'])} req/s (per run: {', '.join(_fmt(c) for c in compared['ceiling_all'])})",
+        "",
+        "| scenario | unit | A | B | B/A | B/A per run | A server CPU µs/req | B server CPU µs/req "
+        "| B/A per server CPU | A store CPU µs/req | B store CPU µs/req | B/A per store CPU "
+        "| A × HTTP ceiling | B × HTTP ceiling | A p99 ms | B p99 ms | exactly once A, B |",
+        "|" + "---|" * 17,
+    ]
+    for e in compared["scenarios"]:
+        base, cur = e.get("baseline", {}), e.get("current", {})
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    e["name"],
+                    e.get("unit", ""),
+                    _fmt(base.get("rate")),
+                    _fmt(cur.get("rate")),
+                    _fmt(e.get("x_rate"), 2),
+                    ", ".join(f"{x:.2f}" for x in e.get("x_rate_all", [])) or "-",
+                    _fmt(base.get("server_cpu_us_per_request")),
+                    _fmt(cur.get("server_cpu_us_per_request")),
+                    _fmt(e.get("x_per_cpu"), 2),
+                    _fmt(base.get("store_cpu_us_per_request")),
+                    _fmt(cur.get("store_cpu_us_per_request")),
+                    _fmt(e.get("x_per_store_cpu"), 2),
+                    _fmt(base.get("vs_http_ceiling"), 2),
+                    _fmt(cur.get("vs_http_ceiling"), 2),
+                    _fmt(base.get("p99_ms"), 1),
+                    _fmt(cur.get("p99_ms"), 1),
+                    f"{_fmt(base.get('exactly_once'))}, {_fmt(cur.get('exactly_once'))}",
+                ]
+            )
+            + " |"
+        )
     return "\n".join(lines)

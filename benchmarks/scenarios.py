@@ -7,6 +7,7 @@ checks exactly-once delivery from the ids the clients saw and the queue's own co
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import sys
 import time
@@ -17,10 +18,9 @@ import attrs
 import orjson
 import trio
 
-from starq.server.engine.engine import Engine
-from starq.server.engine.models import NewJob, new_job_id
-
 from . import harness, procstat
+from .admin import Admin, default_item
+from .apps import NOOP_PATH
 from .harness import Server, percentile
 from .rawhttp import HTTPConnection
 
@@ -39,6 +39,12 @@ class Sizes:
     waiters: tuple[int, ...]
     wakes: int
     retries: int
+    other_jobs: int  # jobs in the queue the other routes read (64 of them claimed, for extend)
+    other_requests: int  # per route (phases also stop after 8 s)
+    flow_jobs: int
+    flow_keys: int
+    rate_limits: tuple[tuple[int, int], ...]  # (max, per_ms)
+    rate_seconds: float  # a rate-limited phase gets the jobs its limit allows in this long (at most flow_jobs)
 
     @classmethod
     def full(cls) -> Sizes:
@@ -52,6 +58,14 @@ class Sizes:
             waiters=(1_000, 5_000, 10_000),
             wakes=200,
             retries=8,
+            other_jobs=2_000,
+            other_requests=20_000,
+            flow_jobs=5_000,
+            flow_keys=1_000,
+            # The first as the issue suggests it (above what claim 1 + complete does on this machine: what the
+            # check costs); the second below it (what the limit lets through).
+            rate_limits=((2_000, 1_000), (40, 100)),
+            rate_seconds=5,
         )
 
     @classmethod
@@ -66,7 +80,17 @@ class Sizes:
             waiters=(50,),
             wakes=5,
             retries=1,
+            other_jobs=100,
+            other_requests=300,
+            flow_jobs=100,
+            flow_keys=20,
+            rate_limits=((2_000, 1_000), (20, 100)),
+            rate_seconds=0.5,
         )
+
+
+# How the tables name a queue's path.
+QUEUE_PATH = "/api/v1/queues/{q}"
 
 
 def queue_name(kind: str) -> str:
@@ -74,12 +98,15 @@ def queue_name(kind: str) -> str:
 
 
 class Sampler:
-    """Peak server RSS and Redis connections while a phase runs (sampled every quarter second)."""
+    """Peak server RSS and Redis connections while a phase runs (sampled every quarter second), and the CPU the
+    store process used meanwhile (when its pid is given)."""
 
-    def __init__(self, server: Server, redis_url: str, own_connections: int) -> None:
+    def __init__(self, server: Server, redis_url: str, own_connections: int, store_pid: int | None = None) -> None:
         self.server, self.redis_url, self.own = server, redis_url, own_connections
         self.rss_mb = 0.0
         self.redis_conns = 0
+        self._store = procstat.CpuMeter([store_pid]) if store_pid else None
+        self.store_cpu: float | None = None
 
     def sample(self) -> None:
         self.rss_mb = max(self.rss_mb, procstat.rss_mb(self.server.pids))
@@ -92,12 +119,16 @@ class Sampler:
                 await trio.to_thread.run_sync(self.sample)
                 await trio.sleep(0.25)
 
+        if self._store:
+            self._store.start()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(loop)
             try:
                 yield self
             finally:
                 nursery.cancel_scope.cancel()
+        if self._store:
+            self.store_cpu = self._store.stop()
         self.sample()
 
 
@@ -113,7 +144,7 @@ def _row(
     group: str,
     name: str,
     *,
-    jobs: int,
+    jobs: int | None,
     seconds: float,
     latencies: list[float],
     requests: int,
@@ -122,12 +153,13 @@ def _row(
     sampler: Sampler | None,
     **extra: Any,
 ) -> dict[str, Any]:
+    store_cpu = sampler.store_cpu if sampler else None
     return {
         "group": group,
         "name": name,
         "jobs": jobs,
         "seconds": round(seconds, 3),
-        "jobs_per_s": round(jobs / seconds, 1) if seconds else None,
+        "jobs_per_s": round(jobs / seconds, 1) if seconds and jobs is not None else None,
         "requests_per_s": round(requests / seconds, 1) if seconds else None,
         "p50_ms": round(percentile(latencies, 0.50), 2),
         "p99_ms": round(percentile(latencies, 0.99), 2),
@@ -135,8 +167,13 @@ def _row(
         "server_cpu_us_per_request": round(1e6 * server_cpu / requests, 1) if requests else None,
         # What one fully busy server process would do: the figure that does not depend on how much CPU the
         # other processes on a shared machine left to the server during the run.
-        "jobs_per_server_cpu_s": round(jobs / server_cpu, 1) if server_cpu else None,
+        "jobs_per_server_cpu_s": round(jobs / server_cpu, 1) if server_cpu and jobs is not None else None,
         "client_cpu_pct": round(100 * client_cpu / seconds, 1) if seconds else None,
+        # The store's own CPU (Valkey, all its threads) while the clients ran: the other half of a request's cost.
+        "store_cpu_pct": round(100 * store_cpu / seconds, 1) if store_cpu is not None and seconds else None,
+        "store_cpu_us_per_request": round(1e6 * store_cpu / requests, 1)
+        if store_cpu is not None and requests
+        else None,
         "server_rss_mb": round(sampler.rss_mb, 1) if sampler else None,
         "redis_conns": sampler.redis_conns if sampler else None,
         **extra,
@@ -146,23 +183,28 @@ def _row(
 # -- references ------------------------------------------------------------------------------------------------
 
 
-async def http_references(sizes: Sizes) -> list[dict[str, Any]]:
-    """The load generator's own ceiling, and a do-nothing endpoint on stock Hypercorn-trio and on Starq's stack."""
+async def http_references(sizes: Sizes, kinds: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+    """The load generator's own ceiling, and a do-nothing API operation on Starq's API path (the HTTP ceiling) and,
+    for reference, on stock Hypercorn-trio; with the full sizes also a bare ASGI app on both."""
     rows = []
-    kinds = [
+    apps = [
         ("trivial", "load generator vs trivial server"),
         ("bare", "bare ASGI, stock hypercorn-trio"),
         ("bare-http1", "bare ASGI, Starq's http1"),
-        ("stock", "no-op endpoint, stock hypercorn-trio"),
-        ("ceiling", "no-op endpoint, Starq's stack (HTTP ceiling)"),
+        ("stock", "no-op operation, ApiService on stock hypercorn-trio"),
+        ("ceiling", "no-op operation, Starq's API path (HTTP ceiling)"),
     ]
-    for kind, label in kinds if sizes.seconds > 5 else [k for k in kinds if not k[0].startswith("bare")]:
+    if kinds is not None:
+        apps = [app for app in apps if app[0] in kinds]
+    elif sizes.seconds <= 5:
+        apps = [app for app in apps if not app[0].startswith("bare")]
+    for kind, label in apps:
         with harness.reference_app(kind) as app:
             spec = {
                 "kind": "get_loop",
                 "host": app.host,
                 "port": app.port,
-                "path": "/noop",
+                "path": NOOP_PATH,
                 "requests": sizes.ceiling_requests,
                 "seconds": min(sizes.seconds, 8),
                 "connections": 32,
@@ -223,70 +265,81 @@ async def store_reference(redis_url: str, sizes: Sizes) -> list[dict[str, Any]]:
     return rows
 
 
-# -- submit / cycle ----------------------------------------------------------------------------------------------
+# -- submit / cycle ---------------------------------------------------------------------------------------------
+#
+# Queues are made, filled, checked and deleted over the HTTP API (``admin.Admin``), never through this checkout's
+# engine, so every scenario here runs unchanged against another version of Starq (``run --baseline REV``).
 
 
-async def _fill(engine: Engine, queue: str, jobs: int) -> set[str]:
-    ids: set[str] = set()
-    for start in range(0, jobs, 1000):
-        n = min(1000, jobs - start)
-        new = [NewJob(payload=orjson.dumps({"n": start + i}).decode()) for i in range(n)]
-        batch = [new_job_id() for _ in range(n)]
-        await engine.submit(queue, new, batch)
-        ids.update(batch)
-    return ids
-
-
-async def submit(server: Server, engine: Engine, sampler_of, sizes: Sizes) -> list[dict[str, Any]]:
+async def submit(
+    server: Server, sampler_of, sizes: Sizes, batches: tuple[int, ...] | None = None
+) -> list[dict[str, Any]]:
     rows = []
-    for batch, jobs in sizes.submit_jobs.items():
-        queue = queue_name("submit")
-        await engine.create_queue(queue, {})
-        spec = {
-            "kind": "submit",
-            "host": server.host,
-            "port": server.port,
-            "queue": queue,
-            "batch": batch,
-            "jobs": jobs,
-            "seconds": sizes.seconds,
-            "connections": 16 if batch == 1 else 4,
-            "per_proc": ["jobs"],
-        }
-        meter = procstat.CpuMeter(server.pids)
-        meter.start()
-        async with sampler_of().running() as sampler:
-            results, client_cpu = await harness.run_clients(spec)
-        server_cpu = meter.stop()
-        seconds, latencies, requests, errors = _merge(results)
-        ids = [i for r in results for i in r["ids"]]
-        info = await engine.queue_info(queue)
-        # A phase may end at its deadline before all jobs are sent: what counts is that every acknowledged job
-        # is stored exactly once.
-        exact = errors == 0 and len(ids) == len(set(ids)) == info.counts["pending"]
-        rows.append(
-            _row(
-                "submit",
-                f"submit {batch}/request",
-                jobs=len(ids),
-                seconds=seconds,
-                latencies=latencies,
-                requests=requests,
-                server_cpu=server_cpu,
-                client_cpu=client_cpu,
-                sampler=sampler,
-                kind=f"submit_{batch}",
-                errors=errors,
-                exactly_once=exact,
+    async with await Admin.open(server) as admin:
+        for batch, jobs in sizes.submit_jobs.items():
+            if batches is not None and batch not in batches:
+                continue
+            queue = queue_name("submit")
+            await admin.create_queue(queue)
+            spec = {
+                "kind": "submit",
+                "host": server.host,
+                "port": server.port,
+                "queue": queue,
+                "batch": batch,
+                "jobs": jobs,
+                "seconds": sizes.seconds,
+                "connections": 16 if batch == 1 else 4,
+                "per_proc": ["jobs"],
+            }
+            meter = procstat.CpuMeter(server.pids)
+            meter.start()
+            async with sampler_of().running() as sampler:
+                results, client_cpu = await harness.run_clients(spec)
+            server_cpu = meter.stop()
+            seconds, latencies, requests, errors = _merge(results)
+            ids = [i for r in results for i in r["ids"]]
+            counts = await admin.counts(queue)
+            # A phase may end at its deadline before all jobs are sent: what counts is that every acknowledged job
+            # is stored exactly once.
+            exact = errors == 0 and len(ids) == len(set(ids)) == counts["pending"]
+            rows.append(
+                _row(
+                    "submit",
+                    f"submit {batch}/request",
+                    jobs=len(ids),
+                    seconds=seconds,
+                    latencies=latencies,
+                    requests=requests,
+                    server_cpu=server_cpu,
+                    client_cpu=client_cpu,
+                    sampler=sampler,
+                    kind=f"submit_{batch}",
+                    errors=errors,
+                    exactly_once=exact,
+                )
             )
-        )
-        await engine.delete_queue(queue)
+            await admin.delete_queue(queue)
     return rows
+
+
+def _exactly_once(results: list[dict[str, Any]], ids: set[str], counts: dict[str, int], errors: int) -> bool:
+    """None of the jobs delivered twice, lost, or left claimed (a phase may end at its deadline with jobs left)."""
+    claimed = [i for r in results for i in r["claimed"]]
+    completed = [i for r in results for i in r["completed"]]
+    return (
+        errors == 0
+        and len(claimed) == len(set(claimed))
+        and set(claimed) <= ids
+        and sorted(completed) == sorted(claimed)
+        and counts["completed"] == len(completed)
+        and counts["pending"] == len(ids) - len(claimed)
+        and counts["claimed"] == 0
+    )
 
 
 async def cycle(
     server: Server,
-    engine: Engine,
     sampler_of,
     sizes: Sizes,
     *,
@@ -295,73 +348,241 @@ async def cycle(
     jobs: int,
     group: str = "cycle",
     label: str = "",
-) -> dict[str, Any]:
+    kind: str = "",
+    settings: dict[str, Any] | None = None,
+    item=default_item,
+    block_ms: int = 0,
+    timeline: bool = False,
+) -> tuple[dict[str, Any], list[str], list[dict[str, Any]]]:
+    """Workers drain a queue of ``jobs`` pre-filled jobs (``item(n)`` each, on a queue made with ``settings``).
+    Returns the row, the ids in submission order and the client processes' results (for further checks)."""
     queue = queue_name("cycle")
-    await engine.create_queue(queue, {})
-    ids = await _fill(engine, queue, jobs)
-    spec = {
-        "kind": "cycle",
-        "host": server.host,
-        "port": server.port,
-        "queue": queue,
-        "count": count,
-        "mode": mode,
-        "workers": sizes.workers,
-        "seconds": sizes.seconds,
-    }
-    meter = procstat.CpuMeter(server.pids)
-    meter.start()
-    async with sampler_of().running() as sampler:
-        results, client_cpu = await harness.run_clients(spec)
-    server_cpu = meter.stop()
-    seconds, latencies, requests, errors = _merge(results)
-    claimed = [i for r in results for i in r["claimed"]]
-    completed = [i for r in results for i in r["completed"]]
-    info = await engine.queue_info(queue)
-    # A phase may end at its deadline with jobs left: none may be delivered twice, lost, or left claimed.
-    exact = (
-        errors == 0
-        and len(claimed) == len(set(claimed))
-        and set(claimed) <= ids
-        and sorted(completed) == sorted(claimed)
-        and info.counts["completed"] == len(completed)
-        and info.counts["pending"] == jobs - len(claimed)
-        and info.counts["claimed"] == 0
-    )
-    await engine.delete_queue(queue)
+    async with await Admin.open(server) as admin:
+        await admin.create_queue(queue, **(settings or {}))
+        ordered = await admin.fill(queue, jobs, item)
+        spec = {
+            "kind": "cycle",
+            "host": server.host,
+            "port": server.port,
+            "queue": queue,
+            "count": count,
+            "mode": mode,
+            "workers": sizes.workers,
+            "seconds": sizes.seconds,
+            "block_ms": block_ms,
+            "timeline": timeline,
+        }
+        meter = procstat.CpuMeter(server.pids)
+        meter.start()
+        async with sampler_of().running() as sampler:
+            results, client_cpu = await harness.run_clients(spec)
+        server_cpu = meter.stop()
+        seconds, latencies, requests, errors = _merge(results)
+        if block_ms:
+            # The workers' last claims wait out their block_ms on an empty queue: the phase ends with the last report.
+            seconds = (max(r["last_ms"] for r in results) - min(r["start_ms"] for r in results)) / 1000
+        exact = _exactly_once(results, set(ordered), await admin.counts(queue), errors)
+        await admin.delete_queue(queue)
+    completed = sum(len(r["completed"]) for r in results)
     what = f"claim {count} + " + ("ack" if mode == "ack" else "complete each")
-    return _row(
+    row = _row(
         group,
         label or what,
-        jobs=len(completed),
+        jobs=completed,
         seconds=seconds,
         latencies=latencies,
         requests=requests,
         server_cpu=server_cpu,
         client_cpu=client_cpu,
         sampler=sampler,
-        kind=f"cycle_{count}_{mode}",
+        kind=kind or f"cycle_{count}_{mode}",
         errors=errors,
         exactly_once=exact,
         workers=sizes.workers,
     )
+    return row, ordered, results
 
 
-async def cycles(server: Server, engine: Engine, sampler_of, sizes: Sizes) -> list[dict[str, Any]]:
-    return [
-        await cycle(server, engine, sampler_of, sizes, count=1, mode="complete", jobs=sizes.cycle_jobs),
-        await cycle(
-            server,
-            engine,
-            sampler_of,
-            sizes,
-            count=5,
-            mode="complete",
-            jobs=sizes.cycle_jobs,
-            label="claim 5 + complete each (original README worker)",
-        ),
-        await cycle(server, engine, sampler_of, sizes, count=50, mode="ack", jobs=sizes.ack_jobs),
-    ]
+async def cycles(server: Server, sampler_of, sizes: Sizes) -> list[dict[str, Any]]:
+    one, _, _ = await cycle(server, sampler_of, sizes, count=1, mode="complete", jobs=sizes.cycle_jobs)
+    five, _, _ = await cycle(
+        server,
+        sampler_of,
+        sizes,
+        count=5,
+        mode="complete",
+        jobs=sizes.cycle_jobs,
+        label="claim 5 + complete each (original README worker)",
+    )
+    fifty, _, _ = await cycle(server, sampler_of, sizes, count=50, mode="ack", jobs=sizes.ack_jobs)
+    return [one, five, fifty]
+
+
+# -- other routes ------------------------------------------------------------------------------------------------
+
+
+async def other_routes(server: Server, sampler_of, sizes: Sizes) -> list[dict[str, Any]]:
+    """Requests that are not the worker's hot loop, 16 connections each, on a queue of ``sizes.other_jobs``
+    pending jobs and 64 claimed ones: the queue's info, one job (each connection asks for jobs in turn), the
+    newest 50 jobs, and extending the lease of a claimed job (each connection extends 4 of its own in turn).
+
+    Checked: every answer is 200 and names what was asked for (the queue, the job, a list of jobs), and the
+    queue's counts are the same afterwards (none of these requests may create, lose or move a job)."""
+    connections = 16
+    queue = queue_name("other")
+    rows = []
+    async with await Admin.open(server) as admin:
+        await admin.create_queue(queue)
+        ids = await admin.fill(queue, sizes.other_jobs)
+        held = await admin.claim(queue, connections * 4)
+        taken = {job["id"] for job in held}
+        pending = [i for i in ids if i not in taken]
+        before = await admin.counts(queue)
+        base = f"/api/v1/queues/{queue}"
+        jobs = base + "/jobs"
+
+        def per_connection(make) -> list[list[list[str]]]:
+            return [make(i) for i in range(connections)]
+
+        routes = [
+            ("info", f"queue info (GET {QUEUE_PATH})", per_connection(lambda i: [["GET", base, "", f'"{queue}"']])),
+            (
+                "job",
+                f"one job (GET {QUEUE_PATH}/jobs/{{id}})",
+                per_connection(
+                    lambda i: [["GET", f"{jobs}/{j}", "", f'"{j}"'] for j in pending[i::connections] or pending]
+                ),
+            ),
+            (
+                "list",
+                f"newest 50 jobs (GET {QUEUE_PATH}/jobs?count=50)",
+                per_connection(lambda i: [["GET", jobs + "?count=50", "", '"jobs"']]),
+            ),
+            (
+                "extend",
+                f"extend a lease (PUT {QUEUE_PATH}/jobs/{{id}}/extend)",
+                per_connection(
+                    lambda i: [
+                        [
+                            "PUT",
+                            f"{jobs}/{j['id']}/extend",
+                            orjson.dumps({"lease_id": j["lease_id"], "seconds": 600}).decode(),
+                            f'"{j["id"]}"',
+                        ]
+                        for j in held[i * 4 : i * 4 + 4]
+                    ]
+                ),
+            ),
+        ]
+        for kind, label, lists in routes:
+            spec = {
+                "kind": "requests",
+                "host": server.host,
+                "port": server.port,
+                "lists": lists,
+                "requests": sizes.other_requests,
+                "seconds": min(sizes.seconds, 8),
+                "connections": connections,
+            }
+            meter = procstat.CpuMeter(server.pids)
+            meter.start()
+            async with sampler_of().running() as sampler:
+                results, client_cpu = await harness.run_clients(spec)
+            server_cpu = meter.stop()
+            seconds, latencies, requests, errors = _merge(results)
+            after = await admin.counts(queue)
+            rows.append(
+                _row(
+                    "other",
+                    label,
+                    jobs=None,
+                    seconds=seconds,
+                    latencies=latencies,
+                    requests=requests,
+                    server_cpu=server_cpu,
+                    client_cpu=client_cpu,
+                    sampler=sampler,
+                    kind=f"other_{kind}",
+                    errors=errors,
+                    exactly_once=errors == 0 and after == before,
+                    connections=connections,
+                )
+            )
+        await admin.delete_queue(queue)
+    return rows
+
+
+# -- flow control ------------------------------------------------------------------------------------------------
+
+
+def _key_order_held(ordered: list[str], keys: int, results: list[dict[str, Any]]) -> bool:
+    """With ``key_concurrency: 1``: each key's jobs were handed out in submission order, one at a time.
+
+    From the client's clocks, which see a claim's answer after the server handed the job out and send a report
+    before the server settles it: for each key, sorted by when their claims were answered, the jobs must be in
+    submission order, and each must have been reported before the next one's claim was answered. (Necessary for
+    the rule, not sufficient: the server's own tests check the rule itself.)"""
+    position = {job: n for n, job in enumerate(ordered)}
+    by_key: dict[int, list[tuple[float, float, int]]] = {}
+    for r in results:
+        for job, claimed_at, reported_at in r["timeline"]:
+            n = position[job]
+            by_key.setdefault(n % keys, []).append((claimed_at, reported_at, n))
+    for line in by_key.values():
+        line.sort()
+        for (_, reported, n), (claimed_next, _, n_next) in itertools.pairwise(line):
+            if n_next < n or claimed_next < reported:
+                return False
+    return True
+
+
+async def flow(server: Server, sampler_of, sizes: Sizes) -> list[dict[str, Any]]:
+    """Claim 1 + complete, 16 workers, on three kinds of queue: plain (the reference for the ratios), with
+    ``key_concurrency: 1`` and the jobs spread over ``sizes.flow_keys`` keys, and with each ``rate_limit`` of
+    ``sizes.rate_limits`` (one above what this machine does, whose cost is the check; one below it, which must
+    hold the rate)."""
+    jobs, keys = sizes.flow_jobs, sizes.flow_keys
+    rows = []
+    plain, _, _ = await cycle(
+        server, sampler_of, sizes, count=1, mode="complete", jobs=jobs, group="flow", label="plain queue",
+        kind="flow_plain",
+    )  # fmt: skip
+    rows.append(plain)
+
+    def keyed(n: int) -> dict[str, Any]:
+        return {"payload": {"n": n}, "key": f"k{n % keys}"}
+
+    row, ordered, results = await cycle(
+        server, sampler_of, sizes, count=1, mode="complete", jobs=jobs, group="flow",
+        label=f"key_concurrency 1, {keys:,} keys", kind="flow_keys", settings={"key_concurrency": 1}, item=keyed,
+        timeline=True,
+    )  # fmt: skip
+    row["key_order_held"] = _key_order_held(ordered, keys, results)
+    rows.append(row)
+    for most, per_ms in sizes.rate_limits:
+        limit = most * 1000 / per_ms
+        row, _, results = await cycle(
+            server, sampler_of, sizes, count=1, mode="complete", jobs=min(jobs, int(limit * sizes.rate_seconds)),
+            group="flow",
+            label=f"rate_limit {most:,} per {per_ms:,} ms ({limit:,.0f} jobs/s)", kind=f"flow_rate_{most}_{per_ms}",
+            settings={"rate_limit": {"max": most, "per_ms": per_ms}}, block_ms=max(2000, 2 * per_ms), timeline=True,
+        )  # fmt: skip
+        # n jobs at most ``most`` per window need ceil(n / most) windows: the last claim is answered at least
+        # (windows - 1) × per_ms after the first hand-out, which came after the phase started.
+        claimed = sorted(t for r in results for _, t, _ in r["timeline"])
+        start = min(r["start_ms"] for r in results)
+        windows = -(-len(claimed) // most)
+        row.update(
+            rate_limit_per_s=limit,
+            vs_rate_limit=round(row["jobs_per_s"] / limit, 2) if row["jobs_per_s"] else None,
+            rate_limit_held=not claimed or claimed[-1] - start >= (windows - 1) * per_ms,
+            rate_limit_windows=windows,
+        )
+        rows.append(row)
+    for row in rows[1:]:
+        if plain["jobs_per_s"] and row["jobs_per_s"]:
+            row["vs_plain"] = round(row["jobs_per_s"] / plain["jobs_per_s"], 2)
+    return rows
 
 
 # -- long-poll ---------------------------------------------------------------------------------------------------
@@ -445,7 +666,7 @@ async def _client_ceiling(waiters: int) -> float:
     return seconds
 
 
-async def longpoll(server: Server, engine: Engine, sampler_of, sizes: Sizes, waiters: int) -> dict[str, Any]:
+async def longpoll(server: Server, sampler_of, sizes: Sizes, waiters: int) -> dict[str, Any]:
     """Parks ``waiters`` claims, measures parking, memory and Redis connections, wakes ``sizes.wakes`` of them
     one job at a time, then hangs up on the rest and checks that nothing is left parked or claimed.
 
@@ -454,7 +675,8 @@ async def longpoll(server: Server, engine: Engine, sampler_of, sizes: Sizes, wai
     the same parking, against a server that only holds connections, is measured first and reported with it."""
     client_seconds = await _client_ceiling(waiters)
     queue = queue_name("longpoll")
-    await engine.create_queue(queue, {})
+    async with await Admin.open(server) as admin:
+        await admin.create_queue(queue)
     sampler = sampler_of()
     await trio.to_thread.run_sync(sampler.sample)
     rss_before = sampler.rss_mb
@@ -500,15 +722,16 @@ async def longpoll(server: Server, engine: Engine, sampler_of, sizes: Sizes, wai
     received = [(i, d) for r in results for i, d in r["received"]]
     ids = [i for i, _ in received]
     delays = [d for _, d in received]
-    info = await engine.queue_info(queue)
+    async with await Admin.open(server) as admin:
+        counts = await admin.counts(queue)
+        await admin.delete_queue(queue)
     exact = (
         len(ids) == len(set(ids))
         and set(ids) == submitted
-        and info.counts["claimed"] == len(submitted)
-        and info.counts["pending"] == 0
+        and counts["claimed"] == len(submitted)
+        and counts["pending"] == 0
         and sum(r["errors"] for r in results) == 0
     )
-    await engine.delete_queue(queue)
     return {
         "group": "longpoll",
         "name": f"long-poll {waiters:,} waiters",
@@ -535,13 +758,14 @@ async def longpoll(server: Server, engine: Engine, sampler_of, sizes: Sizes, wai
 # -- retry -------------------------------------------------------------------------------------------------------
 
 
-async def retry(server: Server, engine: Engine, sizes: Sizes) -> list[dict[str, Any]]:
+async def retry(server: Server, sizes: Sizes) -> list[dict[str, Any]]:
     """Time from a ``fail`` answer to the job being handed out again, for two backoff settings. Starq's first
     backoff is ``retry_delay`` × [0.5, 1) (equal jitter), and due retries are promoted by the maintenance loop."""
     rows = []
     for delay in (0, 1):
         queue = queue_name("retry")
-        await engine.create_queue(queue, {"retry_delay": delay, "max_retries": sizes.retries + 1})
+        async with await Admin.open(server) as admin:
+            await admin.create_queue(queue, retry_delay=delay, max_retries=sizes.retries + 1)
         conn = await HTTPConnection.open(server.host, server.port)
         base = f"/api/v1/queues/{queue}/jobs"
         samples = []
@@ -559,7 +783,8 @@ async def retry(server: Server, engine: Engine, sizes: Sizes) -> list[dict[str, 
                     "PUT", f"{base}/{job['id']}/complete", orjson.dumps({"lease_id": again[0]["lease_id"]})
                 )
         await conn.aclose()
-        await engine.delete_queue(queue)
+        async with await Admin.open(server) as admin:
+            await admin.delete_queue(queue)
         got = [s * 1000 for s in samples if s is not None]
         rows.append(
             {

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 
 import trio
 
@@ -31,15 +32,7 @@ async def maintain_forever(
     failing = False
     while True:
         try:
-            ticked = await engine.tick_many(await engine.queue_names())
-            now_ms = int(time.time() * 1000)
-            for queue, done in ticked.items():
-                if done.reclaimed:
-                    log.info("queue %s: %d expired lease(s) reclaimed", queue, done.reclaimed)
-                if done.schedules:
-                    await schedules.run_due(engine, queue, done.schedules, now_ms)
-                if done.outbox:
-                    await engine.deliver_outbox(queue, done.outbox)
+            await maintain_once(engine)
             if failing:
                 log.info("maintenance resumed")
                 failing = False
@@ -48,3 +41,26 @@ async def maintain_forever(
                 log.warning("maintenance paused: %s", exc)
                 failing = True
         await trio.sleep(interval)
+
+
+async def maintain_once(engine: Engine, queues: Sequence[str] | None = None) -> None:
+    """One pass over every queue (or those named), until each is caught up. Each call does a bounded chunk of a
+    queue's due work (``TICK_LIMIT`` items per kind); a queue with more due is ticked again in the next round,
+    with the others that still have more, one chunk each, so a hot queue cannot starve the rest, and requests
+    get the store between rounds."""
+    reclaimed: dict[str, int] = {}
+    pending = list(queues) if queues is not None else await engine.queue_names()
+    while pending:
+        ticked = await engine.tick_many(pending)
+        now_ms = int(time.time() * 1000)
+        for queue, done in ticked.items():
+            reclaimed[queue] = reclaimed.get(queue, 0) + done.reclaimed
+            if done.schedules:
+                await schedules.run_due(engine, queue, done.schedules, now_ms)
+            if done.outbox:
+                await engine.deliver_outbox(queue, done.outbox)
+        pending = [queue for queue, done in ticked.items() if done.more]
+        await trio.lowlevel.checkpoint()
+    for queue, count in reclaimed.items():
+        if count:
+            log.info("queue %s: %d expired lease(s) reclaimed", queue, count)

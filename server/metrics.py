@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import (
@@ -71,14 +71,13 @@ class Metrics(Observer):
                 ("failed", "reported failed (each failed attempt; expired leases excluded)"),
                 ("retried", "put back in line after a failed attempt a worker reported"),
                 ("dead_lettered", "dead-lettered (status failed) by a reported failure"),
-                ("reclaimed", "whose lease expired, reclaimed (retried or dead-lettered) by this process's maintenance "
-                 "loop"),
+                ("reclaimed", "whose lease expired, reclaimed (retried or dead-lettered) by the maintenance loop"),
                 ("released", "returned to the queue because the claiming client never got them"),
             )
         }  # fmt: skip
         self.depth = Gauge(
             "starq_queue_jobs",
-            "Jobs in a queue by status, read from the store at scrape time.",
+            f"Jobs in a queue by status ({', '.join(STATUSES)}), read from the store at scrape time.",
             ["queue", "status"],
             registry=registry,
         )
@@ -87,9 +86,18 @@ class Metrics(Observer):
             "starq_queue_held_by_key", "Pending jobs waiting for their key's turn (key_concurrency), at scrape time.",
             ["queue"], registry=registry,
         )  # fmt: skip
+        self.oldest_pending = Gauge(
+            "starq_queue_oldest_pending_seconds", "How long the oldest pending job of a queue has waited since it was "
+            "submitted (0: none pending), at scrape time: the queue's latency.", ["queue"], registry=registry,
+        )  # fmt: skip
         self.schedule_runs = Counter(
             "starq_schedule_runs", "Schedule runs (jobs a schedule submitted) made by this process.",
             ["queue", "schedule"], registry=registry,
+        )  # fmt: skip
+        self.maintenance_lag_seconds = Gauge(
+            "starq_maintenance_lag_seconds", "How long the oldest due item of a kind (promote: a scheduled job, "
+            "reclaim: an expired lease, expire: a record past its retention) still waited after this process's "
+            "last maintenance tick of the queue (0: caught up).", ["queue", "kind"], registry=registry,
         )  # fmt: skip
         self.limited_claims = Counter(
             "starq_claims_limited", "Claims that got fewer jobs than they asked for because of the queue's rate "
@@ -103,21 +111,22 @@ class Metrics(Observer):
         self.store_up = Gauge("starq_store_up", "1 when the store answered the last scrape.", registry=registry)
         self.claim_wait = Histogram(
             "starq_claim_wait_seconds",
-            "How long a claim request waited before it was answered.",
+            "How long a claim request waited before it was answered (outcome: jobs or empty).",
             ["queue", "outcome"],
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
         self.job_queued = Histogram(
             "starq_job_queued_seconds",
-            "Time from submission to a job's first claim (store clock).",
+            "Time from submission to a job's first claim (store clock; a requested delay included).",
             ["queue"],
             buckets=RUN_BUCKETS,
             registry=registry,
         )
         self.job_run = Histogram(
             "starq_job_run_seconds",
-            "Time from claim to complete/fail, for jobs claimed and reported through this process.",
+            "Time from claim to complete/fail, for jobs claimed and reported through this process (with several "
+            "instances behind a balancer, a sample).",
             ["queue", "outcome"],
             buckets=RUN_BUCKETS,
             registry=registry,
@@ -137,7 +146,8 @@ class Metrics(Observer):
         )
         self.http_requests = Counter(
             "starq_http_requests",
-            "HTTP requests answered, by route template, method and status.",
+            "HTTP requests answered, by route template (as in the OpenAPI document; a dashboard page by its rule; "
+            "unmatched for unknown paths), method and status.",
             ["method", "route", "status"],
             registry=registry,
         )
@@ -232,6 +242,10 @@ class Metrics(Observer):
         if concurrency:
             self.child(self.limited_claims, queue, "concurrency").inc()
 
+    def maintenance_lag(self, queue: str, lag_ms: dict[str, int]) -> None:
+        for kind, ms in lag_ms.items():
+            self.child(self.maintenance_lag_seconds, queue, kind).set(ms / 1000)
+
     def schedule_ran(self, queue: str, name: str) -> None:
         self.child(self.schedule_runs, queue, name).inc()
 
@@ -258,7 +272,12 @@ class Metrics(Observer):
         self.depth.clear()
         self.paused.clear()
         self.held_by_key.clear()
+        self.oldest_pending.clear()
+        now = datetime.now(UTC)
         for info in infos:
+            oldest = info.oldest_pending_at
+            waited = (now - datetime.fromisoformat(oldest.replace("Z", "+00:00"))).total_seconds() if oldest else 0
+            self.oldest_pending.labels(info.name).set(max(waited, 0.0))
             for status in STATUSES:
                 self.depth.labels(info.name, status).set(info.counts.get(status, 0))
             self.paused.labels(info.name).set(1 if info.paused else 0)
@@ -266,6 +285,29 @@ class Metrics(Observer):
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+    def declared(self) -> list[Any]:
+        """Every metric, in the order declared (the one place their names, types, labels and meanings are)."""
+        found: list[Any] = []
+        for value in vars(self).values():
+            for metric in value.values() if isinstance(value, dict) else (value,):
+                if isinstance(metric, Counter | Gauge | Histogram):
+                    found.append(metric)
+        return found
+
+
+def metrics_table() -> str:
+    """The table of docs/deployment.md, made from the declarations (a test compares it with the file)."""
+    rows = ["| Metric | Type | Labels | Meaning |", "|---|---|---|---|"]
+    for metric in Metrics().declared():
+        name = metric._name + ("_total" if metric._type == "counter" else "")
+        labels = ", ".join(f"`{label}`" for label in metric._labelnames)
+        rows.append(f"| `{name}` | {metric._type} | {labels} | {metric._documentation} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(metrics_table())
 
 
 def _seconds_between(start: str, end: str) -> float | None:

@@ -39,8 +39,9 @@ from .hub import Hub
 from .logging_setup import configure_logging
 from .maintenance import maintain_forever
 from .metrics import Metrics
+from .restarts import GaveUp, RestartPolicy
 from .settings import Settings
-from .store_keeper import StoreGaveUp, StoreKeeper
+from .store_keeper import StoreKeeper
 
 log = logging.getLogger("starq")
 
@@ -97,6 +98,7 @@ async def serve(
         max_connections=settings.redis_max_connections,
         wait_for_store=STORE_WAIT_SECONDS,
         observer=metrics,
+        store_timeout=settings.store_timeout,
     )
     async with engine_opened as engine, trio.open_nursery() as nursery:
         hub = Hub(engine)
@@ -131,12 +133,25 @@ async def _watch_signals(shutdown: trio.Event) -> None:
 
 async def _serve_with_signals(settings: Settings, redis_url: str, fd: int, store: EmbeddedStore | None) -> None:
     shutdown = trio.Event()
+    serving = False
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_watch_signals, shutdown)
         if store is not None:
             nursery.start_soon(StoreKeeper(store).keep_forever)
-        await serve(settings, redis_url, fd, shutdown=shutdown)
-        nursery.cancel_scope.cancel()
+
+        async def stop_while_starting() -> None:
+            # Still waiting for the store when told to stop: there is nothing to drain, so stop at once.
+            await shutdown.wait()
+            if not serving:
+                nursery.cancel_scope.cancel()
+
+        async def run_serve(task_status=trio.TASK_STATUS_IGNORED) -> None:
+            await serve(settings, redis_url, fd, shutdown=shutdown, task_status=task_status)
+            nursery.cancel_scope.cancel()
+
+        nursery.start_soon(stop_while_starting)
+        await nursery.start(run_serve)
+        serving = True
 
 
 def run(settings: Settings) -> None:
@@ -181,7 +196,7 @@ def run(settings: Settings) -> None:
                 trio.run(_serve_with_signals, settings, redis_url, listener.fileno(), store)
             else:
                 _supervise(settings, redis_url, listener, store)
-        except* StoreGaveUp as group:
+        except* GaveUp as group:
             log.error("%s", group.exceptions[0])
             raise SystemExit(3) from None
         log.info("stopped")
@@ -282,24 +297,33 @@ def _supervise(settings: Settings, redis_url: str, listener: socket.socket, stor
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     children = [_spawn_child(settings, redis_url, listener.fileno()) for _ in range(settings.workers)]
+    # When each dead child's slot may start again: a child that keeps dying is restarted ever more slowly, and
+    # past the policy's limit the server stops (``restarts.py``).
+    restart_at: dict[int, float] = {}
+    policy = RestartPolicy("worker processes")
     keeper = StoreKeeper(store) if store is not None else None
     while True:
         if stopping:
             for child in children:
                 child.wait()
             return
-        for i, child in enumerate(children):
-            if child.poll() is not None and not stopping:
-                log.warning("worker process %d exited with %s; restarting it", child.pid, child.returncode)
-                children[i] = _spawn_child(settings, redis_url, listener.fileno())
-        if keeper is not None and not stopping:
-            try:
+        try:
+            for i, child in enumerate(children):
+                if i not in restart_at and child.poll() is not None:
+                    pause = policy.pause_after_exit(f"the last with {child.returncode}")
+                    log.warning("worker process %d exited with %s; restarting it in %.1f s", child.pid,
+                                child.returncode, pause)  # fmt: skip
+                    restart_at[i] = time.monotonic() + pause
+                if i in restart_at and time.monotonic() >= restart_at[i]:
+                    del restart_at[i]
+                    children[i] = _spawn_child(settings, redis_url, listener.fileno())
+            if keeper is not None:
                 keeper.check()
-            except StoreGaveUp:
-                on_signal(signal.SIGTERM, None)
-                for child in children:
-                    child.wait()
-                raise
+        except GaveUp:
+            on_signal(signal.SIGTERM, None)
+            for child in children:
+                child.wait()
+            raise
         time.sleep(0.2)
 
 

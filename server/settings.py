@@ -161,6 +161,15 @@ class Settings:
     body_timeout: float = setting(
         60.0, "Seconds a request body may take to arrive; slower gets 408.", above=0, shown="60"
     )
+    store_timeout: float = setting(
+        2.0,
+        "Seconds a store round trip may take before the request gets 503 store_unavailable.",
+        above=0,
+        shown="2",
+        doc="Seconds each step of a store round trip (connect, wait for a pooled connection, the reply) may take; "
+        "past it the request gets `503 store_unavailable`, `/api/health/ready` included, while parked long-polls "
+        "keep waiting. Every call Starq makes is bounded work far below it.",
+    )
     events_keepalive: float = setting(
         15.0,
         "Seconds between keep-alive comments on an idle event stream.",

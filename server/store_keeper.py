@@ -2,9 +2,7 @@
 
 The store replays its AOF on start, so every acknowledged job is back; meanwhile requests get a prompt 503, parked
 long-polls stay parked, and the store client reconnects by itself once the socket answers again. A store that
-keeps dying (its data folder is full, its AOF is damaged) is not restarted forever: after ``MAX_RESTARTS`` exits
-within ``WINDOW_SECONDS`` the server gives up and exits non-zero, so that a process supervisor (systemd, Docker,
-Kubernetes) takes over and a person sees why.
+keeps dying (its data folder is full, its AOF is damaged) is not restarted forever (``restarts.py``).
 """
 
 from __future__ import annotations
@@ -12,21 +10,16 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections import deque
 
 import trio
 
 from .embedded import EmbeddedStore
+from .restarts import GaveUp, RestartPolicy
 
 log = logging.getLogger("starq.store")
 
-MAX_RESTARTS = 5
-WINDOW_SECONDS = 60.0
-# The pause before each restart: the n-th exit within the window waits RESTART_DELAYS[n - 1] seconds.
-RESTART_DELAYS = (0.2, 0.5, 1.0, 2.0, 4.0)
 
-
-class StoreGaveUp(Exception):
+class StoreGaveUp(GaveUp):
     """The embedded store exited too often in a short time; the server stops instead of trying again."""
 
 
@@ -35,23 +28,17 @@ class StoreKeeper:
 
     def __init__(self, store: EmbeddedStore) -> None:
         self.store = store
-        self._exits: deque[float] = deque()
+        self._policy = RestartPolicy("the embedded store")
         self.restarts = 0
 
     def _pause_after_exit(self) -> float:
         """Records an exit and returns how long to wait before restarting; raises StoreGaveUp past the limit."""
-        now = time.monotonic()
-        self._exits.append(now)
-        while self._exits and self._exits[0] < now - WINDOW_SECONDS:
-            self._exits.popleft()
         process = self.store.process
         code = process.returncode if process is not None else None
-        if len(self._exits) > MAX_RESTARTS:
-            raise StoreGaveUp(
-                f"the embedded store exited {len(self._exits)} times within {WINDOW_SECONDS:.0f} s "
-                f"(last exit code {code}); giving up. Its log: {self.store.log_path}. {self.store.last_words()[-500:]}"
-            )
-        pause = RESTART_DELAYS[min(len(self._exits), len(RESTART_DELAYS)) - 1]
+        try:
+            pause = self._policy.pause_after_exit(f"last exit code {code}")
+        except GaveUp as exc:
+            raise StoreGaveUp(f"{exc}. Its log: {self.store.log_path}. {self.store.last_words()[-500:]}") from None
         log.warning(
             "the embedded store exited (code %s); restarting it on %s in %.1f s", code, self.store.data_dir, pause
         )

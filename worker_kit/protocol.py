@@ -82,6 +82,7 @@ MAX_TAG_LENGTH = 64
 MAX_JOB_TIMEOUT = 7 * 86400  # seconds
 MAX_UNIQUE_FOR = 366 * 86400  # seconds
 MAX_DEPENDENCIES = 100  # depends_on
+MAX_JSON_DEPTH = 64  # nesting of arrays and objects in a request body (the body itself is level 1)
 MAX_PROGRESS_BYTES = 64 * 1024  # a progress report, as JSON
 
 # What a job's event log entry says happened (GET …/events, the ``event:`` field).

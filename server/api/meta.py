@@ -7,7 +7,18 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starq.worker_kit.errors import StoreUnavailable
 
 from . import shapes
-from .openapi import DOCS_CSP, build_openapi, docs_page
+from .openapi import (
+    ASSET_CACHE,
+    ASSET_PATH,
+    DOCS_CSP,
+    DOCS_PATH,
+    OPENAPI_PATH,
+    accepts_gzip,
+    asset,
+    build_openapi,
+    docs_page,
+    gzipped,
+)
 from .operations import Answer, AppState, Reply, Request, operation
 
 TAG = "meta"
@@ -47,13 +58,27 @@ async def metrics(st: AppState, req: Request) -> Answer:
     return Reply(st.metrics.render(), CONTENT_TYPE_LATEST)
 
 
-@operation("GET", "/api/openapi.json", summary="This API's OpenAPI 3.1 document", tag=TAG, auth="none",
+@operation("GET", OPENAPI_PATH, summary="This API's OpenAPI 3.1 document", tag=TAG, auth="none",
            responses={200: None})  # fmt: skip
 async def openapi(st: AppState, req: Request) -> Answer:
     return build_openapi(), 200
 
 
-@operation("GET", "/api/docs", summary="This API's reference, as a page", tag=TAG, auth="none",
+@operation("GET", DOCS_PATH, summary="This API's reference, as a page (Swagger UI)", tag=TAG, auth="none",
            responses={200: None})  # fmt: skip
 async def docs(st: AppState, req: Request) -> Answer:
-    return Reply(docs_page().encode(), "text/html; charset=utf-8", headers=(("content-security-policy", DOCS_CSP),))
+    # no-cache: the page names the current files, whose names change with their content.
+    headers = (("content-security-policy", DOCS_CSP), ("cache-control", "no-cache"))
+    return Reply(docs_page(), "text/html; charset=utf-8", headers=headers)
+
+
+@operation("GET", ASSET_PATH, summary="A file of the reference page, under a name that changes with its content",
+           tag=TAG, auth="none", responses={200: None})  # fmt: skip
+async def docs_asset(st: AppState, req: Request) -> Answer:
+    found = asset(req.params["asset"])
+    headers = [("cache-control", ASSET_CACHE), ("vary", "accept-encoding")]
+    body = found.body
+    if accepts_gzip(req.scope["headers"]):
+        body = await gzipped(found)
+        headers.append(("content-encoding", "gzip"))
+    return Reply(body, found.content_type, headers=tuple(headers))

@@ -36,6 +36,7 @@ QUEUE_NAME_PATTERN = r"[a-z0-9][a-z0-9._-]*"
 QUEUE_NAME_MAX = 128
 _QUEUE_NAME = re.compile(QUEUE_NAME_PATTERN)
 _JOB_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+_ASSET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -173,9 +174,16 @@ def batch_id(value: str) -> str:
     return value
 
 
+def asset_name(value: str) -> str:
+    """A file name of the reference page; which names exist, its handler knows."""
+    if not _ASSET.fullmatch(value):
+        raise NotFound(f"no file {value!r} in the reference page")
+    return value
+
+
 # How each kind of path parameter is checked, by its name in the path template.
 PARAMS: dict[str, Callable[[str], str]] = {
-    "name": queue_name, "job": job_id, "schedule": schedule_name, "batch": batch_id,
+    "name": queue_name, "job": job_id, "schedule": schedule_name, "batch": batch_id, "asset": asset_name,
 }  # fmt: skip
 
 

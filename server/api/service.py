@@ -36,7 +36,9 @@ from starq.worker_kit.errors import (
     StarqError,
     TooLarge,
     Unauthorized,
+    ValidationFailed,
 )
+from starq.worker_kit.protocol import MAX_JSON_DEPTH
 
 from .. import logging_setup
 from ..http1 import EXTENSION
@@ -117,8 +119,33 @@ def parse_body(raw: bytes, schema: Schema, limit: int) -> dict[str, Any]:
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
+        if "depth limit" in str(exc):  # orjson's own limit (1,024 levels), far past ours
+            raise too_deep() from exc
         raise BadRequest(f"the request body is not valid JSON: {exc}") from exc
+    # Fewer brackets than the limit cannot nest deeper than it: most bodies skip the walk.
+    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and _depth(data) > MAX_JSON_DEPTH:
+        raise too_deep()
     return schema.parse(data)
+
+
+def too_deep() -> ValidationFailed:
+    return ValidationFailed(f"the request body nests arrays and objects more than {MAX_JSON_DEPTH} levels deep")
+
+
+def _depth(value: Any) -> int:
+    """How deep arrays and objects nest in a decoded JSON value (a scalar is 0, ``{}`` is 1), without recursion:
+    a deep value must not exhaust the stack that checks it."""
+    if not isinstance(value, dict | list):
+        return 0
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if level > deepest:
+            deepest = level
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((child, level + 1) for child in children if isinstance(child, dict | list))
+    return deepest
 
 
 def _headers(scope: dict[str, Any]) -> tuple[str | None, str | None, bytes | None]:

@@ -54,12 +54,16 @@ from .models import (
     settings_to_redis,
 )
 from .observer import Observer
-from .store import Store, fcall, open_redis
+from .store import DEFAULT_TIMEOUT, Store, fcall, open_redis
 
 log = logging.getLogger("starq.engine")
 
-# How much background work one maintenance call may do per queue and kind; more waits for the next call.
+# How much background work one maintenance call may do per queue and kind (a few ms of the store's time, so the
+# calls of requests wait no longer than that behind it); the maintenance loop calls again while more is due.
 TICK_LIMIT = 500
+# The kinds of due work whose lag ``tick`` reports: scheduled jobs to promote, expired leases to reclaim,
+# finished records past their retention to remove.
+MAINTENANCE_KINDS = ("promote", "reclaim", "expire")
 PURGE_CHUNK = 1000
 # Queues ticked per pipelined round trip by the maintenance loop.
 TICK_PIPELINE = 500
@@ -127,6 +131,10 @@ class Ticked:
     schedules: list[DueSchedule] = attrs.Factory(list)
     # Batch callbacks bound for other queues, waiting in this queue's outbox (for ``deliver_outbox``).
     outbox: list[str] = attrs.Factory(list)
+    # Some kind of work used its whole limit: more may be due now (tick the queue again).
+    more: bool = False
+    # How long the oldest due item of each kind still waits after this tick (ms): the maintenance lag.
+    lag_ms: dict[str, int] = attrs.field(factory=dict, eq=False)
 
 
 @attrs.frozen
@@ -567,11 +575,13 @@ class Engine:
         return out
 
     def _ticked(self, queue: str, reply: list[Any]) -> Ticked:
-        promoted, reclaimed, expired, due, outbox = reply
+        promoted, reclaimed, expired, due, outbox, more, *lags = reply
         if int(reclaimed):
             self.observer.reclaimed(queue, int(reclaimed))
         schedules = [DueSchedule(due[i], int(due[i + 1]), orjson.loads(due[i + 2])) for i in range(0, len(due), 3)]
-        return Ticked(int(promoted), int(reclaimed), int(expired), schedules, list(outbox))
+        lag_ms = dict(zip(MAINTENANCE_KINDS, (int(lag) for lag in lags), strict=True))
+        self.observer.maintenance_lag(queue, lag_ms)
+        return Ticked(int(promoted), int(reclaimed), int(expired), schedules, list(outbox), bool(int(more)), lag_ms)
 
     async def deliver_outbox(self, queue: str, entries: Sequence[str]) -> int:
         """Submits the callbacks of ``queue``'s outbox (as ``tick`` found them) to their queues, then takes them
@@ -679,14 +689,19 @@ async def open_engine(
     wait_for_store: float = 0,
     durable: bool = False,
     observer: Observer | None = None,
+    store_timeout: float = DEFAULT_TIMEOUT,
 ) -> AsyncIterator[Engine]:
     """Opens the Redis client and loads the Lua library.
 
     With ``wait_for_store`` seconds, a store that is not reachable yet (still starting, or loading its AOF) is
     retried until then, so a server started next to its store does not fail for being first. With
-    ``durable``, the store must make every answered write durable (``Engine.check_durable``).
+    ``durable``, the store must make every answered write durable (``Engine.check_durable``). Each step of a
+    round trip is bounded by ``store_timeout`` seconds (in durable mode, at least long enough for the store
+    to confirm a write on disk, which it may take DURABLE_TIMEOUT_MS to refuse).
     """
-    async with open_redis(url, max_connections=max_connections) as redis:
+    if durable:
+        store_timeout = max(store_timeout, DURABLE_TIMEOUT_MS / 1000 + 1)
+    async with open_redis(url, max_connections=max_connections, timeout=store_timeout) as redis:
         engine = Engine(redis, durable=durable, observer=observer)
         deadline = trio.current_time() + wait_for_store
         while True:

@@ -36,5 +36,8 @@ class Observer:
     def limited(self, queue: str, rate: bool, concurrency: bool) -> None:
         """A claim got fewer jobs than it asked for because of the queue's rate limit or its concurrency."""
 
+    def maintenance_lag(self, queue: str, lag_ms: dict[str, int]) -> None:
+        """How long the oldest due item of each kind (MAINTENANCE_KINDS) waited after a tick of the queue."""
+
     def schedule_ran(self, queue: str, name: str) -> None:
         """A schedule submitted its job for a due time."""

@@ -24,10 +24,12 @@ from anyio import Event
 from coredis._concurrency import QueueFull
 from coredis.retry import NoRetryPolicy
 
-# Bounds on every store round trip: a stalled store turns into a 503, never into a hung request.
-CONNECT_TIMEOUT = 5.0
-COMMAND_TIMEOUT = 10.0
-POOL_TIMEOUT = 10.0
+from ..settings import Settings
+
+# The bound (seconds) on each step of a store round trip (connecting, waiting for a pooled connection, waiting
+# for the reply): a stalled or unreachable store turns into a 503 within it, never into a hung request. Every
+# call of the Lua library is bounded work, far below it. Declared with the server's settings (store_timeout).
+DEFAULT_TIMEOUT: float = Settings().store_timeout
 
 
 class SlotKeepingPool(coredis.ConnectionPool):
@@ -232,7 +234,7 @@ class SlotKeepingSentinelPool(coredis.SentinelConnectionPool):
 
 
 @asynccontextmanager
-async def open_redis(url: str, *, max_connections: int = 16) -> AsyncIterator[Store]:
+async def open_redis(url: str, *, max_connections: int = 16, timeout: float = DEFAULT_TIMEOUT) -> AsyncIterator[Store]:
     """A decoded-string client (``Redis`` or ``RedisCluster``) over a bounded pool, with no client-side retries.
 
     Retries are off because coredis re-sends a write after a timeout without knowing whether it ran (one
@@ -248,11 +250,11 @@ async def open_redis(url: str, *, max_connections: int = 16) -> AsyncIterator[St
             max_connections=max_connections,
             # Per node, as with one server: coredis would otherwise divide the bound among the nodes.
             max_connections_per_node=True,
-            pool_timeout=POOL_TIMEOUT,
+            pool_timeout=timeout,
             connection_pool_cls=SlotKeepingClusterPool,
             retry_policy=NoRetryPolicy(),
-            stream_timeout=COMMAND_TIMEOUT,
-            connect_timeout=CONNECT_TIMEOUT,
+            stream_timeout=timeout,
+            connect_timeout=timeout,
             decode_responses=True,
         )
         async with cluster:
@@ -261,10 +263,10 @@ async def open_redis(url: str, *, max_connections: int = 16) -> AsyncIterator[St
     if address.kind == "sentinel":
         sentinel = coredis.Sentinel(
             sentinels=[coredis.connection.TCPLocation(host, port) for host, port in address.nodes],
-            sentinel_kwargs={"connect_timeout": CONNECT_TIMEOUT, "stream_timeout": COMMAND_TIMEOUT},
+            sentinel_kwargs={"connect_timeout": timeout, "stream_timeout": timeout},
             retry_policy=NoRetryPolicy(),
-            stream_timeout=COMMAND_TIMEOUT,
-            connect_timeout=CONNECT_TIMEOUT,
+            stream_timeout=timeout,
+            connect_timeout=timeout,
             decode_responses=True,
         )
         async with sentinel:
@@ -275,7 +277,7 @@ async def open_redis(url: str, *, max_connections: int = 16) -> AsyncIterator[St
                 username=address.username,
                 password=address.password,
                 max_connections=max_connections,
-                timeout=POOL_TIMEOUT,
+                timeout=timeout,
             )
             async with primary:
                 yield primary
@@ -283,9 +285,9 @@ async def open_redis(url: str, *, max_connections: int = 16) -> AsyncIterator[St
     pool = SlotKeepingPool.from_url(
         url,
         max_connections=max_connections,
-        timeout=POOL_TIMEOUT,
-        stream_timeout=COMMAND_TIMEOUT,
-        connect_timeout=CONNECT_TIMEOUT,
+        timeout=timeout,
+        stream_timeout=timeout,
+        connect_timeout=timeout,
         decode_responses=True,
     )
     single = coredis.Redis(connection_pool=pool, retry_policy=NoRetryPolicy(), decode_responses=True)

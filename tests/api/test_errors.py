@@ -11,7 +11,7 @@ from starq.server.embedded import start_store
 from starq.server.engine import keys
 from starq.server.engine.engine import open_engine
 from starq.server.engine.models import new_job_id
-from starq.worker_kit.protocol import JOB_STATUSES
+from starq.worker_kit.protocol import JOB_STATUSES, MAX_JSON_DEPTH
 
 WRONG = {"X-API-Key": "not-the-key"}
 
@@ -470,3 +470,21 @@ async def test_health_reports_store_down(api_on_dead_store):
     assert r.status_code == 503 and r.content_type.startswith("application/json")
     body = await r.get_json()
     assert body["status"] == "error" and body["detail"]
+
+
+@pytest.mark.parametrize("depth", [65, 300, 1000, 5000])
+async def test_a_body_nested_past_the_limit_gets_422_naming_it(api, queue_name, depth):
+    await api.create(queue_name)
+    payload = b'{"a":' * (depth - 1) + b"1" + b"}" * (depth - 1)
+    body = b'{"payload":' + payload + b"}"
+    headers = {**KEY, "Content-Type": "application/json"}
+    r = await api.client.post(f"/api/v1/queues/{queue_name}/jobs", data=body, headers=headers)
+    await assert_error(r, 422, "validation_error", f"more than {MAX_JSON_DEPTH} levels")
+
+
+async def test_a_body_nested_to_the_limit_is_accepted(api, queue_name):
+    await api.create(queue_name)
+    payload = b'{"a":' * (MAX_JSON_DEPTH - 2) + b"[]" + b"}" * (MAX_JSON_DEPTH - 2)
+    r = await api.client.post(f"/api/v1/queues/{queue_name}/jobs", data=b'{"payload":' + payload + b"}",
+                              headers={**KEY, "Content-Type": "application/json"})  # fmt: skip
+    assert r.status_code == 201, await r.get_data()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from api.routes import READ_ROUTES, WRITE_ROUTES
 from starq.server.api.operations import OPERATIONS
@@ -126,3 +127,22 @@ async def test_every_schema_reference_resolves(api):
     doc = await openapi(api)
     refs = set(re.findall(r'"\$ref":\s*"#/components/schemas/(\w+)"', str(doc).replace("'", '"')))
     assert refs and refs <= set(doc["components"]["schemas"])
+
+
+async def test_operation_ids_are_unique(api):
+    """OpenAPI requires it, and the reference page keys each operation's state by it (two operations sharing an id
+    open and close together)."""
+    doc = await openapi(api)
+    ids = [op["operationId"] for item in doc["paths"].values() for op in item.values()]
+    assert len(ids) == len(set(ids)) == len(OPERATIONS)
+
+
+# By an operation's auth: a key always, a key optional (needed only with read auth), none.
+SECURITY: dict[str, Any] = {"write": [{"apiKey": []}], "read": [{}, {"apiKey": []}], "none": None}
+
+
+async def test_reads_declare_the_key_optional_and_writes_required(api):
+    doc = await openapi(api)
+    for op in OPERATIONS:
+        declared = doc["paths"][op.path][op.method.lower()].get("security")
+        assert declared == SECURITY[op.auth], (op.method, op.path)

@@ -78,7 +78,7 @@ async def test_batch_errors(api, queue_name):
     url = f"/api/v1/queues/{queue_name}"
     r = await api.client.post(url + "/jobs", json={"payload": {}, "batch": {"callback": {"queue": "nope-nope"}}},
                               headers=KEY)  # fmt: skip
-    await assert_error(r, 422, "validation_error", "batch.callback.queue")
+    await assert_error(r, 404, "queue_not_found", "batch.callback.queue")
     r = await api.client.post(url + "/jobs", json={"payload": {}, "batch": {"callback": {"payload": []}}}, headers=KEY)
     await assert_error(r, 422, "validation_error", "batch.callback.payload")
     r = await api.client.get(url + "/batches/01900000-0000-7000-8000-000000000000")

@@ -7,7 +7,6 @@ import trio
 from engine.helpers import make_queue, make_unticked_queue, now_ms, submit
 from starq.server import maintenance
 from starq.server.engine import engine as engine_module
-from starq.server.engine.engine import Ticked
 
 
 async def test_tick_many_does_each_queues_due_work(engine, queue_name, raw, monkeypatch):
@@ -24,13 +23,15 @@ async def test_tick_many_does_each_queues_due_work(engine, queue_name, raw, monk
     await trio.sleep(0.1)
     missing = f"{queue_name}-never-created"
     ticked = await engine.tick_many([due, leased, idle, deleting, missing])
-    assert ticked == {
-        due: Ticked(promoted=1),
-        leased: Ticked(reclaimed=1),
-        idle: Ticked(),
-        deleting: Ticked(),
-        missing: Ticked(),
+    work = {queue: (t.promoted, t.reclaimed, t.expired, t.more) for queue, t in ticked.items()}
+    assert work == {
+        due: (1, 0, 0, False),
+        leased: (0, 1, 0, False),
+        idle: (0, 0, 0, False),
+        deleting: (0, 0, 0, False),
+        missing: (0, 0, 0, False),
     }
+    assert ticked[due].lag_ms == {"promote": 0, "reclaim": 0, "expire": 0}
     assert (await engine.get_job(leased, job.id)).status == "pending"
     assert not await raw.keys(f"starq:{{{deleting}}}*")
     assert await engine.tick_many([]) == {}
@@ -48,3 +49,25 @@ async def test_maintenance_reclaims_expired_leases(engine, queue_name):
             while (await engine.get_job(queue_name, job.id)).status != "pending":
                 await trio.sleep(0.05)
         nursery.cancel_scope.cancel()
+
+
+async def test_one_pass_catches_up_with_more_due_work_than_one_tick_does(engine, queue_name, raw, monkeypatch):
+    """Work due beyond one tick's limit is done in the same pass, in chunks: promotion, reclaim and retention."""
+    monkeypatch.setattr(engine_module, "TICK_LIMIT", 50)
+    await make_unticked_queue(engine, raw, queue_name)
+    await engine.update_queue(queue_name, retention=1, claim_timeout=1)
+    await submit(engine, queue_name, *({"i": i} for i in range(230)))
+    finished = await engine.claim(queue_name, 100)
+    acked = await engine.ack(queue_name, [(j.id, j.lease_id, "{}") for j in finished], [])
+    assert all(a.error is None for a in acked)
+    held = await engine.claim(queue_name, 100)
+    await submit(engine, queue_name, *({"later": i} for i in range(170)), run_at_ms=now_ms() + 100)
+    await trio.sleep(1.2)  # the records' retention, the leases and the delays have all passed
+    before = await engine.tick(queue_name)
+    assert before.more and before.lag_ms["expire"] > 0
+    await maintenance.maintain_once(engine, [queue_name])
+    info = await engine.queue_info(queue_name)
+    assert info.counts["completed"] == 0 and info.counts["claimed"] == 0 and info.counts["scheduled"] == 0
+    assert info.counts["pending"] == 30 + len(held) + 170  # never claimed, reclaimed, promoted
+    after = await engine.tick(queue_name)
+    assert not after.more and after.lag_ms == {"promote": 0, "reclaim": 0, "expire": 0}

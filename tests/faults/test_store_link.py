@@ -10,10 +10,11 @@ import trio
 from faults.helpers import create_queue, host_port, report
 from faults.load import CLIENT_TIMEOUT, KEY, Load
 from faults.proxy import FaultProxy
+from starq.server.settings import Settings
 
 # The server's bound on one store round trip (server/engine/store.py COMMAND_TIMEOUT), plus slack for a
 # request that first waits for a pool slot.
-STORE_TIMEOUT = 10.0
+STORE_TIMEOUT = Settings().store_timeout
 
 
 async def start_behind_proxy(nursery, redis_url, server_factory, queue_name):
@@ -86,5 +87,5 @@ async def test_stalled_store_link_times_out_with_503_then_recovers(redis_url, se
                 while (await client.get("/api/health")).status_code != 200:
                     await trio.sleep(0.1)
         await trio.sleep(1)
-        summary = await finish(load, server, proxy, "store link stalled 10+ s")
+        summary = await finish(load, server, proxy, "store link stalled")
     assert summary.responses.get("submit 503", 0) + summary.responses.get("claim 503", 0) > 0

@@ -3,6 +3,7 @@ installed Starq."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -36,7 +37,7 @@ class Scrape:
 
 def drive_installed(starq: Path, workdir: Path) -> None:
     """What a new user does with an installed Starq: ``--version``, ``serve`` on its embedded store, one job
-    through submit → claim → complete over HTTP, and the dashboard with its assets."""
+    through submit → claim → complete over HTTP, the dashboard and the API reference with their files."""
     version = subprocess.run([str(starq), "--version"], capture_output=True, text=True, timeout=60, cwd=workdir)
     assert version.returncode == 0 and version.stdout.startswith("starq, version "), version
     server = start_server("--data-dir", str(workdir / "data"), program=[str(starq)], cwd=str(workdir), clean_env=True)
@@ -54,6 +55,13 @@ def drive_installed(starq: Path, workdir: Path) -> None:
             assert page.status_code == 200 and "text/html" in page.headers["content-type"]
             assert client.get("/dashboard/static/dashboard.js").status_code == 200
             assert client.get("/api/openapi.json").json()["openapi"].startswith("3.")
+            # The reference page's files come from the installed package.
+            docs = client.get("/api/docs").text
+            files = re.findall(r'(?:src|href)="(/api/docs/[^"]+)"', docs)
+            assert len(files) == 3, docs
+            for path in files:
+                served = client.get(path)
+                assert served.status_code == 200 and len(served.content) > 0, path
     finally:
         assert server.stop() == 0, server.output()
     assert "Traceback" not in server.output()

@@ -12,6 +12,7 @@ import asyncclick
 import attrs
 
 from starq.cli.main import serve
+from starq.server.metrics import metrics_table
 from starq.server.settings import Settings, settings_table
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -91,3 +92,8 @@ def test_every_setting_has_a_flag_and_its_variable_except_the_keys():
             continue
         assert field.name in flags, f"{field.name} has no flag of starq serve"
         assert f"env STARQ_{field.name.upper()}" in (flags[field.name].help or "")
+
+
+def test_the_metrics_table_is_made_from_the_declarations():
+    deployment = (ROOT / "docs" / "deployment.md").read_text()
+    assert metrics_table() in deployment, "docs/deployment.md is out of date: run python -m starq.server.metrics"

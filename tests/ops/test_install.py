@@ -45,6 +45,9 @@ def test_the_wheel_holds_every_file_of_the_packages(built):
         if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
     }
     assert expected - names == set()
+    # The vendored API reference, with its licenses (server/api/reference/swagger-ui/README.md).
+    vendored = {"swagger-ui-bundle.js", "swagger-ui.css", "LICENSE", "NOTICE", "swagger-ui-bundle.js.LICENSE.txt"}
+    assert {f"starq/server/api/reference/swagger-ui/{name}" for name in vendored} <= names
     assert {n for n in names if not n.startswith(("starq/", "starq-"))} == set(), "only the starq namespace"
 
 

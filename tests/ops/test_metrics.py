@@ -209,3 +209,17 @@ def test_flow_control_is_counted(server, api, scrape, queue_name):
     client.post(f"/api/v1/queues/{queue_name}/jobs/claim", json={"count": 3})
     assert scrape(server.url).value("starq_claims_limited_total", queue=queue_name, limit="rate") >= 1
     client.delete(f"/api/v1/queues/{queue_name}")  # its schedule would go on for the rest of the session
+
+
+def test_queue_latency_and_maintenance_lag_are_gauges(server, api, scrape, queue_name):
+    client = api(server.url)
+    assert client.post("/api/v1/queues", json={"name": queue_name}).status_code == 201
+    m = scrape(server.url)
+    assert m.value("starq_queue_oldest_pending_seconds", queue=queue_name) == 0
+    assert client.post(f"/api/v1/queues/{queue_name}/jobs", json={"payload": {}}).status_code == 201
+    time.sleep(1.1)
+    m = scrape(server.url)
+    assert 1.0 <= m.value("starq_queue_oldest_pending_seconds", queue=queue_name) < 60
+    # The maintenance loop ticks every queue twice a second: caught up, every kind's lag is 0.
+    for kind in ("promote", "reclaim", "expire"):
+        assert m.value("starq_maintenance_lag_seconds", queue=queue_name, kind=kind) == 0

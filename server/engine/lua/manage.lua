@@ -112,12 +112,20 @@ local function purge_status(keys, args)
   return #ids
 end
 
+-- How long the oldest item of a zset scored by due time (ms) has been due; 0 when none is.
+local function overdue_ms(key, now)
+  local oldest = redis.call('ZRANGE', key, '-inf', now, 'BYSCORE', 'LIMIT', 0, 1, 'WITHSCORES')
+  return oldest[2] and now - tonumber(oldest[2]) or 0
+end
+
 -- tick: KEYS[1]=meta; ARGV = limit, jitter in [0,1). The due background work of one queue, each kind bounded by limit:
 -- promote due scheduled jobs, reclaim jobs whose lease expired (or whose attempt timed out), drop records
 -- (and finished batches) past their retention and unique keys past their window. Returns {promoted,
--- reclaimed, expired, schedules, outbox}: schedules lists the due schedules as name, due time (ms),
--- definition (JSON), for the engine to run; outbox the callback jobs bound for other queues (JSON texts), for
--- the engine to submit there and then remove (outbox_done).
+-- reclaimed, expired, schedules, outbox, more, lags}: schedules lists the due schedules as name, due time
+-- (ms), definition (JSON), for the engine to run; outbox the callback jobs bound for other queues (JSON
+-- texts), for the engine to submit there and then remove (outbox_done); more = 1 when some kind of work
+-- used its whole limit; lags: how long the oldest scheduled job, expired lease and expired record left due
+-- have been due (ms) after this tick, the maintenance lag.
 -- Costs O(due work), never O(all jobs).
 local function tick(keys, args)
   local q = load_queue(keys[1])
@@ -155,12 +163,14 @@ local function tick(keys, args)
     for status, ids in pairs(by_status) do forget_many(q, ids, status, gone) end
     settle(q, gone, now)
   end
-  for _, bid in ipairs(redis.call('ZRANGE', q.P .. 'batches', '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)) do
+  local batches = redis.call('ZRANGE', q.P .. 'batches', '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)
+  for _, bid in ipairs(batches) do
     redis.call('DEL', q.P .. 'batch:' .. bid)
     redis.call('ZREM', q.P .. 'batches', bid)
   end
   -- Unique keys held for a time (unique_for) are let go once it has passed.
-  for _, uk in ipairs(redis.call('ZRANGE', q.P .. 'uniq_until', '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)) do
+  local held = redis.call('ZRANGE', q.P .. 'uniq_until', '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)
+  for _, uk in ipairs(held) do
     redis.call('HDEL', q.P .. 'uniq', uk)
     redis.call('ZREM', q.P .. 'uniq_until', uk)
   end
@@ -179,7 +189,11 @@ local function tick(keys, args)
     schedules[#schedules + 1] = due[i + 1]
     schedules[#schedules + 1] = redis.call('HGET', q.P .. 'cron:' .. due[i], 'def')
   end
-  return {promoted, #expired_leases, #old, schedules, redis.call('LRANGE', q.P .. 'outbox', 0, limit - 1)}
+  -- A kind that used its whole limit may have more due: the engine ticks the queue again at once.
+  local more = (promoted >= limit or #expired_leases >= limit or #old >= limit or #batches >= limit
+    or #held >= limit) and 1 or 0
+  return {promoted, #expired_leases, #old, schedules, redis.call('LRANGE', q.P .. 'outbox', 0, limit - 1), more,
+    overdue_ms(q.P .. 'sched', now), overdue_ms(q.P .. 'leases', now), overdue_ms(q.P .. 'expiry', now)}
 end
 
 -- outbox_done: KEYS[1]=meta; ARGV = the outbox entries (as tick returned them) now submitted to their queues.
