@@ -17,11 +17,14 @@ from starq.server.api.schedules import render as render_schedule
 from starq.server.engine.engine import Engine, ScheduleRecord, Throughput
 from starq.server.engine.models import STATUSES, Job, QueueInfo
 from starq.worker_kit.errors import QueueNotFound
+from starq.worker_kit.protocol import FINISHED_STATUSES
 
 from . import workflows
 
 VIEWS = ("overview", "queue", "job", "batch")
 JOB_STATUSES = STATUSES
+# A job in one of these has finished (it can no longer be cancelled; a batch counts it as done).
+FINISHED = FINISHED_STATUSES
 # The counts an overview card shows: every status but cancelled, for which a card has no room (the queue page
 # shows it).
 CARD_STATUSES = tuple(s for s in STATUSES if s != "cancelled")

@@ -66,6 +66,7 @@ async def _page(template: str, http_status: int = 200, **context: Any) -> Respon
         read_auth=settings.read_auth,
         dev_mode=settings.dev_mode,
         statuses=snapshots.JOB_STATUSES,
+        finished=snapshots.FINISHED,
         card_statuses=snapshots.CARD_STATUSES,
         setting=SETTINGS_BY_NAME,
         **context,

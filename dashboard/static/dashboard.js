@@ -12,6 +12,9 @@
   const STATUSES = page.statuses.split(" ");
   // The statuses whose jobs POST …/purge removes (every one but claimed).
   const PURGEABLE = STATUSES.filter((s) => s !== "claimed");
+  // The statuses of finished jobs (protocol.FINISHED_STATUSES); a job in any other can be cancelled.
+  const FINISHED = page.finished.split(" ");
+  const CANCELLABLE = STATUSES.filter((s) => !FINISHED.includes(s));
 
   const $ = (sel, root = document) => root.querySelector(sel);
   const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
@@ -621,7 +624,7 @@
     setText($("#error-title"), errorTitle);
     $("#retry-job").hidden = !["failed", "cancelled"].includes(job.status);
     $("#promote-job").hidden = job.status !== "scheduled";
-    $("#cancel-job").hidden = !["waiting", "pending", "scheduled", "claimed"].includes(job.status);
+    $("#cancel-job").hidden = !CANCELLABLE.includes(job.status);
     syncRows($("#history"), job.history, (e) => `${e.at}|${e.event}|${JSON.stringify(e)}`, () => {
       const li = document.createElement("li");
       for (const cls of ["when", "what", "detail"]) {
@@ -776,11 +779,13 @@
   let lastEventId = null;
 
   function showEventLog(on) {
-    $("#events-panel").hidden = !on;
+    $("#events-on").hidden = !on;
+    $("#events-off").hidden = on;
     if (on && !eventLog) followEventLog();
     else if (!on && eventLog) {
       eventLog.abort();
       eventLog = null;
+      setText($("#events-state"), "");
     }
   }
 
@@ -817,7 +822,7 @@
       lastEventId = id;
       addEventRow(data, id);
     } else if (event === "dropped") {
-      toast(`Events ${nf.format(data.after + 1)} to ${nf.format(data.oldest - 1)} left the log before they were shown.`);
+      showDropped(data);
     } else if (["gone", "bye", "trouble"].includes(event)) {
       return event;
     }
@@ -825,6 +830,25 @@
   }
 
   const EVENT_DETAILS = ["worker", "retries", "error", "progress"];
+
+  function addRow(row) {
+    const rows = $("#event-rows");
+    rows.insertBefore(row, rows.firstElementChild);
+    while (rows.children.length > Number(rows.dataset.keep)) rows.lastElementChild.remove();
+    $("#no-events").hidden = true;
+  }
+
+  // Events the log's cap removed before this page saw them (it was away, or fell behind): a note above the
+  // table says how many, in all, and when that last happened (rows would soon scroll out of the panel).
+  let eventsMissed = 0;
+
+  function showDropped(d) {
+    eventsMissed += d.oldest - d.after - 1;
+    const now = fmtTime(new Date(Date.now() + clockOffset).toISOString()).slice(11);
+    const note = $("#events-dropped");
+    setText(note, `${plural(eventsMissed, "event", "events")} left the log before this page saw them (last at ${now}): the queue keeps only about events_max events.`);
+    note.hidden = false;
+  }
 
   function addEventRow(e, id) {
     const rows = $("#event-rows");
@@ -845,9 +869,7 @@
     const parts = EVENT_DETAILS.filter((name) => e[name] !== undefined && e[name] !== "" && e[name] !== null)
       .map((name) => `${name} ${typeof e[name] === "string" ? e[name] : JSON.stringify(e[name])}`);
     field(row, "detail").textContent = parts.join(" · ");
-    rows.insertBefore(row, rows.firstElementChild);
-    while (rows.children.length > Number(rows.dataset.keep)) rows.lastElementChild.remove();
-    $("#no-events").hidden = true;
+    addRow(row);
   }
 
   // -- write actions ---------------------------------------------------------------------------------------

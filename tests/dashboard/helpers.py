@@ -3,6 +3,7 @@ should then show, and a watch on what a page did that it should not."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from urllib.parse import urlsplit
 
@@ -90,6 +91,17 @@ class Api:
 
     def schedule(self, queue: str, name: str) -> httpx.Response:
         return self.client.get(f"/api/v1/queues/{queue}/schedules/{name}")
+
+
+def wait_for(predicate, timeout: float = 10.0):
+    """Polls ``predicate`` until it is true (its value is returned) or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("condition not reached")
 
 
 def stay_marker(page) -> None:

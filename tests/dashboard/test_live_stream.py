@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 import uuid
 
 import httpx
 import pytest
 
-from dashboard.helpers import KEY
+from dashboard.helpers import KEY, wait_for
 from serverproc import start_server
 
 HEADERS = {"X-API-Key": KEY}
@@ -49,16 +48,6 @@ def numbered(response):
 
 def streams(url: str) -> dict:
     return httpx.get(url + "/dashboard/streams", headers=HEADERS).json()
-
-
-def wait_for(predicate, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not reached")
 
 
 @pytest.fixture(scope="module")

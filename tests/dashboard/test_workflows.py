@@ -7,7 +7,8 @@ import re
 
 from playwright.sync_api import expect
 
-from dashboard.helpers import assert_not_reloaded, stay_marker
+from dashboard.helpers import assert_not_reloaded, stay_marker, wait_for
+from starq.worker_kit.protocol import JOB_STATUSES
 
 
 def pipeline(api, queue: str, **extra) -> dict:
@@ -69,8 +70,15 @@ def test_a_waiting_job_becomes_pending_live_when_its_dependency_completes(dash_s
     queue = api.new_queue()
     fetch, resize, _, _ = pipeline(api, queue)["jobs"]
     page = make_page(key=True)
+    page.goto(dash_server.url)
+    card = page.locator(f'.card[data-name="{queue}"]')
+    # Every status a card counts comes from the server's declaration, waiting first.
+    expect(card.locator(".counts dt")).to_have_text([s for s in JOB_STATUSES if s != "cancelled"])
+    expect(card.locator('[data-count="waiting"]')).to_have_text("3")
+    expect(card.locator('[data-count="pending"]')).to_have_text("1")
     page.goto(f"{dash_server.url}/queues/{queue}")
-    expect(page.locator('[data-count="waiting"]')).to_have_text("3")
+    expect(page.locator(".strip [data-tab] .label")).to_have_text(list(JOB_STATUSES))
+    expect(page.locator('.strip [data-count="waiting"]')).to_have_text("3")
     page.get_by_role("tab", name="waiting").click()
     expect(page.locator("#job-rows tr")).to_have_count(3)
     expect(page.locator("#job-rows .status.s-waiting")).to_have_count(3)
@@ -200,9 +208,12 @@ def test_recent_events_follow_the_queue_and_the_editor_turns_them_on(dash_server
     queue = api.new_queue()
     page = make_page(key=True)
     page.goto(f"{dash_server.url}/queues/{queue}")
-    panel = page.locator("#events-panel")
+    off = page.locator("#events-off")
     expect(page.locator('[data-setting="events"]')).to_have_text("off")
-    expect(panel).to_be_hidden()
+    expect(off).to_contain_text("Events are off")
+    expect(off).to_contain_text("Edit settings… and tick Keep an event log")
+    expect(off).to_contain_text(f'PATCH /api/v1/queues/{queue} with {{"events": true}}')
+    expect(page.locator("#event-rows")).to_be_hidden()
     stay_marker(page)
 
     page.get_by_role("button", name="Edit settings…").click()
@@ -213,7 +224,7 @@ def test_recent_events_follow_the_queue_and_the_editor_turns_them_on(dash_server
     dialog.get_by_role("button", name="Save settings").click()
     expect(dialog).to_be_hidden()
     expect(page.locator('[data-setting="events"]')).to_have_text("on, about 500 kept")
-    expect(panel).to_be_visible()
+    expect(off).to_be_hidden()
     expect(page.locator("#no-events")).to_be_visible()
     info = api.info(queue).json()
     assert (info["events"], info["events_max"], info["max_retries"]) == (True, 500, 3)
@@ -232,10 +243,32 @@ def test_recent_events_follow_the_queue_and_the_editor_turns_them_on(dash_server
     later = make_page()
     later.goto(f"{dash_server.url}/queues/{queue}")
     expect(later.locator("#event-rows tr [data-f='event']")).to_have_text(["completed", "claimed", "submitted"])
-    # Off again: the panel goes, and so does its stream.
+    # Off again: both pages say so, and close their streams of the log.
+    open_before = api.client.get("/dashboard/streams").json()["open"]
     api.update(queue, events=False)
-    expect(panel).to_be_hidden()
+    expect(off).to_be_visible()
+    expect(later.locator("#events-off")).to_be_visible()
     expect(page.locator('[data-setting="events"]')).to_have_text("off")
+    wait_for(lambda: api.client.get("/dashboard/streams").json()["open"] <= open_before - 2)
+
+
+def test_events_dropped_before_the_page_saw_them_are_noted(dash_server, api, make_page):
+    queue = api.new_queue(events=True, events_max=100)
+    api.submit(queue, *({"n": n} for n in range(400)))  # the log keeps about the last 100 of these 400 events
+    page = make_page()
+
+    # As a page that had seen event 1 before its connection broke: it resumes after it, with Last-Event-ID.
+    def resume_after_the_first(route):
+        route.continue_(headers={**route.request.headers, "last-event-id": "1"})
+
+    page.route("**/dashboard/job-events?*", resume_after_the_first)
+    page.goto(f"{dash_server.url}/queues/{queue}")
+    note = page.locator("#events-dropped")
+    expect(note).to_contain_text(re.compile(r"^\d+ events left the log before this page saw them"))
+    missed = int(note.inner_text().split()[0])
+    assert 1 < missed <= 300
+    expect(page.locator("#event-rows tr")).to_have_count(50)  # the panel keeps its 50 newest
+    expect(page.locator("#event-rows tr").first.locator('[data-f="event"]')).to_have_text("submitted")
 
 
 def test_read_only_mode_shows_workflows_without_their_controls(dash_server, api, make_page):
@@ -254,6 +287,10 @@ def test_read_only_mode_shows_workflows_without_their_controls(dash_server, api,
     assert page.locator("main button").count() == 0  # the batch page has no controls at all
     page.goto(f"{dash_server.url}/queues/{queue}")
     expect(page.locator("#event-rows tr")).to_have_count(4)  # reading events needs no key
+    api.update(queue, events=False)
+    off = page.locator("#events-off")
+    expect(off).to_contain_text("Events are off")
+    expect(off).not_to_contain_text("Edit settings", use_inner_text=True)  # which it could not use without a key
     expect(page.get_by_role("button", name="Edit settings…")).to_be_hidden()
     expect(page.locator("#settings-dialog")).to_be_hidden()
 
