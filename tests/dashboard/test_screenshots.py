@@ -1,7 +1,8 @@
 """Screenshots of the overview, a queue page, a job page, a job in a workflow and a batch page, in the light and the
 dark theme, taken while a worker is busy. They are written to ``test-artifacts/screenshots/`` (ignored by git) for
-a reviewer to look at; ``docs/screenshots/`` holds a committed copy. ``STARQ_SCREENSHOT_WARMUP`` (seconds of
-simulated traffic before the shots, default 3) can be raised to fill more of the throughput charts."""
+a reviewer to look at; ``docs/screenshots/`` holds a committed copy of some of them, made smaller with
+``pngquant --quality 70-90 --strip``. ``STARQ_SCREENSHOT_WARMUP`` (seconds of simulated traffic before the shots,
+default 3) can be raised to fill more of the throughput charts."""
 
 from __future__ import annotations
 
