@@ -2,14 +2,14 @@
 
 Once a second the stream builds its page's snapshot (``snapshots.py``) and sends it only if it differs from
 the last one it sent; a quiet page gets a comment line every ``KEEPALIVE_SECONDS`` instead, so a dead
-connection is noticed. One open page therefore costs the store exactly one snapshot a second (1 to 6 round
-trips, see ``snapshots.py``) and costs the network one event per second at most.
+connection is noticed. One open page therefore costs the store exactly one snapshot a second (each page's
+round trips are counted in ``snapshots.py``) and costs the network one event per second at most.
 
 How a stream ends:
   * the client goes away: Quart cancels the response, and the generator's ``finally`` runs at once;
   * the server shuts down: the stream sees the hub closed within one tick, says ``bye`` and ends,
     so it never holds up the graceful drain;
-  * the queue or job it shows is deleted: it says ``gone`` and ends.
+  * the queue, job or batch it shows is deleted (or its record expired): it says ``gone`` and ends.
 Snapshots are built in a shielded scope, because cancelling an in-flight store command would cost the store
 client a pool slot; each command is bounded by the client's own timeout, so the shield is bounded too.
 """
@@ -24,7 +24,7 @@ import attrs
 import orjson
 import trio
 
-from starq.worker_kit.errors import JobNotFound, QueueNotFound, StarqError
+from starq.worker_kit.errors import NotFound, StarqError
 
 TICK_SECONDS = 1.0
 KEEPALIVE_SECONDS = 15.0
@@ -57,7 +57,7 @@ async def snapshot_events(
     """The event stream of one page: ``snapshot`` events when its data changes, until one of the ends above.
 
     Args:
-        build: makes the page's snapshot (raises QueueNotFound/JobNotFound when its subject is gone).
+        build: makes the page's snapshot (raises a NotFound error when its subject is gone).
         closing: true once the server is shutting down.
         counter: this process's stream statistics, kept up to date.
         tick: seconds between snapshots.
@@ -81,7 +81,7 @@ async def snapshot_events(
                 except StarqError as exc:
                     failure = exc
             counter.snapshots_built += 1
-            if isinstance(failure, QueueNotFound | JobNotFound):
+            if isinstance(failure, NotFound):
                 counter.events += 1
                 yield sse("gone", {"detail": failure.detail})
                 return

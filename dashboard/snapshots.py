@@ -17,9 +17,17 @@ from starq.server.api.schedules import render as render_schedule
 from starq.server.engine.engine import Engine, ScheduleRecord, Throughput
 from starq.server.engine.models import STATUSES, Job, QueueInfo
 from starq.worker_kit.errors import QueueNotFound
+from starq.worker_kit.protocol import FINISHED_STATUSES
 
-VIEWS = ("overview", "queue", "job")
+from . import workflows
+
+VIEWS = ("overview", "queue", "job", "batch")
 JOB_STATUSES = STATUSES
+# A job in one of these has finished (it can no longer be cancelled; a batch counts it as done).
+FINISHED = FINISHED_STATUSES
+# The counts an overview card shows: every status but cancelled, for which a card has no room (the queue page
+# shows it).
+CARD_STATUSES = tuple(s for s in STATUSES if s != "cancelled")
 # Buckets of the engine's 5-second throughput ring: a 5-minute sparkline per card and a 15-minute chart on the
 # queue page (the ring holds an hour).
 SPARK_BUCKETS = 60
@@ -32,7 +40,8 @@ WAIT_SAMPLE = 100
 # decoded).
 ROW_FIELDS = ("id", "status", "priority", "retries", "created_at", "claimed_at", "completed_at", "run_at", "worker")
 # The job options the job page shows besides the row's fields (tags come decoded).
-OPTION_FIELDS = ("key", "unique_key", "unique_for", "timeout", "max_retries", "schedule")
+OPTION_FIELDS = ("key", "unique_key", "unique_for", "timeout", "max_retries", "schedule", "on_dependency_failure",
+                 "batch_id")  # fmt: skip
 # Long text in tables is cut to this many characters; the job page shows it whole.
 PREVIEW_CHARS = 160
 
@@ -157,9 +166,14 @@ def _pretty(raw: str | None) -> str:
 
 
 async def job_page(engine: Engine, queue: str, job_id: str) -> dict[str, Any]:
-    """One job: its fields and options, payload and result formatted as JSON, error and history. Costs 1 round
-    trip. Raises QueueNotFound or JobNotFound."""
+    """One job: its fields and options, payload and result formatted as JSON, error and history, its progress,
+    and the jobs it depends on and that depend on it, with their statuses.
+
+    Costs 1 round trip, plus one per related job shown with its status (at most ``workflows.RELATED_READ``
+    dependencies and as many dependents). Raises QueueNotFound or JobNotFound."""
     job = await engine.get_job(queue, job_id)
+    depends_on: list[str] = orjson.loads(job.fields["depends_on"])
+    dependents = job.dependents or []
     return {
         "view": "job",
         "job": {
@@ -169,8 +183,24 @@ async def job_page(engine: Engine, queue: str, job_id: str) -> dict[str, Any]:
             "payload": _pretty(job.payload),
             "result": _pretty(job.result),
             "error": job.error,
+            "error_dependency": workflows.failed_dependency(job.error, depends_on),
             "lease_id": job.lease_id,
             "lease_expires_at": job.fields["lease_expires_at"],
             "history": job.history or [],
+            "progress": workflows.progress_view(job.fields["progress"]),
+            "depends_on": await workflows.related(engine, queue, depends_on),
+            "depends_on_total": len(depends_on),
+            "dependents": await workflows.related(engine, queue, dependents),
+            "dependents_total": len(dependents),
         },
     }
+
+
+async def batch_page(engine: Engine, queue: str, batch_id: str) -> dict[str, Any]:
+    """One batch: its counts, whether and when it finished, and its callback job once it is submitted. Costs 1
+    round trip, 2 once the batch has finished with a callback. Raises QueueNotFound or BatchNotFound."""
+    batch = await engine.get_batch(queue, batch_id)
+    callback = None
+    if batch.finished and batch.callback_job_id:
+        callback = await workflows.batch_callback(engine, queue, batch.callback_job_id)
+    return {"view": "batch", "batch": {**batch.to_json(), "queue": queue, "callback": callback}}

@@ -1,4 +1,5 @@
-"""The dashboard's routes: three server-rendered pages, their live event stream, a key check and the favicon.
+"""The dashboard's routes: four server-rendered pages, their live event stream, a queue's recent job events, a key
+check and the favicon.
 
 Pages are rendered with their first snapshot embedded as inert JSON (``<script type="application/json">``,
 which a strict CSP allows), so they paint complete on load; ``static/dashboard.js`` then keeps them current
@@ -16,13 +17,17 @@ import orjson
 from markupsafe import Markup
 from quart import Blueprint, Response, current_app, render_template, request, send_from_directory
 
-from starq.server.api.operations import AppState, job_id, queue_name
+from starq.server.api.operations import AppState, batch_id, job_id, queue_name
 from starq.server.api.service import key_is_valid
-from starq.worker_kit.errors import JobNotFound, QueueNotFound, StarqError, Unauthorized, ValidationFailed
+from starq.worker_kit.errors import NotFound, QueueNotFound, StarqError, Unauthorized, ValidationFailed
+from starq.worker_kit.protocol import QUEUE_SETTINGS
 
 from . import snapshots
+from .event_log import RECENT, event_log
 from .live import StreamCounter, snapshot_events
 
+# The queue settings by name: the settings editor takes its fields' limits from them.
+SETTINGS_BY_NAME = {s.name: s for s in QUEUE_SETTINGS}
 COUNTER_KEY = "starq.dashboard.streams"
 STATIC = Path(__file__).parent / "static"
 
@@ -61,6 +66,9 @@ async def _page(template: str, http_status: int = 200, **context: Any) -> Respon
         read_auth=settings.read_auth,
         dev_mode=settings.dev_mode,
         statuses=snapshots.JOB_STATUSES,
+        finished=snapshots.FINISHED,
+        card_statuses=snapshots.CARD_STATUSES,
+        setting=SETTINGS_BY_NAME,
         **context,
     )
     response = Response(html, status=http_status, content_type="text/html; charset=utf-8")
@@ -75,7 +83,7 @@ async def _first_snapshot(build) -> Markup | None:
         return None
     try:
         return _embedded_json(await build())
-    except (QueueNotFound, JobNotFound):
+    except NotFound:
         raise
     except StarqError:
         return None
@@ -83,6 +91,14 @@ async def _first_snapshot(build) -> Markup | None:
 
 async def _not_found(what: str) -> Response:
     return await _page("missing.html", 404, view="missing", what=what, initial=None)
+
+
+def _stream(events) -> Response:
+    response = Response(events, content_type="text/event-stream")
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Accel-Buffering"] = "no"  # a proxy in front must not hold events back
+    response.timeout = None  # the stream ends on disconnect or shutdown, not on RESPONSE_TIMEOUT
+    return response
 
 
 def create_blueprint() -> Blueprint:
@@ -105,20 +121,30 @@ def create_blueprint() -> Blueprint:
             initial = await _first_snapshot(partial(snapshots.queue_page, _state().engine, queue_name(name), status))
         except QueueNotFound:
             return await _not_found(f"queue “{name}”")
-        return await _page("queue.html", view="queue", queue=name, status=status, initial=initial)
+        return await _page("queue.html", view="queue", queue=name, status=status, initial=initial, recent_events=RECENT)
 
     @bp.get("/queues/<name>/jobs/<job>")
     async def job(name: str, job: str) -> Response:
         try:
             initial = await _first_snapshot(partial(snapshots.job_page, _state().engine, queue_name(name), job_id(job)))
-        except (QueueNotFound, JobNotFound):
+        except NotFound:
             return await _not_found(f"job {job} of queue “{name}”")
         return await _page("job.html", view="job", queue=name, job=job, initial=initial)
 
+    @bp.get("/queues/<name>/batches/<batch>")
+    async def batch(name: str, batch: str) -> Response:
+        try:
+            initial = await _first_snapshot(
+                partial(snapshots.batch_page, _state().engine, queue_name(name), batch_id(batch))
+            )
+        except NotFound:
+            return await _not_found(f"batch {batch} of queue “{name}”")
+        return await _page("batch.html", view="batch", queue=name, batch=batch, initial=initial)
+
     @bp.get("/dashboard/events")
     async def events() -> Response:
-        """The live stream of one page: ``?view=overview``, ``?view=queue&queue=Q[&status=S]`` or
-        ``?view=job&queue=Q&job=ID``."""
+        """The live stream of one page: ``?view=overview``, ``?view=queue&queue=Q[&status=S]``,
+        ``?view=job&queue=Q&job=ID`` or ``?view=batch&queue=Q&batch=ID``."""
         _check_read_key()
         engine = _state().engine
         view = request.args.get("view", "overview")
@@ -138,15 +164,31 @@ def create_blueprint() -> Blueprint:
                 queue_name(request.args.get("queue", "")),
                 job_id(request.args.get("job", "")),
             )
+        elif view == "batch":
+            build = partial(
+                snapshots.batch_page,
+                engine,
+                queue_name(request.args.get("queue", "")),
+                batch_id(request.args.get("batch", "")),
+            )
         else:
             raise ValidationFailed(f"view must be one of {', '.join(snapshots.VIEWS)}")
         hub = _state().hub
-        stream = snapshot_events(build, closing=lambda: hub.closed, counter=_counter())
-        response = Response(stream, content_type="text/event-stream")
-        response.headers["Cache-Control"] = "no-store"
-        response.headers["X-Accel-Buffering"] = "no"  # a proxy in front must not hold events back
-        response.timeout = None  # the stream ends on disconnect or shutdown, not on RESPONSE_TIMEOUT
-        return response
+        return _stream(snapshot_events(build, closing=lambda: hub.closed, counter=_counter()))
+
+    @bp.get("/dashboard/job-events")
+    async def job_events() -> Response:
+        """The queue page's recent events: ``?queue=Q``, from its last few events on, or after the event named
+        by ``Last-Event-ID`` when the browser reconnects."""
+        _check_read_key()
+        queue = queue_name(request.args.get("queue", ""))
+        resume = request.headers.get("Last-Event-ID", "").strip()
+        if resume and not resume.isdigit():
+            raise ValidationFailed("Last-Event-ID must be the id of an event (a number)")
+        state = _state()
+        return _stream(
+            event_log(state.engine, state.hub.events, queue, int(resume) if resume else None, counter=_counter())
+        )
 
     @bp.get("/dashboard/streams")
     async def streams() -> Response:

@@ -12,6 +12,9 @@
   const STATUSES = page.statuses.split(" ");
   // The statuses whose jobs POST …/purge removes (every one but claimed).
   const PURGEABLE = STATUSES.filter((s) => s !== "claimed");
+  // The statuses of finished jobs (protocol.FINISHED_STATUSES); a job in any other can be cancelled.
+  const FINISHED = page.finished.split(" ");
+  const CANCELLABLE = STATUSES.filter((s) => !FINISHED.includes(s));
 
   const $ = (sel, root = document) => root.querySelector(sel);
   const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
@@ -225,6 +228,7 @@
     const params = new URLSearchParams({ view: page.view });
     if (page.queue) params.set("queue", page.queue);
     if (page.job) params.set("job", page.job);
+    if (page.batch) params.set("batch", page.batch);
     if (page.view === "queue" && status) params.set("status", status);
     return `/dashboard/events?${params}`;
   }
@@ -266,7 +270,9 @@
     }
   }
 
-  async function readEvents(body) {
+  // Reads server-sent events from a response body, handing each to onEvent(event, data, id); ends with what
+  // onEvent returns other than undefined (why the stream ended), or null when the body ends.
+  async function readSse(body, onEvent) {
     const reader = body.pipeThrough(new TextDecoderStream()).getReader();
     let buffer = "";
     for (;;) {
@@ -279,27 +285,37 @@
         buffer = buffer.slice(cut + 2);
         let event = "message";
         let data = "";
+        let id = null;
         for (const line of block.split("\n")) {
           if (line.startsWith("event:")) event = line.slice(6).trim();
           else if (line.startsWith("data:")) data += line.slice(5).trim();
+          else if (line.startsWith("id:")) id = line.slice(3).trim();
         }
         if (!data) continue;
-        const message = JSON.parse(data);
-        if (event === "snapshot") {
-          clockOffset = message.now * 1000 - Date.now();
-          setLive("live");
-          render(message.data);
-        } else if (event === "trouble") {
-          setLive("trouble", message.detail);
-        } else if (event === "gone") {
-          showGone(message.detail);
-          return "gone";
-        } else if (event === "bye") {
-          return "bye";
+        const end = onEvent(event, JSON.parse(data), id);
+        if (end !== undefined) {
+          reader.cancel().catch(() => {});
+          return end;
         }
       }
     }
   }
+
+  const readEvents = (body) => readSse(body, (event, message) => {
+    if (event === "snapshot") {
+      clockOffset = message.now * 1000 - Date.now();
+      setLive("live");
+      render(message.data);
+    } else if (event === "trouble") {
+      setLive("trouble", message.detail);
+    } else if (event === "gone") {
+      showGone(message.detail);
+      return "gone";
+    } else if (event === "bye") {
+      return "bye";
+    }
+    return undefined;
+  });
 
   function showLocked(locked) {
     $("#locked").hidden = !locked;
@@ -309,7 +325,7 @@
 
   function showGone(detail) {
     setLive("gone");
-    const what = page.view === "job" ? "This job no longer exists" : "This queue no longer exists";
+    const what = { job: "This job no longer exists", batch: "This batch no longer exists" }[page.view] || "This queue no longer exists";
     toast(`${what}: ${detail}`, true);
     $$("[data-needs-key]").forEach((b) => { b.disabled = true; });
   }
@@ -322,6 +338,7 @@
     if (data.view === "overview") renderOverview(data);
     else if (data.view === "queue") renderQueue(data);
     else if (data.view === "job") renderJob(data);
+    else if (data.view === "batch") renderBatch(data);
   }
 
   function renderOverview(data) {
@@ -343,7 +360,7 @@
       field(card, "description").title = q.description;
       field(card, "paused").hidden = !q.paused;
       card.classList.toggle("paused", q.paused);
-      for (const s of ["pending", "claimed", "scheduled", "completed", "failed"]) setText(field(card, s), nf.format(q.counts[s]));
+      for (const el of $$("[data-count]", card)) setText(el, nf.format(q.counts[el.dataset.count]));
       showSince(field(card, "oldest"), q.oldest_pending_at, "");
       setText(field(card, "workers"), nf.format(q.workers));
       setText(field(card, "workers-word"), q.workers === 1 ? "worker" : "workers");
@@ -386,6 +403,7 @@
     $("#no-workers").hidden = data.workers.length > 0;
     $("#workers-table").hidden = data.workers.length === 0;
     renderSettings(q.settings);
+    showEventLog(q.settings.events);
     renderSchedules(data.schedules);
     showPurge(q.counts);
 
@@ -433,6 +451,7 @@
       rate_limit: describeRate(settings.rate_limit),
       concurrency: settings.concurrency ? `${nf.format(settings.concurrency)} at once` : "unlimited",
       key_concurrency: settings.key_concurrency ? `${nf.format(settings.key_concurrency)} at once per key` : "unlimited",
+      events: settings.events ? `on, about ${nf.format(settings.events_max)} kept` : "off",
     };
     for (const el of $$("[data-setting]")) setText(el, shown[el.dataset.setting]);
   }
@@ -554,6 +573,8 @@
   }
 
   const HISTORY_DETAILS = ["worker", "lease", "error", "status", "retries", "run_at", "until", "reason"];
+  // Fields of the job page shown in words rather than as they are.
+  const WORDS = { on_dependency_failure: { cancel: "it is cancelled", run: "it runs anyway" } };
 
   function renderJob(data) {
     const job = data.job;
@@ -566,6 +587,7 @@
       const unset = value === "" || value === null || value === undefined;
       let text;
       if (name.endsWith("_at")) text = fmtTime(value);
+      else if (!unset && WORDS[name]) text = WORDS[name][value] || String(value);
       else if (unset) text = el.dataset.unset && (name !== "unique_for" || job.unique_key) ? el.dataset.unset : "–";
       else text = el.dataset.kind === "seconds" ? fmtSpan(value) : String(value);
       setText(el, text);
@@ -578,17 +600,31 @@
       setText(schedule, job.schedule);
       schedule.href = `/queues/${encodeURIComponent(job.queue)}#schedule-${encodeURIComponent(job.schedule)}`;
     }
+    const batch = $("#job-batch");
+    batch.hidden = !job.batch_id;
+    $("#no-batch").hidden = !!job.batch_id;
+    if (job.batch_id) {
+      setText(batch, shortId(job.batch_id));
+      batch.title = `batch ${job.batch_id}`;
+      batch.href = batchPath(job.batch_id);
+    }
+    renderProgress(job);
+    renderRelated(job);
     setText($("#job-payload"), job.payload);
     setText($("#job-result"), job.result);
     $("#job-result").hidden = !job.result;
     $("#no-result").hidden = !!job.result;
-    setText($("#job-error"), job.error);
+    showError($("#job-error"), job.error, job.error_dependency);
     $("#error-panel").hidden = !job.error;
-    // A job that was retried after a failure keeps the error of that earlier attempt.
-    setText($("#error-title"), job.status === "failed" ? "Error" : "Error of an earlier attempt");
+    // A job that was retried after a failure keeps the error of that earlier attempt; one cancelled because a
+    // dependency failed has that as its error.
+    let errorTitle = "Error of an earlier attempt";
+    if (job.status === "failed") errorTitle = "Error";
+    else if (job.status === "cancelled" && job.error_dependency) errorTitle = "Cancelled: a dependency failed";
+    setText($("#error-title"), errorTitle);
     $("#retry-job").hidden = !["failed", "cancelled"].includes(job.status);
     $("#promote-job").hidden = job.status !== "scheduled";
-    $("#cancel-job").hidden = !["pending", "scheduled", "claimed"].includes(job.status);
+    $("#cancel-job").hidden = !CANCELLABLE.includes(job.status);
     syncRows($("#history"), job.history, (e) => `${e.at}|${e.event}|${JSON.stringify(e)}`, () => {
       const li = document.createElement("li");
       for (const cls of ["when", "what", "detail"]) {
@@ -620,6 +656,220 @@
         detail.appendChild(code);
       });
     });
+  }
+
+  // -- workflows: progress, dependencies, batches, the queue's recent events ------------------------------
+
+  const batchPath = (id) => `/queues/${encodeURIComponent(page.queue)}/batches/${encodeURIComponent(id)}`;
+
+  // An error as text; the dependency it names (a job cancelled because of it) as a link to that job.
+  function showError(el, error, dependency) {
+    const key = JSON.stringify([error, dependency]);
+    if (el.dataset.shown === key) return;
+    el.dataset.shown = key;
+    const at = dependency ? error.indexOf(dependency) : -1;
+    if (at < 0) {
+      el.textContent = error;
+      return;
+    }
+    const link = document.createElement("a");
+    link.href = jobPath(dependency);
+    link.textContent = dependency;
+    el.replaceChildren(error.slice(0, at), link, error.slice(at + dependency.length));
+  }
+
+  // The job's latest progress report: a bar when the server read it as one (done of total), and the value as
+  // JSON unless it is a bare percentage the bar already says.
+  function renderProgress(job) {
+    const p = job.progress;
+    $("#progress-panel").hidden = !p;
+    if (!p) return;
+    setText($("#progress-when"), job.status === "claimed" ? "the latest report, live" : "the last report");
+    const bar = p.total !== undefined;
+    $("#progress-bar-box").hidden = !bar;
+    if (bar) {
+      const progress = $("#progress-bar");
+      progress.max = p.total;
+      progress.value = Math.min(Math.max(p.done, 0), p.total);
+      const percent = `${nf.format(Math.round((1000 * p.done) / p.total) / 10)} %`;
+      let text = percent;
+      if (p.unit !== "%") text = `${nf.format(p.done)} of ${nf.format(p.total)}${p.unit ? ` ${p.unit}` : ""} · ${percent}`;
+      setText($("#progress-text"), text);
+    }
+    const plainPercent = bar && p.unit === "%" && typeof JSON.parse(p.json) === "number";
+    $("#progress-json").hidden = plainPercent;
+    setText($("#progress-json"), p.json);
+  }
+
+  // One list of related jobs (what the job waits for, what waits for it): each a link with its status when the
+  // server read it, then how many more there are.
+  function renderRelatedList(list, items, total, more, none) {
+    syncRows(list, items, (j) => j.id, (j) => {
+      const li = fromTemplate("#related-template");
+      const link = field(li, "link");
+      link.href = jobPath(j.id);
+      link.textContent = j.id;
+      return li;
+    }, (li, j) => {
+      const badge = field(li, "status");
+      badge.hidden = !j.status;
+      badge.className = `status s-${j.status}`;
+      setText(field(li, "status-text"), j.status || "");
+    });
+    none.hidden = total > 0;
+    const read = items.filter((j) => j.status).length;
+    const notes = [];
+    if (read < items.length) notes.push(`The first ${nf.format(read)} are shown with their status; each job's page shows its own.`);
+    if (total > items.length) notes.push(`And ${plural(total - items.length, "more job", "more jobs")}, not listed here.`);
+    more.hidden = !notes.length;
+    setText(more, notes.join(" "));
+  }
+
+  function renderRelated(job) {
+    $("#deps-panels").hidden = !job.depends_on_total && !job.dependents_total;
+    renderRelatedList($("#depends-on"), job.depends_on, job.depends_on_total, $("#depends-more"), $("#no-depends"));
+    renderRelatedList($("#dependents"), job.dependents, job.dependents_total, $("#dependents-more"), $("#no-dependents"));
+  }
+
+  // The parts of a batch's bar, and what each is called ("pending" counts every job not finished yet).
+  const BATCH_PARTS = { completed: "completed", failed: "failed", cancelled: "cancelled", pending: "unfinished" };
+
+  function renderBatch(data) {
+    const b = data.batch;
+    const state = $("#batch-state");
+    setText(state, b.finished ? "finished" : "running");
+    state.className = `badge ${b.finished ? "badge-finished" : "badge-running"}`;
+    for (const el of $$("[data-bf]")) {
+      const name = el.dataset.bf;
+      setText(el, name.endsWith("_at") ? (b[name] ? fmtTime(b[name]) : "not yet") : nf.format(b[name]));
+    }
+    const done = b.total - b.pending;
+    const summary = `${nf.format(done)} of ${nf.format(b.total)} finished`;
+    setText($("#batch-summary"), summary);
+    for (const part of Object.keys(BATCH_PARTS)) {
+      const el = $(`[data-part="${part}"]`);
+      el.hidden = b[part] === 0;
+      el.style.flexGrow = String(b[part]);
+      el.title = `${nf.format(b[part])} ${BATCH_PARTS[part]}`;
+    }
+    const parts = Object.entries(BATCH_PARTS).map(([p, label]) => `${nf.format(b[p])} ${label}`);
+    $("#batch-bar").setAttribute("aria-label", `${summary}: ${parts.join(", ")}`);
+
+    const link = $("#callback-link");
+    const badge = $("#callback-status");
+    const shown = b.callback;
+    link.hidden = !shown;
+    badge.hidden = !shown;
+    let note = "";
+    if (!b.callback_job_id) note = "none";
+    else if (!b.finished) note = "submitted once every job of the batch has finished";
+    else if (!shown) note = `${b.callback_job_id}, submitted to another queue`;
+    setText($("#callback-note"), note);
+    if (shown) {
+      link.href = jobPath(shown.id);
+      setText(link, shown.id);
+      badge.className = `status s-${shown.status}`;
+      setText($(".status-text", badge), shown.status);
+    }
+  }
+
+  // The queue's recent events, from the dashboard's own stream of its event log (GET /dashboard/job-events),
+  // open while the queue's events setting is on. After a break it resumes after the last event it showed.
+  let eventLog = null; // the AbortController of the open event-log stream
+  let lastEventId = null;
+
+  function showEventLog(on) {
+    $("#events-on").hidden = !on;
+    $("#events-off").hidden = on;
+    if (on && !eventLog) followEventLog();
+    else if (!on && eventLog) {
+      eventLog.abort();
+      eventLog = null;
+      setText($("#events-state"), "");
+    }
+  }
+
+  async function followEventLog() {
+    const control = new AbortController();
+    eventLog = control;
+    let delay = 1000;
+    $("#no-events").hidden = $("#event-rows").children.length > 0;
+    while (!control.signal.aborted) {
+      const headers = { Accept: "text/event-stream" };
+      const key = getKey();
+      if (key) headers["X-API-Key"] = key;
+      if (lastEventId !== null) headers["Last-Event-ID"] = lastEventId;
+      let end = null;
+      try {
+        const res = await fetch(`/dashboard/job-events?queue=${encodeURIComponent(page.queue)}`,
+          { headers, signal: control.signal, cache: "no-store" });
+        if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
+        setText($("#events-state"), "");
+        end = await readSse(res.body, onLogEvent);
+        delay = 1000;
+      } catch {
+        if (control.signal.aborted) return;
+      }
+      if (end === "gone") return;
+      setText($("#events-state"), "reconnecting…");
+      await sleep(delay, control.signal);
+      delay = Math.min(delay * 2, 15000);
+    }
+  }
+
+  function onLogEvent(event, data, id) {
+    if (event === "job") {
+      lastEventId = id;
+      addEventRow(data, id);
+    } else if (event === "dropped") {
+      showDropped(data);
+    } else if (["gone", "bye", "trouble"].includes(event)) {
+      return event;
+    }
+    return undefined;
+  }
+
+  const EVENT_DETAILS = ["worker", "retries", "error", "progress"];
+
+  function addRow(row) {
+    const rows = $("#event-rows");
+    rows.insertBefore(row, rows.firstElementChild);
+    while (rows.children.length > Number(rows.dataset.keep)) rows.lastElementChild.remove();
+    $("#no-events").hidden = true;
+  }
+
+  // Events the log's cap removed before this page saw them (it was away, or fell behind): a note above the
+  // table says how many, in all, and when that last happened (rows would soon scroll out of the panel).
+  let eventsMissed = 0;
+
+  function showDropped(d) {
+    eventsMissed += d.oldest - d.after - 1;
+    const now = fmtTime(new Date(Date.now() + clockOffset).toISOString()).slice(11);
+    const note = $("#events-dropped");
+    setText(note, `${plural(eventsMissed, "event", "events")} left the log before this page saw them (last at ${now}): the queue keeps only about events_max events.`);
+    note.hidden = false;
+  }
+
+  function addEventRow(e, id) {
+    const rows = $("#event-rows");
+    if (rows.querySelector(`tr[data-key="${id}"]`)) return;
+    const row = fromTemplate("#event-row-template");
+    row.dataset.key = id;
+    row.className = `ev-${e.event}`;
+    const when = field(row, "when");
+    when.textContent = fmtTime(e.at).slice(11);
+    when.title = fmtTime(e.at);
+    field(row, "event").textContent = e.event;
+    const link = field(row, "link");
+    link.href = jobPath(e.job_id);
+    link.textContent = shortId(e.job_id);
+    link.title = e.job_id;
+    field(row, "status").className = `status s-${e.status}`;
+    field(row, "status-text").textContent = e.status;
+    const parts = EVENT_DETAILS.filter((name) => e[name] !== undefined && e[name] !== "" && e[name] !== null)
+      .map((name) => `${name} ${typeof e[name] === "string" ? e[name] : JSON.stringify(e[name])}`);
+    field(row, "detail").textContent = parts.join(" · ");
+    addRow(row);
   }
 
   // -- write actions ---------------------------------------------------------------------------------------
@@ -735,11 +985,14 @@
     for (const name of ["description", "max_retries", "claim_timeout", "retry_delay", "retry_delay_max", "retention",
       "concurrency", "key_concurrency"]) f[name].value = String(settingsBase[name]);
     f.dedupe.checked = settingsBase.dedupe;
+    f.events.checked = settingsBase.events;
+    f.events_max.value = String(settingsBase.events_max);
     const limit = settingsBase.rate_limit;
     f.rate_on.checked = !!limit;
     f.rate_max.value = String(limit ? limit.max : 10);
     f.rate_per_ms.value = String(limit ? limit.per_ms : 1000);
     showRateFields();
+    showEventFields();
     openDialog($("#settings-dialog"));
   }
 
@@ -747,6 +1000,11 @@
     const f = $("#settings-form").elements;
     f.rate_max.disabled = !f.rate_on.checked;
     f.rate_per_ms.disabled = !f.rate_on.checked;
+  }
+
+  function showEventFields() {
+    const f = $("#settings-form").elements;
+    f.events_max.disabled = !f.events.checked;
   }
 
   let zonesFilled = false;
@@ -942,6 +1200,8 @@
       concurrency: Number(f.concurrency.value),
       key_concurrency: Number(f.key_concurrency.value),
       rate_limit: f.rate_on.checked ? { max: Number(f.rate_max.value), per_ms: Number(f.rate_per_ms.value) } : null,
+      events: f.events.checked,
+      events_max: Number(f.events_max.value),
     };
     // Only what was changed here is sent, so a change made elsewhere meanwhile is not undone.
     const changes = {};
@@ -980,6 +1240,8 @@
 
   const rateOn = $("#qs-rate-on");
   if (rateOn) rateOn.addEventListener("change", showRateFields);
+  const eventsOn = $("#qs-events");
+  if (eventsOn) eventsOn.addEventListener("change", showEventFields);
   const scheduleForm = $("#schedule-form");
   if (scheduleForm) scheduleForm.addEventListener("change", (event) => { if (event.target.name === "kind") showKindPanels(); });
 

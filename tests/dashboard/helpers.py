@@ -3,6 +3,7 @@ should then show, and a watch on what a page did that it should not."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from urllib.parse import urlsplit
 
@@ -40,6 +41,12 @@ class Api:
         reply.raise_for_status()
         return reply.json()["jobs"]
 
+    def submit_many(self, queue: str, jobs: list[dict], **extra) -> dict:
+        """Submits items as the API takes them (``depends_on`` with ``"#i"``...), ``batch=`` too; the whole answer."""
+        reply = self.client.post(f"/api/v1/queues/{queue}/jobs", json={"jobs": jobs, **extra})
+        reply.raise_for_status()
+        return reply.json()
+
     def claim(self, queue: str, count: int = 1, worker: str = "test-worker") -> list[dict]:
         reply = self.client.post(f"/api/v1/queues/{queue}/jobs/claim", json={"count": count, "worker": worker})
         reply.raise_for_status()
@@ -56,6 +63,15 @@ class Api:
             f"/api/v1/queues/{queue}/jobs/{job['id']}/fail",
             json={"lease_id": job["lease_id"], "error": error, "retry": retry},
         ).raise_for_status()
+
+    def progress(self, queue: str, job: dict, progress) -> None:
+        self.client.put(
+            f"/api/v1/queues/{queue}/jobs/{job['id']}/progress",
+            json={"lease_id": job["lease_id"], "progress": progress},
+        ).raise_for_status()
+
+    def cancel(self, queue: str, job_id: str) -> None:
+        self.client.delete(f"/api/v1/queues/{queue}/jobs/{job_id}").raise_for_status()
 
     def info(self, queue: str) -> httpx.Response:
         return self.client.get(f"/api/v1/queues/{queue}")
@@ -75,6 +91,17 @@ class Api:
 
     def schedule(self, queue: str, name: str) -> httpx.Response:
         return self.client.get(f"/api/v1/queues/{queue}/schedules/{name}")
+
+
+def wait_for(predicate, timeout: float = 10.0):
+    """Polls ``predicate`` until it is true (its value is returned) or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("condition not reached")
 
 
 def stay_marker(page) -> None:

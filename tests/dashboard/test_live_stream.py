@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 import uuid
 
 import httpx
 import pytest
 
-from dashboard.helpers import KEY
+from dashboard.helpers import KEY, wait_for
 from serverproc import start_server
 
 HEADERS = {"X-API-Key": KEY}
@@ -31,18 +30,24 @@ def events(response):
             event, data = "message", ""
 
 
+def numbered(response):
+    """(event, id, data) triples from an SSE response: ``events`` with each event's ``id`` (None without)."""
+    event, number, data = "message", None, ""
+    for line in response.iter_lines():
+        if line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("id:"):
+            number = int(line[3:].strip())
+        elif line.startswith("data:"):
+            data += line[5:].strip()
+        elif line == "":
+            if data:
+                yield event, number, json.loads(data)
+            event, number, data = "message", None, ""
+
+
 def streams(url: str) -> dict:
     return httpx.get(url + "/dashboard/streams", headers=HEADERS).json()
-
-
-def wait_for(predicate, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not reached")
 
 
 @pytest.fixture(scope="module")
@@ -108,16 +113,23 @@ def test_the_stream_ends_when_the_client_goes_away(live):
     assert streams(server.url)["opened"] == opened + 2
 
 
-def test_the_stream_says_bye_and_ends_when_the_server_shuts_down(server_factory):
+def test_the_streams_say_bye_and_end_when_the_server_shuts_down(server_factory):
     server = server_factory()
     queue = new_queue(server)
-    with httpx.Client() as client, open_stream(client, server.url, view="queue", queue=queue) as response:
+    httpx.patch(f"{server.url}/api/v1/queues/{queue}", json={"events": True}, headers=HEADERS).raise_for_status()
+    with (
+        httpx.Client() as client,
+        open_stream(client, server.url, view="queue", queue=queue) as response,
+        client.stream("GET", server.url + "/dashboard/job-events", params={"queue": queue}) as log,
+    ):
         received = events(response)
         assert next(received)[0] == "snapshot"
+        wait_for(lambda: streams(server.url)["open"] == 2)
         server.process.send_signal(signal.SIGTERM)
         kind, data = next(received)
         assert kind == "bye"
         assert list(received) == []  # and then the response ends
+        assert list(events(log)) == [("bye", {"reason": "the server is shutting down"})]
     assert server.process.wait(20) == 0
 
 
@@ -131,6 +143,37 @@ def test_the_stream_says_gone_when_its_queue_is_deleted(live):
         assert kind == "gone"
         assert "not found" in data["detail"]
         assert list(received) == []
+
+
+def test_the_event_log_starts_with_recent_events_and_resumes_after_the_last_one_seen(live):
+    server, queue = live
+    httpx.patch(f"{server.url}/api/v1/queues/{queue}", json={"events": True}, headers=HEADERS).raise_for_status()
+    submit = f"{server.url}/api/v1/queues/{queue}/jobs"
+    httpx.post(submit, json={"jobs": [{"payload": {"n": n}} for n in range(60)]}, headers=HEADERS)
+    url = server.url + "/dashboard/job-events"
+    with httpx.Client() as client:
+        with client.stream("GET", url, params={"queue": queue}, timeout=10) as response:
+            assert response.headers["content-type"].startswith("text/event-stream")
+            received = numbered(response)
+            first = [next(received) for _ in range(50)]  # the last 50 of the log: events 11 to 60
+            assert [n for _, n, _ in first] == list(range(11, 61))
+            kind, number, data = first[0]
+            assert (kind, data["event"], data["status"], data["queue"]) == ("job", "submitted", "pending", queue)
+            (job,) = httpx.post(submit, json={"payload": {"n": 60}}, headers=HEADERS).json()["jobs"]
+            kind, number, data = next(received)
+            assert (kind, number, data["job_id"], data["event"]) == ("job", 61, job["id"], "submitted")
+        # After a break the page sends the last id it has, and gets what followed.
+        headers = {"Last-Event-ID": "59"}
+        with client.stream("GET", url, params={"queue": queue}, headers=headers, timeout=10) as response:
+            received = numbered(response)
+            assert [next(received)[1] for _ in range(2)] == [60, 61]
+            httpx.delete(f"{server.url}/api/v1/queues/{queue}", headers=HEADERS).raise_for_status()
+            kind, _, data = next(received)
+            assert kind == "gone" and "not found" in data["detail"]
+            assert list(received) == []
+    bad = httpx.get(url, params={"queue": queue}, headers={"Last-Event-ID": "x"})
+    assert bad.status_code == 422 and bad.json()["error"] == "validation_error"
+    assert httpx.get(url, params={"queue": "NO SUCH"}).status_code == 404
 
 
 def test_bad_stream_requests_get_json_errors(live):
@@ -166,7 +209,7 @@ def test_with_read_auth_nothing_is_shown_without_a_key(server_factory):
         assert 'data-read-auth="1"' in page.text
     overview = httpx.get(server.url + "/").text
     assert queue not in overview
-    for path in ("/dashboard/events", "/dashboard/streams"):
+    for path in ("/dashboard/events", "/dashboard/streams", f"/dashboard/job-events?queue={queue}"):
         refused = httpx.get(server.url + path)
         assert refused.status_code == 401
         assert refused.json()["error"] == "unauthorized"

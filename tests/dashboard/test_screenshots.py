@@ -1,7 +1,8 @@
-"""Screenshots of the overview, a queue page and a job page, in the light and the dark theme, taken while a
-worker is busy. They are written to ``test-artifacts/screenshots/`` (ignored by git) for a reviewer to look at;
-``docs/screenshots/`` holds a committed copy. ``STARQ_SCREENSHOT_WARMUP`` (seconds of simulated traffic before
-the shots, default 3) can be raised to fill more of the throughput charts."""
+"""Screenshots of the overview, a queue page, a job page, a job in a workflow and a batch page, in the light and the
+dark theme, taken while a worker is busy. They are written to ``test-artifacts/screenshots/`` (ignored by git) for
+a reviewer to look at; ``docs/screenshots/`` holds a committed copy of some of them, made smaller with
+``pngquant --quality 70-90 --strip``. ``STARQ_SCREENSHOT_WARMUP`` (seconds of simulated traffic before the shots,
+default 3) can be raised to fill more of the throughput charts."""
 
 from __future__ import annotations
 
@@ -64,6 +65,7 @@ def busy(api):
             "concurrency": 8,
             "key_concurrency": 1,
             "rate_limit": {"max": 50, "per_ms": 1000},
+            "events": True,
         },
     ).raise_for_status()
     api.new_schedule(
@@ -100,24 +102,53 @@ def busy(api):
     api.client.post("/api/v1/queues/emails/jobs/claim", json={"count": 1, "worker": "mailer-2"})
     current = api.job("emails", job["id"])
     api.complete("emails", current, {"message_id": "<20261129.1042@mail.example.com>", "accepted": True})
+    workflow = media_pipeline(api)
     stop = threading.Event()
     thread = threading.Thread(target=simulate, args=(api, stop))
     thread.start()
     time.sleep(WARMUP)
-    yield job["id"]
+    yield {"job": job["id"], **workflow}
     stop.set()
     thread.join()
+
+
+def media_pipeline(api: Api) -> dict[str, str]:
+    """A video's pipeline as one batch: fetched, three renditions of which one failed and one is being encoded
+    (reporting progress), and a publish step waiting for them."""
+    api.client.post(
+        "/api/v1/queues", json={"name": "media", "description": "Video pipeline", "max_retries": 0}
+    ).raise_for_status()
+    reply = api.submit_many(
+        "media",
+        [
+            {"payload": {"step": "fetch", "url": "https://example.com/talk.mov"}},
+            {"payload": {"step": "transcode", "height": 1080}, "depends_on": ["#0"]},
+            {"payload": {"step": "transcode", "height": 720}, "depends_on": ["#0"]},
+            {"payload": {"step": "transcode", "height": 480}, "depends_on": ["#0"]},
+            {"payload": {"step": "publish"}, "depends_on": ["#1", "#2", "#3"], "on_dependency_failure": "run"},
+        ],
+        batch={"callback": {"payload": {"notify": "video-team@example.com"}}},
+    )
+    (fetch,) = api.claim("media", worker="fetcher-1")
+    api.complete("media", fetch, {"bytes": 734_003_200})
+    hd, sd, small = api.claim("media", count=3, worker="encoder-2")
+    api.complete("media", small, {"path": "talk-480p.mp4"})
+    api.fail("media", sd, "ffmpeg exited with status 1: unsupported pixel format")
+    api.progress("media", hd, {"frames": 41_800, "of": 72_000, "stage": "encoding"})
+    return {"workflow": hd["id"], "batch": reply["batch_id"]}
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_screenshots(dash_server, busy, make_page, scheme):
     OUT.mkdir(parents=True, exist_ok=True)
     page = make_page(key=True, color_scheme=scheme, viewport={"width": 1280, "height": 900})
-    # The queue page is shot down to its schedules (its job table goes on for 50 rows); the others whole.
+    # The queue page is shot down to its recent events (its job table goes on for 50 rows); the others whole.
     shots = [
         ("overview", "/", None),
-        ("queue", "/queues/emails", "#schedules-panel"),
-        ("job", f"/queues/emails/jobs/{busy}", None),
+        ("queue", "/queues/emails", "#events-panel"),
+        ("job", f"/queues/emails/jobs/{busy['job']}", None),
+        ("workflow", f"/queues/media/jobs/{busy['workflow']}", None),
+        ("batch", f"/queues/media/batches/{busy['batch']}", None),
     ]
     for name, path, down_to in shots:
         page.goto(dash_server.url + path)
