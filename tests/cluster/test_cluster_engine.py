@@ -116,6 +116,8 @@ async def test_ready_notifications_reach_a_subscriber_on_another_node(cengine, c
 
         nursery.start_soon(listen)
         for queue in queues:
+            # 'ready' is published only while a claim waits: an empty claim that will park marks the queue.
+            assert not (await cengine.claim(queue, 1, "w1", park_ms=10_000)).jobs
             await cengine.submit(queue, [NewJob(payload="{}")], [new_job_id()])
         with trio.fail_after(10):
             while len(set(heard)) < len(queues):
