@@ -11,7 +11,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
@@ -71,6 +71,17 @@ TICK_PIPELINE = 500
 SCAN_BUDGET = 2000
 
 _STORE_ERRORS = (redis_errors.ConnectionError, TimeoutError, OSError)
+
+
+async def _settled(request: Awaitable[Any]) -> Any:
+    """A pipelined command's reply, or the ResponseError the store answered it with (for the caller to handle
+    item by item). A timeout or a lost connection raises: read inside ``_store_call``, it becomes
+    StoreUnavailable like any other round trip's (read after it, it escaped as a bare TimeoutError and ended
+    the maintenance loop, and with it the server)."""
+    try:
+        return await request
+    except redis_errors.ResponseError as exc:
+        return exc
 
 
 def dedupe_hash(payload: Any) -> str:
@@ -293,15 +304,15 @@ class Engine:
         names = sorted(await self._registry("smembers"))
         with self._store_call("list_queues"):
             async with self._redis.pipeline(transaction=False, raise_on_error=False) as pipe:
-                replies = [pipe.fcall_ro("starq_queue_info", keys=[keys.meta(n)], args=[]) for n in names]
+                requests = [pipe.fcall_ro("starq_queue_info", keys=[keys.meta(n)], args=[]) for n in names]
+            replies = [await _settled(request) for request in requests]
         infos = []
-        for name, request in zip(names, replies, strict=True):
-            try:
-                infos.append(QueueInfo.from_reply(name, await request))
-            except redis_errors.ResponseError as exc:
-                if not isinstance(_translate(exc), QueueNotFound):
-                    raise _translate(exc) from exc
-                # Being deleted, or deleted by a process that died before unregistering it: not listed.
+        for name, reply in zip(names, replies, strict=True):
+            if not isinstance(reply, redis_errors.ResponseError):
+                infos.append(QueueInfo.from_reply(name, reply))
+            elif not isinstance(_translate(reply), QueueNotFound):
+                raise _translate(reply) from reply
+            # else: being deleted, or deleted by a process that died before unregistering it: not listed.
         return infos
 
     async def queue_names(self) -> list[str]:
@@ -595,26 +606,23 @@ class Engine:
         args = [str(TICK_LIMIT), str(random.random())]
         with self._store_call("tick"):
             async with self._redis.pipeline(transaction=False, raise_on_error=False) as pipe:
-                replies = [pipe.fcall("starq_tick", keys=[keys.meta(q)], args=args) for q in queues]
+                requests = [pipe.fcall("starq_tick", keys=[keys.meta(q)], args=args) for q in queues]
                 synced = pipe.waitaof(1, 0, DURABLE_TIMEOUT_MS) if self._durable and self._waitaof else None
-        if synced is not None:
-            await confirm_on_disk(synced)
+            replies = [await _settled(request) for request in requests]
+            if synced is not None:
+                await confirm_on_disk(synced)
         out: dict[str, Ticked] = {}
-        for queue, request in zip(queues, replies, strict=True):
-            try:
-                reply = await request
-            except redis_errors.ResponseError as exc:
-                if "Function not found" in str(exc):
-                    # The store lost its functions (restarted without persistence): tick() reloads them.
-                    out[queue] = await self.tick(queue)
-                    continue
-                error = _translate(exc)
-                if not isinstance(error, QueueNotFound):
-                    raise error from exc
+        for queue, reply in zip(queues, replies, strict=True):
+            if not isinstance(reply, redis_errors.ResponseError):
+                out[queue] = self._ticked(queue, reply)
+            elif "Function not found" in str(reply):
+                # The store lost its functions (restarted without persistence): tick() reloads them.
+                out[queue] = await self.tick(queue)
+            elif isinstance(_translate(reply), QueueNotFound):
                 await self.purge(queue)
                 out[queue] = Ticked()
             else:
-                out[queue] = self._ticked(queue, reply)
+                raise _translate(reply) from reply
         return out
 
     def _ticked(self, queue: str, reply: list[Any]) -> Ticked:

@@ -5,12 +5,16 @@ recover by itself, and neither lose an acknowledged job nor store one submit twi
 from __future__ import annotations
 
 import httpx
+import pytest
 import trio
 
 from faults.helpers import create_queue, host_port, report
 from faults.load import CLIENT_TIMEOUT, KEY, Load
 from faults.proxy import FaultProxy
+from starq.server.engine.engine import open_engine
+from starq.server.maintenance import maintain_once
 from starq.server.settings import Settings
+from starq.worker_kit.errors import StoreUnavailable
 
 # The server's bound on one store round trip (server/engine/store.py COMMAND_TIMEOUT), plus slack for a
 # request that first waits for a pool slot.
@@ -89,3 +93,20 @@ async def test_stalled_store_link_times_out_with_503_then_recovers(redis_url, se
         await trio.sleep(1)
         summary = await finish(load, server, proxy, "store link stalled")
     assert summary.responses.get("submit 503", 0) + summary.responses.get("claim 503", 0) > 0
+
+
+async def test_a_stalled_store_fails_pipelined_calls_with_store_unavailable(redis_url, queue_name, nursery):
+    """The maintenance loop and the queue list send pipelines: their replies time out when they are read, and
+    that must be StoreUnavailable like every other round trip (a bare TimeoutError once ended the maintenance
+    loop, and with it the whole server)."""
+    proxy = FaultProxy(*host_port(redis_url))
+    await nursery.start(proxy.serve)
+    async with open_engine(proxy.url, store_timeout=0.5) as engine:
+        await engine.create_queue(queue_name, {})
+        proxy.stall()
+        for call in (engine.tick_many([queue_name]), engine.list_queues(), maintain_once(engine, [queue_name])):
+            with pytest.raises(StoreUnavailable):
+                await call
+        proxy.resume()
+        await maintain_once(engine, [queue_name])
+        await engine.delete_queue(queue_name)
