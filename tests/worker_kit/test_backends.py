@@ -20,7 +20,7 @@ import trio
 from starq.worker_kit import Backoff, Retry, RunningJob, StarqClient, Worker
 from worker_kit.helpers import FAST_RETRY, KEY
 
-FAST = {"backoff": Backoff(0.05, 0.5), "block_ms": 500}
+FAST: dict[str, Any] = {"backoff": Backoff(0.05, 0.5), "block_ms": 500}
 
 
 def running_on() -> str:
@@ -128,7 +128,7 @@ async def shutdown_releases(client: StarqClient, queue: str) -> dict:
 
 
 async def scenario(url: str, queue: str) -> dict[str, Any]:
-    found = {"loop": running_on()}
+    found: dict[str, Any] = {"loop": running_on()}
     async with StarqClient(url, KEY, timeout=10, retry=FAST_RETRY) as client:
         found["client"] = await client_calls(client, queue)
         found["async"] = await run_worker(

@@ -7,7 +7,9 @@ from __future__ import annotations
 import inspect
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import httpx
 import pytest
@@ -21,7 +23,7 @@ from worker_kit.helpers import FAST_RETRY, KEY
 ASYNC_ONLY = {"aclose", "open_stream"}
 
 
-def public_methods(cls: type) -> dict[str, object]:
+def public_methods(cls: type) -> dict[str, Callable[..., Any]]:
     return {name: member for name, member in inspect.getmembers(cls, callable) if not name.startswith("_")}
 
 
