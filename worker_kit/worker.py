@@ -465,11 +465,9 @@ class Worker:
                     # dead-letters it (status failed); pending or scheduled means it will run again.
                     dead = answer.status == "failed"
                     self._counts["dead" if dead else "retried"] += 1
+                    # The whole error: its line, then the traceback of the handler's own frames (outcomes.py).
                     log.info(
-                        "job %s failed (%s): %s",
-                        job.id,
-                        "dead-lettered" if dead else "will be retried",
-                        (outcome.error.splitlines() or [""])[0],
+                        "job %s failed (%s): %s", job.id, "dead-lettered" if dead else "will be retried", outcome.error
                     )
                 return
             except JobCancelled:
