@@ -44,7 +44,15 @@ def serve(check_config: bool, **options: Any) -> None:
     if check_config:
         click.echo(json.dumps(settings.describe(), indent=2))
         return
-    from starq.server.serve import StartError, run
+    try:
+        from starq.server.serve import StartError, run
+    except ModuleNotFoundError as exc:
+        if (exc.name or "starq").startswith("starq"):
+            raise  # one of Starq's own modules is missing: a broken install, not a client-only one
+        # A client-only install (`pip install starq`): the server's dependencies are an extra.
+        raise click.ClickException(
+            f"starq serve needs the server's dependencies (no module {exc.name!r}): pip install 'starq[server]'"
+        ) from None
 
     try:
         run(settings)

@@ -1,9 +1,9 @@
 """Starq's Python worker kit: ``StarqClient`` (every HTTP endpoint, typed and async) and ``Worker`` (a
-claim-run-report loop with lease extension and graceful shutdown).
+claim-run-report loop with lease extension and graceful shutdown), under asyncio and Trio alike (anyio); and, in
+``starq.worker_kit.sync``, a blocking ``StarqClient`` for code without an event loop (Django, Flask, scripts).
 
-It needs only httpx, trio and attrs, so it installs next to any application without the server's dependencies.
-``StarqClient`` alone also runs under asyncio (its waits go through anyio, which httpx depends on); ``Worker``
-runs on Trio.
+It needs only httpx, anyio and attrs, so it installs next to any application without the server's dependencies
+(``pip install starq``; the server is ``starq[server]``).
 """
 
 from .backoff import Backoff, RetryPolicy

@@ -6,12 +6,14 @@ Each keeps the server's whole object in ``raw`` too, so fields added by a newer 
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from datetime import datetime
 from typing import Any
 
+import anyio.from_thread
 import attrs
-import trio
 
 from .protocol import FINISHED_STATUSES, QUEUE_DEFAULTS
 
@@ -96,19 +98,29 @@ class Progress:
         done (what it returns needs no ``await`` there).
 
         The job shows the latest value (its ``progress``), and a queue with events on logs each report. A job
-        cancelled meanwhile is stopped here, as at a heartbeat: an async handler gets ``trio.Cancelled``, a sync
-        one ``JobCancelled``. One whose lease was lost is dropped the same way (``trio.Cancelled``, or in a thread
-        ``LeaseLost``/``NotClaimed``/``NotFound``). A report the server could not be reached for is logged and
-        skipped: progress is advice, and the job goes on.
+        cancelled meanwhile is stopped here, as at a heartbeat: an async handler is cancelled (``trio.Cancelled``,
+        ``asyncio.CancelledError``), a sync one gets ``JobCancelled``. One whose lease was lost is dropped the same
+        way (cancelled, or in a thread ``LeaseLost``/``NotClaimed``/``NotFound``). A report the server could not be
+        reached for is logged and skipped: progress is advice, and the job goes on.
         """
-        if trio.lowlevel.in_trio_task():
+        if _in_event_loop():
             return self._send(value)
-        trio.from_thread.run(self._send, value)  # a sync handler's thread: the report runs in the worker's loop
+        anyio.from_thread.run(self._send, value)  # a sync handler's thread: the report runs in the worker's loop
         return _Done()
 
     async def _send(self, value: float | Mapping[str, Any]) -> None:
         await self._reporter(value)
         self.last = value
+
+
+def _in_event_loop() -> bool:
+    """Whether this runs in an event loop's thread (Trio's or asyncio's) rather than in a handler's thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        trio = sys.modules.get("trio")  # imported already if Trio runs this thread; not imported for nothing
+        return trio is not None and trio.lowlevel.in_trio_task()
+    return True
 
 
 class _Done:

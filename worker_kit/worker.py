@@ -1,10 +1,11 @@
 """``Worker``: runs a handler over a queue, ``concurrency`` jobs at a time, and reports every outcome.
 
-One nursery holds the claim loop and one task per job. A ``CapacityLimiter`` of ``concurrency`` tokens is the
-only measure of free capacity: the claim loop reserves every free token, claims exactly that many jobs (long-poll),
-hands each job its token, and gives back the ones it could not fill. A job's task runs the handler, keeps its
-lease alive past half the claim timeout, and reports the outcome quoting its ``lease_id`` — so a worker that lost
-its lease (the job was reclaimed and handed to another worker) can never overwrite the new holder's result.
+It runs under Trio and asyncio alike (anyio). One task group holds the claim loop and one task per job. A
+``CapacityLimiter`` of ``concurrency`` tokens is the only measure of free capacity: the claim loop reserves every
+free token, claims exactly that many jobs (long-poll), hands each job its token, and gives back the ones it could
+not fill. A job's task runs the handler, keeps its lease alive past half the claim timeout, and reports the outcome
+quoting its ``lease_id`` — so a worker that lost its lease (the job was reclaimed and handed to another worker) can
+never overwrite the new holder's result.
 
 Shutdown (``stop()``): stop claiming (the parked long-poll is cancelled; the server puts back any job it took for
 it), let running jobs finish for up to ``grace`` seconds, then cancel the rest and ``release`` them: they return to
@@ -15,7 +16,7 @@ Cancelled jobs: a job cancelled while claimed (``DELETE .../jobs/{id}``) answers
 complete or fail with ``409 job_cancelled``. When a heartbeat or a progress report meets it, the job is stopped:
 an async handler is cancelled; a sync handler's thread cannot be interrupted, so it is abandoned (it runs on until
 it returns, keeping its thread slot, and its outcome is not reported; it may call
-``trio.from_thread.check_cancelled()`` to stop early, and a progress report it makes raises ``JobCancelled``).
+``anyio.from_thread.check_cancelled()`` to stop early, and a progress report it makes raises ``JobCancelled``).
 Nothing is reported for a cancelled job; it is counted as ``cancelled``, as is a job whose report meets
 ``job_cancelled``.
 
@@ -36,8 +37,12 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
+import anyio
+import anyio.abc
+import anyio.from_thread
+import anyio.lowlevel
+import anyio.to_thread
 import attrs
-import trio
 
 from .backoff import Backoff
 from .client import StarqClient
@@ -107,7 +112,7 @@ class _Running:
     """One job in this worker's hands (one claim of it)."""
 
     job: Job
-    scope: trio.CancelScope | None = None
+    scope: anyio.CancelScope | None = None
     interrupted: bool = False  # shutdown asked it to stop
     lease_lost: bool = False  # the server no longer knows our lease: someone else holds the job
     cancelled: bool = False  # the job was cancelled while we held it: stop, report nothing
@@ -127,7 +132,7 @@ class Worker:
         client: the ``StarqClient`` to talk through (the worker does not close it).
         queue: the queue to claim from.
         handler: called with each job (a ``RunningJob``: the ``Job``, and its ``progress`` to report to); an
-            ``async def`` runs in the worker's nursery, a plain function in a thread. Its return value (any JSON
+            ``async def`` runs in the worker's task group, a plain function in a thread. Its return value (any JSON
             value) completes the job; ``Retry``, ``Permanent`` or any other exception fails it (``Permanent``
             dead-letters it at once).
         concurrency: jobs run at once.
@@ -163,12 +168,12 @@ class Worker:
         self.report_timeout = report_timeout
         self.backoff = backoff
         self._is_async = inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(type(handler).__call__)
-        self._limiter = trio.CapacityLimiter(concurrency)
-        self._threads = trio.CapacityLimiter(concurrency)
+        self._limiter = anyio.CapacityLimiter(concurrency)
+        self._threads = anyio.CapacityLimiter(concurrency)
         self._running: set[_Running] = set()
-        self._stopping = trio.Event()
-        self._drained = trio.Event()
-        self._claim_scope: trio.CancelScope | None = None
+        self._stopping = anyio.Event()
+        self._drained = anyio.Event()
+        self._claim_scope: anyio.CancelScope | None = None
         self._fatal: StarqError | None = None
         self._counts = dict.fromkeys(("claimed", "completed", "retried", "dead", "interrupted", "lost", "cancelled"), 0)
 
@@ -194,7 +199,7 @@ class Worker:
                 run.interrupt()
         self._check_drained()
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Claims and runs jobs until ``stop()`` is called and the shutdown has finished.
 
         Cancelling ``run`` instead ends everything at once: jobs in hand are neither finished nor reported, and
@@ -204,11 +209,11 @@ class Worker:
             Unauthorized: the API key is refused (and other errors no retry can fix).
         """
         log.info("worker %s: queue %r, concurrency %d", self.name, self.queue, self.concurrency)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._claim_forever, nursery)
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(self._claim_forever, tasks)
             task_status.started()
             await self._stopping.wait()
-            with trio.move_on_after(self.grace):
+            with anyio.move_on_after(self.grace):
                 await self._drained.wait()
             if self._running:
                 log.warning(
@@ -216,14 +221,14 @@ class Worker:
                 )
                 for run in list(self._running):
                     run.interrupt()
-                with trio.move_on_after(self.report_timeout):
+                with anyio.move_on_after(self.report_timeout):
                     await self._drained.wait()
                 if self._running:
                     log.error(
                         "could not report %d job(s); they return to the queue when their leases expire",
                         len(self._running),
                     )
-            nursery.cancel_scope.cancel()
+            tasks.cancel_scope.cancel()
         log.info("worker %s stopped", self.name)
         if self._fatal is not None:
             raise self._fatal
@@ -235,8 +240,8 @@ class Worker:
             True after a graceful stop, False when a second signal cut it short.
         """
         graceful = True
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async with trio.open_nursery() as nursery:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with anyio.create_task_group() as tasks:
 
                 async def watch() -> None:
                     nonlocal graceful
@@ -248,11 +253,11 @@ class Worker:
                         else:
                             log.warning("second %s: exiting now", name)
                             graceful = False
-                            nursery.cancel_scope.cancel()
+                            tasks.cancel_scope.cancel()
 
-                nursery.start_soon(watch)
+                tasks.start_soon(watch)
                 await self.run()
-                nursery.cancel_scope.cancel()
+                tasks.cancel_scope.cancel()
         return graceful
 
     # -- claiming -------------------------------------------------------------------------------------------
@@ -266,18 +271,18 @@ class Worker:
             slot = object()
             try:
                 self._limiter.acquire_on_behalf_of_nowait(slot)
-            except trio.WouldBlock:
+            except anyio.WouldBlock:
                 break
             slots.append(slot)
         return slots
 
-    async def _claim_forever(self, nursery: trio.Nursery) -> None:
+    async def _claim_forever(self, tasks: anyio.abc.TaskGroup) -> None:
         failures = 0
         while not self.stopping:
             slots = await self._reserve()
             jobs: list[Job] = []
             try:
-                with trio.CancelScope() as self._claim_scope:
+                with anyio.CancelScope() as self._claim_scope:
                     if self.stopping:
                         self._claim_scope.cancel()
                     jobs = await self.client.claim(
@@ -292,7 +297,7 @@ class Worker:
                 failures += 1
                 what = "server unreachable" if isinstance(exc, _TRANSIENT) else "claim refused"
                 log.warning("%s (%s): retrying in %.1f s (attempt %d)", what, exc.detail, pause, failures)
-                with trio.move_on_after(pause):
+                with anyio.move_on_after(pause):
                     await self._stopping.wait()
             else:
                 if failures:
@@ -302,18 +307,18 @@ class Worker:
                 self._claim_scope = None
                 for slot in slots[len(jobs) :]:
                     self._limiter.release_on_behalf_of(slot)
-            received = trio.current_time()
+            received = anyio.current_time()
             for job, slot in zip(jobs, slots):
                 self._counts["claimed"] += 1
                 run = _Running(job)
                 self._running.add(run)
-                nursery.start_soon(self._run_job, run, slot, received)
+                tasks.start_soon(self._run_job, run, slot, received)
 
     # -- one job --------------------------------------------------------------------------------------------
 
     async def _run_job(self, run: _Running, slot: object, received: float) -> None:
         try:
-            async with trio.open_nursery() as keeper:
+            async with anyio.create_task_group() as keeper:
                 keeper.start_soon(self._keep_lease, run, received)
                 try:
                     outcome = await self._execute(run)
@@ -329,7 +334,7 @@ class Worker:
 
     async def _execute(self, run: _Running) -> Outcome:
         job = RunningJob.of(run.job, functools.partial(self._progress, run))
-        with trio.CancelScope() as run.scope:
+        with anyio.CancelScope() as run.scope:
             if run.interrupted:
                 run.scope.cancel()
             try:
@@ -338,7 +343,7 @@ class Worker:
                 else:
                     run.in_thread = True
                     try:
-                        value = await trio.to_thread.run_sync(
+                        value = await anyio.to_thread.run_sync(
                             self.handler, job, limiter=self._threads, abandon_on_cancel=True
                         )
                     finally:
@@ -360,10 +365,10 @@ class Worker:
         """Keeps a ``Retry(delay=...)`` job leased for ``delay`` seconds before it is failed (cut short by
         shutdown). The job holds no concurrency slot meanwhile."""
         run.holding = True
-        with trio.CancelScope() as run.scope:
+        with anyio.CancelScope() as run.scope:
             if self.stopping:
                 run.scope.cancel()
-            await trio.sleep(delay)
+            await anyio.sleep(delay)
         run.holding = False
 
     async def _keep_lease(self, run: _Running, received: float) -> None:
@@ -374,7 +379,7 @@ class Worker:
             return
         next_at = received + length / 2
         while True:
-            await trio.sleep_until(next_at)
+            await anyio.sleep_until(next_at)
             try:
                 await self.client.extend(self.queue, job.id, lease_id=job.lease_id)
             except JobCancelled:
@@ -386,23 +391,23 @@ class Worker:
             except StarqError as exc:
                 # Try again soon: the lease is still ours until it expires.
                 log.warning("job %s: could not extend its lease (%s)", job.id, exc.detail)
-                next_at = trio.current_time() + min(length / 10, 5.0)
+                next_at = anyio.current_time() + min(length / 10, 5.0)
             else:
-                next_at = trio.current_time() + length / 2
+                next_at = anyio.current_time() + length / 2
 
     async def _progress(self, run: _Running, value: Any) -> None:
         """A handler's progress report (``RunningJob.progress``). It runs in the handler's task, or, for a sync
-        handler, in a task of its own that ``trio.from_thread.run`` started for the handler's thread."""
+        handler, in a task of its own that ``anyio.from_thread.run`` started for the handler's thread."""
         job = run.job
         try:
             await self.client.progress(self.queue, job.id, value, lease_id=job.lease_id)
         except JobCancelled:
             self._stop_cancelled(run)
-            await trio.lowlevel.checkpoint()  # an async handler's scope is cancelled: it stops here
-            raise  # a sync handler's thread (abandoned now) gets it from trio.from_thread.run, and can stop too
+            await anyio.lowlevel.checkpoint()  # an async handler's scope is cancelled: it stops here
+            raise  # a sync handler's thread (abandoned now) gets it from anyio.from_thread.run, and can stop too
         except (Conflict, NotFound) as exc:
             self._drop_lost(run, exc.detail)
-            await trio.lowlevel.checkpoint()
+            await anyio.lowlevel.checkpoint()
             raise
         except _TRANSIENT as exc:
             log.warning("job %s: progress not reported (%s); the job goes on", job.id, exc.detail)
@@ -460,11 +465,9 @@ class Worker:
                     # dead-letters it (status failed); pending or scheduled means it will run again.
                     dead = answer.status == "failed"
                     self._counts["dead" if dead else "retried"] += 1
+                    # The whole error: its line, then the traceback of the handler's own frames (outcomes.py).
                     log.info(
-                        "job %s failed (%s): %s",
-                        job.id,
-                        "dead-lettered" if dead else "will be retried",
-                        (outcome.error.splitlines() or [""])[0],
+                        "job %s failed (%s): %s", job.id, "dead-lettered" if dead else "will be retried", outcome.error
                     )
                 return
             except JobCancelled:
@@ -491,7 +494,7 @@ class Worker:
                     outcome.kind,
                     exc.detail,
                 )
-                await trio.sleep(pause)
+                await anyio.sleep(pause)
             except StarqError as exc:
                 # The server refused the report itself (a result too large, say): record that as the failure.
                 log.warning("job %s: %s refused (%s)", job.id, outcome.kind, exc.detail)

@@ -153,3 +153,15 @@ async def test_the_pipeline_of_workflows_md(client, make_queue, queue_name, caps
 async def _callback_done(client, queue: str) -> bool:
     info = await client.get_queue(queue)
     return info.completed == 5
+
+
+def test_the_blocking_client_snippet(server, queue_name, capsys):
+    """docs/workers.md's blocking-client example, run as printed in a plain function (no event loop here)."""
+    from starq.worker_kit.sync import StarqClient as BlockingClient
+
+    with BlockingClient(server.url, KEY) as setup:
+        setup.create_queue(queue_name)
+    code = example("sync-client").replace('"emails"', f'"{queue_name}"').replace("http://localhost:8000", server.url)
+    exec(code, {})
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) == 1 and printed[0].startswith("{'job': ") and printed[0].endswith("'status': 'pending'}")

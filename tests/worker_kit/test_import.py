@@ -1,4 +1,4 @@
-"""The worker kit must work where only httpx, trio and attrs are installed."""
+"""The worker kit must work where only httpx, anyio and attrs are installed: under asyncio, without Trio."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import subprocess
 import sys
 import textwrap
 
-# The server's (and the CLI's) dependencies: none may be needed by starq.worker_kit.
+# The server's (and the CLI's) dependencies, and Trio: none may be needed by starq.worker_kit.
 BLOCKED = (
+    "trio",
     "quart",
     "quart_trio",
     "hypercorn",
@@ -39,15 +40,18 @@ PROGRAM = textwrap.dedent("""
     else:
         raise SystemExit("the blocker does not work")
 
-    import trio
+    import asyncio
     from starq.worker_kit import StarqClient, Worker
+    from starq.worker_kit.sync import StarqClient as BlockingClient
 
     async def main():
         async with StarqClient(sys.argv[1]) as client:
             assert (await client.health())["status"] == "ok"
             Worker(client, "q", lambda job: None)
 
-    trio.run(main)
+    asyncio.run(main())
+    with BlockingClient(sys.argv[1]) as client:
+        assert client.health()["status"] == "ok"
     loaded = sorted({m.split(".")[0] for m in sys.modules} & BLOCKED)
     assert not loaded, loaded
     assert "starq.server" not in sys.modules
