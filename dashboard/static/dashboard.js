@@ -785,7 +785,13 @@
     $("#retry-job").hidden = !["failed", "cancelled"].includes(job.status);
     $("#promote-job").hidden = job.status !== "scheduled";
     $("#cancel-job").hidden = !CANCELLABLE.includes(job.status);
-    syncRows($("#history"), job.history, (e) => `${e.at}|${e.event}|${JSON.stringify(e)}`,
+    // An event about a lease (failed, completed, extended, released) was the doing of the worker that claimed it.
+    const holders = {};
+    const history = job.history.map((e) => {
+      if (e.event === "claimed" && e.lease) holders[e.lease] = e.worker;
+      return e.worker || !e.lease || !holders[e.lease] ? e : { ...e, worker: holders[e.lease] };
+    });
+    syncRows($("#history"), history, (e) => `${e.at}|${e.event}|${JSON.stringify(e)}`,
       () => fromTemplate("#history-row-template"), updateHistoryRow);
   }
 
