@@ -35,7 +35,7 @@ SPARK_BUCKETS = 60
 CHART_RANGES = {"15m": (180, "15 min"), "1h": (720, "1 h")}  # name: (buckets, label)
 # The queue page's search goes through the engine's list_jobs, as the API's ``GET …/jobs?q=`` does, within the
 # API's own limit on the text.
-SEARCH_MAX_LENGTH = next(f.max_length for f in shapes.ListQuery.fields if f.name == "q")
+SEARCH_MAX_LENGTH: int = next(f.max_length or 0 for f in shapes.ListQuery.fields if f.name == "q")
 SEARCH_BUDGET = SCAN_BUDGET  # jobs looked at per page of a search
 # The queue page's job table shows this many of the newest jobs live; older pages load on demand.
 TABLE_ROWS = 50

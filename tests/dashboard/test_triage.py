@@ -14,6 +14,12 @@ from playwright.sync_api import expect
 from dashboard.helpers import KEY, KEY_STORE, Api
 
 
+def _match(pattern: str, text: str) -> re.Match[str]:
+    found = re.search(pattern, text, re.S)
+    assert found is not None, (pattern, text)
+    return found
+
+
 def _row(page, job_id: str):
     return page.locator(f'#jobs-table tr[data-key="{job_id}"]')
 
@@ -241,14 +247,14 @@ def test_chart_read_outs_and_the_range(dash_server, api, make_page):
     chart.focus()
     page.keyboard.press("End")
     expect(chart).to_have_attribute("data-reading", re.compile("completed"))
-    start, end = re.match(r"(\S+)–(\S+)", _reading(page, "#throughput-chart")).groups()
+    start, end = _match(r"^(\S+)–(\S+)", _reading(page, "#throughput-chart")).groups()
     now = datetime.now(UTC).strftime("%H:%M:%S")
     assert start <= now <= end or end < start  # (or the bucket spans midnight)
     done = failed = 0.0
     for _ in range(4):
         reading = _reading(page, "#throughput-chart")
-        done += float(re.search(r"completed ([\d.]+)/s", reading).group(1))
-        failed += float(re.search(r"failed ([\d.]+)/s", reading).group(1))
+        done += float(_match(r"completed ([\d.]+)/s", reading).group(1))
+        failed += float(_match(r"failed ([\d.]+)/s", reading).group(1))
         page.keyboard.press("ArrowLeft")
     assert (round(done * 5), round(failed * 5)) == (3, 1)
 
@@ -292,7 +298,7 @@ def _fake_stream(page, url: str, api: Api, inflate) -> None:
     """Serves the page's live stream with the server's own snapshot of it, its counts made large by
     ``inflate``: what the page would get from a queue that size, without putting millions of jobs in the store."""
     html = api.client.get(url).text
-    snapshot = json.loads(re.search(r'id="initial-snapshot">(.*?)</script>', html, re.S).group(1))
+    snapshot = json.loads(_match(r'id="initial-snapshot">(.*?)</script>', html).group(1))
     inflate(snapshot)
     body = "event: snapshot\ndata: " + json.dumps({"now": datetime.now(UTC).timestamp(), "data": snapshot}) + "\n\n"
     page.route(
