@@ -13,8 +13,9 @@ from typing import Any
 
 import orjson
 
+from starq.server.api import shapes
 from starq.server.api.schedules import render as render_schedule
-from starq.server.engine.engine import Engine, ScheduleRecord, Throughput
+from starq.server.engine.engine import SCAN_BUDGET, Engine, ScheduleRecord, Throughput
 from starq.server.engine.models import STATUSES, Job, QueueInfo
 from starq.worker_kit.errors import QueueNotFound
 from starq.worker_kit.protocol import FINISHED_STATUSES
@@ -28,10 +29,14 @@ FINISHED = FINISHED_STATUSES
 # The counts an overview card shows: every status but cancelled, for which a card has no room (the queue page
 # shows it).
 CARD_STATUSES = tuple(s for s in STATUSES if s != "cancelled")
-# Buckets of the engine's 5-second throughput ring: a 5-minute sparkline per card and a 15-minute chart on the
-# queue page (the ring holds an hour).
+# Buckets of the engine's 5-second throughput ring: a 5-minute sparkline per card, and the queue page's chart over
+# the range the page chose (the ring holds an hour). The first range is the default.
 SPARK_BUCKETS = 60
-CHART_BUCKETS = 180
+CHART_RANGES = {"15m": (180, "15 min"), "1h": (720, "1 h")}  # name: (buckets, label)
+# The queue page's search goes through the engine's list_jobs, as the API's ``GET …/jobs?q=`` does, within the
+# API's own limit on the text.
+SEARCH_MAX_LENGTH: int = next(f.max_length or 0 for f in shapes.ListQuery.fields if f.name == "q")
+SEARCH_BUDGET = SCAN_BUDGET  # jobs looked at per page of a search
 # The queue page's job table shows this many of the newest jobs live; older pages load on demand.
 TABLE_ROWS = 50
 # The wait-time view plots the time from submission to (last) claim of this many recently completed jobs.
@@ -125,29 +130,34 @@ def wait_times(completed: list[Job]) -> list[dict[str, Any]]:
     return points
 
 
-async def queue_page(engine: Engine, name: str, status: str = "") -> dict[str, Any]:
-    """Counts and settings, a 15-minute chart, wait times, recent workers, the schedules and the newest jobs of
-    one status (or all).
+async def queue_page(
+    engine: Engine, name: str, status: str = "", text: str = "", chart_range: str = "15m"
+) -> dict[str, Any]:
+    """Counts and settings, a throughput chart over ``chart_range`` (a key of CHART_RANGES), wait times, recent
+    workers, the schedules and the newest jobs of one status (or all) that match the search ``text`` (or all).
 
     Costs 6 round trips (queue info, throughput, workers, schedules, one page of jobs, recent completions); the
     schedules' one reads every schedule of the queue (a ZRANGE and one HMGET per schedule, inside one FCALL).
+    With a search, the page of jobs is the API's search: it looks at up to the engine's scan budget of jobs and
+    reads each one's payload and error, so a page open on a search costs that once a second.
     Raises QueueNotFound when the queue does not exist.
     """
     info = await engine.queue_info(name)
-    chart = await engine.throughput(name, CHART_BUCKETS)
+    chart = await engine.throughput(name, CHART_RANGES[chart_range][0])
     seen = await engine.workers(name)
     schedules = await engine.schedules(name)
-    page = await engine.list_jobs(name, status, TABLE_ROWS)
+    page = await engine.list_jobs(name, status, TABLE_ROWS, text=text)
     completed = (await engine.list_jobs(name, "completed", WAIT_SAMPLE)).jobs
     return {
         "view": "queue",
         "queue": queue_summary(info),
-        "throughput": _series(chart),
+        "throughput": {**_series(chart), "range": chart_range},
         "waits": wait_times(completed),
         "workers": [{"name": w.name, "last_seen": w.last_seen, "jobs_in_hand": w.jobs_in_hand} for w in seen],
         "schedules": [schedule_row(r) for r in schedules],
         "jobs": {
             "status": status,
+            "q": text,
             "rows": [job_row(j) for j in page.jobs],
             "cursor": page.cursor,
             "has_more": page.has_more,

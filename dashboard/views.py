@@ -19,6 +19,7 @@ from quart import Blueprint, Response, current_app, render_template, request, se
 
 from starq.server.api.operations import AppState, batch_id, job_id, queue_name
 from starq.server.api.service import key_is_valid
+from starq.server.api.shapes import MAX_BULK_IDS
 from starq.worker_kit.errors import NotFound, QueueNotFound, StarqError, Unauthorized, ValidationFailed
 from starq.worker_kit.protocol import QUEUE_SETTINGS
 
@@ -51,6 +52,20 @@ def _status_arg(raw: str | None) -> str:
     if status and status not in snapshots.JOB_STATUSES:
         raise ValidationFailed(f"status must be one of {', '.join(snapshots.JOB_STATUSES)}")
     return status
+
+
+def _search_arg(raw: str | None) -> str:
+    text = (raw or "").strip()
+    if len(text) > snapshots.SEARCH_MAX_LENGTH:
+        raise ValidationFailed(f"q must be at most {snapshots.SEARCH_MAX_LENGTH} characters long")
+    return text
+
+
+def _range_arg(raw: str | None) -> str:
+    chart_range = raw or next(iter(snapshots.CHART_RANGES))
+    if chart_range not in snapshots.CHART_RANGES:
+        raise ValidationFailed(f"range must be one of {', '.join(snapshots.CHART_RANGES)}")
+    return chart_range
 
 
 def _check_read_key() -> None:
@@ -117,11 +132,33 @@ def create_blueprint() -> Blueprint:
         status = request.args.get("status", "")
         if status not in snapshots.JOB_STATUSES:
             status = ""  # an unknown filter in a hand-edited URL shows every job
+        # Likewise a search too long for the API, and an unknown chart range, are dropped.
+        text = request.args.get("q", "").strip()
+        if len(text) > snapshots.SEARCH_MAX_LENGTH:
+            text = ""
+        chart_range = request.args.get("range", "")
+        if chart_range not in snapshots.CHART_RANGES:
+            chart_range = next(iter(snapshots.CHART_RANGES))
         try:
-            initial = await _first_snapshot(partial(snapshots.queue_page, _state().engine, queue_name(name), status))
+            initial = await _first_snapshot(
+                partial(snapshots.queue_page, _state().engine, queue_name(name), status, text, chart_range)
+            )
         except QueueNotFound:
             return await _not_found(f"queue “{name}”")
-        return await _page("queue.html", view="queue", queue=name, status=status, initial=initial, recent_events=RECENT)
+        return await _page(
+            "queue.html",
+            view="queue",
+            queue=name,
+            status=status,
+            search=text,
+            search_max=snapshots.SEARCH_MAX_LENGTH,
+            search_budget=snapshots.SEARCH_BUDGET,
+            bulk_max=MAX_BULK_IDS,
+            chart_range=chart_range,
+            chart_ranges=snapshots.CHART_RANGES,
+            initial=initial,
+            recent_events=RECENT,
+        )
 
     @bp.get("/queues/<name>/jobs/<job>")
     async def job(name: str, job: str) -> Response:
@@ -143,7 +180,7 @@ def create_blueprint() -> Blueprint:
 
     @bp.get("/dashboard/events")
     async def events() -> Response:
-        """The live stream of one page: ``?view=overview``, ``?view=queue&queue=Q[&status=S]``,
+        """The live stream of one page: ``?view=overview``, ``?view=queue&queue=Q[&status=S][&q=TEXT][&range=R]``,
         ``?view=job&queue=Q&job=ID`` or ``?view=batch&queue=Q&batch=ID``."""
         _check_read_key()
         engine = _state().engine
@@ -156,6 +193,8 @@ def create_blueprint() -> Blueprint:
                 engine,
                 queue_name(request.args.get("queue", "")),
                 _status_arg(request.args.get("status")),
+                _search_arg(request.args.get("q")),
+                _range_arg(request.args.get("range")),
             )
         elif view == "job":
             build = partial(

@@ -1,6 +1,8 @@
 "use strict";
 // SVG charts for the dashboard: a throughput chart (with a compact sparkline form) and a wait-time scatter.
-// They draw into a container element and redraw in place, sized to the container, with axes and units.
+// They draw into a container element and redraw in place, sized to the container, with axes and units. The full
+// charts show a read-out of the values under the pointer (or under a position moved with the arrow keys once
+// the chart has focus), kept in place across redraws.
 
 const Charts = (() => {
   const NS = "http://www.w3.org/2000/svg";
@@ -52,7 +54,80 @@ const Charts = (() => {
     return xs.map((x, i) => `${i ? "L" : "M"}${x.toFixed(1)},${ys[i].toFixed(1)}`).join("");
   }
 
-  // Completed and failed jobs per second in fixed buckets. series = {bucket_seconds, completed[], failed[]}.
+  const pad2 = (n) => String(n).padStart(2, "0");
+  function clock(ms) {
+    const d = new Date(ms);
+    return `${pad2(d.getHours())}:${pad2(d.getMinutes())}:${pad2(d.getSeconds())}`;
+  }
+
+  function fmtWait(sec) {
+    const { div, unit } = durationUnit(sec);
+    return `${fmtNumber(sec / div)} ${unit}`;
+  }
+
+  // The read-out: box.readout = {pick(at), count, top, bottom, width}; pick gives, for a pointer position
+  // ({x}) or an item ({index}), the item's index, x, dots ([x, y, class]) and lines of text.
+  function showReadout(box) {
+    const svg = box.querySelector("svg");
+    if (!svg) return;
+    const old = svg.querySelector(".readout");
+    if (old) old.remove();
+    const r = box.readout;
+    if (!r || !box.readoutAt || !r.count) {
+      box.removeAttribute("data-reading");
+      return;
+    }
+    const p = r.pick(box.readoutAt);
+    box.readoutIndex = p.index;
+    const g = node("g", { class: "readout" }, svg);
+    node("line", { class: "readout-rule", x1: p.x, x2: p.x, y1: r.top, y2: r.bottom }, g);
+    for (const [x, y, cls] of p.dots) node("circle", { class: `readout-dot ${cls}`, cx: x, cy: y, r: 3.5 }, g);
+    const right = p.x < r.width / 2;
+    const label = node("text", { class: "readout-text", x: p.x + (right ? 10 : -10), y: r.top + 12,
+      "text-anchor": right ? "start" : "end" }, g);
+    p.lines.forEach((line, i) => {
+      const span = node("tspan", { x: p.x + (right ? 10 : -10), dy: i ? 14 : 0 }, label);
+      span.textContent = line;
+    });
+    const b = label.getBBox();
+    const back = node("rect", { class: "readout-box", x: b.x - 6, y: b.y - 4, width: b.width + 12, height: b.height + 8, rx: 5 });
+    g.insertBefore(back, label);
+    box.dataset.reading = p.lines.join(" · ");
+  }
+
+  function readout(box, r) {
+    box.readout = r;
+    if (!box.dataset.readable) {
+      box.dataset.readable = "1";
+      const at = (event) => {
+        box.readoutAt = { x: event.clientX - box.getBoundingClientRect().left };
+        showReadout(box);
+      };
+      box.addEventListener("pointermove", at);
+      box.addEventListener("pointerdown", at);
+      const off = () => {
+        box.readoutAt = null;
+        showReadout(box);
+      };
+      box.addEventListener("pointerleave", off);
+      box.addEventListener("blur", off);
+      box.addEventListener("keydown", (event) => {
+        const count = box.readout ? box.readout.count : 0;
+        if (!count) return;
+        const now = box.readoutAt ? box.readoutIndex : count;
+        const next = { ArrowLeft: now - 1, ArrowRight: now + 1, Home: 0, End: count - 1 }[event.key];
+        if (event.key === "Escape") off();
+        if (next === undefined) return;
+        event.preventDefault();
+        box.readoutAt = { index: Math.max(0, Math.min(count - 1, next)) };
+        showReadout(box);
+      });
+    }
+    showReadout(box);
+  }
+
+  // Completed and failed jobs per second in fixed buckets. series = {bucket_seconds, completed[], failed[]};
+  // opts.compact draws a sparkline, opts.now (the server's time in ms) dates the buckets for the read-out.
   function throughput(box, series, opts) {
     const compact = !!(opts && opts.compact);
     const n = series.completed.length;
@@ -79,12 +154,15 @@ const Charts = (() => {
         node("line", { class: "grid-line", x1: pad.l, x2: w - pad.r, y1: y(top * f), y2: y(top * f) }, svg);
         text(svg, pad.l - 6, y(top * f) + 3.5, `${fmtNumber(top * f)}/s`, "end");
       }
-      // Ticks every 5 minutes back from now.
-      const stepBuckets = Math.round(300 / bs);
+      // Ticks every 5 minutes back from now (every 15 over more than half an hour).
+      const step = n * bs > 1800 ? 900 : 300;
+      const stepBuckets = Math.round(step / bs);
       for (let back = 0; back * stepBuckets <= n - 1; back++) {
         const i = n - 1 - back * stepBuckets;
+        const minutes = (back * step) / 60;
         node("line", { class: "axis", x1: x(i), x2: x(i), y1: y(0), y2: y(0) + 4 }, svg);
-        text(svg, x(i), h - 6, back === 0 ? "now" : `−${back * 5} min`, back === 0 ? "end" : "middle");
+        const label = minutes % 60 === 0 && minutes ? `−${minutes / 60} h` : `−${minutes} min`;
+        text(svg, x(i), h - 6, back === 0 ? "now" : label, back === 0 ? "end" : back * stepBuckets === n - 1 ? "start" : "middle");
       }
       node("line", { class: "axis", x1: pad.l, x2: w - pad.r, y1: y(0), y2: y(0) }, svg);
     }
@@ -97,6 +175,23 @@ const Charts = (() => {
     svg.dataset.completed = String(totalDone);
     svg.dataset.failed = String(totalFailed);
     box.replaceChildren(svg);
+    if (compact) return;
+    // The last bucket is the current one: bucket i began (n - 1 - i) buckets before it.
+    const bucketMs = bs * 1000;
+    const current = Math.floor(((opts && opts.now) || Date.now()) / bucketMs) * bucketMs;
+    readout(box, {
+      count: n, top: pad.t, bottom: y(0), width: w,
+      pick: (at) => {
+        const i = at.index !== undefined ? at.index
+          : Math.max(0, Math.min(n - 1, Math.round(((at.x - pad.l) / iw) * (n - 1))));
+        const start = current - (n - 1 - i) * bucketMs;
+        return {
+          index: i, x: x(i),
+          dots: [[x(i), y(done[i]), "completed"], [x(i), y(failed[i]), "failed"]],
+          lines: [`${clock(start)}–${clock(start + bucketMs)}`, `completed ${fmtNumber(done[i])}/s`, `failed ${fmtNumber(failed[i])}/s`],
+        };
+      },
+    });
   }
 
   // How long recent jobs waited before their claim. points = [{at, wait}], now = server time in ms.
@@ -125,6 +220,24 @@ const Charts = (() => {
     points.forEach((p, i) => node("circle", { class: "dot", cx: x(times[i]).toFixed(1), cy: y(p.wait).toFixed(1), r: 3 }, svg));
     svg.dataset.points = String(points.length);
     box.replaceChildren(svg);
+    // The read-out picks the job claimed nearest the pointer's moment; the arrow keys go through them in time.
+    const order = times.map((t, i) => i).sort((a, b) => times[a] - times[b]);
+    readout(box, {
+      count: points.length, top: pad.t, bottom: y(0), width: w,
+      pick: (at) => {
+        let k = at.index;
+        if (k === undefined) {
+          k = 0;
+          order.forEach((i, j) => { if (Math.abs(x(times[i]) - at.x) < Math.abs(x(times[order[k]]) - at.x)) k = j; });
+        }
+        const i = order[k];
+        return {
+          index: k, x: x(times[i]),
+          dots: [[x(times[i]), y(points[i].wait), "wait"]],
+          lines: [`claimed ${clock(times[i])}`, `waited ${fmtWait(points[i].wait)}`],
+        };
+      },
+    });
   }
 
   return { throughput, waits };

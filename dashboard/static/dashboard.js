@@ -29,6 +29,13 @@
   let confirming = null; // what the confirmation dialog asks about: { describe(), run() }
   let settingsBase = null; // the queue's settings when the settings dialog was opened
   let targetShown = false; // whether the schedule named in the URL's #fragment was brought into view
+  const searchInput = $("#job-search");
+  let search = searchInput ? searchInput.value.trim() : ""; // the queue page's job search (q)
+  const rangeTab = $("[data-range][aria-selected=true]");
+  let chartRange = rangeTab ? rangeTab.dataset.range : ""; // the queue page's chart range
+  const selected = new Set(); // the ids of the job rows ticked for a bulk action
+  let keyRejected = false; // the server answered 401/403 to the stored key: it was rotated or revoked
+  const KEY_REJECTED = "Key rejected: the server does not accept this key any more (it may have been rotated). Enter the current one.";
 
   // -- small helpers --------------------------------------------------------------------------------------
 
@@ -150,6 +157,7 @@
   }
 
   function setKey(key) {
+    keyRejected = false;
     if (key) localStorage.setItem(KEY_STORE, key);
     else localStorage.removeItem(KEY_STORE);
     showKeyState();
@@ -160,7 +168,8 @@
     const locked = page.readAuth === "1" && !lastSnapshot;
     document.body.classList.toggle("read-only", !has);
     $("#readonly-note").hidden = has || locked;
-    setText($("#key-button"), has ? "API key ✓" : "API key");
+    setText($("#key-button"), keyRejected ? "Key rejected" : has ? "API key ✓" : "API key");
+    $("#key-button").classList.toggle("rejected", keyRejected);
     $("#key-forget").hidden = !has;
   }
 
@@ -179,9 +188,21 @@
     if (!res.ok) {
       const err = new Error((data && data.detail) || `${res.status} ${res.statusText}`);
       err.status = res.status;
+      if ((res.status === 401 || res.status === 403) && key) {
+        rejectKey();
+        err.keyRejected = true; // the key dialog says it: no toast as well
+      }
       throw err;
     }
     return data;
+  }
+
+  // The stored key no longer works: say so on the key button and ask for the current one at once, rather than
+  // keep showing "API key ✓" while every write fails.
+  function rejectKey() {
+    keyRejected = true;
+    showKeyState();
+    openKeyDialog(KEY_REJECTED);
   }
 
   // -- dialogs ---------------------------------------------------------------------------------------------
@@ -230,6 +251,8 @@
     if (page.job) params.set("job", page.job);
     if (page.batch) params.set("batch", page.batch);
     if (page.view === "queue" && status) params.set("status", status);
+    if (page.view === "queue" && search) params.set("q", search);
+    if (page.view === "queue" && chartRange) params.set("range", chartRange);
     return `/dashboard/events?${params}`;
   }
 
@@ -254,7 +277,8 @@
         if (res.status === 401) {
           setLive("locked");
           showLocked(true);
-          openKeyDialog(key ? "This key is not accepted." : "");
+          if (key) rejectKey();
+          else openKeyDialog("");
           return;
         }
         if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
@@ -360,7 +384,7 @@
       field(card, "description").title = q.description;
       field(card, "paused").hidden = !q.paused;
       card.classList.toggle("paused", q.paused);
-      for (const el of $$("[data-count]", card)) setText(el, nf.format(q.counts[el.dataset.count]));
+      for (const el of $$("[data-count]", card)) showCount(el, q.counts[el.dataset.count]);
       showSince(field(card, "oldest"), q.oldest_pending_at, "");
       setText(field(card, "workers"), nf.format(q.workers));
       setText(field(card, "workers-word"), q.workers === 1 ? "worker" : "workers");
@@ -374,6 +398,15 @@
     setText($("#overview-summary"), `${nf.format(n)} ${n === 1 ? "queue" : "queues"} · ${nf.format(pending)} pending · ${nf.format(claimed)} claimed`);
   }
 
+  // A count, with its length as a data attribute: the CSS sets long counts smaller so they never overlap.
+  function showCount(el, n) {
+    const text = nf.format(n);
+    setText(el, text);
+    const len = text.length > 7 ? "huge" : text.length > 5 ? "long" : "";
+    if (el.dataset.len !== len) el.dataset.len = len;
+    el.title = text;
+  }
+
   function median(sorted, q) {
     if (!sorted.length) return null;
     return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
@@ -381,14 +414,14 @@
 
   function renderQueue(data) {
     const q = data.queue;
-    for (const s of STATUSES) setText($(`[data-count="${s}"]`), nf.format(q.counts[s]));
+    for (const s of STATUSES) showCount($(`[data-count="${s}"]`), q.counts[s]);
     $("#paused-badge").hidden = !q.paused;
     setText($("#pause-button"), q.paused ? "Resume" : "Pause");
     $("#pause-button").dataset.paused = q.paused ? "1" : "0";
     $("#retry-all-button").disabled = q.counts.failed === 0;
     setText($("#queue-description"), q.description);
     showTabs();
-    Charts.throughput($("#throughput-chart"), data.throughput);
+    Charts.throughput($("#throughput-chart"), data.throughput, { now: serverNow() });
     Charts.waits($("#wait-chart"), data.waits, serverNow());
     const waits = data.waits.map((p) => p.wait).sort((a, b) => a - b);
     setText($("#wait-median"), waits.length ? fmtDuration(median(waits, 0.5)) : "–");
@@ -407,7 +440,8 @@
     renderSchedules(data.schedules);
     showPurge(q.counts);
 
-    if (data.jobs.status !== status) return; // a snapshot of the tab the user just left
+    // A snapshot of the tab or search the user just left.
+    if (data.jobs.status !== status || data.jobs.q !== search) return;
     syncRows($("#job-rows"), data.jobs.rows, (j) => j.id, makeJobRow, updateJobRow);
     const live = new Set(data.jobs.rows.map((j) => j.id));
     $$("#older-rows tr").forEach((row) => { if (live.has(row.dataset.key)) row.remove(); });
@@ -415,7 +449,11 @@
       $("#load-more").hidden = !data.jobs.has_more;
       $("#load-more").dataset.cursor = data.jobs.cursor;
     }
-    $("#no-jobs").hidden = data.jobs.rows.length > 0;
+    const none = data.jobs.rows.length === 0 && !$("#older-rows tr");
+    $("#no-jobs").hidden = !none;
+    setText($("#no-jobs"), search ? `No ${status ? `${status} ` : ""}jobs match “${search}”${data.jobs.has_more ? " among the newest looked at: Load more goes on" : ""}.` : "No jobs here.");
+    $("#search-note").hidden = !search;
+    showSelection();
   }
 
   const jobPath = (id) => `/queues/${encodeURIComponent(page.queue)}/jobs/${encodeURIComponent(id)}`;
@@ -430,6 +468,7 @@
     const promote = field(row, "promote");
     promote.dataset.job = job.id;
     promote.setAttribute("aria-label", `Run now: job ${shortId(job.id)}`);
+    field(row, "pick").setAttribute("aria-label", `Select job ${shortId(job.id)}`);
     return row;
   }
 
@@ -522,27 +561,145 @@
     field(row, "payload").title = preview;
     showTags(field(row, "tags"), job.tags);
     field(row, "promote").hidden = job.status !== "scheduled";
+    field(row, "pick").checked = selected.has(job.id);
+    setText(field(row, "run-at"), job.run_at ? fmtTime(job.run_at) : "–");
+    showUntil(field(row, "run-in"), job.status === "scheduled" ? job.run_at : "");
   }
 
   function showTabs() {
     $$("[data-status-tab]").forEach((t) => t.setAttribute("aria-selected", String(t.dataset.statusTab === status)));
     $$(".strip [data-tab]").forEach((t) => t.classList.toggle("current", t.dataset.tab === status));
+    // When a scheduled job runs is what the scheduled tab is about.
+    $("#jobs-table").classList.toggle("show-run-at", status === "scheduled");
   }
 
-  function chooseStatus(next) {
-    if (next === status) return;
-    status = next;
+  // The job table starts over for a new status tab or search: its rows, older pages and selection go.
+  function restartTable() {
     const url = new URL(location.href);
-    if (status) url.searchParams.set("status", status);
-    else url.searchParams.delete("status");
+    for (const [name, value] of [["status", status], ["q", search]]) {
+      if (value) url.searchParams.set(name, value);
+      else url.searchParams.delete(name);
+    }
     history.replaceState(null, "", url);
     olderCursor = null;
     $("#job-rows").replaceChildren();
     $("#older-rows").replaceChildren();
     $("#load-more").hidden = true;
+    $("#no-jobs").hidden = true;
+    selected.clear();
+    showBulkResult(null);
     showTabs();
     if (lastSnapshot && lastSnapshot.view === "queue") showPurge(lastSnapshot.queue.counts);
     openStream();
+  }
+
+  function chooseStatus(next) {
+    if (next === status) return;
+    status = next;
+    restartTable();
+  }
+
+  let searching = null; // the timer that starts a search once typing pauses
+
+  function onSearchInput() {
+    clearTimeout(searching);
+    searching = setTimeout(() => {
+      const next = searchInput.value.trim();
+      if (next === search) return;
+      search = next;
+      restartTable();
+    }, 250);
+  }
+
+  function chooseRange(next) {
+    if (next === chartRange) return;
+    chartRange = next;
+    $$("[data-range]").forEach((t) => t.setAttribute("aria-selected", String(t.dataset.range === next)));
+    const url = new URL(location.href);
+    url.searchParams.set("range", next);
+    history.replaceState(null, "", url);
+    openStream();
+  }
+
+  // -- selecting jobs and bulk actions ---------------------------------------------------------------------
+
+  const MAX_BULK = Number(($("#bulk-bar") || document.body).dataset.max || 1000); // ids per request
+  const shownJobIds = () => $$("#job-rows tr, #older-rows tr").map((r) => r.dataset.key);
+
+  // Keeps the selection to jobs still shown (a retried job leaves the failed tab) and the bar in step with it.
+  function showSelection() {
+    const bar = $("#bulk-bar");
+    if (!bar) return;
+    const shown = new Set(shownJobIds());
+    for (const id of Array.from(selected)) if (!shown.has(id)) selected.delete(id);
+    const n = selected.size;
+    setText($("#bulk-count"), `${plural(n, "job", "jobs")} selected`);
+    $$("[data-bulk]", bar).forEach((b) => { b.disabled = n === 0; });
+    bar.hidden = n === 0 && $("#bulk-result").hidden;
+    const all = $("#pick-all");
+    all.checked = n > 0 && n === shown.size;
+    all.indeterminate = n > 0 && n < shown.size;
+    $$("#job-rows tr, #older-rows tr").forEach((row) => { field(row, "pick").checked = selected.has(row.dataset.key); });
+  }
+
+  function onPick(event) {
+    const box = event.target;
+    if (box.id === "pick-all") {
+      for (const id of shownJobIds()) box.checked ? selected.add(id) : selected.delete(id);
+    } else if (box.dataset.f === "pick") {
+      const id = box.closest("tr").dataset.key;
+      box.checked ? selected.add(id) : selected.delete(id);
+    } else return;
+    showSelection();
+  }
+
+  // What each bulk action did to a job, as the summary says it.
+  const BULK_DONE = { retry: "back to pending", promote: "pending now", cancel: "cancelled", delete: "deleted" };
+
+  async function runBulk(action, ids) {
+    const results = [];
+    for (let i = 0; i < ids.length; i += MAX_BULK) {
+      const res = await api("POST", `${queuePath()}/jobs/bulk`, { action, ids: ids.slice(i, i + MAX_BULK) });
+      results.push(...res.results);
+    }
+    selected.clear();
+    showBulkResult(action, results);
+  }
+
+  // The per-item outcome of a bulk action: how many were done, and each refused job with the reason.
+  function showBulkResult(action, results) {
+    const box = $("#bulk-result");
+    if (!box) return;
+    if (!action) {
+      box.hidden = true;
+      showSelection();
+      return;
+    }
+    const done = results.filter((r) => r.ok).length;
+    const refused = results.filter((r) => !r.ok);
+    let text = `${plural(done, "job", "jobs")} ${BULK_DONE[action]}`;
+    if (refused.length) text += `; ${plural(refused.length, "job", "jobs")} refused:`;
+    else text += ".";
+    setText($("#bulk-summary"), text);
+    box.classList.toggle("bad", refused.length > 0);
+    const shown = refused.slice(0, 20).map((r) => {
+      const li = document.createElement("li");
+      const link = document.createElement("a");
+      link.href = jobPath(r.job_id);
+      link.className = "mono";
+      link.textContent = shortId(r.job_id);
+      link.title = r.job_id;
+      li.append(link, ` ${r.detail} (${r.error})`);
+      return li;
+    });
+    if (refused.length > shown.length) {
+      const li = document.createElement("li");
+      li.textContent = `and ${plural(refused.length - shown.length, "more", "more")}`;
+      shown.push(li);
+    }
+    $("#bulk-errors").replaceChildren(...shown);
+    box.hidden = false;
+    showSelection();
   }
 
   async function loadMore() {
@@ -553,6 +710,7 @@
     try {
       const params = new URLSearchParams({ count: "50", cursor });
       if (status) params.set("status", status);
+      if (search) params.set("q", search);
       const page_ = await api("GET", `/api/v1/queues/${encodeURIComponent(page.queue)}/jobs?${params}`);
       const older = $("#older-rows");
       const shown = new Set($$("#job-rows tr, #older-rows tr").map((r) => r.dataset.key));
@@ -565,6 +723,8 @@
       }
       olderCursor = page_.cursor;
       button.hidden = !page_.has_more;
+      $("#no-jobs").hidden = !!$("#job-rows tr, #older-rows tr");
+      showSelection();
     } catch (err) {
       toast(`Could not load more jobs: ${err.message}`, true);
     } finally {
@@ -625,37 +785,70 @@
     $("#retry-job").hidden = !["failed", "cancelled"].includes(job.status);
     $("#promote-job").hidden = job.status !== "scheduled";
     $("#cancel-job").hidden = !CANCELLABLE.includes(job.status);
-    syncRows($("#history"), job.history, (e) => `${e.at}|${e.event}|${JSON.stringify(e)}`, () => {
-      const li = document.createElement("li");
-      for (const cls of ["when", "what", "detail"]) {
-        const span = document.createElement("span");
-        span.className = cls;
-        li.appendChild(span);
-      }
-      return li;
-    }, (li, e) => {
-      li.className = `ev-${e.event}`;
-      setText($(".when", li), fmtTime(e.at));
-      setText($(".what", li), e.event);
-      const detail = $(".detail", li);
-      const parts = [];
-      for (const name of HISTORY_DETAILS) {
-        if (e[name] === undefined || e[name] === "") continue;
-        const value = name.endsWith("_at") || name === "until" ? fmtTime(e[name]) : String(e[name]);
-        parts.push([name, value]);
-      }
-      const key = JSON.stringify(parts);
-      if (detail.dataset.parts === key) return;
-      detail.dataset.parts = key;
-      detail.replaceChildren();
-      parts.forEach(([name, value], i) => {
-        if (i) detail.appendChild(document.createTextNode(" · "));
-        detail.appendChild(document.createTextNode(`${name} `));
-        const code = document.createElement("code");
-        code.textContent = value;
-        detail.appendChild(code);
-      });
+    // An event about a lease (failed, completed, extended, released) was the doing of the worker that claimed it.
+    const holders = {};
+    const history = job.history.map((e) => {
+      if (e.event === "claimed" && e.lease) holders[e.lease] = e.worker;
+      return e.worker || !e.lease || !holders[e.lease] ? e : { ...e, worker: holders[e.lease] };
     });
+    syncRows($("#history"), history, (e) => `${e.at}|${e.event}|${JSON.stringify(e)}`,
+      () => fromTemplate("#history-row-template"), updateHistoryRow);
+  }
+
+  // The status a history event left the job in: its own when it names one, else the one the event means.
+  const EVENT_STATUS = { submitted: "pending", claimed: "claimed", completed: "completed", cancelled: "cancelled",
+    retried: "pending", promoted: "pending", pending: "pending", released: "pending" };
+  // A history event's error shows its first line; the whole text is a click away.
+  const ERROR_LINE = 120;
+
+  function updateHistoryRow(row, e) {
+    row.className = `ev-${e.event}`;
+    setText(field(row, "when"), fmtTime(e.at));
+    setText(field(row, "event"), e.event);
+    setText(field(row, "worker"), e.worker || "");
+    const state = e.status || EVENT_STATUS[e.event] || "";
+    field(row, "status").hidden = !state;
+    field(row, "status").className = `status s-${state}`;
+    setText(field(row, "status-text"), state);
+    showHistoryError(field(row, "error"), e.error || "");
+    const parts = [];
+    for (const name of HISTORY_DETAILS) {
+      if (["worker", "error", "status"].includes(name) || e[name] === undefined || e[name] === "") continue;
+      const value = name.endsWith("_at") || name === "until" ? fmtTime(e[name]) : String(e[name]);
+      parts.push([name, value]);
+    }
+    const detail = field(row, "detail");
+    const key = JSON.stringify(parts);
+    if (detail.dataset.parts === key) return;
+    detail.dataset.parts = key;
+    detail.replaceChildren();
+    parts.forEach(([name, value], i) => {
+      if (i) detail.appendChild(document.createTextNode(" · "));
+      detail.appendChild(document.createTextNode(`${name} `));
+      const code = document.createElement("code");
+      code.textContent = value;
+      detail.appendChild(code);
+    });
+  }
+
+  function showHistoryError(cell, error) {
+    if (cell.dataset.error === error) return;
+    cell.dataset.error = error;
+    const lines = error.split(/\r?\n/);
+    let first = lines[0];
+    if (first.length > ERROR_LINE) first = first.slice(0, ERROR_LINE - 1) + "…";
+    if (first === error) {
+      cell.textContent = error;
+      return;
+    }
+    const details = document.createElement("details");
+    const summary = document.createElement("summary");
+    summary.textContent = first;
+    const full = document.createElement("pre");
+    full.className = "code error-text";
+    full.textContent = error;
+    details.append(summary, full);
+    cell.replaceChildren(details);
   }
 
   // -- workflows: progress, dependencies, batches, the queue's recent events ------------------------------
@@ -881,7 +1074,7 @@
     try {
       await work();
     } catch (err) {
-      toast(err.message, true);
+      if (!err.keyRejected) toast(err.message, true);
     } finally {
       button.disabled = false;
       if (lastSnapshot) render(lastSnapshot); // buttons that depend on the data (retry-all) follow it again
@@ -909,10 +1102,41 @@
       await api("POST", `${queuePath()}/${pausing ? "pause" : "resume"}`);
       toast(pausing ? "Queue paused: it hands out no jobs." : "Queue resumed.");
     }),
-    "retry-all": (button) => act(button, async () => {
-      const res = await api("POST", `${queuePath()}/retry`);
-      toast(`${nf.format(res.retried)} failed ${res.retried === 1 ? "job" : "jobs"} back to pending.`);
+    "retry-all": () => askConfirm({
+      describe: () => {
+        const n = lastSnapshot.queue.counts.failed;
+        return {
+          title: `Retry the failed jobs of ${page.queue}?`,
+          text: `The ${plural(n, "failed job", "failed jobs")} of ${page.queue} go back to pending with their retries reset, and workers run ${n === 1 ? "it" : "them"} again.`,
+          button: `Retry ${plural(n, "job", "jobs")}`,
+        };
+      },
+      run: async () => {
+        const res = await api("POST", `${queuePath()}/retry`);
+        toast(`${nf.format(res.retried)} failed ${res.retried === 1 ? "job" : "jobs"} back to pending.`);
+      },
     }),
+    "bulk": (button) => {
+      const action = button.dataset.bulk;
+      const ids = Array.from(selected);
+      if (!ids.length) return;
+      if (action !== "delete") {
+        act(button, () => runBulk(action, ids));
+        return;
+      }
+      askConfirm({
+        describe: () => ({
+          title: `Delete ${plural(ids.length, "job", "jobs")} of ${page.queue}?`,
+          text: `Finished jobs (${FINISHED.join(", ")}) among them are removed for good; any other is refused and stays.`,
+          button: `Delete ${plural(ids.length, "job", "jobs")}`,
+        }),
+        run: () => runBulk("delete", ids),
+      });
+    },
+    "bulk-clear": () => {
+      selected.clear();
+      showBulkResult(null);
+    },
     "load-more": () => loadMore(),
     "retry-job": (button) => act(button, async () => {
       await api("POST", `${queuePath()}/jobs/${encodeURIComponent(page.job)}/retry`);
@@ -1043,6 +1267,11 @@
     if (button && actions[button.dataset.action]) {
       event.preventDefault();
       actions[button.dataset.action](button);
+      return;
+    }
+    const range = event.target.closest("[data-range]");
+    if (range) {
+      chooseRange(range.dataset.range);
       return;
     }
     const tab = event.target.closest("[data-status-tab], .strip [data-tab]");
@@ -1244,6 +1473,10 @@
   if (eventsOn) eventsOn.addEventListener("change", showEventFields);
   const scheduleForm = $("#schedule-form");
   if (scheduleForm) scheduleForm.addEventListener("change", (event) => { if (event.target.name === "kind") showKindPanels(); });
+
+  if (searchInput) searchInput.addEventListener("input", onSearchInput);
+  const jobsTable = $("#jobs-table");
+  if (jobsTable) jobsTable.addEventListener("change", onPick);
 
   const confirmInput = $("#dq-confirm");
   if (confirmInput) {

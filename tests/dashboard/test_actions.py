@@ -192,6 +192,8 @@ def test_retry_all_failed_then_delete_the_queue(dash_server, api, make_page):
     page.goto(f"{dash_server.url}/queues/{queue}")
     expect(page.locator('[data-count="failed"]')).to_have_text("2")
     page.get_by_role("button", name="Retry all failed").click()
+    confirm = page.locator("#confirm-dialog")
+    confirm.get_by_role("button", name="Retry 2 jobs").click()
     expect(page.locator('[data-count="failed"]')).to_have_text("0")
     expect(page.locator('[data-count="pending"]')).to_have_text("3")
     expect(page.locator(".toast")).to_contain_text("2 failed jobs back to pending")
@@ -222,7 +224,7 @@ def test_retry_and_cancel_a_job_from_its_page(dash_server, api, make_page):
     expect(page.get_by_role("button", name="Cancel job")).to_be_hidden()
     page.get_by_role("button", name="Retry").click()
     expect(page.locator("#job-status")).to_have_text(re.compile("pending"))
-    expect(page.locator("#history li .what")).to_have_text(["submitted", "cancelled", "retried"])
+    expect(page.locator("#history tr .what")).to_have_text(["submitted", "cancelled", "retried"])
     assert api.job(queue, job["id"])["status"] == "pending"
 
 

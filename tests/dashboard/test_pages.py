@@ -39,9 +39,9 @@ def test_job_page_shows_payload_result_and_history(dash_server, api, make_page):
     expect(page.locator("#job-payload")).to_contain_text('"image": "cat.png"')
     expect(page.locator("#job-result")).to_contain_text('"thumbnail": "cat-512.png"')
     expect(page.locator('[data-jf="worker"]')).to_have_text("resizer-7")
-    events = page.locator("#history li .what")
+    events = page.locator("#history tr .what")
     expect(events).to_have_text(["submitted", "claimed", "completed"])
-    expect(page.locator("#history li").nth(1)).to_contain_text(claimed["lease_id"])
+    expect(page.locator("#history tr").nth(1)).to_contain_text(claimed["lease_id"])
     expect(page.locator("#error-panel")).to_be_hidden()
 
 
@@ -53,7 +53,7 @@ def test_failed_job_page_shows_the_error(dash_server, api, make_page):
     page = make_page()
     page.goto(f"{dash_server.url}/queues/{queue}/jobs/{submitted['id']}")
     expect(page.locator("#job-error")).to_have_text("SMTP 550: mailbox unavailable")
-    expect(page.locator("#history li.ev-failed")).to_contain_text("SMTP 550: mailbox unavailable")
+    expect(page.locator("#history tr.ev-failed")).to_contain_text("SMTP 550: mailbox unavailable")
     expect(page.locator("#no-result")).to_be_visible()
 
 

@@ -196,7 +196,7 @@ def test_running_a_scheduled_job_now_from_the_table_and_from_its_page(dash_serve
     page.get_by_role("button", name="Run now").click()
     expect(page.locator("#job-status")).to_have_text(re.compile("pending"))
     expect(page.get_by_role("button", name="Run now")).to_be_hidden()
-    expect(page.locator("#history li .what")).to_have_text(["submitted", "promoted"])
+    expect(page.locator("#history tr .what")).to_have_text(["submitted", "promoted"])
     assert api.job(queue, late["id"])["status"] == "pending"
     # Promoted jobs join the line as they are promoted: after the job that was pending all along.
     assert [j["id"] for j in api.claim(queue, count=3)] == [ready["id"], early["id"], late["id"]]

@@ -95,7 +95,7 @@ def test_a_waiting_job_becomes_pending_live_when_its_dependency_completes(dash_s
     api.complete(queue, claimed)
     expect(page.locator("#job-status")).to_have_text(re.compile("pending"))
     expect(statuses).to_have_text(["completed"])
-    expect(page.locator("#history li .what")).to_have_text(["submitted", "pending"])
+    expect(page.locator("#history tr .what")).to_have_text(["submitted", "pending"])
     assert_not_reloaded(page)
     assert api.info(queue).json()["waiting"] == 1  # publish still waits for resize and thumbnail
 
