@@ -147,6 +147,9 @@ class Config:
         return f"{exc.detail} ({how})"
 
 
+# Commands that talk to no Starq server, so no profile is read for them (a broken config file does not stop
+# ``starq serve``).
+OFFLINE_COMMANDS = ("serve", "completion")
 # The answers that mean the key is missing or not good enough, and how a key is given.
 AUTH_STATUSES = (401, 403)
 KEY_HOW = "-k/--api-key or STARQ_API_KEY (or a profile's api_key, see --profile)"
@@ -194,7 +197,8 @@ def main(
     """
     # Precedence: an option, then its environment variable (both arrive here as a value), then the profile,
     # then the default.
-    chosen, values = ("", {}) if ctx.resilient_parsing else load_profile(profile, config_path())
+    local = ctx.resilient_parsing or ctx.invoked_subcommand in OFFLINE_COMMANDS
+    chosen, values = ("", {}) if local else load_profile(profile, config_path())
     key_source = _source(ctx, "api_key", "-k/--api-key", "STARQ_API_KEY") if api_key else ""
     if api_key is None and "api_key" in values:
         api_key, key_source = values["api_key"], f"profile {chosen!r}"

@@ -3,6 +3,9 @@ authentication error says."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from cli.helpers import KEY
@@ -71,3 +74,23 @@ async def test_auth_errors_say_how_to_pass_a_key(starq, queue_name, tmp_path, se
     assert submitted.code == 1 and "pass one with -k/--api-key or STARQ_API_KEY" in submitted.stderr
     other = await starq("info", queue_name + "-missing", key=None)
     assert other.code == 1 and "api-key" not in other.stderr  # only for authentication errors
+
+
+def test_commands_without_a_server_read_no_profile(tmp_path):
+    env = write_config(tmp_path, "[profiles.a\n")  # broken
+    done = subprocess.run(
+        [sys.executable, "-m", "starq.cli", "completion", "bash"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, **env},
+    )
+    assert done.returncode == 0 and "_starq_completion" in done.stdout
+    checked = subprocess.run(
+        [sys.executable, "-m", "starq.cli", "serve", "--check-config"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, **env},
+    )
+    assert checked.returncode == 0, checked.stderr
