@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncclick as click
 
-from starq.worker_kit import StarqClient
+from starq.worker_kit import StarqClient, StarqError
 from starq.worker_kit.protocol import BULK_ACTIONS, MAX_BULK_IDS
 
 from .group import api_command, main
@@ -74,10 +74,11 @@ async def bulk(client: StarqClient, out: Output, queue: str, ids: tuple[str, ...
     try:
         for start in range(0, len(wanted), MAX_BULK_IDS):  # the server takes so many ids per request
             results += (await client.bulk(queue, action, wanted[start : start + MAX_BULK_IDS])).results
-    finally:
-        # Also when a later request was refused as a whole: what the earlier ones did is shown before the error.
-        if results:
+    except StarqError:
+        if results:  # a later request was refused as a whole: what the earlier ones did comes before the error
             _show(out, action, results)
+        raise
+    _show(out, action, results)
     if any(not item["ok"] for item in results):
         raise click.exceptions.Exit(1)
 

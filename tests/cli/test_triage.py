@@ -67,6 +67,10 @@ async def test_bulk_delete_needs_yes_without_a_terminal(starq, make_queue, queue
     assert (deleted["ok"], deleted["errors"]) == (1, 1)  # b is pending, not finished
     assert deleted["results"][0] == {"job_id": a, "ok": True, "status": "deleted"}
     assert (await starq("job", queue_name, a)).code == 1
+    many = [f"gone-{i}" for i in range(1001)]  # more than one request takes
+    sent = await starq("bulk", queue_name, "-a", "cancel", "-", "--json", input="\n".join(many))
+    assert sent.code == 1 and sent.json()["errors"] == 1001
+    assert [r["job_id"] for r in sent.json()["results"]] == many
     assert (await starq("bulk", queue_name, "-a", "archive", a)).code == 2  # not an action
     assert (await starq("bulk", queue_name, "-a", "retry", "-", input="\n")).code == 2  # no ids
 
