@@ -94,3 +94,15 @@ def test_commands_without_a_server_read_no_profile(tmp_path):
         env={**os.environ, **env},
     )
     assert checked.returncode == 0, checked.stderr
+
+
+def test_a_worker_with_a_refused_key_says_so(server, queue_name, tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "starq.cli", "-u", server.url, "-k", "wrong", "worker", "json:dumps", "-q", queue_name],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)},
+    )
+    assert done.returncode == 1
+    assert "the API key from -k/--api-key was refused: pass another with -k/--api-key" in done.stderr
