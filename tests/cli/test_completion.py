@@ -44,6 +44,9 @@ def test_the_printed_script_is_the_one_asyncclick_serves():
     assert served == script("bash")
     assert "complete -o nosort -F _starq_completion starq" in served  # starq itself, as asyncclick does it
     assert "_starq_completion_uv_setup" in served
+    # However it is started, the script is for the program people type: starq.
+    module = subprocess.run([sys.executable, "-m", "starq.cli", "completion", "bash"], capture_output=True, text=True)
+    assert module.stdout == served
 
 
 def test_bash(tmp_path):
