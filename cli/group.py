@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 import asyncclick as click
 import attrs
 import trio
-from asyncclick.core import augment_usage_errors
+from asyncclick.core import ParameterSource, augment_usage_errors
 from asyncclick.globals import pop_context, push_context
 
 from starq.worker_kit import StarqClient, StarqError
@@ -20,6 +20,7 @@ from starq.worker_kit.backoff import Backoff, RetryPolicy
 from starq.worker_kit.http import DEFAULT_URL
 
 from .output import Output
+from .profiles import PROFILE_ENV, config_path, load_profile
 
 # Commands that run an event loop of their own (``serve`` calls ``trio.run``): they are run after the CLI's loop
 # has ended, on the main thread, where their signal handlers work.
@@ -122,6 +123,9 @@ class Config:
     api_key: str | None = None
     json: bool = False
     timeout: float = 30.0
+    # Where the key came from ("-k/--api-key", "STARQ_API_KEY", "profile 'prod'"; "" for none), for the hint of an
+    # authentication error.
+    key_source: str = ""
 
     def client(self) -> StarqClient:
         # A CLI call should fail fast when the server is down, after a couple of quick retries.
@@ -132,10 +136,32 @@ class Config:
     def output(self) -> Output:
         return Output(json_mode=self.json)
 
+    def explain(self, exc: StarqError) -> str:
+        """The server's detail, and for a refused key (401/403) how to pass one."""
+        if exc.status not in AUTH_STATUSES:
+            return exc.detail
+        if self.key_source:
+            how = f"the API key from {self.key_source} was refused: pass another with {KEY_HOW}"
+        else:
+            how = f"no API key was given: pass one with {KEY_HOW}"
+        return f"{exc.detail} ({how})"
+
+
+# Commands that talk to no Starq server, so no profile is read for them (a broken config file does not stop
+# ``starq serve``).
+OFFLINE_COMMANDS = ("serve", "completion")
+# The answers that mean the key is missing or not good enough, and how a key is given.
+AUTH_STATUSES = (401, 403)
+KEY_HOW = "-k/--api-key or STARQ_API_KEY (or a profile's api_key, see --profile)"
+
 
 @click.group(cls=StarqGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
-    "-u", "--url", default=DEFAULT_URL, show_default=True, envvar="STARQ_URL", help="The Starq server (env STARQ_URL)."
+    "-u",
+    "--url",
+    default=None,
+    envvar="STARQ_URL",
+    help=f"The Starq server (env STARQ_URL)  [default: the profile's url, else {DEFAULT_URL}]",
 )
 @click.option(
     "-k",
@@ -143,6 +169,13 @@ class Config:
     default=None,
     envvar="STARQ_API_KEY",
     help="API key for writes (env STARQ_API_KEY; a dev-mode server accepts 'dev-key').",
+)
+@click.option(
+    "--profile",
+    default=None,
+    envvar=PROFILE_ENV,
+    help=f"Take url and api_key from this profile of ~/.config/starq/config.toml (env {PROFILE_ENV}); "
+    "an option or environment variable still wins.",
 )
 @click.option("--json", "json_mode", is_flag=True, help="Print machine-readable JSON.")
 @click.option(
@@ -155,12 +188,31 @@ class Config:
 )
 @click.version_option(package_name="starq", prog_name="starq")
 @click.pass_context
-def main(ctx: click.Context, url: str, api_key: str | None, json_mode: bool, timeout: float) -> None:
+def main(
+    ctx: click.Context, url: str | None, api_key: str | None, profile: str | None, json_mode: bool, timeout: float
+) -> None:
     """Starq: a self-hosted work queue over Redis Streams.
 
-    Shell completion: eval "$(starq completion bash)" (or zsh, fish).
+    Shell completion: eval "$(starq completion bash)" (or zsh, fish; "uv run starq" works too).
     """
-    ctx.obj = Config(url=url, api_key=api_key, json=json_mode, timeout=timeout)
+    # Precedence: an option, then its environment variable (both arrive here as a value), then the profile,
+    # then the default.
+    local = ctx.resilient_parsing or ctx.invoked_subcommand in OFFLINE_COMMANDS
+    chosen, values = ("", {}) if local else load_profile(profile, config_path())
+    key_source = _source(ctx, "api_key", "-k/--api-key", "STARQ_API_KEY") if api_key else ""
+    if api_key is None and "api_key" in values:
+        api_key, key_source = values["api_key"], f"profile {chosen!r}"
+    ctx.obj = Config(
+        url=url or values.get("url", DEFAULT_URL),
+        api_key=api_key,
+        json=json_mode,
+        timeout=timeout,
+        key_source=key_source,
+    )
+
+
+def _source(ctx: click.Context, name: str, option: str, env: str) -> str:
+    return env if ctx.get_parameter_source(name) == ParameterSource.ENVIRONMENT else option
 
 
 def config(ctx: click.Context) -> Config:
@@ -168,6 +220,11 @@ def config(ctx: click.Context) -> Config:
     found = ctx.find_object(Config)
     assert found is not None
     return found
+
+
+def explain(exc: StarqError) -> str:
+    """``Config.explain`` for the command being run (its context is current in the command's tasks too)."""
+    return config(click.get_current_context()).explain(exc)
 
 
 def json_option(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -198,14 +255,14 @@ def api_command(group: click.Group, name: str | None = None, **settings: Any) ->
                 try:
                     await fn(client, out, **params)
                 except StarqError as exc:
-                    out.error(exc.detail)
+                    out.error(settings.explain(exc))
                     raise click.exceptions.Exit(1) from None
                 except BaseExceptionGroup as group:
                     # A command's nursery wraps what its tasks raise; a lone Starq error is still just that.
                     error = _lone_starq_error(group)
                     if error is None:
                         raise
-                    out.error(error.detail)
+                    out.error(settings.explain(error))
                     raise click.exceptions.Exit(1) from None
 
         return group.command(name, **settings)(json_option(command))

@@ -95,6 +95,8 @@ async def job(client: StarqClient, out: Output, queue: str, job_id: str) -> None
         return
     pairs: list[tuple[str, Any]] = []
     for key, value in found.raw.items():
+        if key == "history":
+            continue  # a table of its own, below
         if key in ("payload", "result"):
             value = json.dumps(value, indent=2, ensure_ascii=False) if value is not None else ""
         elif key == "status":
@@ -103,6 +105,34 @@ async def job(client: StarqClient, out: Output, queue: str, job_id: str) -> None
             value = " ".join(str(v) for v in value)  # ids, to paste into `starq job`
         pairs.append((key, value))
     out.record(pairs, title=f"job {found.id}")
+    history = found.raw.get("history") or []
+    if history:
+        out.line("")
+        out.table(HISTORY_COLUMNS, [history_row(out, event) for event in history], title="history")
+
+
+# A job's history as a table: one row per event, oldest first (``--json`` keeps the server's objects).
+HISTORY_COLUMNS = ["at", "event", "worker", "status", "error"]
+
+
+def history_row(out: Output, event: dict[str, Any]) -> list[Any]:
+    status = event.get("status")
+    return [
+        event.get("at"),
+        event.get("event"),
+        event.get("worker") or "",
+        out.status(status) if status else "",
+        first_line(event.get("error") or ""),
+    ]
+
+
+def first_line(text: str) -> str:
+    """The first line of an error (a traceback's is usually the message), marked when more follows; the whole
+    text is in the job's ``error`` (the last one) and in ``--json``."""
+    lines = text.strip().splitlines()
+    if not lines:
+        return ""
+    return lines[0] + (" …" if len(lines) > 1 else "")
 
 
 @api_command(main)

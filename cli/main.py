@@ -71,6 +71,7 @@ from . import (  # noqa: E402,F401
     queue_commands,
     schedule_commands,
     submit,
+    triage,
     watch,
     worker_command,
     workflow_commands,

@@ -171,16 +171,11 @@ def stdin_is_terminal() -> bool:
         return False
 
 
-def ask_first(out: Output, question: str, *, yes: bool) -> None:
-    """The rule of ``delete``: on a terminal, ask (no answer aborts); piped, or with --yes or --json, go on."""
-    if not yes and out.tty and not out.json_mode and not click.confirm(question, default=False):
-        raise click.Abort()
-
-
 def need_yes_or_terminal(out: Output, *, yes: bool, what: str) -> bool:
-    """The rule of ``purge``, first half: with --yes, go on without asking (False); with a terminal to answer on,
-    the command must ask (True, see ``confirm``); without one, refuse in one line before anything is sent
-    (exit status 2)."""
+    """The rule of every command that destroys data (``delete``, ``schedules delete``, ``purge``, ``bulk --action
+    delete``), as gh has it: with --yes, go on without asking (False); with a terminal on stdin to answer on, the
+    command must ask (True, see ``confirm``); without one (a script, a pipe, cron) it does not guess, and refuses
+    in one line before anything is sent (exit status 2)."""
     if yes:
         return False
     if not stdin_is_terminal():

@@ -11,7 +11,7 @@ from starq.worker_kit import QueueInfo, StarqClient
 from starq.worker_kit.protocol import JOB_STATUSES, QUEUE_SETTINGS
 
 from .group import api_command, main
-from .options import RateLimit, ask_first, confirm, describe_rate_limit, need_yes_or_terminal
+from .options import RateLimit, confirm, describe_rate_limit, need_yes_or_terminal
 from .output import Output
 
 COUNTS = JOB_STATUSES
@@ -162,13 +162,13 @@ async def update(client: StarqClient, out: Output, name: str, no_rate_limit: boo
 
 @api_command(main)
 @click.argument("name")
-@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation (needed when stdin is not a terminal).")
 async def delete(client: StarqClient, out: Output, name: str, yes: bool) -> None:
-    """Delete a queue and every job in it (asks first on a terminal)."""
-    if not yes and out.tty and not out.json_mode:
-        info_ = await client.get_queue(name)
+    """Delete a queue and every job in it (asks first; without a terminal, needs --yes)."""
+    if need_yes_or_terminal(out, yes=yes, what="delete"):
+        info_ = await client.get_queue(name)  # a missing queue is an error before any question
         jobs = sum(getattr(info_, c) for c in COUNTS)
-        ask_first(out, f"Delete queue {name!r} and its {jobs} job(s)?", yes=yes)
+        confirm(f"Delete queue {name!r} and its {jobs} job(s)?")
     data = await client.delete_queue(name)
     if out.json_mode:
         out.json(data)

@@ -11,7 +11,7 @@ from starq.worker_kit import Schedule, StarqClient
 from starq.worker_kit.protocol import MAX_UNIQUE_FOR
 
 from .group import api_command, main
-from .options import JOB_OPTIONS, ask_first, given_job_options, job_options, json_object
+from .options import JOB_OPTIONS, confirm, given_job_options, job_options, json_object, need_yes_or_terminal
 from .output import Output, compact
 
 COLUMNS = ["name", "when", "paused", "next_run_at", "last_run_at", "payload"]
@@ -158,11 +158,11 @@ async def resume(client: StarqClient, out: Output, queue: str, name: str) -> Non
 @api_command(schedules, "delete")
 @click.argument("queue")
 @click.argument("name")
-@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation (needed when stdin is not a terminal).")
 async def delete(client: StarqClient, out: Output, queue: str, name: str, yes: bool) -> None:
-    """Delete a schedule (asks first on a terminal); the jobs it submitted stay."""
-    if not yes and out.tty and not out.json_mode:
+    """Delete a schedule (asks first; without a terminal, needs --yes); the jobs it submitted stay."""
+    if need_yes_or_terminal(out, yes=yes, what="schedules delete"):
         found = await client.get_schedule(queue, name)  # a missing one is an error before any question
-        ask_first(out, f"Delete schedule {name!r} ({found.when}) of queue {queue!r}? Its jobs stay.", yes=yes)
+        confirm(f"Delete schedule {name!r} ({found.when}) of queue {queue!r}? Its jobs stay.")
     data = await client.delete_schedule(queue, name)
     out.json(data) if out.json_mode else out.line(f"Deleted schedule {name} of queue {queue}")

@@ -31,7 +31,7 @@ from rich.progress import BarColumn, Progress, ProgressColumn, TaskProgressColum
 from starq.worker_kit import ServerUnreachable, StarqClient, StarqError
 from starq.worker_kit.protocol import DEPENDENCY_FAILURE_CHOICES, MAX_DEPENDENCIES, MAX_PRIORITY
 
-from .group import api_command, main
+from .group import api_command, explain, main
 from .jsonl import MAX_BATCH_BYTES, BadLine, Batch, JsonlReader
 from .options import check_iso_time, given_job_options, job_options, json_object
 from .output import Output
@@ -291,7 +291,7 @@ async def _submit_as_batch(
         _fail(out, totals, f"lines {chunk.batch.first}-{chunk.batch.last}{maybe}: {exc.detail}")
         return ""
     except StarqError as exc:
-        _fail(out, totals, f"lines {chunk.batch.first}-{chunk.batch.last} refused: {exc.detail}")
+        _fail(out, totals, f"lines {chunk.batch.first}-{chunk.batch.last} refused: {explain(exc)}")
         return ""
     totals.submitted, totals.skipped = answer.submitted, answer.skipped
     return answer.batch_id
@@ -326,7 +326,7 @@ async def _pump(
                     maybe = " may or may not have been accepted" if exc.maybe_processed else " were not sent"
                     _fail(out, totals, f"lines {batch.first}-{batch.last}{maybe}: {exc.detail}")
                 except StarqError as exc:
-                    _fail(out, totals, f"lines {batch.first}-{batch.last} refused: {exc.detail}")
+                    _fail(out, totals, f"lines {batch.first}-{batch.last} refused: {explain(exc)}")
                 else:
                     totals.submitted += answer.submitted
                     totals.skipped += answer.skipped

@@ -88,6 +88,10 @@ MAX_JSON_DEPTH = 64  # nesting of arrays and objects in a request body (the body
 DEPENDENCY_FAILURE_CHOICES = ("cancel", "run")
 MAX_PROGRESS_BYTES = 64 * 1024  # a progress report, as JSON
 MAX_WAIT_MS = 60_000  # the longest wait_ms of GET …/jobs/{id}: a longer wait for an outcome is several requests
+# The actions of POST …/jobs/bulk: each does to many jobs what one call does to one ("delete" removes a finished
+# job for good), and how many job ids one request may name.
+BULK_ACTIONS = ("retry", "cancel", "delete", "promote")
+MAX_BULK_IDS = 1000
 
 # What a job's event log entry says happened (GET …/events, the ``event:`` field).
 EVENT_KINDS = (

@@ -5,9 +5,11 @@ from __future__ import annotations
 import attrs
 
 from starq.worker_kit.protocol import (
+    BULK_ACTIONS,
     DEPENDENCY_FAILURE_CHOICES,
     EVENT_KINDS,
     JOB_STATUSES,
+    MAX_BULK_IDS,
     MAX_DEPENDENCIES,
     MAX_JOB_TIMEOUT,
     MAX_KEY_LENGTH,
@@ -19,7 +21,6 @@ from starq.worker_kit.protocol import (
     QUEUE_SETTINGS,
 )
 
-from ..engine.engine import BULK_ACTIONS
 from ..engine.models import JOB_FIELDS, JOB_ID_PATTERN, STATUSES
 from .operations import JOB_ID_TEXT, QUEUE_NAME_MAX, QUEUE_NAME_PATTERN
 from .schema import ABSENT, Field, Schema
@@ -29,8 +30,6 @@ MAX_DELAY_SECONDS = 366 * 86400
 MAX_CLAIM_TIMEOUT = next(s.maximum for s in QUEUE_SETTINGS if s.name == "claim_timeout")
 MAX_WORKER_NAME = 128
 MAX_ERROR_TEXT = 64 * 1024
-# Job ids per bulk action.
-MAX_BULK_IDS = 1000
 
 RateLimit = Schema(
     "RateLimit",

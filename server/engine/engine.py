@@ -36,6 +36,7 @@ from starq.worker_kit.errors import (
     TooManyQueues,
     UnknownDependency,
 )
+from starq.worker_kit.protocol import BULK_ACTIONS
 
 from . import keys
 from .durability import DURABLE_TIMEOUT_MS, check_durable, confirm_on_disk
@@ -91,8 +92,6 @@ def dedupe_hash(payload: Any) -> str:
     return hashlib.sha256(canonical).hexdigest()[:32]
 
 
-# The actions of ``Engine.bulk``: each does to many jobs what one call does to one.
-BULK_ACTIONS = ("retry", "cancel", "delete", "promote")
 # Job ids per call of a bulk action. A cancel costs the store ~0.15 ms per job on a 2-core machine, so 1,000 in
 # one call would hold every other client back ~150 ms; 100 keep a call near the maintenance tick's few ms.
 BULK_CHUNK = 100

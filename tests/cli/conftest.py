@@ -13,15 +13,30 @@ from starq.cli.main import main
 
 
 @pytest.fixture
-def starq(server) -> Callable[..., Awaitable[Ran]]:
-    """``await starq("queues", "--json")`` runs the CLI in-process against the shared test server."""
+def starq(server, tmp_path_factory) -> Callable[..., Awaitable[Ran]]:
+    """``await starq("queues", "--json")`` runs the CLI in-process against the shared test server.
 
-    async def run(*args: str, input: str | bytes | None = None, url: str | None = None, key: str | None = KEY) -> Ran:
+    ``url=""`` or ``key=None`` leave out ``-u`` or ``-k``; ``env`` adds environment variables. The CLI sees no
+    STARQ_* variable of the machine's, and an empty config directory unless ``env`` names another."""
+    config_home = tmp_path_factory.mktemp("config")
+
+    async def run(
+        *args: str,
+        input: str | bytes | None = None,
+        url: str | None = None,
+        key: str | None = KEY,
+        env: dict[str, str | None] | None = None,
+    ) -> Ran:
         runner = CliRunner()
-        base = ["-u", url or server.url] + (["-k", key] if key else [])
-        result = await runner.invoke(
-            main, [*base, *args], input=input, catch_exceptions=False, env={"STARQ_URL": None, "STARQ_API_KEY": None}
-        )
+        base = (["-u", url or server.url] if url != "" else []) + (["-k", key] if key else [])
+        clean: dict[str, str | None] = {
+            "STARQ_URL": None,
+            "STARQ_API_KEY": None,
+            "STARQ_PROFILE": None,
+            "XDG_CONFIG_HOME": str(config_home),
+        }
+        env = {**clean, **(env or {})}
+        result = await runner.invoke(main, [*base, *args], input=input, catch_exceptions=False, env=env)
         return Ran(result.exit_code, result.stdout, result.stderr)
 
     return run

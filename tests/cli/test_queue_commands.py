@@ -114,7 +114,15 @@ async def test_pause_resume(starq, make_queue, queue_name):
 
 async def test_delete(starq, make_queue, queue_name):
     await make_queue()
-    ran = await starq("delete", queue_name)  # not a terminal: no question asked
+    for extra in ((), ("--json",)):
+        refused = await starq("delete", queue_name, *extra, input="y\n")  # stdin is not a terminal: it cannot ask
+        assert refused.code == 2 and refused.stdout == "" and refused.stderr.count("\n") == 1
+        assert (
+            refused.stderr
+            == "Error: delete asks for confirmation and stdin is not a terminal: pass --yes to go ahead\n"
+        )
+    assert (await starq("info", queue_name)).code == 0  # nothing was deleted
+    ran = await starq("delete", queue_name, "--yes")
     assert ran.code == 0 and ran.stdout == f"Deleted queue {queue_name}\n"
     assert (await starq("info", queue_name)).code == 1
     again = await starq("delete", queue_name, "-y", "--json")

@@ -125,16 +125,19 @@ async def test_schedule_errors(starq, make_queue, queue_name):
     exists = await starq("schedules", "create", queue_name, "s", "--every", "60")
     assert exists.code == 1 and "exists" in exists.stderr and exists.stderr.count("\n") == 1
     for command in ("show", "pause", "resume", "delete"):
-        missing = await starq("schedules", command, queue_name, "nope")
+        missing = await starq("schedules", command, queue_name, "nope", *(["-y"] if command == "delete" else []))
         assert missing.code == 1 and "not found" in missing.stderr, command
     assert (await starq("schedules", "list", queue_name + "-missing")).code == 1
     assert (await starq("schedules", "list", queue_name)).code == 0
 
 
-async def test_delete_when_piped_does_not_ask(starq, make_queue, queue_name):
+async def test_delete_without_a_terminal_needs_yes(starq, make_queue, queue_name):
     await make_queue()
     await starq("schedules", "create", queue_name, "s", "--every", "60")
-    ran = await starq("schedules", "delete", queue_name, "s")
+    refused = await starq("schedules", "delete", queue_name, "s", input="y\n")
+    assert refused.code == 2 and "stdin is not a terminal: pass --yes" in refused.stderr
+    assert (await starq("schedules", "show", queue_name, "s")).code == 0
+    ran = await starq("schedules", "delete", queue_name, "s", "-y")
     assert ran.code == 0 and ran.stdout == f"Deleted schedule s of queue {queue_name}\n"
     assert (await starq("schedules", "list", queue_name)).stdout == "No schedules\n"
     await starq("schedules", "create", queue_name, "t", "--every", "60")
