@@ -205,6 +205,7 @@ async def _slow_calls(url: str) -> dict[str, Any]:
     other = [e.duration for e in entries if "starq_tick" not in e.command[:2]]
     return {
         "slow_ticks": len(ticks),
+        "slow_tick_p50_ms": round(percentile(ticks, 0.5) / 1000, 1) if ticks else None,
         "slowest_tick_ms": round(max(ticks) / 1000, 1) if ticks else None,
         "slow_other_calls": len(other),
         "slowest_other_call_ms": round(max(other) / 1000, 1) if other else None,

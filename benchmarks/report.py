@@ -307,7 +307,7 @@ def table(rows: list[dict[str, Any]]) -> str:
             "",
             "| maintenance | s to caught up (target) | first / last claim s | finished kept at last ack (peak) "
             "| max lag s | probe ms idle p50 / p99 / max | probe ms catching up p50 / p99 / max "
-            "| store / server CPU % catching up | slowest tick ms (ticks > 1 ms) | slowest other store call ms "
+            "| store / server CPU % catching up | ticks > 1 ms: count, p50 / max ms | slowest other store call ms "
             "| store MB empty → peak → after | checks |",
             "|" + "---|" * 12,
         ]
@@ -325,7 +325,8 @@ def table(rows: list[dict[str, Any]]) -> str:
                 + f"| {_fmt(lag, 2)} "
                 f"| {_latencies(r, 'idle')} | {_latencies(r, 'catch_up')} "
                 f"| {_fmt(r.get('catch_up_store_cpu_pct'))} / {_fmt(r.get('catch_up_server_cpu_pct'))} "
-                f"| {_fmt(r.get('slowest_tick_ms'), 1)} ({_fmt(r.get('slow_ticks'))}) "
+                f"| {_fmt(r.get('slow_ticks'))}: {_fmt(r.get('slow_tick_p50_ms'), 1)} "
+                f"/ {_fmt(r.get('slowest_tick_ms'), 1)} "
                 f"| {_fmt(r.get('slowest_other_call_ms'), 1)} "
                 + (
                     f"| - → {_fmt(r.get('store_mb_peak'), 1)} → - "
