@@ -197,12 +197,12 @@ async def _slowlog_reset(url: str) -> None:
 
 
 async def _slow_calls(url: str) -> dict[str, Any]:
-    """The store's calls over ``SLOW_US`` since the reset: how many, and the longest, of maintenance ticks
-    (``starq_tick``) and of everything else (the requests' own calls)."""
+    """The store's calls over ``SLOW_US`` since the reset, of maintenance ticks (``starq_tick``): how many, their
+    median and the longest (ms); of everything else (the requests' own calls): how many and the longest."""
     async with coredis.Redis.from_url(url, decode_responses=True) as store:
         entries = await store.slowlog_get(4096)
-    ticks = [e.duration for e in entries if "starq_tick" in e.command[:2]]
-    other = [e.duration for e in entries if "starq_tick" not in e.command[:2]]
+    ticks = [float(e.duration) for e in entries if "starq_tick" in e.command[:2]]
+    other = [float(e.duration) for e in entries if "starq_tick" not in e.command[:2]]
     return {
         "slow_ticks": len(ticks),
         "slow_tick_p50_ms": round(percentile(ticks, 0.5) / 1000, 1) if ticks else None,
