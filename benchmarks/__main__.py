@@ -19,7 +19,7 @@ from . import baseline, harness, procstat, report
 from .run import AB_GROUPS, run_ab_once, run_once
 from .scenarios import Sizes
 
-GROUPS = ("http", "store", "submit", "cycle", "other", "flow", "longpoll", "retry", "scale")
+GROUPS = ("http", "store", "submit", "cycle", "other", "flow", "longpoll", "retry", "maint", "scale")
 RESULTS = Path(__file__).parent / "results"
 
 

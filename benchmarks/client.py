@@ -25,12 +25,14 @@ def _now_ms() -> float:
     return time.monotonic() * 1000
 
 
-async def _drive(host: str, port: int, connections: int, seconds: float, task) -> tuple[float, float]:
-    """Runs ``task(conn)`` on that many keep-alive connections at once, bounded by ``seconds`` plus a margin;
-    returns the start and end times in ms."""
+async def _drive(
+    host: str, port: int, connections: int, seconds: float, task, stop: trio.CancelScope | None = None
+) -> tuple[float, float]:
+    """Runs ``task(conn)`` on that many keep-alive connections at once, bounded by ``seconds`` plus a margin
+    (and ended early when a task cancels ``stop``); returns the start and end times in ms."""
     conns = [await HTTPConnection.open(host, port) for _ in range(connections)]
     start = _now_ms()
-    with trio.move_on_after(seconds + 30):
+    with trio.move_on_after(seconds + 30), stop or trio.CancelScope():
         async with trio.open_nursery() as nursery:
             for conn in conns:
                 nursery.start_soon(task, conn)
@@ -109,7 +111,10 @@ async def cycle(spec: dict[str, Any]) -> dict[str, Any]:
 
     ``block_ms`` (default 0) is the claims' wait: a rate-limited queue answers an empty claim while its window's
     budget is spent, so its workers wait for the next window instead. With ``timeline``, each job's claim answer
-    and report times are returned too (ms: ``[id, claimed, reported]``), for the flow-control checks."""
+    and report times are returned too (ms: ``[id, claimed, reported]``), for the flow-control checks.
+
+    With ``jobs`` (mode "ack"), the process stops once it has reported that many (the claims still parked on the
+    drained queue are hung up instead of waiting out their ``block_ms``)."""
     host, port, queue, count, mode = spec["host"], spec["port"], spec["queue"], spec["count"], spec["mode"]
     base = f"/api/v1/queues/{queue}/jobs"
     block_ms = spec.get("block_ms", 0)
@@ -122,6 +127,8 @@ async def cycle(spec: dict[str, Any]) -> dict[str, Any]:
     errors = 0
     last = 0.0
     deadline = trio.current_time() + spec["seconds"]
+    stop = trio.CancelScope()
+    enough = spec.get("jobs")
 
     async def timed(conn: HTTPConnection, method: str, path: str, body: bytes) -> tuple[int, bytes]:
         t0 = _now_ms()
@@ -159,6 +166,8 @@ async def cycle(spec: dict[str, Any]) -> dict[str, Any]:
                 if keep_timeline:
                     timeline.extend((job_id, got_at, sent_at) for job_id in done)
                 last = _now_ms()
+                if enough and len(completed) >= enough:
+                    stop.cancel()
             else:
                 for job in jobs:
                     body = orjson.dumps({"lease_id": job["lease_id"], "result": {"ok": 1}})
@@ -172,7 +181,7 @@ async def cycle(spec: dict[str, Any]) -> dict[str, Any]:
                     else:
                         errors += 1
 
-    start, end = await _drive(host, port, spec["workers"], spec["seconds"], worker)
+    start, end = await _drive(host, port, spec["workers"], spec["seconds"], worker, stop)
     return {
         "start_ms": start,
         "end_ms": end,

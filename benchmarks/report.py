@@ -49,7 +49,8 @@ def combine(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for field in rows[0]:
             values = [r.get(field) for r in rows]
             numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
-            if field == "exactly_once":
+            if field == "exactly_once" or all(isinstance(v, bool) for v in values):
+                # A check (exactly once, key order held, all gone, …) holds only if it held in every run.
                 merged[field] = all(v is True for v in values)
             elif numbers and len(numbers) == len(values):
                 merged[field] = round(statistics.median(numbers), 2)
@@ -130,6 +131,18 @@ def evaluate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                         "shortfall": None,
                     }
                 )
+    for row in rows:
+        if row.get("group") == "maint":
+            seconds, target = row.get("measured_seconds"), row["target_seconds"]
+            met = seconds is not None and seconds <= target
+            verdicts.append(
+                {
+                    "target": f"{row['target']} within {target:g} s",
+                    "measured": "not caught up" if seconds is None else f"{seconds:.2f} s",
+                    "met": met,
+                    "shortfall": None if met or seconds is None else f"{100 * (seconds / target - 1):.0f}% over",
+                }
+            )
     one = next((r for r in rows if r.get("group") == "scale" and r["name"] == "--workers 1"), None)
     two = next((r for r in rows if r.get("group") == "scale" and r["name"] == "--workers 2"), None)
     if one and two and one.get("jobs_per_s"):
@@ -158,6 +171,10 @@ def _fmt(value: Any, digits: int = 0) -> str:
     return str(value)
 
 
+def _latencies(row: dict[str, Any], name: str) -> str:
+    return " / ".join(_fmt(row.get(f"{name}_{q}_ms"), 1) for q in ("p50", "p99", "max"))
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     """A Markdown table of every scenario (also readable in a terminal)."""
     head = (
@@ -166,7 +183,7 @@ def table(rows: list[dict[str, Any]]) -> str:
     )
     lines = [head, "|" + "---|" * 15]
     for r in rows:
-        if r["group"] in ("longpoll", "retry", "other", "flow"):
+        if r["group"] in ("longpoll", "retry", "other", "flow", "maint"):
             continue
         lines.append(
             "| "
@@ -283,6 +300,41 @@ def table(rows: list[dict[str, Any]]) -> str:
             lines.append(
                 f"| {r['name']} | {r['expected_ms']} | {_fmt(r.get('p50_ms'))} | {_fmt(r.get('max_ms'))} "
                 f"| {_fmt(r.get('samples'))} |"
+            )
+    maint = [r for r in rows if r["group"] == "maint"]
+    if maint:
+        lines += [
+            "",
+            "| maintenance | s to caught up (target) | first / last claim s | finished kept at last ack (peak) "
+            "| max lag s | probe ms idle p50 / p99 / max | probe ms catching up p50 / p99 / max "
+            "| store / server CPU % catching up | ticks > 1 ms: count, p50 / max ms | slowest other store call ms "
+            "| store MB empty → peak → after | checks |",
+            "|" + "---|" * 12,
+        ]
+        for r in maint:
+            due = r["kind"] == "maint_due"
+            lag = r.get("max_lag_promote_s") if due else r.get("max_lag_expire_catch_up_s")
+            checks = r.get("exactly_once") is True and (r.get("all_promoted") if due else r.get("all_gone")) is True
+            lines.append(
+                f"| {r['name']} | {_fmt(r.get('measured_seconds'), 2)} ({r['target_seconds']:g}) "
+                + (
+                    f"| {_fmt(r.get('first_claim_seconds'), 2)} / {_fmt(r.get('all_claimed_seconds'), 2)} | - "
+                    if due
+                    else f"| - | {_fmt(r.get('completed_kept_at_last_ack'))} ({_fmt(r.get('completed_kept_peak'))}) "
+                )
+                + f"| {_fmt(lag, 2)} "
+                f"| {_latencies(r, 'idle')} | {_latencies(r, 'catch_up')} "
+                f"| {_fmt(r.get('catch_up_store_cpu_pct'))} / {_fmt(r.get('catch_up_server_cpu_pct'))} "
+                f"| {_fmt(r.get('slow_ticks'))}: {_fmt(r.get('slow_tick_p50_ms'), 1)} "
+                f"/ {_fmt(r.get('slowest_tick_ms'), 1)} "
+                f"| {_fmt(r.get('slowest_other_call_ms'), 1)} "
+                + (
+                    f"| - → {_fmt(r.get('store_mb_peak'), 1)} → - "
+                    if due
+                    else f"| {_fmt(r.get('store_mb_empty'), 1)} → {_fmt(r.get('store_mb_peak'), 1)} "
+                    f"→ {_fmt(r.get('store_mb_after'), 1)} "
+                )
+                + f"| {_fmt(checks)} |"
             )
     refs = [r for r in rows if r.get("requests_per_server_cpu_s")]
     if refs:

@@ -16,7 +16,7 @@ import attrs
 
 from starq.server.embedded import EmbeddedStore
 
-from . import harness, procstat, scenarios
+from . import harness, maintenance, procstat, scenarios
 from .scenarios import Sizes
 
 
@@ -102,6 +102,7 @@ async def run_once(
 
             await phase("longpoll", longpolls)
             await phase("retry", lambda: scenarios.retry(server, sizes))
+            await phase("maint", lambda: maintenance.run(server, store.url, _pid(store), sizes))
 
             async def scale_one():
                 row, _, _ = await scenarios.cycle(

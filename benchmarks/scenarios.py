@@ -45,6 +45,9 @@ class Sizes:
     flow_keys: int
     rate_limits: tuple[tuple[int, int], ...]  # (max, per_ms)
     rate_seconds: float  # a rate-limited phase gets the jobs its limit allows in this long (at most flow_jobs)
+    retention_jobs: int  # finished in one burst on a queue with ``retention: 2`` (maintenance group)
+    due_jobs: int  # submitted with one ``run_at`` (maintenance group)
+    due_lead: float  # seconds from the start of that submit to the ``run_at``
 
     @classmethod
     def full(cls) -> Sizes:
@@ -66,6 +69,10 @@ class Sizes:
             # check costs); the second below it (what the limit lets through).
             rate_limits=((2_000, 1_000), (40, 100)),
             rate_seconds=5,
+            # The maintenance targets of the reliability issue.
+            retention_jobs=40_000,
+            due_jobs=20_000,
+            due_lead=12,
         )
 
     @classmethod
@@ -86,6 +93,9 @@ class Sizes:
             flow_keys=20,
             rate_limits=((2_000, 1_000), (20, 100)),
             rate_seconds=0.5,
+            retention_jobs=2_000,
+            due_jobs=2_000,
+            due_lead=3,
         )
 
 

@@ -55,6 +55,8 @@ def test_quick_run_covers_every_scenario_exactly_once(tmp_path):
         "flow_keys",
         "retry_0",
         "retry_1",
+        "maint_retention",
+        "maint_due",
     } <= kinds
     assert any(k.startswith("longpoll_") for k in kinds)
     rates = [row for row in rows if row["kind"].startswith("flow_rate_")]
@@ -67,6 +69,14 @@ def test_quick_run_covers_every_scenario_exactly_once(tmp_path):
         if "exactly_once" in row:
             assert row["exactly_once"] is True, row
         assert row.get("errors", 0) == 0, row
+    # Maintenance: every finished record of the burst was removed, every due job promoted (and each handed to
+    # exactly one claim), within the phase's catch-up limit; how fast is reported, not asserted.
+    (retention,) = [row for row in rows if row["kind"] == "maint_retention"]
+    assert retention["all_gone"] is True and retention["measured_seconds"] is not None, retention
+    (due,) = [row for row in rows if row["kind"] == "maint_due"]
+    assert due["all_promoted"] is True and due["submitted_before_due"] is True, due
+    assert due["measured_seconds"] is not None and due["first_claim_seconds"] is not None, due
+    assert "| maintenance |" in proc.stdout
     longpoll = next(row for row in rows if row["group"] == "longpoll")
     assert longpoll["woken"] > 0 and longpoll["release_seconds"] is not None
     targets = {t["target"] for t in result["targets"]}
@@ -90,6 +100,24 @@ def test_medians_and_target_verdicts():
     slow = _row("cycle_50_ack", jobs_per_s=7540)
     (verdict,) = report.evaluate([slow])
     assert verdict["met"] is False and verdict["shortfall"] == "50% short"  # 20 x 754 = 15,080
+
+
+def test_maintenance_verdicts():
+    rows = [
+        _row("maint_retention", "maint", measured_seconds=2.5, target_seconds=10.0, target="burst gone"),
+        _row("maint_due", "maint", measured_seconds=6.0, target_seconds=5.0, target="due pending"),
+        _row("maint_due", "maint", measured_seconds=None, target_seconds=5.0, target="never"),
+    ]
+    met, over, never = report.evaluate(rows)
+    assert met["met"] is True and met["target"] == "burst gone within 10 s" and met["measured"] == "2.50 s"
+    assert over["met"] is False and over["shortfall"] == "20% over"
+    assert never["met"] is False and never["measured"] == "not caught up"
+
+
+def test_checks_hold_only_if_they_held_in_every_run():
+    runs = [{"rows": [_row("maint_due", "maint", all_promoted=v, exactly_once=True)]} for v in (True, False, True)]
+    (row,) = report.combine(runs)
+    assert row["all_promoted"] is False and row["exactly_once"] is True
 
 
 def _can_build_a_baseline() -> str | None:
