@@ -8,15 +8,15 @@ ENV UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
     UV_PYTHON_DOWNLOADS=never \
     UV_PROJECT_ENVIRONMENT=/app/.venv
-# Dependencies first (from the lock file, no dev tools), so a code change does not rebuild this layer.
+# Dependencies first (from the lock file, no dev or benchmark tools), so a code change does not rebuild this layer.
 COPY pyproject.toml uv.lock README.md ./
-RUN uv sync --frozen --no-dev --no-install-project
+RUN uv sync --frozen --no-default-groups --no-install-project
 COPY setup.py ./
 COPY server ./server
 COPY worker_kit ./worker_kit
 COPY cli ./cli
 COPY dashboard ./dashboard
-RUN uv sync --frozen --no-dev --no-editable
+RUN uv sync --frozen --no-default-groups --no-editable
 
 # -- run: the virtualenv only, as an unprivileged user ----------------------------------------------------
 FROM python:3.11-slim-bookworm

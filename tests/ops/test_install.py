@@ -55,7 +55,9 @@ def install_outside(wheel: Path, home: Path) -> Path:
     """A fresh virtualenv in ``home`` with the wheel and its runtime dependencies (at the versions of uv.lock);
     returns its ``starq`` command."""
     constraints = home / "constraints.txt"
-    locked = uv("export", "--frozen", "--no-dev", "--no-emit-project", "--no-hashes", "--no-header", cwd=ROOT)
+    locked = uv(
+        "export", "--frozen", "--no-default-groups", "--no-emit-project", "--no-hashes", "--no-header", cwd=ROOT
+    )
     constraints.write_text(locked)
     uv("venv", "--python", sys.executable, str(home / "venv"), cwd=home)
     uv("pip", "install", "--python", str(home / "venv" / "bin" / "python"), str(wheel), "-c", str(constraints),
