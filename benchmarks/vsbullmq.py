@@ -108,6 +108,7 @@ async def _bullmq(path: VsPath, store_url: str, store_pid: int, sizes: VsSizes) 
         "store_cpu_pct": round(100 * store_cpu / seconds, 1) if seconds else None,
         "store_cpu_us_per_job": round(1e6 * store_cpu / jobs, 1) if jobs else None,
         "exactly_once": result["exactly_once"],
+        "left": result["left"],  # the queue's counts afterwards
     }
 
 
