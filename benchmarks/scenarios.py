@@ -707,9 +707,12 @@ async def longpoll(server: Server, sampler_of, sizes: Sizes, waiters: int) -> di
         started = time.monotonic()
         await _tell(clients, b"go\n")
         # Parked = the server reports every claim waiting (bounded: a broken run fails, it does not hang).
+        peak = 0  # the most claims seen parked at once: how far a run that never parks them all got
         with trio.move_on_after(90):
-            while await _waiting(server) < waiters:
+            while (now := await _waiting(server)) < waiters:
+                peak = max(peak, now)
                 await trio.sleep(0.1)
+            peak = now
             park_seconds = time.monotonic() - started
         park_cpu = cpu.stop()
         sent = [(await lines.next())["sent_ms"] for _, lines in clients]
@@ -757,6 +760,11 @@ async def longpoll(server: Server, sampler_of, sizes: Sizes, waiters: int) -> di
         "kind": f"longpoll_{waiters}",
         "waiters": waiters,
         "park_seconds": round(park_seconds, 2) if park_seconds is not None else None,
+        "peak_parked": peak,
+        # Claims answered with no job (their block_ms ran out) and with an error status (503 past the cap, …).
+        "answered_empty": sum(r["empty"] for r in results),
+        "answered_error": sum(r["errors"] for r in results),
+        "error_samples": [e for r in results for e in r["error_samples"]][:5],
         "client_park_seconds": round(client_seconds, 2),
         "client_sent_seconds": round(max(sent) / 1000, 2),
         "client_procs": len(clients),
