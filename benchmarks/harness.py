@@ -132,9 +132,9 @@ def _process(
 
 @contextmanager
 def starq_server(redis_url: str, workers: int = 1, version: Version = CURRENT) -> Iterator[Server]:
-    """``starq serve`` of ``version`` on a free port against ``redis_url``, with its default settings (its
-    connection cap derived from the open-file limit, which ``raise_fd_limit`` raised for it; versions before that
-    capped at 10,000, short of the 10,000-waiter long-poll, which A/B runs do not measure)."""
+    """``starq serve`` of ``version`` on a free port against ``redis_url``, with its default settings: its
+    connection cap is derived from its open-file limit (earlier versions capped at 10,000, short of the harness's
+    own requests beside 10,000 parked claims; A/B runs, which serve them, do not run the long-poll group)."""
     args = [
         version.python,
         "-m",

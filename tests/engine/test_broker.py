@@ -253,7 +253,9 @@ async def test_paused_queue_keeps_waiters_waiting_and_resume_wakes_them(broker, 
 async def _fcalls(redis_url: str) -> int:
     async with coredis.Redis.from_url(redis_url, decode_responses=True) as r:
         stats = await r.info("commandstats")
-    return int(stats.get("cmdstat_fcall", {}).get("calls", 0))
+    fcall = stats.get("cmdstat_fcall", {})  # absent until the first call
+    assert isinstance(fcall, dict), fcall
+    return int(fcall.get("calls", 0))
 
 
 async def test_a_burst_of_long_polls_parks_without_a_store_call_each(broker, engine, queue_name, redis_url):
