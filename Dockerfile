@@ -8,16 +8,16 @@ ENV UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
     UV_PYTHON_DOWNLOADS=never \
     UV_PROJECT_ENVIRONMENT=/app/.venv
-# Dependencies first (from the lock file, with the server extra, no dev tools), so a code change does not
-# rebuild this layer.
+# Dependencies first (from the lock file, with the server extra, no dev or benchmark tools), so a code change does
+# not rebuild this layer.
 COPY pyproject.toml uv.lock README.md ./
-RUN uv sync --frozen --no-dev --extra server --no-install-project
+RUN uv sync --frozen --no-default-groups --extra server --no-install-project
 COPY setup.py ./
 COPY server ./server
 COPY worker_kit ./worker_kit
 COPY cli ./cli
 COPY dashboard ./dashboard
-RUN uv sync --frozen --no-dev --extra server --no-editable
+RUN uv sync --frozen --no-default-groups --extra server --no-editable
 
 # -- run: the virtualenv only, as an unprivileged user ----------------------------------------------------
 FROM python:3.11-slim-bookworm

@@ -1,5 +1,6 @@
-"""``uv run python -m benchmarks run [--quick] [--repeat N] [--only GROUP,...] [--baseline REV]`` and
-``uv run python -m benchmarks report FILE...``: see ``benchmarks/README.md``."""
+"""``uv run python -m benchmarks run [--quick] [--repeat N] [--only GROUP,...] [--baseline REV]``,
+``uv run python -m benchmarks vs-bullmq [--quick] [--repeat N]`` and ``uv run python -m benchmarks report FILE...``:
+see ``benchmarks/README.md``."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import Any
 import attrs
 import trio
 
-from . import baseline, harness, procstat, report
+from . import baseline, harness, procstat, report, vsbullmq
 from .run import AB_GROUPS, run_ab_once, run_once
 from .scenarios import Sizes
 
@@ -39,11 +40,20 @@ def main(argv: list[str] | None = None) -> int:
         help="A/B: also build the Starq of git revision REV (a temporary worktree) and run the HTTP scenarios "
         f"({', '.join(AB_GROUPS)}) on both versions alternately, with the HTTP ceiling",
     )
+    vs = sub.add_parser("vs-bullmq", help="Starq and BullMQ for Python on the same paths, alternately; ratios")
+    vs.add_argument("--quick", action="store_true", help="a seconds-long smoke run (tiny sizes)")
+    vs.add_argument("--repeat", type=int, default=1, help="run everything N times and report medians")
+    vs.add_argument("--out", default=str(RESULTS), help="folder for the JSON results")
     again = sub.add_parser("report", help="medians over the runs of earlier result files, printed as tables")
     again.add_argument("files", nargs="+", help="JSON files written by `run`")
     args = parser.parse_args(argv)
+    if args.command == "vs-bullmq":
+        return _vs_bullmq(args)
     if args.command == "report":
         runs = [run for f in args.files for run in json.loads(Path(f).read_text())["runs"]]
+        if any(row.get("group") == "vs-bullmq" for run in runs for row in run["rows"]):
+            print(vsbullmq.table(vsbullmq.compare(runs)))
+            return 0
         if any(run.get("versions") for run in runs):
             print(report.ab_table(report.ab_compare(runs), runs[0]["versions"]))
             return 0
@@ -126,6 +136,35 @@ def _ab(args: argparse.Namespace, sizes: Sizes, only: set[str] | None) -> int:
     failures = [r for run in runs for r in run["rows"] if r.get("exactly_once") is False]
     for row in failures:
         print(f"EXACTLY-ONCE CHECK FAILED: {row['name']} [{row.get('version')}]", file=sys.stderr)
+    return 1 if failures or failed else 0
+
+
+def _vs_bullmq(args: argparse.Namespace) -> int:
+    sizes = vsbullmq.VsSizes.quick() if args.quick else vsbullmq.VsSizes.full()
+    runs: list[dict[str, Any]] = []
+    failed = False
+    for i in range(args.repeat):
+        print(f"== vs-bullmq run {i + 1}/{args.repeat} (load {procstat.load_average()})", flush=True)
+        run_rows: list[dict[str, Any]] = []
+        try:
+            runs.append(trio.run(vsbullmq.run_vs_once, sizes, i, print, run_rows))
+        except Exception:
+            traceback.print_exc()
+            runs.append({"rows": run_rows, "error": traceback.format_exc()})
+            failed = True
+            break
+    compared = vsbullmq.compare(runs)
+    print()
+    print(vsbullmq.table(compared))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    path = out / f"{'quick-' if args.quick else ''}vs-bullmq-{stamp}-{os.getpid()}.json"
+    path.write_text(json.dumps({"quick": args.quick, "runs": runs, "compared": compared}, indent=1))
+    print(f"\nresults written to {path}")
+    failures = [r for run in runs for r in run["rows"] if r.get("exactly_once") is False]
+    for row in failures:
+        print(f"EXACTLY-ONCE CHECK FAILED: {row['name']} [{row['system']}]", file=sys.stderr)
     return 1 if failures or failed else 0
 
 

@@ -1,9 +1,9 @@
 """Another version of Starq to measure this checkout against (``run --baseline REV``).
 
 The version of git revision REV is checked out in a temporary git worktree of this repository (``git worktree
-add --detach``), its locked dependencies installed there with ``uv sync --frozen --no-dev`` (from uv's cache: no
-download when this checkout's dependencies are the same), and its ``starq serve`` run with that environment's
-Python. The worktree and its environment are removed afterwards.
+add --detach``), its locked runtime dependencies installed there with ``uv sync --frozen --no-default-groups
+--all-extras`` (the server's dependencies are an extra since the client-only install; from uv's cache: no download when this checkout's dependencies are the same), and its ``starq serve`` run with
+that environment's Python. The worktree and its environment are removed afterwards.
 """
 
 from __future__ import annotations
@@ -53,9 +53,9 @@ def checkout(rev: str, log=print) -> Iterator[Version]:
         try:
             # Not this checkout's environment: uv would warn and ignore it, and the child must not inherit it.
             env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT")}
-            log(f"baseline {rev}: uv sync --frozen --no-dev")
+            log(f"baseline {rev}: uv sync --frozen --no-default-groups --all-extras")
             proc = subprocess.run(
-                ["uv", "sync", "--frozen", "--no-dev"],
+                ["uv", "sync", "--frozen", "--no-default-groups", "--all-extras"],
                 cwd=path,
                 env=env,
                 capture_output=True,

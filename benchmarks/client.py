@@ -239,6 +239,7 @@ async def longpoll(spec: dict[str, Any]) -> dict[str, Any]:
     path = f"/api/v1/queues/{queue}/jobs/claim"
     received: list[tuple[str, float]] = []
     empty = errors = 0
+    error_samples: list[str] = []  # the first few error answers, for the report of a failed run
     conns: list[HTTPConnection] = []
     limiter = trio.CapacityLimiter(CONNECT_CONCURRENCY)
     all_sent = trio.Event()
@@ -257,6 +258,8 @@ async def longpoll(spec: dict[str, Any]) -> dict[str, Any]:
         status, reply = await conn.read_response()
         if status != 200:
             errors += 1
+            if len(error_samples) < 5:
+                error_samples.append(f"{status} {reply[:200].decode(errors='replace')}")
             return
         jobs = orjson.loads(reply)["jobs"]
         if not jobs:
@@ -284,7 +287,8 @@ async def longpoll(spec: dict[str, Any]) -> dict[str, Any]:
         with trio.move_on_after(1):
             await conn.aclose()
     gc.enable()
-    return {"received": received, "empty": empty, "errors": errors, "connections": len(conns)}
+    return {"received": received, "empty": empty, "errors": errors, "error_samples": error_samples,
+            "connections": len(conns)}  # fmt: skip
 
 
 KINDS = {"get_loop": get_loop, "submit": submit, "cycle": cycle, "requests": requests, "longpoll": longpoll}

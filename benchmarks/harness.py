@@ -132,8 +132,9 @@ def _process(
 
 @contextmanager
 def starq_server(redis_url: str, workers: int = 1, version: Version = CURRENT) -> Iterator[Server]:
-    """``starq serve`` of ``version`` on a free port against ``redis_url``, with its default settings except the
-    connection cap, raised so the 10,000-waiter long-poll (plus the harness's own connections) fits."""
+    """``starq serve`` of ``version`` on a free port against ``redis_url``, with its default settings: its
+    connection cap is derived from its open-file limit (earlier versions capped at 10,000, short of the harness's
+    own requests beside 10,000 parked claims; A/B runs, which serve them, do not run the long-poll group)."""
     args = [
         version.python,
         "-m",
@@ -146,9 +147,7 @@ def starq_server(redis_url: str, workers: int = 1, version: Version = CURRENT) -
         "--workers",
         str(workers),
     ]
-    env = {"STARQ_MAX_CONNECTIONS": "20000"}
-    if version is not CURRENT:
-        env.update(version.env())
+    env = version.env() if version is not CURRENT else {}
     with _process(args, SERVING, env, cwd=version.cwd) as (process, found, log):
         server = Server(process, found.group(1), int(found.group(2)), log)
         _wait_healthy(server, workers)

@@ -56,7 +56,18 @@ def _noter(rows: list[dict[str, Any]], log):
     return note
 
 
-LOGGED = ("jobs_per_s", "requests_per_s", "p99_ms", "park_seconds", "wake_p99_ms", "exactly_once", "p50_ms")
+LOGGED = (
+    "jobs_per_s",
+    "requests_per_s",
+    "p99_ms",
+    "park_seconds",
+    "peak_parked",
+    "answered_empty",
+    "answered_error",
+    "wake_p99_ms",
+    "exactly_once",
+    "p50_ms",
+)
 
 
 async def run_once(

@@ -184,6 +184,7 @@ def _row(
         "store_cpu_us_per_request": round(1e6 * store_cpu / requests, 1)
         if store_cpu is not None and requests
         else None,
+        "store_cpu_us_per_job": round(1e6 * store_cpu / jobs, 1) if store_cpu is not None and jobs else None,
         "server_rss_mb": round(sampler.rss_mb, 1) if sampler else None,
         "redis_conns": sampler.redis_conns if sampler else None,
         **extra,
@@ -333,8 +334,11 @@ async def submit(
     return rows
 
 
-def _exactly_once(results: list[dict[str, Any]], ids: set[str], counts: dict[str, int], errors: int) -> bool:
-    """None of the jobs delivered twice, lost, or left claimed (a phase may end at its deadline with jobs left)."""
+def _exactly_once(
+    results: list[dict[str, Any]], ids: set[str], counts: dict[str, int], errors: int, kept: bool = True
+) -> bool:
+    """None of the jobs delivered twice, lost, or left claimed (a phase may end at its deadline with jobs left).
+    ``kept``: whether the finished records are still there to count (not once retention has removed them)."""
     claimed = [i for r in results for i in r["claimed"]]
     completed = [i for r in results for i in r["completed"]]
     return (
@@ -342,7 +346,7 @@ def _exactly_once(results: list[dict[str, Any]], ids: set[str], counts: dict[str
         and len(claimed) == len(set(claimed))
         and set(claimed) <= ids
         and sorted(completed) == sorted(claimed)
-        and counts["completed"] == len(completed)
+        and counts["completed"] == (len(completed) if kept else 0)
         and counts["pending"] == len(ids) - len(claimed)
         and counts["claimed"] == 0
     )
@@ -363,9 +367,14 @@ async def cycle(
     item=default_item,
     block_ms: int = 0,
     timeline: bool = False,
+    until_removed: bool = False,
 ) -> tuple[dict[str, Any], list[str], list[dict[str, Any]]]:
     """Workers drain a queue of ``jobs`` pre-filled jobs (``item(n)`` each, on a queue made with ``settings``).
-    Returns the row, the ids in submission order and the client processes' results (for further checks)."""
+    Returns the row, the ids in submission order and the client processes' results (for further checks).
+
+    ``until_removed`` (with a short ``retention`` in ``settings``): the phase's server and store CPU also cover the
+    removal of the finished records, until the queue counts none (what a queue that removes finished jobs at once,
+    as BullMQ's ``removeOnComplete`` does, pays within the phase); jobs/s is still the workers'."""
     queue = queue_name("cycle")
     async with await Admin.open(server) as admin:
         await admin.create_queue(queue, **(settings or {}))
@@ -384,14 +393,21 @@ async def cycle(
         }
         meter = procstat.CpuMeter(server.pids)
         meter.start()
+        removed_after = None
         async with sampler_of().running() as sampler:
             results, client_cpu = await harness.run_clients(spec)
+            if until_removed:
+                finished = time.monotonic()
+                with trio.move_on_after(120):
+                    while (await admin.counts(queue))["completed"] > 0:
+                        await trio.sleep(0.1)
+                    removed_after = round(time.monotonic() - finished, 2)
         server_cpu = meter.stop()
         seconds, latencies, requests, errors = _merge(results)
         if block_ms:
             # The workers' last claims wait out their block_ms on an empty queue: the phase ends with the last report.
             seconds = (max(r["last_ms"] for r in results) - min(r["start_ms"] for r in results)) / 1000
-        exact = _exactly_once(results, set(ordered), await admin.counts(queue), errors)
+        exact = _exactly_once(results, set(ordered), await admin.counts(queue), errors, kept=not until_removed)
         await admin.delete_queue(queue)
     completed = sum(len(r["completed"]) for r in results)
     what = f"claim {count} + " + ("ack" if mode == "ack" else "complete each")
@@ -410,6 +426,9 @@ async def cycle(
         exactly_once=exact,
         workers=sizes.workers,
     )
+    if until_removed:
+        row["finished_removed_after_s"] = removed_after  # None: not all gone within two minutes
+        row["exactly_once"] = exact and removed_after is not None
     return row, ordered, results
 
 
@@ -698,9 +717,12 @@ async def longpoll(server: Server, sampler_of, sizes: Sizes, waiters: int) -> di
         started = time.monotonic()
         await _tell(clients, b"go\n")
         # Parked = the server reports every claim waiting (bounded: a broken run fails, it does not hang).
+        peak = 0  # the most claims seen parked at once: how far a run that never parks them all got
         with trio.move_on_after(90):
-            while await _waiting(server) < waiters:
+            while (now := await _waiting(server)) < waiters:
+                peak = max(peak, now)
                 await trio.sleep(0.1)
+            peak = now
             park_seconds = time.monotonic() - started
         park_cpu = cpu.stop()
         sent = [(await lines.next())["sent_ms"] for _, lines in clients]
@@ -748,6 +770,11 @@ async def longpoll(server: Server, sampler_of, sizes: Sizes, waiters: int) -> di
         "kind": f"longpoll_{waiters}",
         "waiters": waiters,
         "park_seconds": round(park_seconds, 2) if park_seconds is not None else None,
+        "peak_parked": peak,
+        # Claims answered with no job (their block_ms ran out) and with an error status (503 past the cap, …).
+        "answered_empty": sum(r["empty"] for r in results),
+        "answered_error": sum(r["errors"] for r in results),
+        "error_samples": [e for r in results for e in r["error_samples"]][:5],
         "client_park_seconds": round(client_seconds, 2),
         "client_sent_seconds": round(max(sent) / 1000, 2),
         "client_procs": len(clients),

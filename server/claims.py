@@ -39,6 +39,11 @@ SAFETY_POLL_SECONDS = 1.0
 # makes for its waiters, at least once per SAFETY_POLL_SECONDS, so the mark outlives any parked claim with room
 # for a slow store; after the last waiter it lapses on its own.
 PARKED_MARK_MS = 10_000
+# At most this many claims of one queue that may wait try the store at once when nobody is parked yet; later ones
+# park at once and the dispatcher claims for them, head first. Without it a burst of thousands of long-polls on an
+# empty queue (workers reconnecting) sends thousands of claims to the store together, which queue behind the pool's
+# connections past the store timeout and are answered 503 store_unavailable instead of parking.
+FIRST_TRIES = 16
 # Releasing undelivered jobs must finish even when the request is cancelled; this bounds how long it may take.
 RELEASE_TIMEOUT = 10.0
 
@@ -94,6 +99,7 @@ class Line:
     wake: trio.Event = attrs.Factory(trio.Event)
     generation: int = 0
     dispatching: bool = False
+    trying: int = 0  # claims that may wait with their first try in flight
     failing: bool = False  # the last claim for its waiters failed (the store is away)
     limited_until: float = 0.0  # the queue's rate limit allows nothing before this (trio clock)
 
@@ -150,20 +156,29 @@ class ClaimBroker:
         # The line exists before the first try, so a notification that arrives during it is not lost.
         line = self._lines.setdefault(queue, Line(queue))
         generation = line.generation
-        if block_ms <= 0 or self._closed or not line.waiters:
+        waits = block_ms > 0 and not self._closed
+        untried = False
+        if not waits or (not line.waiters and line.trying < FIRST_TRIES):
             # Nobody is waiting ahead of this claim (or it will not wait): try at once.
+            line.trying += waits
             try:
-                jobs = await self._claim_now(queue, count, worker, ledger, parks=block_ms > 0 and not self._closed)
+                jobs = await self._claim_now(queue, count, worker, ledger, parks=waits)
             except QueueNotFound:
                 if not line.waiters and not line.dispatching:
                     del self._lines[queue]  # names of queues that do not exist must not pile up here
                 raise
+            finally:
+                line.trying -= waits
             if jobs or block_ms <= 0 or self._closed:
                 return jobs
+        else:
+            # Nobody has looked at the queue for this claim yet unless waiters are parked ahead of it (they
+            # found it empty and the dispatcher serves them first).
+            untried = not line.waiters
         waiter = Waiter(count=count, worker=worker, ledger=ledger, task=trio.lowlevel.current_task())
         line.waiters.append(waiter)
-        if line.generation != generation:
-            line.wake.set()  # jobs became ready while the first try was in flight
+        if line.generation != generation or untried:
+            line.wake.set()  # jobs became ready while the first try was in flight, or there was no first try
         self._ensure_dispatcher(line)
 
         def leave(_raise_cancel) -> trio.lowlevel.Abort:

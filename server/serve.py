@@ -30,7 +30,7 @@ from hypercorn.trio import serve as hypercorn_serve
 
 from starq.worker_kit.errors import StoreUnavailable
 
-from . import gc_tuning, http1
+from . import connection_cap, gc_tuning, http1
 from .app import create_app
 from .data_dir import DataDirInUse, lock_data_dir
 from .embedded import EmbeddedStore, die_with_parent, embedded_store
@@ -81,7 +81,8 @@ def hypercorn_config(settings: Settings, fd: int) -> Config:
     config.keep_alive_timeout = settings.keep_alive_timeout
     # Request line plus headers larger than this get 431 and the connection is closed.
     config.h11_max_incomplete_size = settings.max_header_bytes
-    http1.enable(config, settings.max_connections)  # every connection: Starq's own HTTP/1.1 path
+    cap = connection_cap.resolve(settings.max_connections, settings.redis_max_connections, settings.redis_cluster)
+    http1.enable(config, cap.connections)  # every connection: Starq's own HTTP/1.1 path
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
     return config
@@ -165,6 +166,12 @@ def run(settings: Settings) -> None:
     """
     configure_logging(settings.log_level, settings.log_format)
     settings.check()
+    # Before any worker process starts: they inherit the raised open-file limit and serve with this number.
+    try:
+        cap = connection_cap.resolve(settings.max_connections, settings.redis_max_connections, settings.redis_cluster)
+    except connection_cap.CapError as exc:
+        raise StartError(str(exc)) from None
+    settings = attrs.evolve(settings, max_connections=cap.connections)
     with ExitStack() as stack:
         lock = None
         if not settings.redis_url:
@@ -191,6 +198,7 @@ def run(settings: Settings) -> None:
         shown = f"[{host}]" if ":" in host else host
         print(f"Starq is serving on http://{shown}:{port}  (API: /api/v1, docs: /api/docs, dashboard: /)", flush=True)
         log.info("started: %d worker process(es), store %s", settings.workers, _redact(redis_url))
+        log.info("connections: at most %s per worker process (%s)", f"{cap.connections:,}", cap.reason)
         try:
             if settings.workers == 1:
                 trio.run(_serve_with_signals, settings, redis_url, listener.fileno(), store)

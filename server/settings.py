@@ -149,7 +149,16 @@ class Settings:
         "answered at once.",
     )
     max_header_bytes: int = setting(16 * 1024, "Largest request line plus headers; larger gets 431.", minimum=1)
-    max_connections: int = setting(10_000, "Open connections per server process.", minimum=1)
+    max_connections: int = setting(
+        0,
+        "Open connections per server process; more get 503 (0 = derived from the open-file limit).",
+        minimum=0,
+        shown="0 (derived)",
+        doc="Open connections per server process; more get `503 too_many_connections`. `0` derives it from the "
+        "open-file limit (`RLIMIT_NOFILE`, whose soft limit the server first raises to the hard limit where allowed): "
+        "the limit less a reserve for the store's connections and other files. A number that does not fit below "
+        "the limit stops the start with an error. The start-up log says the cap and why.",
+    )
     keep_alive_timeout: float = setting(
         75.0,
         "Seconds an idle keep-alive connection is kept open.",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 
+import coredis
 import pytest
 import trio
 
@@ -247,3 +248,30 @@ async def test_paused_queue_keeps_waiters_waiting_and_resume_wakes_them(broker, 
         assert got == []
         await engine.resume(queue_name)
         await wait_until(lambda: len(got) == 1, timeout=10)
+
+
+async def _fcalls(redis_url: str) -> int:
+    async with coredis.Redis.from_url(redis_url, decode_responses=True) as r:
+        stats = await r.info("commandstats")
+    fcall = stats.get("cmdstat_fcall", {})  # absent until the first call
+    assert isinstance(fcall, dict), fcall
+    return int(fcall.get("calls", 0))
+
+
+async def test_a_burst_of_long_polls_parks_without_a_store_call_each(broker, engine, queue_name, redis_url):
+    """Thousands of workers reconnecting at once: only the first few claims try the store; the others park at once
+    and the dispatcher claims for them, so they are parked (not answered 503 behind a queue of store calls), and
+    every one of them is served exactly once when jobs come."""
+    await make_queue(engine, queue_name)
+    burst = 10 * claims.FIRST_TRIES
+    got: list = []
+    before = await _fcalls(redis_url)
+    async with trio.open_nursery() as nursery:
+        for _ in range(burst):
+            nursery.start_soon(claim_like_a_request, broker, engine, queue_name, 1, 20_000, "", got)
+        await wait_until(lambda: broker.waiting == burst)
+        # The first tries, and the dispatcher's claim for the head (none for the others: the queue was empty).
+        assert await _fcalls(redis_url) - before <= claims.FIRST_TRIES + 2
+        await submit(engine, queue_name, *({"i": i} for i in range(burst)))
+    assert sorted(payload_of(j)["i"] for j in got) == list(range(burst))
+    assert broker.waiting == 0

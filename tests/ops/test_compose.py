@@ -266,6 +266,13 @@ def image_venv(tmp_path_factory):
     return context / ".venv"
 
 
+def test_the_image_ships_no_dev_or_benchmark_tools(image_venv):
+    """The runtime dependencies only: ``uv sync`` would add the default groups (dev and bench) unless told not to."""
+    (site,) = (image_venv / "lib").glob("python*/site-packages")
+    assert (site / "trio").is_dir() and (site / "coredis").is_dir()
+    assert not (site / "pytest").exists() and not (site / "bullmq").exists()
+
+
 def test_the_built_image_starts_with_the_compose_settings(image_venv):
     words = dict(final_stage())
     for name in ("starq", "starq-cluster"):

@@ -59,8 +59,8 @@ def install_outside(wheel: Path, home: Path, *, extras: str = "") -> Path:
     """A fresh virtualenv in ``home`` with the wheel (and ``extras``, e.g. ``[server]``) and their runtime
     dependencies (at the versions of uv.lock); returns its ``starq`` command."""
     constraints = home / "constraints.txt"
-    locked = uv("export", "--frozen", "--no-dev", "--all-extras", "--no-emit-project", "--no-hashes", "--no-header",
-                cwd=ROOT)  # fmt: skip
+    locked = uv("export", "--frozen", "--no-default-groups", "--all-extras", "--no-emit-project", "--no-hashes",
+                "--no-header", cwd=ROOT)  # fmt: skip
     constraints.write_text(locked)
     uv("venv", "--python", sys.executable, str(home / "venv"), cwd=home)
     uv("pip", "install", "--python", str(home / "venv" / "bin" / "python"), f"starq{extras} @ {wheel.as_uri()}",
