@@ -2,8 +2,9 @@
 
 The version of git revision REV is checked out in a temporary git worktree of this repository (``git worktree
 add --detach``), its locked runtime dependencies installed there with ``uv sync --frozen --no-default-groups
---all-extras`` (the server's dependencies are an extra since the client-only install; from uv's cache: no download when this checkout's dependencies are the same), and its ``starq serve`` run with
-that environment's Python. The worktree and its environment are removed afterwards.
+--all-extras`` (the server's dependencies are an extra since the client-only install; from uv's cache: no
+download when this checkout's dependencies are the same), and its ``starq serve`` run with that environment's
+Python. The worktree and its environment are removed afterwards.
 """
 
 from __future__ import annotations
