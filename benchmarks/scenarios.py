@@ -12,6 +12,7 @@ import json
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import attrs
@@ -45,6 +46,7 @@ class Sizes:
     flow_keys: int
     rate_limits: tuple[tuple[int, int], ...]  # (max, per_ms)
     rate_seconds: float  # a rate-limited phase gets the jobs its limit allows in this long (at most flow_jobs)
+    outcome_waiters: tuple[int, ...]  # clients waiting for jobs' outcomes (GET …/jobs/{id}?wait_ms), per phase
 
     @classmethod
     def full(cls) -> Sizes:
@@ -66,6 +68,7 @@ class Sizes:
             # check costs); the second below it (what the limit lets through).
             rate_limits=((2_000, 1_000), (40, 100)),
             rate_seconds=5,
+            outcome_waiters=(10_000,),
         )
 
     @classmethod
@@ -86,8 +89,13 @@ class Sizes:
             flow_keys=20,
             rate_limits=((2_000, 1_000), (20, 100)),
             rate_seconds=0.5,
+            outcome_waiters=(40,),
         )
 
+
+# A look at a scenario's queue before it is deleted (given the admin, the queue and the jobs the phase moved);
+# returns fields for the scenario's row.
+Inspect = Callable[[Admin, str, int], Awaitable[dict[str, Any]]]
 
 # How the tables name a queue's path.
 QUEUE_PATH = "/api/v1/queues/{q}"
@@ -272,15 +280,22 @@ async def store_reference(redis_url: str, sizes: Sizes) -> list[dict[str, Any]]:
 
 
 async def submit(
-    server: Server, sampler_of, sizes: Sizes, batches: tuple[int, ...] | None = None
+    server: Server,
+    sampler_of,
+    sizes: Sizes,
+    batches: tuple[int, ...] | None = None,
+    settings: dict[str, Any] | None = None,
+    inspect: Inspect | None = None,
 ) -> list[dict[str, Any]]:
+    """Submits each size of ``sizes.submit_jobs`` (or those in ``batches``) to a fresh queue made with
+    ``settings``; ``inspect`` looks at the queue before it is deleted (its fields join the row)."""
     rows = []
     async with await Admin.open(server) as admin:
         for batch, jobs in sizes.submit_jobs.items():
             if batches is not None and batch not in batches:
                 continue
             queue = queue_name("submit")
-            await admin.create_queue(queue)
+            await admin.create_queue(queue, **(settings or {}))
             spec = {
                 "kind": "submit",
                 "host": server.host,
@@ -303,6 +318,7 @@ async def submit(
             # A phase may end at its deadline before all jobs are sent: what counts is that every acknowledged job
             # is stored exactly once.
             exact = errors == 0 and len(ids) == len(set(ids)) == counts["pending"]
+            seen = await inspect(admin, queue, len(ids)) if inspect else {}
             rows.append(
                 _row(
                     "submit",
@@ -317,6 +333,7 @@ async def submit(
                     kind=f"submit_{batch}",
                     errors=errors,
                     exactly_once=exact,
+                    **seen,
                 )
             )
             await admin.delete_queue(queue)
@@ -353,9 +370,11 @@ async def cycle(
     item=default_item,
     block_ms: int = 0,
     timeline: bool = False,
+    inspect: Inspect | None = None,
 ) -> tuple[dict[str, Any], list[str], list[dict[str, Any]]]:
     """Workers drain a queue of ``jobs`` pre-filled jobs (``item(n)`` each, on a queue made with ``settings``).
-    Returns the row, the ids in submission order and the client processes' results (for further checks)."""
+    Returns the row, the ids in submission order and the client processes' results (for further checks).
+    ``inspect`` looks at the queue before it is deleted (its fields join the row)."""
     queue = queue_name("cycle")
     async with await Admin.open(server) as admin:
         await admin.create_queue(queue, **(settings or {}))
@@ -382,8 +401,9 @@ async def cycle(
             # The workers' last claims wait out their block_ms on an empty queue: the phase ends with the last report.
             seconds = (max(r["last_ms"] for r in results) - min(r["start_ms"] for r in results)) / 1000
         exact = _exactly_once(results, set(ordered), await admin.counts(queue), errors)
+        completed = sum(len(r["completed"]) for r in results)
+        seen = await inspect(admin, queue, completed) if inspect else {}
         await admin.delete_queue(queue)
-    completed = sum(len(r["completed"]) for r in results)
     what = f"claim {count} + " + ("ack" if mode == "ack" else "complete each")
     row = _row(
         group,
@@ -399,6 +419,7 @@ async def cycle(
         errors=errors,
         exactly_once=exact,
         workers=sizes.workers,
+        **seen,
     )
     return row, ordered, results
 
