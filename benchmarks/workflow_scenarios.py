@@ -10,6 +10,7 @@ import contextlib
 import re
 import socket
 import time
+from collections import Counter
 from typing import Any
 
 import orjson
@@ -330,6 +331,8 @@ async def outcomes(server: Server, sampler_of, store_pid: int | None, waiters: i
         "finish_only_server_cpu_us_per_job": per_waiter(ref_server),
         "finish_only_store_cpu_us_per_job": per_waiter(ref_store),
         "answered": len(answers),
+        # What the waiters were answered (HTTP status and job status): all 200 and finished, when all went well.
+        "answers_by_status": dict(Counter(f"{a[1]} {a[2]}" for a in answers)),
         "left_waiting": left,
         "exactly_once": exact,
     }
