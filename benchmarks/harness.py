@@ -287,7 +287,9 @@ async def long_lived_client(spec: dict[str, Any]) -> AsyncIterator[tuple[trio.Pr
         yield proc, proc.stdout
     finally:
         if proc.returncode is None:
-            with trio.move_on_after(30) as scope, trio.CancelScope(shield=True):
+            # The shield outside the deadline: inside it, the shield would keep the deadline from firing, and a
+            # client blocked on a full stdout pipe (after an error, nobody reads it) would be waited for forever.
+            with trio.CancelScope(shield=True), trio.move_on_after(30) as scope:
                 await proc.wait()
             if scope.cancelled_caught:
                 proc.kill()

@@ -122,6 +122,7 @@ async def events_cost(server: Server, sampler_of, sizes: Sizes) -> list[dict[str
 
 WAIT_MS = 60_000  # the route's maximum: no waiter may time out while the phase runs
 FINISH_CHUNK = 100  # jobs finished per request (one ack, or one bulk cancel)
+FINISH_ATTEMPTS = 5  # a finishing request answered 503 is sent again, this many times in all
 
 
 async def outcome_waiters(server: Server) -> int:
@@ -183,13 +184,30 @@ async def _prepare(admin: Admin, queue: str, jobs: int) -> tuple[list[str], Plan
     return ids, plan
 
 
-async def _finish(server: Server, queue: str, ids: list[str], plan: Plan) -> dict[str, float]:
+async def _finish(server: Server, queue: str, ids: list[str], plan: Plan) -> tuple[dict[str, float], int]:
     """Finishes every job as planned, ``FINISH_CHUNK`` at a time in the order of ``ids`` (one ack for the claimed
-    ones of a chunk, one bulk cancel for the pending ones); returns when each job's request was sent (monotonic
-    ms)."""
+    ones of a chunk, one bulk cancel for the pending ones). Returns when each job's request was sent (monotonic
+    ms), and how many requests were answered 503 (the store call timed out) and sent again: whether the first
+    went through is not known, so an item a retry finds already done is not an error (the queue's counts are
+    checked afterwards)."""
     sent_at: dict[str, float] = {}
+    unavailable = 0
     conn = await HTTPConnection.open(server.host, server.port)
     base = f"/api/v1/queues/{queue}/jobs"
+
+    async def send(path: str, body: dict[str, Any]) -> None:
+        nonlocal unavailable
+        for attempt in range(FINISH_ATTEMPTS):
+            status, reply = await conn.request("POST", path, orjson.dumps(body))
+            if status == 503:
+                unavailable += 1
+                await trio.sleep(0.5)
+                continue
+            if status != 200 or (orjson.loads(reply)["errors"] and attempt == 0):
+                raise RuntimeError(f"{path}: {status} {reply[:300]!r}")
+            return
+        raise RuntimeError(f"{path}: 503 {FINISH_ATTEMPTS} times")
+
     try:
         for first in range(0, len(ids), FINISH_CHUNK):
             chunk = ids[first : first + FINISH_CHUNK]
@@ -202,18 +220,12 @@ async def _finish(server: Server, queue: str, ids: list[str], plan: Plan) -> dic
             for i in chunk:
                 sent_at[i] = now
             if complete or fail:
-                status, reply = await conn.request("POST", base + "/ack", orjson.dumps({"complete": complete,
-                                                                                       "fail": fail}))  # fmt: skip
-                if status != 200 or orjson.loads(reply)["errors"]:
-                    raise RuntimeError(f"ack: {status} {reply[:300]!r}")
+                await send(base + "/ack", {"complete": complete, "fail": fail})
             if cancel:
-                status, reply = await conn.request("POST", base + "/bulk", orjson.dumps({"action": "cancel",
-                                                                                        "ids": cancel}))  # fmt: skip
-                if status != 200 or orjson.loads(reply)["errors"]:
-                    raise RuntimeError(f"bulk cancel: {status} {reply[:300]!r}")
+                await send(base + "/bulk", {"action": "cancel", "ids": cancel})
     finally:
         await conn.aclose()
-    return sent_at
+    return sent_at, unavailable
 
 
 def _answered_right(answer: list[Any], plan: Plan, sent_at: dict[str, float]) -> bool:
@@ -264,7 +276,7 @@ async def outcomes(server: Server, sampler_of, store_pid: int | None, waiters: i
         server_cpu.start()
         store_cpu.start()
         finish_started = time.monotonic()
-        sent_at = await _finish(server, queue, ids, plan)
+        sent_at, finish_503 = await _finish(server, queue, ids, plan)
         finish_seconds = time.monotonic() - finish_started
         with trio.move_on_after(60):
             for _, lines in clients:
@@ -291,7 +303,7 @@ async def outcomes(server: Server, sampler_of, store_pid: int | None, waiters: i
         ref_ids, ref_plan = await _prepare(admin, ref_queue, waiters)
         server_cpu.start()
         store_cpu.start()
-        await _finish(server, ref_queue, ref_ids, ref_plan)
+        _, ref_503 = await _finish(server, ref_queue, ref_ids, ref_plan)
         ref_server, ref_store = server_cpu.stop(), store_cpu.stop()
         await admin.delete_queue(ref_queue)
     exact = (
@@ -323,9 +335,12 @@ async def outcomes(server: Server, sampler_of, store_pid: int | None, waiters: i
         "rss_kb_per_waiter": round((parked_rss - rss_before) * 1024 / waiters, 1),
         "redis_conns": parked_conns,
         "finish_seconds": round(finish_seconds, 2),
+        "finish_503": finish_503,  # finishing requests answered 503 (sent again)
+        "finish_only_503": ref_503,
         "wake_seconds": round(wake_seconds, 2) if wake_seconds is not None else None,
         "wake_p50_ms": round(percentile(delays, 0.5), 1),
         "wake_p99_ms": round(percentile(delays, 0.99), 1),
+        "wake_max_ms": round(max(delays), 1) if delays else None,
         "wake_server_cpu_us_per_waiter": per_waiter(wake_server),
         "wake_store_cpu_us_per_waiter": per_waiter(wake_store),
         "finish_only_server_cpu_us_per_job": per_waiter(ref_server),
