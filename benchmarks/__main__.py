@@ -20,7 +20,7 @@ from . import baseline, harness, procstat, report, vsbullmq
 from .run import AB_GROUPS, run_ab_once, run_once
 from .scenarios import Sizes
 
-GROUPS = ("http", "store", "submit", "cycle", "other", "flow", "longpoll", "retry", "maint", "scale")
+GROUPS = ("http", "store", "submit", "cycle", "other", "flow", "longpoll", "events", "outcomes", "retry", "maint", "scale")
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -32,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--repeat", type=int, default=1, help="run everything N times and report medians")
     run.add_argument("--only", default="", help=f"comma-separated groups of: {', '.join(GROUPS)}")
     run.add_argument("--waiters", default="", help="long-poll sizes to run instead of the defaults, e.g. 10000")
+    run.add_argument(
+        "--outcome-waiters", default="", help="outcome-waiter sizes to run instead of the defaults, e.g. 10000"
+    )
     run.add_argument("--out", default=str(RESULTS), help="folder for the JSON results")
     run.add_argument(
         "--baseline",
@@ -70,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     sizes = Sizes.quick() if args.quick else Sizes.full()
     if args.waiters:
         sizes = attrs.evolve(sizes, waiters=tuple(int(n) for n in args.waiters.split(",")))
+    if args.outcome_waiters:
+        sizes = attrs.evolve(sizes, outcome_waiters=tuple(int(n) for n in args.outcome_waiters.split(",")))
     if args.baseline:
         if only and only - set(AB_GROUPS):
             parser.error(f"an A/B run measures only {', '.join(AB_GROUPS)}")

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import trio
 
-from .rawhttp import HTTPConnection
+from .rawhttp import HTTPConnection, ResponseError
 
 # Opening thousands of connections at once only produces SYN retries; open this many at a time.
 CONNECT_CONCURRENCY = 256
@@ -291,7 +291,74 @@ async def longpoll(spec: dict[str, Any]) -> dict[str, Any]:
             "connections": len(conns)}  # fmt: skip
 
 
-KINDS = {"get_loop": get_loop, "submit": submit, "cycle": cycle, "requests": requests, "longpoll": longpoll}
+async def outcome_wait(spec: dict[str, Any]) -> dict[str, Any]:
+    """Waits for the outcome of each job in ``ids`` (``GET …/jobs/{id}?wait_ms=…``), one request on a connection
+    of its own per job. Prints ``ready`` once started and begins when a line arrives on stdin; prints ``sent``
+    once every request is written; then records each answer (``[id, http status, job status, result, error,
+    when in ms of time.monotonic()]``, system-wide on Linux) and prints its result when every waiter has been
+    answered, or when a line arrives on stdin again (or after ``seconds``). Lean as ``longpoll`` is."""
+    host, port, queue = spec["host"], spec["port"], spec["queue"]
+    base, query = f"/api/v1/queues/{queue}/jobs/", f"?wait_ms={spec['wait_ms']}"
+    answers: list[tuple[str, int, str | None, Any, Any, float]] = []
+    errors = 0
+    conns: list[HTTPConnection] = []
+    limiter = trio.CapacityLimiter(CONNECT_CONCURRENCY)
+    all_sent, all_answered = trio.Event(), trio.Event()
+    sent = 0
+    ids: list[str] = spec["ids"]
+
+    async def wait_for(job_id: str) -> None:
+        nonlocal errors, sent
+        async with limiter:
+            conn = await HTTPConnection.connect(host, port)
+            conns.append(conn)
+            await conn.send_raw(HTTPConnection.encode_for(host, port, "GET", f"{base}{job_id}{query}"))
+        sent += 1
+        if sent == len(ids):
+            all_sent.set()
+        try:
+            status, reply = await conn.read_response()
+        except (OSError, trio.BrokenResourceError, ResponseError):
+            errors += 1
+            return
+        job = orjson.loads(reply) if status == 200 else {}
+        answers.append((job_id, status, job.get("status"), job.get("result"), job.get("error"), _now_ms()))
+        if len(answers) == len(ids):
+            all_answered.set()
+
+    async def until_answered(cancel: trio.CancelScope) -> None:
+        await all_answered.wait()
+        cancel.cancel()
+
+    print(json.dumps({"ready": True}), flush=True)
+    await trio.to_thread.run_sync(sys.stdin.readline)
+    gc.disable()
+    start = _now_ms()
+    with trio.move_on_after(spec["seconds"]):
+        async with trio.open_nursery() as nursery:
+            for job_id in ids:
+                nursery.start_soon(wait_for, job_id)
+            if ids:
+                await all_sent.wait()
+            print(json.dumps({"sent_ms": _now_ms() - start}), flush=True)
+            nursery.start_soon(until_answered, nursery.cancel_scope)
+            await trio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True)
+            nursery.cancel_scope.cancel()
+    for conn in conns:
+        with trio.move_on_after(1):
+            await conn.aclose()
+    gc.enable()
+    return {"answers": answers, "errors": errors, "connections": len(conns)}
+
+
+KINDS = {
+    "get_loop": get_loop,
+    "submit": submit,
+    "cycle": cycle,
+    "requests": requests,
+    "longpoll": longpoll,
+    "outcome_wait": outcome_wait,
+}
 
 
 def main() -> None:

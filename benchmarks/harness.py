@@ -274,21 +274,28 @@ async def run_clients(spec: dict[str, Any], procs: int = 1, timeout: float = 600
 
 @asynccontextmanager
 async def long_lived_client(spec: dict[str, Any]) -> AsyncIterator[tuple[trio.Process, trio.abc.ReceiveStream]]:
-    """A client process the caller talks to over stdin/stdout (the long-poll scenario)."""
+    """A client process the caller talks to over stdin/stdout (the long-poll and outcome-wait scenarios)."""
+    arg = json.dumps(spec)
+    if len(arg) > ARG_MAX:  # the outcome waiters' job ids
+        arg = "@" + _spec_file(arg)
     proc = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "benchmarks.client", json.dumps(spec)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        [sys.executable, "-m", "benchmarks.client", arg], stdin=subprocess.PIPE, stdout=subprocess.PIPE
     )
     try:
         assert proc.stdout is not None  # opened with stdout=PIPE
         yield proc, proc.stdout
     finally:
         if proc.returncode is None:
-            with trio.move_on_after(30) as scope, trio.CancelScope(shield=True):
+            # The shield outside the deadline: inside it, the shield would keep the deadline from firing, and a
+            # client blocked on a full stdout pipe (after an error, nobody reads it) would be waited for forever.
+            with trio.CancelScope(shield=True), trio.move_on_after(30) as scope:
                 await proc.wait()
             if scope.cancelled_caught:
                 proc.kill()
                 with trio.CancelScope(shield=True):
                     await proc.wait()
+        if arg.startswith("@"):
+            os.unlink(arg[1:])
 
 
 def percentile(values: list[float], q: float) -> float:

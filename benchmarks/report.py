@@ -183,7 +183,7 @@ def table(rows: list[dict[str, Any]]) -> str:
     )
     lines = [head, "|" + "---|" * 15]
     for r in rows:
-        if r["group"] in ("longpoll", "retry", "other", "flow", "maint"):
+        if r["group"] in ("longpoll", "retry", "other", "flow", "maint", "events", "outcomes"):
             continue
         lines.append(
             "| "
@@ -293,6 +293,8 @@ def table(rows: list[dict[str, Any]]) -> str:
                 )
                 + " |"
             )
+    lines += _events_table([r for r in rows if r["group"] == "events"])
+    lines += _outcomes_table([r for r in rows if r["group"] == "outcomes"])
     retries = [r for r in rows if r["group"] == "retry"]
     if retries:
         lines += ["", "| retry | expected ms | p50 ms | max ms | samples |", "|" + "---|" * 5]
@@ -349,6 +351,80 @@ def table(rows: list[dict[str, Any]]) -> str:
                 f"| {_fmt(r.get('server_cpu_us_per_request'))} | {_fmt(r.get('client_cpu_pct'))} |"
             )
     return "\n".join(lines)
+
+
+def _line(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _events_table(rows: list[dict[str, Any]]) -> list[str]:
+    """The hot paths with the queue's event log off and on (the "on" rows carry the ratios to "off")."""
+    if not rows:
+        return []
+    lines = [
+        "",
+        "| hot path (16 connections; 4 for submit 100) | events | jobs/s | × off | server CPU µs/job "
+        "| store CPU µs/job "
+        "| server CPU × off | store CPU × off | server µs/event | store µs/event | events logged | exactly once |",
+        "|" + "---|" * 12,
+    ]
+    for r in rows:
+        logged = f"{_fmt(r.get('events_logged'))} of {_fmt(r.get('events_expected'))}" if r.get("events") else "-"
+        lines.append(
+            _line(
+                [
+                    r.get("path", r["name"]),
+                    "on" if r.get("events") else "off",
+                    _fmt(r.get("jobs_per_s")),
+                    _fmt(r.get("vs_off"), 2),
+                    _fmt(r.get("server_cpu_us_per_job"), 1),
+                    _fmt(r.get("store_cpu_us_per_job"), 1),
+                    _fmt(r.get("server_cpu_vs_off"), 2),
+                    _fmt(r.get("store_cpu_vs_off"), 2),
+                    _fmt(r.get("server_cpu_us_per_event"), 1),
+                    _fmt(r.get("store_cpu_us_per_event"), 1),
+                    logged,
+                    _fmt(r.get("exactly_once")),
+                ]
+            )
+        )
+    return lines
+
+
+def _outcomes_table(rows: list[dict[str, Any]]) -> list[str]:
+    """Clients waiting for jobs' outcomes: parked, then woken by the jobs finishing."""
+    if not rows:
+        return []
+    lines = [
+        "",
+        "| outcome waiters | park s | park: server, store CPU µs/waiter | server RSS MB (before) | KB/waiter "
+        "| Redis conns | finishing s | all woken s | wake p50 ms | wake p99 ms | wake: server, store CPU µs/waiter "
+        "| finishing alone: server, store CPU µs/job | answered | exactly once, right outcome |",
+        "|" + "---|" * 14,
+    ]
+    for r in rows:
+        lines.append(
+            _line(
+                [
+                    f"{int(r['waiters']):,} waiters",
+                    _fmt(r.get("park_seconds"), 2),
+                    f"{_fmt(r.get('park_server_cpu_us_per_waiter'))}, {_fmt(r.get('park_store_cpu_us_per_waiter'))}",
+                    f"{_fmt(r.get('server_rss_mb'))} ({_fmt(r.get('server_rss_before_mb'))})",
+                    _fmt(r.get("rss_kb_per_waiter"), 1),
+                    _fmt(r.get("redis_conns")),
+                    _fmt(r.get("finish_seconds"), 2),
+                    _fmt(r.get("wake_seconds"), 2),
+                    _fmt(r.get("wake_p50_ms"), 1),
+                    _fmt(r.get("wake_p99_ms"), 1),
+                    f"{_fmt(r.get('wake_server_cpu_us_per_waiter'))}, {_fmt(r.get('wake_store_cpu_us_per_waiter'))}",
+                    f"{_fmt(r.get('finish_only_server_cpu_us_per_job'))}, "
+                    f"{_fmt(r.get('finish_only_store_cpu_us_per_job'))}",
+                    _fmt(r.get("answered")),
+                    _fmt(r.get("exactly_once")),
+                ]
+            )
+        )
+    return lines
 
 
 def verdict_table(verdicts: list[dict[str, Any]]) -> str:

@@ -16,7 +16,7 @@ import attrs
 
 from starq.server.embedded import EmbeddedStore
 
-from . import harness, maintenance, procstat, scenarios
+from . import harness, maintenance, procstat, scenarios, workflow_scenarios
 from .scenarios import Sizes
 
 
@@ -112,6 +112,16 @@ async def run_once(
                 return rows
 
             await phase("longpoll", longpolls)
+            await phase("events", lambda: workflow_scenarios.events_cost(server, sampler_of, sizes))
+
+            async def outcome_waits():
+                rows = []
+                for n in sizes.outcome_waiters:  # a fresh server for each size, as for long-poll claims
+                    with harness.starq_server(store.url) as fresh:
+                        rows.append(await workflow_scenarios.outcomes(fresh, lambda: sampler_of(fresh), _pid(store), n))
+                return rows
+
+            await phase("outcomes", outcome_waits)
             await phase("retry", lambda: scenarios.retry(server, sizes))
             await phase("maint", lambda: maintenance.run(server, store.url, _pid(store), sizes))
 

@@ -12,6 +12,7 @@ import json
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import attrs
@@ -48,6 +49,7 @@ class Sizes:
     retention_jobs: int  # finished in one burst on a queue with ``retention: 2`` (maintenance group)
     due_jobs: int  # submitted with one ``run_at`` (maintenance group)
     due_lead: float  # seconds from the start of that submit to the ``run_at``
+    outcome_waiters: tuple[int, ...]  # clients waiting for jobs' outcomes (GET …/jobs/{id}?wait_ms), per phase
 
     @classmethod
     def full(cls) -> Sizes:
@@ -73,6 +75,7 @@ class Sizes:
             retention_jobs=40_000,
             due_jobs=20_000,
             due_lead=12,
+            outcome_waiters=(10_000,),
         )
 
     @classmethod
@@ -96,8 +99,13 @@ class Sizes:
             retention_jobs=2_000,
             due_jobs=2_000,
             due_lead=3,
+            outcome_waiters=(40,),
         )
 
+
+# A look at a scenario's queue before it is deleted (given the admin, the queue and the jobs the phase moved);
+# returns fields for the scenario's row.
+Inspect = Callable[[Admin, str, int], Awaitable[dict[str, Any]]]
 
 # How the tables name a queue's path.
 QUEUE_PATH = "/api/v1/queues/{q}"
@@ -283,15 +291,22 @@ async def store_reference(redis_url: str, sizes: Sizes) -> list[dict[str, Any]]:
 
 
 async def submit(
-    server: Server, sampler_of, sizes: Sizes, batches: tuple[int, ...] | None = None
+    server: Server,
+    sampler_of,
+    sizes: Sizes,
+    batches: tuple[int, ...] | None = None,
+    settings: dict[str, Any] | None = None,
+    inspect: Inspect | None = None,
 ) -> list[dict[str, Any]]:
+    """Submits each size of ``sizes.submit_jobs`` (or those in ``batches``) to a fresh queue made with
+    ``settings``; ``inspect`` looks at the queue before it is deleted (its fields join the row)."""
     rows = []
     async with await Admin.open(server) as admin:
         for batch, jobs in sizes.submit_jobs.items():
             if batches is not None and batch not in batches:
                 continue
             queue = queue_name("submit")
-            await admin.create_queue(queue)
+            await admin.create_queue(queue, **(settings or {}))
             spec = {
                 "kind": "submit",
                 "host": server.host,
@@ -314,6 +329,7 @@ async def submit(
             # A phase may end at its deadline before all jobs are sent: what counts is that every acknowledged job
             # is stored exactly once.
             exact = errors == 0 and len(ids) == len(set(ids)) == counts["pending"]
+            seen = await inspect(admin, queue, len(ids)) if inspect else {}
             rows.append(
                 _row(
                     "submit",
@@ -328,6 +344,7 @@ async def submit(
                     kind=f"submit_{batch}",
                     errors=errors,
                     exactly_once=exact,
+                    **seen,
                 )
             )
             await admin.delete_queue(queue)
@@ -368,9 +385,11 @@ async def cycle(
     block_ms: int = 0,
     timeline: bool = False,
     until_removed: bool = False,
+    inspect: Inspect | None = None,
 ) -> tuple[dict[str, Any], list[str], list[dict[str, Any]]]:
     """Workers drain a queue of ``jobs`` pre-filled jobs (``item(n)`` each, on a queue made with ``settings``).
     Returns the row, the ids in submission order and the client processes' results (for further checks).
+    ``inspect`` looks at the queue before it is deleted (its fields join the row).
 
     ``until_removed`` (with a short ``retention`` in ``settings``): the phase's server and store CPU also cover the
     removal of the finished records, until the queue counts none (what a queue that removes finished jobs at once,
@@ -408,8 +427,9 @@ async def cycle(
             # The workers' last claims wait out their block_ms on an empty queue: the phase ends with the last report.
             seconds = (max(r["last_ms"] for r in results) - min(r["start_ms"] for r in results)) / 1000
         exact = _exactly_once(results, set(ordered), await admin.counts(queue), errors, kept=not until_removed)
+        completed = sum(len(r["completed"]) for r in results)
+        seen = await inspect(admin, queue, completed) if inspect else {}
         await admin.delete_queue(queue)
-    completed = sum(len(r["completed"]) for r in results)
     what = f"claim {count} + " + ("ack" if mode == "ack" else "complete each")
     row = _row(
         group,
@@ -425,6 +445,7 @@ async def cycle(
         errors=errors,
         exactly_once=exact,
         workers=sizes.workers,
+        **seen,
     )
     if until_removed:
         row["finished_removed_after_s"] = removed_after  # None: not all gone within two minutes

@@ -11,7 +11,6 @@ import time
 from datetime import datetime
 from typing import Any
 
-import attrs
 import orjson
 
 from starq.worker_kit.errors import QueueNotFound, TooLarge, UnknownDependency, ValidationFailed
@@ -51,8 +50,9 @@ def _due_ms(item: dict[str, Any], where: str) -> int:
     return 0
 
 
-def job_options(item: dict[str, Any]) -> JobOptions:
-    """The options of a job (a submit's item, or a schedule), as the body gives them (already validated)."""
+def job_options(item: dict[str, Any], **workflow: Any) -> JobOptions:
+    """The options of a job (a submit's item, or a schedule), as the body gives them (already validated), with
+    ``workflow``'s (a submit's depends_on and on_dependency_failure)."""
     return JobOptions(
         key=item.get("key"),
         unique_key=item.get("unique_key"),
@@ -60,6 +60,7 @@ def job_options(item: dict[str, Any]) -> JobOptions:
         timeout=item.get("timeout"),
         max_retries=item.get("max_retries"),
         tags=tuple(item.get("tags") or ()),
+        **workflow,
     )
 
 
@@ -79,8 +80,9 @@ def _dependencies(item: dict[str, Any], where: str, index: int) -> tuple[str, ..
 def _new_job(item: dict[str, Any], where: str, limit: int, index: int = 0) -> tuple[NewJob, JobOptions]:
     if item.get("payload") is None:
         raise ValidationFailed(f"{where}payload is required")
-    options = attrs.evolve(
-        job_options(item),
+    # Given to job_options, not added with attrs.evolve afterwards: evolve cost ~2 µs per job of a batch.
+    options = job_options(
+        item,
         depends_on=_dependencies(item, where, index),
         on_dependency_failure=item.get("on_dependency_failure") or "cancel",
     )
@@ -141,6 +143,8 @@ async def submit(st: AppState, req: Request) -> Answer:
         raise
 
     def resolved(deps: tuple[str, ...]) -> str:
+        if not deps:
+            return "[]"
         return orjson.dumps([results[int(d[1:])].id if d.startswith("#") else d for d in deps]).decode()
 
     rendered = [

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 import time
 from collections.abc import Callable
 from contextlib import aclosing
@@ -122,8 +123,8 @@ def parse_body(raw: bytes, schema: Schema, limit: int) -> dict[str, Any]:
         if "depth limit" in str(exc):  # orjson's own limit (1,024 levels), far past ours
             raise too_deep() from exc
         raise BadRequest(f"the request body is not valid JSON: {exc}") from exc
-    # Fewer brackets than the limit cannot nest deeper than it: most bodies skip the walk.
-    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and _depth(data) > MAX_JSON_DEPTH:
+    # Fewer brackets than the limit cannot nest deeper than it: most bodies skip the check.
+    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and deeper_than(raw, MAX_JSON_DEPTH):
         raise too_deep()
     return schema.parse(data)
 
@@ -132,20 +133,30 @@ def too_deep() -> ValidationFailed:
     return ValidationFailed(f"the request body nests arrays and objects more than {MAX_JSON_DEPTH} levels deep")
 
 
-def _depth(value: Any) -> int:
-    """How deep arrays and objects nest in a decoded JSON value (a scalar is 0, ``{}`` is 1), without recursion:
-    a deep value must not exhaust the stack that checks it."""
-    if not isinstance(value, dict | list):
-        return 0
-    deepest = 0
-    stack = [(value, 1)]
-    while stack:
-        node, level = stack.pop()
-        if level > deepest:
-            deepest = level
-        children = node.values() if isinstance(node, dict) else node
-        stack.extend((child, level + 1) for child in children if isinstance(child, dict | list))
-    return deepest
+# A JSON string, escapes included (only needed when the text has an escaped quote).
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+# Every byte but brackets goes, and both kinds of brackets become one (valid JSON nests them properly).
+_NOT_A_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+_ONE_KIND = bytes.maketrans(b"[{]}", b"(())")
+
+
+def deeper_than(raw: bytes, limit: int) -> bool:
+    """Whether valid JSON text nests arrays and objects more than ``limit`` levels deep.
+
+    Done on the text with a few C-speed passes, not by walking the decoded value (the walk cost 300-450 µs per
+    request for a batch of 100 jobs or an ack of 50, the hottest batch routes): with its strings taken out,
+    the text's brackets nest as its values do, and each ``replace`` of ``()`` removes exactly the innermost
+    level (it does not look again at the pairs its own removals make)."""
+    if b'\\"' in raw:  # an escaped quote: strings are found one by one
+        outside = _JSON_STRING.sub(b"", raw)
+    else:  # no quote is escaped: the text between the 1st and 2nd quote, the 3rd and 4th, … is the strings'
+        outside = b"".join(raw.split(b'"')[::2])
+    nesting = outside.translate(_ONE_KIND, _NOT_A_BRACKET)
+    for _ in range(limit):
+        if not nesting:
+            return False
+        nesting = nesting.replace(b"()", b"")
+    return bool(nesting)
 
 
 def _headers(scope: dict[str, Any]) -> tuple[str | None, str | None, bytes | None]:

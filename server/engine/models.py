@@ -176,6 +176,8 @@ _READERS: dict[str, Callable[[Any], Any]] = {
 }
 _STATUS = RECORD.index("status")
 _CONVERT = tuple((f.name, _READERS[f.kind], f.while_claimed) for f in JOB_FIELDS)
+# Each field as an empty record shows it (all immutable): read once, not per job of every submit.
+_EMPTY = {name: read(None) for name, read, _ in _CONVERT}
 # Fields kept as raw JSON text, rendered as such (never decoded by the server).
 _JSON_FIELDS = tuple(f.name for f in JOB_FIELDS if f.kind in ("json", "list"))
 
@@ -214,7 +216,7 @@ class Job:
     @classmethod
     def new(cls, queue: str, **fields: Any) -> Job:
         """A job that has just been stored: the given fields, every other one empty."""
-        return cls(queue, {name: fields.get(name, read(None)) for name, read, _ in _CONVERT})
+        return cls(queue, {name: fields.get(name, empty) for name, empty in _EMPTY.items()})
 
     def __getattr__(self, name: str) -> Any:
         # Any declared field reads as an attribute too (``job.run_at``); the typed ones below are those the

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import random
+
 import coredis
+import orjson
 import pytest
 
 from api.helpers import KEY, assert_error
 from api.routes import QUEUE_ROUTES, READ_ROUTES, WRITE_ROUTES
+from starq.server.api.service import deeper_than
 from starq.server.embedded import start_store
 from starq.server.engine import keys
 from starq.server.engine.engine import open_engine
@@ -490,3 +495,36 @@ async def test_a_body_nested_to_the_limit_is_accepted(api, queue_name):
     r = await api.client.post(f"/api/v1/queues/{queue_name}/jobs", data=b'{"payload":' + payload + b"}",
                               headers={**KEY, "Content-Type": "application/json"})  # fmt: skip
     assert r.status_code == 201, await r.get_data()
+
+
+def _nesting(value) -> int:
+    """How deep arrays and objects nest in a decoded JSON value (the reference for ``deeper_than``)."""
+    if isinstance(value, dict):
+        return 1 + max(map(_nesting, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_nesting, value), default=0)
+    return 0
+
+
+def _random_value(rng: random.Random, depth: int):
+    """A JSON value up to ``depth`` deep, with strings full of brackets, quotes and backslashes."""
+    kind = rng.choice(("list", "dict", "str", "num")) if depth else rng.choice(("str", "num"))
+    if kind == "list":
+        return [_random_value(rng, depth - 1) for _ in range(rng.randint(0, 3))]
+    if kind == "dict":
+        return {rng.choice(["k", "[", "}{", '"', "\\"]) + str(i): _random_value(rng, depth - 1)
+                for i in range(rng.randint(0, 3))}  # fmt: skip
+    if kind == "str":
+        return "".join(rng.choice('[]{}"\\ax') for _ in range(rng.randint(0, 8)))
+    return rng.randint(-5, 5)
+
+
+def test_deeper_than_agrees_with_the_decoded_values_nesting():
+    """The depth check reads the text (strings with brackets, escaped quotes and backslashes do not count)."""
+    rng = random.Random(13)
+    for _ in range(3000):
+        value = _random_value(rng, rng.randint(0, 9))
+        for text in (orjson.dumps(value), json.dumps(value, indent=1).encode()):
+            depth = _nesting(value)
+            for limit in (max(depth - 1, 0), depth, depth + 1):
+                assert deeper_than(text, limit) == (depth > limit), (text, limit)

@@ -175,3 +175,55 @@ async def test_three_hundred_waiters_are_each_answered_by_their_own_jobs_outcome
     for job_id, answer in answers.items():
         assert answer["id"] == job_id
         assert answer["status"] == ("failed" if by_id[job_id] % 2 else "completed")
+
+
+class _CountingEngine:
+    """The real engine, counting the outcome waiters' store reads in flight (watch_job, get_job)."""
+
+    def __init__(self, engine) -> None:
+        self._engine, self.now, self.most = engine, 0, 0
+
+    def __getattr__(self, name: str):
+        real = getattr(self._engine, name)
+        if name not in ("watch_job", "get_job"):
+            return real
+
+        async def counted(*args):
+            self.now += 1
+            self.most = max(self.most, self.now)
+            try:
+                return await real(*args)
+            finally:
+                self.now -= 1
+
+        return counted
+
+
+async def test_a_burst_of_waiters_sends_a_bounded_number_of_store_reads_at_once(api, queue_name):
+    """Waiters arriving together queue for a turn to read, so no read waits behind thousands of others past
+    store_timeout (10,000 at once got 503s); every one of them still gets its own job's outcome."""
+    from starq.server.outcome_waits import READS_IN_FLIGHT
+
+    waiters = 4 * READS_IN_FLIGHT
+    counting = _CountingEngine(api.hub.outcomes._engine)
+    api.hub.outcomes._engine = counting
+    await api.create(queue_name)
+    body = await api.submit(queue_name, {"jobs": [{"payload": {"n": i}} for i in range(waiters)]})
+    ids = [j["id"] for j in body["jobs"]]
+    answers: dict[str, dict] = {}
+
+    async def waiter(job_id: str) -> None:
+        r = await api.client.get(f"/api/v1/queues/{queue_name}/jobs/{job_id}?wait_ms=30000")
+        answers[job_id] = await r.get_json()
+
+    async with trio.open_nursery() as nursery:
+        for job_id in ids:
+            nursery.start_soon(waiter, job_id)
+        with trio.fail_after(20):
+            while api.hub.outcomes.waiting < waiters:
+                await trio.sleep(0.05)
+        r = await api.client.post(f"/api/v1/queues/{queue_name}/jobs/bulk", json={"action": "cancel", "ids": ids},
+                                  headers=KEY)  # fmt: skip
+        assert r.status_code == 200
+    assert {job_id: a["status"] for job_id, a in answers.items()} == dict.fromkeys(ids, "cancelled")
+    assert 1 <= counting.most <= READS_IN_FLIGHT, counting.most

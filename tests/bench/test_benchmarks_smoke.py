@@ -16,7 +16,7 @@ import pytest
 
 # benchmarks/ is a folder of the repository, not an installed package (it runs as ``python -m benchmarks`` from
 # the repository's root, which pytest's ``pythonpath`` puts on sys.path after tests/).
-from benchmarks import harness, report, scenarios
+from benchmarks import harness, report, scenarios, workflow_scenarios
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -59,6 +59,8 @@ def test_quick_run_covers_every_scenario_exactly_once(tmp_path):
         "maint_due",
     } <= kinds
     assert any(k.startswith("longpoll_") for k in kinds)
+    assert any(k.startswith("outcomes_") for k in kinds)
+    assert {f"events_{path}_{on}" for path, _ in workflow_scenarios.EVENT_PATHS for on in ("on", "off")} <= kinds
     rates = [row for row in rows if row["kind"].startswith("flow_rate_")]
     assert len(rates) == 2 and all(row["rate_limit_held"] is True for row in rates), rates
     (keyed,) = [row for row in rows if row["kind"] == "flow_keys"]
@@ -83,7 +85,52 @@ def test_quick_run_covers_every_scenario_exactly_once(tmp_path):
     assert any("stock hypercorn-trio" in t for t in targets) and any("--workers 2" in t for t in targets)
     assert "| scenario |" in proc.stdout and "| target |" in proc.stdout
     assert "| other routes" in proc.stdout and "| flow control" in proc.stdout
+    assert "| hot path" in proc.stdout and "| outcome waiters" in proc.stdout
     assert result["runs"][0]["rows"][0]["load_before"]  # the machine's load is recorded with every row
+
+
+def test_quick_run_of_the_workflow_groups(tmp_path):
+    """``--only events,outcomes``: each hot path with the event log off and on, the log holding every event the
+    phase made; every outcome waiter answered once with its own job's outcome (completed, failed, cancelled)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "run", "--quick", "--only", "events,outcomes", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (path,) = tmp_path.glob("quick-*.json")
+    rows = json.loads(path.read_text())["combined"]
+    events = [row for row in rows if row["group"] == "events"]
+    assert [(row["kind"], row["events"]) for row in events] == [
+        (f"events_{path}_{on}", on == "on") for path, _ in workflow_scenarios.EVENT_PATHS for on in ("off", "on")
+    ]
+    for row in events:
+        assert row["exactly_once"] is True and row["jobs_per_s"] > 0, row
+        if row["events"]:
+            assert row["events_logged"] == row["events_expected"] > 0, row
+            assert row["vs_off"] > 0 and "server_cpu_us_per_event" in row, row
+    (waits,) = [row for row in rows if row["group"] == "outcomes"]
+    assert waits["exactly_once"] is True, waits
+    assert waits["answered"] == waits["waiters"] == sum(waits["outcomes"].values())
+    assert all(n > 0 for n in waits["outcomes"].values()), waits["outcomes"]  # completed, failed and cancelled
+    assert waits["park_seconds"] is not None and waits["wake_seconds"] is not None and waits["left_waiting"] == 0
+    assert "| hot path" in proc.stdout and "| outcome waiters" in proc.stdout
+
+
+def test_an_outcome_answer_is_right_only_with_its_own_outcome_after_its_job_finished():
+    plan = {"a": ("completed", "a", "l1"), "b": ("failed", "e-b", "l2"), "c": ("cancelled", None, None)}
+    sent = {"a": 10.0, "b": 10.0, "c": 10.0}
+    right = workflow_scenarios._answered_right
+    assert right(["a", 200, "completed", {"w": "a"}, None, 11.0], plan, sent)
+    assert right(["b", 200, "failed", None, "e-b", 11.0], plan, sent)
+    assert right(["c", 200, "cancelled", None, None, 11.0], plan, sent)
+    assert not right(["a", 200, "completed", {"w": "b"}, None, 11.0], plan, sent)  # another job's result
+    assert not right(["b", 200, "failed", None, "e-a", 11.0], plan, sent)
+    assert not right(["a", 200, "claimed", None, None, 11.0], plan, sent)  # answered unfinished
+    assert not right(["c", 200, "cancelled", None, None, 9.0], plan, sent)  # before its job was finished
+    assert not right(["c", 503, None, None, None, 11.0], plan, sent)
 
 
 def _row(kind: str, group: str = "x", **fields) -> dict:
