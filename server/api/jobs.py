@@ -51,18 +51,6 @@ def _due_ms(item: dict[str, Any], where: str) -> int:
     return 0
 
 
-def job_options(item: dict[str, Any]) -> JobOptions:
-    """The options of a job (a submit's item, or a schedule), as the body gives them (already validated)."""
-    return JobOptions(
-        key=item.get("key"),
-        unique_key=item.get("unique_key"),
-        unique_for=item.get("unique_for"),
-        timeout=item.get("timeout"),
-        max_retries=item.get("max_retries"),
-        tags=tuple(item.get("tags") or ()),
-    )
-
-
 def _dependencies(item: dict[str, Any], where: str, index: int) -> tuple[str, ...]:
     """The job's depends_on, each "#i" checked to name an earlier job of the same submit."""
     deps = tuple(item.get("depends_on") or ())
@@ -80,7 +68,7 @@ def _new_job(item: dict[str, Any], where: str, limit: int, index: int = 0) -> tu
     if item.get("payload") is None:
         raise ValidationFailed(f"{where}payload is required")
     options = attrs.evolve(
-        job_options(item),
+        JobOptions.given(item),
         depends_on=_dependencies(item, where, index),
         on_dependency_failure=item.get("on_dependency_failure") or "cancel",
     )
