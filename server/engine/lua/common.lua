@@ -90,19 +90,6 @@ local EMITTED = nil
 -- Whether the running call has told waiting claims that its queue has work (publish_ready): once is enough.
 local READY_SENT = false
 
--- Registers fn(keys, args) as a function of the library. readonly: it writes nothing (FCALL_RO may run it on
--- a replica).
-local function register_keyed(name, fn, readonly)
-  local function run(keys, args)
-    EMITTED = nil
-    READY_SENT = false
-    local reply = fn(keys, args)
-    if EMITTED then redis.call('PUBLISH', CHANNELS.events, EMITTED) end
-    return reply
-  end
-  redis.register_function{function_name = name, callback = run, flags = readonly and {'no-writes'} or {}}
-end
-
 local function prefix_of(meta_key)
   return string.sub(meta_key, 1, #meta_key - 4)
 end
@@ -227,13 +214,28 @@ local function load_queue(meta_key)
 end
 
 -- Registers fn(q, args), a function of one queue: q is the queue of KEYS[1] (see load_queue), and a call on a
--- queue that does not exist fails with NOQUEUE before fn runs. Most functions are of this kind.
-local function register(name, fn, readonly)
-  register_keyed(name, function(keys, args)
-    local q = load_queue(keys[1])
-    if q.err then return q end
-    return fn(q, args)
-  end, readonly)
+-- queue that does not exist fails with NOQUEUE before fn runs. Most functions are of this kind; keyed: fn is
+-- fn(keys, args) and loads what it needs itself (register_keyed). readonly: it writes nothing (FCALL_RO may run
+-- it on a replica). The events the call added are published once it returns.
+local function register(name, fn, readonly, keyed)
+  local function run(keys, args)
+    EMITTED = nil
+    READY_SENT = false
+    local reply
+    if keyed then
+      reply = fn(keys, args)
+    else
+      reply = load_queue(keys[1])
+      if not reply.err then reply = fn(reply, args) end
+    end
+    if EMITTED then redis.call('PUBLISH', CHANNELS.events, EMITTED) end
+    return reply
+  end
+  redis.register_function{function_name = name, callback = run, flags = readonly and {'no-writes'} or {}}
+end
+
+local function register_keyed(name, fn, readonly)
+  register(name, fn, readonly, true)
 end
 
 -- The events a record in implicit history mode stands for (see history): its submission, then the claim
