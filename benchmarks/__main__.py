@@ -20,7 +20,20 @@ from . import baseline, harness, procstat, report, vsbullmq
 from .run import AB_GROUPS, run_ab_once, run_once
 from .scenarios import Sizes
 
-GROUPS = ("http", "store", "submit", "cycle", "other", "flow", "longpoll", "events", "outcomes", "retry", "maint", "scale")
+GROUPS = (
+    "http",
+    "store",
+    "submit",
+    "cycle",
+    "other",
+    "flow",
+    "longpoll",
+    "events",
+    "outcomes",
+    "retry",
+    "maint",
+    "scale",
+)
 RESULTS = Path(__file__).parent / "results"
 
 

@@ -59,11 +59,11 @@ class Metrics(Observer):
     def __init__(self) -> None:
         self.registry = registry = CollectorRegistry(auto_describe=True)
 
-        def jobs(name: str, what: str) -> Counter:
-            return Counter(f"starq_jobs_{name}", f"Jobs {what} through this process.", ["queue"], registry=registry)
+        def metric(kind: Any, name: str, what: str, labels: Sequence[str] = (), **options: Any) -> Any:
+            return kind(name, what, labels, registry=registry, **options)
 
-        self.jobs = {
-            name: jobs(name, what)
+        self.jobs: dict[str, Counter] = {
+            name: metric(Counter, f"starq_jobs_{name}", f"Jobs {what} through this process.", ["queue"])
             for name, what in (
                 ("submitted", "submitted (skipped duplicates excluded)"),
                 ("claimed", "handed out to workers"),
@@ -75,89 +75,72 @@ class Metrics(Observer):
                 ("released", "returned to the queue because the claiming client never got them"),
             )
         }  # fmt: skip
-        self.depth = Gauge(
-            "starq_queue_jobs",
+        self.depth = metric(
+            Gauge, "starq_queue_jobs",
             f"Jobs in a queue by status ({', '.join(STATUSES)}), read from the store at scrape time.",
             ["queue", "status"],
-            registry=registry,
+        )  # fmt: skip
+        self.paused = metric(Gauge, "starq_queue_paused", "1 when the queue is paused.", ["queue"])
+        self.held_by_key = metric(
+            Gauge, "starq_queue_held_by_key",
+            "Pending jobs waiting for their key's turn (key_concurrency), at scrape time.", ["queue"],
+        )  # fmt: skip
+        self.oldest_pending = metric(
+            Gauge, "starq_queue_oldest_pending_seconds", "How long the oldest pending job of a queue has waited since "
+            "it was submitted (0: none pending), at scrape time: the queue's latency.", ["queue"],
+        )  # fmt: skip
+        self.schedule_runs = metric(
+            Counter, "starq_schedule_runs", "Schedule runs (jobs a schedule submitted) made by this process.",
+            ["queue", "schedule"],
+        )  # fmt: skip
+        self.maintenance_lag_seconds = metric(
+            Gauge, "starq_maintenance_lag_seconds", "How long the oldest due item of a kind (promote: a scheduled "
+            "job, reclaim: an expired lease, expire: a record past its retention) still waited after this process's "
+            "last maintenance tick of the queue (0: caught up).", ["queue", "kind"],
+        )  # fmt: skip
+        self.limited_claims = metric(
+            Counter, "starq_claims_limited", "Claims that got fewer jobs than they asked for because of the queue's "
+            "rate limit (limit=rate) or its concurrency (limit=concurrency).", ["queue", "limit"],
+        )  # fmt: skip
+        self.waiting = metric(Gauge, "starq_claims_waiting", "Long-poll claims parked in this process.")
+        self.outcome_waiters = metric(
+            Gauge, "starq_outcome_waiters", "Requests waiting for a job's outcome (wait_ms) here."
         )
-        self.paused = Gauge("starq_queue_paused", "1 when the queue is paused.", ["queue"], registry=registry)
-        self.held_by_key = Gauge(
-            "starq_queue_held_by_key", "Pending jobs waiting for their key's turn (key_concurrency), at scrape time.",
-            ["queue"], registry=registry,
-        )  # fmt: skip
-        self.oldest_pending = Gauge(
-            "starq_queue_oldest_pending_seconds", "How long the oldest pending job of a queue has waited since it was "
-            "submitted (0: none pending), at scrape time: the queue's latency.", ["queue"], registry=registry,
-        )  # fmt: skip
-        self.schedule_runs = Counter(
-            "starq_schedule_runs", "Schedule runs (jobs a schedule submitted) made by this process.",
-            ["queue", "schedule"], registry=registry,
-        )  # fmt: skip
-        self.maintenance_lag_seconds = Gauge(
-            "starq_maintenance_lag_seconds", "How long the oldest due item of a kind (promote: a scheduled job, "
-            "reclaim: an expired lease, expire: a record past its retention) still waited after this process's "
-            "last maintenance tick of the queue (0: caught up).", ["queue", "kind"], registry=registry,
-        )  # fmt: skip
-        self.limited_claims = Counter(
-            "starq_claims_limited", "Claims that got fewer jobs than they asked for because of the queue's rate "
-            "limit (limit=rate) or its concurrency (limit=concurrency).", ["queue", "limit"], registry=registry,
-        )  # fmt: skip
-        self.waiting = Gauge("starq_claims_waiting", "Long-poll claims parked in this process.", registry=registry)
-        self.outcome_waiters = Gauge(
-            "starq_outcome_waiters", "Requests waiting for a job's outcome (wait_ms) here.", registry=registry
-        )
-        self.event_readers = Gauge("starq_event_readers", "Open event streams in this process.", registry=registry)
-        self.store_up = Gauge("starq_store_up", "1 when the store answered the last scrape.", registry=registry)
-        self.claim_wait = Histogram(
-            "starq_claim_wait_seconds",
+        self.event_readers = metric(Gauge, "starq_event_readers", "Open event streams in this process.")
+        self.store_up = metric(Gauge, "starq_store_up", "1 when the store answered the last scrape.")
+        self.claim_wait = metric(
+            Histogram, "starq_claim_wait_seconds",
             "How long a claim request waited before it was answered (outcome: jobs or empty).",
-            ["queue", "outcome"],
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
-        )
-        self.job_queued = Histogram(
-            "starq_job_queued_seconds",
+            ["queue", "outcome"], buckets=LATENCY_BUCKETS,
+        )  # fmt: skip
+        self.job_queued = metric(
+            Histogram, "starq_job_queued_seconds",
             "Time from submission to a job's first claim (store clock; a requested delay included).",
-            ["queue"],
-            buckets=RUN_BUCKETS,
-            registry=registry,
-        )
-        self.job_run = Histogram(
-            "starq_job_run_seconds",
+            ["queue"], buckets=RUN_BUCKETS,
+        )  # fmt: skip
+        self.job_run = metric(
+            Histogram, "starq_job_run_seconds",
             "Time from claim to complete/fail, for jobs claimed and reported through this process (with several "
-            "instances behind a balancer, a sample).",
-            ["queue", "outcome"],
-            buckets=RUN_BUCKETS,
-            registry=registry,
-        )
-        self.store_op = Histogram(
-            "starq_store_operation_seconds",
-            "Round-trip time of engine operations against the store.",
+            "instances behind a balancer, a sample).", ["queue", "outcome"], buckets=RUN_BUCKETS,
+        )  # fmt: skip
+        self.store_op = metric(
+            Histogram, "starq_store_operation_seconds", "Round-trip time of engine operations against the store.",
+            ["operation"], buckets=STORE_BUCKETS,
+        )  # fmt: skip
+        self.store_errors = metric(
+            Counter, "starq_store_errors", "Engine operations that failed because the store could not answer.",
             ["operation"],
-            buckets=STORE_BUCKETS,
-            registry=registry,
-        )
-        self.store_errors = Counter(
-            "starq_store_errors",
-            "Engine operations that failed because the store could not answer.",
-            ["operation"],
-            registry=registry,
-        )
-        self.http_requests = Counter(
-            "starq_http_requests",
+        )  # fmt: skip
+        self.http_requests = metric(
+            Counter, "starq_http_requests",
             "HTTP requests answered, by route template (as in the OpenAPI document; a dashboard page by its rule; "
-            "unmatched for unknown paths), method and status.",
-            ["method", "route", "status"],
-            registry=registry,
-        )
-        self.http_latency = Histogram(
-            "starq_http_request_duration_seconds",
-            "HTTP request latency (long-poll claims include their wait).",
-            ["method", "route", "status"],
+            "unmatched for unknown paths), method and status.", ["method", "route", "status"],
+        )  # fmt: skip
+        self.http_latency = metric(
+            Histogram, "starq_http_request_duration_seconds",
+            "HTTP request latency (long-poll claims include their wait).", ["method", "route", "status"],
             buckets=LATENCY_BUCKETS,
-            registry=registry,
-        )
+        )  # fmt: skip
         self._claimed_at: OrderedDict[tuple[str, str], float] = OrderedDict()
         # ``metric.labels(...)`` costs a few microseconds (it validates and converts every label); the calls
         # made on every request go through these memos instead. Label values are bounded the same way as

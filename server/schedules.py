@@ -66,19 +66,11 @@ def next_run_ms(definition: dict[str, Any], after_ms: int, anchor_ms: int | None
 def job_of(definition: dict[str, Any]) -> NewJob:
     """The job a run submits: the schedule's payload and job options."""
     payload = definition.get("payload") or {}
-    options = JobOptions(
-        key=definition.get("key"),
-        unique_key=definition.get("unique_key"),
-        unique_for=definition.get("unique_for"),
-        timeout=definition.get("timeout"),
-        max_retries=definition.get("max_retries"),
-        tags=tuple(definition.get("tags") or ()),
-    )
     return NewJob(
         payload=orjson.dumps(payload).decode(),
         priority=definition.get("priority") or 0,
         dedupe_hash=dedupe_hash(payload),
-        options=options.to_json(),
+        options=JobOptions.given(definition).to_json(),
     )
 
 

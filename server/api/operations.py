@@ -21,6 +21,7 @@ from starq.worker_kit.errors import (
     NotFound,
     QueueNotFound,
     ScheduleNotFound,
+    StarqError,
 )
 
 from .schema import Schema
@@ -149,39 +150,28 @@ def operation(
 # -- path parameters -----------------------------------------------------------------------------------------
 
 
-def queue_name(name: str) -> str:
-    """A queue name from a path. A name that could not exist is simply not found (it never reaches the store,
-    where a brace in it would break the key's hash tag)."""
-    if len(name) > QUEUE_NAME_MAX or not _QUEUE_NAME.fullmatch(name):
-        raise QueueNotFound(f"queue {name!r} not found")
-    return name
+def _path_parameter(
+    not_found: type[StarqError], message: str, pattern: re.Pattern[str], longest: int | None = None
+) -> Callable[[str], str]:
+    """The check of one kind of path parameter: a value that could not exist is simply not found (it never reaches
+    the store, where a brace in a queue name would break the key's hash tag). message: the error's text, with
+    ``{!r}`` for the value."""
+
+    def check(value: str) -> str:
+        if (longest is not None and len(value) > longest) or not pattern.fullmatch(value):
+            raise not_found(message.format(value))
+        return value
+
+    return check
 
 
-def job_id(value: str) -> str:
-    if not _JOB_ID.fullmatch(value):
-        raise JobNotFound(f"job {value!r} not found")
-    return value
-
-
-def schedule_name(name: str) -> str:
-    """A schedule name from a path (named as queues are); one that could not exist is not found."""
-    if len(name) > QUEUE_NAME_MAX or not _QUEUE_NAME.fullmatch(name):
-        raise ScheduleNotFound(f"schedule {name!r} not found")
-    return name
-
-
-def batch_id(value: str) -> str:
-    if not _JOB_ID.fullmatch(value):
-        raise BatchNotFound(f"batch {value!r} not found")
-    return value
-
-
-def asset_name(value: str) -> str:
-    """A file name of the reference page; which names exist, its handler knows."""
-    if not _ASSET.fullmatch(value):
-        raise NotFound(f"no file {value!r} in the reference page")
-    return value
-
+queue_name = _path_parameter(QueueNotFound, "queue {!r} not found", _QUEUE_NAME, QUEUE_NAME_MAX)
+job_id = _path_parameter(JobNotFound, "job {!r} not found", _JOB_ID)
+# Schedules are named as queues are.
+schedule_name = _path_parameter(ScheduleNotFound, "schedule {!r} not found", _QUEUE_NAME, QUEUE_NAME_MAX)
+batch_id = _path_parameter(BatchNotFound, "batch {!r} not found", _JOB_ID)
+# A file name of the reference page; which names exist, its handler knows.
+asset_name = _path_parameter(NotFound, "no file {!r} in the reference page", _ASSET)
 
 # How each kind of path parameter is checked, by its name in the path template.
 PARAMS: dict[str, Callable[[str], str]] = {

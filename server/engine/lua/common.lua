@@ -14,7 +14,8 @@ Conventions shared by every function:
   Errors   are returned as Redis errors whose first word is a stable code the engine maps to an exception:
            NOQUEUE, NOJOB, NOTCLAIMED, LEASE, CANCELLED, STATE, EXISTS, NOSCHEDULE, NODEP, NOBATCH.
   Fields   of records are read and written by name: read(key, FIELDS) gives a table keyed by field name.
-  Register every function with register() (below): it publishes the events a call added, once per call.
+  Register every function with register() or register_keyed() (below): they publish the events a call
+           added, once per call; register() also loads the queue.
   Cost     each command run from Lua costs about as much as the Lua around it, so the functions that move
            many jobs (submit, claim, ack) do per job only what is keyed by the job (its hash, its stream
            entry) and update the shared keys (status indexes, leases, expiry, counters) once per call with
@@ -88,18 +89,6 @@ end
 local EMITTED = nil
 -- Whether the running call has told waiting claims that its queue has work (publish_ready): once is enough.
 local READY_SENT = false
-
--- Registers a function of the library. readonly: it writes nothing (FCALL_RO may run it on a replica).
-local function register(name, fn, readonly)
-  local function run(keys, args)
-    EMITTED = nil
-    READY_SENT = false
-    local reply = fn(keys, args)
-    if EMITTED then redis.call('PUBLISH', CHANNELS.events, EMITTED) end
-    return reply
-  end
-  redis.register_function{function_name = name, callback = run, flags = readonly and {'no-writes'} or {}}
-end
 
 local function prefix_of(meta_key)
   return string.sub(meta_key, 1, #meta_key - 4)
@@ -222,6 +211,31 @@ local function load_queue(meta_key)
   local q = setmetatable({}, kept.meta)
   for i = 4, #HOT do q[HOT[i]] = hot[i] end
   return q
+end
+
+-- Registers fn(q, args), a function of one queue: q is the queue of KEYS[1] (see load_queue), and a call on a
+-- queue that does not exist fails with NOQUEUE before fn runs. Most functions are of this kind; keyed: fn is
+-- fn(keys, args) and loads what it needs itself (register_keyed). readonly: it writes nothing (FCALL_RO may run
+-- it on a replica). The events the call added are published once it returns.
+local function register(name, fn, readonly, keyed)
+  local function run(keys, args)
+    EMITTED = nil
+    READY_SENT = false
+    local reply
+    if keyed then
+      reply = fn(keys, args)
+    else
+      reply = load_queue(keys[1])
+      if not reply.err then reply = fn(reply, args) end
+    end
+    if EMITTED then redis.call('PUBLISH', CHANNELS.events, EMITTED) end
+    return reply
+  end
+  redis.register_function{function_name = name, callback = run, flags = readonly and {'no-writes'} or {}}
+end
+
+local function register_keyed(name, fn, readonly)
+  register(name, fn, readonly, true)
 end
 
 -- The events a record in implicit history mode stands for (see history): its submission, then the claim
@@ -677,6 +691,14 @@ local function check_lease(id, f, lease, op)
   return nil
 end
 
+-- A report on job id by the holder of lease (op: complete, fail, extend, release, progress): reads the job's
+-- fields (names) and checks the lease. Returns the job's key, its fields, and check_lease's reply (nil: go on).
+local function leased(q, id, lease, op, names)
+  local jkey = q.P .. 'job:' .. id
+  local f = read(jkey, names)
+  return jkey, f, check_lease(id, f, lease, op)
+end
+
 -- Moves due scheduled jobs to their streams (or their keys' lines). Returns how many moved.
 local function promote_due(q, now, limit)
   local due = redis.call('ZRANGE', q.P .. 'sched', '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)
@@ -834,6 +856,16 @@ local function settle(q, done, now)
   -- Claims held back by the queue's concurrency may go on now that claimed jobs are done.
   local freed = q.concurrency > 0 and (#done.completed + #done.dead + #done.cancelled) > 0
   if done.requeued or freed then publish_ready(q, now) end
+end
+
+-- A call for one job (complete, fail, cancel, promote, retry): one(q, now, done, ...) with a done of its own,
+-- settled after. Returns one's reply.
+local function settled(q, one, ...)
+  local now = now_ms()
+  local done = new_done(now)
+  local reply = one(q, now, done, ...)
+  settle(q, done, now)
+  return reply
 end
 
 -- Exponential backoff with "equal jitter": half the delay is fixed, half random, so retries spread out.

@@ -9,9 +9,7 @@
 -- key (or, on a dedupe queue, payload) another job holds. A dependency that names no job of the queue fails
 -- the whole call, before anything is written: NODEP <job index> <dependency index> <id>.
 local HEAD = 4
-local function submit(keys, args)
-  local q = load_queue(keys[1])
-  if q.err then return q end
+local function submit(q, args)
   local n, bid = tonumber(args[1]), args[2]
   local opts = {}
   for i = 0, n - 1 do
@@ -102,9 +100,7 @@ end
 -- concurrency and rate limit. Due scheduled jobs are promoted first so a claim never waits for the maintenance
 -- loop. Returns {wait_ms, held, record, record, ...}: the records as RECORD's values; wait_ms > 0 when the rate
 -- limit allows nothing now (it says when it will); held = 1 when the queue's concurrency held jobs back.
-local function claim(keys, args)
-  local q = load_queue(keys[1])
-  if q.err then return q end
+local function claim(q, args)
   local now = now_ms()
   if may_be_due(q, now) then promote_due(q, now, 100) end
   local park_ms = tonumber(args[4]) or 0

@@ -1,14 +1,30 @@
 -- Jobs managed by hand (cancel, promote, retry, purge, bulk actions) and the background work of a queue (tick).
 
--- Cancels one job (see cancel); done collects the outcome for settle. Returns 'cancelled' or an error reply.
-local function cancel_one(q, id, now, done)
+-- Each action on one job below (cancel_one ...) is the item of a bulk action and, but delete, a function of its
+-- own: one(q, now, done, id) checks the job's status, does the action and leaves the outcome in done for settle.
+-- It returns the job's new status or an error reply.
+
+-- The statuses of a job not finished yet.
+local UNFINISHED = {}
+for i = 1, #STATUSES do
+  if not FINISHED[STATUSES[i]] then UNFINISHED[STATUSES[i]] = true end
+end
+
+-- Checks that job id, of status (false: there is no such job), has one of the statuses an action takes (allowed:
+-- a set; what: "<those statuses> jobs can be <done>", for the error). Returns nil, or the error reply.
+local function refused(id, status, allowed, what)
+  if not status then return redis.error_reply('NOJOB job not found') end
+  if not allowed[status] then return redis.error_reply('STATE job ' .. id .. ' is ' .. status .. '; only ' .. what) end
+end
+
+-- A waiting, pending, scheduled or claimed job becomes cancelled; the worker of a claimed one learns it at its
+-- next report (409 job_cancelled), so a long job can stop early. Waiting jobs that depend on it are cancelled
+-- with it (settle).
+local function cancel_one(q, now, done, id)
   local jkey = q.P .. 'job:' .. id
   local f = read(jkey, OUTCOME)
-  if not f.status then return redis.error_reply('NOJOB job not found') end
-  if FINISHED[f.status] then
-    return redis.error_reply('STATE job ' .. id .. ' is ' .. f.status ..
-      '; only waiting, pending, scheduled or claimed jobs can be cancelled')
-  end
+  local err = refused(id, f.status, UNFINISHED, 'waiting, pending, scheduled or claimed jobs can be cancelled')
+  if err then return err end
   unqueue(q, id, f)
   if f.status == 'claimed' then
     redis.call('ZREM', q.P .. 'leases', id)
@@ -24,44 +40,19 @@ local function cancel_one(q, id, now, done)
   return 'cancelled'
 end
 
--- cancel: KEYS[1]=meta; ARGV = job id. A waiting, pending, scheduled or claimed job becomes cancelled; the
--- worker of a claimed one learns it at its next report (409 job_cancelled), so a long job can stop early.
--- Waiting jobs that depend on it are cancelled with it (settle).
-local function cancel(keys, args)
-  local q = load_queue(keys[1])
-  if q.err then return q end
-  local now = now_ms()
-  local done = new_done(now)
-  local reply = cancel_one(q, args[1], now, done)
-  settle(q, done, now)
-  return reply
-end
-
--- Promotes one job (see promote). Returns 'pending' or an error reply.
-local function promote_one(q, id, now, done)
+-- A scheduled job becomes pending now (through its key's line, if any).
+local SCHEDULED = {scheduled = true}
+local function promote_one(q, now, done, id)
   local jkey = q.P .. 'job:' .. id
   local f = read(jkey, {'status', 'priority', 'key', 'act', 'hist', 'hn'})
-  if not f.status then return redis.error_reply('NOJOB job not found') end
-  if f.status ~= 'scheduled' then
-    return redis.error_reply('STATE job ' .. id .. ' is ' .. f.status .. '; only scheduled jobs can be promoted')
-  end
+  local err = refused(id, f.status, SCHEDULED, 'scheduled jobs can be promoted')
+  if err then return err end
   redis.call('ZREM', q.P .. 'sched', id)
   local fields = f.act == '1' and {'entry', add_to_stream(q, id, f.priority)} or enqueue(q, id, f.priority, f.key)
   hset(jkey, {'status', 'pending', 'run_at', ''}, fields, history(jkey, f.hist, f.hn, now, 'promoted'))
   move_index_many(q.P, {id}, 'scheduled', 'pending')
   done.requeued = true
   return 'pending'
-end
-
--- promote: KEYS[1]=meta; ARGV = job id. A scheduled job becomes pending now (through its key's line, if any).
-local function promote(keys, args)
-  local q = load_queue(keys[1])
-  if q.err then return q end
-  local now = now_ms()
-  local done = new_done(now)
-  local reply = promote_one(q, args[1], now, done)
-  settle(q, done, now)
-  return reply
 end
 
 local function revive(q, id, now)
@@ -77,33 +68,19 @@ local function revive(q, id, now)
   emit(q, now, 'retried', id, 'pending')
 end
 
--- Retries one job by hand (see retry). Returns 'pending' or an error reply.
-local function retry_one(q, id, now, done)
-  local status = redis.call('HGET', q.P .. 'job:' .. id, 'status')
-  if not status then return redis.error_reply('NOJOB job not found') end
-  if status ~= 'failed' and status ~= 'cancelled' then
-    return redis.error_reply('STATE job ' .. id .. ' is ' .. status .. '; only failed or cancelled jobs can be retried')
-  end
+-- A dead (failed) or cancelled job goes back to pending, retries reset (a retry by hand).
+local RETRIABLE = {failed = true, cancelled = true}
+local function retry_one(q, now, done, id)
+  local err = refused(id, redis.call('HGET', q.P .. 'job:' .. id, 'status'), RETRIABLE,
+    'failed or cancelled jobs can be retried')
+  if err then return err end
   revive(q, id, now)
   done.requeued = true
   return 'pending'
 end
 
--- retry: KEYS[1]=meta; ARGV = job id. A dead (failed) or cancelled job goes back to pending, retries reset.
-local function retry(keys, args)
-  local q = load_queue(keys[1])
-  if q.err then return q end
-  local now = now_ms()
-  local done = new_done(now)
-  local reply = retry_one(q, args[1], now, done)
-  settle(q, done, now)
-  return reply
-end
-
 -- retry_dead: KEYS[1]=meta; ARGV = limit. Revives up to limit dead jobs, oldest first; returns how many.
-local function retry_dead(keys, args)
-  local q = load_queue(keys[1])
-  if q.err then return q end
+local function retry_dead(q, args)
   local ids = redis.call('ZRANGE', q.P .. 'idx:failed', 0, tonumber(args[1]) - 1)
   local now = now_ms()
   for _, id in ipairs(ids) do revive(q, id, now) end
@@ -121,9 +98,7 @@ end
 -- purge_status: KEYS[1]=meta; ARGV = status, limit. Removes up to limit jobs of that status (any but claimed),
 -- oldest first; the waiting dependents of unfinished ones are cancelled. Returns how many; the engine calls
 -- again until fewer come.
-local function purge_status(keys, args)
-  local q = load_queue(keys[1])
-  if q.err then return q end
+local function purge_status(q, args)
   local status = args[1]
   local ids = redis.call('ZRANGE', q.P .. 'idx:' .. status, 0, tonumber(args[2]) - 1)
   local now = now_ms()
@@ -133,14 +108,11 @@ local function purge_status(keys, args)
   return #ids
 end
 
--- Removes one finished job for good (bulk delete). Returns 'deleted' or an error reply.
-local function delete_one(q, id, now, done)
+-- A finished job is removed for good (bulk delete only). Its new status is 'deleted'.
+local function delete_one(q, now, done, id)
   local f = read(q.P .. 'job:' .. id, FORGET)
-  if not f.status then return redis.error_reply('NOJOB job not found') end
-  if not FINISHED[f.status] then
-    return redis.error_reply('STATE job ' .. id .. ' is ' .. f.status ..
-      '; only completed, failed or cancelled jobs can be deleted')
-  end
+  local err = refused(id, f.status, FINISHED, 'completed, failed or cancelled jobs can be deleted')
+  if err then return err end
   forget_job(q, id, f, done)
   redis.call('ZREM', q.P .. 'idx:' .. f.status, id)
   redis.call('ZREM', q.P .. 'expiry', id)
@@ -149,15 +121,21 @@ end
 
 local BULK = {retry = retry_one, cancel = cancel_one, promote = promote_one, delete = delete_one}
 
+-- cancel, promote, retry: KEYS[1]=meta; ARGV = job id. The action on that one job (see cancel_one,
+-- promote_one, retry_one). Returns the job's new status.
+local SINGLE = {'cancel', 'promote', 'retry'}
+for i = 1, #SINGLE do
+  local one = BULK[SINGLE[i]]
+  register('starq_' .. SINGLE[i], function(q, args) return settled(q, one, args[1]) end)
+end
+
 -- bulk: KEYS[1]=meta; ARGV = action (retry, cancel, promote, delete), then job ids (at most the engine's
 -- BULK_CHUNK, so the store is never held long). Each id in turn, exactly as its single call (retry, cancel,
 -- promote) would do it, its outcome settled before the next: cancelling a job cancels its waiting dependents
 -- before a later id is looked at, and an id given twice is done once, then refused as that call would refuse
 -- it. An id that cannot be done does not stop the others. Returns per id {'ok', new status} or
 -- {'error', message} with message as the single call's error.
-local function bulk(keys, args)
-  local q = load_queue(keys[1])
-  if q.err then return q end
+local function bulk(q, args)
   local one = BULK[args[1]]
   if not one then return redis.error_reply('STATE unknown bulk action ' .. tostring(args[1])) end
   local now = now_ms()
@@ -167,7 +145,7 @@ local function bulk(keys, args)
     -- call when a later id is a dependent of an earlier one. Its cost is a few table reads when there is
     -- nothing to settle, and publish_ready tells waiting claims once per call.
     local done = new_done(now)
-    local reply = one(q, args[i], now, done)
+    local reply = one(q, now, done, args[i])
     settle(q, done, now)
     out[#out + 1] = type(reply) == 'table' and {'error', reply.err} or {'ok', reply}
   end
@@ -189,9 +167,7 @@ end
 -- used its whole limit; lags: how long the oldest scheduled job, expired lease and expired record left due
 -- have been due (ms) after this tick, the maintenance lag.
 -- Costs O(due work), never O(all jobs).
-local function tick(keys, args)
-  local q = load_queue(keys[1])
-  if q.err then return q end
+local function tick(q, args)
   local limit = tonumber(args[1])
   local now = now_ms()
   local promoted = promote_due(q, now, limit)
@@ -267,11 +243,8 @@ local function outbox_done(keys, args)
   return #args
 end
 
-register('starq_cancel', cancel)
-register('starq_promote', promote)
-register('starq_retry', retry)
 register('starq_retry_dead', retry_dead)
 register('starq_purge_status', purge_status)
 register('starq_tick', tick)
-register('starq_outbox_done', outbox_done)
+register_keyed('starq_outbox_done', outbox_done)
 register('starq_bulk', bulk)

@@ -5,10 +5,8 @@
 local COMPLETE = {'status', 'lease', 'retries', 'hn', 'worker', 'done_lease', 'done_as', 'key', 'act', 'uk', 'dk',
   'w', 'hd', 'bat'}
 
-local function complete_one(q, id, lease, result, now, done)
-  local jkey = q.P .. 'job:' .. id
-  local f = read(jkey, COMPLETE)
-  local reply = check_lease(id, f, lease, 'complete')
+local function complete_one(q, now, done, id, lease, result)
+  local jkey, f, reply = leased(q, id, lease, 'complete', COMPLETE)
   if reply then return reply end
   if f.hn == '0' then
     redis.call('HSET', jkey, 'result', result, 'done_lease', f.lease, 'done_as', 'complete', 'status',
@@ -26,10 +24,8 @@ local function complete_one(q, id, lease, result, now, done)
   return {'completed', 'completed', tonumber(f.retries)}
 end
 
-local function fail_one(q, id, lease, err, retry, jitter, now, done)
-  local jkey = q.P .. 'job:' .. id
-  local f = read(jkey, OUTCOME)
-  local reply = check_lease(id, f, lease, 'fail')
+local function fail_one(q, now, done, id, lease, err, retry, jitter)
+  local jkey, f, reply = leased(q, id, lease, 'fail', OUTCOME)
   if reply then return reply end
   local status, retries = failed_attempt(q, id, jkey, f, retry, jitter, now, done,
     {'error', err, 'done_lease', f.lease, 'done_as', 'fail'}, 'failed', {lease = f.lease, error = err})
@@ -37,26 +33,14 @@ local function fail_one(q, id, lease, err, retry, jitter, now, done)
 end
 
 -- complete: KEYS[1]=meta; ARGV = job id, lease ('' = any), result JSON. Returns {'completed'|'repeat', status}.
-local function complete(keys, args)
-  local q = load_queue(keys[1])
-  if q.err then return q end
-  local now = now_ms()
-  local done = new_done(now)
-  local reply = complete_one(q, args[1], args[2], args[3], now, done)
-  settle(q, done, now)
-  return reply
+local function complete(q, args)
+  return settled(q, complete_one, args[1], args[2], args[3])
 end
 
 -- fail: KEYS[1]=meta; ARGV = job id, lease ('' = any), error text, retry (1/0), jitter in [0,1).
 -- Returns {'failed'|'repeat', new status, retries}.
-local function fail(keys, args)
-  local q = load_queue(keys[1])
-  if q.err then return q end
-  local now = now_ms()
-  local done = new_done(now)
-  local reply = fail_one(q, args[1], args[2], args[3], args[4] == '1', tonumber(args[5]), now, done)
-  settle(q, done, now)
-  return reply
+local function fail(q, args)
+  return settled(q, fail_one, args[1], args[2], args[3], args[4] == '1', tonumber(args[5]))
 end
 
 -- ack: KEYS[1]=meta; ARGV = number of completes, then per complete: job id, lease ('' = any), result JSON;
@@ -64,9 +48,7 @@ end
 -- Completes, then fails, in the order given, each exactly as complete and fail would; an item that cannot be
 -- done does not stop the others. Returns per item the reply complete/fail would give, or {'error', message}
 -- with message as the error complete/fail would raise.
-local function ack(keys, args)
-  local q = load_queue(keys[1])
-  if q.err then return q end
+local function ack(q, args)
   local now = now_ms()
   local done = new_done(now)
   local out = {}
@@ -76,10 +58,10 @@ local function ack(keys, args)
     out[#out + 1] = reply
   end
   for i = 0, nc - 1 do
-    add(complete_one(q, args[2 + i * 3], args[3 + i * 3], args[4 + i * 3], now, done))
+    add(complete_one(q, now, done, args[2 + i * 3], args[3 + i * 3], args[4 + i * 3]))
   end
   for i = 2 + nc * 3, #args, 5 do
-    add(fail_one(q, args[i], args[i + 1], args[i + 2], args[i + 3] == '1', tonumber(args[i + 4]), now, done))
+    add(fail_one(q, now, done, args[i], args[i + 1], args[i + 2], args[i + 3] == '1', tonumber(args[i + 4])))
   end
   settle(q, done, now)
   return out
@@ -87,13 +69,9 @@ end
 
 -- extend: KEYS[1]=meta; ARGV = job id, lease ('' = any), seconds ('' = the queue's claim_timeout).
 -- Returns the new lease expiry (ms). A job with a timeout never gets a lease past its attempt's deadline.
-local function extend(keys, args)
-  local q = load_queue(keys[1])
-  if q.err then return q end
-  local id, lease = args[1], args[2]
-  local jkey = q.P .. 'job:' .. id
-  local f = read(jkey, OUTCOME)
-  local reply = check_lease(id, f, lease, 'extend')
+local function extend(q, args)
+  local id = args[1]
+  local jkey, f, reply = leased(q, id, args[2], 'extend', OUTCOME)
   if reply then return reply end
   local ms = q.claim_timeout_ms
   if args[3] ~= '' then ms = tonumber(args[3]) * 1000 end
@@ -119,13 +97,9 @@ end
 
 -- release: KEYS[1]=meta; ARGV = job id, lease ('' = any), delay (seconds). A worker gives its job back (when it
 -- shuts down, say): same checks as complete. Returns {'released'|'repeat', status}.
-local function release(keys, args)
-  local q = load_queue(keys[1])
-  if q.err then return q end
-  local id, lease = args[1], args[2]
-  local jkey = q.P .. 'job:' .. id
-  local f = read(jkey, OUTCOME)
-  local reply = check_lease(id, f, lease, 'release')
+local function release(q, args)
+  local id = args[1]
+  local jkey, f, reply = leased(q, id, args[2], 'release', OUTCOME)
   if reply then return reply end
   local now = now_ms()
   local hands = {}
@@ -139,9 +113,7 @@ end
 -- release_undelivered: KEYS[1]=meta; ARGV = job id, lease, job id, lease, ...
 -- Claimed jobs that never reached their client go back to the queue at once, as if never claimed (those no
 -- longer held under that lease are left alone). Returns how many went back.
-local function release_undelivered(keys, args)
-  local q = load_queue(keys[1])
-  if q.err then return q end
+local function release_undelivered(q, args)
   local n = 0
   local now = now_ms()
   local hands = {}
@@ -161,13 +133,11 @@ end
 
 -- progress: KEYS[1]=meta; ARGV = job id, lease ('' = any), progress (JSON text). The worker of a claimed job
 -- reports how far it got: same checks as complete. Returns 'claimed'.
-local function progress(keys, args)
-  local q = load_queue(keys[1])
-  if q.err then return q end
-  local id, lease = args[1], args[2]
-  local jkey = q.P .. 'job:' .. id
-  local f = read(jkey, {'status', 'lease', 'retries', 'done_lease', 'done_as'})
-  local reply = check_lease(id, f, lease, 'progress')
+-- What check_lease needs: all that progress reads.
+local REPORTED = {'status', 'lease', 'retries', 'done_lease', 'done_as'}
+local function progress(q, args)
+  local id = args[1]
+  local jkey, _, reply = leased(q, id, args[2], 'progress', REPORTED)
   if reply then return reply end
   redis.call('HSET', jkey, 'progress', args[3])
   if q.events then emit(q, now_ms(), 'progress', id, 'claimed', '{"progress":' .. args[3] .. '}') end

@@ -20,11 +20,9 @@ end
 
 -- update_queue: KEYS[1]=meta; ARGV = field, value, ... Returns 1. Resuming, or raising a limit, wakes waiting
 -- claims; raising key_concurrency lets in the jobs its keys' lines held back.
-local function update_queue(keys, args)
-  local q = load_queue(keys[1])
-  if q.err then return q end
-  redis.call('HSET', keys[1], unpack(args))
-  redis.call('HINCRBY', keys[1], 'v', 1) -- settings cached by version (load_queue) are read again
+local function update_queue(q, args)
+  redis.call('HSET', q.meta, unpack(args))
+  redis.call('HINCRBY', q.meta, 'v', 1) -- settings cached by version (load_queue) are read again
   local wake = false
   for i = 1, #args, 2 do
     local name, value = args[i], args[i + 1]
@@ -42,10 +40,8 @@ local function update_queue(keys, args)
 end
 
 -- queue_info: KEYS[1]=meta. Returns the meta hash followed by count pairs (read only).
-local function queue_info(keys, args)
-  local q = load_queue(keys[1])
-  if q.err then return q end
-  local out = redis.call('HGETALL', keys[1])
+local function queue_info(q, args)
+  local out = redis.call('HGETALL', q.meta)
   for _, s in ipairs(STATUSES) do
     table.insert(out, 'count:' .. s)
     table.insert(out, redis.call('ZCARD', q.P .. 'idx:' .. s))
@@ -104,8 +100,8 @@ local function purge(keys, args)
   return 1
 end
 
-register('starq_create_queue', create_queue)
+register_keyed('starq_create_queue', create_queue)
 register('starq_update_queue', update_queue)
 register('starq_queue_info', queue_info, true)
-register('starq_begin_delete', begin_delete)
-register('starq_purge', purge)
+register_keyed('starq_begin_delete', begin_delete)
+register_keyed('starq_purge', purge)

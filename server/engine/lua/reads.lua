@@ -25,17 +25,13 @@ end
 
 -- get_job: KEYS[1]=meta; ARGV = job id. Returns {record (RECORD's values), history (JSON texts, oldest
 -- first), dependents (the ids of the jobs that depend on it, oldest first)}.
-local function get_job(keys, args)
-  local q = load_queue(keys[1])
-  if q.err then return q end
+local function get_job(q, args)
   return job_reply(q, args[1]) or redis.error_reply('NOJOB job not found')
 end
 
 -- watch_job: KEYS[1]=meta; ARGV = job id. get_job, and unless the job has finished, marks it watched: when it
 -- finishes, its queue and id are published on the "done" channel, which wakes the clients waiting for it.
-local function watch_job(keys, args)
-  local q = load_queue(keys[1])
-  if q.err then return q end
+local function watch_job(q, args)
   local reply = job_reply(q, args[1])
   if not reply then return redis.error_reply('NOJOB job not found') end
   local status = redis.call('HGET', q.P .. 'job:' .. args[1], 'status')
@@ -49,9 +45,7 @@ end
 -- {first, last, event, event, ...}: the numbers of the oldest and newest events in the log (0, 0 when it is
 -- empty), then up to count events numbered after `after`, oldest first, each {number, kind, job id, status,
 -- at (ms), extra JSON ('' when none)}.
-local function read_events(keys, args)
-  local q = load_queue(keys[1])
-  if q.err then return q end
+local function read_events(q, args)
   local key = q.P .. 'events'
   local function number(entry) return tonumber(string.sub(entry[1], 3)) end
   local first, last = redis.call('XRANGE', key, '-', '+', 'COUNT', 1), redis.call('XREVRANGE', key, '+', '-',
@@ -69,9 +63,7 @@ end
 
 -- get_batch: KEYS[1]=meta; ARGV = batch id. Returns {total, completed, failed, cancelled, created_at,
 -- finished_at, callback job id ('' = no callback)}.
-local function get_batch(keys, args)
-  local q = load_queue(keys[1])
-  if q.err then return q end
+local function get_batch(q, args)
   local b = read(q.P .. 'batch:' .. args[1], {'total', 'completed', 'failed', 'cancelled', 'created_at',
     'finished_at', 'cb', 'cbid'})
   if not b.total then return redis.error_reply('NOBATCH batch not found') end
@@ -110,9 +102,7 @@ end
 -- before paging. One filter alone reads its index page by page. Several (a tag and a status, or a search) scan
 -- the newest ids of the narrowest index and check each, at most budget ids per call: a page may then come back
 -- short with has_more = 1 and a cursor to go on from.
-local function list_jobs(keys, args)
-  local q = load_queue(keys[1])
-  if q.err then return q end
+local function list_jobs(q, args)
   local status, count, cursor, tag, text = args[1], tonumber(args[2]), args[3], args[4], args[5]
   local budget = tonumber(args[6])
   local sources = {}
@@ -161,9 +151,7 @@ end
 
 -- throughput: KEYS[1]=meta; ARGV = number of buckets. Returns {bucket_ms, now, {bucket, completed, failed}...}
 -- for the most recent buckets, oldest first.
-local function throughput(keys, args)
-  local q = load_queue(keys[1])
-  if q.err then return q end
+local function throughput(q, args)
   local now = now_ms()
   local current = math.floor(now / BUCKET_MS)
   local n = math.min(tonumber(args[1]), BUCKETS)
@@ -182,9 +170,7 @@ local function throughput(keys, args)
 end
 
 -- workers: KEYS[1]=meta. Returns {name, last_seen_ms, jobs_in_hand, ...}.
-local function workers(keys, args)
-  local q = load_queue(keys[1])
-  if q.err then return q end
+local function workers(q, args)
   local out = {}
   local seen = redis.call('HGETALL', q.P .. 'workers')
   for i = 1, #seen, 2 do

@@ -19,37 +19,25 @@ local function arm(q, name, next_ms, paused)
   end
 end
 
--- create_schedule: KEYS[1]=meta; ARGV = name, definition (JSON), next run (ms), paused (1/0). Returns 1.
-local function create_schedule(keys, args)
-  local q = load_queue(keys[1])
-  if q.err then return q end
+-- create_schedule, update_schedule: KEYS[1]=meta; ARGV = name, definition (JSON), next run (ms), paused (1/0).
+-- Returns 1. new: whether the schedule is created (it must not exist yet) or updated (it must exist).
+local function put_schedule(q, args, new)
   local name = args[1]
   local key = schedule_key(q, name)
-  if redis.call('EXISTS', key) == 1 then
-    return redis.error_reply('EXISTS a schedule named ' .. name .. ' already exists')
+  local exists = redis.call('EXISTS', key) == 1
+  if new and exists then return redis.error_reply('EXISTS a schedule named ' .. name .. ' already exists') end
+  if not new and not exists then return redis.error_reply('NOSCHEDULE schedule not found') end
+  if new then
+    redis.call('HSET', key, 'created_at', now_ms())
+    redis.call('ZADD', q.P .. 'crons', 0, name)
   end
-  redis.call('HSET', key, 'def', args[2], 'created_at', now_ms(), 'next_ms', args[3], 'paused', args[4])
-  redis.call('ZADD', q.P .. 'crons', 0, name)
-  arm(q, name, args[3], args[4])
-  return 1
-end
-
--- update_schedule: KEYS[1]=meta; ARGV = name, definition (JSON), next run (ms), paused (1/0). Returns 1.
-local function update_schedule(keys, args)
-  local q = load_queue(keys[1])
-  if q.err then return q end
-  local name = args[1]
-  local key = schedule_key(q, name)
-  if redis.call('EXISTS', key) == 0 then return redis.error_reply('NOSCHEDULE schedule not found') end
   redis.call('HSET', key, 'def', args[2], 'next_ms', args[3], 'paused', args[4])
   arm(q, name, args[3], args[4])
   return 1
 end
 
 -- delete_schedule: KEYS[1]=meta; ARGV = name. Returns 1.
-local function delete_schedule(keys, args)
-  local q = load_queue(keys[1])
-  if q.err then return q end
+local function delete_schedule(q, args)
   local name = args[1]
   if redis.call('DEL', schedule_key(q, name)) == 0 then return redis.error_reply('NOSCHEDULE schedule not found') end
   redis.call('ZREM', q.P .. 'crons', name)
@@ -58,9 +46,7 @@ local function delete_schedule(keys, args)
 end
 
 -- get_schedules: KEYS[1]=meta; ARGV = name ('' = every one). Returns per schedule {name, SCHEDULE's values}.
-local function get_schedules(keys, args)
-  local q = load_queue(keys[1])
-  if q.err then return q end
+local function get_schedules(q, args)
   local names = args[1] ~= '' and {args[1]} or redis.call('ZRANGE', q.P .. 'crons', 0, -1)
   local out = {}
   for _, name in ipairs(names) do
@@ -80,9 +66,7 @@ end
 -- schedule is still due at that time (another process may have run it first: then nothing happens).
 -- Returns {1, job id, status, skipped (1: a job holding its unique key answered instead)} when it ran, {0} when
 -- it did not.
-local function run_schedule(keys, args)
-  local q = load_queue(keys[1])
-  if q.err then return q end
+local function run_schedule(q, args)
   local name, due, next_ms = args[1], args[2], args[3]
   local key = schedule_key(q, name)
   local s = read(key, {'next_ms', 'paused'})
@@ -98,8 +82,8 @@ local function run_schedule(keys, args)
   return {1, reply[1], reply[2], reply[4]}
 end
 
-register('starq_create_schedule', create_schedule)
-register('starq_update_schedule', update_schedule)
+register('starq_create_schedule', function(q, args) return put_schedule(q, args, true) end)
+register('starq_update_schedule', function(q, args) return put_schedule(q, args, false) end)
 register('starq_delete_schedule', delete_schedule)
 register('starq_get_schedules', get_schedules, true)
 register('starq_run_schedule', run_schedule)
