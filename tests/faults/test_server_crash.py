@@ -11,8 +11,8 @@ from pathlib import Path
 
 import trio
 
+from benchmarks.fault_load import Load
 from faults.helpers import create_queue, host_port, report
-from faults.load import Load
 
 
 def children(pid: int) -> set[int]:

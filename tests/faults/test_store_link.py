@@ -7,9 +7,9 @@ from __future__ import annotations
 import httpx
 import trio
 
+from benchmarks.fault_load import CLIENT_TIMEOUT, KEY, Load
+from benchmarks.fault_proxy import FaultProxy
 from faults.helpers import create_queue, host_port, report
-from faults.load import CLIENT_TIMEOUT, KEY, Load
-from faults.proxy import FaultProxy
 from starq.server.settings import Settings
 
 # The server's bound on one store round trip (server/engine/store.py COMMAND_TIMEOUT), plus slack for a
