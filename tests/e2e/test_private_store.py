@@ -71,7 +71,7 @@ def other_user():
         subprocess.run(["userdel", name], check=False)
 
 
-def probe_as(user: str, paths: list[str], ports: list[int] = ()) -> dict[str, str]:
+def probe_as(user: str, paths: list[str], ports: tuple[int, ...] = ()) -> dict[str, str]:
     """What ``user`` can do with each path and port (see PROBE)."""
     done = subprocess.run(
         [
