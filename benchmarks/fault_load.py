@@ -34,6 +34,10 @@ KEY = {"X-API-Key": "dev-key"}
 CLIENT_TIMEOUT = 40.0
 
 
+class NotDrained(AssertionError):
+    """The queue still had work, or a finish was still unanswered, when the load should have drained."""
+
+
 @attrs.define
 class Books:
     attempts: dict[str, str] = attrs.Factory(dict)  # token -> "acked" | "unknown"
@@ -107,15 +111,18 @@ class Load:
         delay_every: int = 0,
         block_ms: tuple[int, int] = (500, 500),
         finish_tries: int | None = 8,
+        max_backlog: int = 0,
     ) -> None:
         """``delay_every``: every n-th job is submitted with a delay of up to 2 s (0: none); ``block_ms``: the
         range a claim's long-poll is drawn from; ``finish_tries``: how often a complete or fail answered 503 (or
         not at all) is tried again before its lease is given up (None: until it is answered or the load stops,
-        so that a completion's outcome is never left unknown)."""
+        so that a completion's outcome is never left unknown); ``max_backlog``: submitters wait while more acknowledged
+        jobs than this are not completed yet (0: no bound)."""
         self.url, self.queue = url, queue
         self.submitters, self.workers, self.batch = submitters, workers, batch
         self.fail_every, self.pause = fail_every, pause
         self.delay_every, self.block_ms, self.finish_tries = delay_every, block_ms, finish_tries
+        self.max_backlog = max_backlog
         self._random = random.Random(queue)
         self.books = Books()
         self._submitting = True
@@ -162,6 +169,9 @@ class Load:
 
     async def _submitter(self, client: httpx.AsyncClient) -> None:
         while self._submitting:
+            if self.max_backlog and len(self.books.acked) - len(self.books.completed_by) > self.max_backlog:
+                await trio.sleep(0.05)  # the workers are behind: a steady state, not a growing backlog
+                continue
             tokens = [uuid.uuid4().hex for _ in range(self.batch)]
             for token in tokens:
                 self.books.attempts[token] = "unknown"
@@ -240,9 +250,14 @@ class Load:
     # -- after the fault ------------------------------------------------------------------------------
 
     async def drained(self, within: float) -> None:
-        """Waits until nothing is pending, claimed or scheduled (stranded leases expire and are redone first)."""
+        """Waits until nothing is pending, claimed or scheduled (stranded leases expire and are redone first).
+
+        Raises:
+            NotDrained: still not so after ``within`` seconds; it says what was left.
+        """
+        info: dict = {}
         async with httpx.AsyncClient(base_url=self.url, headers=KEY, timeout=CLIENT_TIMEOUT) as client:
-            with trio.fail_after(within):
+            with trio.move_on_after(within):
                 while True:
                     try:
                         info = (await client.get(f"/api/v1/queues/{self.queue}")).json()
@@ -253,6 +268,14 @@ class Load:
                     if idle and not self._finishing:
                         return
                     await trio.sleep(0.2)
+            left = {s: info.get(s) for s in ("pending", "claimed", "scheduled", "failed")}
+            samples = {}
+            for status in ("pending", "claimed", "scheduled"):
+                if info.get(status):
+                    page = await client.get(f"/api/v1/queues/{self.queue}/jobs", params={"status": status, "count": 5})
+                    samples[status] = page.json().get("jobs", []) if page.status_code == 200 else page.text
+        raise NotDrained(f"not drained after {within} s: {left}, {self._finishing} completes or fails still "
+                         f"unanswered; some of the jobs left: {samples}")  # fmt: skip
 
     def ledger(self) -> Ledger:
         """The exactly-once ledger from the books (call it after ``drained``); see ``Ledger``."""
