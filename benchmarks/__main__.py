@@ -1,5 +1,6 @@
 """``uv run python -m benchmarks run [--quick] [--repeat N] [--only GROUP,...] [--baseline REV]``,
-``uv run python -m benchmarks vs-bullmq [--quick] [--repeat N]`` and ``uv run python -m benchmarks report FILE...``:
+``uv run python -m benchmarks vs-bullmq [--quick] [--repeat N]``, ``uv run python -m benchmarks report FILE...``
+and ``uv run python -m benchmarks soak --minutes N [--proxied]``:
 see ``benchmarks/README.md``."""
 
 from __future__ import annotations
@@ -62,9 +63,19 @@ def main(argv: list[str] | None = None) -> int:
     vs.add_argument("--out", default=str(RESULTS), help="folder for the JSON results")
     again = sub.add_parser("report", help="medians over the runs of earlier result files, printed as tables")
     again.add_argument("files", nargs="+", help="JSON files written by `run`")
+    soak_cmd = sub.add_parser("soak", help="N minutes of mixed load under random faults, with an exactly-once ledger")
+    soak_cmd.add_argument("--minutes", type=float, default=30.0, help="how long the load runs (default 30)")
+    soak_cmd.add_argument("--proxied", action="store_true",
+                          help="reach the store through a TCP proxy that adds latency and cuts links")  # fmt: skip
+    soak_cmd.add_argument("--seed", type=int, default=None, help="the faults' random seed (default: random)")
+    soak_cmd.add_argument("--out", default=str(RESULTS), help="folder for the JSON results")
     args = parser.parse_args(argv)
     if args.command == "vs-bullmq":
         return _vs_bullmq(args)
+    if args.command == "soak":
+        from . import soak
+
+        return soak.main(args.minutes, args.proxied, args.seed, args.out)
     if args.command == "report":
         runs = [run for f in args.files for run in json.loads(Path(f).read_text())["runs"]]
         if any(row.get("group") == "vs-bullmq" for run in runs for row in run["rows"]):

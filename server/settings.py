@@ -190,7 +190,8 @@ class Settings:
         False,
         "Answer a write only once the store has it on disk.",
         doc="Answer a write only once the store has it on disk: needs `appendfsync always` on the store (the "
-        "embedded store is started so), and confirms each write with WAITAOF where the store has it. See "
+        "embedded store is started so), and confirms each write with WAITAOF where the store has it; on a "
+        "Sentinel-managed primary, also once a replica has it (WAIT), so a failover loses none. See "
         "[durability](durability.md).",
     )
 

@@ -192,7 +192,8 @@ class StoreUnavailable(StarqError):
 
 
 class NotDurable(StoreUnavailable):
-    """The store cannot confirm that a write reached its disk (a server run with STARQ_DURABLE=1)."""
+    """The store cannot confirm that a write reached its disk, or a replica on a Sentinel-managed primary (a server
+    run with STARQ_DURABLE=1)."""
 
     code = "not_durable"
 

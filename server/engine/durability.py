@@ -2,7 +2,8 @@
 
 ``appendfsync always`` on the store is required: with ``everysec``, WAITAOF on Valkey 9.1 (and Redis 7.4 before
 redis/redis#13793) confirms writes that are not on disk yet, so WAITAOF alone proves nothing there. Where the
-store has WAITAOF, each write is also confirmed with it, on the write's own connection.
+store has WAITAOF, each write is also confirmed with it, on the write's own connection. On a Sentinel-managed
+primary, each write is also confirmed by a replica (WAIT), so that a failover to that replica keeps it.
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ import coredis.exceptions as redis_errors
 
 from starq.worker_kit.errors import NotDurable, StoreUnavailable
 
-# How long a write waits for the store to confirm it is on disk, then 503.
+# How long a write waits for the store to confirm it is on disk (and on its replicas), then 503.
 DURABLE_TIMEOUT_MS = 2000
+# On a Sentinel-managed primary, how many replicas must have a write before it is answered (WAIT): one is what
+# a failover needs, since Sentinel promotes a replica that has everything the old primary confirmed to it.
+DURABLE_REPLICAS = 1
 
 
 async def check_durable(redis: Any) -> bool:
@@ -52,4 +56,17 @@ async def confirm_on_disk(synced: Any) -> None:
     if local < 1:
         raise NotDurable(
             f"the store did not confirm the write on disk within {DURABLE_TIMEOUT_MS} ms; it may or may not be stored"
+        )
+
+
+async def confirm_replicated(replicated: Any, replicas: int) -> None:
+    """Raises NotDurable unless a pipelined ``WAIT replicas …`` reports that many replicas have the write."""
+    try:
+        acknowledged = await replicated
+    except redis_errors.ResponseError as exc:
+        raise NotDurable(f"the store cannot confirm the write reached a replica: {exc}") from exc
+    if acknowledged < replicas:
+        raise NotDurable(
+            f"{acknowledged} of the {replicas} replica(s) durable mode waits for confirmed the write within "
+            f"{DURABLE_TIMEOUT_MS} ms; it may or may not be stored"
         )

@@ -39,7 +39,7 @@ from starq.worker_kit.errors import (
 from starq.worker_kit.protocol import BULK_ACTIONS
 
 from . import keys
-from .durability import DURABLE_TIMEOUT_MS, check_durable, confirm_on_disk
+from .durability import DURABLE_REPLICAS, DURABLE_TIMEOUT_MS, check_durable, confirm_on_disk, confirm_replicated
 from .library import LIBRARY
 from .models import (
     Batch,
@@ -55,7 +55,7 @@ from .models import (
     settings_to_redis,
 )
 from .observer import Observer
-from .store import DEFAULT_TIMEOUT, Store, fcall, open_redis
+from .store import DEFAULT_TIMEOUT, Store, fcall, open_redis, parse_store_url
 
 log = logging.getLogger("starq.engine")
 
@@ -196,12 +196,33 @@ class Engine:
         observer: told what the engine does, for metrics.
     """
 
-    def __init__(self, redis: Store, *, durable: bool = False, observer: Observer | None = None) -> None:
+    def __init__(
+        self, redis: Store, *, durable: bool = False, replicas: int = 0, observer: Observer | None = None
+    ) -> None:
         self._redis = redis
         self._durable = durable
+        # In durable mode, how many replicas must also have each write (WAIT) before it is answered.
+        self._replicas = replicas if durable else 0
         self.observer = observer or Observer()
         # Whether writes are confirmed with WAITAOF; set by check_durable (Redis 7.0 has no WAITAOF).
         self._waitaof = False
+
+    @property
+    def _confirms(self) -> bool:
+        """Whether each write is followed by a confirmation (WAITAOF and/or WAIT) on its connection."""
+        return self._durable and (self._waitaof or self._replicas > 0)
+
+    def _confirm_in(self, pipe: Any) -> tuple[Any, Any]:
+        """Queues the confirmations of the writes queued before in ``pipe``: (WAITAOF reply, WAIT reply)."""
+        synced = pipe.waitaof(1, 0, DURABLE_TIMEOUT_MS) if self._waitaof else None
+        replicated = pipe.wait(self._replicas, DURABLE_TIMEOUT_MS) if self._replicas else None
+        return synced, replicated
+
+    async def _confirmed(self, synced: Any, replicated: Any) -> None:
+        if synced is not None:
+            await confirm_on_disk(synced)
+        if replicated is not None:
+            await confirm_replicated(replicated, self._replicas)
 
     # -- plumbing -------------------------------------------------------------------------------------------
 
@@ -244,16 +265,16 @@ class Engine:
     async def _fcall(self, function: str, *, keys: list[str], args: list[str], readonly: bool = False) -> Any:
         """FCALL (FCALL_RO when ``readonly``), a write followed in durable mode by WAITAOF on the same
         connection."""
-        if readonly or not (self._durable and self._waitaof):
+        if readonly or not self._confirms:
             return await fcall(self._redis, function, keys, args, readonly=readonly)
-        # WAITAOF confirms the writes of its own connection, and coredis spreads commands over its pooled
-        # connections: the write and its WAITAOF go out together in one non-transactional pipeline, which
-        # runs on one connection.
+        # WAITAOF and WAIT confirm the writes of their own connection, and coredis spreads commands over its
+        # pooled connections: the write and its confirmations go out together in one non-transactional
+        # pipeline, which runs on one connection.
         async with self._redis.pipeline(transaction=False, raise_on_error=False) as pipe:
             reply = pipe.fcall(function, keys=keys, args=args)
-            synced = pipe.waitaof(1, 0, DURABLE_TIMEOUT_MS)
+            confirmations = self._confirm_in(pipe)
         result = await reply
-        await confirm_on_disk(synced)
+        await self._confirmed(*confirmations)
         return result
 
     async def check_durable(self) -> None:
@@ -267,7 +288,10 @@ class Engine:
         """How writes are made durable, for the start-up log."""
         if not self._durable:
             return "store default (appendfsync everysec: up to 1 s of writes lost on power failure)"
-        return "appendfsync always" + (", confirmed per write with WAITAOF" if self._waitaof else "")
+        how = "appendfsync always" + (", confirmed per write with WAITAOF" if self._waitaof else "")
+        if self._replicas:
+            how += f", and by {self._replicas} replica(s) with WAIT"
+        return how
 
     async def ping(self) -> dict[str, Any]:
         """Checks the store; returns its version. Raises StoreUnavailable when it cannot be reached."""
@@ -606,10 +630,9 @@ class Engine:
         with self._store_call("tick"):
             async with self._redis.pipeline(transaction=False, raise_on_error=False) as pipe:
                 requests = [pipe.fcall("starq_tick", keys=[keys.meta(q)], args=args) for q in queues]
-                synced = pipe.waitaof(1, 0, DURABLE_TIMEOUT_MS) if self._durable and self._waitaof else None
+                confirmations = self._confirm_in(pipe) if self._confirms else (None, None)
             replies = [await _settled(request) for request in requests]
-            if synced is not None:
-                await confirm_on_disk(synced)
+            await self._confirmed(*confirmations)
         out: dict[str, Ticked] = {}
         for queue, reply in zip(queues, replies, strict=True):
             if not isinstance(reply, redis_errors.ResponseError):
@@ -751,8 +774,11 @@ async def open_engine(
     """
     if durable:
         store_timeout = max(store_timeout, DURABLE_TIMEOUT_MS / 1000 + 1)
+    # A Sentinel-managed primary fails over to a replica: in durable mode a write is answered only once a
+    # replica has it too, so that a promotion loses nothing that was answered (docs/durability.md).
+    replicas = DURABLE_REPLICAS if parse_store_url(url).kind == "sentinel" else 0
     async with open_redis(url, max_connections=max_connections, timeout=store_timeout) as redis:
-        engine = Engine(redis, durable=durable, observer=observer)
+        engine = Engine(redis, durable=durable, replicas=replicas, observer=observer)
         deadline = trio.current_time() + wait_for_store
         while True:
             try:

@@ -1,5 +1,5 @@
 """Helpers of the cluster tests (and of ``benchmarks/cluster_scaling.py``): Valkey (or Redis) cluster nodes on
-loopback, formed from Python.
+loopback, formed from Python; and a submit load with a drain, for the failover tests.
 
 Each node is the embedded store's binary with ``--cluster-enabled yes``; the slots are split evenly with CLUSTER
 ADDSLOTSRANGE and the nodes introduced with CLUSTER MEET (no valkey-cli needed).
@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import random
 import socket
+import threading
+import time
 
 import coredis
+import httpx
 import trio
 
 from starq.server.embedded import start_store
 
 SLOTS = 16384
+KEY = {"X-API-Key": "dev-key"}
 
 
 def slot_ranges(nodes: int) -> list[tuple[int, int]]:
@@ -75,3 +79,50 @@ def start_cluster_node(data_dir, *extra: str):
             *extra,
         ],
     )
+
+
+class Submitter:
+    """Submits one job per request in a thread; remembers what was acknowledged and what failed."""
+
+    def __init__(self, url: str, queue: str) -> None:
+        self.url, self.queue = url, queue
+        self.acked: list[str] = []
+        self.errors = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run)
+
+    def run(self) -> None:
+        with httpx.Client(base_url=self.url, headers=KEY, timeout=15) as client:
+            n = 0
+            while not self.stop.is_set():
+                n += 1
+                try:
+                    r = client.post(f"/api/v1/queues/{self.queue}/jobs", json={"payload": {"n": n}})
+                except httpx.HTTPError:
+                    self.errors += 1
+                    continue
+                if r.status_code == 201:
+                    self.acked.append(r.json()["jobs"][0]["id"])
+                else:
+                    self.errors += 1
+                    time.sleep(0.05)
+
+
+def drain(url: str, queue: str, expected: set[str]) -> set[str]:
+    """Claims and completes until every expected job came back (or 30 s pass); returns what came back."""
+    seen: set[str] = set()
+    deadline = time.monotonic() + 30
+    with httpx.Client(base_url=url, headers=KEY, timeout=15) as client:
+        while not expected <= seen and time.monotonic() < deadline:
+            r = client.post(f"/api/v1/queues/{queue}/jobs/claim", json={"count": 100, "block_ms": 500})
+            if r.status_code != 200:
+                time.sleep(0.1)
+                continue
+            jobs = r.json()["jobs"]
+            seen |= {j["id"] for j in jobs}
+            if jobs:
+                client.post(
+                    f"/api/v1/queues/{queue}/jobs/ack",
+                    json={"complete": [{"id": j["id"], "lease_id": j["lease_id"]} for j in jobs]},
+                )
+    return seen

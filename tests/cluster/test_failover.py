@@ -7,7 +7,6 @@ not disturb the session's cluster.
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 
@@ -16,9 +15,7 @@ import httpx
 import pytest
 import trio
 
-from cluster.helpers import form_cluster, start_cluster_node
-
-KEY = {"X-API-Key": "dev-key"}
+from cluster.helpers import KEY, Submitter, drain, form_cluster, start_cluster_node
 
 
 def port_of(store) -> int:
@@ -72,53 +69,6 @@ def queue_on_first_shard() -> str:
         name = f"f-{uuid.uuid4().hex[:8]}"
         if binascii.crc_hqx(name.encode(), 0) % 16384 <= 5460:
             return name
-
-
-class Submitter:
-    """Submits one job per request in a thread; remembers what was acknowledged and what failed."""
-
-    def __init__(self, url: str, queue: str) -> None:
-        self.url, self.queue = url, queue
-        self.acked: list[str] = []
-        self.errors = 0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.run)
-
-    def run(self) -> None:
-        with httpx.Client(base_url=self.url, headers=KEY, timeout=15) as client:
-            n = 0
-            while not self.stop.is_set():
-                n += 1
-                try:
-                    r = client.post(f"/api/v1/queues/{self.queue}/jobs", json={"payload": {"n": n}})
-                except httpx.HTTPError:
-                    self.errors += 1
-                    continue
-                if r.status_code == 201:
-                    self.acked.append(r.json()["jobs"][0]["id"])
-                else:
-                    self.errors += 1
-                    time.sleep(0.05)
-
-
-def drain(url: str, queue: str, expected: set[str]) -> set[str]:
-    """Claims and completes until every expected job came back (or 30 s pass); returns what came back."""
-    seen: set[str] = set()
-    deadline = time.monotonic() + 30
-    with httpx.Client(base_url=url, headers=KEY, timeout=15) as client:
-        while not expected <= seen and time.monotonic() < deadline:
-            r = client.post(f"/api/v1/queues/{queue}/jobs/claim", json={"count": 100, "block_ms": 500})
-            if r.status_code != 200:
-                time.sleep(0.1)
-                continue
-            jobs = r.json()["jobs"]
-            seen |= {j["id"] for j in jobs}
-            if jobs:
-                client.post(
-                    f"/api/v1/queues/{queue}/jobs/ack",
-                    json={"complete": [{"id": j["id"], "lease_id": j["lease_id"]} for j in jobs]},
-                )
-    return seen
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")  # coredis suggests ensure_replication() over a bare WAIT

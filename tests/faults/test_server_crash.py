@@ -11,8 +11,8 @@ from pathlib import Path
 
 import trio
 
+from benchmarks.fault_load import Load
 from faults.helpers import create_queue, host_port, report
-from faults.load import Load
 
 
 def children(pid: int) -> set[int]:
@@ -49,11 +49,14 @@ async def test_worker_process_then_whole_service_killed(server_factory, queue_na
             first = children(server.process.pid)
             assert len(first) == 2
             victim = min(first)
+            acked_at_kill = len(load.books.acked)
             os.kill(victim, signal.SIGKILL)
             with trio.fail_after(20):  # the supervisor replaces it
                 while len(kids := children(server.process.pid)) != 2 or victim in kids:
                     await trio.sleep(0.1)
             await trio.sleep(1.5)
+            # The service kept acknowledging work through the loss of one process and its replacement.
+            assert len(load.books.acked) > acked_at_kill
 
             acked_before = len(load.books.acked)
             kill_group(server)

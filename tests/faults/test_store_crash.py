@@ -6,8 +6,8 @@ from __future__ import annotations
 import httpx
 import trio
 
+from benchmarks.fault_load import CLIENT_TIMEOUT, KEY, Load
 from faults.helpers import create_queue, report
-from faults.load import CLIENT_TIMEOUT, KEY, Load
 
 
 async def test_store_killed_and_restarted_from_its_aof(own_store, server_factory, queue_name):

@@ -8,9 +8,9 @@ import httpx
 import pytest
 import trio
 
+from benchmarks.fault_load import CLIENT_TIMEOUT, KEY, Load
+from benchmarks.fault_proxy import FaultProxy
 from faults.helpers import create_queue, host_port, report
-from faults.load import CLIENT_TIMEOUT, KEY, Load
-from faults.proxy import FaultProxy
 from starq.server.engine.engine import open_engine
 from starq.server.maintenance import maintain_once
 from starq.server.settings import Settings
