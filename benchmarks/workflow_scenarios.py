@@ -111,7 +111,7 @@ async def events_cost(server: Server, sampler_of, sizes: Sizes) -> list[dict[str
             on_row["vs_off"] = round(on_row["jobs_per_s"] / off["jobs_per_s"], 3)
         for where in ("server", "store"):
             a, b = off.get(f"{where}_cpu_us_per_job"), on_row.get(f"{where}_cpu_us_per_job")
-            if a is not None and b is not None:
+            if a and b is not None:  # a tiny phase may measure no CPU at all (0.0): no ratio then
                 on_row[f"{where}_cpu_vs_off"] = round(b / a, 3)
                 on_row[f"{where}_cpu_us_per_event"] = round((b - a) / per_job, 1)
         rows += pair
