@@ -141,9 +141,17 @@ async def test_the_pipeline_of_workflows_md(client, make_queue, queue_name, caps
         with trio.fail_after(30):
             await namespace["produce"](client)
         await wait_for(lambda: _callback_done(client, queue_name))
+        printed: list[str] = []
+
+        async def follower_saw_every_completion() -> bool:
+            # The queue counts the callback's completion before its event reaches the follower's stream.
+            printed.extend(capsys.readouterr().out.splitlines())
+            return [line.split()[1] for line in printed].count("completed") >= 5
+
+        await wait_for(follower_saw_every_completion)
         worker.stop()
         nursery.cancel_scope.cancel()
-    printed = capsys.readouterr().out.splitlines()
+    printed.extend(capsys.readouterr().out.splitlines())
     assert "completed {'done': 'publish'}" in printed
     kinds = [line.split()[1] for line in printed if line != "completed {'done': 'publish'}"]
     assert kinds.count("progress") == 10 and kinds.count("completed") == 5  # four steps and the callback
