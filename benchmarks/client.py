@@ -21,6 +21,15 @@ from .rawhttp import HTTPConnection, ResponseError
 CONNECT_CONCURRENCY = 256
 
 
+async def _ready_then_go() -> float:
+    """Tells the harness this client is ready, waits for its go (a line on stdin), and returns the start time in
+    ms: every client of a phase starts together, with the garbage collector off for the measured part."""
+    print(json.dumps({"ready": True}), flush=True)
+    await trio.to_thread.run_sync(sys.stdin.readline)
+    gc.disable()
+    return _now_ms()
+
+
 def _now_ms() -> float:
     return time.monotonic() * 1000
 
@@ -267,10 +276,7 @@ async def longpoll(spec: dict[str, Any]) -> dict[str, Any]:
         for job in jobs:
             received.append((job["id"], time.monotonic() * 1000 - job["payload"]["t"] * 1000))
 
-    print(json.dumps({"ready": True}), flush=True)
-    await trio.to_thread.run_sync(sys.stdin.readline)
-    gc.disable()
-    start = _now_ms()
+    start = await _ready_then_go()
     with trio.move_on_after(spec["seconds"]):
         async with trio.open_nursery() as nursery:
             request = HTTPConnection.encode_for(
@@ -330,10 +336,7 @@ async def outcome_wait(spec: dict[str, Any]) -> dict[str, Any]:
         await all_answered.wait()
         cancel.cancel()
 
-    print(json.dumps({"ready": True}), flush=True)
-    await trio.to_thread.run_sync(sys.stdin.readline)
-    gc.disable()
-    start = _now_ms()
+    start = await _ready_then_go()
     with trio.move_on_after(spec["seconds"]):
         async with trio.open_nursery() as nursery:
             for job_id in ids:
