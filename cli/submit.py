@@ -33,7 +33,7 @@ from starq.worker_kit.protocol import DEPENDENCY_FAILURE_CHOICES, MAX_DEPENDENCI
 
 from .group import api_command, explain, main
 from .jsonl import MAX_BATCH_BYTES, BadLine, Batch, JsonlReader
-from .options import check_iso_time, given_job_options, job_options, json_object
+from .options import check_iso_time, given_job_options, job_options, json_object, stack
 from .output import Output
 
 MAX_BAD_SHOWN = 20  # bad lines printed one by one with --skip-bad; the rest are only counted
@@ -61,53 +61,41 @@ def _check_dependencies(ctx: click.Context, param: click.Parameter, value: tuple
     return value
 
 
-def dependency_and_batch_options(command: Any) -> Any:
-    options = [
-        click.option(
-            "--depends-on",
-            "depends_on",
-            multiple=True,
-            metavar="ID",
-            callback=_check_dependencies,
-            help="A job of the queue every job waits for (status waiting until it has completed); repeat it for "
-            f"more (at most {MAX_DEPENDENCIES}).",
-        ),
-        click.option(
-            "--on-dependency-failure",
-            type=click.Choice(DEPENDENCY_FAILURE_CHOICES),
-            default=None,
-            help="When a dependency is dead-lettered or cancelled: cancel the jobs too [server default], or run them.",
-        ),
-        click.option(
-            "--batch",
-            "as_batch",
-            is_flag=True,
-            help=f"Submit the jobs as one batch (starq batch QUEUE ID shows it): one request, at most "
-            f"{MAX_BATCH_JOBS} jobs.",
-        ),
-        click.option(
-            "--callback-payload",
-            default=None,
-            metavar="JSON",
-            help="A batch whose callback job, with this payload, is submitted once all its jobs have finished "
-            "(implies --batch).",
-        ),
-        click.option(
-            "--callback-queue",
-            default=None,
-            metavar="QUEUE",
-            help="The queue the callback goes to (default: this one; implies --batch).",
-        ),
-        click.option(
-            "--callback-priority",
-            type=click.IntRange(0, MAX_PRIORITY),
-            default=None,
-            help="The callback's priority (implies --batch).",
-        ),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+dependency_and_batch_options = stack(
+    click.option(
+        "--depends-on",
+        "depends_on",
+        multiple=True,
+        metavar="ID",
+        callback=_check_dependencies,
+        help="A job of the queue every job waits for (status waiting until it has completed); repeat it for "
+        f"more (at most {MAX_DEPENDENCIES}).",
+    ),
+    click.option(
+        "--on-dependency-failure",
+        type=click.Choice(DEPENDENCY_FAILURE_CHOICES),
+        help="When a dependency is dead-lettered or cancelled: cancel the jobs too [server default], or run them.",
+    ),
+    click.option(
+        "--batch",
+        "as_batch",
+        is_flag=True,
+        help=f"Submit the jobs as one batch (starq batch QUEUE ID shows it): one request, at most "
+        f"{MAX_BATCH_JOBS} jobs.",
+    ),
+    click.option(
+        "--callback-payload",
+        metavar="JSON",
+        help="A batch whose callback job, with this payload, is submitted once all its jobs have finished "
+        "(implies --batch).",
+    ),
+    click.option(
+        "--callback-queue", metavar="QUEUE", help="The queue the callback goes to (default: this one; implies --batch)."
+    ),
+    click.option(
+        "--callback-priority", type=click.IntRange(0, MAX_PRIORITY), help="The callback's priority (implies --batch)."
+    ),
+)
 
 
 def given_batch(params: dict[str, Any]) -> dict[str, Any] | None:
@@ -132,7 +120,7 @@ def given_batch(params: dict[str, Any]) -> dict[str, Any] | None:
 @click.option(
     "-b",
     "--batch-size",
-    type=click.IntRange(1, 1000),
+    type=click.IntRange(1, MAX_BATCH_JOBS),
     default=100,
     show_default=True,
     help="Jobs per request (atomic: a batch is accepted whole or not at all).",
