@@ -17,6 +17,7 @@ from .options import block_ms_option, job_arguments
 from .output import Output, compact, pretty
 
 CLAIM_LINGER = 0.2
+LEASE_ID_HELP = "The lease from the claim (refused if no longer current)."
 
 
 def json_value(text: str | None, what: str) -> Any:
@@ -159,7 +160,7 @@ async def claim(client: StarqClient, out: Output, queue: str, count: int, block_
 @api_command(main)
 @job_arguments
 @click.option("-r", "--result", default=None, help="The result, as JSON (default {}).")
-@click.option("--lease-id", default=None, help="The lease from the claim (refused if no longer current).")
+@click.option("--lease-id", help=LEASE_ID_HELP)
 async def complete(
     client: StarqClient, out: Output, queue: str, job_id: str, result: str | None, lease_id: str | None
 ) -> None:
@@ -171,7 +172,7 @@ async def complete(
 @api_command(main)
 @job_arguments
 @click.option("-e", "--error", default="", help="What went wrong.")
-@click.option("--lease-id", default=None, help="The lease from the claim (refused if no longer current).")
+@click.option("--lease-id", help=LEASE_ID_HELP)
 @click.option("--retry/--no-retry", default=True, show_default=True, help="--no-retry dead-letters the job at once.")
 async def fail(
     client: StarqClient, out: Output, queue: str, job_id: str, error: str, lease_id: str | None, retry: bool
@@ -186,7 +187,7 @@ async def fail(
 
 @api_command(main)
 @job_arguments
-@click.option("--lease-id", required=True, help="The lease from the claim (refused if no longer current).")
+@click.option("--lease-id", required=True, help=LEASE_ID_HELP)
 @click.option(
     "--delay",
     type=click.FloatRange(0, 366 * 86400),

@@ -28,7 +28,7 @@ import attrs
 import trio
 from rich.progress import BarColumn, Progress, ProgressColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-from starq.worker_kit import ServerUnreachable, StarqClient, StarqError
+from starq.worker_kit import ServerUnreachable, StarqClient, StarqError, Submitted
 from starq.worker_kit.protocol import DEPENDENCY_FAILURE_CHOICES, MAX_DEPENDENCIES, MAX_PRIORITY
 
 from .group import api_command, explain, main
@@ -193,28 +193,25 @@ async def submit(
     started = time.monotonic()
     with ExitStack() as stack:
         stream: BinaryIO = sys.stdin.buffer if file == "-" else stack.enter_context(open(file, "rb"))  # noqa: ASYNC230 - read in blocks between awaits
+        batch_id = None
         if batch is not None:
             batch_id = await _submit_as_batch(client, out, stream, queue, shared, batch, skip_bad, totals)
-            _summarize(out, queue, totals, time.monotonic() - started, batch_id=batch_id)
-            if totals.error or (totals.bad and not skip_bad):
-                raise click.exceptions.Exit(1)
-            return
-        size = None if file == "-" else _size(stream)
-        reader = JsonlReader(stream, batch_size=batch_size, options=shared, skip_bad=skip_bad)
-        show = progress if progress is not None else (out.err.is_terminal and not out.json_mode)
-        bar = stack.enter_context(_progress(out, size)) if show else None
-        task = bar.add_task("submitting", total=size, jobs=0, rate=0.0) if bar else None
+        else:
+            size = None if file == "-" else _size(stream)
+            reader = JsonlReader(stream, batch_size=batch_size, options=shared, skip_bad=skip_bad)
+            show = progress if progress is not None else (out.err.is_terminal and not out.json_mode)
+            bar = stack.enter_context(_progress(out, size)) if show else None
+            task = bar.add_task("submitting", total=size, jobs=0, rate=0.0) if bar else None
 
-        def advance() -> None:
-            if bar is not None and task is not None:
-                elapsed = max(time.monotonic() - started, 1e-6)
-                done = totals.submitted + totals.skipped
-                bar.update(task, completed=totals.bytes_read, jobs=done, rate=done / elapsed)
+            def advance() -> None:
+                if bar is not None and task is not None:
+                    elapsed = max(time.monotonic() - started, 1e-6)
+                    done = totals.submitted + totals.skipped
+                    bar.update(task, completed=totals.bytes_read, jobs=done, rate=done / elapsed)
 
-        await _pump(client, out, reader, queue, concurrency, totals, advance)
-        advance()
-    seconds = time.monotonic() - started
-    _summarize(out, queue, totals, seconds)
+            await _pump(client, out, reader, queue, concurrency, totals, advance)
+            advance()
+    _summarize(out, queue, totals, time.monotonic() - started, batch_id=batch_id)
     if totals.error or (totals.bad and not skip_bad):
         raise click.exceptions.Exit(1)
 
@@ -272,14 +269,8 @@ async def _submit_as_batch(
         _fail(out, totals, "no jobs in the file: no batch was made")
     if totals.error or chunk.batch is None:
         return ""
-    try:
-        answer = await client.submit_encoded(queue, chunk.batch.body)
-    except ServerUnreachable as exc:
-        maybe = " may or may not have been accepted" if exc.maybe_processed else " were not sent"
-        _fail(out, totals, f"lines {chunk.batch.first}-{chunk.batch.last}{maybe}: {exc.detail}")
-        return ""
-    except StarqError as exc:
-        _fail(out, totals, f"lines {chunk.batch.first}-{chunk.batch.last} refused: {explain(exc)}")
+    answer = await _send(client, out, queue, chunk.batch, totals)
+    if answer is None:
         return ""
     totals.submitted, totals.skipped = answer.submitted, answer.skipped
     return answer.batch_id
@@ -308,14 +299,8 @@ async def _pump(
             async for batch in batches:
                 if totals.error:
                     continue  # after a refusal nothing more is sent; the batches in flight still finish
-                try:
-                    answer = await client.submit_encoded(queue, batch.body)
-                except ServerUnreachable as exc:
-                    maybe = " may or may not have been accepted" if exc.maybe_processed else " were not sent"
-                    _fail(out, totals, f"lines {batch.first}-{batch.last}{maybe}: {exc.detail}")
-                except StarqError as exc:
-                    _fail(out, totals, f"lines {batch.first}-{batch.last} refused: {explain(exc)}")
-                else:
+                answer = await _send(client, out, queue, batch, totals)
+                if answer is not None:
                     totals.submitted += answer.submitted
                     totals.skipped += answer.skipped
                     advance()
@@ -325,6 +310,19 @@ async def _pump(
         async with receive:
             for _ in range(concurrency):
                 nursery.start_soon(send_all, receive.clone())
+
+
+async def _send(client: StarqClient, out: Output, queue: str, batch: Batch, totals: Totals) -> Submitted | None:
+    """Posts one batch of lines; when it is refused or the server cannot be reached, says which lines and what
+    became of them, and returns None."""
+    try:
+        return await client.submit_encoded(queue, batch.body)
+    except ServerUnreachable as exc:
+        maybe = " may or may not have been accepted" if exc.maybe_processed else " were not sent"
+        _fail(out, totals, f"lines {batch.first}-{batch.last}{maybe}: {exc.detail}")
+    except StarqError as exc:
+        _fail(out, totals, f"lines {batch.first}-{batch.last} refused: {explain(exc)}")
+    return None
 
 
 def _fail(out: Output, totals: Totals, message: str) -> None:
