@@ -14,6 +14,7 @@ import asyncclick as click
 from starq.worker_kit import StarqClient, Worker
 
 from .group import api_command, main
+from .options import block_ms_option
 from .output import Output
 
 
@@ -45,13 +46,7 @@ def load_handler(spec: str) -> Callable[..., Any]:
 @click.option(
     "-c", "--concurrency", type=click.IntRange(1, 10_000), default=1, show_default=True, help="Jobs run at once."
 )
-@click.option(
-    "--block-ms",
-    type=click.IntRange(0, 60_000),
-    default=30_000,
-    show_default=True,
-    help="How long each claim waits for a job (long-poll).",
-)
+@block_ms_option(default=30_000, help="How long each claim waits for a job (long-poll).")
 @click.option(
     "--grace",
     type=click.FloatRange(0),
