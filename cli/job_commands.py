@@ -9,7 +9,7 @@ from typing import Any
 import asyncclick as click
 import trio
 
-from starq.worker_kit import Job, StarqClient
+from starq.worker_kit import Job, StarqClient, protocol
 from starq.worker_kit.protocol import JOB_STATUSES
 
 from .group import api_command, main
@@ -136,7 +136,14 @@ def first_line(text: str) -> str:
 
 @api_command(main)
 @click.argument("queue")
-@click.option("-n", "--count", type=click.IntRange(1, 100), default=1, show_default=True, help="Most jobs to claim.")
+@click.option(
+    "-n",
+    "--count",
+    type=click.IntRange(1, protocol.MAX_CLAIM_COUNT),
+    default=1,
+    show_default=True,
+    help="Most jobs to claim.",
+)
 @block_ms_option(default=0, help="Wait this long for a job when none is ready.")
 @click.option("--worker", default="cli", show_default=True, help="Worker name the server records.")
 async def claim(client: StarqClient, out: Output, queue: str, count: int, block_ms: int, worker: str) -> None:

@@ -54,7 +54,9 @@ yes_option = click.option(
 
 def block_ms_option(*, default: int, help: str) -> Decorator:
     """``--block-ms``: how long one claim waits for a job (the server waits at most a minute)."""
-    return click.option("--block-ms", type=click.IntRange(0, 60_000), default=default, show_default=True, help=help)
+    return click.option(
+        "--block-ms", type=click.IntRange(0, protocol.MAX_BLOCK_MS), default=default, show_default=True, help=help
+    )
 
 
 # The job options as the API names them, in the order the options are declared.

@@ -87,6 +87,8 @@ MAX_JSON_DEPTH = 64  # nesting of arrays and objects in a request body (the body
 # (on_dependency_failure): "cancel" it too, saying which (the default, first), or "run" it anyway.
 DEPENDENCY_FAILURE_CHOICES = ("cancel", "run")
 MAX_PROGRESS_BYTES = 64 * 1024  # a progress report, as JSON
+MAX_CLAIM_COUNT = 100  # the most jobs one claim hands out
+MAX_BLOCK_MS = 60_000  # the longest block_ms of a claim: the long-poll's limit
 MAX_WAIT_MS = 60_000  # the longest wait_ms of GET …/jobs/{id}: a longer wait for an outcome is several requests
 # The actions of POST …/jobs/bulk: each does to many jobs what one call does to one ("delete" removes a finished
 # job for good), and how many job ids one request may name.

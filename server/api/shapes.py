@@ -9,7 +9,9 @@ from starq.worker_kit.protocol import (
     DEPENDENCY_FAILURE_CHOICES,
     EVENT_KINDS,
     JOB_STATUSES,
+    MAX_BLOCK_MS,
     MAX_BULK_IDS,
+    MAX_CLAIM_COUNT,
     MAX_DEPENDENCIES,
     MAX_JOB_TIMEOUT,
     MAX_KEY_LENGTH,
@@ -270,8 +272,10 @@ EventStream = Schema(
 Claim = Schema(
     "Claim",
     (
-        Field("count", "integer", 1, "How many jobs to claim at most.", minimum=1, maximum=100),
-        Field("block_ms", "integer", 0, "How long to wait for a job when none is ready.", minimum=0, maximum=60000),
+        Field("count", "integer", 1, "How many jobs to claim at most.", minimum=1, maximum=MAX_CLAIM_COUNT),
+        Field(
+            "block_ms", "integer", 0, "How long to wait for a job when none is ready.", minimum=0, maximum=MAX_BLOCK_MS
+        ),
         Field("worker", "string", "", "A name for the claiming worker (shown in stats).", max_length=MAX_WORKER_NAME),
     ),
 )
