@@ -1317,10 +1317,9 @@
     openStream();
   });
 
-  onSubmit("#create-form", async (form) => {
-    const f = form.elements;
-    const body = {
-      name: f.name.value.trim(),
+  // The settings both the new-queue and the settings form hold (the queue_settings macro of the templates).
+  function queueSettings(f) {
+    return {
       description: f.description.value,
       max_retries: Number(f.max_retries.value),
       claim_timeout: Number(f.claim_timeout.value),
@@ -1329,6 +1328,11 @@
       retention: Number(f.retention.value),
       dedupe: f.dedupe.checked,
     };
+  }
+
+  onSubmit("#create-form", async (form) => {
+    const f = form.elements;
+    const body = { name: f.name.value.trim(), ...queueSettings(f) };
     const info = await api("POST", "/api/v1/queues", body);
     form.closest("dialog").close();
     form.reset();
@@ -1419,13 +1423,7 @@
   onSubmit("#settings-form", async (form) => {
     const f = form.elements;
     const chosen = {
-      description: f.description.value,
-      max_retries: Number(f.max_retries.value),
-      claim_timeout: Number(f.claim_timeout.value),
-      retry_delay: Number(f.retry_delay.value),
-      retry_delay_max: Number(f.retry_delay_max.value),
-      retention: Number(f.retention.value),
-      dedupe: f.dedupe.checked,
+      ...queueSettings(f),
       concurrency: Number(f.concurrency.value),
       key_concurrency: Number(f.key_concurrency.value),
       rate_limit: f.rate_on.checked ? { max: Number(f.rate_max.value), per_ms: Number(f.rate_per_ms.value) } : null,
