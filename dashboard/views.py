@@ -21,19 +21,21 @@ from starq.server.api.operations import AppState, batch_id, job_id, queue_name
 from starq.server.api.service import key_is_valid
 from starq.server.api.shapes import MAX_BULK_IDS
 from starq.worker_kit.errors import NotFound, QueueNotFound, StarqError, Unauthorized, ValidationFailed
-from starq.worker_kit.protocol import QUEUE_SETTINGS
+from starq.worker_kit.protocol import HISTORY_EVENT_STATUS, QUEUE_SETTINGS
 
 from . import snapshots
 from .event_log import RECENT, event_log
 from .live import StreamCounter, snapshot_events
 
 # What every page is rendered with besides its own context: the declared facts its script and forms use (the
-# queue settings by name give the settings forms their limits and defaults).
+# queue settings by name give the settings forms their limits and defaults; the job page's history shows the
+# status an event left its job in).
 PAGE_FACTS: dict[str, Any] = {
     "statuses": snapshots.JOB_STATUSES,
     "finished": snapshots.FINISHED,
     "card_statuses": snapshots.CARD_STATUSES,
     "setting": {s.name: s for s in QUEUE_SETTINGS},
+    "history_status": HISTORY_EVENT_STATUS,
 }
 # The pages about one thing of a queue, by view: the snapshot each is built from, and the check of the id that
 # ``?<view>=`` names.

@@ -795,9 +795,10 @@
       () => fromTemplate("#history-row-template"), updateHistoryRow);
   }
 
-  // The status a history event left the job in: its own when it names one, else the one the event means.
-  const EVENT_STATUS = { submitted: "pending", claimed: "claimed", completed: "completed", cancelled: "cancelled",
-    retried: "pending", promoted: "pending", pending: "pending", released: "pending" };
+  // The status a history event left the job in: its own when it names one, else scheduled when it set a run_at,
+  // else the one the event means (protocol.HISTORY_EVENT_STATUS, handed over by the page).
+  const HISTORY_STATUS = JSON.parse(page.historyStatus);
+  const statusAfter = (e) => e.status || (e.run_at ? "scheduled" : HISTORY_STATUS[e.event]) || "";
   // A history event's error shows its first line; the whole text is a click away.
   const ERROR_LINE = 120;
 
@@ -806,7 +807,7 @@
     setText(field(row, "when"), fmtTime(e.at));
     setText(field(row, "event"), e.event);
     setText(field(row, "worker"), e.worker || "");
-    const state = e.status || EVENT_STATUS[e.event] || "";
+    const state = statusAfter(e);
     field(row, "status").hidden = !state;
     field(row, "status").className = `status s-${state}`;
     setText(field(row, "status-text"), state);
