@@ -197,7 +197,7 @@ async def fail(
 @click.option("--lease-id", required=True, help=LEASE_ID_HELP)
 @click.option(
     "--delay",
-    type=click.FloatRange(0, 366 * 86400),
+    type=click.FloatRange(0, protocol.MAX_DELAY),
     default=0,
     show_default=True,
     metavar="SECONDS",

@@ -28,7 +28,7 @@ import attrs
 import trio
 from rich.progress import BarColumn, Progress, ProgressColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-from starq.worker_kit import ServerUnreachable, StarqClient, StarqError, Submitted
+from starq.worker_kit import ServerUnreachable, StarqClient, StarqError, Submitted, protocol
 from starq.worker_kit.protocol import DEPENDENCY_FAILURE_CHOICES, MAX_DEPENDENCIES, MAX_PRIORITY
 
 from .group import api_command, explain, main
@@ -37,8 +37,7 @@ from .options import check_iso_time, given_job_options, job_options, json_object
 from .output import Output
 
 MAX_BAD_SHOWN = 20  # bad lines printed one by one with --skip-bad; the rest are only counted
-MAX_DELAY = 366 * 86400  # the server's limit of a job's delay, in seconds
-MAX_BATCH_JOBS = 1000  # the most jobs of one request (-b), and so of a --batch (the server's default limit)
+MAX_BATCH_JOBS = protocol.DEFAULT_MAX_BATCH  # the most jobs of one request (-b), and so of a --batch
 
 
 @attrs.define
@@ -136,7 +135,7 @@ def given_batch(params: dict[str, Any]) -> dict[str, Any] | None:
 @job_options
 @click.option(
     "--delay",
-    type=click.FloatRange(0, MAX_DELAY),
+    type=click.FloatRange(0, protocol.MAX_DELAY),
     default=None,
     metavar="SECONDS",
     help="Every job becomes ready this long after it is submitted (not with --run-at).",

@@ -81,6 +81,9 @@ MAX_TAGS = 16
 MAX_TAG_LENGTH = 64
 MAX_JOB_TIMEOUT = 7 * 86400  # seconds
 MAX_UNIQUE_FOR = 366 * 86400  # seconds
+MAX_DELAY = 366 * 86400  # seconds: a job's delay, or a release's
+# The server's default of its max_batch setting (most jobs of one submit): a client sizes its batches by it.
+DEFAULT_MAX_BATCH = 1000
 MAX_DEPENDENCIES = 100  # depends_on
 MAX_JSON_DEPTH = 64  # nesting of arrays and objects in a request body (the body itself is level 1)
 # What a job does when a dependency is dead-lettered, cancelled or removed before it completed

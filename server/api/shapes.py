@@ -12,6 +12,7 @@ from starq.worker_kit.protocol import (
     MAX_BLOCK_MS,
     MAX_BULK_IDS,
     MAX_CLAIM_COUNT,
+    MAX_DELAY,
     MAX_DEPENDENCIES,
     MAX_JOB_TIMEOUT,
     MAX_KEY_LENGTH,
@@ -28,7 +29,6 @@ from .operations import JOB_ID_TEXT, QUEUE_NAME_MAX, QUEUE_NAME_PATTERN
 from .schema import ABSENT, Field, Schema
 
 # Limits that are part of the schema itself; size limits (bytes, batch size) come from Settings.
-MAX_DELAY_SECONDS = 366 * 86400
 MAX_CLAIM_TIMEOUT = next(s.maximum for s in QUEUE_SETTINGS if s.name == "claim_timeout")
 MAX_WORKER_NAME = 128
 MAX_ERROR_TEXT = 64 * 1024
@@ -172,7 +172,7 @@ NewJob = Schema(
         Field("priority", "integer", 0, "0-9; higher is claimed first, FIFO within a priority.", minimum=0,
               maximum=MAX_PRIORITY),
         Field("delay", "number", None, "Seconds to wait before the job becomes ready (not with run_at).", minimum=0,
-              maximum=MAX_DELAY_SECONDS, nullable=True),
+              maximum=MAX_DELAY, nullable=True),
         Field("run_at", "string", None, "ISO 8601 time at which the job becomes ready (not with delay).",
               nullable=True, max_length=64, format="date-time"),
         *JOB_OPTIONS,
@@ -440,7 +440,7 @@ Release = Schema(
         Field("lease_id", "string", None, "The lease from the claim; a stale lease gets 409.", nullable=True,
               max_length=64),
         Field("delay", "number", 0, "Seconds before the job can be claimed again (0: at once).", minimum=0,
-              maximum=MAX_DELAY_SECONDS),
+              maximum=MAX_DELAY),
     ),
 )  # fmt: skip
 PURGEABLE = tuple(s for s in JOB_STATUSES if s != "claimed")
