@@ -19,6 +19,7 @@ from .errors import ServerUnreachable, StarqError, UnexpectedResponse, error_fro
 log = logging.getLogger("starq.worker_kit.client")
 
 DEFAULT_URL = "http://localhost:8000"
+DEFAULT_TIMEOUT = 30.0  # seconds a request may take (a claim's own block_ms is added to it)
 
 
 class Safety(enum.Enum):
@@ -44,7 +45,7 @@ class HttpCore:
         url: str = DEFAULT_URL,
         api_key: str | None = None,
         *,
-        timeout: float = 30.0,
+        timeout: float = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
