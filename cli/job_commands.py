@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncclick as click
 import trio
 
-from starq.worker_kit import Job, StarqClient, protocol
+from starq.worker_kit import Job, protocol
 from starq.worker_kit.protocol import JOB_STATUSES
 
 from .group import api_command, main
 from .options import block_ms_option, job_arguments
 from .output import Output, compact, pretty
+
+if TYPE_CHECKING:
+    from starq.worker_kit import StarqClient
 
 CLAIM_LINGER = 0.2
 LEASE_ID_HELP = "The lease from the claim (refused if no longer current)."

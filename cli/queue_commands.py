@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncclick as click
 
-from starq.worker_kit import QueueInfo, StarqClient
+from starq.worker_kit import QueueInfo
 from starq.worker_kit.protocol import JOB_STATUSES, QUEUE_DEFAULTS
 
 from .group import api_command, main
@@ -21,6 +21,9 @@ from .options import (
     yes_option,
 )
 from .output import Output
+
+if TYPE_CHECKING:
+    from starq.worker_kit import StarqClient
 
 COUNTS = JOB_STATUSES
 # What purge may remove: every status but claimed (a claimed job is cancelled instead).

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncclick as click
 
-from starq.worker_kit import Schedule, StarqClient
+from starq.worker_kit import Schedule
 from starq.worker_kit.protocol import MAX_UNIQUE_FOR
 
 from .group import api_command, main
@@ -21,6 +21,9 @@ from .options import (
     yes_option,
 )
 from .output import Output, compact, pretty
+
+if TYPE_CHECKING:
+    from starq.worker_kit import StarqClient
 
 COLUMNS = ["name", "when", "paused", "next_run_at", "last_run_at", "payload"]
 # What --clear accepts: the job options, as their options are spelled.

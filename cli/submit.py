@@ -21,20 +21,23 @@ import os
 import sys
 import time
 from contextlib import ExitStack
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import asyncclick as click
 import attrs
 import trio
 from rich.progress import BarColumn, Progress, ProgressColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-from starq.worker_kit import ServerUnreachable, StarqClient, StarqError, Submitted, protocol
+from starq.worker_kit import ServerUnreachable, StarqError, Submitted, protocol
 from starq.worker_kit.protocol import DEPENDENCY_FAILURE_CHOICES, MAX_DEPENDENCIES, MAX_PRIORITY
 
 from .group import api_command, explain, main
 from .jsonl import MAX_BATCH_BYTES, BadLine, Batch, JsonlReader
 from .options import check_iso_time, given_job_options, job_options, json_object, stack
 from .output import Output
+
+if TYPE_CHECKING:
+    from starq.worker_kit import StarqClient
 
 MAX_BAD_SHOWN = 20  # bad lines printed one by one with --skip-bad; the rest are only counted
 MAX_BATCH_JOBS = protocol.DEFAULT_MAX_BATCH  # the most jobs of one request (-b), and so of a --batch

@@ -6,13 +6,18 @@ queue, and a bare id would need a lookup across every queue.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import asyncclick as click
 
-from starq.worker_kit import Job, StarqClient
+from starq.worker_kit import Job
 
 from .group import api_command, main
 from .options import job_arguments
 from .output import Output, compact
+
+if TYPE_CHECKING:
+    from starq.worker_kit import StarqClient
 
 # The exit status of ``wait`` for each outcome. 1 stays what it is for every command (an error: the server refused,
 # or could not be reached), so that a script can tell a failed job from a failed wait.

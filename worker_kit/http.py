@@ -15,11 +15,9 @@ import httpx
 
 from .backoff import RetryPolicy
 from .errors import ServerUnreachable, StarqError, UnexpectedResponse, error_from_response
+from .protocol import DEFAULT_TIMEOUT, DEFAULT_URL
 
 log = logging.getLogger("starq.worker_kit.client")
-
-DEFAULT_URL = "http://localhost:8000"
-DEFAULT_TIMEOUT = 30.0  # seconds a request may take (a claim's own block_ms is added to it)
 
 
 class Safety(enum.Enum):

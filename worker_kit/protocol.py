@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+DEFAULT_URL = "http://localhost:8000"  # where a client looks for the server when not told
+DEFAULT_TIMEOUT = 30.0  # seconds a client request may take (a claim's own block_ms is added to it)
+
 # Every status a job can have, in the order counts and tabs show them. A waiting job waits for its
 # dependencies to complete.
 JOB_STATUSES = ("waiting", "pending", "scheduled", "claimed", "completed", "failed", "cancelled")

@@ -34,7 +34,7 @@ import httpx
 
 from . import client as async_client
 from .backoff import RetryPolicy
-from .http import DEFAULT_TIMEOUT, DEFAULT_URL
+from .protocol import DEFAULT_TIMEOUT, DEFAULT_URL
 
 P = ParamSpec("P")
 R = TypeVar("R")
