@@ -219,6 +219,7 @@ MAIN_COLUMNS: list[Column] = [
     ("p99 ms", "p99_ms", 1),
     ("server CPU %", "server_cpu_pct"),
     ("store CPU %", "store_cpu_pct"),
+    ("store CPU µs/job", "store_cpu_us_per_job", 1),
     ("jobs per server CPU-s", "jobs_per_server_cpu_s"),
     ("RSS MB", "server_rss_mb"),
     ("Redis conns", "redis_conns"),
