@@ -150,7 +150,12 @@ async def run_once(
             # so neither setup always runs first on a machine whose speed drifts. Half the connections on one
             # process separates what fewer connections per process cost from what a second process itself costs.
             setups = [(1, sizes.workers), (2, sizes.workers), (1, sizes.workers // 2)]
-            return [await scale(*setup) for setup in (setups[::-1] if repeat % 2 else setups)]
+            rows = {setup: await scale(*setup) for setup in (setups[::-1] if repeat % 2 else setups)}
+            one, two = rows[setups[0]]["jobs_per_server_cpu_s"], rows[setups[1]]["jobs_per_server_cpu_s"]
+            if one and two:
+                # This repeat's own ratio: over repeats the report takes the median of these.
+                rows[setups[1]]["vs_workers_1"] = round(two / one, 2)
+            return list(rows.values())
 
         await phase("scale", scales)
     return {
