@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         if only and only - set(AB_GROUPS):
             parser.error(f"an A/B run measures only {', '.join(AB_GROUPS)}")
         return _ab(args, sizes, only)
-    runs, failed = _repeat(args.repeat, "run", lambda i, rows: trio.run(run_once, sizes, only, print, rows))
+    runs, failed = _repeat(args.repeat, "run", lambda i, rows: trio.run(run_once, sizes, only, print, rows, i))
     rows = report.combine(runs)
     verdicts = report.evaluate(rows)
     print()

@@ -55,6 +55,38 @@ def rss_mb(pids: list[int]) -> float:
     return total / 1024
 
 
+def served_connections(pids: list[int], port: int) -> dict[int, int]:
+    """How many established TCP connections to local ``port`` each process holds (which worker process of
+    ``starq serve --workers N`` got the clients' keep-alive connections)."""
+    established: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    local, state, inode = fields[1], fields[3], fields[9]
+                    if state == "01" and int(local.rsplit(":", 1)[1], 16) == port:
+                        established.add(inode)
+        except OSError:
+            continue
+    held = {}
+    for pid in pids:
+        count = 0
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue  # closed meanwhile
+            count += target.startswith("socket:[") and target[8:-1] in established
+        held[pid] = count
+    return held
+
+
 @attrs.define
 class CpuMeter:
     """CPU used by a set of processes between ``start()`` and ``stop()``."""

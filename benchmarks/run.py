@@ -71,10 +71,11 @@ LOGGED = (
 
 
 async def run_once(
-    sizes: Sizes, only: set[str] | None = None, log=print, rows: list[dict[str, Any]] | None = None
+    sizes: Sizes, only: set[str] | None = None, log=print, rows: list[dict[str, Any]] | None = None, repeat: int = 0
 ) -> dict[str, Any]:
     """Runs every scenario once (or those in ``only``) and returns the rows, with the load average around each.
-    Rows are appended to ``rows`` as phases finish, so a caller keeps them if a later phase fails."""
+    Rows are appended to ``rows`` as phases finish, so a caller keeps them if a later phase fails. ``repeat`` is
+    the run's number in a series (the scale group alternates its order with it)."""
     harness.raise_fd_limit()
     rows = [] if rows is None else rows
     note = _noter(rows, log)
@@ -97,14 +98,6 @@ async def run_once(
 
             def sampler_of(server=server):
                 return scenarios.Sampler(server, store.url, own, _pid(store))
-
-            async def scale(on: harness.Server, workers: int) -> list[dict[str, Any]]:
-                """Claim 1 + complete on ``on``, a server of ``workers`` processes."""
-                row, _, _ = await scenarios.cycle(
-                    on, lambda: sampler_of(on), sizes, count=1, mode="complete", jobs=sizes.cycle_jobs,
-                    group="scale", label=f"--workers {workers}", kind=f"scale_{workers}",
-                )  # fmt: skip
-                return [row]
 
             await phase("submit", lambda: scenarios.submit(server, sampler_of, sizes))
             await phase("cycle", lambda: scenarios.cycles(server, sampler_of, sizes))
@@ -132,13 +125,39 @@ async def run_once(
             await phase("outcomes", outcome_waits)
             await phase("retry", lambda: scenarios.retry(server, sizes))
             await phase("maint", lambda: maintenance.run(server, store.url, _pid(store), sizes))
-            await phase("scale", lambda: scale(server, 1))
 
-        async def scale_two():
-            with harness.starq_server(store.url, workers=2) as server2:
-                return await scale(server2, 2)
+        async def scale(workers: int, clients: int) -> dict[str, Any]:
+            """Claim 1 + complete by ``clients`` workers on a fresh server of ``workers`` processes."""
+            with harness.starq_server(store.url, workers=workers) as fresh:
+                made: list[scenarios.Sampler] = []
 
-        await phase("scale", scale_two)
+                def sampler() -> scenarios.Sampler:
+                    made.append(scenarios.Sampler(fresh, store.url, own, _pid(store), per_process=True))
+                    return made[-1]
+
+                label = f"--workers {workers}" + ("" if clients == sizes.workers else f", {clients} connections")
+                row, _, _ = await scenarios.cycle(
+                    fresh, sampler, attrs.evolve(sizes, workers=clients), count=1, mode="complete",
+                    jobs=sizes.cycle_jobs, group="scale", label=label, kind=f"scale_{workers}",
+                )  # fmt: skip
+            # Per process, most connections first: "connections:CPU seconds", e.g. "9:2.10 7:1.95".
+            row["per_process"] = " ".join(f"{c}:{cpu:.2f}" for c, cpu in made[-1].per_process())
+            log(f"  {label}: {row['jobs_per_server_cpu_s']} jobs per server CPU-s, per process {row['per_process']}")
+            return row
+
+        async def scales() -> list[dict[str, Any]]:
+            # Every server fresh, on the same store, each queue filled alike; the order alternates between repeats,
+            # so neither setup always runs first on a machine whose speed drifts. Half the connections on one
+            # process separates what fewer connections per process cost from what a second process itself costs.
+            setups = [(1, sizes.workers), (2, sizes.workers), (1, sizes.workers // 2)]
+            rows = {setup: await scale(*setup) for setup in (setups[::-1] if repeat % 2 else setups)}
+            one, two = rows[setups[0]]["jobs_per_server_cpu_s"], rows[setups[1]]["jobs_per_server_cpu_s"]
+            if one and two:
+                # This repeat's own ratio: over repeats the report takes the median of these.
+                rows[setups[1]]["vs_workers_1"] = round(two / one, 2)
+            return list(rows.values())
+
+        await phase("scale", scales)
     return {
         "machine": machine(),
         "sizes": attrs.asdict(sizes),

@@ -102,16 +102,37 @@ class Sampler:
     """Peak server RSS and Redis connections while a phase runs (sampled every quarter second), and the CPU the
     store process used meanwhile (when its pid is given)."""
 
-    def __init__(self, server: Server, redis_url: str, own_connections: int, store_pid: int | None = None) -> None:
+    def __init__(
+        self,
+        server: Server,
+        redis_url: str,
+        own_connections: int,
+        store_pid: int | None = None,
+        *,
+        per_process: bool = False,
+    ) -> None:
         self.server, self.redis_url, self.own = server, redis_url, own_connections
         self.rss_mb = 0.0
         self.redis_conns = 0
         self._store = procstat.CpuMeter([store_pid]) if store_pid else None
         self.store_cpu: float | None = None
+        # With ``per_process``: each server process's CPU over the phase and the most client connections it held
+        # (which worker process of ``--workers N`` served how much). Off by default: it reads every descriptor.
+        self._per_process = {pid: procstat.CpuMeter([pid]) for pid in server.pids} if per_process else {}
+        self.connections: dict[int, int] = {}
+
+    def per_process(self) -> list[tuple[int, float]]:
+        """(client connections, CPU seconds) of each process that served, most connections first."""
+        served = [(self.connections.get(pid, 0), meter.used) for pid, meter in self._per_process.items()]
+        return sorted((c for c in served if c[0] or c[1] >= 0.05), reverse=True)
 
     def sample(self) -> None:
         self.rss_mb = max(self.rss_mb, procstat.rss_mb(self.server.pids))
         self.redis_conns = max(self.redis_conns, harness.redis_clients(self.redis_url) - self.own)
+        if self._per_process:
+            held = procstat.served_connections(list(self._per_process), self.server.port)
+            if sum(held.values()) >= sum(self.connections.values()):
+                self.connections = held
 
     @contextlib.asynccontextmanager
     async def running(self):
@@ -122,6 +143,8 @@ class Sampler:
 
         if self._store:
             self._store.start()
+        for meter in self._per_process.values():
+            meter.start()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(loop)
             try:
@@ -130,6 +153,8 @@ class Sampler:
                 nursery.cancel_scope.cancel()
         if self._store:
             self.store_cpu = self._store.stop()
+        for meter in self._per_process.values():
+            meter.stop()
         self.sample()
 
 

@@ -66,7 +66,11 @@ def test_quick_run_covers_every_scenario_exactly_once(tmp_path):
     (keyed,) = [row for row in rows if row["kind"] == "flow_keys"]
     assert keyed["key_order_held"] is True
     assert all(row["requests_per_s"] > 0 for row in rows if row["group"] == "other")
-    assert {row["name"] for row in rows if row["group"] == "scale"} == {"--workers 1", "--workers 2"}
+    assert {row["name"] for row in rows if row["group"] == "scale"} == {
+        "--workers 1",
+        "--workers 2",
+        "--workers 1, 2 connections",
+    }
     for row in rows:
         if "exactly_once" in row:
             assert row["exactly_once"] is True, row
