@@ -916,10 +916,12 @@ end
 -- key slot, unique key, tags, indexes, its list of dependents. f: the job's OUTCOME fields and its tags. Does
 -- not touch idx:<status> or expiry (the caller removes many ids from those at once). A job removed before it
 -- finished fails its waiting dependents (through done.deps, for settle) and counts as cancelled in its batch.
+-- records: nil to delete the record at once, or a list to add its key to (the caller deletes them all with one
+-- command, before it settles).
 
 local FINISHED = {completed = true, failed = true, cancelled = true}
 
-local function forget_job(q, id, f, done)
+local function forget_job(q, id, f, done, records)
   unqueue(q, id, f)
   if f.status == 'claimed' then
     redis.call('ZREM', q.P .. 'leases', id)
@@ -946,7 +948,11 @@ local function forget_job(q, id, f, done)
     done.added = done.added or new_added(q)
     count_in_batch(q, id, f.bat, 'cancelled', tonumber(done.now_s), done.added)
   end
-  redis.call('DEL', q.P .. 'job:' .. id)
+  if records then
+    records[#records + 1] = q.P .. 'job:' .. id
+  else
+    redis.call('DEL', q.P .. 'job:' .. id)
+  end
 end
 
 -- OUTCOME's fields and the tags: what forget_job reads.
