@@ -30,7 +30,8 @@ Keys of a queue (P = "starq:{<queue>}:"):
                             the job's status history, newest last, one JSON object a line, capped at HISTORY_MAX
                             entries ("hn" counts them; "0" means the record's own fields stand for its history,
                             see history()). Keeping it in the record costs no command of its own.
-  P.."idx:<status>"  zset   job ids by status, all scores 0, ordered by id (ids sort by creation time)
+  P.."idx:<status>"  zset   job ids by status, all scores 0, ordered by id (ids sort by creation time); for
+                            every status but claimed, whose jobs are exactly those of P.."leases" (index_of)
   P.."tag:<tag>"     zset   job ids with that tag, ordered by id like idx:<status>
   P.."sched"         zset   scheduled job ids by due time
   P.."leases"        zset   claimed job ids by lease expiry
@@ -146,13 +147,26 @@ local function scored(ids, score)
   return out
 end
 
--- Moves many job ids from one status index to another (from = nil: they had none).
+-- The zset holding the ids of a status's jobs. Claimed jobs are exactly those with a lease, so the leases zset
+-- (by lease expiry, which the maintenance loop needs) is their index too: a claim and its outcome each update
+-- one zset fewer than with an idx:claimed of their own. Its ids are not in id order: listing claimed jobs
+-- sorts them (reads.lua), which costs O(claimed jobs), a number bounded by what workers hold at once.
+-- (A store written by an earlier release may still hold an idx:claimed; the maintenance tick deletes it.)
+local function index_of(P, status)
+  if status == 'claimed' then return P .. 'leases' end
+  return P .. 'idx:' .. status
+end
+
+-- Moves many job ids from one status index to another (from = nil: they had none). Leaving or entering the
+-- claimed status is the caller's update of the leases zset (index_of), which carries their expiry.
 local function move_index_many(P, ids, from, to)
   if #ids == 0 then return end
-  if from then
+  if from and from ~= 'claimed' then
     call_many('ZREM', P .. 'idx:' .. from, {}, ids)
   end
-  call_many('ZADD', P .. 'idx:' .. to, {}, scored(ids, 0))
+  if to ~= 'claimed' then
+    call_many('ZADD', P .. 'idx:' .. to, {}, scored(ids, 0))
+  end
 end
 
 -- A queue's meta hash holds its settings, which change only through create_queue and update_queue (each bumps

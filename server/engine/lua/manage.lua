@@ -107,7 +107,7 @@ local function forget_many(q, ids, done, missing)
     forget_job(q, id, f, done, records)
   end
   delete_keys(records)
-  for status, of_status in pairs(by_status) do call_many('ZREM', q.P .. 'idx:' .. status, {}, of_status) end
+  for status, of_status in pairs(by_status) do call_many('ZREM', index_of(q.P, status), {}, of_status) end
   call_many('ZREM', q.P .. 'expiry', {}, ids)
 end
 
@@ -116,7 +116,7 @@ end
 -- again until fewer come.
 local function purge_status(q, args)
   local status = args[1]
-  local ids = redis.call('ZRANGE', q.P .. 'idx:' .. status, 0, tonumber(args[2]) - 1)
+  local ids = redis.call('ZRANGE', index_of(q.P, status), 0, tonumber(args[2]) - 1)
   local now = now_ms()
   local done = new_done(now)
   forget_many(q, ids, done, status)
@@ -130,7 +130,7 @@ local function delete_one(q, now, done, id)
   local err = refused(id, f.status, FINISHED, 'completed, failed or cancelled jobs can be deleted')
   if err then return err end
   forget_job(q, id, f, done)
-  redis.call('ZREM', q.P .. 'idx:' .. f.status, id)
+  redis.call('ZREM', index_of(q.P, f.status), id)
   redis.call('ZREM', q.P .. 'expiry', id)
   return 'deleted'
 end
@@ -186,6 +186,14 @@ end
 local function tick(q, args)
   local limit = tonumber(args[1])
   local now = now_ms()
+  -- An earlier release kept claimed jobs in an idx:claimed of their own (now the leases zset is their index,
+  -- see index_of): a store it wrote may still have one, which nothing reads or updates any more. It goes at
+  -- the first tick of each queue in this library's Lua state (the queue's parsed settings remember it).
+  local settings = getmetatable(q).__index
+  if not settings.claimed_index_gone then
+    redis.call('DEL', q.P .. 'idx:claimed')
+    settings.claimed_index_gone = true
+  end
   local promoted = promote_due(q, now, limit)
   local expired_leases = redis.call('ZRANGE', q.P .. 'leases', '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)
   local done = new_done(now)
