@@ -94,6 +94,25 @@ local function spend_rate(q, n)
   if redis.call('INCRBY', rl, n) == n then redis.call('PEXPIRE', rl, q.rate_per_ms) end
 end
 
+-- A worker's last claim time (the workers hash) is written at most once a second per worker: a worker claiming
+-- one job at a time would otherwise write it at every claim. The times written are kept in this Lua state with
+-- the queue's parsed settings (so they start afresh when the library is loaded again, or the queue is made
+-- again); what a reader sees is at most a second older than the worker's last claim.
+local SEEN_MS, SEEN_MAX = 1000, 1000
+local function saw_worker(q, worker, now, now_s)
+  local settings = getmetatable(q).__index
+  local seen = settings.seen_at
+  if not seen or settings.seen_n >= SEEN_MAX then
+    seen = {} -- bounded by the workers in use, whatever names come and go
+    settings.seen_at, settings.seen_n = seen, 0
+  end
+  local last = seen[worker]
+  if last and now - last < SEEN_MS then return end
+  if not last then settings.seen_n = settings.seen_n + 1 end
+  seen[worker] = now
+  redis.call('HSET', q.P .. 'workers', worker, now_s)
+end
+
 -- claim: KEYS[1]=meta; ARGV = count, lease token, worker name, park_ms (optional: how long the caller waits if
 -- this claim hands out nothing; 0: it will not wait).
 -- Hands out up to count pending jobs, highest priority first and FIFO within a priority, within the queue's
@@ -172,7 +191,7 @@ local function claim(q, args)
     call_many('ZADD', q.P .. 'leases', {}, leases)
     spend_rate(q, #ids)
     if worker ~= '' then
-      redis.call('HSET', q.P .. 'workers', worker, now_s)
+      saw_worker(q, worker, now, now_s)
       redis.call('HINCRBY', q.P .. 'inhand', worker, text(#ids))
     end
   else
