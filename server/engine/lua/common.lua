@@ -108,10 +108,10 @@ local function record_values(jkey)
   return redis.call('HMGET', jkey, unpack(RECORD))
 end
 
--- The values of RECORD's fields from a table of them by name.
+-- The values of RECORD's fields from a table of them by name (a missing one reads as false, as HMGET's do).
 local function values_of(rec)
   local out = {}
-  for i, name in ipairs(RECORD) do out[i] = rec[name] end
+  for i, name in ipairs(RECORD) do out[i] = rec[name] or false end
   return out
 end
 

@@ -58,12 +58,13 @@ local function submit(q, args)
   return out
 end
 
--- What a claim reads of each job: the record's fields except those the claim itself sets, and what it needs.
-local CLAIM_SETS = {status = true, claimed_at = true, lease = true, lease_exp = true, worker = true}
-local CLAIM_READS = {'hn', 'to'}
--- (At load time the library sees no Lua globals such as ipairs: plain loops only.)
-for i = 1, #RECORD do
-  if not CLAIM_SETS[RECORD[i]] and RECORD[i] ~= 'to' then CLAIM_READS[#CLAIM_READS + 1] = RECORD[i] end
+-- A claim reads each job's whole record (HGETALL): a pending job holds few of RECORD's fields, and asking for
+-- each of them by name (HMGET) cost a search of the record per name, found or not, and a reply element per name.
+local function whole_record(jkey)
+  local raw = redis.call('HGETALL', jkey)
+  local rec = {}
+  for i = 1, #raw, 2 do rec[raw[i]] = raw[i + 1] end
+  return rec
 end
 
 -- How many jobs a claim may take now under the queue's limits, and, when the rate limit allows none, how long
@@ -146,7 +147,7 @@ local function claim(q, args)
     for _, entry in ipairs(entries) do
       local id = entry[2][2]
       local jkey = q.P .. 'job:' .. id
-      local rec = read(jkey, CLAIM_READS)
+      local rec = whole_record(jkey)
       -- A job leaves its stream before its record goes, so the record always exists; should it not, the
       -- stale entry is dropped rather than resurrected as a half-record.
       if rec.id then
@@ -166,7 +167,7 @@ local function claim(q, args)
         if rec.hn == '0' then
           redis.call('HSET', jkey, unpack(set))
         else
-          hset(jkey, set, history(jkey, redis.call('HGET', jkey, 'hist'), rec.hn, now, 'claimed',
+          hset(jkey, set, history(jkey, rec.hist, rec.hn, now, 'claimed',
             {lease = lease, worker = worker}))
         end
         rec.status, rec.claimed_at, rec.lease, rec.lease_exp, rec.worker = 'claimed', now_s, lease, exp_s, worker
