@@ -21,6 +21,7 @@ import os
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any, cast
 
 import coredis
 import orjson
@@ -50,7 +51,8 @@ async def _fill(engine: Engine, queue: str, n: int) -> None:
 
 async def _commandstats(redis: coredis.Redis[str]) -> dict[str, int]:
     info = await redis.info("commandstats")
-    return {name.removeprefix("cmdstat_"): int(stats["calls"]) for name, stats in info.items()}
+    # coredis parses each "cmdstat_<name>" line into a dict of its fields.
+    return {name.removeprefix("cmdstat_"): int(cast(dict[str, Any], stats)["calls"]) for name, stats in info.items()}
 
 
 async def _until_removed(engine: Engine, queue: str) -> None:
