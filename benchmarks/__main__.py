@@ -11,6 +11,7 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -103,98 +104,85 @@ def main(argv: list[str] | None = None) -> int:
         if only and only - set(AB_GROUPS):
             parser.error(f"an A/B run measures only {', '.join(AB_GROUPS)}")
         return _ab(args, sizes, only)
-    runs = []
-    failed = False
-    for i in range(args.repeat):
-        print(f"== run {i + 1}/{args.repeat} (load {procstat.load_average()})", flush=True)
-        run_rows: list[dict[str, Any]] = []  # what a run that fails half-way got done
-        try:
-            runs.append(trio.run(run_once, sizes, only, print, run_rows))
-        except Exception:
-            traceback.print_exc()
-            runs.append({"rows": run_rows, "error": traceback.format_exc()})
-            failed = True
-            break
+    runs, failed = _repeat(args.repeat, "run", lambda i, rows: trio.run(run_once, sizes, only, print, rows))
     rows = report.combine(runs)
     verdicts = report.evaluate(rows)
     print()
     print(report.table(rows))
     print()
     print(report.verdict_table(verdicts))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    path = out / f"{'quick' if args.quick else 'full'}-{stamp}-{os.getpid()}.json"
-    path.write_text(json.dumps({"quick": args.quick, "runs": runs, "combined": rows, "targets": verdicts}, indent=1))
-    print(f"\nresults written to {path}")
-    failures = [r for r in rows if r.get("exactly_once") is False]
-    for row in failures:
-        print(f"EXACTLY-ONCE CHECK FAILED: {row['name']}", file=sys.stderr)
-    return 1 if failures or failed else 0
+    name = "quick" if args.quick else "full"
+    _write(args.out, name, {"quick": args.quick, "runs": runs, "combined": rows, "targets": verdicts})
+    return 1 if _exactly_once_failed(rows) or failed else 0
 
 
 def _ab(args: argparse.Namespace, sizes: Sizes, only: set[str] | None) -> int:
-    runs: list[dict[str, Any]] = []
-    failed = False
     with baseline.checkout(args.baseline) as base:
         described = baseline.describe_current()
         label = f"this checkout ({described[:10]}{', with uncommitted changes' if ' ' in described else ''})"
         current = attrs.evolve(harness.CURRENT, commit=described, label=label if described else harness.CURRENT.label)
         versions = (base, current)  # A, B
-        for i in range(args.repeat):
-            print(f"== A/B run {i + 1}/{args.repeat} (load {procstat.load_average()})", flush=True)
-            run_rows: list[dict[str, Any]] = []
-            try:
-                runs.append(trio.run(run_ab_once, sizes, versions, only, print, run_rows))
-            except Exception:
-                traceback.print_exc()
-                runs.append({"rows": run_rows, "versions": [attrs.asdict(v) for v in versions],
-                             "error": traceback.format_exc()})  # fmt: skip
-                failed = True
-                break
+        runs, failed = _repeat(
+            args.repeat,
+            "A/B run",
+            lambda i, rows: trio.run(run_ab_once, sizes, versions, only, print, rows),
+            versions=[attrs.asdict(v) for v in versions],
+        )
     compared = report.ab_compare(runs)
     print()
     print(report.ab_table(compared, runs[0]["versions"]))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    path = out / f"{'quick-' if args.quick else ''}ab-{stamp}-{os.getpid()}.json"
-    path.write_text(json.dumps({"quick": args.quick, "baseline": args.baseline, "runs": runs, "compared": compared},
-                               indent=1))  # fmt: skip
-    print(f"\nresults written to {path}")
-    failures = [r for run in runs for r in run["rows"] if r.get("exactly_once") is False]
-    for row in failures:
-        print(f"EXACTLY-ONCE CHECK FAILED: {row['name']} [{row.get('version')}]", file=sys.stderr)
-    return 1 if failures or failed else 0
+    name = f"{'quick-' if args.quick else ''}ab"
+    _write(args.out, name, {"quick": args.quick, "baseline": args.baseline, "runs": runs, "compared": compared})
+    return 1 if _exactly_once_failed([r for run in runs for r in run["rows"]], "version") or failed else 0
 
 
 def _vs_bullmq(args: argparse.Namespace) -> int:
     sizes = vsbullmq.VsSizes.quick() if args.quick else vsbullmq.VsSizes.full()
-    runs: list[dict[str, Any]] = []
-    failed = False
-    for i in range(args.repeat):
-        print(f"== vs-bullmq run {i + 1}/{args.repeat} (load {procstat.load_average()})", flush=True)
-        run_rows: list[dict[str, Any]] = []
-        try:
-            runs.append(trio.run(vsbullmq.run_vs_once, sizes, i, print, run_rows))
-        except Exception:
-            traceback.print_exc()
-            runs.append({"rows": run_rows, "error": traceback.format_exc()})
-            failed = True
-            break
+    runs, failed = _repeat(
+        args.repeat, "vs-bullmq run", lambda i, rows: trio.run(vsbullmq.run_vs_once, sizes, i, print, rows)
+    )
     compared = vsbullmq.compare(runs)
     print()
     print(vsbullmq.table(compared))
-    out = Path(args.out)
+    name = f"{'quick-' if args.quick else ''}vs-bullmq"
+    _write(args.out, name, {"quick": args.quick, "runs": runs, "compared": compared})
+    return 1 if _exactly_once_failed([r for run in runs for r in run["rows"]], "system") or failed else 0
+
+
+def _repeat(
+    times: int, what: str, once: Callable[[int, list[dict[str, Any]]], dict[str, Any]], **broken: Any
+) -> tuple[list[dict[str, Any]], bool]:
+    """Runs ``once(i, rows)`` ``times`` times, and whether one failed: the first that raises ends the series, its
+    entry then the rows it got done (``once`` fills ``rows`` as it goes), ``broken``'s fields and the traceback."""
+    runs = []
+    for i in range(times):
+        print(f"== {what} {i + 1}/{times} (load {procstat.load_average()})", flush=True)
+        rows: list[dict[str, Any]] = []
+        try:
+            runs.append(once(i, rows))
+        except Exception:
+            traceback.print_exc()
+            runs.append({"rows": rows, **broken, "error": traceback.format_exc()})
+            return runs, True
+    return runs, False
+
+
+def _write(folder: str, name: str, results: dict[str, Any]) -> None:
+    """Saves the results as ``{name}-{time}-{pid}.json`` in ``folder``."""
+    out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    path = out / f"{'quick-' if args.quick else ''}vs-bullmq-{stamp}-{os.getpid()}.json"
-    path.write_text(json.dumps({"quick": args.quick, "runs": runs, "compared": compared}, indent=1))
+    path = out / f"{name}-{stamp}-{os.getpid()}.json"
+    path.write_text(json.dumps(results, indent=1))
     print(f"\nresults written to {path}")
-    failures = [r for run in runs for r in run["rows"] if r.get("exactly_once") is False]
+
+
+def _exactly_once_failed(rows: list[dict[str, Any]], which: str = "") -> bool:
+    """Says on stderr which rows failed their exactly-once check (with their ``which`` field, when given)."""
+    failures = [r for r in rows if r.get("exactly_once") is False]
     for row in failures:
-        print(f"EXACTLY-ONCE CHECK FAILED: {row['name']} [{row['system']}]", file=sys.stderr)
-    return 1 if failures or failed else 0
+        print(f"EXACTLY-ONCE CHECK FAILED: {row['name']}" + (f" [{row.get(which)}]" if which else ""), file=sys.stderr)
+    return bool(failures)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import gc
 import json
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -51,26 +52,93 @@ async def _drive(
     return start, end
 
 
-async def get_loop(spec: dict[str, Any]) -> dict[str, Any]:
-    """Each connection repeats one request until ``requests`` are done or ``seconds`` pass."""
-    host, port, path = spec["host"], spec["port"], spec["path"]
-    method, body = spec.get("method", "GET"), spec.get("body", "").encode()
+class _Tally:
+    """The latency of every request a client process sends through ``send``, and its errors."""
+
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self.errors = 0
+
+    async def send(self, conn: HTTPConnection, method: str, path: str, body: bytes) -> tuple[int, bytes]:
+        t0 = _now_ms()
+        reply = await conn.request(method, path, body)
+        self.latencies.append(_now_ms() - t0)
+        return reply
+
+    def result(self, start: float, end: float, **more: Any) -> dict[str, Any]:
+        """The process's result: when its phase started and ended (ms), its requests, and ``more``."""
+        counts = {"requests": len(self.latencies), "errors": self.errors, "latencies": self.latencies}
+        return {"start_ms": start, "end_ms": end, **counts, **more}
+
+
+# One request of a loop: method, path, body, and what the answer's body must contain to count as right.
+Request = tuple[str, str, bytes, bytes]
+
+
+async def _request_loop(
+    spec: dict[str, Any], lists: list[list[Request]], right: Callable[[int, bytes, bytes], bool]
+) -> dict[str, Any]:
+    """Connection ``i`` sends the requests of ``lists[i % len(lists)]`` in turn, round and round, until
+    ``requests`` are done or ``seconds`` pass; an answer is an error unless ``right(status, body, expect)``."""
     budget = {"left": spec["requests"]}
-    latencies: list[float] = []
-    errors = 0
+    tally = _Tally()
     deadline = trio.current_time() + spec["seconds"]
+    turn = iter(range(10**9))
 
     async def one(conn: HTTPConnection) -> None:
-        nonlocal errors
+        mine = lists[next(turn) % len(lists)]
+        i = 0
         while budget["left"] > 0 and trio.current_time() < deadline:
             budget["left"] -= 1
-            t0 = _now_ms()
-            status, _ = await conn.request(method, path, body)
-            latencies.append(_now_ms() - t0)
-            errors += status >= 400
+            method, path, body, expect = mine[i % len(mine)]
+            i += 1
+            status, reply = await tally.send(conn, method, path, body)
+            tally.errors += not right(status, reply, expect)
 
-    start, end = await _drive(host, port, spec["connections"], spec["seconds"], one)
-    return {"start_ms": start, "end_ms": end, "requests": len(latencies), "errors": errors, "latencies": latencies}
+    return tally.result(*await _drive(spec["host"], spec["port"], spec["connections"], spec["seconds"], one))
+
+
+class _OneRequestEach:
+    """Connections of their own, one request on each (parked claims, outcome waits), opened
+    ``CONNECT_CONCURRENCY`` at a time."""
+
+    def __init__(self, host: str, port: int, requests: int) -> None:
+        self.host, self.port, self.requests = host, port, requests
+        self.conns: list[HTTPConnection] = []
+        self._limiter = trio.CapacityLimiter(CONNECT_CONCURRENCY)
+        self._sent = 0
+        self._all_sent = trio.Event()
+
+    async def send(self, request: bytes) -> HTTPConnection:
+        """Opens a connection and writes ``request`` on it; returns it for its answer to be read."""
+        async with self._limiter:
+            conn = await HTTPConnection.connect(self.host, self.port)
+            self.conns.append(conn)
+            await conn.send_raw(request)
+        self._sent += 1
+        if self._sent == self.requests:
+            self._all_sent.set()
+        return conn
+
+    async def say_sent(self, start: float) -> None:
+        """Waits until every request is written, then prints ``sent`` (ms since ``start``) for the harness."""
+        if self.requests:
+            await self._all_sent.wait()
+        print(json.dumps({"sent_ms": _now_ms() - start}), flush=True)
+
+    async def close(self) -> None:
+        """Hangs up on every connection, and turns the garbage collector back on (``_ready_then_go``)."""
+        for conn in self.conns:
+            with trio.move_on_after(1):
+                await conn.aclose()
+        gc.enable()
+
+
+async def get_loop(spec: dict[str, Any]) -> dict[str, Any]:
+    """Each connection repeats one request until ``requests`` are done or ``seconds`` pass (any answer below 400
+    is right)."""
+    request = (spec.get("method", "GET"), spec["path"], spec.get("body", "").encode(), b"")
+    return await _request_loop(spec, [[request]], lambda status, _reply, _expect: status < 400)
 
 
 async def submit(spec: dict[str, Any]) -> dict[str, Any]:
@@ -80,13 +148,11 @@ async def submit(spec: dict[str, Any]) -> dict[str, Any]:
     path = f"/api/v1/queues/{queue}/jobs"
     left = {"jobs": spec["jobs"]}
     ids: list[str] = []
-    latencies: list[float] = []
-    errors = 0
+    tally = _Tally()
     deadline = trio.current_time() + spec["seconds"]
     seq = iter(range(10**9))
 
     async def one(conn: HTTPConnection) -> None:
-        nonlocal errors
         while left["jobs"] > 0 and trio.current_time() < deadline:
             n = min(batch, left["jobs"])
             left["jobs"] -= n
@@ -94,23 +160,14 @@ async def submit(spec: dict[str, Any]) -> dict[str, Any]:
                 body = orjson.dumps({"payload": {"n": next(seq)}})
             else:
                 body = orjson.dumps({"jobs": [{"payload": {"n": next(seq)}} for _ in range(n)]})
-            t0 = _now_ms()
-            status, reply = await conn.request("POST", path, body)
-            latencies.append(_now_ms() - t0)
+            status, reply = await tally.send(conn, "POST", path, body)
             if status != 201:
-                errors += 1
+                tally.errors += 1
                 continue
             ids.extend(job["id"] for job in orjson.loads(reply)["jobs"])
 
     start, end = await _drive(host, port, spec["connections"], spec["seconds"], one)
-    return {
-        "start_ms": start,
-        "end_ms": end,
-        "requests": len(latencies),
-        "errors": errors,
-        "latencies": latencies,
-        "ids": ids,
-    }
+    return tally.result(start, end, ids=ids)
 
 
 async def cycle(spec: dict[str, Any]) -> dict[str, Any]:
@@ -132,31 +189,25 @@ async def cycle(spec: dict[str, Any]) -> dict[str, Any]:
     claimed: list[str] = []
     completed: list[str] = []
     timeline: list[tuple[str, float, float]] = []
-    latencies: list[float] = []
-    errors = 0
+    tally = _Tally()
     last = 0.0
     deadline = trio.current_time() + spec["seconds"]
     stop = trio.CancelScope()
     enough = spec.get("jobs")
 
-    async def timed(conn: HTTPConnection, method: str, path: str, body: bytes) -> tuple[int, bytes]:
-        t0 = _now_ms()
-        reply = await conn.request(method, path, body)
-        latencies.append(_now_ms() - t0)
-        return reply
-
     async def worker(conn: HTTPConnection) -> None:
-        nonlocal errors, last
+        nonlocal last
         while trio.current_time() < deadline:
-            status, reply = await timed(conn, "POST", base + "/claim", claim_body)
+            status, reply = await tally.send(conn, "POST", base + "/claim", claim_body)
             got_at = _now_ms()
             if status != 200:
-                errors += 1
+                tally.errors += 1
                 continue
             jobs = orjson.loads(reply)["jobs"]
             if not jobs:
                 if block_ms:
-                    latencies.pop()  # the claim that waited out block_ms on the drained queue: not part of the load
+                    # The claim that waited out block_ms on the drained queue: not part of the load.
+                    tally.latencies.pop()
                 return
             claimed.extend(job["id"] for job in jobs)
             if mode == "ack":
@@ -164,14 +215,14 @@ async def cycle(spec: dict[str, Any]) -> dict[str, Any]:
                     {"complete": [{"id": j["id"], "lease_id": j["lease_id"], "result": {"ok": 1}} for j in jobs]}
                 )
                 sent_at = _now_ms()
-                status, reply = await timed(conn, "POST", base + "/ack", body)
+                status, reply = await tally.send(conn, "POST", base + "/ack", body)
                 if status != 200:
-                    errors += 1
+                    tally.errors += 1
                     continue
                 results = orjson.loads(reply)["results"]
                 done = [r["job_id"] for r in results if r["ok"]]
                 completed.extend(done)
-                errors += len(results) - len(done)
+                tally.errors += len(results) - len(done)
                 if keep_timeline:
                     timeline.extend((job_id, got_at, sent_at) for job_id in done)
                 last = _now_ms()
@@ -181,27 +232,17 @@ async def cycle(spec: dict[str, Any]) -> dict[str, Any]:
                 for job in jobs:
                     body = orjson.dumps({"lease_id": job["lease_id"], "result": {"ok": 1}})
                     sent_at = _now_ms()
-                    status, _ = await timed(conn, "PUT", f"{base}/{job['id']}/complete", body)
+                    status, _ = await tally.send(conn, "PUT", f"{base}/{job['id']}/complete", body)
                     if status == 200:
                         completed.append(job["id"])
                         if keep_timeline:
                             timeline.append((job["id"], got_at, sent_at))
                         last = _now_ms()
                     else:
-                        errors += 1
+                        tally.errors += 1
 
     start, end = await _drive(host, port, spec["workers"], spec["seconds"], worker, stop)
-    return {
-        "start_ms": start,
-        "end_ms": end,
-        "last_ms": last or end,
-        "requests": len(latencies),
-        "errors": errors,
-        "latencies": latencies,
-        "claimed": claimed,
-        "completed": completed,
-        "timeline": timeline,
-    }
+    return tally.result(start, end, last_ms=last or end, claimed=claimed, completed=completed, timeline=timeline)
 
 
 async def requests(spec: dict[str, Any]) -> dict[str, Any]:
@@ -211,27 +252,7 @@ async def requests(spec: dict[str, Any]) -> dict[str, Any]:
     lists = [
         [(method, path, body.encode(), expect.encode()) for method, path, body, expect in one] for one in spec["lists"]
     ]
-    budget = {"left": spec["requests"]}
-    latencies: list[float] = []
-    errors = 0
-    deadline = trio.current_time() + spec["seconds"]
-    turn = iter(range(10**9))
-
-    async def one(conn: HTTPConnection) -> None:
-        nonlocal errors
-        mine = lists[next(turn) % len(lists)]
-        i = 0
-        while budget["left"] > 0 and trio.current_time() < deadline:
-            budget["left"] -= 1
-            method, path, body, expect = mine[i % len(mine)]
-            i += 1
-            t0 = _now_ms()
-            status, reply = await conn.request(method, path, body)
-            latencies.append(_now_ms() - t0)
-            errors += status != 200 or expect not in reply
-
-    start, end = await _drive(spec["host"], spec["port"], spec["connections"], spec["seconds"], one)
-    return {"start_ms": start, "end_ms": end, "requests": len(latencies), "errors": errors, "latencies": latencies}
+    return await _request_loop(spec, lists, lambda status, reply, expect: status == 200 and expect in reply)
 
 
 async def longpoll(spec: dict[str, Any]) -> dict[str, Any]:
@@ -249,21 +270,12 @@ async def longpoll(spec: dict[str, Any]) -> dict[str, Any]:
     received: list[tuple[str, float]] = []
     empty = errors = 0
     error_samples: list[str] = []  # the first few error answers, for the report of a failed run
-    conns: list[HTTPConnection] = []
-    limiter = trio.CapacityLimiter(CONNECT_CONCURRENCY)
-    all_sent = trio.Event()
-    sent = 0
+    claims = _OneRequestEach(host, port, spec["waiters"])
     request: bytes = b""
 
     async def park() -> None:
-        nonlocal empty, errors, sent
-        async with limiter:
-            conn = await HTTPConnection.connect(host, port)
-            conns.append(conn)
-            await conn.send_raw(request)
-        sent += 1
-        if sent == spec["waiters"]:
-            all_sent.set()
+        nonlocal empty, errors
+        conn = await claims.send(request)
         status, reply = await conn.read_response()
         if status != 200:
             errors += 1
@@ -284,17 +296,12 @@ async def longpoll(spec: dict[str, Any]) -> dict[str, Any]:
             )
             for _ in range(spec["waiters"]):
                 nursery.start_soon(park)
-            if spec["waiters"]:
-                await all_sent.wait()
-            print(json.dumps({"sent_ms": _now_ms() - start}), flush=True)
+            await claims.say_sent(start)
             await trio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True)
             nursery.cancel_scope.cancel()
-    for conn in conns:
-        with trio.move_on_after(1):
-            await conn.aclose()
-    gc.enable()
+    await claims.close()
     return {"received": received, "empty": empty, "errors": errors, "error_samples": error_samples,
-            "connections": len(conns)}  # fmt: skip
+            "connections": len(claims.conns)}  # fmt: skip
 
 
 async def outcome_wait(spec: dict[str, Any]) -> dict[str, Any]:
@@ -307,21 +314,13 @@ async def outcome_wait(spec: dict[str, Any]) -> dict[str, Any]:
     base, query = f"/api/v1/queues/{queue}/jobs/", f"?wait_ms={spec['wait_ms']}"
     answers: list[tuple[str, int, str | None, Any, Any, float]] = []
     errors = 0
-    conns: list[HTTPConnection] = []
-    limiter = trio.CapacityLimiter(CONNECT_CONCURRENCY)
-    all_sent, all_answered = trio.Event(), trio.Event()
-    sent = 0
     ids: list[str] = spec["ids"]
+    waits = _OneRequestEach(host, port, len(ids))
+    all_answered = trio.Event()
 
     async def wait_for(job_id: str) -> None:
-        nonlocal errors, sent
-        async with limiter:
-            conn = await HTTPConnection.connect(host, port)
-            conns.append(conn)
-            await conn.send_raw(HTTPConnection.encode_for(host, port, "GET", f"{base}{job_id}{query}"))
-        sent += 1
-        if sent == len(ids):
-            all_sent.set()
+        nonlocal errors
+        conn = await waits.send(HTTPConnection.encode_for(host, port, "GET", f"{base}{job_id}{query}"))
         try:
             status, reply = await conn.read_response()
         except (OSError, trio.BrokenResourceError, ResponseError):
@@ -341,17 +340,12 @@ async def outcome_wait(spec: dict[str, Any]) -> dict[str, Any]:
         async with trio.open_nursery() as nursery:
             for job_id in ids:
                 nursery.start_soon(wait_for, job_id)
-            if ids:
-                await all_sent.wait()
-            print(json.dumps({"sent_ms": _now_ms() - start}), flush=True)
+            await waits.say_sent(start)
             nursery.start_soon(until_answered, nursery.cancel_scope)
             await trio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True)
             nursery.cancel_scope.cancel()
-    for conn in conns:
-        with trio.move_on_after(1):
-            await conn.aclose()
-    gc.enable()
-    return {"answers": answers, "errors": errors, "connections": len(conns)}
+    await waits.close()
+    return {"answers": answers, "errors": errors, "connections": len(waits.conns)}
 
 
 KINDS = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from typing import Any
 
 from .scenarios import ORIGINAL
@@ -175,134 +176,193 @@ def _latencies(row: dict[str, Any], name: str) -> str:
     return " / ".join(_fmt(row.get(f"{name}_{q}_ms"), 1) for q in ("p50", "p99", "max"))
 
 
+# A table's column: its header, and what its cells show: a field of the row (through ``_fmt``, with the digits given,
+# else none), or a function of the row.
+Cell = str | Callable[[dict[str, Any]], str]
+Column = tuple[str, Cell] | tuple[str, Cell, int]
+
+
+def _cell(row: dict[str, Any], what: Cell, digits: int = 0) -> str:
+    return what(row) if callable(what) else _fmt(row.get(what), digits)
+
+
+def _table(columns: list[Column], rows: list[dict[str, Any]]) -> list[str]:
+    """A Markdown table's lines: the headers, the separator, and a line per row."""
+    lines = [_line([column[0] for column in columns]), "|" + "---|" * len(columns)]
+    lines += [_line([_cell(row, *column[1:]) for column in columns]) for row in rows]
+    return lines
+
+
+def _section(columns: list[Column], rows: list[dict[str, Any]]) -> list[str]:
+    """A table after a blank line, or nothing when it has no rows."""
+    return ["", *_table(columns, rows)] if rows else []
+
+
+def _two(first: str, second: str) -> Callable[[dict[str, Any]], str]:
+    """A cell of two figures: ``first, second``."""
+    return lambda r: f"{_fmt(r.get(first))}, {_fmt(r.get(second))}"
+
+
+def _waiters(r: dict[str, Any]) -> str:
+    return f"{int(r['waiters']):,} waiters"
+
+
+def _rss(r: dict[str, Any]) -> str:
+    return f"{_fmt(r.get('server_rss_mb'))} ({_fmt(r.get('server_rss_before_mb'))})"
+
+
+MAIN_COLUMNS: list[Column] = [
+    ("scenario", "name"),
+    ("jobs/s", "jobs_per_s"),
+    ("req/s", "requests_per_s"),
+    ("p50 ms", "p50_ms", 1),
+    ("p99 ms", "p99_ms", 1),
+    ("server CPU %", "server_cpu_pct"),
+    ("store CPU %", "store_cpu_pct"),
+    ("store CPU µs/job", "store_cpu_us_per_job", 1),
+    ("jobs per server CPU-s", "jobs_per_server_cpu_s"),
+    ("RSS MB", "server_rss_mb"),
+    ("Redis conns", "redis_conns"),
+    ("exactly once", "exactly_once"),
+    ("× original", "vs_original", 2),
+    ("× original per CPU", "vs_original_per_cpu", 2),
+    ("× store limit", "vs_store_limit", 2),
+    ("× HTTP ceiling", "vs_http_ceiling", 2),
+]
+LONGPOLL_COLUMNS: list[Column] = [
+    ("long-poll", _waiters),
+    ("park s", "park_seconds", 2),
+    ("load generator alone s", "client_park_seconds", 2),
+    ("server CPU µs/waiter", "server_cpu_us_per_waiter"),
+    ("server RSS MB (before)", _rss),
+    ("KB/waiter", "rss_kb_per_waiter", 1),
+    ("Redis conns", "redis_conns"),
+    ("wake p50 ms", "wake_p50_ms", 1),
+    ("wake p99 ms", "wake_p99_ms", 1),
+    ("release s", "release_seconds", 2),
+    ("exactly once", "exactly_once"),
+]
+OTHER_COLUMNS: list[Column] = [
+    ("other routes (16 connections)", "name"),
+    ("req/s", "requests_per_s"),
+    ("p50 ms", "p50_ms", 1),
+    ("p99 ms", "p99_ms", 1),
+    ("server CPU %", "server_cpu_pct"),
+    ("server CPU µs/req", "server_cpu_us_per_request"),
+    ("store CPU µs/req", "store_cpu_us_per_request"),
+    ("× HTTP ceiling", "vs_http_ceiling", 2),
+    ("right answers, counts unchanged", "exactly_once"),
+]
+FLOW_COLUMNS: list[Column] = [
+    ("flow control: claim 1 + complete, 16 workers", "name"),
+    ("jobs/s", "jobs_per_s"),
+    ("× plain", "vs_plain", 2),
+    ("p50 ms", "p50_ms", 1),
+    ("p99 ms", "p99_ms", 1),
+    ("server CPU µs/req", "server_cpu_us_per_request"),
+    ("store CPU µs/req", "store_cpu_us_per_request"),
+    ("jobs per server CPU-s", "jobs_per_server_cpu_s"),
+    ("limit jobs/s", "rate_limit_per_s"),
+    ("× limit", "vs_rate_limit", 2),
+    ("held", lambda r: _fmt(r.get("key_order_held", r.get("rate_limit_held")))),
+    ("exactly once", "exactly_once"),
+]
+# The hot paths with the queue's event log off and on (the "on" rows carry the ratios to "off").
+EVENTS_COLUMNS: list[Column] = [
+    ("hot path (16 connections; 4 for submit 100)", lambda r: r.get("path", r["name"])),
+    ("events", lambda r: "on" if r.get("events") else "off"),
+    ("jobs/s", "jobs_per_s"),
+    ("× off", "vs_off", 2),
+    ("server CPU µs/job", "server_cpu_us_per_job", 1),
+    ("store CPU µs/job", "store_cpu_us_per_job", 1),
+    ("server CPU × off", "server_cpu_vs_off", 2),
+    ("store CPU × off", "store_cpu_vs_off", 2),
+    ("server µs/event", "server_cpu_us_per_event", 1),
+    ("store µs/event", "store_cpu_us_per_event", 1),
+    (
+        "events logged",
+        lambda r: f"{_fmt(r.get('events_logged'))} of {_fmt(r.get('events_expected'))}" if r.get("events") else "-",
+    ),
+    ("exactly once", "exactly_once"),
+]
+# Clients waiting for jobs' outcomes: parked, then woken by the jobs finishing.
+OUTCOMES_COLUMNS: list[Column] = [
+    ("outcome waiters", _waiters),
+    ("park s", "park_seconds", 2),
+    ("park: server, store CPU µs/waiter", _two("park_server_cpu_us_per_waiter", "park_store_cpu_us_per_waiter")),
+    ("server RSS MB (before)", _rss),
+    ("KB/waiter", "rss_kb_per_waiter", 1),
+    ("Redis conns", "redis_conns"),
+    ("finishing s", "finish_seconds", 2),
+    ("all woken s", "wake_seconds", 2),
+    ("wake p50 ms", "wake_p50_ms", 1),
+    ("wake p99 ms", "wake_p99_ms", 1),
+    ("wake: server, store CPU µs/waiter", _two("wake_server_cpu_us_per_waiter", "wake_store_cpu_us_per_waiter")),
+    (
+        "finishing alone: server, store CPU µs/job",
+        _two("finish_only_server_cpu_us_per_job", "finish_only_store_cpu_us_per_job"),
+    ),
+    ("answered", "answered"),
+    ("exactly once, right outcome", "exactly_once"),
+]
+RETRY_COLUMNS: list[Column] = [
+    ("retry", "name"),
+    ("expected ms", "expected_ms"),
+    ("p50 ms", "p50_ms"),
+    ("max ms", "max_ms"),
+    ("samples", "samples"),
+]
+REFERENCE_COLUMNS: list[Column] = [
+    ("HTTP reference", "name"),
+    ("req/s", "requests_per_s"),
+    ("req per server CPU-s", "requests_per_server_cpu_s"),
+    ("server CPU µs/req", "server_cpu_us_per_request"),
+    ("client CPU %", "client_cpu_pct"),
+]
+
+
+def _side(version: str, field: str, digits: int = 0) -> Callable[[dict[str, Any]], str]:
+    """A cell of an A/B table: a figure of one version (``baseline``: A, ``current``: B)."""
+    return lambda e: _fmt(e.get(version, {}).get(field), digits)
+
+
+# A = the baseline, B = this checkout.
+AB_COLUMNS: list[Column] = [
+    ("scenario", "name"),
+    ("unit", lambda e: e.get("unit", "")),
+    ("A", _side("baseline", "rate")),
+    ("B", _side("current", "rate")),
+    ("B/A", "x_rate", 2),
+    ("B/A per run", lambda e: ", ".join(f"{x:.2f}" for x in e.get("x_rate_all", [])) or "-"),
+    ("A server CPU µs/req", _side("baseline", "server_cpu_us_per_request")),
+    ("B server CPU µs/req", _side("current", "server_cpu_us_per_request")),
+    ("B/A per server CPU", "x_per_cpu", 2),
+    ("A store CPU µs/req", _side("baseline", "store_cpu_us_per_request")),
+    ("B store CPU µs/req", _side("current", "store_cpu_us_per_request")),
+    ("B/A per store CPU", "x_per_store_cpu", 2),
+    ("A × HTTP ceiling", _side("baseline", "vs_http_ceiling", 2)),
+    ("B × HTTP ceiling", _side("current", "vs_http_ceiling", 2)),
+    ("A p99 ms", _side("baseline", "p99_ms", 1)),
+    ("B p99 ms", _side("current", "p99_ms", 1)),
+    (
+        "exactly once A, B",
+        lambda e: (
+            f"{_fmt(e.get('baseline', {}).get('exactly_once'))}, {_fmt(e.get('current', {}).get('exactly_once'))}"
+        ),
+    ),
+]
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     """A Markdown table of every scenario (also readable in a terminal)."""
-    head = (
-        "| scenario | jobs/s | req/s | p50 ms | p99 ms | server CPU % | store CPU % | jobs per server CPU-s | RSS MB "
-        "| Redis conns | exactly once | × original | × original per CPU | × store limit | × HTTP ceiling |"
-    )
-    lines = [head, "|" + "---|" * 15]
-    for r in rows:
-        if r["group"] in ("longpoll", "retry", "other", "flow", "maint", "events", "outcomes"):
-            continue
-        lines.append(
-            "| "
-            + " | ".join(
-                [
-                    r["name"],
-                    _fmt(r.get("jobs_per_s")),
-                    _fmt(r.get("requests_per_s")),
-                    _fmt(r.get("p50_ms"), 1),
-                    _fmt(r.get("p99_ms"), 1),
-                    _fmt(r.get("server_cpu_pct")),
-                    _fmt(r.get("store_cpu_pct")),
-                    _fmt(r.get("jobs_per_server_cpu_s")),
-                    _fmt(r.get("server_rss_mb")),
-                    _fmt(r.get("redis_conns")),
-                    _fmt(r.get("exactly_once")),
-                    _fmt(r.get("vs_original"), 2),
-                    _fmt(r.get("vs_original_per_cpu"), 2),
-                    _fmt(r.get("vs_store_limit"), 2),
-                    _fmt(r.get("vs_http_ceiling"), 2),
-                ]
-            )
-            + " |"
-        )
-    polls = [r for r in rows if r["group"] == "longpoll"]
-    if polls:
-        lines += [
-            "",
-            "| long-poll | park s | load generator alone s | server CPU µs/waiter | server RSS MB (before) "
-            "| KB/waiter | Redis conns | wake p50 ms | wake p99 ms | release s | exactly once |",
-            "|" + "---|" * 11,
-        ]
-        for r in polls:
-            lines.append(
-                "| "
-                + " | ".join(
-                    [
-                        f"{int(r['waiters']):,} waiters",
-                        _fmt(r.get("park_seconds"), 2),
-                        _fmt(r.get("client_park_seconds"), 2),
-                        _fmt(r.get("server_cpu_us_per_waiter")),
-                        f"{_fmt(r.get('server_rss_mb'))} ({_fmt(r.get('server_rss_before_mb'))})",
-                        _fmt(r.get("rss_kb_per_waiter"), 1),
-                        _fmt(r.get("redis_conns")),
-                        _fmt(r.get("wake_p50_ms"), 1),
-                        _fmt(r.get("wake_p99_ms"), 1),
-                        _fmt(r.get("release_seconds"), 2),
-                        _fmt(r.get("exactly_once")),
-                    ]
-                )
-                + " |"
-            )
-    others = [r for r in rows if r["group"] == "other"]
-    if others:
-        lines += [
-            "",
-            "| other routes (16 connections) | req/s | p50 ms | p99 ms | server CPU % | server CPU µs/req "
-            "| store CPU µs/req | × HTTP ceiling | right answers, counts unchanged |",
-            "|" + "---|" * 9,
-        ]
-        for r in others:
-            lines.append(
-                "| "
-                + " | ".join(
-                    [
-                        r["name"],
-                        _fmt(r.get("requests_per_s")),
-                        _fmt(r.get("p50_ms"), 1),
-                        _fmt(r.get("p99_ms"), 1),
-                        _fmt(r.get("server_cpu_pct")),
-                        _fmt(r.get("server_cpu_us_per_request")),
-                        _fmt(r.get("store_cpu_us_per_request")),
-                        _fmt(r.get("vs_http_ceiling"), 2),
-                        _fmt(r.get("exactly_once")),
-                    ]
-                )
-                + " |"
-            )
-    flows = [r for r in rows if r["group"] == "flow"]
-    if flows:
-        lines += [
-            "",
-            "| flow control: claim 1 + complete, 16 workers | jobs/s | × plain | p50 ms | p99 ms "
-            "| server CPU µs/req | store CPU µs/req | jobs per server CPU-s | limit jobs/s | × limit | held "
-            "| exactly once |",
-            "|" + "---|" * 12,
-        ]
-        for r in flows:
-            held = r.get("key_order_held", r.get("rate_limit_held"))
-            lines.append(
-                "| "
-                + " | ".join(
-                    [
-                        r["name"],
-                        _fmt(r.get("jobs_per_s")),
-                        _fmt(r.get("vs_plain"), 2),
-                        _fmt(r.get("p50_ms"), 1),
-                        _fmt(r.get("p99_ms"), 1),
-                        _fmt(r.get("server_cpu_us_per_request")),
-                        _fmt(r.get("store_cpu_us_per_request")),
-                        _fmt(r.get("jobs_per_server_cpu_s")),
-                        _fmt(r.get("rate_limit_per_s")),
-                        _fmt(r.get("vs_rate_limit"), 2),
-                        _fmt(held),
-                        _fmt(r.get("exactly_once")),
-                    ]
-                )
-                + " |"
-            )
-    lines += _events_table([r for r in rows if r["group"] == "events"])
-    lines += _outcomes_table([r for r in rows if r["group"] == "outcomes"])
-    retries = [r for r in rows if r["group"] == "retry"]
-    if retries:
-        lines += ["", "| retry | expected ms | p50 ms | max ms | samples |", "|" + "---|" * 5]
-        for r in retries:
-            lines.append(
-                f"| {r['name']} | {r['expected_ms']} | {_fmt(r.get('p50_ms'))} | {_fmt(r.get('max_ms'))} "
-                f"| {_fmt(r.get('samples'))} |"
-            )
+    main = [r for r in rows if r["group"] not in ("longpoll", "retry", "other", "flow", "maint", "events", "outcomes")]
+    lines = _table(MAIN_COLUMNS, main)
+    lines += _section(LONGPOLL_COLUMNS, [r for r in rows if r["group"] == "longpoll"])
+    lines += _section(OTHER_COLUMNS, [r for r in rows if r["group"] == "other"])
+    lines += _section(FLOW_COLUMNS, [r for r in rows if r["group"] == "flow"])
+    lines += _section(EVENTS_COLUMNS, [r for r in rows if r["group"] == "events"])
+    lines += _section(OUTCOMES_COLUMNS, [r for r in rows if r["group"] == "outcomes"])
+    lines += _section(RETRY_COLUMNS, [r for r in rows if r["group"] == "retry"])
     maint = [r for r in rows if r["group"] == "maint"]
     if maint:
         lines += [
@@ -338,93 +398,12 @@ def table(rows: list[dict[str, Any]]) -> str:
                 )
                 + f"| {_fmt(checks)} |"
             )
-    refs = [r for r in rows if r.get("requests_per_server_cpu_s")]
-    if refs:
-        lines += [
-            "",
-            "| HTTP reference | req/s | req per server CPU-s | server CPU µs/req | client CPU % |",
-            "|" + "---|" * 5,
-        ]
-        for r in refs:
-            lines.append(
-                f"| {r['name']} | {_fmt(r.get('requests_per_s'))} | {_fmt(r.get('requests_per_server_cpu_s'))} "
-                f"| {_fmt(r.get('server_cpu_us_per_request'))} | {_fmt(r.get('client_cpu_pct'))} |"
-            )
+    lines += _section(REFERENCE_COLUMNS, [r for r in rows if r.get("requests_per_server_cpu_s")])
     return "\n".join(lines)
 
 
 def _line(cells: list[str]) -> str:
     return "| " + " | ".join(cells) + " |"
-
-
-def _events_table(rows: list[dict[str, Any]]) -> list[str]:
-    """The hot paths with the queue's event log off and on (the "on" rows carry the ratios to "off")."""
-    if not rows:
-        return []
-    lines = [
-        "",
-        "| hot path (16 connections; 4 for submit 100) | events | jobs/s | × off | server CPU µs/job "
-        "| store CPU µs/job "
-        "| server CPU × off | store CPU × off | server µs/event | store µs/event | events logged | exactly once |",
-        "|" + "---|" * 12,
-    ]
-    for r in rows:
-        logged = f"{_fmt(r.get('events_logged'))} of {_fmt(r.get('events_expected'))}" if r.get("events") else "-"
-        lines.append(
-            _line(
-                [
-                    r.get("path", r["name"]),
-                    "on" if r.get("events") else "off",
-                    _fmt(r.get("jobs_per_s")),
-                    _fmt(r.get("vs_off"), 2),
-                    _fmt(r.get("server_cpu_us_per_job"), 1),
-                    _fmt(r.get("store_cpu_us_per_job"), 1),
-                    _fmt(r.get("server_cpu_vs_off"), 2),
-                    _fmt(r.get("store_cpu_vs_off"), 2),
-                    _fmt(r.get("server_cpu_us_per_event"), 1),
-                    _fmt(r.get("store_cpu_us_per_event"), 1),
-                    logged,
-                    _fmt(r.get("exactly_once")),
-                ]
-            )
-        )
-    return lines
-
-
-def _outcomes_table(rows: list[dict[str, Any]]) -> list[str]:
-    """Clients waiting for jobs' outcomes: parked, then woken by the jobs finishing."""
-    if not rows:
-        return []
-    lines = [
-        "",
-        "| outcome waiters | park s | park: server, store CPU µs/waiter | server RSS MB (before) | KB/waiter "
-        "| Redis conns | finishing s | all woken s | wake p50 ms | wake p99 ms | wake: server, store CPU µs/waiter "
-        "| finishing alone: server, store CPU µs/job | answered | exactly once, right outcome |",
-        "|" + "---|" * 14,
-    ]
-    for r in rows:
-        lines.append(
-            _line(
-                [
-                    f"{int(r['waiters']):,} waiters",
-                    _fmt(r.get("park_seconds"), 2),
-                    f"{_fmt(r.get('park_server_cpu_us_per_waiter'))}, {_fmt(r.get('park_store_cpu_us_per_waiter'))}",
-                    f"{_fmt(r.get('server_rss_mb'))} ({_fmt(r.get('server_rss_before_mb'))})",
-                    _fmt(r.get("rss_kb_per_waiter"), 1),
-                    _fmt(r.get("redis_conns")),
-                    _fmt(r.get("finish_seconds"), 2),
-                    _fmt(r.get("wake_seconds"), 2),
-                    _fmt(r.get("wake_p50_ms"), 1),
-                    _fmt(r.get("wake_p99_ms"), 1),
-                    f"{_fmt(r.get('wake_server_cpu_us_per_waiter'))}, {_fmt(r.get('wake_store_cpu_us_per_waiter'))}",
-                    f"{_fmt(r.get('finish_only_server_cpu_us_per_job'))}, "
-                    f"{_fmt(r.get('finish_only_store_cpu_us_per_job'))}",
-                    _fmt(r.get("answered")),
-                    _fmt(r.get("exactly_once")),
-                ]
-            )
-        )
-    return lines
 
 
 def verdict_table(verdicts: list[dict[str, Any]]) -> str:
@@ -527,40 +506,9 @@ def ab_table(compared: dict[str, Any], versions: list[dict[str, Any]]) -> str:
     needs less CPU per request: "per server CPU" and "per store CPU" are A's CPU per request over B's)."""
     label = {v["name"]: v["label"] for v in versions}
     a, b = label.get("baseline", "baseline"), label.get("current", "current")
-    lines = [
+    header = (
         f"A = {a}; B = {b}. HTTP ceiling (no-op operation on the API path, this checkout): "
-        f"{_fmt(compared['ceiling'])} req/s (per run: {', '.join(_fmt(c) for c in compared['ceiling_all'])})",
-        "",
-        "| scenario | unit | A | B | B/A | B/A per run | A server CPU µs/req | B server CPU µs/req "
-        "| B/A per server CPU | A store CPU µs/req | B store CPU µs/req | B/A per store CPU "
-        "| A × HTTP ceiling | B × HTTP ceiling | A p99 ms | B p99 ms | exactly once A, B |",
-        "|" + "---|" * 17,
-    ]
-    for e in compared["scenarios"]:
-        base, cur = e.get("baseline", {}), e.get("current", {})
-        lines.append(
-            "| "
-            + " | ".join(
-                [
-                    e["name"],
-                    e.get("unit", ""),
-                    _fmt(base.get("rate")),
-                    _fmt(cur.get("rate")),
-                    _fmt(e.get("x_rate"), 2),
-                    ", ".join(f"{x:.2f}" for x in e.get("x_rate_all", [])) or "-",
-                    _fmt(base.get("server_cpu_us_per_request")),
-                    _fmt(cur.get("server_cpu_us_per_request")),
-                    _fmt(e.get("x_per_cpu"), 2),
-                    _fmt(base.get("store_cpu_us_per_request")),
-                    _fmt(cur.get("store_cpu_us_per_request")),
-                    _fmt(e.get("x_per_store_cpu"), 2),
-                    _fmt(base.get("vs_http_ceiling"), 2),
-                    _fmt(cur.get("vs_http_ceiling"), 2),
-                    _fmt(base.get("p99_ms"), 1),
-                    _fmt(cur.get("p99_ms"), 1),
-                    f"{_fmt(base.get('exactly_once'))}, {_fmt(cur.get('exactly_once'))}",
-                ]
-            )
-            + " |"
-        )
+        f"{_fmt(compared['ceiling'])} req/s (per run: {', '.join(_fmt(c) for c in compared['ceiling_all'])})"
+    )
+    lines = [header, "", *_table(AB_COLUMNS, compared["scenarios"])]
     return "\n".join(lines)

@@ -98,6 +98,14 @@ async def run_once(
             def sampler_of(server=server):
                 return scenarios.Sampler(server, store.url, own, _pid(store))
 
+            async def scale(on: harness.Server, workers: int) -> list[dict[str, Any]]:
+                """Claim 1 + complete on ``on``, a server of ``workers`` processes."""
+                row, _, _ = await scenarios.cycle(
+                    on, lambda: sampler_of(on), sizes, count=1, mode="complete", jobs=sizes.cycle_jobs,
+                    group="scale", label=f"--workers {workers}", kind=f"scale_{workers}",
+                )  # fmt: skip
+                return [row]
+
             await phase("submit", lambda: scenarios.submit(server, sampler_of, sizes))
             await phase("cycle", lambda: scenarios.cycles(server, sampler_of, sizes))
             await phase("other", lambda: scenarios.other_routes(server, sampler_of, sizes))
@@ -124,41 +132,11 @@ async def run_once(
             await phase("outcomes", outcome_waits)
             await phase("retry", lambda: scenarios.retry(server, sizes))
             await phase("maint", lambda: maintenance.run(server, store.url, _pid(store), sizes))
-
-            async def scale_one():
-                row, _, _ = await scenarios.cycle(
-                    server,
-                    sampler_of,
-                    sizes,
-                    count=1,
-                    mode="complete",
-                    jobs=sizes.cycle_jobs,
-                    group="scale",
-                    label="--workers 1",
-                    kind="scale_1",
-                )
-                return [row]
-
-            await phase("scale", scale_one)
+            await phase("scale", lambda: scale(server, 1))
 
         async def scale_two():
             with harness.starq_server(store.url, workers=2) as server2:
-
-                def sampler2():
-                    return scenarios.Sampler(server2, store.url, own, _pid(store))
-
-                row, _, _ = await scenarios.cycle(
-                    server2,
-                    sampler2,
-                    sizes,
-                    count=1,
-                    mode="complete",
-                    jobs=sizes.cycle_jobs,
-                    group="scale",
-                    label="--workers 2",
-                    kind="scale_2",
-                )
-                return [row]
+                return await scale(server2, 2)
 
         await phase("scale", scale_two)
     return {

@@ -31,52 +31,35 @@ ORIGINAL = {"submit_1": 879, "submit_100": 10_500, "cycle_1": 498, "cycle_10": 7
 
 @attrs.frozen
 class Sizes:
-    seconds: float  # per measured phase, an upper bound (phases also stop when their job count is done)
-    ceiling_requests: int
-    submit_jobs: dict[int, int]  # batch size -> jobs
-    cycle_jobs: int
-    ack_jobs: int
-    workers: int
-    waiters: tuple[int, ...]
-    wakes: int
-    retries: int
-    other_jobs: int  # jobs in the queue the other routes read (64 of them claimed, for extend)
-    other_requests: int  # per route (phases also stop after 8 s)
-    flow_jobs: int
-    flow_keys: int
-    rate_limits: tuple[tuple[int, int], ...]  # (max, per_ms)
-    rate_seconds: float  # a rate-limited phase gets the jobs its limit allows in this long (at most flow_jobs)
-    retention_jobs: int  # finished in one burst on a queue with ``retention: 2`` (maintenance group)
-    due_jobs: int  # submitted with one ``run_at`` (maintenance group)
-    due_lead: float  # seconds from the start of that submit to the ``run_at``
-    outcome_waiters: tuple[int, ...]  # clients waiting for jobs' outcomes (GET …/jobs/{id}?wait_ms), per phase
+    """How much each scenario does. The defaults are the full run's; ``quick()`` is the smoke test's."""
+
+    seconds: float = 30  # per measured phase, an upper bound (phases also stop when their job count is done)
+    ceiling_requests: int = 200_000
+    submit_jobs: dict[int, int] = attrs.field(factory=lambda: {1: 5_000, 100: 100_000, 1000: 200_000})  # batch -> jobs
+    cycle_jobs: int = 5_000
+    ack_jobs: int = 100_000
+    workers: int = 16
+    waiters: tuple[int, ...] = (1_000, 5_000, 10_000)
+    wakes: int = 200
+    retries: int = 8
+    other_jobs: int = 2_000  # jobs in the queue the other routes read (64 of them claimed, for extend)
+    other_requests: int = 20_000  # per route (phases also stop after 8 s)
+    flow_jobs: int = 5_000
+    flow_keys: int = 1_000
+    # (max, per_ms). The first as the issue suggests it (above what claim 1 + complete does on this machine: what
+    # the check costs); the second below it (what the limit lets through).
+    rate_limits: tuple[tuple[int, int], ...] = ((2_000, 1_000), (40, 100))
+    rate_seconds: float = 5  # a rate-limited phase gets the jobs its limit allows in this long (at most flow_jobs)
+    # The maintenance group, at the targets of the reliability issue:
+    retention_jobs: int = 40_000  # finished in one burst on a queue with ``retention: 2``
+    due_jobs: int = 20_000  # submitted with one ``run_at``
+    due_lead: float = 12  # seconds from the start of that submit to the ``run_at``
+    # Clients waiting for jobs' outcomes (GET …/jobs/{id}?wait_ms), per phase.
+    outcome_waiters: tuple[int, ...] = (10_000,)
 
     @classmethod
     def full(cls) -> Sizes:
-        return cls(
-            seconds=30,
-            ceiling_requests=200_000,
-            submit_jobs={1: 5_000, 100: 100_000, 1000: 200_000},
-            cycle_jobs=5_000,
-            ack_jobs=100_000,
-            workers=16,
-            waiters=(1_000, 5_000, 10_000),
-            wakes=200,
-            retries=8,
-            other_jobs=2_000,
-            other_requests=20_000,
-            flow_jobs=5_000,
-            flow_keys=1_000,
-            # The first as the issue suggests it (above what claim 1 + complete does on this machine: what the
-            # check costs); the second below it (what the limit lets through).
-            rate_limits=((2_000, 1_000), (40, 100)),
-            rate_seconds=5,
-            # The maintenance targets of the reliability issue.
-            retention_jobs=40_000,
-            due_jobs=20_000,
-            due_lead=12,
-            outcome_waiters=(10_000,),
-        )
+        return cls()
 
     @classmethod
     def quick(cls) -> Sizes:
@@ -150,27 +133,51 @@ class Sampler:
         self.sample()
 
 
-def _merge(results: list[dict[str, Any]]) -> tuple[float, list[float], int, int]:
-    """Wall seconds over all client processes, every latency, requests and errors."""
-    start = min(r["start_ms"] for r in results)
-    end = max(r["end_ms"] for r in results)
-    latencies = [x for r in results for x in r["latencies"]]
-    return (end - start) / 1000, latencies, sum(r["requests"] for r in results), sum(r["errors"] for r in results)
+@attrs.frozen
+class Phase:
+    """What the client processes of a measured phase did: their results, merged (wall seconds over all of them,
+    every latency, requests and errors), and the CPU and samples taken meanwhile."""
+
+    results: list[dict[str, Any]]
+    seconds: float
+    latencies: list[float]
+    requests: int
+    errors: int
+    server_cpu: float
+    client_cpu: float
+    sampler: Sampler | None
 
 
-def _row(
-    group: str,
-    name: str,
-    *,
-    jobs: int | None,
-    seconds: float,
-    latencies: list[float],
-    requests: int,
-    server_cpu: float,
-    client_cpu: float,
-    sampler: Sampler | None,
-    **extra: Any,
-) -> dict[str, Any]:
+async def _measure(
+    pids: list[int],
+    spec: dict[str, Any],
+    sampler_of=None,
+    then: Callable[[], Awaitable[None]] | None = None,
+) -> Phase:
+    """Runs the client processes of ``spec`` while metering the CPU of ``pids`` (and sampling with
+    ``sampler_of()`` when given); ``then`` still counts in the phase, after the clients are done."""
+    meter = procstat.CpuMeter(pids)
+    meter.start()
+    async with sampler_of().running() if sampler_of else contextlib.nullcontext() as sampler:
+        results, client_cpu = await harness.run_clients(spec)
+        if then is not None:
+            await then()
+    server_cpu = meter.stop()
+    return Phase(
+        results=results,
+        seconds=(max(r["end_ms"] for r in results) - min(r["start_ms"] for r in results)) / 1000,
+        latencies=[x for r in results for x in r["latencies"]],
+        requests=sum(r["requests"] for r in results),
+        errors=sum(r["errors"] for r in results),
+        server_cpu=server_cpu,
+        client_cpu=client_cpu,
+        sampler=sampler,
+    )
+
+
+def _row(group: str, name: str, phase: Phase, *, jobs: int | None, **extra: Any) -> dict[str, Any]:
+    seconds, latencies, requests = phase.seconds, phase.latencies, phase.requests
+    server_cpu, client_cpu, sampler = phase.server_cpu, phase.client_cpu, phase.sampler
     store_cpu = sampler.store_cpu if sampler else None
     return {
         "group": group,
@@ -228,25 +235,16 @@ async def http_references(sizes: Sizes, kinds: tuple[str, ...] | None = None) ->
                 "seconds": min(sizes.seconds, 8),
                 "connections": 32,
             }
-            meter = procstat.CpuMeter(app.pids)
-            meter.start()
-            results, client_cpu = await harness.run_clients(spec)
-            server_cpu = meter.stop()
-            seconds, latencies, requests, errors = _merge(results)
+            phase = await _measure(app.pids, spec)
             rows.append(
                 _row(
                     "reference",
                     label,
-                    jobs=requests,
-                    seconds=seconds,
-                    latencies=latencies,
-                    requests=requests,
-                    server_cpu=server_cpu,
-                    client_cpu=client_cpu,
-                    sampler=None,
+                    phase,
+                    jobs=phase.requests,
                     kind=kind,
-                    errors=errors,
-                    requests_per_server_cpu_s=round(requests / server_cpu) if server_cpu else None,
+                    errors=phase.errors,
+                    requests_per_server_cpu_s=round(phase.requests / phase.server_cpu) if phase.server_cpu else None,
                 )
             )
     return rows
@@ -318,31 +316,21 @@ async def submit(
                 "connections": 16 if batch == 1 else 4,
                 "per_proc": ["jobs"],
             }
-            meter = procstat.CpuMeter(server.pids)
-            meter.start()
-            async with sampler_of().running() as sampler:
-                results, client_cpu = await harness.run_clients(spec)
-            server_cpu = meter.stop()
-            seconds, latencies, requests, errors = _merge(results)
-            ids = [i for r in results for i in r["ids"]]
+            phase = await _measure(server.pids, spec, sampler_of)
+            ids = [i for r in phase.results for i in r["ids"]]
             counts = await admin.counts(queue)
             # A phase may end at its deadline before all jobs are sent: what counts is that every acknowledged job
             # is stored exactly once.
-            exact = errors == 0 and len(ids) == len(set(ids)) == counts["pending"]
+            exact = phase.errors == 0 and len(ids) == len(set(ids)) == counts["pending"]
             seen = await inspect(admin, queue, len(ids)) if inspect else {}
             rows.append(
                 _row(
                     "submit",
                     f"submit {batch}/request",
+                    phase,
                     jobs=len(ids),
-                    seconds=seconds,
-                    latencies=latencies,
-                    requests=requests,
-                    server_cpu=server_cpu,
-                    client_cpu=client_cpu,
-                    sampler=sampler,
                     kind=f"submit_{batch}",
-                    errors=errors,
+                    errors=phase.errors,
                     exactly_once=exact,
                     **seen,
                 )
@@ -410,22 +398,22 @@ async def cycle(
             "block_ms": block_ms,
             "timeline": timeline,
         }
-        meter = procstat.CpuMeter(server.pids)
-        meter.start()
         removed_after = None
-        async with sampler_of().running() as sampler:
-            results, client_cpu = await harness.run_clients(spec)
-            if until_removed:
-                finished = time.monotonic()
-                with trio.move_on_after(120):
-                    while (await admin.counts(queue))["completed"] > 0:
-                        await trio.sleep(0.1)
-                    removed_after = round(time.monotonic() - finished, 2)
-        server_cpu = meter.stop()
-        seconds, latencies, requests, errors = _merge(results)
+
+        async def removed() -> None:
+            nonlocal removed_after
+            finished = time.monotonic()
+            with trio.move_on_after(120):
+                while (await admin.counts(queue))["completed"] > 0:
+                    await trio.sleep(0.1)
+                removed_after = round(time.monotonic() - finished, 2)
+
+        phase = await _measure(server.pids, spec, sampler_of, then=removed if until_removed else None)
+        results, errors = phase.results, phase.errors
         if block_ms:
             # The workers' last claims wait out their block_ms on an empty queue: the phase ends with the last report.
-            seconds = (max(r["last_ms"] for r in results) - min(r["start_ms"] for r in results)) / 1000
+            last = max(r["last_ms"] for r in results) - min(r["start_ms"] for r in results)
+            phase = attrs.evolve(phase, seconds=last / 1000)
         exact = _exactly_once(results, set(ordered), await admin.counts(queue), errors, kept=not until_removed)
         completed = sum(len(r["completed"]) for r in results)
         seen = await inspect(admin, queue, completed) if inspect else {}
@@ -434,13 +422,8 @@ async def cycle(
     row = _row(
         group,
         label or what,
+        phase,
         jobs=completed,
-        seconds=seconds,
-        latencies=latencies,
-        requests=requests,
-        server_cpu=server_cpu,
-        client_cpu=client_cpu,
-        sampler=sampler,
         kind=kind or f"cycle_{count}_{mode}",
         errors=errors,
         exactly_once=exact,
@@ -534,27 +517,17 @@ async def other_routes(server: Server, sampler_of, sizes: Sizes) -> list[dict[st
                 "seconds": min(sizes.seconds, 8),
                 "connections": connections,
             }
-            meter = procstat.CpuMeter(server.pids)
-            meter.start()
-            async with sampler_of().running() as sampler:
-                results, client_cpu = await harness.run_clients(spec)
-            server_cpu = meter.stop()
-            seconds, latencies, requests, errors = _merge(results)
+            phase = await _measure(server.pids, spec, sampler_of)
             after = await admin.counts(queue)
             rows.append(
                 _row(
                     "other",
                     label,
+                    phase,
                     jobs=None,
-                    seconds=seconds,
-                    latencies=latencies,
-                    requests=requests,
-                    server_cpu=server_cpu,
-                    client_cpu=client_cpu,
-                    sampler=sampler,
                     kind=f"other_{kind}",
-                    errors=errors,
-                    exactly_once=errors == 0 and after == before,
+                    errors=phase.errors,
+                    exactly_once=phase.errors == 0 and after == before,
                     connections=connections,
                 )
             )
@@ -669,28 +642,28 @@ def _client_procs(waiters: int) -> int:
 
 
 @contextlib.asynccontextmanager
-async def _parking_clients(host: str, port: int, queue: str, waiters: int):
-    """Client processes holding ``waiters`` claims between them, started and ready (imports done): the caller
-    sends ``go`` and, later, ``release`` to each."""
-    procs = _client_procs(waiters)
+async def _ready_clients(specs: list[dict[str, Any]]):
+    """Long-lived client processes, one per spec, started and ready (imports done, each has said so): yields
+    them as ``(process, its stdout's lines)``."""
     async with contextlib.AsyncExitStack() as stack:
         clients = []
-        for i in range(procs):
-            spec = {
-                "kind": "longpoll",
-                "host": host,
-                "port": port,
-                "queue": queue,
-                "waiters": waiters // procs + (1 if i < waiters % procs else 0),
-                "block_ms": 30_000,
-                "seconds": 120,
-            }
+        for spec in specs:
             proc, stdout = await stack.enter_async_context(harness.long_lived_client(spec))
             clients.append((proc, _Lines(stdout)))
         with trio.fail_after(60):
             for _, lines in clients:
                 await lines.next()  # ready
         yield clients
+
+
+def _parking_clients(host: str, port: int, queue: str, waiters: int):
+    """Client processes holding ``waiters`` claims between them, started and ready: the caller sends ``go`` and,
+    later, ``release`` to each."""
+    procs = _client_procs(waiters)
+    spec = {"kind": "longpoll", "host": host, "port": port, "queue": queue, "block_ms": 30_000, "seconds": 120}
+    return _ready_clients(
+        [{**spec, "waiters": waiters // procs + (1 if i < waiters % procs else 0)} for i in range(procs)]
+    )
 
 
 async def _tell(clients, line: bytes) -> None:

@@ -6,7 +6,6 @@ Like the other scenarios, these make, fill, finish and check their queues over t
 
 from __future__ import annotations
 
-import contextlib
 import re
 import socket
 import time
@@ -16,11 +15,11 @@ from typing import Any
 import orjson
 import trio
 
-from . import harness, procstat
+from . import procstat
 from .admin import Admin
 from .harness import Server, percentile
 from .rawhttp import HTTPConnection
-from .scenarios import Sizes, _client_procs, _Lines, _tell, cycle, queue_name, submit
+from .scenarios import Sizes, _client_procs, _ready_clients, _tell, cycle, queue_name, submit
 
 # -- the event log's cost ----------------------------------------------------------------------------------------
 
@@ -143,21 +142,12 @@ async def outcome_waiters(server: Server) -> int:
         return -1
 
 
-@contextlib.asynccontextmanager
-async def _waiting_clients(server: Server, queue: str, ids: list[str]):
+def _waiting_clients(server: Server, queue: str, ids: list[str]):
     """Client processes that will wait for the outcomes of ``ids`` between them, started and ready."""
     procs = _client_procs(len(ids))
-    async with contextlib.AsyncExitStack() as stack:
-        clients = []
-        for i in range(procs):
-            spec = {"kind": "outcome_wait", "host": server.host, "port": server.port, "queue": queue,
-                    "ids": ids[i::procs], "wait_ms": WAIT_MS, "seconds": 150}  # fmt: skip
-            proc, stdout = await stack.enter_async_context(harness.long_lived_client(spec))
-            clients.append((proc, _Lines(stdout)))
-        with trio.fail_after(60):
-            for _, lines in clients:
-                await lines.next()  # ready
-        yield clients
+    spec = {"kind": "outcome_wait", "host": server.host, "port": server.port, "queue": queue, "wait_ms": WAIT_MS,
+            "seconds": 150}  # fmt: skip
+    return _ready_clients([{**spec, "ids": ids[i::procs]} for i in range(procs)])
 
 
 # A job's planned outcome: (status, mark, lease id). A completed job's result is {"w": mark}, a failed one's error

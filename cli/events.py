@@ -10,16 +10,19 @@ were read) goes to stderr, or, with ``--json``, into the output as a line of its
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncclick as click
 import trio
 from rich.markup import escape
 
-from starq.worker_kit import Event, StarqClient
+from starq.worker_kit import Event
 
 from .group import api_command, main, quit_on_sigint
 from .output import Output, compact
+
+if TYPE_CHECKING:
+    from starq.worker_kit import StarqClient
 
 COLUMNS = ["id", "at", "event", "job_id", "status", "detail"]
 # --no-follow stops at the first pause this long: the server sends what the log holds at once, then live events.

@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import asyncclick as click
 import attrs
@@ -15,12 +15,15 @@ import trio
 from asyncclick.core import ParameterSource, augment_usage_errors
 from asyncclick.globals import pop_context, push_context
 
-from starq.worker_kit import StarqClient, StarqError
+from starq.worker_kit import StarqError
 from starq.worker_kit.backoff import Backoff, RetryPolicy
-from starq.worker_kit.http import DEFAULT_URL
+from starq.worker_kit.protocol import DEFAULT_TIMEOUT, DEFAULT_URL
 
 from .output import Output
 from .profiles import PROFILE_ENV, config_path, load_profile
+
+if TYPE_CHECKING:
+    from starq.worker_kit import StarqClient
 
 # Commands that run an event loop of their own (``serve`` calls ``trio.run``): they are run after the CLI's loop
 # has ended, on the main thread, where their signal handlers work.
@@ -122,12 +125,14 @@ class Config:
     url: str = DEFAULT_URL
     api_key: str | None = None
     json: bool = False
-    timeout: float = 30.0
+    timeout: float = DEFAULT_TIMEOUT
     # Where the key came from ("-k/--api-key", "STARQ_API_KEY", "profile 'prod'"; "" for none), for the hint of an
     # authentication error.
     key_source: str = ""
 
     def client(self) -> StarqClient:
+        from starq.worker_kit import StarqClient  # here, not on top: completing a command line needs no HTTP client
+
         # A CLI call should fail fast when the server is down, after a couple of quick retries.
         return StarqClient(
             self.url, self.api_key, timeout=self.timeout, retry=RetryPolicy(attempts=3, backoff=Backoff(0.2, 1.0))

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncclick as click
 import trio
 
-from starq.worker_kit import Job, StarqClient
+from starq.worker_kit import Job, protocol
 from starq.worker_kit.protocol import JOB_STATUSES
 
 from .group import api_command, main
-from .output import Output, compact
+from .options import block_ms_option, job_arguments
+from .output import Output, compact, pretty
+
+if TYPE_CHECKING:
+    from starq.worker_kit import StarqClient
 
 CLAIM_LINGER = 0.2
+LEASE_ID_HELP = "The lease from the claim (refused if no longer current)."
 
 
 def json_value(text: str | None, what: str) -> Any:
@@ -84,31 +90,27 @@ async def jobs(
 
 
 @api_command(main)
-@click.argument("queue")
-@click.argument("job_id")
+@job_arguments
 async def job(client: StarqClient, out: Output, queue: str, job_id: str) -> None:
     """Show one job: its payload, result or error, progress, batch, the jobs it depends on and the jobs waiting
     for it (dependents), and its history."""
     found = await client.get_job(queue, job_id)
-    if out.json_mode:
-        out.json(found.raw)
-        return
-    pairs: list[tuple[str, Any]] = []
-    for key, value in found.raw.items():
-        if key == "history":
-            continue  # a table of its own, below
-        if key in ("payload", "result"):
-            value = json.dumps(value, indent=2, ensure_ascii=False) if value is not None else ""
-        elif key == "status":
-            value = out.status(value)
-        elif key in ("depends_on", "dependents") and isinstance(value, list):
-            value = " ".join(str(v) for v in value)  # ids, to paste into `starq job`
-        pairs.append((key, value))
-    out.record(pairs, title=f"job {found.id}")
+    # The history is a table of its own, below.
+    out.show(found.raw, title=f"job {found.id}", shown=functools.partial(_job_field, out), leave_out=("history",))
     history = found.raw.get("history") or []
-    if history:
+    if history and not out.json_mode:
         out.line("")
         out.table(HISTORY_COLUMNS, [history_row(out, event) for event in history], title="history")
+
+
+def _job_field(out: Output, key: str, value: Any) -> Any:
+    if key in ("payload", "result"):
+        return pretty(value)
+    if key == "status":
+        return out.status(value)
+    if key in ("depends_on", "dependents") and isinstance(value, list):
+        return " ".join(str(v) for v in value)  # ids, to paste into `starq job`
+    return value
 
 
 # A job's history as a table: one row per event, oldest first (``--json`` keeps the server's objects).
@@ -137,14 +139,15 @@ def first_line(text: str) -> str:
 
 @api_command(main)
 @click.argument("queue")
-@click.option("-n", "--count", type=click.IntRange(1, 100), default=1, show_default=True, help="Most jobs to claim.")
 @click.option(
-    "--block-ms",
-    type=click.IntRange(0, 60_000),
-    default=0,
+    "-n",
+    "--count",
+    type=click.IntRange(1, protocol.MAX_CLAIM_COUNT),
+    default=1,
     show_default=True,
-    help="Wait this long for a job when none is ready.",
+    help="Most jobs to claim.",
 )
+@block_ms_option(default=0, help="Wait this long for a job when none is ready.")
 @click.option("--worker", default="cli", show_default=True, help="Worker name the server records.")
 async def claim(client: StarqClient, out: Output, queue: str, count: int, block_ms: int, worker: str) -> None:
     """Claim jobs (prints each job's lease_id, to quote when completing or failing it)."""
@@ -154,58 +157,50 @@ async def claim(client: StarqClient, out: Output, queue: str, count: int, block_
         # take a hang-up in the instant after the answer was sent for an answer that never left, and put
         # the jobs back (they would then refuse this lease).
         await trio.sleep(CLAIM_LINGER)
-    if out.json_mode:
-        out.json({"jobs": [j.raw for j in claimed]})
-    elif not claimed:
-        out.line("No jobs to claim")
-    else:
-        out.table(
-            ["id", "lease_id", "lease_expires_at", "retries", "payload"],
-            [[j.id, j.lease_id, j.lease_expires_at, j.retries, compact(j.payload)] for j in claimed],
-            right=("retries",),
-        )
+    out.listing(
+        "jobs",
+        claimed,
+        ["id", "lease_id", "lease_expires_at", "retries", "payload"],
+        lambda j: [j.id, j.lease_id, j.lease_expires_at, j.retries, compact(j.payload)],
+        empty="No jobs to claim",
+        right=("retries",),
+    )
 
 
 @api_command(main)
-@click.argument("queue")
-@click.argument("job_id")
+@job_arguments
 @click.option("-r", "--result", default=None, help="The result, as JSON (default {}).")
-@click.option("--lease-id", default=None, help="The lease from the claim (refused if no longer current).")
+@click.option("--lease-id", help=LEASE_ID_HELP)
 async def complete(
     client: StarqClient, out: Output, queue: str, job_id: str, result: str | None, lease_id: str | None
 ) -> None:
     """Report a claimed job done."""
     status = await client.complete(queue, job_id, json_value(result, "--result"), lease_id=lease_id)
-    if out.json_mode:
-        out.json({"status": status, "job_id": job_id})
-    else:
-        out.line(f"Job {job_id} {status}")
+    _moved(out, job_id, status, f"Job {job_id} {status}")
 
 
 @api_command(main)
-@click.argument("queue")
-@click.argument("job_id")
+@job_arguments
 @click.option("-e", "--error", default="", help="What went wrong.")
-@click.option("--lease-id", default=None, help="The lease from the claim (refused if no longer current).")
+@click.option("--lease-id", help=LEASE_ID_HELP)
 @click.option("--retry/--no-retry", default=True, show_default=True, help="--no-retry dead-letters the job at once.")
 async def fail(
     client: StarqClient, out: Output, queue: str, job_id: str, error: str, lease_id: str | None, retry: bool
 ) -> None:
     """Report a claimed job failed (it is retried with backoff while attempts remain)."""
     answer = await client.fail(queue, job_id, error, lease_id=lease_id, retry=retry)
-    if out.json_mode:
-        out.json({"status": answer.status, "job_id": answer.job_id, "retries": answer.retries})
-    else:
-        out.line(f"Job {job_id} is now {answer.status} (retries: {answer.retries})")
+    out.answer(
+        {"status": answer.status, "job_id": answer.job_id, "retries": answer.retries},
+        f"Job {job_id} is now {answer.status} (retries: {answer.retries})",
+    )
 
 
 @api_command(main)
-@click.argument("queue")
-@click.argument("job_id")
-@click.option("--lease-id", required=True, help="The lease from the claim (refused if no longer current).")
+@job_arguments
+@click.option("--lease-id", required=True, help=LEASE_ID_HELP)
 @click.option(
     "--delay",
-    type=click.FloatRange(0, 366 * 86400),
+    type=click.FloatRange(0, protocol.MAX_DELAY),
     default=0,
     show_default=True,
     metavar="SECONDS",
@@ -213,8 +208,7 @@ async def fail(
 )
 async def release(client: StarqClient, out: Output, queue: str, job_id: str, lease_id: str, delay: float) -> None:
     """Give a claimed job back without counting an attempt (pending again, or scheduled with --delay)."""
-    status = await client.release(queue, job_id, lease_id=lease_id, delay=delay)
-    out.json({"status": status, "job_id": job_id}) if out.json_mode else out.line(f"Job {job_id} is now {status}")
+    _moved(out, job_id, await client.release(queue, job_id, lease_id=lease_id, delay=delay))
 
 
 @api_command(main)
@@ -227,28 +221,27 @@ async def retry(client: StarqClient, out: Output, queue: str, job_id: str | None
         raise click.UsageError("give a job id or --all-failed (not both)")
     if all_failed:
         count = await client.retry_dead(queue)
-        out.json({"status": "ok", "queue": queue, "retried": count}) if out.json_mode else out.line(
-            f"Retried {count} failed job(s) of {queue}"
-        )
+        out.answer({"status": "ok", "queue": queue, "retried": count}, f"Retried {count} failed job(s) of {queue}")
         return
     assert job_id is not None  # given, as checked above
-    status = await client.retry_job(queue, job_id)
-    out.json({"status": status, "job_id": job_id}) if out.json_mode else out.line(f"Job {job_id} is now {status}")
+    _moved(out, job_id, await client.retry_job(queue, job_id))
 
 
 @api_command(main)
-@click.argument("queue")
-@click.argument("job_id")
+@job_arguments
 async def cancel(client: StarqClient, out: Output, queue: str, job_id: str) -> None:
     """Cancel a waiting, pending, scheduled or claimed job (the worker of a claimed one is told to stop)."""
     status = await client.cancel(queue, job_id)
-    out.json({"status": status, "job_id": job_id}) if out.json_mode else out.line(f"Job {job_id} {status}")
+    _moved(out, job_id, status, f"Job {job_id} {status}")
 
 
 @api_command(main)
-@click.argument("queue")
-@click.argument("job_id")
+@job_arguments
 async def promote(client: StarqClient, out: Output, queue: str, job_id: str) -> None:
     """Make a scheduled job pending now."""
-    status = await client.promote(queue, job_id)
-    out.json({"status": status, "job_id": job_id}) if out.json_mode else out.line(f"Job {job_id} is now {status}")
+    _moved(out, job_id, await client.promote(queue, job_id))
+
+
+def _moved(out: Output, job_id: str, status: str, text: str = "") -> None:
+    """The answer of a command that moved one job: its new status (``text`` for people, if not the usual)."""
+    out.answer({"status": status, "job_id": job_id}, text or f"Job {job_id} is now {status}")

@@ -1,5 +1,6 @@
-"""Options and checks shared by several commands: a job's options (``submit``, ``schedules``), rate limits
-(``create``, ``update``), ISO times, JSON objects, and when a destructive command asks first."""
+"""Options and checks shared by several commands: a job's options (``submit``, ``schedules``), a queue's
+settings (``create``, ``update``), rate limits, ISO times, JSON objects, and when a destructive command asks
+first."""
 
 from __future__ import annotations
 
@@ -11,95 +12,116 @@ from typing import Any
 
 import asyncclick as click
 
-from starq.worker_kit.protocol import (
-    MAX_JOB_TIMEOUT,
-    MAX_KEY_LENGTH,
-    MAX_PRIORITY,
-    MAX_TAG_LENGTH,
-    MAX_TAGS,
-    MAX_UNIQUE_FOR,
-)
+from starq.worker_kit import protocol
 
 from .output import Output
+
+Decorator = Callable[[Any], Any]
+
+
+def stack(*decorators: Decorator) -> Decorator:
+    """One decorator that applies ``decorators`` as if written one above the other in this order (so the options
+    show in ``--help`` in this order)."""
+
+    def apply(command: Any) -> Any:
+        for decorator in reversed(decorators):
+            command = decorator(command)
+        return command
+
+    return apply
+
+
+def setting_range(name: str) -> click.ParamType:
+    """The range a queue setting may take, as its declaration in the protocol gives it."""
+    setting = next(s for s in protocol.QUEUE_SETTINGS if s.name == name)
+    if setting.type == "integer":
+        return click.IntRange(_whole(setting.minimum), _whole(setting.maximum))
+    return click.FloatRange(setting.minimum, setting.maximum)
+
+
+def _whole(bound: float | None) -> int | None:
+    return None if bound is None else int(bound)
+
+
+# QUEUE and JOB_ID, the arguments of every command about one job: the API reaches a job through its queue.
+job_arguments = stack(click.argument("queue"), click.argument("job_id"))
+
+# ``-y/--yes`` of the commands that ask before destroying data (see ``need_yes_or_terminal``).
+yes_option = click.option(
+    "-y", "--yes", is_flag=True, help="Do not ask for confirmation (needed when stdin is not a terminal)."
+)
+
+
+def block_ms_option(*, default: int, help: str) -> Decorator:
+    """``--block-ms``: how long one claim waits for a job (the server waits at most a minute)."""
+    return click.option(
+        "--block-ms", type=click.IntRange(0, protocol.MAX_BLOCK_MS), default=default, show_default=True, help=help
+    )
+
 
 # The job options as the API names them, in the order the options are declared.
 JOB_OPTIONS = ("key", "unique_key", "unique_for", "timeout", "max_retries", "tags")
 
 
 def _check_text(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    if value is not None and not 0 < len(value) <= MAX_KEY_LENGTH:
-        raise click.BadParameter(f"must be 1 to {MAX_KEY_LENGTH} characters long")
+    if value is not None and not 0 < len(value) <= protocol.MAX_KEY_LENGTH:
+        raise click.BadParameter(f"must be 1 to {protocol.MAX_KEY_LENGTH} characters long")
     return value
 
 
 def _check_tags(ctx: click.Context, param: click.Parameter, value: Sequence[str]) -> tuple[str, ...]:
-    if len(value) > MAX_TAGS:
-        raise click.BadParameter(f"at most {MAX_TAGS} tags, not {len(value)}")
+    if len(value) > protocol.MAX_TAGS:
+        raise click.BadParameter(f"at most {protocol.MAX_TAGS} tags, not {len(value)}")
     for tag in value:
-        if not 0 < len(tag) <= MAX_TAG_LENGTH:
-            raise click.BadParameter(f"a tag must be 1 to {MAX_TAG_LENGTH} characters long: {tag!r}")
+        if not 0 < len(tag) <= protocol.MAX_TAG_LENGTH:
+            raise click.BadParameter(f"a tag must be 1 to {protocol.MAX_TAG_LENGTH} characters long: {tag!r}")
     return tuple(value)
 
 
-def job_option_decorators() -> list[Callable[[Any], Any]]:
-    """``-p/--priority``, ``--key``, ``--unique-key``, ``--unique-for``, ``--timeout``, ``--max-retries`` and
-    ``--tag``: what each job gets. Unset ones are not sent (the server's defaults apply)."""
-    return [
-        click.option(
-            "-p",
-            "--priority",
-            type=click.IntRange(0, MAX_PRIORITY),
-            default=None,
-            help="Priority of every job (0-9; higher first).",
-        ),
-        click.option(
-            "--key",
-            default=None,
-            callback=_check_text,
-            help="The jobs' ordering and concurrency group (see the queue's --key-concurrency).",
-        ),
-        click.option(
-            "--unique-key",
-            default=None,
-            callback=_check_text,
-            help="Skip a job while an unfinished job of the queue holds this key.",
-        ),
-        click.option(
-            "--unique-for",
-            type=click.IntRange(1, MAX_UNIQUE_FOR),
-            default=None,
-            metavar="SECONDS",
-            help="With --unique-key: hold the key this long from submission instead, whatever becomes of the job.",
-        ),
-        click.option(
-            "--timeout",
-            "job_timeout",
-            type=click.IntRange(1, MAX_JOB_TIMEOUT),
-            default=None,
-            metavar="SECONDS",
-            help="The longest one attempt may run; it then fails (and is retried as any failure). "
-            "Not the global --timeout, which comes before the command.",
-        ),
-        click.option(
-            "--max-retries",
-            type=click.IntRange(0, 1000),
-            default=None,
-            help="Retries of each job, instead of the queue's max_retries.",
-        ),
-        click.option(
-            "--tag",
-            "tags",
-            multiple=True,
-            callback=_check_tags,
-            help=f"A label to list jobs by (jobs --tag); repeat it for more (at most {MAX_TAGS}).",
-        ),
-    ]
-
-
-def job_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    for option in reversed(job_option_decorators()):
-        command = option(command)
-    return command
+# ``-p/--priority``, ``--key``, ``--unique-key``, ``--unique-for``, ``--timeout``, ``--max-retries`` and ``--tag``:
+# what each job gets. Unset ones are not sent (the server's defaults apply).
+job_options = stack(
+    click.option(
+        "-p",
+        "--priority",
+        type=click.IntRange(0, protocol.MAX_PRIORITY),
+        help="Priority of every job (0-9; higher first).",
+    ),
+    click.option(
+        "--key",
+        callback=_check_text,
+        help="The jobs' ordering and concurrency group (see the queue's --key-concurrency).",
+    ),
+    click.option(
+        "--unique-key", callback=_check_text, help="Skip a job while an unfinished job of the queue holds this key."
+    ),
+    click.option(
+        "--unique-for",
+        type=click.IntRange(1, protocol.MAX_UNIQUE_FOR),
+        metavar="SECONDS",
+        help="With --unique-key: hold the key this long from submission instead, whatever becomes of the job.",
+    ),
+    click.option(
+        "--timeout",
+        "job_timeout",
+        type=click.IntRange(1, protocol.MAX_JOB_TIMEOUT),
+        metavar="SECONDS",
+        help="The longest one attempt may run; it then fails (and is retried as any failure). "
+        "Not the global --timeout, which comes before the command.",
+    ),
+    click.option(
+        "--max-retries",
+        type=setting_range("max_retries"),
+        help="Retries of each job, instead of the queue's max_retries.",
+    ),
+    click.option(
+        "--tag",
+        "tags",
+        multiple=True,
+        callback=_check_tags,
+        help=f"A label to list jobs by (jobs --tag); repeat it for more (at most {protocol.MAX_TAGS}).",
+    ),
+)
 
 
 def given_job_options(params: dict[str, Any]) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import asyncclick as click
@@ -31,6 +31,15 @@ def compact(value: Any, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def pretty(value: Any) -> str:
+    """JSON over several indented lines (a payload or result in a record); nothing for null."""
+    return "" if value is None else json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def _as_is(key: str, value: Any) -> Any:
+    return value
+
+
 class Output:
     """Where a command prints. Human output goes to stdout; errors and progress go to stderr."""
 
@@ -55,6 +64,47 @@ class Output:
             self.console.print(text, style=style, markup=False)
         else:
             click.echo(text)
+
+    def answer(self, data: Any, text: str) -> None:
+        """What a command did: ``data`` with --json, else ``text`` on one line."""
+        if self.json_mode:
+            self.json(data)
+        else:
+            self.line(text)
+
+    def show(
+        self,
+        raw: dict[str, Any],
+        *,
+        title: str | None = None,
+        shown: Callable[[str, Any], Any] = _as_is,
+        leave_out: Sequence[str] = (),
+    ) -> None:
+        """One object of the API: as the server sent it with --json; else a record of its fields but those left
+        out, each value as ``shown(key, value)`` renders it."""
+        if self.json_mode:
+            self.json(raw)
+        else:
+            self.record([(key, shown(key, value)) for key, value in raw.items() if key not in leave_out], title=title)
+
+    def listing(
+        self,
+        name: str,
+        items: Sequence[Any],
+        columns: Sequence[str],
+        row: Callable[[Any], Sequence[Any]],
+        *,
+        empty: str,
+        right: Sequence[str] = (),
+    ) -> None:
+        """A list of the API's objects (each with its ``raw`` fields): ``{name: [raw, ...]}`` with --json; else a
+        table of ``row(item)`` for each, or the line ``empty`` when there are none."""
+        if self.json_mode:
+            self.json({name: [item.raw for item in items]})
+        elif not items:
+            self.line(empty)
+        else:
+            self.table(columns, [row(item) for item in items], right=right)
 
     def note(self, text: str) -> None:
         """A side remark for people, on stderr so pipes stay clean."""

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncclick as click
 
-from starq.worker_kit import Schedule, StarqClient
+from starq.worker_kit import Schedule
 from starq.worker_kit.protocol import MAX_UNIQUE_FOR
 
 from .group import api_command, main
-from .options import JOB_OPTIONS, confirm, given_job_options, job_options, json_object, need_yes_or_terminal
-from .output import Output, compact
+from .options import (
+    JOB_OPTIONS,
+    confirm,
+    given_job_options,
+    job_options,
+    json_object,
+    need_yes_or_terminal,
+    stack,
+    yes_option,
+)
+from .output import Output, compact, pretty
+
+if TYPE_CHECKING:
+    from starq.worker_kit import StarqClient
 
 COLUMNS = ["name", "when", "paused", "next_run_at", "last_run_at", "payload"]
 # What --clear accepts: the job options, as their options are spelled.
@@ -24,39 +35,29 @@ def schedules() -> None:
     """A queue's schedules: jobs submitted by a cron expression or every N seconds."""
 
 
-def timing_options(command: Any) -> Any:
-    options = [
-        click.option(
-            "--cron",
-            default=None,
-            metavar="EXPR",
-            help="A cron expression: 5 fields, or 6 with seconds first ('*/2 * * * * *' = every 2 s).",
-        ),
-        click.option(
-            "--every",
-            type=click.IntRange(1, MAX_UNIQUE_FOR),
-            default=None,
-            metavar="SECONDS",
-            help="Run every this many seconds (instead of --cron).",
-        ),
-        click.option("--timezone", default=None, metavar="TZ", help="The IANA time zone --cron is read in."),
-        click.option("--payload", default=None, metavar="JSON", help="The payload of every job (a JSON object)."),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+timing_options = stack(
+    click.option(
+        "--cron",
+        metavar="EXPR",
+        help="A cron expression: 5 fields, or 6 with seconds first ('*/2 * * * * *' = every 2 s).",
+    ),
+    click.option(
+        "--every",
+        type=click.IntRange(1, MAX_UNIQUE_FOR),
+        metavar="SECONDS",
+        help="Run every this many seconds (instead of --cron).",
+    ),
+    click.option("--timezone", metavar="TZ", help="The IANA time zone --cron is read in."),
+    click.option("--payload", metavar="JSON", help="The payload of every job (a JSON object)."),
+)
 
 
 def show_schedule(out: Output, schedule: Schedule) -> None:
-    if out.json_mode:
-        out.json(schedule.raw)
-        return
-    pairs: list[tuple[str, Any]] = []
-    for key, value in schedule.raw.items():
-        if key == "payload":
-            value = json.dumps(value, indent=2, ensure_ascii=False)
-        pairs.append((key, value))
-    out.record(pairs, title=f"schedule {schedule.name} of queue {schedule.queue}")
+    out.show(
+        schedule.raw,
+        title=f"schedule {schedule.name} of queue {schedule.queue}",
+        shown=lambda key, value: pretty(value) if key == "payload" else value,
+    )
 
 
 def _definition(params: dict[str, Any]) -> dict[str, Any]:
@@ -73,15 +74,13 @@ def _definition(params: dict[str, Any]) -> dict[str, Any]:
 @click.argument("queue")
 async def list_schedules(client: StarqClient, out: Output, queue: str) -> None:
     """List a queue's schedules with their next and last run."""
-    found = await client.list_schedules(queue)
-    if out.json_mode:
-        out.json({"schedules": [s.raw for s in found]})
-    elif not found:
-        out.line("No schedules")
-    else:
-        out.table(
-            COLUMNS, [[s.name, s.when, s.paused, s.next_run_at, s.last_run_at, compact(s.payload)] for s in found]
-        )
+    out.listing(
+        "schedules",
+        await client.list_schedules(queue),
+        COLUMNS,
+        lambda s: [s.name, s.when, s.paused, s.next_run_at, s.last_run_at, compact(s.payload)],
+        empty="No schedules",
+    )
 
 
 @api_command(schedules, "show")
@@ -139,8 +138,7 @@ async def update(
 @click.argument("name")
 async def pause(client: StarqClient, out: Output, queue: str, name: str) -> None:
     """Pause a schedule: it submits nothing until resumed."""
-    schedule = await client.pause_schedule(queue, name)
-    out.json(schedule.raw) if out.json_mode else out.line(f"Paused schedule {name} of queue {queue}")
+    out.answer((await client.pause_schedule(queue, name)).raw, f"Paused schedule {name} of queue {queue}")
 
 
 @api_command(schedules, "resume")
@@ -149,20 +147,16 @@ async def pause(client: StarqClient, out: Output, queue: str, name: str) -> None
 async def resume(client: StarqClient, out: Output, queue: str, name: str) -> None:
     """Resume a paused schedule (its next run counts from now; missed runs are not made up)."""
     schedule = await client.resume_schedule(queue, name)
-    if out.json_mode:
-        out.json(schedule.raw)
-    else:
-        out.line(f"Resumed schedule {name} of queue {queue}; next run {schedule.next_run_at}")
+    out.answer(schedule.raw, f"Resumed schedule {name} of queue {queue}; next run {schedule.next_run_at}")
 
 
 @api_command(schedules, "delete")
 @click.argument("queue")
 @click.argument("name")
-@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation (needed when stdin is not a terminal).")
+@yes_option
 async def delete(client: StarqClient, out: Output, queue: str, name: str, yes: bool) -> None:
     """Delete a schedule (asks first; without a terminal, needs --yes); the jobs it submitted stay."""
     if need_yes_or_terminal(out, yes=yes, what="schedules delete"):
         found = await client.get_schedule(queue, name)  # a missing one is an error before any question
         confirm(f"Delete schedule {name!r} ({found.when}) of queue {queue!r}? Its jobs stay.")
-    data = await client.delete_schedule(queue, name)
-    out.json(data) if out.json_mode else out.line(f"Deleted schedule {name} of queue {queue}")
+    out.answer(await client.delete_schedule(queue, name), f"Deleted schedule {name} of queue {queue}")

@@ -21,24 +21,26 @@ import os
 import sys
 import time
 from contextlib import ExitStack
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import asyncclick as click
 import attrs
 import trio
 from rich.progress import BarColumn, Progress, ProgressColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-from starq.worker_kit import ServerUnreachable, StarqClient, StarqError
+from starq.worker_kit import ServerUnreachable, StarqError, Submitted, protocol
 from starq.worker_kit.protocol import DEPENDENCY_FAILURE_CHOICES, MAX_DEPENDENCIES, MAX_PRIORITY
 
 from .group import api_command, explain, main
 from .jsonl import MAX_BATCH_BYTES, BadLine, Batch, JsonlReader
-from .options import check_iso_time, given_job_options, job_options, json_object
+from .options import check_iso_time, given_job_options, job_options, json_object, stack
 from .output import Output
 
+if TYPE_CHECKING:
+    from starq.worker_kit import StarqClient
+
 MAX_BAD_SHOWN = 20  # bad lines printed one by one with --skip-bad; the rest are only counted
-MAX_DELAY = 366 * 86400  # the server's limit of a job's delay, in seconds
-MAX_BATCH_JOBS = 1000  # the most jobs of one request (-b), and so of a --batch (the server's default limit)
+MAX_BATCH_JOBS = protocol.DEFAULT_MAX_BATCH  # the most jobs of one request (-b), and so of a --batch
 
 
 @attrs.define
@@ -61,53 +63,41 @@ def _check_dependencies(ctx: click.Context, param: click.Parameter, value: tuple
     return value
 
 
-def dependency_and_batch_options(command: Any) -> Any:
-    options = [
-        click.option(
-            "--depends-on",
-            "depends_on",
-            multiple=True,
-            metavar="ID",
-            callback=_check_dependencies,
-            help="A job of the queue every job waits for (status waiting until it has completed); repeat it for "
-            f"more (at most {MAX_DEPENDENCIES}).",
-        ),
-        click.option(
-            "--on-dependency-failure",
-            type=click.Choice(DEPENDENCY_FAILURE_CHOICES),
-            default=None,
-            help="When a dependency is dead-lettered or cancelled: cancel the jobs too [server default], or run them.",
-        ),
-        click.option(
-            "--batch",
-            "as_batch",
-            is_flag=True,
-            help=f"Submit the jobs as one batch (starq batch QUEUE ID shows it): one request, at most "
-            f"{MAX_BATCH_JOBS} jobs.",
-        ),
-        click.option(
-            "--callback-payload",
-            default=None,
-            metavar="JSON",
-            help="A batch whose callback job, with this payload, is submitted once all its jobs have finished "
-            "(implies --batch).",
-        ),
-        click.option(
-            "--callback-queue",
-            default=None,
-            metavar="QUEUE",
-            help="The queue the callback goes to (default: this one; implies --batch).",
-        ),
-        click.option(
-            "--callback-priority",
-            type=click.IntRange(0, MAX_PRIORITY),
-            default=None,
-            help="The callback's priority (implies --batch).",
-        ),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+dependency_and_batch_options = stack(
+    click.option(
+        "--depends-on",
+        "depends_on",
+        multiple=True,
+        metavar="ID",
+        callback=_check_dependencies,
+        help="A job of the queue every job waits for (status waiting until it has completed); repeat it for "
+        f"more (at most {MAX_DEPENDENCIES}).",
+    ),
+    click.option(
+        "--on-dependency-failure",
+        type=click.Choice(DEPENDENCY_FAILURE_CHOICES),
+        help="When a dependency is dead-lettered or cancelled: cancel the jobs too [server default], or run them.",
+    ),
+    click.option(
+        "--batch",
+        "as_batch",
+        is_flag=True,
+        help=f"Submit the jobs as one batch (starq batch QUEUE ID shows it): one request, at most "
+        f"{MAX_BATCH_JOBS} jobs.",
+    ),
+    click.option(
+        "--callback-payload",
+        metavar="JSON",
+        help="A batch whose callback job, with this payload, is submitted once all its jobs have finished "
+        "(implies --batch).",
+    ),
+    click.option(
+        "--callback-queue", metavar="QUEUE", help="The queue the callback goes to (default: this one; implies --batch)."
+    ),
+    click.option(
+        "--callback-priority", type=click.IntRange(0, MAX_PRIORITY), help="The callback's priority (implies --batch)."
+    ),
+)
 
 
 def given_batch(params: dict[str, Any]) -> dict[str, Any] | None:
@@ -132,7 +122,7 @@ def given_batch(params: dict[str, Any]) -> dict[str, Any] | None:
 @click.option(
     "-b",
     "--batch-size",
-    type=click.IntRange(1, 1000),
+    type=click.IntRange(1, MAX_BATCH_JOBS),
     default=100,
     show_default=True,
     help="Jobs per request (atomic: a batch is accepted whole or not at all).",
@@ -148,7 +138,7 @@ def given_batch(params: dict[str, Any]) -> dict[str, Any] | None:
 @job_options
 @click.option(
     "--delay",
-    type=click.FloatRange(0, MAX_DELAY),
+    type=click.FloatRange(0, protocol.MAX_DELAY),
     default=None,
     metavar="SECONDS",
     help="Every job becomes ready this long after it is submitted (not with --run-at).",
@@ -205,28 +195,25 @@ async def submit(
     started = time.monotonic()
     with ExitStack() as stack:
         stream: BinaryIO = sys.stdin.buffer if file == "-" else stack.enter_context(open(file, "rb"))  # noqa: ASYNC230 - read in blocks between awaits
+        batch_id = None
         if batch is not None:
             batch_id = await _submit_as_batch(client, out, stream, queue, shared, batch, skip_bad, totals)
-            _summarize(out, queue, totals, time.monotonic() - started, batch_id=batch_id)
-            if totals.error or (totals.bad and not skip_bad):
-                raise click.exceptions.Exit(1)
-            return
-        size = None if file == "-" else _size(stream)
-        reader = JsonlReader(stream, batch_size=batch_size, options=shared, skip_bad=skip_bad)
-        show = progress if progress is not None else (out.err.is_terminal and not out.json_mode)
-        bar = stack.enter_context(_progress(out, size)) if show else None
-        task = bar.add_task("submitting", total=size, jobs=0, rate=0.0) if bar else None
+        else:
+            size = None if file == "-" else _size(stream)
+            reader = JsonlReader(stream, batch_size=batch_size, options=shared, skip_bad=skip_bad)
+            show = progress if progress is not None else (out.err.is_terminal and not out.json_mode)
+            bar = stack.enter_context(_progress(out, size)) if show else None
+            task = bar.add_task("submitting", total=size, jobs=0, rate=0.0) if bar else None
 
-        def advance() -> None:
-            if bar is not None and task is not None:
-                elapsed = max(time.monotonic() - started, 1e-6)
-                done = totals.submitted + totals.skipped
-                bar.update(task, completed=totals.bytes_read, jobs=done, rate=done / elapsed)
+            def advance() -> None:
+                if bar is not None and task is not None:
+                    elapsed = max(time.monotonic() - started, 1e-6)
+                    done = totals.submitted + totals.skipped
+                    bar.update(task, completed=totals.bytes_read, jobs=done, rate=done / elapsed)
 
-        await _pump(client, out, reader, queue, concurrency, totals, advance)
-        advance()
-    seconds = time.monotonic() - started
-    _summarize(out, queue, totals, seconds)
+            await _pump(client, out, reader, queue, concurrency, totals, advance)
+            advance()
+    _summarize(out, queue, totals, time.monotonic() - started, batch_id=batch_id)
     if totals.error or (totals.bad and not skip_bad):
         raise click.exceptions.Exit(1)
 
@@ -284,14 +271,8 @@ async def _submit_as_batch(
         _fail(out, totals, "no jobs in the file: no batch was made")
     if totals.error or chunk.batch is None:
         return ""
-    try:
-        answer = await client.submit_encoded(queue, chunk.batch.body)
-    except ServerUnreachable as exc:
-        maybe = " may or may not have been accepted" if exc.maybe_processed else " were not sent"
-        _fail(out, totals, f"lines {chunk.batch.first}-{chunk.batch.last}{maybe}: {exc.detail}")
-        return ""
-    except StarqError as exc:
-        _fail(out, totals, f"lines {chunk.batch.first}-{chunk.batch.last} refused: {explain(exc)}")
+    answer = await _send(client, out, queue, chunk.batch, totals)
+    if answer is None:
         return ""
     totals.submitted, totals.skipped = answer.submitted, answer.skipped
     return answer.batch_id
@@ -320,14 +301,8 @@ async def _pump(
             async for batch in batches:
                 if totals.error:
                     continue  # after a refusal nothing more is sent; the batches in flight still finish
-                try:
-                    answer = await client.submit_encoded(queue, batch.body)
-                except ServerUnreachable as exc:
-                    maybe = " may or may not have been accepted" if exc.maybe_processed else " were not sent"
-                    _fail(out, totals, f"lines {batch.first}-{batch.last}{maybe}: {exc.detail}")
-                except StarqError as exc:
-                    _fail(out, totals, f"lines {batch.first}-{batch.last} refused: {explain(exc)}")
-                else:
+                answer = await _send(client, out, queue, batch, totals)
+                if answer is not None:
                     totals.submitted += answer.submitted
                     totals.skipped += answer.skipped
                     advance()
@@ -337,6 +312,19 @@ async def _pump(
         async with receive:
             for _ in range(concurrency):
                 nursery.start_soon(send_all, receive.clone())
+
+
+async def _send(client: StarqClient, out: Output, queue: str, batch: Batch, totals: Totals) -> Submitted | None:
+    """Posts one batch of lines; when it is refused or the server cannot be reached, says which lines and what
+    became of them, and returns None."""
+    try:
+        return await client.submit_encoded(queue, batch.body)
+    except ServerUnreachable as exc:
+        maybe = " may or may not have been accepted" if exc.maybe_processed else " were not sent"
+        _fail(out, totals, f"lines {batch.first}-{batch.last}{maybe}: {exc.detail}")
+    except StarqError as exc:
+        _fail(out, totals, f"lines {batch.first}-{batch.last} refused: {explain(exc)}")
+    return None
 
 
 def _fail(out: Output, totals: Totals, message: str) -> None:

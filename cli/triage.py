@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import sys
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncclick as click
 
-from starq.worker_kit import StarqClient, StarqError
+from starq.worker_kit import StarqError
 from starq.worker_kit.protocol import BULK_ACTIONS, MAX_BULK_IDS
 
 from .group import api_command, main
 from .options import confirm, need_yes_or_terminal
 from .output import Output
+
+if TYPE_CHECKING:
+    from starq.worker_kit import StarqClient
 
 WORKER_COLUMNS = ["name", "last_seen", "ago", "jobs_in_hand"]
 BULK_COLUMNS = ["job_id", "ok", "status", "detail"]

@@ -9,18 +9,21 @@ from __future__ import annotations
 import time
 from contextlib import nullcontext
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncclick as click
 import trio
 from rich.live import Live
 from rich.table import Table
 
-from starq.worker_kit import QueueInfo, ServerUnreachable, StarqClient, StoreUnavailable
+from starq.worker_kit import QueueInfo, ServerUnreachable, StoreUnavailable
 from starq.worker_kit.protocol import JOB_STATUSES
 
 from .group import api_command, main, quit_on_sigint
 from .output import Output
+
+if TYPE_CHECKING:
+    from starq.worker_kit import StarqClient
 
 COUNTS = JOB_STATUSES
 COLUMNS = ["queue", *COUNTS, "done/s", "failed/s", "workers", "paused"]

@@ -7,14 +7,16 @@ import logging
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncclick as click
 
-from starq.worker_kit import StarqClient, Worker
-
 from .group import api_command, main
+from .options import block_ms_option
 from .output import Output
+
+if TYPE_CHECKING:
+    from starq.worker_kit import StarqClient
 
 
 def load_handler(spec: str) -> Callable[..., Any]:
@@ -45,13 +47,7 @@ def load_handler(spec: str) -> Callable[..., Any]:
 @click.option(
     "-c", "--concurrency", type=click.IntRange(1, 10_000), default=1, show_default=True, help="Jobs run at once."
 )
-@click.option(
-    "--block-ms",
-    type=click.IntRange(0, 60_000),
-    default=30_000,
-    show_default=True,
-    help="How long each claim waits for a job (long-poll).",
-)
+@block_ms_option(default=30_000, help="How long each claim waits for a job (long-poll).")
 @click.option(
     "--grace",
     type=click.FloatRange(0),
@@ -87,6 +83,8 @@ async def worker(
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise here
     fn = load_handler(handler)
+    from starq.worker_kit import Worker  # here: the other commands, and completion, do without it
+
     loop = Worker(client, queue, fn, concurrency=concurrency, name=name, block_ms=block_ms, grace=grace)
     graceful = await loop.run_until_signal()
     stats = loop.statistics()

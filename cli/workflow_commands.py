@@ -6,14 +6,18 @@ queue, and a bare id would need a lookup across every queue.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import asyncclick as click
 
-from starq.worker_kit import Job, StarqClient
+from starq.worker_kit import Job
 
 from .group import api_command, main
+from .options import job_arguments
 from .output import Output, compact
+
+if TYPE_CHECKING:
+    from starq.worker_kit import StarqClient
 
 # The exit status of ``wait`` for each outcome. 1 stays what it is for every command (an error: the server refused,
 # or could not be reached), so that a script can tell a failed job from a failed wait.
@@ -22,8 +26,7 @@ STILL_RUNNING = 124  # --timeout passed with the job unfinished (as timeout(1) e
 
 
 @api_command(main)
-@click.argument("queue")
-@click.argument("job_id")
+@job_arguments
 @click.option(
     "--timeout",
     "wait_for",
@@ -70,8 +73,4 @@ def _outcome(job: Job, waited: float | None) -> str:
 async def batch(client: StarqClient, out: Output, queue: str, batch_id: str) -> None:
     """Show a batch: how many of its jobs finished which way, and its callback job."""
     found = await client.get_batch(queue, batch_id)
-    if out.json_mode:
-        out.json(found.raw)
-        return
-    pairs: list[tuple[str, Any]] = list(found.raw.items())
-    out.record(pairs, title=f"batch {found.id} of queue {queue}")
+    out.show(found.raw, title=f"batch {found.id} of queue {queue}")

@@ -21,14 +21,25 @@ from starq.server.api.operations import AppState, batch_id, job_id, queue_name
 from starq.server.api.service import key_is_valid
 from starq.server.api.shapes import MAX_BULK_IDS
 from starq.worker_kit.errors import NotFound, QueueNotFound, StarqError, Unauthorized, ValidationFailed
-from starq.worker_kit.protocol import QUEUE_SETTINGS
+from starq.worker_kit.protocol import HISTORY_EVENT_STATUS, QUEUE_SETTINGS
 
 from . import snapshots
 from .event_log import RECENT, event_log
 from .live import StreamCounter, snapshot_events
 
-# The queue settings by name: the settings editor takes its fields' limits from them.
-SETTINGS_BY_NAME = {s.name: s for s in QUEUE_SETTINGS}
+# What every page is rendered with besides its own context: the declared facts its script and forms use (the
+# queue settings by name give the settings forms their limits and defaults; the job page's history shows the
+# status an event left its job in).
+PAGE_FACTS: dict[str, Any] = {
+    "statuses": snapshots.JOB_STATUSES,
+    "finished": snapshots.FINISHED,
+    "card_statuses": snapshots.CARD_STATUSES,
+    "setting": {s.name: s for s in QUEUE_SETTINGS},
+    "history_status": HISTORY_EVENT_STATUS,
+}
+# The pages about one thing of a queue, by view: the snapshot each is built from, and the check of the id that
+# ``?<view>=`` names.
+ITEM_VIEWS = {"job": (snapshots.job_page, job_id), "batch": (snapshots.batch_page, batch_id)}
 COUNTER_KEY = "starq.dashboard.streams"
 STATIC = Path(__file__).parent / "static"
 
@@ -77,14 +88,7 @@ def _check_read_key() -> None:
 async def _page(template: str, http_status: int = 200, **context: Any) -> Response:
     settings = _state().settings
     html = await render_template(
-        template,
-        read_auth=settings.read_auth,
-        dev_mode=settings.dev_mode,
-        statuses=snapshots.JOB_STATUSES,
-        finished=snapshots.FINISHED,
-        card_statuses=snapshots.CARD_STATUSES,
-        setting=SETTINGS_BY_NAME,
-        **context,
+        template, read_auth=settings.read_auth, dev_mode=settings.dev_mode, **PAGE_FACTS, **context
     )
     response = Response(html, status=http_status, content_type="text/html; charset=utf-8")
     response.headers["Cache-Control"] = "no-store"
@@ -196,19 +200,10 @@ def create_blueprint() -> Blueprint:
                 _search_arg(request.args.get("q")),
                 _range_arg(request.args.get("range")),
             )
-        elif view == "job":
+        elif view in ITEM_VIEWS:
+            page, item_id = ITEM_VIEWS[view]
             build = partial(
-                snapshots.job_page,
-                engine,
-                queue_name(request.args.get("queue", "")),
-                job_id(request.args.get("job", "")),
-            )
-        elif view == "batch":
-            build = partial(
-                snapshots.batch_page,
-                engine,
-                queue_name(request.args.get("queue", "")),
-                batch_id(request.args.get("batch", "")),
+                page, engine, queue_name(request.args.get("queue", "")), item_id(request.args.get(view, ""))
             )
         else:
             raise ValidationFailed(f"view must be one of {', '.join(snapshots.VIEWS)}")

@@ -29,6 +29,7 @@ from starq.worker_kit.errors import QueueNotFound, StarqError
 
 from .engine.engine import Engine
 from .engine.models import Job
+from .hub_part import HubPart
 
 log = logging.getLogger("starq.claims")
 
@@ -104,35 +105,22 @@ class Line:
     limited_until: float = 0.0  # the queue's rate limit allows nothing before this (trio clock)
 
 
-class ClaimBroker:
-    """Serves claims, parking the ones that wait. Run it with ``await nursery.start(broker.run)``."""
+class ClaimBroker(HubPart):
+    """Serves claims, parking the ones that wait; its nursery hosts the dispatchers (``hub.Hub`` runs it and tells
+    it of ready queues). Its ``closed`` also ends other long-lived responses (the dashboard's live stream)."""
 
     def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+        super().__init__(engine)
         self._lines: dict[str, Line] = {}
-        self._nursery: trio.Nursery | None = None
-        self._closed = False
 
     @property
     def waiting(self) -> int:
         """How many claims are parked right now."""
         return sum(len(line.waiters) for line in self._lines.values())
 
-    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        """Hosts the dispatchers until cancelled (``hub.Hub`` runs it and tells it of ready queues)."""
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            task_status.started()
-            await trio.sleep_forever()
-
-    @property
-    def closed(self) -> bool:
-        """True once shutdown began; other long-lived responses (the dashboard's live stream) end on it too."""
-        return self._closed
-
     def close(self) -> None:
         """Shutdown: every parked claim is answered with no jobs now, and no new claim parks."""
-        self._closed = True
+        super().close()
         for line in self._lines.values():
             while line.waiters:
                 trio.lowlevel.reschedule(line.waiters.popleft().task)

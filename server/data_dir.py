@@ -71,7 +71,7 @@ def _acquire(fd: int, path: str) -> None:
             return
         except BlockingIOError:
             holder = _holder(fd)
-            if holder is not None and _alive(holder):
+            if holder is not None and alive(holder):
                 raise DataDirInUse(path, holder) from None
             # The server that held it is gone; its store is still flushing and stopping.
             if time.monotonic() >= deadline:
@@ -86,7 +86,8 @@ def _holder(fd: int) -> int | None:
         return None
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (a negative ``pid`` names a process group, as for kill(2))."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -21,6 +21,7 @@ from starq.worker_kit.errors import QueueNotFound, StarqError
 
 from .engine.engine import Engine
 from .engine.models import Event
+from .hub_part import HubPart
 
 log = logging.getLogger("starq.events")
 
@@ -55,24 +56,16 @@ class _Feed:
     wake: trio.Event = attrs.Factory(trio.Event)
 
 
-class EventFeeds:
-    """Run it with ``await nursery.start(feeds.run)``; the hub calls ``notify`` for each "events" message."""
+class EventFeeds(HubPart):
+    """Its nursery hosts one feed per queue with readers; the hub calls ``notify`` for each "events" message."""
 
     def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+        super().__init__(engine)
         self._feeds: dict[str, _Feed] = {}
-        self._nursery: trio.Nursery | None = None
-        self._closed = False
 
     @property
     def readers(self) -> int:
         return sum(len(feed.readers) for feed in self._feeds.values())
-
-    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            task_status.started()
-            await trio.sleep_forever()
 
     def notify(self, queue: str) -> None:
         feed = self._feeds.get(queue)
@@ -85,7 +78,7 @@ class EventFeeds:
 
     def close(self) -> None:
         """Shutdown: every stream ends."""
-        self._closed = True
+        super().close()
         for feed in self._feeds.values():
             feed.wake.set()
             for reader in feed.readers:

@@ -22,6 +22,7 @@ from starq.worker_kit.errors import StarqError
 
 from .engine.engine import Engine
 from .engine.models import Job
+from .hub_part import HubPart
 
 log = logging.getLogger("starq.waits")
 
@@ -40,15 +41,13 @@ class _Waiter:
     notified: bool = False  # the job finished (or may have) since the waiter registered
 
 
-class OutcomeWaiters:
-    """Run it with ``await nursery.start(waiters.run)``; the hub calls ``notify`` for each "done" message."""
+class OutcomeWaiters(HubPart):
+    """Its nursery hosts one read per finished job with waiters; the hub calls ``notify`` for each "done" message."""
 
     def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+        super().__init__(engine)
         self._waiters: dict[tuple[str, str], list[_Waiter]] = {}
         self._reading: set[tuple[str, str]] = set()
-        self._nursery: trio.Nursery | None = None
-        self._closed = False
         self._reads = trio.CapacityLimiter(READS_IN_FLIGHT)
 
     @property
@@ -56,15 +55,9 @@ class OutcomeWaiters:
         """How many clients are waiting for an outcome right now."""
         return sum(1 for waiters in self._waiters.values() for w in waiters if w.task is not None)
 
-    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            task_status.started()
-            await trio.sleep_forever()
-
     def close(self) -> None:
         """Shutdown: every waiter answers now with the job as it last read it."""
-        self._closed = True
+        super().close()
         for waiters in self._waiters.values():
             for waiter in waiters:
                 if waiter.task is not None:

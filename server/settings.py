@@ -12,6 +12,8 @@ from typing import Any
 
 import attrs
 
+from starq.worker_kit.protocol import DEFAULT_MAX_BATCH, MAX_BLOCK_MS
+
 DEV_KEY = "dev-key"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 # Reads that stay open with read auth on: what a load balancer and a new client need first.
@@ -127,9 +129,11 @@ class Settings:
         minimum=1,
         shown="1048576 (1 MiB)",
     )
-    max_batch: int = setting(1000, "Most jobs in one submit, or outcomes in one ack; more gets 413.", minimum=1)
+    max_batch: int = setting(
+        DEFAULT_MAX_BATCH, "Most jobs in one submit, or outcomes in one ack; more gets 413.", minimum=1
+    )
     max_block_ms: int = setting(
-        60_000, "Longest long-poll a claim may ask for; a larger block_ms is capped to it.", minimum=1
+        MAX_BLOCK_MS, "Longest long-poll a claim may ask for; a larger block_ms is capped to it.", minimum=1
     )
     max_claim_count: int = setting(100, "Most jobs one claim hands out; a larger count is capped to it.", minimum=1)
     max_list_count: int = setting(500, "Largest page of a job listing.", minimum=1)

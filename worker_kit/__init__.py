@@ -6,8 +6,12 @@ It needs only httpx, anyio and attrs, so it installs next to any application wit
 (``pip install starq``; the server is ``starq[server]``).
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .backoff import Backoff, RetryPolicy
-from .client import StarqClient
 from .errors import (
     BadRequest,
     BatchNotFound,
@@ -36,10 +40,32 @@ from .errors import (
     UnexpectedResponse,
     ValidationFailed,
 )
-from .event_stream import EventStream
 from .models import Batch, Event, FailOutcome, Job, JobPage, Progress, QueueInfo, RunningJob, Schedule, Submitted
 from .outcomes import Permanent, Retry
-from .worker import Worker, WorkerStatistics
+
+if TYPE_CHECKING:
+    from .client import StarqClient
+    from .event_stream import EventStream
+    from .worker import Worker, WorkerStatistics
+
+# What needs httpx is imported on first use: the protocol, the errors and the models load without it, so the CLI
+# completes a command line and the server reads its settings without paying for an HTTP client they do not use.
+_LAZY = {
+    "StarqClient": "client",
+    "EventStream": "event_stream",
+    "Worker": "worker",
+    "WorkerStatistics": "worker",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "Backoff",

@@ -26,12 +26,25 @@ from __future__ import annotations
 
 from typing import Any
 
+# The classes that declare their own code, in the order declared (filled by ``StarqError.__init_subclass__``).
+_WITH_CODE: list[type[StarqError]] = []
+
 
 class StarqError(Exception):
     """Base of every Starq error. ``detail`` is the server's message; ``code`` its stable error code."""
 
     code = "error"
     status = 500
+
+    def __init_subclass__(cls, *, code: str | None = None, status: int | None = None, **kwargs: Any) -> None:
+        # ``class LeaseLost(Conflict, code="lease_lost")``: a class that names its own code is one the server
+        # can render, so it is listed for the client to rebuild (the status is inherited unless given).
+        super().__init_subclass__(**kwargs)
+        if code is not None:
+            cls.code = code
+            _WITH_CODE.append(cls)
+        if status is not None:
+            cls.status = status
 
     def __init__(self, detail: str = "", *, code: str | None = None, status: int | None = None) -> None:
         self.detail = detail or (self.__class__.__doc__ or self.code).strip()
@@ -42,137 +55,88 @@ class StarqError(Exception):
         super().__init__(self.detail)
 
 
-class BadRequest(StarqError):
+class BadRequest(StarqError, code="bad_request", status=400):
     """The request body is not valid JSON."""
 
-    code = "bad_request"
-    status = 400
 
-
-class Unauthorized(StarqError):
+class Unauthorized(StarqError, code="unauthorized", status=401):
     """A valid X-API-Key header is required."""
 
-    code = "unauthorized"
-    status = 401
 
-
-class NotFound(StarqError):
+class NotFound(StarqError, code="not_found", status=404):
     """No such resource."""
 
-    code = "not_found"
-    status = 404
 
-
-class QueueNotFound(NotFound):
+class QueueNotFound(NotFound, code="queue_not_found"):
     """The queue does not exist."""
 
-    code = "queue_not_found"
 
-
-class JobNotFound(NotFound):
+class JobNotFound(NotFound, code="job_not_found"):
     """The job does not exist."""
 
-    code = "job_not_found"
 
-
-class ScheduleNotFound(NotFound):
+class ScheduleNotFound(NotFound, code="schedule_not_found"):
     """The schedule does not exist."""
 
-    code = "schedule_not_found"
 
-
-class BatchNotFound(NotFound):
+class BatchNotFound(NotFound, code="batch_not_found"):
     """The batch does not exist (or its record was removed after the queue's retention)."""
 
-    code = "batch_not_found"
 
-
-class MethodNotAllowed(StarqError):
+class MethodNotAllowed(StarqError, code="method_not_allowed", status=405):
     """The method is not allowed on this path."""
-
-    code = "method_not_allowed"
-    status = 405
 
     def __init__(self, detail: str = "", *, allowed: tuple[str, ...] = (), **kwargs: Any) -> None:
         super().__init__(detail, **kwargs)
         self.allowed = allowed  # the methods the path does allow (the server's Allow header)
 
 
-class RequestTimeout(StarqError):
+class RequestTimeout(StarqError, code="request_timeout", status=408):
     """The request body did not arrive in time."""
 
-    code = "request_timeout"
-    status = 408
 
-
-class Conflict(StarqError):
+class Conflict(StarqError, code="conflict", status=409):
     """The request conflicts with the current state."""
 
-    code = "conflict"
-    status = 409
 
-
-class QueueExists(Conflict):
+class QueueExists(Conflict, code="queue_exists"):
     """A queue with this name already exists."""
 
-    code = "queue_exists"
 
-
-class TooManyQueues(Conflict):
+class TooManyQueues(Conflict, code="too_many_queues"):
     """The store holds as many queues as the server allows."""
 
-    code = "too_many_queues"
 
-
-class NotClaimed(Conflict):
+class NotClaimed(Conflict, code="not_claimed"):
     """The job is not claimed, so it cannot be completed, failed or extended."""
 
-    code = "not_claimed"
 
-
-class LeaseLost(Conflict):
+class LeaseLost(Conflict, code="lease_lost"):
     """The lease named in the request is no longer the job's current lease."""
 
-    code = "lease_lost"
 
-
-class JobCancelled(Conflict):
+class JobCancelled(Conflict, code="job_cancelled"):
     """The job was cancelled while claimed: its worker should stop working on it."""
 
-    code = "job_cancelled"
 
-
-class ScheduleExists(Conflict):
+class ScheduleExists(Conflict, code="schedule_exists"):
     """A schedule with this name already exists in the queue."""
 
-    code = "schedule_exists"
 
-
-class InvalidState(Conflict):
+class InvalidState(Conflict, code="invalid_state"):
     """The job or queue is not in a state that allows this action."""
 
-    code = "invalid_state"
 
-
-class TooLarge(StarqError):
+class TooLarge(StarqError, code="too_large", status=413):
     """The request exceeds a size limit."""
 
-    code = "too_large"
-    status = 413
 
-
-class HeadersTooLarge(TooLarge):
+class HeadersTooLarge(TooLarge, code="headers_too_large", status=431):
     """The request line and headers exceed the size limit."""
 
-    code = "headers_too_large"
-    status = 431
 
-
-class ValidationFailed(StarqError):
+class ValidationFailed(StarqError, code="validation_error", status=422):
     """The request does not match the schema."""
-
-    code = "validation_error"
-    status = 422
 
 
 class UnknownDependency(ValidationFailed):
@@ -184,32 +148,21 @@ class UnknownDependency(ValidationFailed):
         self.item, self.index, self.job_id = item, index, job_id
 
 
-class StoreUnavailable(StarqError):
+class StoreUnavailable(StarqError, code="store_unavailable", status=503):
     """The Redis store cannot be reached."""
 
-    code = "store_unavailable"
-    status = 503
 
-
-class NotDurable(StoreUnavailable):
+class NotDurable(StoreUnavailable, code="not_durable"):
     """The store cannot confirm that a write reached its disk, or a replica on a Sentinel-managed primary (a server
     run with STARQ_DURABLE=1)."""
 
-    code = "not_durable"
 
-
-class ShuttingDown(StarqError):
+class ShuttingDown(StarqError, code="shutting_down", status=503):
     """The server is shutting down."""
 
-    code = "shutting_down"
-    status = 503
 
-
-class ServerUnreachable(StarqError):
+class ServerUnreachable(StarqError, code="unreachable", status=0):
     """No HTTP answer: the server could not be reached, or the connection broke before it answered."""
-
-    code = "unreachable"
-    status = 0
 
     def __init__(self, detail: str = "", *, maybe_processed: bool = False) -> None:
         super().__init__(detail)
@@ -218,51 +171,20 @@ class ServerUnreachable(StarqError):
         self.maybe_processed = maybe_processed
 
 
-class UnexpectedResponse(StarqError):
+class UnexpectedResponse(StarqError, code="unexpected_response"):
     """The server answered with something that is not Starq's JSON (a proxy's error page, for example)."""
 
-    code = "unexpected_response"
 
-
-# Every class the server can name in ``error``; codes the client does not know fall back on the status.
-SERVER_ERRORS: tuple[type[StarqError], ...] = (
-    BadRequest,
-    Unauthorized,
-    NotFound,
-    QueueNotFound,
-    JobNotFound,
-    ScheduleNotFound,
-    BatchNotFound,
-    MethodNotAllowed,
-    RequestTimeout,
-    Conflict,
-    QueueExists,
-    TooManyQueues,
-    NotClaimed,
-    LeaseLost,
-    JobCancelled,
-    ScheduleExists,
-    InvalidState,
-    TooLarge,
-    HeadersTooLarge,
-    ValidationFailed,
-    StoreUnavailable,
-    NotDurable,
-    ShuttingDown,
+# Every class the server can name in ``error`` (all that declare a code but the client's own two), in the order
+# declared; codes the client does not know fall back on the status, to the first class declared with it (a family's
+# base: NotFound, Conflict, ...).
+SERVER_ERRORS: tuple[type[StarqError], ...] = tuple(
+    cls for cls in _WITH_CODE if cls not in (ServerUnreachable, UnexpectedResponse)
 )
 _BY_CODE: dict[str, type[StarqError]] = {cls.code: cls for cls in SERVER_ERRORS}
-_BY_STATUS: dict[int, type[StarqError]] = {
-    400: BadRequest,
-    401: Unauthorized,
-    404: NotFound,
-    405: MethodNotAllowed,
-    408: RequestTimeout,
-    409: Conflict,
-    413: TooLarge,
-    422: ValidationFailed,
-    431: HeadersTooLarge,
-    503: StoreUnavailable,
-}
+_BY_STATUS: dict[int, type[StarqError]] = {}
+for _cls in SERVER_ERRORS:
+    _BY_STATUS.setdefault(_cls.status, _cls)
 
 
 def error_from_response(status: int, body: Any) -> StarqError:

@@ -15,10 +15,9 @@ import httpx
 
 from .backoff import RetryPolicy
 from .errors import ServerUnreachable, StarqError, UnexpectedResponse, error_from_response
+from .protocol import DEFAULT_TIMEOUT, DEFAULT_URL
 
 log = logging.getLogger("starq.worker_kit.client")
-
-DEFAULT_URL = "http://localhost:8000"
 
 
 class Safety(enum.Enum):
@@ -44,7 +43,7 @@ class HttpCore:
         url: str = DEFAULT_URL,
         api_key: str | None = None,
         *,
-        timeout: float = 30.0,
+        timeout: float = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:

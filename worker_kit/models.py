@@ -10,7 +10,7 @@ import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
 
 import anyio.from_thread
 import attrs
@@ -25,8 +25,21 @@ def parse_time(value: str) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
+class _FromJson:
+    """The ``from_json`` of a record that keeps the server's whole object in ``raw``."""
+
+    __slots__ = ()  # the attrs records are slotted: no instance dict from here either
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Self:
+        """The record of a JSON object of the server's: the fields it knows, and all of ``data`` in ``raw``."""
+        # attrs classes only (every subclass is one), which the type checker cannot see from here.
+        known = attrs.fields_dict(cls).keys() - {"raw"}  # type: ignore[arg-type]
+        return cls(**{k: v for k, v in data.items() if k in known}, raw=data)  # type: ignore[call-arg]
+
+
 @attrs.frozen
-class Job:
+class Job(_FromJson):
     """A job as the server shows it. While claimed, ``lease_id`` is what to quote when reporting."""
 
     id: str
@@ -56,11 +69,6 @@ class Job:
     batch_id: str = ""
     progress: Any = None
     raw: dict[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Job:
-        known = {f.name for f in attrs.fields(cls)} - {"raw"}
-        return cls(**{k: v for k, v in data.items() if k in known}, raw=data)
 
     @property
     def finished(self) -> bool:
@@ -148,7 +156,7 @@ class RunningJob(Job):
 
 
 @attrs.frozen
-class QueueInfo:
+class QueueInfo(_FromJson):
     """A queue's settings and its job counts."""
 
     name: str
@@ -179,14 +187,9 @@ class QueueInfo:
     held_by_key: int = 0
     raw: dict[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
 
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> QueueInfo:
-        known = {f.name for f in attrs.fields(cls)} - {"raw"}
-        return cls(**{k: v for k, v in data.items() if k in known}, raw=data)
-
 
 @attrs.frozen
-class Schedule:
+class Schedule(_FromJson):
     """A schedule of a queue: a cron expression or an interval (``every`` seconds) that submits a job each time it
     is due. Its job options are ``None`` when it does not set them (its jobs then get the queue's defaults).
     ``next_run_at`` is ``""`` while it is paused; ``last_run_at`` and ``last_job_id`` are ``""`` before its
@@ -212,11 +215,6 @@ class Schedule:
     created_at: str = ""
     raw: dict[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
 
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Schedule:
-        known = {f.name for f in attrs.fields(cls)} - {"raw"}
-        return cls(**{k: v for k, v in data.items() if k in known}, raw=data)
-
     @property
     def when(self) -> str:
         """The timing in words: the cron expression (with its zone unless UTC), or ``every N s``."""
@@ -237,7 +235,7 @@ class Submitted:
 
 
 @attrs.frozen
-class Batch:
+class Batch(_FromJson):
     """A batch of jobs submitted together: how many have finished which way, and its callback job (``None``
     without a callback). ``finished_at`` is ``""`` until every job has finished."""
 
@@ -252,11 +250,6 @@ class Batch:
     created_at: str = ""
     finished_at: str = ""
     raw: dict[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Batch:
-        known = {f.name for f in attrs.fields(cls)} - {"raw"}
-        return cls(**{k: v for k, v in data.items() if k in known}, raw=data)
 
 
 @attrs.frozen

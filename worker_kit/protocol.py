@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+DEFAULT_URL = "http://localhost:8000"  # where a client looks for the server when not told
+DEFAULT_TIMEOUT = 30.0  # seconds a client request may take (a claim's own block_ms is added to it)
+
 # Every status a job can have, in the order counts and tabs show them. A waiting job waits for its
 # dependencies to complete.
 JOB_STATUSES = ("waiting", "pending", "scheduled", "claimed", "completed", "failed", "cancelled")
@@ -81,17 +84,31 @@ MAX_TAGS = 16
 MAX_TAG_LENGTH = 64
 MAX_JOB_TIMEOUT = 7 * 86400  # seconds
 MAX_UNIQUE_FOR = 366 * 86400  # seconds
+MAX_DELAY = 366 * 86400  # seconds: a job's delay, or a release's
+# The server's default of its max_batch setting (most jobs of one submit): a client sizes its batches by it.
+DEFAULT_MAX_BATCH = 1000
 MAX_DEPENDENCIES = 100  # depends_on
 MAX_JSON_DEPTH = 64  # nesting of arrays and objects in a request body (the body itself is level 1)
 # What a job does when a dependency is dead-lettered, cancelled or removed before it completed
 # (on_dependency_failure): "cancel" it too, saying which (the default, first), or "run" it anyway.
 DEPENDENCY_FAILURE_CHOICES = ("cancel", "run")
 MAX_PROGRESS_BYTES = 64 * 1024  # a progress report, as JSON
+MAX_CLAIM_COUNT = 100  # the most jobs one claim hands out
+MAX_BLOCK_MS = 60_000  # the longest block_ms of a claim: the long-poll's limit
 MAX_WAIT_MS = 60_000  # the longest wait_ms of GET …/jobs/{id}: a longer wait for an outcome is several requests
 # The actions of POST …/jobs/bulk: each does to many jobs what one call does to one ("delete" removes a finished
 # job for good), and how many job ids one request may name.
 BULK_ACTIONS = ("retry", "cancel", "delete", "promote")
 MAX_BULK_IDS = 1000
+
+# The status each event of a job's history (GET …/jobs/{id}) left the job in, for an event that does not name its
+# own: one that does ("failed", "expired", a "submitted" that waits for dependencies) says whether the job waits,
+# was retried or was dead-lettered. A "submitted" or "released" event with a ``run_at`` left it scheduled until
+# then. An event not listed ("extended") changed no status. tests/engine/test_history.py holds the engine to it.
+HISTORY_EVENT_STATUS = {
+    "submitted": "pending", "claimed": "claimed", "completed": "completed", "cancelled": "cancelled",
+    "retried": "pending", "promoted": "pending", "pending": "pending", "released": "pending",
+}  # fmt: skip
 
 # What a job's event log entry says happened (GET …/events, the ``event:`` field).
 EVENT_KINDS = (

@@ -34,7 +34,7 @@ import httpx
 
 from . import client as async_client
 from .backoff import RetryPolicy
-from .http import DEFAULT_URL
+from .protocol import DEFAULT_TIMEOUT, DEFAULT_URL
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -121,7 +121,7 @@ class StarqClient:
         url: str = DEFAULT_URL,
         api_key: str | None = None,
         *,
-        timeout: float = 30.0,
+        timeout: float = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         backend: str = "asyncio",

@@ -61,10 +61,10 @@ from .errors import (
 )
 from .models import Job, RunningJob
 from .outcomes import Outcome, outcome_of_error
+from .protocol import MAX_CLAIM_COUNT
 
 log = logging.getLogger("starq.worker")
 
-MAX_CLAIM = 100  # the server's largest claim count
 # Pauses between claim attempts while the server is unreachable.
 RECONNECT_BACKOFF = Backoff(0.5, 30.0)
 # The error of a job given back at shutdown to a server that cannot release it (it fails it for a retry instead).
@@ -267,7 +267,7 @@ class Worker:
         first = object()
         await self._limiter.acquire_on_behalf_of(first)
         slots = [first]
-        while len(slots) < MAX_CLAIM:
+        while len(slots) < MAX_CLAIM_COUNT:
             slot = object()
             try:
                 self._limiter.acquire_on_behalf_of_nowait(slot)

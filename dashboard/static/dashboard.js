@@ -795,9 +795,10 @@
       () => fromTemplate("#history-row-template"), updateHistoryRow);
   }
 
-  // The status a history event left the job in: its own when it names one, else the one the event means.
-  const EVENT_STATUS = { submitted: "pending", claimed: "claimed", completed: "completed", cancelled: "cancelled",
-    retried: "pending", promoted: "pending", pending: "pending", released: "pending" };
+  // The status a history event left the job in: its own when it names one, else scheduled when it set a run_at,
+  // else the one the event means (protocol.HISTORY_EVENT_STATUS, handed over by the page).
+  const HISTORY_STATUS = JSON.parse(page.historyStatus);
+  const statusAfter = (e) => e.status || (e.run_at ? "scheduled" : HISTORY_STATUS[e.event]) || "";
   // A history event's error shows its first line; the whole text is a click away.
   const ERROR_LINE = 120;
 
@@ -806,7 +807,7 @@
     setText(field(row, "when"), fmtTime(e.at));
     setText(field(row, "event"), e.event);
     setText(field(row, "worker"), e.worker || "");
-    const state = e.status || EVENT_STATUS[e.event] || "";
+    const state = statusAfter(e);
     field(row, "status").hidden = !state;
     field(row, "status").className = `status s-${state}`;
     setText(field(row, "status-text"), state);
@@ -1317,10 +1318,9 @@
     openStream();
   });
 
-  onSubmit("#create-form", async (form) => {
-    const f = form.elements;
-    const body = {
-      name: f.name.value.trim(),
+  // The settings both the new-queue and the settings form hold (the queue_settings macro of the templates).
+  function queueSettings(f) {
+    return {
       description: f.description.value,
       max_retries: Number(f.max_retries.value),
       claim_timeout: Number(f.claim_timeout.value),
@@ -1329,6 +1329,11 @@
       retention: Number(f.retention.value),
       dedupe: f.dedupe.checked,
     };
+  }
+
+  onSubmit("#create-form", async (form) => {
+    const f = form.elements;
+    const body = { name: f.name.value.trim(), ...queueSettings(f) };
     const info = await api("POST", "/api/v1/queues", body);
     form.closest("dialog").close();
     form.reset();
@@ -1419,13 +1424,7 @@
   onSubmit("#settings-form", async (form) => {
     const f = form.elements;
     const chosen = {
-      description: f.description.value,
-      max_retries: Number(f.max_retries.value),
-      claim_timeout: Number(f.claim_timeout.value),
-      retry_delay: Number(f.retry_delay.value),
-      retry_delay_max: Number(f.retry_delay_max.value),
-      retention: Number(f.retention.value),
-      dedupe: f.dedupe.checked,
+      ...queueSettings(f),
       concurrency: Number(f.concurrency.value),
       key_concurrency: Number(f.key_concurrency.value),
       rate_limit: f.rate_on.checked ? { max: Number(f.rate_max.value), per_ms: Number(f.rate_per_ms.value) } : null,

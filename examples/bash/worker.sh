@@ -137,8 +137,11 @@ report() {
 # --- The loop: claim, run the batch, repeat --------------------------------------------------------------
 # SIGTERM or SIGINT (Ctrl-C): hang up the waiting claim (the server puts back any job it took for it), let the
 # jobs in hand finish and be reported, then exit 0.
-STOP=0
-trap 'STOP=1; log "stop signal: finishing the jobs in hand, claiming no more"' TERM INT
+# The trap hangs up the claim itself: a signal that lands just before the `wait` below (bash runs a trap only
+# between commands) would otherwise leave the worker waiting out the whole long-poll.
+STOP=0 claiming=""
+trap 'STOP=1; [ -z "$claiming" ] || kill "$claiming" 2>/dev/null
+  log "stop signal: finishing the jobs in hand, claiming no more"' TERM INT
 
 done_jobs=0
 while [ "$STOP" = 0 ]; do
@@ -152,8 +155,9 @@ while [ "$STOP" = 0 ]; do
   "${CURL[@]}" -X POST "$JOBS/claim" --max-time 40 \
     -d "{\"count\": $count, \"block_ms\": 30000, \"worker\": \"$WORKER\"}" >"$TMP/claim" &
   claiming=$!
+  [ "$STOP" = 1 ] && kill "$claiming" 2>/dev/null # the signal came while the claim was being started
   wait "$claiming"
-  [ "$STOP" = 1 ] && kill "$claiming" 2>/dev/null # a stop signal interrupted the wait: hang up
+  claiming=""
   answer=$(<"$TMP/claim")
   status=${answer##*$'\n'} body=${answer%$'\n'*}
   if [ "$STOP" = 1 ] && [ "$status" != 200 ]; then break; fi

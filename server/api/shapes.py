@@ -9,7 +9,10 @@ from starq.worker_kit.protocol import (
     DEPENDENCY_FAILURE_CHOICES,
     EVENT_KINDS,
     JOB_STATUSES,
+    MAX_BLOCK_MS,
     MAX_BULK_IDS,
+    MAX_CLAIM_COUNT,
+    MAX_DELAY,
     MAX_DEPENDENCIES,
     MAX_JOB_TIMEOUT,
     MAX_KEY_LENGTH,
@@ -26,7 +29,6 @@ from .operations import JOB_ID_TEXT, QUEUE_NAME_MAX, QUEUE_NAME_PATTERN
 from .schema import ABSENT, Field, Schema
 
 # Limits that are part of the schema itself; size limits (bytes, batch size) come from Settings.
-MAX_DELAY_SECONDS = 366 * 86400
 MAX_CLAIM_TIMEOUT = next(s.maximum for s in QUEUE_SETTINGS if s.name == "claim_timeout")
 MAX_WORKER_NAME = 128
 MAX_ERROR_TEXT = 64 * 1024
@@ -170,7 +172,7 @@ NewJob = Schema(
         Field("priority", "integer", 0, "0-9; higher is claimed first, FIFO within a priority.", minimum=0,
               maximum=MAX_PRIORITY),
         Field("delay", "number", None, "Seconds to wait before the job becomes ready (not with run_at).", minimum=0,
-              maximum=MAX_DELAY_SECONDS, nullable=True),
+              maximum=MAX_DELAY, nullable=True),
         Field("run_at", "string", None, "ISO 8601 time at which the job becomes ready (not with delay).",
               nullable=True, max_length=64, format="date-time"),
         *JOB_OPTIONS,
@@ -270,8 +272,10 @@ EventStream = Schema(
 Claim = Schema(
     "Claim",
     (
-        Field("count", "integer", 1, "How many jobs to claim at most.", minimum=1, maximum=100),
-        Field("block_ms", "integer", 0, "How long to wait for a job when none is ready.", minimum=0, maximum=60000),
+        Field("count", "integer", 1, "How many jobs to claim at most.", minimum=1, maximum=MAX_CLAIM_COUNT),
+        Field(
+            "block_ms", "integer", 0, "How long to wait for a job when none is ready.", minimum=0, maximum=MAX_BLOCK_MS
+        ),
         Field("worker", "string", "", "A name for the claiming worker (shown in stats).", max_length=MAX_WORKER_NAME),
     ),
 )
@@ -436,7 +440,7 @@ Release = Schema(
         Field("lease_id", "string", None, "The lease from the claim; a stale lease gets 409.", nullable=True,
               max_length=64),
         Field("delay", "number", 0, "Seconds before the job can be claimed again (0: at once).", minimum=0,
-              maximum=MAX_DELAY_SECONDS),
+              maximum=MAX_DELAY),
     ),
 )  # fmt: skip
 PURGEABLE = tuple(s for s in JOB_STATUSES if s != "claimed")

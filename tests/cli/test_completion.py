@@ -114,3 +114,18 @@ def test_fish(tmp_path):
         "...",
         "submit\tSubmit a JSONL file (one payload object...",
     ]
+
+
+def test_completing_a_command_line_does_not_load_the_http_client():
+    # Every Tab runs the CLI afresh: the HTTP client (httpx and what it imports) is a third of that start-up, and
+    # only a command that talks to a server needs it.
+    probe = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('httpx' in sys.modules, file=sys.stderr))\n"
+        "from starq.cli.main import main\n"
+        "main(prog_name='starq')\n"
+    )
+    env = {**os.environ, "_STARQ_COMPLETE": "bash_complete", "COMP_WORDS": "starq qu", "COMP_CWORD": "1"}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, env=env)
+    assert "plain,queues" in done.stdout.splitlines(), done
+    assert done.stderr.strip().splitlines()[-1] == "False", done.stderr

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from starq.cli.queue_commands import create, update
+from starq.worker_kit.protocol import QUEUE_DEFAULTS
+
 
 async def test_health(starq):
     ran = await starq("health")
@@ -197,3 +200,13 @@ async def test_purge_refuses_without_yes_when_stdin_is_not_a_terminal(starq, mak
         assert ran.code == 2 and ran.stdout == ""
         assert ran.stderr.count("\n") == 1 and ran.stderr.startswith("Error: ") and "pass --yes" in ran.stderr
     assert (await starq("info", queue_name, "--json")).json()["completed"] == 2  # nothing was purged
+
+
+def test_settings_help_states_the_server_defaults():
+    """The help of create's and update's settings ends with each setting's default as the protocol declares it."""
+    for command in (create, update):
+        helps = {p.name: getattr(p, "help", None) or "" for p in command.params}
+        for name in ("max_retries", "claim_timeout", "retry_delay_max", "concurrency", "events_max"):
+            assert helps[name].endswith(f" [server default: {QUEUE_DEFAULTS[name]}]."), helps[name]
+        assert helps["retention"].endswith(f" [server default: {QUEUE_DEFAULTS['retention']}, 7 days].")
+        assert helps["rate_limit"].endswith(" [server default: none].")

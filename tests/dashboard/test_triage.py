@@ -438,3 +438,17 @@ def test_job_history_is_a_table_with_the_full_error_on_demand(dash_server, api, 
     last.locator("summary").click()
     expect(full).to_be_visible()
     expect(full).to_have_text(TRACEBACK)
+
+
+def test_job_history_shows_the_status_each_event_left_the_job_in(dash_server, api, make_page):
+    """Events that name no status show the one the engine's declaration gives them (HISTORY_EVENT_STATUS), and
+    a submission with a delay shows scheduled."""
+    queue = api.new_queue()
+    (job,) = api.submit(queue, {"image": "dog.png"}, delay=3600)
+    api.client.post(f"/api/v1/queues/{queue}/jobs/{job['id']}/promote").raise_for_status()
+    api.cancel(queue, job["id"])
+    page = make_page()
+    page.goto(f"{dash_server.url}/queues/{queue}/jobs/{job['id']}")
+    rows = page.locator("#history-table tbody tr")
+    expect(rows.locator(".what")).to_have_text(["submitted", "promoted", "cancelled"])
+    expect(rows.locator('[data-f="status-text"]')).to_have_text(["scheduled", "pending", "cancelled"])

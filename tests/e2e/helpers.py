@@ -8,6 +8,8 @@ import time
 
 import httpx
 
+from starq.server.data_dir import alive
+
 KEY = {"X-API-Key": "dev-key"}
 
 
@@ -71,12 +73,8 @@ def children_of(parent: int) -> list[int]:
 
 
 def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
+    if not alive(-pgid):
         return False
-    except PermissionError:
-        return True
     # Zombies still count for killpg; a group whose members all exited but wait for reaping is gone enough.
     return any(_pgid_of(pid) == pgid and _state_of(pid) != "Z" for pid in _pids())
 

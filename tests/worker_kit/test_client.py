@@ -131,6 +131,15 @@ def test_unknown_codes_fall_back_on_the_status():
     assert isinstance(errors.error_from_response(502, "<html>"), errors.UnexpectedResponse)
 
 
+def test_the_status_fallback_is_a_familys_base_and_the_clients_own_errors_are_not_the_servers():
+    # Derived from the class declarations: the first class declared with a status stands for it.
+    for status, family in [(404, errors.NotFound), (409, errors.Conflict), (503, errors.StoreUnavailable)]:
+        assert type(errors.error_from_response(status, {"detail": "x", "error": "brand_new"})) is family
+    assert type(errors.error_from_response(431, {"detail": "x"})) is errors.HeadersTooLarge
+    own = {errors.ServerUnreachable, errors.UnexpectedResponse, errors.UnknownDependency}
+    assert own.isdisjoint(errors.SERVER_ERRORS) and errors.LeaseLost in errors.SERVER_ERRORS
+
+
 async def test_unreachable_server_is_retried_then_reported(free_port):
     async with StarqClient(f"http://127.0.0.1:{free_port}", retry=FAST_RETRY) as c:
         with pytest.raises(ServerUnreachable) as caught:

@@ -3,11 +3,23 @@ queue concurrency and rate limits, release, promote, bulk actions, purge, and li
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 
-from starq.worker_kit import InvalidState, JobCancelled, LeaseLost, NotClaimed, ValidationFailed
+from starq.worker_kit import InvalidState, JobCancelled, LeaseLost, NotClaimed, StarqClient, ValidationFailed
+from starq.worker_kit.client import JOB_OPTIONS, job_options
 
 OPTIONS = {"key": "acct-1", "timeout": 30, "max_retries": 2, "tags": ["mail", "eu"]}
+
+
+def test_every_method_that_takes_the_job_options_takes_them_alike():
+    # Spelled out in each public signature (typed, documented), and checked here against ``job_options``.
+    declared = list(inspect.signature(job_options).parameters.values())
+    assert [p.name for p in declared] == list(JOB_OPTIONS)
+    for method in (StarqClient.submit, StarqClient.submit_many, StarqClient.create_schedule):
+        parameters = inspect.signature(method).parameters
+        assert [parameters[name] for name in JOB_OPTIONS] == declared, method.__name__
 
 
 async def test_submit_sends_every_job_option(client, make_queue, queue_name):

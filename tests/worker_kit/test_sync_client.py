@@ -43,8 +43,9 @@ def test_every_async_method_has_a_blocking_twin_with_the_same_signature():
     # Every coroutine method is a coroutine method there, and the streams are streams.
     streams = {name for name in twins if not inspect.iscoroutinefunction(async_methods[name])}
     assert streams == {"iter_jobs", "events"}
+    # The constructor too: the same parameters (names, kinds, defaults, annotations), then its own ``backend``.
     init = inspect.signature(BlockingClient.__init__).parameters
-    assert list(init) == [*inspect.signature(StarqClient.__init__).parameters, "backend"]
+    assert list(init.values()) == [*inspect.signature(StarqClient.__init__).parameters.values(), init["backend"]]
 
 
 @pytest.fixture
