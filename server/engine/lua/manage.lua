@@ -93,15 +93,15 @@ local function delete_keys(keys)
   for i = 1, #keys, CHUNK do redis.call('DEL', unpack(keys, i, math.min(i + CHUNK - 1, #keys))) end
 end
 
--- Removes ids for good: records and every trace (see forget_job; settle(done) after). Each record is read once,
--- and the records, their status indexes and their expiry entries are updated with one command per key for all
--- of them, not one per job: the retention's removal is the third step of every job's life. missing: the index
--- to take the id of a record already gone off (the one it was found in).
 -- What forget_job reads of a finished job (most of those removed: the retention's): it is in no line, holds no
 -- lease and no key slot, and its batch has counted it. Every field asked for costs the store a search of the
 -- record, found or not.
 local FORGET_FINISHED = {'status', 'uk', 'dk', 'tags', 'hd', 'act', 'key'}
 
+-- Removes ids for good: records and every trace (see forget_job; settle(done) after). Each record is read once,
+-- and the records, their status indexes and their expiry entries are updated with one command per key for all
+-- of them, not one per job: the retention's removal is the third step of every job's life. missing: the index
+-- to take the id of a record already gone off (the one it was found in).
 local function forget_many(q, ids, done, missing)
   local by_status, records = {}, {}
   for _, id in ipairs(ids) do
