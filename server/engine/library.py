@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from importlib import resources
+from importlib.resources.abc import Traversable
 
 from starq.worker_kit.protocol import QUEUE_DEFAULTS
 
@@ -33,9 +34,10 @@ def _lua_table(pairs: dict[str, str]) -> str:
     return "{" + ", ".join(f"{name} = '{value}'" for name, value in pairs.items()) + "}"
 
 
-def build() -> str:
-    """The library's source, as ``FUNCTION LOAD`` takes it."""
-    folder = resources.files(__package__).joinpath("lua")
+def build(folder: Traversable | None = None) -> str:
+    """The library's source, as ``FUNCTION LOAD`` takes it, from ``folder`` (by default this package's ``lua/``;
+    benchmarks/storecalls.py passes another version's)."""
+    folder = folder or resources.files(__package__).joinpath("lua")
     parts = [
         f"#!lua name={NAME}",
         "-- Written by server/engine/library.py from the Python declarations: edit those, not these lines.",

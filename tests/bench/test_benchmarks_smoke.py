@@ -286,3 +286,26 @@ async def test_a_client_spec_longer_than_one_argument_goes_in_a_file():
         assert len(json.dumps(spec)) > harness.ARG_MAX
         (result,), _ = await harness.run_clients(spec)
     assert result["requests"] == 50 and result["errors"] == 0
+
+
+def test_store_calls_per_job_of_the_worker_paths():
+    """benchmarks.storecalls counts the commands the functions run per job on each path, exactly; the worker
+    paths include the retention's removal (one read of each finished record)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.storecalls", "--jobs", "300"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    line = r"^(.+?): 300 jobs.*\n  FCALLs per job ([\d.]+), commands from Lua per job ([\d.]+)"
+    per_path = re.findall(line, proc.stdout, re.MULTILINE)
+    assert [p[0] for p in per_path] == [
+        "claim 1 + complete, 16 tasks, retention 1",
+        "submit one job per call, 16 tasks",
+        "claim 50 + ack, 16 tasks, retention 1",
+    ]
+    # A claim and a complete per job, then the removal; a submit per job.
+    assert float(per_path[0][1]) >= 2 and float(per_path[1][1]) >= 1
+    assert all(float(p[2]) > 0 for p in per_path)

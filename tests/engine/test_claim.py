@@ -150,3 +150,48 @@ async def test_update_queue_changes_settings(engine, queue_name):
     assert (s["max_retries"], s["claim_timeout"], s["description"], s["dedupe"]) == (7, 30, "d", True)
     assert (s["retry_delay"], s["retry_delay_max"], s["retention"]) == (0.5, 9, 60)
     assert (await engine.queue_info(queue_name)).settings == s
+
+
+async def test_claimed_jobs_list_newest_first_in_pages_whatever_their_lease_order(engine, queue_name):
+    # Claimed jobs are indexed by the leases zset, in lease-expiry order: listing must still page them by id.
+    await make_queue(engine, queue_name, claim_timeout=60)
+    subs = await submit(engine, queue_name, *({"i": i} for i in range(7)))
+    claimed = await engine.claim(queue_name, 5, "w")
+    # Leases in an order unlike the ids' (either way).
+    for seconds, job in zip([200, 400, 100, 500, 300], claimed, strict=True):
+        await engine.extend(queue_name, job.id, job.lease_id, seconds)
+    newest_first = [s.id for s in reversed(subs)]
+    claimed_ids = [j.id for j in reversed(claimed)]
+    pages, cursor = [], ""
+    while True:
+        page = await engine.list_jobs(queue_name, "claimed", 2, cursor)
+        pages.append([j.id for j in page.jobs])
+        if not page.has_more:
+            break
+        cursor = page.cursor
+    assert pages == [claimed_ids[0:2], claimed_ids[2:4], claimed_ids[4:5]]
+    # With every status: pending and claimed ids merged, newest first.
+    seen, cursor = [], ""
+    while True:
+        page = await engine.list_jobs(queue_name, "", 3, cursor)
+        seen += [j.id for j in page.jobs]
+        if not page.has_more:
+            break
+        cursor = page.cursor
+    assert seen == newest_first
+    assert (await assert_counts_true(engine, queue_name))["claimed"] == 5
+
+
+async def test_a_claimed_index_left_by_an_earlier_release_is_ignored_then_dropped(engine, raw, queue_name):
+    # Before the leases zset became the claimed jobs' index, claims also kept an idx:claimed: a store written
+    # then may still hold one. Nothing reads it, and the queue's next tick deletes it.
+    await make_unticked_queue(engine, raw, queue_name)
+    await submit(engine, queue_name, {"a": 1}, {"b": 2})
+    (job,) = await engine.claim(queue_name, 1, "w")
+    stale = f"starq:{{{queue_name}}}:idx:claimed"
+    await raw.zadd(stale, {"0191a5b0-0000-7000-8000-000000000000": 0, job.id: 0})
+    assert (await assert_counts_true(engine, queue_name))["claimed"] == 1
+    await engine.tick(queue_name)
+    assert await raw.exists([stale]) == 0
+    await engine.complete(queue_name, job.id, job.lease_id)
+    assert (await assert_counts_true(engine, queue_name))["claimed"] == 0

@@ -71,3 +71,29 @@ async def test_one_pass_catches_up_with_more_due_work_than_one_tick_does(engine,
     assert info.counts["pending"] == 30 + len(held) + 170  # never claimed, reclaimed, promoted
     after = await engine.tick(queue_name)
     assert not after.more and after.lag_ms == {"promote": 0, "reclaim": 0, "expire": 0}
+
+
+async def test_the_retention_removes_finished_records_with_every_trace(engine, queue_name, raw):
+    """The tick reads a finished record's few fields that may need undoing (tags, unique key, dependents) and
+    deletes all the due records at once: nothing of them may stay behind."""
+    await make_unticked_queue(engine, raw, queue_name)
+    await engine.update_queue(queue_name, retention=1)
+    (first,) = await submit(engine, queue_name, {"a": 1}, tags=["t"], unique_key="u")
+    (second,) = await submit(engine, queue_name, {"b": 2}, tags=["t"], depends_on=[first.id])
+    await submit(engine, queue_name, {"c": 3}, unique_key="v")
+    a, c = await engine.claim(queue_name, 2, "w")
+    await engine.complete(queue_name, a.id, a.lease_id)
+    await engine.fail(queue_name, c.id, c.lease_id, "no", retry=False)
+    (b,) = await engine.claim(queue_name, 1, "w")
+    assert b.id == second.id  # released by its dependency's completion
+    await engine.complete(queue_name, b.id, b.lease_id)
+    await trio.sleep(1.2)  # past the retention
+    assert (await engine.tick(queue_name)).expired == 3
+    prefix = f"starq:{{{queue_name}}}:"
+    keys = set(await raw.keys(prefix + "*"))
+    assert not {k for k in keys if k.startswith((prefix + "job:", prefix + "tag:", prefix + "dependents:"))}
+    for index in ("idx:completed", "idx:failed", "expiry"):
+        assert await raw.zcard(prefix + index) == 0
+    assert await raw.hlen(prefix + "uniq") == 0 and await raw.zcard(prefix + "uniq_until") == 0
+    info = await engine.queue_info(queue_name)
+    assert sum(info.counts.values()) == 0

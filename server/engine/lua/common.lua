@@ -30,7 +30,8 @@ Keys of a queue (P = "starq:{<queue>}:"):
                             the job's status history, newest last, one JSON object a line, capped at HISTORY_MAX
                             entries ("hn" counts them; "0" means the record's own fields stand for its history,
                             see history()). Keeping it in the record costs no command of its own.
-  P.."idx:<status>"  zset   job ids by status, all scores 0, ordered by id (ids sort by creation time)
+  P.."idx:<status>"  zset   job ids by status, all scores 0, ordered by id (ids sort by creation time); for
+                            every status but claimed, whose jobs are exactly those of P.."leases" (index_of)
   P.."tag:<tag>"     zset   job ids with that tag, ordered by id like idx:<status>
   P.."sched"         zset   scheduled job ids by due time
   P.."leases"        zset   claimed job ids by lease expiry
@@ -107,10 +108,10 @@ local function record_values(jkey)
   return redis.call('HMGET', jkey, unpack(RECORD))
 end
 
--- The values of RECORD's fields from a table of them by name.
+-- The values of RECORD's fields from a table of them by name (a missing one reads as false, as HMGET's do).
 local function values_of(rec)
   local out = {}
-  for i, name in ipairs(RECORD) do out[i] = rec[name] end
+  for i, name in ipairs(RECORD) do out[i] = rec[name] or false end
   return out
 end
 
@@ -146,13 +147,26 @@ local function scored(ids, score)
   return out
 end
 
--- Moves many job ids from one status index to another (from = nil: they had none).
+-- The zset holding the ids of a status's jobs. Claimed jobs are exactly those with a lease, so the leases zset
+-- (by lease expiry, which the maintenance loop needs) is their index too: a claim and its outcome each update
+-- one zset fewer than with an idx:claimed of their own. Its ids are not in id order: listing claimed jobs
+-- sorts them (reads.lua), which costs O(claimed jobs), a number bounded by what workers hold at once.
+-- (A store written by an earlier release may still hold an idx:claimed; the maintenance tick deletes it.)
+local function index_of(P, status)
+  if status == 'claimed' then return P .. 'leases' end
+  return P .. 'idx:' .. status
+end
+
+-- Moves many job ids from one status index to another (from = nil: they had none). Leaving or entering the
+-- claimed status is the caller's update of the leases zset (index_of), which carries their expiry.
 local function move_index_many(P, ids, from, to)
   if #ids == 0 then return end
-  if from then
+  if from and from ~= 'claimed' then
     call_many('ZREM', P .. 'idx:' .. from, {}, ids)
   end
-  call_many('ZADD', P .. 'idx:' .. to, {}, scored(ids, 0))
+  if to ~= 'claimed' then
+    call_many('ZADD', P .. 'idx:' .. to, {}, scored(ids, 0))
+  end
 end
 
 -- A queue's meta hash holds its settings, which change only through create_queue and update_queue (each bumps
@@ -916,10 +930,12 @@ end
 -- key slot, unique key, tags, indexes, its list of dependents. f: the job's OUTCOME fields and its tags. Does
 -- not touch idx:<status> or expiry (the caller removes many ids from those at once). A job removed before it
 -- finished fails its waiting dependents (through done.deps, for settle) and counts as cancelled in its batch.
+-- records: nil to delete the record at once, or a list to add its key to (the caller deletes them all with one
+-- command, before it settles).
 
 local FINISHED = {completed = true, failed = true, cancelled = true}
 
-local function forget_job(q, id, f, done)
+local function forget_job(q, id, f, done, records)
   unqueue(q, id, f)
   if f.status == 'claimed' then
     redis.call('ZREM', q.P .. 'leases', id)
@@ -946,7 +962,11 @@ local function forget_job(q, id, f, done)
     done.added = done.added or new_added(q)
     count_in_batch(q, id, f.bat, 'cancelled', tonumber(done.now_s), done.added)
   end
-  redis.call('DEL', q.P .. 'job:' .. id)
+  if records then
+    records[#records + 1] = q.P .. 'job:' .. id
+  else
+    redis.call('DEL', q.P .. 'job:' .. id)
+  end
 end
 
 -- OUTCOME's fields and the tags: what forget_job reads.

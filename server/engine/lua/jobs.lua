@@ -58,12 +58,13 @@ local function submit(q, args)
   return out
 end
 
--- What a claim reads of each job: the record's fields except those the claim itself sets, and what it needs.
-local CLAIM_SETS = {status = true, claimed_at = true, lease = true, lease_exp = true, worker = true}
-local CLAIM_READS = {'hn', 'to'}
--- (At load time the library sees no Lua globals such as ipairs: plain loops only.)
-for i = 1, #RECORD do
-  if not CLAIM_SETS[RECORD[i]] and RECORD[i] ~= 'to' then CLAIM_READS[#CLAIM_READS + 1] = RECORD[i] end
+-- A claim reads each job's whole record (HGETALL): a pending job holds few of RECORD's fields, and asking for
+-- each of them by name (HMGET) cost a search of the record per name, found or not, and a reply element per name.
+local function whole_record(jkey)
+  local raw = redis.call('HGETALL', jkey)
+  local rec = {}
+  for i = 1, #raw, 2 do rec[raw[i]] = raw[i + 1] end
+  return rec
 end
 
 -- How many jobs a claim may take now under the queue's limits, and, when the rate limit allows none, how long
@@ -92,6 +93,25 @@ local function spend_rate(q, n)
   if not q.rate_max or n == 0 then return end
   local rl = q.P .. 'rl'
   if redis.call('INCRBY', rl, n) == n then redis.call('PEXPIRE', rl, q.rate_per_ms) end
+end
+
+-- A worker's last claim time (the workers hash) is written at most once a second per worker: a worker claiming
+-- one job at a time would otherwise write it at every claim. The times written are kept in this Lua state with
+-- the queue's parsed settings (so they start afresh when the library is loaded again, or the queue is made
+-- again); what a reader sees is at most a second older than the worker's last claim.
+local SEEN_MS, SEEN_MAX = 1000, 1000
+local function saw_worker(q, worker, now, now_s)
+  local settings = getmetatable(q).__index
+  local seen = settings.seen_at
+  if not seen or settings.seen_n >= SEEN_MAX then
+    seen = {} -- bounded by the workers in use, whatever names come and go
+    settings.seen_at, settings.seen_n = seen, 0
+  end
+  local last = seen[worker]
+  if last and now - last < SEEN_MS then return end
+  if not last then settings.seen_n = settings.seen_n + 1 end
+  seen[worker] = now
+  redis.call('HSET', q.P .. 'workers', worker, now_s)
 end
 
 -- claim: KEYS[1]=meta; ARGV = count, lease token, worker name, park_ms (optional: how long the caller waits if
@@ -127,7 +147,7 @@ local function claim(q, args)
     for _, entry in ipairs(entries) do
       local id = entry[2][2]
       local jkey = q.P .. 'job:' .. id
-      local rec = read(jkey, CLAIM_READS)
+      local rec = whole_record(jkey)
       -- A job leaves its stream before its record goes, so the record always exists; should it not, the
       -- stale entry is dropped rather than resurrected as a half-record.
       if rec.id then
@@ -147,7 +167,7 @@ local function claim(q, args)
         if rec.hn == '0' then
           redis.call('HSET', jkey, unpack(set))
         else
-          hset(jkey, set, history(jkey, redis.call('HGET', jkey, 'hist'), rec.hn, now, 'claimed',
+          hset(jkey, set, history(jkey, rec.hist, rec.hn, now, 'claimed',
             {lease = lease, worker = worker}))
         end
         rec.status, rec.claimed_at, rec.lease, rec.lease_exp, rec.worker = 'claimed', now_s, lease, exp_s, worker
@@ -172,7 +192,7 @@ local function claim(q, args)
     call_many('ZADD', q.P .. 'leases', {}, leases)
     spend_rate(q, #ids)
     if worker ~= '' then
-      redis.call('HSET', q.P .. 'workers', worker, now_s)
+      saw_worker(q, worker, now, now_s)
       redis.call('HINCRBY', q.P .. 'inhand', worker, text(#ids))
     end
   else

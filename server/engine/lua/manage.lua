@@ -88,10 +88,33 @@ local function retry_dead(q, args)
   return #ids
 end
 
--- Removes ids (all of one status) for good: records and every trace (see forget_job; settle(done) after).
-local function forget_many(q, ids, status, done)
-  for _, id in ipairs(ids) do forget_job(q, id, read(q.P .. 'job:' .. id, FORGET), done) end
-  call_many('ZREM', q.P .. 'idx:' .. status, {}, ids)
+-- Deletes the keys (of one queue) with one command per CHUNK of them.
+local function delete_keys(keys)
+  for i = 1, #keys, CHUNK do redis.call('DEL', unpack(keys, i, math.min(i + CHUNK - 1, #keys))) end
+end
+
+-- What forget_job reads of a finished job (most of those removed: the retention's): it is in no line, holds no
+-- lease and no key slot, and its batch has counted it. Every field asked for costs the store a search of the
+-- record, found or not.
+local FORGET_FINISHED = {'status', 'uk', 'dk', 'tags', 'hd', 'act', 'key'}
+
+-- Removes ids for good: records and every trace (see forget_job; settle(done) after). Each record is read once,
+-- and the records, their status indexes and their expiry entries are updated with one command per key for all
+-- of them, not one per job: the retention's removal is the third step of every job's life. missing: the index
+-- to take the id of a record already gone off (the one it was found in).
+local function forget_many(q, ids, done, missing)
+  local by_status, records = {}, {}
+  for _, id in ipairs(ids) do
+    local jkey = q.P .. 'job:' .. id
+    local f = read(jkey, FORGET_FINISHED)
+    if f.status and not FINISHED[f.status] then f = read(jkey, FORGET) end
+    local status = f.status or missing
+    by_status[status] = by_status[status] or {}
+    table.insert(by_status[status], id)
+    forget_job(q, id, f, done, records)
+  end
+  delete_keys(records)
+  for status, of_status in pairs(by_status) do call_many('ZREM', index_of(q.P, status), {}, of_status) end
   call_many('ZREM', q.P .. 'expiry', {}, ids)
 end
 
@@ -100,10 +123,10 @@ end
 -- again until fewer come.
 local function purge_status(q, args)
   local status = args[1]
-  local ids = redis.call('ZRANGE', q.P .. 'idx:' .. status, 0, tonumber(args[2]) - 1)
+  local ids = redis.call('ZRANGE', index_of(q.P, status), 0, tonumber(args[2]) - 1)
   local now = now_ms()
   local done = new_done(now)
-  forget_many(q, ids, status, done)
+  forget_many(q, ids, done, status)
   settle(q, done, now)
   return #ids
 end
@@ -114,7 +137,7 @@ local function delete_one(q, now, done, id)
   local err = refused(id, f.status, FINISHED, 'completed, failed or cancelled jobs can be deleted')
   if err then return err end
   forget_job(q, id, f, done)
-  redis.call('ZREM', q.P .. 'idx:' .. f.status, id)
+  redis.call('ZREM', index_of(q.P, f.status), id)
   redis.call('ZREM', q.P .. 'expiry', id)
   return 'deleted'
 end
@@ -170,6 +193,14 @@ end
 local function tick(q, args)
   local limit = tonumber(args[1])
   local now = now_ms()
+  -- An earlier release kept claimed jobs in an idx:claimed of their own (now the leases zset is their index,
+  -- see index_of): a store it wrote may still have one, which nothing reads or updates any more. It goes at
+  -- the first tick of each queue in this library's Lua state (the queue's parsed settings remember it).
+  local settings = getmetatable(q).__index
+  if not settings.claimed_index_gone then
+    redis.call('DEL', q.P .. 'idx:claimed')
+    settings.claimed_index_gone = true
+  end
   local promoted = promote_due(q, now, limit)
   local expired_leases = redis.call('ZRANGE', q.P .. 'leases', '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)
   local done = new_done(now)
@@ -191,14 +222,8 @@ local function tick(q, args)
   settle(q, done, now)
   local old = redis.call('ZRANGE', q.P .. 'expiry', '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)
   if #old > 0 then
-    local by_status = {}
-    for _, id in ipairs(old) do
-      local status = redis.call('HGET', q.P .. 'job:' .. id, 'status') or 'completed'
-      by_status[status] = by_status[status] or {}
-      table.insert(by_status[status], id)
-    end
     local gone = new_done(now)
-    for status, ids in pairs(by_status) do forget_many(q, ids, status, gone) end
+    forget_many(q, old, gone, 'completed')
     settle(q, gone, now)
   end
   local batches = redis.call('ZRANGE', q.P .. 'batches', '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)

@@ -44,7 +44,7 @@ local function queue_info(q, args)
   local out = redis.call('HGETALL', q.meta)
   for _, s in ipairs(STATUSES) do
     table.insert(out, 'count:' .. s)
-    table.insert(out, redis.call('ZCARD', q.P .. 'idx:' .. s))
+    table.insert(out, redis.call('ZCARD', index_of(q.P, s)))
   end
   local oldest = redis.call('ZRANGE', q.P .. 'idx:pending', 0, 0)
   if oldest[1] then
@@ -76,7 +76,7 @@ local function purge(keys, args)
   end
   local budget = tonumber(args[1])
   for _, s in ipairs(STATUSES) do
-    local ids = redis.call('ZRANGE', P .. 'idx:' .. s, 0, budget - 1)
+    local ids = redis.call('ZRANGE', index_of(P, s), 0, budget - 1)
     for _, id in ipairs(ids) do
       local f = read(P .. 'job:' .. id, {'tags', 'hd'})
       if f.tags then
@@ -85,13 +85,13 @@ local function purge(keys, args)
       if f.hd == '1' then redis.call('DEL', P .. 'dependents:' .. id) end
       redis.call('DEL', P .. 'job:' .. id)
     end
-    call_many('ZREM', P .. 'idx:' .. s, {}, ids)
+    call_many('ZREM', index_of(P, s), {}, ids)
     budget = budget - #ids
     if budget <= 0 then return 0 end
   end
   local rest = {keys[1], P .. 'sched', P .. 'leases', P .. 'expiry', P .. 'uniq', P .. 'uniq_until', P .. 'kact',
     P .. 'kwait', P .. 'rl', P .. 'crons', P .. 'cron_due', P .. 'tput', P .. 'workers', P .. 'inhand', P .. 'batches',
-    P .. 'outbox', P .. 'events'}
+    P .. 'outbox', P .. 'events', P .. 'idx:claimed'}
   for p = 0, 9 do table.insert(rest, P .. 's:' .. p) end
   for _, key in ipairs(redis.call('SMEMBERS', P .. 'kwait')) do table.insert(rest, P .. 'kq:' .. key) end
   for _, name in ipairs(redis.call('ZRANGE', P .. 'crons', 0, -1)) do table.insert(rest, P .. 'cron:' .. name) end

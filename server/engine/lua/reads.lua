@@ -71,15 +71,26 @@ local function get_batch(q, args)
     b.finished_at or '', empty(b.cb) and '' or b.cbid}
 end
 
--- The newest ids below bound ("+" or "(<id>") across the zsets sources, at most n, newest first.
-local function newest_ids(sources, bound, n)
+-- The newest ids below bound ("+" or "(<id>") across the zsets sources, at most n, newest first. The status
+-- indexes and tags hold their ids in id order and are read a page at a time; the leases zset (claimed jobs, see
+-- index_of) is in expiry order and is read whole, then sorted with the rest.
+local function newest_ids(sources, bound, n, P)
   local ids = {}
+  local mixed = #sources > 1
   for _, source in ipairs(sources) do
-    for _, id in ipairs(redis.call('ZRANGE', source, bound, '-', 'BYLEX', 'REV', 'LIMIT', 0, n)) do
-      ids[#ids + 1] = id
+    if source == P .. 'leases' then
+      local below = bound ~= '+' and string.sub(bound, 2) or nil
+      for _, id in ipairs(redis.call('ZRANGE', source, 0, -1)) do
+        if not below or id < below then ids[#ids + 1] = id end
+      end
+      mixed = true
+    else
+      for _, id in ipairs(redis.call('ZRANGE', source, bound, '-', 'BYLEX', 'REV', 'LIMIT', 0, n)) do
+        ids[#ids + 1] = id
+      end
     end
   end
-  if #sources > 1 then
+  if mixed then
     table.sort(ids, function(a, b) return a > b end)
     for i = #ids, n + 1, -1 do ids[i] = nil end
   end
@@ -109,14 +120,14 @@ local function list_jobs(q, args)
   if tag ~= '' then
     sources[1] = q.P .. 'tag:' .. tag
   elseif status ~= '' then
-    sources[1] = q.P .. 'idx:' .. status
+    sources[1] = index_of(q.P, status)
   else
-    for i, s in ipairs(STATUSES) do sources[i] = q.P .. 'idx:' .. s end
+    for i, s in ipairs(STATUSES) do sources[i] = index_of(q.P, s) end
   end
   local bound = cursor ~= '' and '(' .. cursor or '+'
   local check_status = tag ~= '' and status ~= ''
   if not check_status and text == '' then
-    local ids = newest_ids(sources, bound, count + 1)
+    local ids = newest_ids(sources, bound, count + 1, q.P)
     local out = {#ids > count and 1 or 0, ''}
     for i = 1, math.min(count, #ids) do
       out[#out + 1] = record_values(q.P .. 'job:' .. ids[i])
@@ -128,7 +139,7 @@ local function list_jobs(q, args)
   local out = {0, ''}
   local scanned, last = 0, nil
   while #out - 2 < count and scanned < budget do
-    local ids = newest_ids(sources, bound, math.min(100, budget - scanned))
+    local ids = newest_ids(sources, bound, math.min(100, budget - scanned), q.P)
     if #ids == 0 then return out end
     for _, id in ipairs(ids) do
       scanned = scanned + 1
@@ -143,7 +154,7 @@ local function list_jobs(q, args)
     bound = '(' .. last
   end
   -- Stopped by the page or the budget: more may follow if any id is left below the last one looked at.
-  if #newest_ids(sources, bound, 1) > 0 then
+  if #newest_ids(sources, bound, 1, q.P) > 0 then
     out[1], out[2] = 1, last
   end
   return out
