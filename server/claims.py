@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Callable
 
 import attrs
 import trio
@@ -49,6 +50,10 @@ FIRST_TRIES = 16
 RELEASE_TIMEOUT = 10.0
 
 
+def _nothing() -> None:
+    pass
+
+
 @attrs.define(eq=False)
 class Ledger:
     """Jobs claimed for one request that have not reached its client yet."""
@@ -56,6 +61,8 @@ class Ledger:
     queue: str = ""
     jobs: list[Job] = attrs.Factory(list)
     written: bool = False  # the answer carrying them was handed to the kernel
+    # Called once the claim is about to park (the HTTP layer starts watching for its client hanging up only then).
+    parking: Callable[[], None] = _nothing
 
     def take(self, queue: str, jobs: list[Job]) -> None:
         self.queue = queue
@@ -163,6 +170,7 @@ class ClaimBroker(HubPart):
             # Nobody has looked at the queue for this claim yet unless waiters are parked ahead of it (they
             # found it empty and the dispatcher serves them first).
             untried = not line.waiters
+        ledger.parking()
         waiter = Waiter(count=count, worker=worker, ledger=ledger, task=trio.lowlevel.current_task())
         line.waiters.append(waiter)
         if line.generation != generation or untried:

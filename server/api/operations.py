@@ -54,6 +54,14 @@ class AppState:
     metrics: Metrics
 
 
+# ``Operation.waits`` of an operation that says when it is about to wait (``Request.watch``).
+PARKS = "<parks>"
+
+
+def _nothing() -> None:
+    pass
+
+
 @attrs.define(slots=True)
 class Request:
     """One API request as a handler sees it: checked path parameters, validated body and query."""
@@ -66,6 +74,9 @@ class Request:
     scope: dict[str, Any]
     # The jobs a claim obtained for this request, until they reach the client (``claims.Ledger``).
     ledger: Ledger | None = None
+    # For an operation that ``waits=PARKS``: starts cancelling the handler when its client hangs up (call it
+    # just before waiting; calling it again does nothing). For any other operation, nothing.
+    watch: Callable[[], None] = _nothing
 
     @property
     def queue(self) -> str:
@@ -114,7 +125,8 @@ class Operation:
     # "write": a key always; "read": a key when the server runs with read auth; "none": never.
     auth: str = "read"
     # It may wait (a long-poll, a stream): the client hanging up cancels its handler. A name instead of True:
-    # it waits only when that query parameter is given and not zero.
+    # it waits only when that query parameter is given and not zero. PARKS: it may wait, and says when it is
+    # about to (``Request.watch()``): an answer it gives without waiting costs no watch for the client leaving.
     waits: bool | str = False
 
     @property

@@ -44,7 +44,7 @@ from starq.worker_kit.protocol import MAX_JSON_DEPTH
 from .. import logging_setup
 from ..http1 import EXTENSION
 from ..settings import OPEN_PATHS, Settings
-from .operations import OPERATIONS, PARAMS, Answer, AppState, Operation, Reply, Request, Router, Stream
+from .operations import OPERATIONS, PARAMS, PARKS, Answer, AppState, Operation, Reply, Request, Router, Stream
 from .schema import Schema
 
 log = logging.getLogger("starq.http")
@@ -217,7 +217,9 @@ class ApiService:
                     request.body = parse_body(await self._read_body(receive, length), op.body, self._limit)
                 if op.query is not None:
                     request.query = op.query.parse_query(scope.get("query_string", b""))
-                if op.waits is True or (op.waits and request.query.get(op.waits)):
+                if op.waits == PARKS:
+                    status = await self._serve_waiting(op, request, receive, send, rid, at_once=False)
+                elif op.waits is True or (op.waits and request.query.get(op.waits)):
                     status = await self._serve_waiting(op, request, receive, send, rid)
                 else:
                     status = await self._send(await self._handle(op, request), send, request, rid)
@@ -279,12 +281,31 @@ class ApiService:
         except Exception:
             return _error_reply(internal_error(request.method, request.path))
 
-    async def _serve_waiting(self, op: Operation, request: Request, receive: Any, send: Any, rid: str) -> int:
+    async def _serve_waiting(
+        self, op: Operation, request: Request, receive: Any, send: Any, rid: str, *, at_once: bool = True
+    ) -> int:
         """Runs a handler that may wait (and sends its answer) while watching for the client to hang up, which
-        cancels it: a long-poll's client that left must not keep its place in line."""
+        cancels it: a long-poll's client that left must not keep its place in line.
+
+        ``at_once`` False: the watch starts only when the handler calls ``request.watch()``, just before it
+        waits. A claim answered from its first try then spawns no watching task and asks the kernel for no
+        readiness (a task, a failed read and two epoll changes, ~12 % of a claim 1 + complete cycle's CPU); the
+        delivery guard still sees a client that left meanwhile (``client_gone()``) before anything is written.
+        """
         status: int | None = None
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_cancel_on_disconnect, receive, nursery.cancel_scope)
+            watching = False
+
+            def watch() -> None:
+                nonlocal watching
+                if not watching:
+                    watching = True
+                    nursery.start_soon(_cancel_on_disconnect, receive, nursery.cancel_scope)
+
+            if at_once:
+                watch()
+            else:
+                request.watch = watch
             status = await self._send(await self._handle(op, request), send, request, rid)
             nursery.cancel_scope.cancel()
         if status is None:
