@@ -17,9 +17,12 @@ from urllib.parse import unquote
 import attrs
 import coredis
 import coredis._concurrency
+import coredis._telemetry
 import coredis.connection
+import coredis.connection._request
 import coredis.exceptions
 import coredis.pool
+import coredis.pool._statistics
 from anyio import Event
 from coredis._concurrency import QueueFull
 from coredis.retry import NoRetryPolicy
@@ -92,6 +95,25 @@ def _install_queue_fix() -> None:
 
 
 _install_queue_fix()
+
+
+def _install_telemetry_once() -> None:
+    """coredis asks for its telemetry provider three times per command (the request, the connection's lease and
+    its release), and each time reads the COREDIS_OTEL_ENABLED environment variable again (~4 µs per command).
+    The environment of a running server does not change: when telemetry is off at start, those calls get the
+    no-op provider at once. (Set COREDIS_OTEL_ENABLED before starting the server to have coredis' spans.)"""
+    if not _COREDIS_6_9 or coredis.Config.otel_enabled:
+        return
+    noop = coredis._telemetry.get_telemetry_provider()
+
+    def provider() -> Any:
+        return noop
+
+    for module in (coredis.connection._request, coredis.pool._statistics):
+        module.get_telemetry_provider = provider  # type: ignore[attr-defined]
+
+
+_install_telemetry_once()
 
 
 async def fcall(

@@ -355,7 +355,8 @@ class Connection(RequestParser):
         parts = [status_line(status)]
         has_length = has_date = False
         for name, value in self.headers:
-            check_header(name, value)
+            if b":" in name:
+                check_header(name, value)  # raises: a colon would make another header of the name
             lower = name.lower()
             if lower == b"content-length":
                 has_length = True
@@ -388,7 +389,14 @@ class Connection(RequestParser):
         if not has_date and self.config.include_date_header:
             parts.append(date_header())
         parts.append(b"\r\n")
-        return b"".join(parts)
+        head = b"".join(parts)
+        # Each part is one line ending in CR LF: a head with more CRs or LFs than lines has one in a header,
+        # which could start another header or response (splitting). One count over the head, not four
+        # searches per header (the same check as check_header's, which names the culprit).
+        if head.count(b"\n") != len(parts) or head.count(b"\r") != len(parts):
+            for name, value in self.headers:
+                check_header(name, value)
+        return head
 
     def frame(self, body: bytes, more: bool) -> bytes:
         if self.suppress:
