@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import contextvars
 import itertools
-import os
 import logging
+import os
 import re
 import sys
 import time

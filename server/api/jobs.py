@@ -174,7 +174,7 @@ async def list_jobs(st: AppState, req: Request) -> Answer:
            responses={200: shapes.Claimed}, waits=PARKS)  # fmt: skip
 async def claim(st: AppState, req: Request) -> Answer:
     body, settings = req.body, st.settings
-    req.ledger = Ledger(parking=req.watch)
+    req.ledger = Ledger(waiting=req.waiting)
     started = time.perf_counter()
     jobs = await st.hub.claims.claim(
         req.queue,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -54,12 +55,8 @@ class AppState:
     metrics: Metrics
 
 
-# ``Operation.waits`` of an operation that says when it is about to wait (``Request.watch``).
+# ``Operation.waits`` of an operation that does its waiting inside ``Request.waiting()``.
 PARKS = "<parks>"
-
-
-def _nothing() -> None:
-    pass
 
 
 @attrs.define(slots=True)
@@ -74,9 +71,9 @@ class Request:
     scope: dict[str, Any]
     # The jobs a claim obtained for this request, until they reach the client (``claims.Ledger``).
     ledger: Ledger | None = None
-    # For an operation that ``waits=PARKS``: starts cancelling the handler when its client hangs up (call it
-    # just before waiting; calling it again does nothing). For any other operation, nothing.
-    watch: Callable[[], None] = _nothing
+    # For an operation that ``waits=PARKS``: the context to wait in (``async with request.waiting(): …``); the
+    # client hanging up cancels what runs inside it. For any other operation, it does nothing.
+    waiting: Callable[[], AbstractAsyncContextManager[Any]] = nullcontext
 
     @property
     def queue(self) -> str:
@@ -125,8 +122,8 @@ class Operation:
     # "write": a key always; "read": a key when the server runs with read auth; "none": never.
     auth: str = "read"
     # It may wait (a long-poll, a stream): the client hanging up cancels its handler. A name instead of True:
-    # it waits only when that query parameter is given and not zero. PARKS: it may wait, and says when it is
-    # about to (``Request.watch()``): an answer it gives without waiting costs no watch for the client leaving.
+    # it waits only when that query parameter is given and not zero. PARKS: it may wait, and waits only inside
+    # ``Request.waiting()``: an answer it gives without waiting costs no watch for the client leaving.
     waits: bool | str = False
 
     @property
