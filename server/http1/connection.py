@@ -81,7 +81,13 @@ class Connection(RequestParser):
         self.client = client
         self.server = server
         self.idle = idle
-        self.extensions = {EXTENSION: {"client_gone": self.client_gone, "reached_client": self.reached_client}}
+        self.extensions = {
+            EXTENSION: {
+                "client_gone": self.client_gone,
+                "reached_client": self.reached_client,
+                "body_arrived": self.body_arrived,
+            }
+        }
         super().__init__(config.h11_max_incomplete_size)
         self.eof = False  # the client closed its side, or the connection broke
         self.reset = False  # the client reset the connection (a read or peek failed)
@@ -269,6 +275,10 @@ class Connection(RequestParser):
             if not data:
                 self.eof = True
             return data
+
+    def body_arrived(self) -> bool:
+        """True when the request being answered has arrived whole: ``receive`` then answers without waiting."""
+        return self.current is not None and self.current.complete
 
     def client_gone(self) -> bool:
         """True when the client has closed or reset the connection, read or not yet read (a non-blocking peek)."""
