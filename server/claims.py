@@ -21,6 +21,9 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager, nullcontext
+from typing import Any
 
 import attrs
 import trio
@@ -56,6 +59,9 @@ class Ledger:
     queue: str = ""
     jobs: list[Job] = attrs.Factory(list)
     written: bool = False  # the answer carrying them was handed to the kernel
+    # The context a parked claim waits in: the HTTP layer's, which its client hanging up cancels (it watches for
+    # that only while a claim is parked: a claim answered at once needs no watch).
+    waiting: Callable[[], AbstractAsyncContextManager[Any]] = nullcontext
 
     def take(self, queue: str, jobs: list[Job]) -> None:
         self.queue = queue
@@ -164,6 +170,14 @@ class ClaimBroker(HubPart):
             # found it empty and the dispatcher serves them first).
             untried = not line.waiters
         waiter = Waiter(count=count, worker=worker, ledger=ledger, task=trio.lowlevel.current_task())
+        async with ledger.waiting():
+            await self._park(line, generation, untried, waiter, block_ms)
+        if waiter.error is not None:
+            raise waiter.error
+        return ledger.jobs
+
+    async def _park(self, line: Line, generation: int, untried: bool, waiter: Waiter, block_ms: int) -> None:
+        """Waits in ``line`` until the dispatcher hands ``waiter`` its jobs, ``block_ms`` pass, or it is cancelled."""
         line.waiters.append(waiter)
         if line.generation != generation or untried:
             line.wake.set()  # jobs became ready while the first try was in flight, or there was no first try
@@ -178,9 +192,6 @@ class ClaimBroker(HubPart):
 
         with trio.move_on_after(block_ms / 1000):
             await trio.lowlevel.wait_task_rescheduled(leave)
-        if waiter.error is not None:
-            raise waiter.error
-        return ledger.jobs
 
     async def _claim_now(self, queue: str, count: int, worker: str, ledger: Ledger, parks: bool) -> list[Job]:
         with trio.CancelScope(shield=True):

@@ -8,11 +8,12 @@ written while the request is handled, so one grep finds a request's whole story.
 from __future__ import annotations
 
 import contextvars
+import itertools
 import logging
+import os
 import re
 import sys
 import time
-import uuid
 from typing import Any
 
 import orjson
@@ -87,9 +88,28 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: Any = None
     logging.getLogger("coredis").setLevel(max(logging.WARNING, root.level))
 
 
+# A fresh id is 32 hex digits: 64 random bits drawn once per process, then a counter. Unique across processes
+# and restarts as a random UUID is, without asking the kernel for randomness on every request (uuid4 was one
+# getrandom call and a UUID object per request, ~2 % of a claim's CPU).
+_ID_PREFIX = ""
+_ID_COUNTER = itertools.count()
+
+
+def _new_id_prefix() -> None:
+    global _ID_PREFIX, _ID_COUNTER
+    _ID_PREFIX = os.urandom(8).hex()
+    _ID_COUNTER = itertools.count(int.from_bytes(os.urandom(4), "big"))
+
+
+_new_id_prefix()
+os.register_at_fork(after_in_child=_new_id_prefix)  # a forked child must not repeat its parent's ids
+
+
 def request_id_for(given: str | None) -> str:
     """The id of a request that sent ``given`` as its X-Request-ID: that, when it is a sane token, else a new one."""
-    return given if given and _SANE_ID.fullmatch(given) else uuid.uuid4().hex
+    if given and _SANE_ID.fullmatch(given):
+        return given
+    return f"{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFF_FFFF_FFFF_FFFF:016x}"
 
 
 def log_access(method: str, path: str, status: int, started: float, remote: str) -> None:

@@ -192,12 +192,16 @@ class Metrics(Observer):
     def claimed(self, queue: str, jobs: Sequence[Job]) -> None:
         self.count("claimed", queue, len(jobs))
         now = time.monotonic()
+        queued = self.child(self.job_queued, queue)
+        # The jobs of one claim share their claim time, and jobs submitted together their creation time: each
+        # distinct time is read once (a claim of 50 read 100 ISO times and looked its metric up 50 times).
+        times: dict[str, datetime | None] = {}
         for job in jobs:
             self._claimed_at[(queue, job.id)] = now
             if not job.retries:
-                waited = _seconds_between(job.created_at, job.claimed_at)
+                waited = _seconds_between(_read_time(times, job.created_at), _read_time(times, job.claimed_at))
                 if waited is not None:
-                    self.child(self.job_queued, queue).observe(waited)
+                    queued.observe(waited)
         while len(self._claimed_at) > MAX_TRACKED_CLAIMS:
             self._claimed_at.popitem(last=False)
 
@@ -208,8 +212,13 @@ class Metrics(Observer):
 
     def completed(self, queue: str, job_ids: Sequence[str]) -> None:
         self.count("completed", queue, len(job_ids))  # one increment a batch: each takes the client's lock
+        run = None
+        now = time.monotonic()
         for job_id in job_ids:
-            self._job_ended(queue, job_id, "completed")
+            started = self._claimed_at.pop((queue, job_id), None)
+            if started is not None:
+                run = run or self.child(self.job_run, queue, "completed")
+                run.observe(now - started)
 
     def failed(self, queue: str, job_id: str, status: str) -> None:
         self.count("failed", queue)
@@ -293,9 +302,21 @@ if __name__ == "__main__":
     print(metrics_table())
 
 
-def _seconds_between(start: str, end: str) -> float | None:
+def _read_time(seen: dict[str, datetime | None], text: str) -> datetime | None:
+    """An ISO time, read once per ``seen`` (None when it is not one)."""
     try:
-        delta = datetime.fromisoformat(end) - datetime.fromisoformat(start)
+        return seen[text]
+    except KeyError:
+        pass
+    try:
+        found: datetime | None = datetime.fromisoformat(text)
     except ValueError:
+        found = None
+    seen[text] = found
+    return found
+
+
+def _seconds_between(start: datetime | None, end: datetime | None) -> float | None:
+    if start is None or end is None:
         return None
-    return max(delta.total_seconds(), 0.0)
+    return max((end - start).total_seconds(), 0.0)

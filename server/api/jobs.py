@@ -19,7 +19,7 @@ from ..claims import Ledger
 from ..engine.engine import dedupe_hash
 from ..engine.models import Callback, Job, JobOptions, NewBatch, NewJob, iso, new_job_id
 from . import shapes
-from .operations import Answer, AppState, Request, job_id, operation
+from .operations import PARKS, Answer, AppState, Request, job_id, operation
 
 TAG = "jobs"
 J = "/api/v1/queues/{name}/jobs"
@@ -171,10 +171,10 @@ async def list_jobs(st: AppState, req: Request) -> Answer:
 
 
 @operation("POST", J + "/claim", summary="Claim jobs, waiting up to block_ms for one", tag=TAG, body=shapes.Claim,
-           responses={200: shapes.Claimed}, waits=True)  # fmt: skip
+           responses={200: shapes.Claimed}, waits=PARKS)  # fmt: skip
 async def claim(st: AppState, req: Request) -> Answer:
     body, settings = req.body, st.settings
-    req.ledger = Ledger()
+    req.ledger = Ledger(waiting=req.waiting)
     started = time.perf_counter()
     jobs = await st.hub.claims.claim(
         req.queue,

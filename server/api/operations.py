@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -54,6 +55,10 @@ class AppState:
     metrics: Metrics
 
 
+# ``Operation.waits`` of an operation that does its waiting inside ``Request.waiting()``.
+PARKS = "<parks>"
+
+
 @attrs.define(slots=True)
 class Request:
     """One API request as a handler sees it: checked path parameters, validated body and query."""
@@ -66,6 +71,9 @@ class Request:
     scope: dict[str, Any]
     # The jobs a claim obtained for this request, until they reach the client (``claims.Ledger``).
     ledger: Ledger | None = None
+    # For an operation that ``waits=PARKS``: the context to wait in (``async with request.waiting(): …``); the
+    # client hanging up cancels what runs inside it. For any other operation, it does nothing.
+    waiting: Callable[[], AbstractAsyncContextManager[Any]] = nullcontext
 
     @property
     def queue(self) -> str:
@@ -114,7 +122,8 @@ class Operation:
     # "write": a key always; "read": a key when the server runs with read auth; "none": never.
     auth: str = "read"
     # It may wait (a long-poll, a stream): the client hanging up cancels its handler. A name instead of True:
-    # it waits only when that query parameter is given and not zero.
+    # it waits only when that query parameter is given and not zero. PARKS: it may wait, and waits only inside
+    # ``Request.waiting()``: an answer it gives without waiting costs no watch for the client leaving.
     waits: bool | str = False
 
     @property

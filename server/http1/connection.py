@@ -81,7 +81,13 @@ class Connection(RequestParser):
         self.client = client
         self.server = server
         self.idle = idle
-        self.extensions = {EXTENSION: {"client_gone": self.client_gone, "reached_client": self.reached_client}}
+        self.extensions = {
+            EXTENSION: {
+                "client_gone": self.client_gone,
+                "reached_client": self.reached_client,
+                "body_arrived": self.body_arrived,
+            }
+        }
         super().__init__(config.h11_max_incomplete_size)
         self.eof = False  # the client closed its side, or the connection broke
         self.reset = False  # the client reset the connection (a read or peek failed)
@@ -270,6 +276,10 @@ class Connection(RequestParser):
                 self.eof = True
             return data
 
+    def body_arrived(self) -> bool:
+        """True when the request being answered has arrived whole: ``receive`` then answers without waiting."""
+        return self.current is not None and self.current.complete
+
     def client_gone(self) -> bool:
         """True when the client has closed or reset the connection, read or not yet read (a non-blocking peek)."""
         if self.eof or self.broken:
@@ -355,7 +365,8 @@ class Connection(RequestParser):
         parts = [status_line(status)]
         has_length = has_date = False
         for name, value in self.headers:
-            check_header(name, value)
+            if b":" in name:
+                check_header(name, value)  # raises: a colon would make another header of the name
             lower = name.lower()
             if lower == b"content-length":
                 has_length = True
@@ -388,7 +399,14 @@ class Connection(RequestParser):
         if not has_date and self.config.include_date_header:
             parts.append(date_header())
         parts.append(b"\r\n")
-        return b"".join(parts)
+        head = b"".join(parts)
+        # Each part is one line ending in CR LF: a head with more CRs or LFs than lines has one in a header,
+        # which could start another header or response (splitting). One count over the head, not four
+        # searches per header (the same check as check_header's, which names the culprit).
+        if head.count(b"\n") != len(parts) or head.count(b"\r") != len(parts):
+            for name, value in self.headers:
+                check_header(name, value)
+        return head
 
     def frame(self, body: bytes, more: bool) -> bytes:
         if self.suppress:

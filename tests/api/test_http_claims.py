@@ -208,3 +208,35 @@ def test_jobs_whose_client_reset_unread_go_back(server, queue_name):
     while (info := httpx.get(f"{api}/{queue_name}").json())["pending"] < 5 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert (info["pending"], info["claimed"]) == (5, 0)
+
+
+async def test_a_parked_claim_leaves_its_line_when_its_client_hangs_up(server, queue_name):
+    """The watch for a hang-up starts only when a claim parks (a claim answered at once needs none): a parked
+    claim whose client closes must leave its line then, not when its block_ms (a minute here) runs out."""
+    api = f"{server.url}/api/v1/queues"
+    async with httpx.AsyncClient(timeout=30) as client:
+        assert (await client.post(api, json={"name": queue_name}, headers=KEY)).status_code == 201
+
+        async def waiting() -> int:
+            return (await client.get(f"{server.url}/api/health")).json()["waiting_claims"]
+
+        host, port = host_port(server.url)
+        body = json.dumps({"count": 1, "block_ms": 60_000}).encode()
+        streams = []
+        for _ in range(3):
+            stream = await trio.open_tcp_stream(host, port)
+            await stream.send_all(http_request("POST", f"/api/v1/queues/{queue_name}/jobs/claim", body))
+            streams.append(stream)
+        with trio.fail_after(30):  # a bound on a broken server, below block_ms; no timing is measured
+            while await waiting() < 3:
+                await trio.sleep(0.05)
+        for stream in streams:
+            await stream.aclose()
+        with trio.fail_after(30):
+            while await waiting() > 0:
+                await trio.sleep(0.05)
+        # A job submitted now goes to a claim that is still there, not to one of the gone clients.
+        r = await client.post(f"{api}/{queue_name}/jobs", json={"payload": {"n": 1}}, headers=KEY)
+        assert r.status_code == 201
+        r = await client.post(f"{api}/{queue_name}/jobs/claim", json={"count": 5}, headers=KEY)
+        assert [j["payload"] for j in r.json()["jobs"]] == [{"n": 1}]

@@ -82,6 +82,13 @@ async def raw_app(scope, receive, send) -> None:
             await send({"type": message["type"] + ".complete"})
         await send({"type": "lifespan.shutdown.complete"})
         return
+    if scope["path"].startswith("/header/"):
+        # A header made of the path's (percent-decoded) text: /header/x-a:%0d%0aevil sends "x-a" with a CR LF.
+        name, _, value = scope["path"].removeprefix("/header/").partition(":")
+        headers = [(b"content-type", b"text/plain"), (name.encode("latin-1"), value.encode("latin-1"))]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"ok"})
+        return
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
     if scope["path"] == "/gone":
         client_gone = scope["extensions"][http1.EXTENSION]["client_gone"]

@@ -231,3 +231,20 @@ async def test_shutdown_closes_idle_connections_and_finishes_requests_in_flight(
     status, headers, body = await busy_reader.response()
     assert (status, body, headers["connection"]) == (200, b"slow", "close")
     assert await busy_reader.closed()
+
+
+async def test_a_response_header_with_a_cr_or_lf_is_never_written(raw_served):
+    """A header value carrying CR or LF could start a header or a response of its own (response splitting): the
+    app's response is refused whole and the client gets the layer's 500."""
+    ok = await exchange(
+        raw_served_as(raw_served), request_bytes("GET", "/header/x-a:fine", headers="Connection: close\r\n")
+    )
+    assert status_of(ok) == 200 and b"\r\nx-a: fine\r\n" in ok
+    for bad in ("x-a:v%0d%0ax-evil:%201", "x-a:v%0ax-evil:%201", "x-a:v%0dx-evil:%201"):
+        raw = await exchange(raw_served_as(raw_served), request_bytes("GET", f"/header/{bad}"))
+        assert status_of(raw) == 500 and b"evil" not in raw, raw
+
+
+def raw_served_as(address: tuple[str, int]) -> dict:
+    """``raw_served``'s address in the shape ``exchange`` takes."""
+    return {"host": address[0], "port": address[1]}
