@@ -120,12 +120,14 @@ local function empty(value)
 end
 
 -- Runs cmd on key with a fixed head of arguments followed by many items, CHUNK items per command.
--- Items come in whole groups (score/member pairs), so CHUNK is even.
+-- Items come in whole groups (score/member pairs), so CHUNK is even. key nil: the items are the keys (DEL).
 local function call_many(cmd, key, head, items)
   local n = #items
   for i = 1, n, CHUNK do
     local last = math.min(i + CHUNK - 1, n)
-    if #head == 0 then
+    if key == nil then
+      redis.call(cmd, unpack(items, i, last))
+    elseif #head == 0 then
       redis.call(cmd, key, unpack(items, i, last))
     else
       local args = {unpack(head)}

@@ -88,11 +88,6 @@ local function retry_dead(q, args)
   return #ids
 end
 
--- Deletes the keys (of one queue) with one command per CHUNK of them.
-local function delete_keys(keys)
-  for i = 1, #keys, CHUNK do redis.call('DEL', unpack(keys, i, math.min(i + CHUNK - 1, #keys))) end
-end
-
 -- What forget_job reads of a finished job (most of those removed: the retention's): it is in no line, holds no
 -- lease and no key slot, and its batch has counted it. Every field asked for costs the store a search of the
 -- record, found or not.
@@ -113,7 +108,7 @@ local function forget_many(q, ids, done, missing)
     table.insert(by_status[status], id)
     forget_job(q, id, f, done, records)
   end
-  delete_keys(records)
+  call_many('DEL', nil, {}, records)
   for status, of_status in pairs(by_status) do call_many('ZREM', index_of(q.P, status), {}, of_status) end
   call_many('ZREM', q.P .. 'expiry', {}, ids)
 end
