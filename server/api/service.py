@@ -291,10 +291,8 @@ class ApiService:
         """Runs a handler that may wait (and sends its answer) while watching for the client to hang up, which
         cancels it: a long-poll's client that left must not keep its place in line."""
         status: int | None = None
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(_cancel_on_disconnect, receive, nursery.cancel_scope)
+        async with _HangUpWatch(receive).waiting():
             status = await self._send(await self._handle(op, request), send, request, rid)
-            nursery.cancel_scope.cancel()
         if status is None:
             raise _Disconnected()
         return status
