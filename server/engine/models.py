@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any, Generic, NamedTuple, Self, TypeVar, overload
 
 import attrs
 import orjson
@@ -23,6 +23,7 @@ import orjson
 from starq.worker_kit.protocol import FINISHED_STATUSES, JOB_STATUSES, QUEUE_DEFAULTS, QUEUE_SETTINGS
 
 STATUSES = JOB_STATUSES
+T = TypeVar("T")
 
 
 def iso(ms: str | int | None) -> str:
@@ -182,6 +183,22 @@ _EMPTY = {name: read(None) for name, read, _ in _CONVERT}
 _JSON_FIELDS = tuple(f.name for f in JOB_FIELDS if f.kind in ("json", "list"))
 
 
+class _Field(Generic[T]):
+    """A job's field read as a typed attribute (``job.status``: ``job.fields["status"]``)."""
+
+    __slots__ = ("name",)
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, job: None, owner: type) -> Self: ...
+    @overload
+    def __get__(self, job: Job, owner: type) -> T: ...
+    def __get__(self, job: Job | None, owner: type) -> T | Self:
+        return self if job is None else job.fields[self.name]
+
+
 class Job:
     """A job as the API shows it: its fields by ``JOB_FIELDS`` name. JSON fields (payload, result) stay raw JSON
     text: the server never decodes them."""
@@ -226,41 +243,16 @@ class Job:
         except KeyError:
             raise AttributeError(name) from None
 
-    @property
-    def id(self) -> str:
-        return self.fields["id"]
-
-    @property
-    def status(self) -> str:
-        return self.fields["status"]
-
-    @property
-    def payload(self) -> str:
-        return self.fields["payload"]
-
-    @property
-    def result(self) -> str | None:
-        return self.fields["result"]
-
-    @property
-    def error(self) -> str:
-        return self.fields["error"]
-
-    @property
-    def retries(self) -> int:
-        return self.fields["retries"]
-
-    @property
-    def lease_id(self) -> str:
-        return self.fields["lease_id"]
-
-    @property
-    def created_at(self) -> str:
-        return self.fields["created_at"]
-
-    @property
-    def claimed_at(self) -> str:
-        return self.fields["claimed_at"]
+    # The fields the server's own code reads, typed; any other reads through __getattr__.
+    id: _Field[str] = _Field()
+    status: _Field[str] = _Field()
+    payload: _Field[str] = _Field()
+    result: _Field[str | None] = _Field()
+    error: _Field[str] = _Field()
+    retries: _Field[int] = _Field()
+    lease_id: _Field[str] = _Field()
+    created_at: _Field[str] = _Field()
+    claimed_at: _Field[str] = _Field()
 
     def to_json(self) -> dict[str, Any]:
         out = {"id": self.fields["id"], "queue": self.queue, **self.fields}

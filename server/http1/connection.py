@@ -132,20 +132,29 @@ class Connection(RequestParser):
         while not queue:
             if self.error is not None or self.eof:
                 return None
-            try:
-                data = self.sock.recv(MAX_RECV)
-            except BlockingIOError:
+            data = self.recv_ready()
+            if data is None:
                 if not await self.wait_idle():
                     return None
                 continue
-            except OSError:
-                self.reset = True
-                data = b""
             if not data:
-                self.eof = True
                 return None
             self.feed(data)
         return queue.popleft()
+
+    def recv_ready(self) -> bytes | None:
+        """The bytes that have arrived, without waiting: None when there are none yet, b"" (and ``eof`` set)
+        when the client closed or broke the connection."""
+        try:
+            data = self.sock.recv(MAX_RECV)
+        except BlockingIOError:
+            return None
+        except OSError:
+            self.reset = True
+            data = b""
+        if not data:
+            self.eof = True
+        return data
 
     async def wait_idle(self) -> bool:
         """Waits for bytes until the keep-alive deadline; False when it passed or the server is shutting down.
@@ -255,26 +264,16 @@ class Connection(RequestParser):
 
     async def read(self, timeout: float | None) -> bytes:
         """The next bytes from the client; b"" (and ``eof`` set) when it closed, broke, or sent nothing in time."""
-        sock = self.sock
-        while True:
-            try:
-                data = sock.recv(MAX_RECV)
-            except BlockingIOError:
-                if timeout is None:
-                    await trio.lowlevel.wait_readable(sock)
-                else:
-                    with trio.move_on_after(timeout) as scope:
-                        await trio.lowlevel.wait_readable(sock)
-                    if scope.cancelled_caught:
-                        self.eof = True
-                        return b""
-                continue
-            except OSError:
-                self.reset = True
-                data = b""
-            if not data:
-                self.eof = True
-            return data
+        while (data := self.recv_ready()) is None:
+            if timeout is None:
+                await trio.lowlevel.wait_readable(self.sock)
+            else:
+                with trio.move_on_after(timeout) as scope:
+                    await trio.lowlevel.wait_readable(self.sock)
+                if scope.cancelled_caught:
+                    self.eof = True
+                    return b""
+        return data
 
     def body_arrived(self) -> bool:
         """True when the request being answered has arrived whole: ``receive`` then answers without waiting."""

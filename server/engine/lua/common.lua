@@ -715,6 +715,12 @@ local function leased(q, id, lease, op, names)
   return jkey, f, check_lease(id, f, lease, op)
 end
 
+-- The same for a function called by a worker on one job, ARGV starting with its id and lease: returns the id
+-- too.
+local function leased_call(q, args, op, names)
+  return args[1], leased(q, args[1], args[2], op, names)
+end
+
 -- Moves due scheduled jobs to their streams (or their keys' lines). Returns how many moved.
 local function promote_due(q, now, limit)
   local due = redis.call('ZRANGE', q.P .. 'sched', '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)

@@ -70,8 +70,7 @@ end
 -- extend: KEYS[1]=meta; ARGV = job id, lease ('' = any), seconds ('' = the queue's claim_timeout).
 -- Returns the new lease expiry (ms). A job with a timeout never gets a lease past its attempt's deadline.
 local function extend(q, args)
-  local id = args[1]
-  local jkey, f, reply = leased(q, id, args[2], 'extend', OUTCOME)
+  local id, jkey, f, reply = leased_call(q, args, 'extend', OUTCOME)
   if reply then return reply end
   local ms = q.claim_timeout_ms
   if args[3] ~= '' then ms = tonumber(args[3]) * 1000 end
@@ -98,8 +97,7 @@ end
 -- release: KEYS[1]=meta; ARGV = job id, lease ('' = any), delay (seconds). A worker gives its job back (when it
 -- shuts down, say): same checks as complete. Returns {'released'|'repeat', status}.
 local function release(q, args)
-  local id = args[1]
-  local jkey, f, reply = leased(q, id, args[2], 'release', OUTCOME)
+  local id, jkey, f, reply = leased_call(q, args, 'release', OUTCOME)
   if reply then return reply end
   local now = now_ms()
   local hands = {}
@@ -136,8 +134,7 @@ end
 -- What check_lease needs: all that progress reads.
 local REPORTED = {'status', 'lease', 'retries', 'done_lease', 'done_as'}
 local function progress(q, args)
-  local id = args[1]
-  local jkey, _, reply = leased(q, id, args[2], 'progress', REPORTED)
+  local id, jkey, _, reply = leased_call(q, args, 'progress', REPORTED)
   if reply then return reply end
   redis.call('HSET', jkey, 'progress', args[3])
   if q.events then emit(q, now_ms(), 'progress', id, 'claimed', '{"progress":' .. args[3] .. '}') end
