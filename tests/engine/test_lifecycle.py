@@ -135,6 +135,29 @@ async def test_list_jobs_newest_first_with_cursor_paging(engine, queue_name):
     assert pages == [5, 5, 5, 5, 3]
 
 
+async def test_list_jobs_pages_newest_first_across_statuses(engine, queue_name):
+    # Pending, claimed (the leases zset, in expiry order) and completed jobs interleaved by id: each page is
+    # merged from every status's index.
+    await make_queue(engine, queue_name)
+    subs = []
+    for i in range(23):
+        subs += await submit(engine, queue_name, {"i": i})
+    claimed = await engine.claim(queue_name, 12)
+    for job in claimed[::2]:
+        await engine.complete(queue_name, job.id, job.lease_id)
+    await engine.extend(queue_name, claimed[1].id, claimed[1].lease_id, 3600)  # leases out of id order
+    seen, cursor, statuses = [], "", set()
+    while True:
+        page = await engine.list_jobs(queue_name, "", 5, cursor)
+        seen += [j.id for j in page.jobs]
+        statuses |= {j.status for j in page.jobs}
+        if not page.has_more:
+            break
+        cursor = page.cursor
+    assert seen == [s.id for s in reversed(subs)]
+    assert statuses == {"pending", "claimed", "completed"}
+
+
 async def test_list_jobs_filters_before_paging(engine, queue_name):
     """Every page but the last is full, however the wanted status is spread among the others."""
     await make_queue(engine, queue_name)
