@@ -421,7 +421,7 @@ class Engine:
         the store marks the queue as waited on for that long and submits publish "ready" only then."""
         token = os.urandom(6).hex() + "-"
         reply = await self._call("starq_claim", queue, (count, token, worker, park_ms))
-        jobs = [Job.from_record(queue, r) for r in reply[2:]]
+        jobs = [Job.from_record(queue, r) for r in orjson.loads(reply[2])]
         if jobs:
             self.observer.claimed(queue, jobs)
         claimed = Claimed(jobs, int(reply[0]), bool(reply[1]))
@@ -497,7 +497,7 @@ class Engine:
             args += (job_id, lease, error, "1" if retry else "0", random.random())
         ids = [c[0] for c in completes] + [f[0] for f in fails]
         try:
-            replies = await self._call("starq_ack", queue, args)
+            replies = orjson.loads(await self._call("starq_ack", queue, args))
         except QueueNotFound as exc:
             # As if each item had been tried on its own: every one reports the missing queue.
             return [AckOutcome(id=job_id, error=exc) for job_id in ids]
@@ -601,7 +601,7 @@ class Engine:
         with ``has_more`` and a cursor to go on from."""
         args = [status, count, cursor, tag, text.lower(), SCAN_BUDGET]
         reply = await self._call("starq_list_jobs", queue, args, readonly=True)
-        return JobPage([Job.from_record(queue, r) for r in reply[2:]], bool(reply[0]), reply[1] or "")
+        return JobPage([Job.from_record(queue, r) for r in orjson.loads(reply[2])], bool(reply[0]), reply[1] or "")
 
     # -- stats ----------------------------------------------------------------------------------------------
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+import orjson
 import trio
 
 from engine.helpers import assert_counts_true, drain, make_queue, make_unticked_queue, now_ms, payload_of, submit
@@ -195,3 +198,34 @@ async def test_a_claimed_index_left_by_an_earlier_release_is_ignored_then_droppe
     assert await raw.exists([stale]) == 0
     await engine.complete(queue_name, job.id, job.lease_id)
     assert (await assert_counts_true(engine, queue_name))["claimed"] == 0
+
+
+def shown(job) -> dict:
+    """The job as the API renders it."""
+    return orjson.loads(orjson.dumps(job.to_json()))
+
+
+async def test_claims_and_listings_read_every_field_as_the_record_holds_it(engine, queue_name):
+    # Claims, listings and acks come back from the store as JSON text: every kind of character a field may hold
+    # (escapes, slashes, non-ASCII, line separators, control characters) must read back exactly.
+    odd = 'quote " backslash \\ slash / é € 😀 \u2028 \u2029 tab \t nl \n nul-ish \x01 \x1f end'
+    await make_queue(engine, queue_name, max_retries=3)
+    (sub,) = await submit(
+        engine, queue_name, {"text": odd, "n": [1, 2.5, None, True]}, priority=7,
+        key="k/é", unique_key="u\\1", timeout=30, max_retries=2, tags=["t/1", "é"],
+    )  # fmt: skip
+    (first,) = await engine.claim(queue_name, 1, "w/é")
+    await engine.progress(queue_name, first.id, first.lease_id, json.dumps({"at": odd}, ensure_ascii=False))
+    await engine.fail(queue_name, first.id, first.lease_id, error=odd)
+    await engine.promote(queue_name, sub.id)  # the retry's backoff skipped
+    (claimed,) = await engine.claim(queue_name, 1, "w/é")
+    stored = await engine.get_job(queue_name, sub.id)
+    assert claimed.error == odd and json.loads(claimed.payload)["text"] == odd and claimed.retries == 1
+    assert json.loads(claimed.progress)["at"] == odd
+    assert claimed.tags == stored.tags and json.loads(claimed.tags) == ["t/1", "é"]
+    as_stored = {k: v for k, v in shown(stored).items() if k not in ("history", "dependents")}
+    assert shown(claimed) == as_stored
+    (listed,) = (await engine.list_jobs(queue_name, "", 10)).jobs
+    assert shown(listed) == as_stored
+    (outcome,) = await engine.ack(queue_name, [(claimed.id, claimed.lease_id, '{"r": "' + "é/\\\\" + '"}')], [])
+    assert (outcome.status, outcome.retries, outcome.error) == ("completed", 1, None)

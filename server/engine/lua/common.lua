@@ -115,6 +115,14 @@ local function values_of(rec)
   return out
 end
 
+-- Replies of many parts (the records of a claim or a listing, RECORD's values each; the outcomes of an ack) go
+-- as one JSON array: the server decodes one string instead of parsing a reply element per value (for a claim
+-- of 50 jobs, 1,300 elements through coredis' parser cost the server ~230 µs more CPU than one JSON text).
+local function json_array(items)
+  if #items == 0 then return '[]' end -- (cjson writes an empty table as {})
+  return cjson.encode(items)
+end
+
 local function empty(value)
   return not value or value == ''
 end

@@ -118,7 +118,7 @@ end
 -- this claim hands out nothing; 0: it will not wait).
 -- Hands out up to count pending jobs, highest priority first and FIFO within a priority, within the queue's
 -- concurrency and rate limit. Due scheduled jobs are promoted first so a claim never waits for the maintenance
--- loop. Returns {wait_ms, held, record, record, ...}: the records as RECORD's values; wait_ms > 0 when the rate
+-- loop. Returns {wait_ms, held, records}: the records as json_array gives them; wait_ms > 0 when the rate
 -- limit allows nothing now (it says when it will); held = 1 when the queue's concurrency held jobs back.
 local function claim(q, args)
   local now = now_ms()
@@ -126,11 +126,11 @@ local function claim(q, args)
   local park_ms = tonumber(args[4]) or 0
   if q.paused == '1' then
     mark_parked(q, now, park_ms)
-    return {0, 0}
+    return {0, 0, '[]'}
   end
   local want, held, wait = allowance(q, tonumber(args[1]))
   local token, worker = args[2], args[3]
-  local out, ids = {wait, held and 1 or 0}, {}
+  local records, ids = {}, {}
   local default_exp = now + q.claim_timeout_ms
   local now_s, default_exp_s = text(now), text(default_exp)
   local leases = {}
@@ -172,7 +172,7 @@ local function claim(q, args)
         end
         rec.status, rec.claimed_at, rec.lease, rec.lease_exp, rec.worker = 'claimed', now_s, lease, exp_s, worker
         if q.events then emit(q, now, 'claimed', id, 'claimed', cjson.encode({worker = worker, lease_id = lease})) end
-        out[#out + 1] = values_of(rec)
+        records[#records + 1] = values_of(rec)
         ids[#ids + 1] = id
         leases[#leases + 1] = exp_s
         leases[#leases + 1] = id
@@ -198,7 +198,7 @@ local function claim(q, args)
   else
     mark_parked(q, now, park_ms)
   end
-  return out
+  return {wait, held and 1 or 0, json_array(records)}
 end
 
 register('starq_submit', submit)

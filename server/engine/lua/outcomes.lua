@@ -46,8 +46,8 @@ end
 -- ack: KEYS[1]=meta; ARGV = number of completes, then per complete: job id, lease ('' = any), result JSON;
 -- then per fail: job id, lease ('' = any), error text, retry (1/0), jitter in [0,1).
 -- Completes, then fails, in the order given, each exactly as complete and fail would; an item that cannot be
--- done does not stop the others. Returns per item the reply complete/fail would give, or {'error', message}
--- with message as the error complete/fail would raise.
+-- done does not stop the others. Returns, as json_array, per item the reply complete/fail would give, or
+-- {'error', message} with message as the error complete/fail would raise.
 local function ack(q, args)
   local now = now_ms()
   local done = new_done(now)
@@ -64,7 +64,7 @@ local function ack(q, args)
     add(fail_one(q, now, done, args[i], args[i + 1], args[i + 2], args[i + 3] == '1', tonumber(args[i + 4])))
   end
   settle(q, done, now)
-  return out
+  return json_array(out)
 end
 
 -- extend: KEYS[1]=meta; ARGV = job id, lease ('' = any), seconds ('' = the queue's claim_timeout).

@@ -111,10 +111,10 @@ end
 
 -- list_jobs: KEYS[1]=meta; ARGV = status ('' = all), count, cursor ('' = newest), tag ('' = any), search text
 -- ('' = none, else lower case), scan budget.
--- Returns {has_more, next cursor, record, record, ...} (RECORD's values each), newest first, every filter applied
--- before paging. One filter alone reads its index page by page. Several (a tag and a status, or a search) scan
--- the newest ids of the narrowest index and check each, at most budget ids per call: a page may then come back
--- short with has_more = 1 and a cursor to go on from.
+-- Returns {has_more, next cursor, records} (json_array), newest first, every filter applied before paging. One
+-- filter alone reads its index page by page. Several (a tag and a status, or a search) scan the newest ids of the
+-- narrowest index and check each, at most budget ids per call: a page may then come back short with has_more = 1
+-- and a cursor to go on from.
 local function list_jobs(q, args)
   local status, count, cursor, tag, text = args[1], tonumber(args[2]), args[3], args[4], args[5]
   local budget = tonumber(args[6])
@@ -128,38 +128,33 @@ local function list_jobs(q, args)
   end
   local bound = cursor ~= '' and '(' .. cursor or '+'
   local check_status = tag ~= '' and status ~= ''
+  local records = {}
   if not check_status and text == '' then
     local ids = newest_ids(sources, bound, count + 1, q.P)
-    local out = {#ids > count and 1 or 0, ''}
-    for i = 1, math.min(count, #ids) do
-      out[#out + 1] = record_values(q.P .. 'job:' .. ids[i])
-      out[2] = ids[i]
-    end
-    if out[1] == 0 then out[2] = '' end
-    return out
+    local n = math.min(count, #ids)
+    for i = 1, n do records[i] = record_values(q.P .. 'job:' .. ids[i]) end
+    if #ids > count then return {1, ids[n] or '', json_array(records)} end
+    return {0, '', json_array(records)}
   end
-  local out = {0, ''}
   local scanned, last = 0, nil
-  while #out - 2 < count and scanned < budget do
+  while #records < count and scanned < budget do
     local ids = newest_ids(sources, bound, math.min(100, budget - scanned), q.P)
-    if #ids == 0 then return out end
+    if #ids == 0 then return {0, '', json_array(records)} end
     for _, id in ipairs(ids) do
       scanned = scanned + 1
       last = id
       local jkey = q.P .. 'job:' .. id
       if (not check_status or redis.call('HGET', jkey, 'status') == status)
         and (text == '' or matches_text(jkey, id, text)) then
-        out[#out + 1] = record_values(jkey)
-        if #out - 2 >= count then break end
+        records[#records + 1] = record_values(jkey)
+        if #records >= count then break end
       end
     end
     bound = '(' .. last
   end
   -- Stopped by the page or the budget: more may follow if any id is left below the last one looked at.
-  if #newest_ids(sources, bound, 1, q.P) > 0 then
-    out[1], out[2] = 1, last
-  end
-  return out
+  if #newest_ids(sources, bound, 1, q.P) > 0 then return {1, last, json_array(records)} end
+  return {0, '', json_array(records)}
 end
 
 -- throughput: KEYS[1]=meta; ARGV = number of buckets. Returns {bucket_ms, now, {bucket, completed, failed}...}
