@@ -95,7 +95,7 @@ async def test_a_batch_is_sent_whole_or_not_at_all(starq, make_queue, queue_name
     assert (await starq("info", queue_name, "--json")).json()["pending"] == 0
 
 
-async def test_wait_exit_status_tells_the_outcome(starq, make_queue, queue_name):
+async def test_wait_exit_status_tells_the_outcome(starq, make_queue, queue_name, server):
     await make_queue("--max-retries", "0")
     job = await one_job(starq, queue_name)
     started = trio.current_time()
@@ -108,11 +108,21 @@ async def test_wait_exit_status_tells_the_outcome(starq, make_queue, queue_name)
     async def waiter() -> None:
         got.append(await starq("wait", queue_name, job["id"], "--json"))
 
-    async with trio.open_nursery() as nursery:
+    # The CLI runs in-process and swaps sys.stdout while it runs: only the waiter runs it meanwhile; the job is
+    # claimed and completed over plain HTTP.
+    async with (
+        trio.open_nursery() as nursery,
+        httpx.AsyncClient(base_url=server.url, headers={"X-API-Key": KEY}) as http,
+    ):
         nursery.start_soon(waiter)
         await trio.sleep(0.3)
         assert not got
-        await claim_and(starq, queue_name, "complete", "-r", '{"sent": 1}')
+        jobs_url = f"/api/v1/queues/{queue_name}/jobs"
+        (claimed,) = (await http.post(f"{jobs_url}/claim", json={"count": 1})).json()["jobs"]
+        completed = await http.put(
+            f"{jobs_url}/{claimed['id']}/complete", json={"lease_id": claimed["lease_id"], "result": {"sent": 1}}
+        )
+        assert completed.status_code == 200, completed.text
     (done,) = got
     assert done.code == 0 and done.json()["result"] == {"sent": 1}
     assert (await starq("wait", queue_name, job["id"])).stdout == f'Job {job["id"]} completed: {{"sent":1}}\n'
