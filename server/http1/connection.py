@@ -15,6 +15,7 @@ scheduling, whether a claim's jobs reached the socket.
 
 from __future__ import annotations
 
+import math
 import socket
 from typing import Any
 from urllib.parse import unquote
@@ -86,6 +87,7 @@ class Connection(RequestParser):
                 "client_gone": self.client_gone,
                 "reached_client": self.reached_client,
                 "body_arrived": self.body_arrived,
+                "send_within": self.send_within,
             }
         }
         super().__init__(config.h11_max_incomplete_size)
@@ -105,6 +107,7 @@ class Connection(RequestParser):
         self.chunked = False
         self.remaining = -1  # body bytes still owed under the app's Content-Length (-1: no Content-Length)
         self.close_after = False
+        self.write_timeout: float | None = None  # the bound on a write the kernel cannot take at once (send_within)
 
     # -- the loop --------------------------------------------------------------------------------------------
 
@@ -356,6 +359,16 @@ class Connection(RequestParser):
             return True
         raise BadResponse(f"unexpected ASGI message {kind!r}")
 
+    async def send_within(self, message: dict, timeout: float) -> bool:
+        """``send``, where a write the kernel cannot take at once waits at most ``timeout`` seconds; past it the
+        response is cut short (the connection is broken) and False returned. A write the kernel takes whole, the
+        usual case, costs no timer (a cancel scope with a deadline: ~6 µs per response)."""
+        self.write_timeout = timeout
+        try:
+            return await self.send(message)
+        finally:
+            self.write_timeout = None
+
     def head(self, body: bytes, more: bool) -> bytes:
         status = self.status
         request = self.current
@@ -437,13 +450,14 @@ class Connection(RequestParser):
     async def write_rest(self, view: memoryview) -> bool:
         finished = False
         try:
-            while view:
-                await trio.lowlevel.wait_writable(self.sock)
-                try:
-                    view = view[self.sock.send(view) :]
-                except BlockingIOError:
-                    pass
-            finished = True
+            with trio.move_on_after(self.write_timeout if self.write_timeout is not None else math.inf):
+                while view:
+                    await trio.lowlevel.wait_writable(self.sock)
+                    try:
+                        view = view[self.sock.send(view) :]
+                    except BlockingIOError:
+                        pass
+                finished = True
         except (OSError, trio.ClosedResourceError):
             self.eof = True
         finally:
