@@ -387,10 +387,9 @@ async def _settle_delivery(request: Request, state: AppState) -> None:
     ledger = request.ledger
     assert ledger is not None
     transport = _transport(request)
-    if ledger.jobs and ledger.written and transport is not None:
-        with trio.CancelScope(shield=True):
-            if await transport["reached_client"](CONFIRM_SECONDS):
-                ledger.delivered()
+    # reached_client's wait is shielded: it ends within CONFIRM_SECONDS even while the request is cancelled.
+    if ledger.jobs and ledger.written and transport is not None and await transport["reached_client"](CONFIRM_SECONDS):
+        ledger.delivered()
     await ledger.release_undelivered(state.engine)
 
 

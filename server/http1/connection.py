@@ -302,12 +302,13 @@ class Connection(RequestParser):
         A client that closes its socket with unread bytes in it (a timed-out HTTP client, or one that had
         already closed when the bytes arrived) makes its kernel answer with a reset; one that read everything
         closes with a FIN, or sends its next request. Call it only once the app's ``receive`` is no longer
-        waiting (the socket has one reader at a time).
+        waiting (the socket has one reader at a time). The wait is shielded (a cancelled request still learns
+        whether its answer arrived) and bounded by ``grace``, in one cancel scope.
         """
         if self.broken or self.reset:
             return False
         if not self.eof and not self.queue and self.parsing is None:
-            with trio.move_on_after(grace):
+            with trio.CancelScope(deadline=trio.current_time() + grace, shield=True):
                 try:
                     await trio.lowlevel.wait_readable(self.sock)
                 except (trio.BusyResourceError, trio.ClosedResourceError):
