@@ -10,7 +10,8 @@ Writes go straight to the non-blocking socket: a response's head and body leave 
 until the first body message, as the ASGI spec allows), and only a write the kernel cannot take at once waits.
 ``send`` returns whether the message's bytes were handed to the kernel, and the scope's ``extensions``
 entry ``"starq.http1"`` offers ``client_gone()``: together they let ``DeliveryGuard`` decide from facts, not from
-scheduling, whether a claim's jobs reached the socket.
+scheduling, whether a claim's jobs reached the socket. It also offers ``send_within()``: ``send`` with a bound on a
+write that has to wait, so a response the kernel takes at once needs no timer.
 """
 
 from __future__ import annotations
