@@ -228,16 +228,24 @@ class ReplyTimer:
 
 @asynccontextmanager
 async def _timing_replies(pool: Any, timeout: float) -> AsyncIterator[None]:
-    """Runs a ``ReplyTimer`` for ``pool``'s FCALLs while the block runs."""
+    """Runs a ``ReplyTimer`` for ``pool``'s FCALLs while the block runs.
+
+    The timer is a trio system task, not a task of a nursery around the block: such a nursery would hand on
+    whatever the block raises wrapped in an ExceptionGroup."""
     timer = ReplyTimer(timeout)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(timer.run)
-        pool.reply_timer = timer
-        try:
-            yield
-        finally:
-            pool.reply_timer = None
-            nursery.cancel_scope.cancel()
+    scope = trio.CancelScope()
+
+    async def run() -> None:
+        with scope:
+            await timer.run()
+
+    trio.lowlevel.spawn_system_task(run, name="starq store reply timer")
+    pool.reply_timer = timer
+    try:
+        yield
+    finally:
+        pool.reply_timer = None
+        scope.cancel()
 
 
 def _send_fcall(connection: Any, command: bytes, function: str, keys: Sequence[str], args: Sequence[str]) -> _Reply:

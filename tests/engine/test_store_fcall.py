@@ -134,3 +134,13 @@ async def test_a_late_reply_times_out_at_its_deadline_and_is_dropped(redis_url, 
             assert (await fcall(redis, "starq_claim", key, ["1", "t-", "w"]))[:2] == [0, 0]
             after = await fcall(redis, "starq_queue_info", key, [], readonly=True)
             assert after[0] == before[0] == "created_at"  # a queue's info, not a claim's reply
+
+
+async def test_an_error_in_the_block_comes_out_as_it_is(redis_url):
+    """The reply timer runs beside the client's block, not in a nursery around it: what the block raises is not
+    wrapped in an ExceptionGroup."""
+    with pytest.raises(LookupError, match=r"^raised in the block$"):
+        async with open_redis(redis_url) as redis:
+            pool = redis.connection_pool
+            raise LookupError("raised in the block")
+    assert isinstance(pool, SlotKeepingPool) and pool.reply_timer is None
