@@ -327,22 +327,26 @@ class ApiService:
             headers = [*_JSON_HEADERS, (b"content-length", b"%d" % len(body))]
         headers.append((b"x-request-id", rid.encode("latin-1")))
         await send({"type": "http.response.start", "status": status, "headers": headers})
+        transport = _transport(request) if request is not None else None
         if request is None or request.ledger is None or not request.ledger.jobs:
-            await self._write(send, body)
+            await self._write(send, body, transport)
             return status
         ledger = request.ledger
-        transport = _transport(request)
         if transport is not None and transport["client_gone"]():
             return status  # nothing written: the jobs go back to the queue when the request ends
-        ledger.written = await self._write(send, body)
+        ledger.written = await self._write(send, body, transport)
         if transport is None:
             ledger.delivered()  # no transport to ask (an app driven in-process): sent counts as delivered
         return status
 
-    async def _write(self, send: Any, body: bytes) -> bool:
-        # Bounded: a client that stops reading must not hold the request forever.
+    async def _write(self, send: Any, body: bytes, transport: Any) -> bool:
+        # Bounded: a client that stops reading must not hold the request forever. The connection bounds only a
+        # write that waits; driven in-process, without it, the whole send is.
+        message = {"type": "http.response.body", "body": body}
+        if transport is not None:
+            return bool(await transport["send_within"](message, self.state.settings.body_timeout))
         with trio.move_on_after(self.state.settings.body_timeout):
-            return bool(await send({"type": "http.response.body", "body": body}))
+            return bool(await send(message))
         return False
 
     async def _send_stream(self, answer: Stream, send: Any, rid: str) -> None:
@@ -369,7 +373,7 @@ def _error_reply(error: StarqError) -> Reply:
 
 
 def _transport(request: Request) -> Any:
-    """What the connection offers the delivery guard (``http1.EXTENSION``); None for an app driven in-process."""
+    """What the connection offers the API path (``http1.EXTENSION``); None for an app driven in-process."""
     return request.scope.get("extensions", {}).get(EXTENSION)
 
 
@@ -383,10 +387,9 @@ async def _settle_delivery(request: Request, state: AppState) -> None:
     ledger = request.ledger
     assert ledger is not None
     transport = _transport(request)
-    if ledger.jobs and ledger.written and transport is not None:
-        with trio.CancelScope(shield=True):
-            if await transport["reached_client"](CONFIRM_SECONDS):
-                ledger.delivered()
+    # reached_client's wait is shielded: it ends within CONFIRM_SECONDS even while the request is cancelled.
+    if ledger.jobs and ledger.written and transport is not None and await transport["reached_client"](CONFIRM_SECONDS):
+        ledger.delivered()
     await ledger.release_undelivered(state.engine)
 
 

@@ -3,6 +3,9 @@ slot whether callers finish, fail or are cancelled mid-call."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import coredis.exceptions
 import pytest
 import trio
@@ -89,3 +92,56 @@ async def test_waiters_keep_their_turn(redis_url):
         assert len(got) == 1
         pool.release(got[0])
         assert await redis.ping()
+
+
+@asynccontextmanager
+async def _client(redis_url: str, timer: bool) -> AsyncIterator[coredis.Redis[str]]:
+    """A one-connection client with a 0.4 s timeout: ``open_redis``'s, whose replies the pool's ``ReplyTimer``
+    times, or a plain coredis client's, whose replies ``fcall`` times itself."""
+    if timer:
+        async with open_redis(redis_url, max_connections=1, timeout=0.4) as redis:
+            pool = redis.connection_pool
+            assert isinstance(pool, SlotKeepingPool) and pool.reply_timer is not None
+            assert isinstance(redis, coredis.Redis)
+            yield redis
+    else:
+        async with coredis.Redis.from_url(
+            redis_url, max_connections=1, stream_timeout=0.4, decode_responses=True
+        ) as redis:
+            yield redis
+
+
+@pytest.mark.parametrize("timer", [True, False], ids=["reply-timer", "own-scope"])
+async def test_a_late_reply_times_out_at_its_deadline_and_is_dropped(redis_url, engine, queue_name, timer):
+    """A call its store does not answer in time fails at its deadline (as coredis' own timeout does); the late
+    reply is read and dropped, so the next call on the connection gets its own."""
+    await make_queue(engine, queue_name)
+    key = [f"starq:{{{queue_name}}}:meta"]
+    async with (
+        _client(redis_url, timer) as redis,
+        coredis.Redis.from_url(redis_url, decode_responses=True) as admin,
+    ):
+        await redis.function_load(LIBRARY, replace=True)
+        before = await fcall(redis, "starq_queue_info", key, [], readonly=True)
+        await admin.client_pause(700)  # the store answers nobody for 0.7 s
+        started = trio.current_time()
+        with pytest.raises(TimeoutError, match=r"^FCALL_RO timed out after 0\.4 seconds$"):
+            await fcall(redis, "starq_queue_info", key, [], readonly=True)
+        assert 0.4 <= trio.current_time() - started < 0.6
+        with trio.fail_after(5):
+            # Sent on the same connection behind the timed-out call, during the pause: its own reply comes
+            # (within its deadline), not that one's.
+            assert (await fcall(redis, "starq_claim", key, ["1", "t-", "w"]))[:2] == [0, 0]
+            after = await fcall(redis, "starq_queue_info", key, [], readonly=True)
+            assert after[0] == before[0] == "created_at"  # a queue's info, not a claim's reply
+
+
+async def test_the_reply_timer_adds_nothing_to_what_the_block_raises(redis_url):
+    """coredis' pool hands on what the client's block raises in one ExceptionGroup; the reply timer runs beside
+    the block, not in a nursery around it, so it adds no second level of grouping."""
+    with pytest.raises(BaseExceptionGroup) as caught:
+        async with open_redis(redis_url) as redis:
+            pool = redis.connection_pool
+            raise LookupError("raised in the block")
+    assert [(type(e), str(e)) for e in caught.value.exceptions] == [(LookupError, "raised in the block")]
+    assert isinstance(pool, SlotKeepingPool) and pool.reply_timer is None

@@ -72,6 +72,9 @@ def make_app_with_failures(events: list[str]) -> QuartTrio:
 
 
 REACHED: list[bool] = []
+# What send_within() returned on /within, and how long it took.
+WITHIN: list[tuple[bool, float]] = []
+WITHIN_SECONDS = 0.3
 
 
 async def raw_app(scope, receive, send) -> None:
@@ -107,6 +110,13 @@ async def raw_app(scope, receive, send) -> None:
         # What reached_client() says after the answer was written; kept where the test can read it.
         await send({"type": "http.response.body", "body": b"answer"})
         REACHED.append(await scope["extensions"][http1.EXTENSION]["reached_client"](LIMIT))
+        return
+    if scope["path"] == "/within":
+        # A body far larger than the socket buffers, written under a bound of WITHIN_SECONDS.
+        started = trio.current_time()
+        body = {"type": "http.response.body", "body": b"x" * (64 << 20)}
+        written = await scope["extensions"][http1.EXTENSION]["send_within"](body, WITHIN_SECONDS)
+        WITHIN.append((written, trio.current_time() - started))
         return
     sent = await send({"type": "http.response.body", "body": b"first", "more_body": True})
     await send({"type": "http.response.body", "body": b"|sent=%s" % str(sent).encode()})

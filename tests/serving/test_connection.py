@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import trio
 
-from serving.apps import REACHED
+from serving.apps import REACHED, WITHIN, WITHIN_SECONDS
 from serving.wire import LIMIT, Reader, connect, exchange, json_body, request_bytes, status_of
 from starq.server.http1.connection import Connection
 
@@ -248,3 +248,17 @@ async def test_a_response_header_with_a_cr_or_lf_is_never_written(raw_served):
 def raw_served_as(address: tuple[str, int]) -> dict:
     """``raw_served``'s address in the shape ``exchange`` takes."""
     return {"host": address[0], "port": address[1]}
+
+
+async def test_send_within_bounds_only_a_write_that_waits(raw_served):
+    """A client that stops reading cannot hold a response written with ``send_within`` past its bound: the write
+    gives up, says so, and the connection (its response cut short) closes."""
+    WITHIN.clear()
+    stream = await trio.open_tcp_stream(*raw_served)
+    await stream.send_all(request_bytes("GET", "/within"))  # and never read
+    with trio.fail_after(LIMIT):
+        while not WITHIN:
+            await trio.sleep(0.05)
+    written, took = WITHIN[0]
+    assert not written and WITHIN_SECONDS <= took < WITHIN_SECONDS + 2
+    assert await Reader(stream).closed()
