@@ -44,14 +44,18 @@ from .models import Batch, Event, FailOutcome, Job, JobPage, Progress, QueueInfo
 from .outcomes import Permanent, Retry
 
 if TYPE_CHECKING:
-    from .client import StarqClient
+    from .client import JobOptions, StarqClient, SubmitOptions
     from .event_stream import EventStream
+    from .http import ClientOptions
     from .worker import Worker, WorkerStatistics
 
 # What needs httpx is imported on first use: the protocol, the errors and the models load without it, so the CLI
 # completes a command line and the server reads its settings without paying for an HTTP client they do not use.
 _LAZY = {
     "StarqClient": "client",
+    "JobOptions": "client",
+    "SubmitOptions": "client",
+    "ClientOptions": "http",
     "EventStream": "event_stream",
     "Worker": "worker",
     "WorkerStatistics": "worker",
@@ -72,6 +76,7 @@ __all__ = [
     "BadRequest",
     "Batch",
     "BatchNotFound",
+    "ClientOptions",
     "Conflict",
     "Event",
     "EventStream",
@@ -81,6 +86,7 @@ __all__ = [
     "Job",
     "JobCancelled",
     "JobNotFound",
+    "JobOptions",
     "JobPage",
     "LeaseLost",
     "MethodNotAllowed",
@@ -104,6 +110,7 @@ __all__ = [
     "StarqClient",
     "StarqError",
     "StoreUnavailable",
+    "SubmitOptions",
     "Submitted",
     "TooLarge",
     "TooManyQueues",

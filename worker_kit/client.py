@@ -39,21 +39,65 @@ from __future__ import annotations
 
 import math
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypedDict, Unpack
 from urllib.parse import quote
 
 import anyio
 import httpx
 
 from .event_stream import EventStream
-from .http import HttpCore, Safety
+from .http import HttpCore, Safety, check_keywords
 from .models import AckResult, Batch, BulkResult, FailOutcome, Job, JobPage, QueueInfo, Schedule, Submitted
 from .protocol import MAX_WAIT_MS
 
 MAX_PAGE = 500  # the server's largest page for GET .../jobs
 
-# The options a job may carry (docs/api.md, "Job options"); a schedule gives them to every job it submits.
-JOB_OPTIONS = ("key", "unique_key", "unique_for", "timeout", "max_retries", "tags")
+
+class JobOptions(TypedDict, total=False):
+    """The options a job may carry (docs/api.md, "Job options"), keywords of ``submit``, ``submit_many`` and
+    ``create_schedule`` (a schedule gives them to every job it submits). One left out or ``None`` is not sent:
+    the job gets the queue's or the server's default.
+
+    Attributes:
+        key: the job's ordering and concurrency group (see the queue's ``key_concurrency``).
+        unique_key: the job is skipped while an unfinished job holds the same key.
+        unique_for: with ``unique_key``: seconds the key is held from submission instead, whatever becomes of
+            the job.
+        timeout: seconds one attempt may run; it then fails (and is retried as any failure).
+        max_retries: instead of the queue's.
+        tags: labels to list jobs by: a list of strings (a lone string raises ``TypeError``).
+    """
+
+    key: str | None
+    unique_key: str | None
+    unique_for: int | None
+    timeout: int | None
+    max_retries: int | None
+    tags: Sequence[str] | None
+
+
+class SubmitOptions(JobOptions, total=False):
+    """The keywords of ``submit`` and ``submit_many`` besides ``priority``: the job options, and when the job is
+    due and what it waits for. One left out or ``None`` is not sent.
+
+    Attributes:
+        delay: seconds from now until the job is due (``scheduled`` until then).
+        run_at: when the job is due, ISO 8601 with a zone. Giving it and ``delay`` raises ``ValidationFailed``.
+        depends_on: ids of jobs of the same queue; the job is ``waiting`` until all have completed (an id the
+            queue does not know raises ``ValidationFailed``). A list (a lone string raises ``TypeError``).
+        on_dependency_failure: what the job does if one of them is dead-lettered, cancelled or removed first:
+            ``"cancel"`` (the server's default) or ``"run"`` (``protocol.DEPENDENCY_FAILURE_CHOICES``).
+    """
+
+    delay: float | None
+    run_at: str | None
+    depends_on: Sequence[str] | None
+    on_dependency_failure: str | None
+
+
+# Their names, in the order a request body lists them.
+JOB_OPTIONS = tuple(JobOptions.__annotations__)
+SUBMIT_OPTIONS = tuple(SubmitOptions.__annotations__)
 # What a schedule's PATCH may change.
 SCHEDULE_FIELDS = ("cron", "every", "timezone", "payload", "paused", "priority", *JOB_OPTIONS)
 
@@ -64,9 +108,7 @@ class StarqClient(HttpCore):
     Args:
         url: the server's base URL, e.g. ``http://localhost:8000``.
         api_key: sent as ``X-API-Key`` (writes need it; reads too when the server sets ``STARQ_READ_AUTH``).
-        timeout: seconds to wait for connecting and for each answer (a long-poll claim adds its ``block_ms``).
-        retry: how lost answers are retried (see the module docstring for which requests are).
-        transport: an httpx transport to use instead of the network (tests, ASGI apps).
+        options: ``ClientOptions``: ``timeout``, ``retry``, ``transport``.
     """
 
     # -- meta -----------------------------------------------------------------------------------------------
@@ -134,53 +176,19 @@ class StarqClient(HttpCore):
     # -- jobs -----------------------------------------------------------------------------------------------
 
     async def submit(
-        self,
-        queue: str,
-        payload: Mapping[str, Any],
-        *,
-        priority: int = 0,
-        delay: float | None = None,
-        run_at: str | None = None,
-        key: str | None = None,
-        unique_key: str | None = None,
-        unique_for: int | None = None,
-        timeout: int | None = None,
-        max_retries: int | None = None,
-        tags: Sequence[str] | None = None,
-        depends_on: Sequence[str] | None = None,
-        on_dependency_failure: str | None = None,
+        self, queue: str, payload: Mapping[str, Any], *, priority: int = 0, **options: Unpack[SubmitOptions]
     ) -> Job:
-        """Submits one job. Returns it (``status`` is ``pending``, ``scheduled`` or ``waiting``). ``delay``
-        (seconds) or ``run_at`` (ISO 8601 with a zone) schedules it; giving both raises ``ValidationFailed``.
-
-        Job options (``None``: not sent): ``key`` (its ordering and concurrency group, see the queue's
-        ``key_concurrency``), ``unique_key`` (skipped while an unfinished job holds the same key) with
-        ``unique_for`` (seconds the key is held from submission instead), ``timeout`` (seconds one attempt may
-        run), ``max_retries`` (instead of the queue's) and ``tags`` (labels to list jobs by).
-
-        ``depends_on``: ids of jobs of the same queue; the job is ``waiting`` until all have completed (an id the
-        queue does not know raises ``ValidationFailed``). ``on_dependency_failure``: what it does if one of them is
-        dead-lettered, cancelled or removed first: ``"cancel"`` (the server's default) or ``"run"``
-        (``protocol.DEPENDENCY_FAILURE_CHOICES``).
+        """Submits one job with ``options`` (``SubmitOptions``: the job options, ``delay`` or ``run_at``, and
+        ``depends_on`` with ``on_dependency_failure``). Returns it (``status`` is ``pending``, ``scheduled`` or
+        ``waiting``).
 
         A job skipped as a duplicate (dedupe, or its ``unique_key``) comes back as the job the server already had.
         """
+        check_keywords(options, SUBMIT_OPTIONS, "StarqClient.submit")
         body: dict[str, Any] = {"payload": dict(payload), "priority": priority}
-        if delay is not None:
-            body["delay"] = delay
-        if run_at is not None:
-            body["run_at"] = run_at
-        body.update(
-            job_options(
-                key=key,
-                unique_key=unique_key,
-                unique_for=unique_for,
-                timeout=timeout,
-                max_retries=max_retries,
-                tags=tags,
-            )
-        )
-        body.update(dependency_options(depends_on, on_dependency_failure))
+        body.update(_given(options, ("delay", "run_at")))
+        body.update(job_options(options))
+        body.update(dependency_options(options))
         return (await self._submitted(queue, json=body)).jobs[0]
 
     async def submit_many(
@@ -189,17 +197,8 @@ class StarqClient(HttpCore):
         jobs: Iterable[Mapping[str, Any]],
         *,
         priority: int | None = None,
-        delay: float | None = None,
-        run_at: str | None = None,
-        key: str | None = None,
-        unique_key: str | None = None,
-        unique_for: int | None = None,
-        timeout: int | None = None,
-        max_retries: int | None = None,
-        tags: Sequence[str] | None = None,
-        depends_on: Sequence[str] | None = None,
-        on_dependency_failure: str | None = None,
         batch: Mapping[str, Any] | bool = False,
+        **options: Unpack[SubmitOptions],
     ) -> Submitted:
         """Submits jobs atomically (all or none). Each item is ``{"payload": {...}, "priority"?, "delay"?,
         "run_at"?, <job options>?, "depends_on"?, "on_dependency_failure"?}``; at most 1,000 items per call (the
@@ -207,10 +206,10 @@ class StarqClient(HttpCore):
 
         An item's ``depends_on`` may name earlier items of the same call as ``"#i"`` (item ``i``), besides job ids.
 
-        The keyword arguments (``None``: not sent) apply to every item that does not set them itself; ``delay``
-        and ``run_at`` only to items that set neither. The same ``unique_key`` for every item means one job:
-        the others are skipped. A shared ``depends_on`` takes job ids only (``"#i"`` belongs in an item: item
-        ``i`` cannot wait for itself).
+        ``priority`` and the ``options`` (``SubmitOptions``; ``None``: not sent) apply to every item that does not
+        set them itself; ``delay`` and ``run_at`` only to items that set neither. The same ``unique_key`` for every
+        item means one job: the others are skipped. A shared ``depends_on`` takes job ids only (``"#i"`` belongs
+        in an item: item ``i`` cannot wait for itself).
 
         ``batch``: ``True`` tracks the jobs as one batch (``Submitted.batch_id``; see ``get_batch``); a mapping is
         the batch as the API takes it, ``{"callback": {"payload": {...}, "priority"?, "queue"?}}``: a job submitted
@@ -218,21 +217,14 @@ class StarqClient(HttpCore):
         ``"batch": {"id", "total", "completed", "failed", "cancelled"}``. A callback queue that does not exist
         raises ``QueueNotFound``.
         """
+        check_keywords(options, SUBMIT_OPTIONS, "StarqClient.submit_many")
         shared: dict[str, Any] = {"priority": priority} if priority is not None else {}
-        shared.update(
-            job_options(
-                key=key,
-                unique_key=unique_key,
-                unique_for=unique_for,
-                timeout=timeout,
-                max_retries=max_retries,
-                tags=tags,
-            )
-        )
+        shared.update(job_options(options))
+        depends_on = options.get("depends_on")
         if depends_on is not None and any(str(d).startswith("#") for d in depends_on):
             raise ValueError('a shared depends_on takes job ids; give "#i" in the depends_on of the items that need it')
-        shared.update(dependency_options(depends_on, on_dependency_failure))
-        timing = {"delay": delay} if delay is not None else {"run_at": run_at} if run_at is not None else {}
+        shared.update(dependency_options(options))
+        timing = _given(options, ("delay",)) or _given(options, ("run_at",))
         items = []
         for job in jobs:
             item = {**shared, **job}
@@ -478,17 +470,13 @@ class StarqClient(HttpCore):
         payload: Mapping[str, Any] | None = None,
         paused: bool = False,
         priority: int | None = None,
-        key: str | None = None,
-        unique_key: str | None = None,
-        unique_for: int | None = None,
-        timeout: int | None = None,
-        max_retries: int | None = None,
-        tags: Sequence[str] | None = None,
+        **options: Unpack[JobOptions],
     ) -> Schedule:
         """``POST .../schedules``: submits a job each time it is due, by ``cron`` (5 fields, or 6 with seconds
         first, read in ``timezone``) or ``every`` seconds: exactly one of the two. Its jobs carry ``payload``
-        (default ``{}``), ``priority`` and the job options given (``None``: not sent). ``ScheduleExists`` if the
-        queue has a schedule of that name."""
+        (default ``{}``), ``priority`` and the job ``options`` given (``JobOptions``; ``None``: not sent).
+        ``ScheduleExists`` if the queue has a schedule of that name."""
+        check_keywords(options, JOB_OPTIONS, "StarqClient.create_schedule")
         body: dict[str, Any] = {"name": name, "timezone": timezone, "paused": paused}
         if cron is not None:
             body["cron"] = cron
@@ -498,16 +486,7 @@ class StarqClient(HttpCore):
             body["payload"] = dict(payload)
         if priority is not None:
             body["priority"] = priority
-        body.update(
-            job_options(
-                key=key,
-                unique_key=unique_key,
-                unique_for=unique_for,
-                timeout=timeout,
-                max_retries=max_retries,
-                tags=tags,
-            )
-        )
+        body.update(job_options(options))
         return Schedule.from_json(await self.request("POST", _schedules(queue), json=body))
 
     async def list_schedules(self, queue: str) -> list[Schedule]:
@@ -549,37 +528,27 @@ class StarqClient(HttpCore):
         return await self.request("DELETE", _schedule(queue, name))
 
 
-def job_options(
-    *,
-    key: str | None = None,
-    unique_key: str | None = None,
-    unique_for: int | None = None,
-    timeout: int | None = None,
-    max_retries: int | None = None,
-    tags: Sequence[str] | None = None,
-) -> dict[str, Any]:
-    """The job options given (not ``None``), as a submit's body or a schedule names them."""
-    given = {
-        "key": key,
-        "unique_key": unique_key,
-        "unique_for": unique_for,
-        "timeout": timeout,
-        "max_retries": max_retries,
-        "tags": None if tags is None else _tag_list(tags),
-    }
-    return {name: value for name, value in given.items() if value is not None}
-
-
-def dependency_options(depends_on: Sequence[str] | None, on_dependency_failure: str | None) -> dict[str, Any]:
-    """A job's dependencies as a submit's body names them (those given)."""
-    given: dict[str, Any] = {}
-    if depends_on is not None:
-        if isinstance(depends_on, str):
-            raise TypeError(f"depends_on must be a list of job ids, not a string: write [{depends_on!r}]")
-        given["depends_on"] = list(depends_on)
-    if on_dependency_failure is not None:
-        given["on_dependency_failure"] = on_dependency_failure
+def job_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The job options (``JobOptions``) among ``options`` that are given (not ``None``), as a submit's body or a
+    schedule names them."""
+    given = _given(options, JOB_OPTIONS)
+    if "tags" in given:
+        given["tags"] = _tag_list(given["tags"])
     return given
+
+
+def dependency_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """A job's dependencies among ``options`` (``SubmitOptions``) as a submit's body names them (those given)."""
+    given = _given(options, ("depends_on", "on_dependency_failure"))
+    if "depends_on" in given:
+        if isinstance(given["depends_on"], str):
+            raise TypeError(f"depends_on must be a list of job ids, not a string: write [{given['depends_on']!r}]")
+        given["depends_on"] = list(given["depends_on"])
+    return given
+
+
+def _given(options: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
+    return {name: options[name] for name in names if options.get(name) is not None}
 
 
 def _tag_list(tags: Sequence[str]) -> list[str]:

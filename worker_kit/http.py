@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Mapping
-from typing import Any, Self
+from collections.abc import Mapping, Sequence
+from typing import Any, Self, TypedDict, Unpack
 
 import anyio
 import httpx
@@ -35,25 +35,48 @@ def _describe(exc: Exception) -> str:
     return text.splitlines()[0]
 
 
+class ClientOptions(TypedDict, total=False):
+    """How a client talks to its server: the keywords of ``StarqClient(url, api_key, **options)``, the async and
+    the blocking one alike.
+
+    Attributes:
+        timeout: seconds to wait for connecting and for each answer (a long-poll claim adds its ``block_ms``);
+            default ``protocol.DEFAULT_TIMEOUT``.
+        retry: how lost answers are retried (``client.py``'s docstring says which requests are); default
+            ``RetryPolicy()``.
+        transport: an httpx transport to use instead of the network (tests, ASGI apps).
+    """
+
+    timeout: float
+    retry: RetryPolicy | None
+    transport: httpx.AsyncBaseTransport | None
+
+
+CLIENT_OPTIONS = tuple(ClientOptions.__annotations__)
+
+
+def check_keywords(given: Mapping[str, Any], names: Sequence[str], function: str) -> None:
+    """Refuses a keyword that ``names`` lacks, as Python refuses one a signature lacks: options taken as
+    ``**options: Unpack[SomeTypedDict]`` are checked by a type checker, but at run time would take any name."""
+    unknown = [name for name in given if name not in names]
+    if unknown:
+        raise TypeError(f"{function}() got an unexpected keyword argument {unknown[0]!r}")
+
+
 class HttpCore:
     """The connection pool, the base URL and the API key, and how a request is sent and retried."""
 
-    def __init__(
-        self,
-        url: str = DEFAULT_URL,
-        api_key: str | None = None,
-        *,
-        timeout: float = DEFAULT_TIMEOUT,
-        retry: RetryPolicy | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
+    def __init__(self, url: str = DEFAULT_URL, api_key: str | None = None, **options: Unpack[ClientOptions]) -> None:
+        check_keywords(options, CLIENT_OPTIONS, f"{type(self).__qualname__}.__init__")
         self.url = url.rstrip("/")
-        self.timeout = timeout
-        self.retry = retry or RetryPolicy()
+        self.timeout = options.get("timeout", DEFAULT_TIMEOUT)
+        self.retry = options.get("retry") or RetryPolicy()
         headers = {"User-Agent": "starq-worker-kit", "Accept": "application/json"}
         if api_key:
             headers["X-API-Key"] = api_key
-        self._http = httpx.AsyncClient(base_url=self.url, headers=headers, timeout=timeout, transport=transport)
+        self._http = httpx.AsyncClient(
+            base_url=self.url, headers=headers, timeout=self.timeout, transport=options.get("transport")
+        )
 
     async def __aenter__(self) -> Self:
         return self

@@ -27,14 +27,13 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Concatenate, Generic, ParamSpec, Self, TypeVar
+from typing import Concatenate, Generic, ParamSpec, Self, TypeVar, Unpack
 
 import anyio.from_thread
-import httpx
 
 from . import client as async_client
-from .backoff import RetryPolicy
-from .protocol import DEFAULT_TIMEOUT, DEFAULT_URL
+from .http import ClientOptions
+from .protocol import DEFAULT_URL
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -112,7 +111,7 @@ class StarqClient:
     """A blocking client for one Starq server: ``with StarqClient(url, api_key) as client:``.
 
     Args:
-        url, api_key, timeout, retry, transport: as for the async ``StarqClient``.
+        url, api_key, options: as for the async ``StarqClient`` (``options``: ``ClientOptions``).
         backend: the event loop its thread runs, ``"asyncio"`` (default) or ``"trio"``.
     """
 
@@ -121,12 +120,10 @@ class StarqClient:
         url: str = DEFAULT_URL,
         api_key: str | None = None,
         *,
-        timeout: float = DEFAULT_TIMEOUT,
-        retry: RetryPolicy | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
         backend: str = "asyncio",
+        **options: Unpack[ClientOptions],
     ) -> None:
-        self._client = AsyncClient(url, api_key, timeout=timeout, retry=retry, transport=transport)
+        self._client = AsyncClient(url, api_key, **options)
         self.url, self.timeout, self.retry = self._client.url, self._client.timeout, self._client.retry
         self._loop = contextlib.ExitStack()
         self._portal = self._loop.enter_context(

@@ -4,22 +4,51 @@ queue concurrency and rate limits, release, promote, bulk actions, purge, and li
 from __future__ import annotations
 
 import inspect
+from typing import Unpack, get_type_hints
 
 import pytest
 
-from starq.worker_kit import InvalidState, JobCancelled, LeaseLost, NotClaimed, StarqClient, ValidationFailed
-from starq.worker_kit.client import JOB_OPTIONS, job_options
+from starq.worker_kit import (
+    InvalidState,
+    JobCancelled,
+    JobOptions,
+    LeaseLost,
+    NotClaimed,
+    StarqClient,
+    SubmitOptions,
+    ValidationFailed,
+)
+from starq.worker_kit.client import JOB_OPTIONS, SUBMIT_OPTIONS
 
 OPTIONS = {"key": "acct-1", "timeout": 30, "max_retries": 2, "tags": ["mail", "eu"]}
 
 
 def test_every_method_that_takes_the_job_options_takes_them_alike():
-    # Spelled out in each public signature (typed, documented), and checked here against ``job_options``.
-    declared = list(inspect.signature(job_options).parameters.values())
-    assert [p.name for p in declared] == list(JOB_OPTIONS)
-    for method in (StarqClient.submit, StarqClient.submit_many, StarqClient.create_schedule):
-        parameters = inspect.signature(method).parameters
-        assert [parameters[name] for name in JOB_OPTIONS] == declared, method.__name__
+    # Declared once, as TypedDicts, and taken as ``**options: Unpack[...]`` by each method: none spells them out.
+    assert JOB_OPTIONS == ("key", "unique_key", "unique_for", "timeout", "max_retries", "tags")
+    assert SUBMIT_OPTIONS[len(JOB_OPTIONS) :] == ("delay", "run_at", "depends_on", "on_dependency_failure")
+    assert SUBMIT_OPTIONS[: len(JOB_OPTIONS)] == JOB_OPTIONS
+    takes = {"submit": SubmitOptions, "submit_many": SubmitOptions, "create_schedule": JobOptions}
+    for name, options in takes.items():
+        method = getattr(StarqClient, name)
+        *_, last = inspect.signature(method).parameters.values()
+        assert (last.name, last.kind) == ("options", inspect.Parameter.VAR_KEYWORD), name
+        assert get_type_hints(method)["options"] == Unpack[options], name
+        assert not set(inspect.signature(method).parameters) & set(SUBMIT_OPTIONS), name  # not spelled out too
+
+
+async def test_a_misspelled_option_is_refused_by_the_type_checker_and_at_run_time(client: StarqClient):
+    # Each ``type: ignore`` must be needed (mypy runs with warn_unused_ignores): were the options to take any
+    # name, .ci/typecheck would fail here. (So ``client`` is annotated: an untyped one is ``Any``, which takes
+    # anything.) At run time the call fails before any request, as when each signature spelled the options out.
+    with pytest.raises(TypeError, match=r"^StarqClient.submit\(\) got an unexpected keyword argument 'unique_kye'$"):
+        await client.submit("q", {}, unique_kye="x")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"StarqClient.submit_many\(\) got an unexpected keyword argument 'tag'"):
+        await client.submit_many("q", [], tag=["a"])  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"StarqClient.create_schedule\(\) got an unexpected keyword argument 'delay'"):
+        await client.create_schedule("q", "s", every=60, delay=5)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="unexpected keyword argument 'timout'"):
+        StarqClient(client.url, timout=5)  # type: ignore[call-arg]
 
 
 async def test_submit_sends_every_job_option(client, make_queue, queue_name):

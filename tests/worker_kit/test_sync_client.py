@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, get_type_hints
 
 import httpx
 import pytest
@@ -43,15 +43,26 @@ def test_every_async_method_has_a_blocking_twin_with_the_same_signature():
     # Every coroutine method is a coroutine method there, and the streams are streams.
     streams = {name for name in twins if not inspect.iscoroutinefunction(async_methods[name])}
     assert streams == {"iter_jobs", "events"}
-    # The constructor too: the same parameters (names, kinds, defaults, annotations), then its own ``backend``.
+    # The constructor too: the same parameters (names, kinds, defaults, annotations: ``**options`` is the same
+    # ``Unpack[ClientOptions]``), with its own ``backend`` before the options.
+    *positional, options = inspect.signature(StarqClient.__init__).parameters.values()
     init = inspect.signature(BlockingClient.__init__).parameters
-    assert list(init.values()) == [*inspect.signature(StarqClient.__init__).parameters.values(), init["backend"]]
+    assert list(init.values()) == [*positional, init["backend"], options]
+    assert get_type_hints(BlockingClient.__init__)["options"] == get_type_hints(StarqClient.__init__)["options"]
 
 
 @pytest.fixture
 def blocking(server):
     with BlockingClient(server.url, KEY, timeout=10, retry=FAST_RETRY) as client:
         yield client
+
+
+def test_a_misspelled_keyword_is_refused_by_the_type_checker_and_at_run_time(blocking: BlockingClient):
+    # As for the async client (test_client_options.py): each ``type: ignore`` must stay needed.
+    with pytest.raises(TypeError, match=r"StarqClient.submit\(\) got an unexpected keyword argument 'unique_kye'"):
+        blocking.submit("q", {}, unique_kye="x")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="unexpected keyword argument 'timout'"):
+        BlockingClient(blocking.url, timout=5)  # type: ignore[call-arg]
 
 
 def test_a_job_through_the_blocking_client(blocking, queue_name):
