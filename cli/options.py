@@ -59,8 +59,7 @@ def block_ms_option(*, default: int, help: str) -> Decorator:
     )
 
 
-# The job options as the API names them, in the order the options are declared.
-JOB_OPTIONS = ("key", "unique_key", "unique_for", "timeout", "max_retries", "tags")
+JOB_OPTIONS = protocol.JOB_OPTIONS  # the job options as the API names them, in the order they are declared
 
 
 def _check_text(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:

@@ -42,9 +42,10 @@ from .errors import (
 )
 from .models import Batch, Event, FailOutcome, Job, JobPage, Progress, QueueInfo, RunningJob, Schedule, Submitted
 from .outcomes import Permanent, Retry
+from .protocol import JobOptions, SubmitOptions
 
 if TYPE_CHECKING:
-    from .client import JobOptions, StarqClient, SubmitOptions
+    from .client import StarqClient
     from .event_stream import EventStream
     from .http import ClientOptions
     from .worker import Worker, WorkerStatistics
@@ -53,8 +54,6 @@ if TYPE_CHECKING:
 # completes a command line and the server reads its settings without paying for an HTTP client they do not use.
 _LAZY = {
     "StarqClient": "client",
-    "JobOptions": "client",
-    "SubmitOptions": "client",
     "ClientOptions": "http",
     "EventStream": "event_stream",
     "Worker": "worker",

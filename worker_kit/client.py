@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from typing import Any, TypedDict, Unpack
+from typing import Any, Unpack
 from urllib.parse import quote
 
 import anyio
@@ -48,56 +48,11 @@ import httpx
 from .event_stream import EventStream
 from .http import HttpCore, Safety, check_keywords
 from .models import AckResult, Batch, BulkResult, FailOutcome, Job, JobPage, QueueInfo, Schedule, Submitted
-from .protocol import MAX_WAIT_MS
+from .protocol import JOB_OPTIONS, MAX_WAIT_MS, SUBMIT_OPTIONS, JobOptions, SubmitOptions
 
 MAX_PAGE = 500  # the server's largest page for GET .../jobs
 
 
-class JobOptions(TypedDict, total=False):
-    """The options a job may carry (docs/api.md, "Job options"), keywords of ``submit``, ``submit_many`` and
-    ``create_schedule`` (a schedule gives them to every job it submits). One left out or ``None`` is not sent:
-    the job gets the queue's or the server's default.
-
-    Attributes:
-        key: the job's ordering and concurrency group (see the queue's ``key_concurrency``).
-        unique_key: the job is skipped while an unfinished job holds the same key.
-        unique_for: with ``unique_key``: seconds the key is held from submission instead, whatever becomes of
-            the job.
-        timeout: seconds one attempt may run; it then fails (and is retried as any failure).
-        max_retries: instead of the queue's.
-        tags: labels to list jobs by: a list of strings (a lone string raises ``TypeError``).
-    """
-
-    key: str | None
-    unique_key: str | None
-    unique_for: int | None
-    timeout: int | None
-    max_retries: int | None
-    tags: Sequence[str] | None
-
-
-class SubmitOptions(JobOptions, total=False):
-    """The keywords of ``submit`` and ``submit_many`` besides ``priority``: the job options, and when the job is
-    due and what it waits for. One left out or ``None`` is not sent.
-
-    Attributes:
-        delay: seconds from now until the job is due (``scheduled`` until then).
-        run_at: when the job is due, ISO 8601 with a zone. Giving it and ``delay`` raises ``ValidationFailed``.
-        depends_on: ids of jobs of the same queue; the job is ``waiting`` until all have completed (an id the
-            queue does not know raises ``ValidationFailed``). A list (a lone string raises ``TypeError``).
-        on_dependency_failure: what the job does if one of them is dead-lettered, cancelled or removed first:
-            ``"cancel"`` (the server's default) or ``"run"`` (``protocol.DEPENDENCY_FAILURE_CHOICES``).
-    """
-
-    delay: float | None
-    run_at: str | None
-    depends_on: Sequence[str] | None
-    on_dependency_failure: str | None
-
-
-# Their names, in the order a request body lists them.
-JOB_OPTIONS = tuple(JobOptions.__annotations__)
-SUBMIT_OPTIONS = tuple(SubmitOptions.__annotations__)
 # What a schedule's PATCH may change.
 SCHEDULE_FIELDS = ("cron", "every", "timezone", "payload", "paused", "priority", *JOB_OPTIONS)
 

@@ -7,7 +7,8 @@ codes, the other shared fact, live in ``errors.py`` beside this module for the s
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from collections.abc import Sequence
+from typing import Any, NamedTuple, TypedDict
 
 DEFAULT_URL = "http://localhost:8000"  # where a client looks for the server when not told
 DEFAULT_TIMEOUT = 30.0  # seconds a client request may take (a claim's own block_ms is added to it)
@@ -115,3 +116,50 @@ EVENT_KINDS = (
     "submitted", "claimed", "completed", "failed", "retried", "expired", "released", "cancelled", "progress",
     "pending",
 )  # fmt: skip
+
+
+class JobOptions(TypedDict, total=False):
+    """The options a job may carry (docs/api.md, "Job options"), keywords of ``submit``, ``submit_many`` and
+    ``create_schedule`` (a schedule gives them to every job it submits). One left out or ``None`` is not sent:
+    the job gets the queue's or the server's default.
+
+    Attributes:
+        key: the job's ordering and concurrency group (see the queue's ``key_concurrency``).
+        unique_key: the job is skipped while an unfinished job holds the same key.
+        unique_for: with ``unique_key``: seconds the key is held from submission instead, whatever becomes of
+            the job.
+        timeout: seconds one attempt may run; it then fails (and is retried as any failure).
+        max_retries: instead of the queue's.
+        tags: labels to list jobs by: a list of strings (a lone string raises ``TypeError``).
+    """
+
+    key: str | None
+    unique_key: str | None
+    unique_for: int | None
+    timeout: int | None
+    max_retries: int | None
+    tags: Sequence[str] | None
+
+
+class SubmitOptions(JobOptions, total=False):
+    """The keywords of ``submit`` and ``submit_many`` besides ``priority``: the job options, and when the job is
+    due and what it waits for. One left out or ``None`` is not sent.
+
+    Attributes:
+        delay: seconds from now until the job is due (``scheduled`` until then).
+        run_at: when the job is due, ISO 8601 with a zone. Giving it and ``delay`` raises ``ValidationFailed``.
+        depends_on: ids of jobs of the same queue; the job is ``waiting`` until all have completed (an id the
+            queue does not know raises ``ValidationFailed``). A list (a lone string raises ``TypeError``).
+        on_dependency_failure: what the job does if one of them is dead-lettered, cancelled or removed first:
+            ``"cancel"`` (the server's default) or ``"run"`` (``protocol.DEPENDENCY_FAILURE_CHOICES``).
+    """
+
+    delay: float | None
+    run_at: str | None
+    depends_on: Sequence[str] | None
+    on_dependency_failure: str | None
+
+
+# Their names, in the order a request body lists them.
+JOB_OPTIONS = tuple(JobOptions.__annotations__)
+SUBMIT_OPTIONS = tuple(SubmitOptions.__annotations__)

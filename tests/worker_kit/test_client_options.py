@@ -8,6 +8,7 @@ from typing import Unpack, get_type_hints
 
 import pytest
 
+from starq.server.api import shapes
 from starq.worker_kit import (
     InvalidState,
     JobCancelled,
@@ -18,14 +19,15 @@ from starq.worker_kit import (
     SubmitOptions,
     ValidationFailed,
 )
-from starq.worker_kit.client import JOB_OPTIONS, SUBMIT_OPTIONS
+from starq.worker_kit.protocol import JOB_OPTIONS, SUBMIT_OPTIONS
 
 OPTIONS = {"key": "acct-1", "timeout": 30, "max_retries": 2, "tags": ["mail", "eu"]}
 
 
 def test_every_method_that_takes_the_job_options_takes_them_alike():
-    # Declared once, as TypedDicts, and taken as ``**options: Unpack[...]`` by each method: none spells them out.
-    assert JOB_OPTIONS == ("key", "unique_key", "unique_for", "timeout", "max_retries", "tags")
+    # Declared once, as TypedDicts in the protocol module (the CLI's options come from there too), the same as the
+    # server's request schema, and taken as ``**options: Unpack[...]`` by each method: none spells them out.
+    assert tuple(field.name for field in shapes.JOB_OPTIONS) == JOB_OPTIONS
     assert SUBMIT_OPTIONS[len(JOB_OPTIONS) :] == ("delay", "run_at", "depends_on", "on_dependency_failure")
     assert SUBMIT_OPTIONS[: len(JOB_OPTIONS)] == JOB_OPTIONS
     takes = {"submit": SubmitOptions, "submit_many": SubmitOptions, "create_schedule": JobOptions}
