@@ -12,6 +12,7 @@ from typing import Any
 import trio
 
 from starq.server.engine.engine import dedupe_hash
+from starq.server.engine.keys import CHANNELS
 from starq.server.engine.models import STATUSES, JobOptions, NewJob, new_job_id
 
 
@@ -99,3 +100,34 @@ async def make_unticked_queue(engine, raw, name: str, **settings: Any):
     info = await make_queue(engine, name, **settings)
     await raw.srem("starq:queues", [name])
     return info
+
+
+async def published_during(engine, raw, action) -> list[tuple[str, str]]:
+    """The notifications, as ``(channel name, message)``, published on every channel while ``action`` runs (other
+    tests' too, on the shared store: filter them).
+
+    No fixed waits: a marker published before the action shows the subscription is live, and one published after
+    it arrives only after everything published before it (a subscriber gets messages in publish order), so a
+    notification missing from the list was not published, however slow the machine."""
+    seen: list[tuple[str, str]] = []
+    before, after = (f"marker {new_job_id()}" for _ in range(2))
+    async with engine.subscribe() as messages:
+
+        async def until(marker: str) -> None:
+            async for channel, message in messages:
+                if message == marker:
+                    return
+                if message != before:  # (the marker's repeats)
+                    seen.append((channel, message))
+
+        with trio.fail_after(30):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(until, before)
+                while nursery.child_tasks:  # the subscription may go live after a marker went out: send again
+                    await raw.publish(CHANNELS["ready"], before)
+                    await trio.sleep(0.05)
+            seen.clear()  # what came before the action
+            await action()
+            await raw.publish(CHANNELS["ready"], after)
+            await until(after)
+    return seen

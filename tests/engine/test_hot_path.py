@@ -6,41 +6,19 @@ from __future__ import annotations
 
 import trio
 
-from engine.helpers import make_queue, new_job, now_ms, submit
-from starq.server.engine.keys import CHANNELS
+from engine.helpers import make_queue, new_job, now_ms, published_during, submit
 from starq.server.engine.models import new_job_id
 
 PARK_MS = 5_000
 
 
 async def ready_notifications(engine, raw, queue: str, action) -> list[str]:
-    """The "ready" notifications for ``queue`` that ``action`` publishes.
-
-    No fixed waits: a marker published before the action shows the subscription is live, and one published after
-    it arrives only after every notification the action published (a subscriber gets messages in publish order),
-    so a missing notification is missing, however slow the machine."""
-    seen: list[str] = []
-    before, after = f"{queue}/before", f"{queue}/after"
-    async with engine.subscribe() as messages:
-
-        async def until(marker: str) -> None:
-            async for channel, message in messages:
-                if channel == "ready" and message == marker:
-                    return
-                if channel == "ready" and message == queue:
-                    seen.append(message)
-
-        with trio.fail_after(30):
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(until, before)
-                while nursery.child_tasks:  # the subscription may go live after the first marker went out
-                    await raw.publish(CHANNELS["ready"], before)
-                    await trio.sleep(0.05)
-            seen.clear()  # nothing of the action's yet: it has not run
-            await action()
-            await raw.publish(CHANNELS["ready"], after)
-            await until(after)
-    return seen
+    """The "ready" notifications for ``queue`` that ``action`` publishes."""
+    return [
+        message
+        for channel, message in await published_during(engine, raw, action)
+        if channel == "ready" and message == queue
+    ]
 
 
 async def test_a_submit_notifies_only_while_a_claim_waits(engine, raw, queue_name):

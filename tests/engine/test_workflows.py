@@ -6,9 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-import trio
 
-from engine.helpers import assert_counts_true, make_queue, new_job, now_ms, submit, submit_jobs
+from engine.helpers import assert_counts_true, make_queue, new_job, now_ms, published_during, submit, submit_jobs
 from starq.server.engine.models import Callback, NewBatch, new_job_id
 from starq.worker_kit.errors import NotClaimed, UnknownDependency
 
@@ -226,23 +225,16 @@ async def test_progress_is_kept_and_follows_the_lease_rules(engine, queue_name):
         await engine.progress(queue_name, job.id, job.lease_id, "50")
 
 
-async def test_finishing_a_watched_job_publishes_it_and_an_unwatched_one_does_not(engine, queue_name):
+async def test_finishing_a_watched_job_publishes_it_and_an_unwatched_one_does_not(engine, raw, queue_name):
     await make_queue(engine, queue_name)
     watched, quiet = await submit(engine, queue_name, {"n": 0}, {"n": 1})
     await engine.watch_job(queue_name, watched.id)
-    heard: list[tuple[str, str]] = []
-    async with engine.subscribe() as messages, trio.open_nursery() as nursery:
 
-        async def listen() -> None:
-            async for message in messages:
-                heard.append(message)
-
-        nursery.start_soon(listen)
-        await trio.sleep(0.1)
+    async def finish_both() -> None:
         for job in await engine.claim(queue_name, 2):
             await engine.complete(queue_name, job.id, job.lease_id)
-        await trio.sleep(0.3)
-        nursery.cancel_scope.cancel()
+
+    heard = await published_during(engine, raw, finish_both)
     assert ("done", f"{queue_name} {watched.id}") in heard
     assert all(quiet.id not in message for _, message in heard)
 
