@@ -124,7 +124,9 @@ async def test_wait_ms_answers_when_the_job_finishes(api, queue_name):
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(waiter)
-        await trio.sleep(0.3)
+        with trio.fail_after(20):  # waiting for the outcome before it comes, however long the request took
+            while api.hub.outcomes.waiting == 0:
+                await trio.sleep(0.01)
         assert not answered
         (job,) = await api.claim(queue_name)
         await api.client.put(url + "/complete", json={"lease_id": job["lease_id"], "result": {"ok": 1}}, headers=KEY)

@@ -21,6 +21,7 @@ def make_app(events: list[str]) -> QuartTrio:
 
     @app.get("/slow")
     async def slow() -> Response:
+        events.append("slow:start")
         await trio.sleep(float(request.args.get("s", "0.5")))
         return Response(b"slow", content_type="text/plain")
 
@@ -50,6 +51,19 @@ def make_app(events: list[str]) -> QuartTrio:
 
         return Response(chunks(), content_type="text/plain")
 
+    @app.get("/stream-on-cue")
+    async def stream_on_cue() -> Response:
+        # The second chunk waits until the client has had the first ("stream:go"): a body buffered to its end
+        # would never get there (the wait gives up after LIMIT, by when the test has failed).
+        async def chunks():
+            yield b"first;"
+            with trio.move_on_after(LIMIT):
+                while "stream:go" not in events:
+                    await trio.sleep(0.01)
+            yield b"second;"
+
+        return Response(chunks(), content_type="text/plain")
+
     return app
 
 
@@ -75,6 +89,8 @@ REACHED: list[bool] = []
 # What send_within() returned on /within, and how long it took.
 WITHIN: list[tuple[bool, float]] = []
 WITHIN_SECONDS = 0.3
+# What /gone's first look at client_gone() saw, once it has looked (the test waits for it before it half-closes).
+GONE_BEFORE: list[bool] = []
 
 
 async def raw_app(scope, receive, send) -> None:
@@ -96,6 +112,7 @@ async def raw_app(scope, receive, send) -> None:
     if scope["path"] == "/gone":
         client_gone = scope["extensions"][http1.EXTENSION]["client_gone"]
         before = client_gone()
+        GONE_BEFORE.append(before)
         with trio.move_on_after(LIMIT):
             while not client_gone():
                 await trio.sleep(0.01)
