@@ -11,6 +11,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import httpx
 import trio
 
 from worker_kit.helpers import KEY, wait_for
@@ -129,15 +130,28 @@ async def test_client_workflows_snippet(client, make_queue, queue_name, capsys):
     assert [e[3] for e in events] == ["pending", "waiting", "waiting", "waiting"]
 
 
-async def test_the_pipeline_of_workflows_md(client, make_queue, queue_name, capsys):
+async def _event_readers(server) -> float:
+    async with httpx.AsyncClient(timeout=30) as http:
+        metrics = (await http.get(f"{server.url}/metrics")).text
+    found = re.search(r"^starq_event_readers (\S+)$", metrics, re.M)
+    assert found, metrics
+    return float(found.group(1))
+
+
+async def test_the_pipeline_of_workflows_md(server, client, make_queue, queue_name, capsys):
     await make_queue(events=True)
     namespace: dict = {}
     exec(example("workflow-python", WORKFLOWS).replace('"media"', f'"{queue_name}"'), namespace)
     worker = namespace["Worker"](client, queue_name, namespace["handle"], block_ms=1000)
+    readers = await _event_readers(server)
     async with trio.open_nursery() as nursery:
         await nursery.start(worker.run)
         nursery.start_soon(namespace["follow"], client)
-        await trio.sleep(0.5)  # the follower is connected: it streams the events from now on
+
+        async def follower_connected() -> bool:  # it streams the events from then on: produce no sooner
+            return await _event_readers(server) > readers
+
+        await wait_for(follower_connected)
         with trio.fail_after(30):
             await namespace["produce"](client)
         await wait_for(lambda: _callback_done(client, queue_name))

@@ -174,7 +174,9 @@ async def test_wait_answers_when_the_job_finishes(client, make_queue, queue_name
         await client.complete(queue_name, job.id, {"ok": True}, lease_id=job.lease_id)
     done, took = got
     assert (done.status, done.result, done.finished) == ("completed", {"ok": True}, True)
-    assert 0.5 <= took < 3  # woken by the completion
+    # Woken by the completion, not by the server's hold running out (MAX_WAIT_MS, a minute): the bound leaves
+    # room for a busy machine's claim, completion and wake-up.
+    assert 0.5 <= took < 10
 
 
 async def test_wait_times_out_with_the_job_as_it_is(client, make_queue, queue_name):
@@ -184,10 +186,10 @@ async def test_wait_times_out_with_the_job_as_it_is(client, make_queue, queue_na
     job = await client.wait(queue_name, submitted.id, timeout=0.6)
     took = trio.current_time() - started
     assert (job.status, job.finished) == ("pending", False)
-    assert 0.6 <= took < 2.5
+    assert 0.6 <= took < 10  # at its timeout, not held for the server's minute (room for a busy machine)
     started = trio.current_time()
     assert (await client.wait(queue_name, submitted.id, timeout=0)).status == "pending"
-    assert trio.current_time() - started < 1
+    assert trio.current_time() - started < 10  # one read, no hold
     await client.cancel(queue_name, submitted.id)
     assert (await client.wait(queue_name, submitted.id, timeout=30)).status == "cancelled"  # at once
 
