@@ -90,6 +90,14 @@ def complete(server, queue: str, job: dict) -> None:
     assert r.status_code == 200, r.text
 
 
+def wait_following(server, readers: int) -> None:
+    """Waits until the server follows the log for ``readers`` streams. A stream's head goes out before its
+    reader joins the queue's feed, and one from now starts where the log is then: an event added in between
+    would be before its start."""
+    wait_for(lambda: f"starq_event_readers {readers}.0" in httpx.get(f"{server.url}/metrics", timeout=10).text,
+             what=f"{readers} readers")  # fmt: skip
+
+
 @pytest.fixture
 def server(server_factory):
     """A server whose streams send keep-alives twice a second (a Reader closes at the next one)."""
@@ -102,6 +110,7 @@ def test_a_stream_carries_live_events_only_from_when_it_connects(server, queue_n
     reader = Reader(server, queue_name)
     try:
         assert reader.response_status == 200 and reader.content_type.startswith("text/event-stream")
+        wait_following(server, 1)
         (job,) = submit(server, queue_name, {"payload": {"after": True}})["jobs"]
         (claimed,) = claim(server, queue_name, 1)  # the older job, submitted before connecting
         first, second = reader.events(2)
@@ -166,13 +175,12 @@ def test_many_readers_share_one_subscription(server, queue_name):
     create_queue(server, queue_name, events=True)
     readers = [Reader(server, queue_name) for _ in range(20)]
     try:
+        # One pub/sub connection per process, whatever the readers: the store's count of subscribers to the
+        # events channel is the number of server processes (this one and any others sharing the store).
+        wait_following(server, 20)
         submit(server, queue_name, {"payload": {"x": 1}})
         for reader in readers:
             assert reader.events(1)[0]["event"] == "submitted"
-        # One pub/sub connection per process, whatever the readers: the store's count of subscribers to the
-        # events channel is the number of server processes (this one and any others sharing the store).
-        wait_for(lambda: "starq_event_readers 20.0" in httpx.get(f"{server.url}/metrics", timeout=10).text,
-                 what="20 readers")  # fmt: skip
     finally:
         for reader in readers:
             reader.close()
