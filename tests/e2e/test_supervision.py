@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -55,12 +56,21 @@ def test_a_server_waiting_for_its_store_stops_at_once_on_sigterm(workers):
         [sys.executable, "-m", "starq.cli", "serve", "--port", "0", "--redis-url", unreachable, "--workers", workers],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
+    lines: list[bytes] = []
+    output_pipe = process.stdout
+    assert output_pipe is not None
+    reader = threading.Thread(target=lambda: lines.extend(output_pipe), daemon=True)
+    reader.start()
     try:
-        time.sleep(3)  # started, and waiting for the store (it waits up to 30 s)
+        # Started, and waiting for the store (it waits up to 30 s): it says so once it has tried.
+        wait_for(
+            lambda: any(b"waiting for the store" in line for line in lines), timeout=60, what="waiting for the store"
+        )
         assert process.poll() is None
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=8) is not None
-        output = process.stdout.read().decode() if process.stdout else ""
+        reader.join(10)
+        output = b"".join(lines).decode()
         assert "Traceback" not in output, output
     finally:
         if process.poll() is None:
