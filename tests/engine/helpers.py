@@ -80,8 +80,9 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-async def wait_until(predicate, timeout: float = 5.0, interval: float = 0.02):
-    """Polls a predicate (plain or async) until it returns a truthy value; fails the test after ``timeout``."""
+async def wait_until(predicate, timeout: float = 20.0, interval: float = 0.02):
+    """Polls a predicate (plain or async) until it returns a truthy value; fails the test after ``timeout`` (a
+    bound on a broken condition, generous for a busy machine: it is never how long a test takes)."""
     with trio.move_on_after(timeout):
         while True:
             value = predicate()
