@@ -44,7 +44,11 @@ async def events(st: AppState, req: Request) -> Answer:
     since = req.query["since"]
     if since is None:
         since = _last_event_id(req)
-    await st.engine.read_events(queue)  # a queue that does not exist gets its 404 before the stream starts
+    bounds = await st.engine.read_events(queue)  # a queue that does not exist gets its 404 before the stream starts
+    if since is None:
+        # "From now" is fixed before the response starts: a client that acts once the stream is open sees every
+        # event that follows (starting at the feed's own position later could miss the first ones).
+        since = bounds.last
     return Stream(_sse(st, queue, since), "text/event-stream", (("x-accel-buffering", "no"),))
 
 
