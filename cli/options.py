@@ -59,9 +59,6 @@ def block_ms_option(*, default: int, help: str) -> Decorator:
     )
 
 
-JOB_OPTIONS = protocol.JOB_OPTIONS  # the job options as the API names them, in the order they are declared
-
-
 def _check_text(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is not None and not 0 < len(value) <= protocol.MAX_KEY_LENGTH:
         raise click.BadParameter(f"must be 1 to {protocol.MAX_KEY_LENGTH} characters long")

@@ -7,11 +7,10 @@ from typing import TYPE_CHECKING, Any
 import asyncclick as click
 
 from starq.worker_kit import Schedule
-from starq.worker_kit.protocol import MAX_UNIQUE_FOR
+from starq.worker_kit.protocol import JOB_OPTIONS, MAX_UNIQUE_FOR
 
 from .group import api_command, main
 from .options import (
-    JOB_OPTIONS,
     confirm,
     given_job_options,
     job_options,

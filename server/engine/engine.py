@@ -74,31 +74,6 @@ SCAN_BUDGET = 2000
 _STORE_ERRORS = (redis_errors.ConnectionError, TimeoutError, OSError)
 
 
-# Lease tokens (12 random hex digits, a claim's jobs' lease ids are the token and a count) are cut from one
-# read of the kernel's randomness per this many claims: os.urandom per claim was a getrandom call each.
-_TOKENS_PER_READ = 512
-_lease_tokens: Iterator[str] = iter(())
-
-
-def _lease_token() -> str:
-    """A fresh random lease token, as unpredictable as ``os.urandom(6).hex()``."""
-    global _lease_tokens
-    token = next(_lease_tokens, None)
-    if token is None:
-        digits = os.urandom(6 * _TOKENS_PER_READ).hex()
-        _lease_tokens = iter([digits[i : i + 12] for i in range(0, len(digits), 12)])
-        token = next(_lease_tokens)
-    return token
-
-
-def _forget_lease_tokens() -> None:
-    global _lease_tokens
-    _lease_tokens = iter(())
-
-
-os.register_at_fork(after_in_child=_forget_lease_tokens)  # a forked child must not repeat its parent's tokens
-
-
 async def _settled(request: Awaitable[Any]) -> Any:
     """A pipelined command's reply, or the ResponseError the store answered it with (for the caller to handle
     item by item). A timeout or a lost connection raises: read inside ``_store_call``, it becomes
@@ -444,7 +419,7 @@ class Engine:
         """Claims up to ``count`` ready jobs without waiting, within the queue's limits. Long-polling lives in
         ``ClaimBroker``: it passes ``park_ms`` > 0 when it will wait for work should this claim find none, so
         the store marks the queue as waited on for that long and submits publish "ready" only then."""
-        token = _lease_token() + "-"
+        token = os.urandom(6).hex() + "-"
         reply = await self._call("starq_claim", queue, (count, token, worker, park_ms))
         jobs = [Job.from_record(queue, r) for r in orjson.loads(reply[2])]
         if jobs:
