@@ -142,6 +142,13 @@ class Schema:
     one_of_required: tuple[str, ...] = ()
     # At most one of these fields may be present and not null (the handler checks it; the spec says it).
     exclusive: tuple[str, ...] = ()
+    # What a body that gives none of the fields parses to (the required ones aside): copied, then the given
+    # fields are checked over it. Precomputed because a batch submit parses its job shape a hundred times.
+    _defaults: dict[str, Any] = attrs.field(init=False, repr=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        defaults = {f.name: f.default for f in self.fields if f.default is not REQUIRED and f.default is not ABSENT}
+        object.__setattr__(self, "_defaults", defaults)
 
     @property
     def needs_body(self) -> bool:
@@ -155,15 +162,14 @@ class Schema:
     def parse(self, data: Any, path: str = "") -> dict[str, Any]:
         if not isinstance(data, dict):
             raise ValidationFailed(f"{path or 'the request body'} must be a JSON object")
-        out = {}
+        out = self._defaults.copy()
         for field in self.fields:
-            where = f"{path}.{field.name}" if path else field.name
-            if field.name in data:
-                out[field.name] = field.check(data[field.name], where)
+            name = field.name
+            if name in data:
+                # The field's path is only built when it is given: most of a job's fields are left out.
+                out[name] = field.check(data[name], f"{path}.{name}" if path else name)
             elif field.default is REQUIRED:
-                raise ValidationFailed(f"{where} is required")
-            elif field.default is not ABSENT:
-                out[field.name] = field.default
+                raise ValidationFailed(f"{path}.{name} is required" if path else f"{name} is required")
         return out
 
     def parse_query(self, query_string: bytes) -> dict[str, Any]:
