@@ -7,6 +7,7 @@ status; ``service.py`` does everything around it.
 
 from __future__ import annotations
 
+import operator
 import time
 from datetime import datetime
 from typing import Any
@@ -17,7 +18,7 @@ from starq.worker_kit.errors import QueueNotFound, TooLarge, UnknownDependency, 
 
 from ..claims import Ledger
 from ..engine.engine import dedupe_hash
-from ..engine.models import Callback, Job, JobOptions, NewBatch, NewJob, iso, new_job_id
+from ..engine.models import NO_OPTIONS, Callback, Job, JobOptions, NewBatch, NewJob, iso, new_job_id, new_job_ids
 from . import shapes
 from .operations import PARKS, Answer, AppState, Request, job_id, operation
 
@@ -34,20 +35,19 @@ def encode_json(value: object, what: str, limit: int) -> str:
 
 
 def _due_ms(item: dict[str, Any], where: str) -> int:
-    if item.get("run_at") is not None and item.get("delay") is not None:
+    run_at, delay = item.get("run_at"), item.get("delay")
+    if run_at is None:
+        return int((time.time() + delay) * 1000) if delay else 0
+    if delay is not None:
         # Either may be meant; neither is taken silently.
         raise ValidationFailed(f"{where}delay and {where}run_at cannot both be given: choose one")
-    if item.get("run_at") is not None:
-        try:
-            at = datetime.fromisoformat(item["run_at"].replace("Z", "+00:00"))
-        except ValueError as exc:
-            raise ValidationFailed(f"{where}run_at must be an ISO 8601 time") from exc
-        if at.tzinfo is None:
-            raise ValidationFailed(f"{where}run_at must include a time zone (e.g. Z)")
-        return int(at.timestamp() * 1000)
-    if item.get("delay"):
-        return int((time.time() + item["delay"]) * 1000)
-    return 0
+    try:
+        at = datetime.fromisoformat(run_at.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ValidationFailed(f"{where}run_at must be an ISO 8601 time") from exc
+    if at.tzinfo is None:
+        raise ValidationFailed(f"{where}run_at must include a time zone (e.g. Z)")
+    return int(at.timestamp() * 1000)
 
 
 def _dependencies(item: dict[str, Any], where: str, index: int) -> tuple[str, ...]:
@@ -63,20 +63,30 @@ def _dependencies(item: dict[str, Any], where: str, index: int) -> tuple[str, ..
     return deps
 
 
+# The body fields that make a job's options; when none is given (the common case) every job shares NO_OPTIONS.
+_OPTION_NAMES = (*(f.name for f in shapes.JOB_OPTIONS), "depends_on")
+_given_options = operator.itemgetter(*_OPTION_NAMES)
+_NONE_GIVEN = (None,) * len(_OPTION_NAMES)
+
+
 def _new_job(item: dict[str, Any], where: str, limit: int, index: int = 0) -> tuple[NewJob, JobOptions]:
-    if item.get("payload") is None:
+    payload = item.get("payload")
+    if payload is None:
         raise ValidationFailed(f"{where}payload is required")
-    options = JobOptions.given(
-        item,
-        depends_on=_dependencies(item, where, index),
-        on_dependency_failure=item.get("on_dependency_failure") or "cancel",
-    )
+    if _given_options(item) == _NONE_GIVEN:
+        options = NO_OPTIONS
+    else:
+        options = JobOptions.given(
+            item,
+            depends_on=_dependencies(item, where, index),
+            on_dependency_failure=item.get("on_dependency_failure") or "cancel",
+        )
     new = NewJob(
-        payload=encode_json(item["payload"], f"{where}payload", limit),
+        payload=encode_json(payload, f"{where}payload", limit),
         priority=item["priority"],
         run_at_ms=_due_ms(item, where),
-        dedupe_hash=dedupe_hash(item["payload"]),
-        options=options.to_json(),
+        dedupe_hash=dedupe_hash(payload),
+        options=options.to_json() if options is not NO_OPTIONS else "",
     )
     return new, options
 
@@ -121,7 +131,7 @@ async def submit(st: AppState, req: Request) -> Answer:
     jobs = [new for new, _ in given]
     batch = await _new_batch(st, queue, body["batch"])
     try:
-        results = await st.engine.submit(queue, jobs, [new_job_id() for _ in jobs], batch)
+        results = await st.engine.submit(queue, jobs, new_job_ids(len(jobs)), batch)
     except UnknownDependency as exc:
         if single:
             raise ValidationFailed(f"depends_on[{exc.index}]: no job {exc.job_id} in this queue") from None
@@ -132,28 +142,31 @@ async def submit(st: AppState, req: Request) -> Answer:
             return "[]"
         return orjson.dumps([results[int(d[1:])].id if d.startswith("#") else d for d in deps]).decode()
 
-    rendered = [
-        Job.new(
-            queue,
-            id=result.id,
-            status=result.status,
-            payload=new.payload,
-            priority=new.priority,
-            created_at=result.created_at,
-            run_at=iso(new.run_at_ms) if result.status in ("scheduled", "waiting") and new.run_at_ms else "",
-            key=options.key or "",
-            unique_key=options.unique_key or "",
-            unique_for=options.unique_for,
-            timeout=options.timeout,
-            max_retries=options.max_retries,
-            tags=orjson.dumps(list(options.tags)).decode(),
-            depends_on=resolved(options.depends_on),
-            on_dependency_failure=options.on_dependency_failure if options.depends_on else "",
-            batch_id=batch.id if batch else "",
-            error=result.error,
-        ).to_json()
-        for (new, options), result in zip(given, results, strict=True)
-    ]
+    batch_id = batch.id if batch else ""
+    rendered = []
+    for (new, options), result in zip(given, results, strict=True):
+        fields = {
+            "id": result.id,
+            "status": result.status,
+            "payload": new.payload,
+            "priority": new.priority,
+            "created_at": result.created_at,
+            "run_at": iso(new.run_at_ms) if new.run_at_ms and result.status in ("scheduled", "waiting") else "",
+            "batch_id": batch_id,
+            "error": result.error,
+        }
+        if options is not NO_OPTIONS:  # the fields a job given no options shows empty anyway
+            fields |= {
+                "key": options.key or "",
+                "unique_key": options.unique_key or "",
+                "unique_for": options.unique_for,
+                "timeout": options.timeout,
+                "max_retries": options.max_retries,
+                "tags": orjson.dumps(list(options.tags)).decode(),
+                "depends_on": resolved(options.depends_on),
+                "on_dependency_failure": options.on_dependency_failure if options.depends_on else "",
+            }
+        rendered.append(Job.new_json(queue, fields))
     skipped = sum(r.skipped for r in results)
     answer = {"jobs": rendered, "submitted": len(results) - skipped, "skipped": skipped}
     if batch is not None:

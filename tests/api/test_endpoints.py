@@ -133,6 +133,22 @@ async def test_submit_single_and_batch_response(api, queue_name):
     assert (await api.info(queue_name))["pending"] == 6
 
 
+async def test_submitted_jobs_show_as_a_read_of_them_does(api, queue_name):
+    """The submit answer is built without reading the jobs back; each must still be what GET shows."""
+    await api.create(queue_name)
+    plain = {"payload": {"plain": 1}}
+    optioned = {"payload": {"o": 1}, "key": "k", "unique_key": "u", "unique_for": 60, "timeout": 30,
+                "max_retries": 2, "tags": ["a", "b"], "delay": 3600}  # fmt: skip
+    dependent = {"payload": {"d": 1}, "depends_on": ["#0", "#1"], "on_dependency_failure": "run"}
+    submitted = (await api.submit(queue_name, {"jobs": [plain, optioned, dependent], "batch": {}}))["jobs"]
+    submitted += (await api.submit(queue_name, {**plain, "priority": 7, "run_at": "2999-01-01T00:00:00Z"}))["jobs"]
+    for job in submitted:
+        r = await api.client.get(f"/api/v1/queues/{queue_name}/jobs/{job['id']}")
+        shown = await r.get_json()
+        assert {k: v for k, v in shown.items() if k not in ("history", "dependents")} == job
+    assert submitted[2]["depends_on"] == [submitted[0]["id"], submitted[1]["id"]]
+
+
 async def test_submit_with_dedupe_reports_skipped(api, queue_name):
     await api.create(queue_name, dedupe=True)
     first = await api.submit(queue_name, {"payload": {"k": 1}})
