@@ -1,8 +1,9 @@
 """What one job costs the store inside the Lua functions, path by path: commands per job and store CPU per job.
 
-``python -m benchmarks.storecalls [--jobs N] [--lua DIR] [--callgrind FILE]`` starts a store of its own (as the
-other scenarios do), drives the engine directly (no HTTP) on the paths of the comparison with BullMQ: claim 1 +
-complete with 16 tasks, submit one job per call with 16 tasks, claim 50 + one ack with 16 tasks. The worker
+``python -m benchmarks.storecalls [--jobs N] [--only PATHS] [--lua DIR] [--callgrind FILE]`` starts a store of its
+own (as the other scenarios do), drives the engine directly (no HTTP) on the paths of the comparison with BullMQ
+and the batch submit: ``cycle1`` (claim 1 + complete, 16 tasks), ``submit1`` (one job per call, 16 tasks),
+``submit100`` (100 jobs per call, 4 tasks), ``cycle50`` (claim 50 + one ack, 16 tasks). The worker
 paths run on a queue with ``retention: 1`` and go on ticking the queue until its finished records are removed,
 so their figures include the removal, as ``vs-bullmq`` counts it. Per path it prints the commands the functions
 ran per job, by command (from ``INFO commandstats``: exact, whatever the load) and the store's CPU per job (from
@@ -10,8 +11,8 @@ ran per job, by command (from ``INFO commandstats``: exact, whatever the load) a
 
 ``--lua DIR`` loads the Lua library from another folder (e.g. ``git archive REV server/engine/lua | tar -x -C
 /tmp/rev``) to count an earlier version's commands. ``--callgrind FILE`` runs the store under valgrind's
-callgrind with instrumentation on during the claim 1 + complete path only: its instruction counts do not move
-with the load (the path runs ~50 times slower; use a few thousand jobs).
+callgrind with instrumentation on during the first chosen path only: its instruction counts do not move with
+the load (the path runs ~50 times slower; use a few thousand jobs).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from benchmarks import harness, procstat
 from starq.server.embedded import embedded_store
 from starq.server.engine import library
 from starq.server.engine.engine import Engine, dedupe_hash, open_engine
-from starq.server.engine.models import NewJob, new_job_id
+from starq.server.engine.models import NewJob, new_job_id, new_job_ids
 
 TASKS = 16
 # Commands the harness itself sends, not the functions.
@@ -67,9 +68,9 @@ async def _instrument(pid: int, state: str) -> None:
     await trio.run_process(["callgrind_control", "-i", state, str(pid)], capture_stdout=True, capture_stderr=True)
 
 
-async def _workers(body: Callable[[int], Awaitable[None]]) -> None:
+async def _workers(body: Callable[[int], Awaitable[None]], tasks: int = TASKS) -> None:
     async with trio.open_nursery() as nursery:
-        for i in range(TASKS):
+        for i in range(tasks):
             nursery.start_soon(body, i)
 
 
@@ -91,32 +92,48 @@ async def _cycle(engine: Engine, queue: str, jobs: int, count: int) -> None:
     await _until_removed(engine, queue)
 
 
-async def _submit_one(engine: Engine, queue: str, jobs: int) -> None:
+async def _submit(engine: Engine, queue: str, jobs: int, per_call: int, tasks: int) -> None:
     left = [jobs]
 
     async def worker(i: int) -> None:
         while left[0] > 0:
-            left[0] -= 1
-            await engine.submit(queue, _jobs(1), [new_job_id()])
+            n = min(per_call, left[0])
+            left[0] -= n
+            await engine.submit(queue, _jobs(n), new_job_ids(n))
 
-    await _workers(worker)
+    await _workers(worker, tasks)
 
 
-async def main(url: str, pid: int, jobs: int, lua: Path | None, callgrind: bool) -> None:
+# The paths by name: what each runs, and whether its queue is filled first.
+PATHS = {
+    "cycle1": "claim 1 + complete, 16 tasks, retention 1",
+    "submit1": "submit one job per call, 16 tasks",
+    "submit100": "submit 100 jobs per call, 4 tasks",
+    "cycle50": "claim 50 + ack, 16 tasks, retention 1",
+}
+
+
+def _path(engine: Engine, name: str, jobs: int) -> tuple[Callable[[str], Awaitable[None]], bool]:
+    if name == "cycle1":
+        return (lambda q: _cycle(engine, q, jobs, 1)), True
+    if name == "submit1":
+        return (lambda q: _submit(engine, q, jobs, 1, TASKS)), False
+    if name == "submit100":
+        return (lambda q: _submit(engine, q, jobs, 100, 4)), False
+    return (lambda q: _cycle(engine, q, jobs, 50)), True
+
+
+async def main(url: str, pid: int, jobs: int, lua: Path | None, callgrind: bool, only: list[str]) -> None:
     async with (
         open_engine(url, max_connections=2 * TASKS) as engine,
         coredis.Redis.from_url(url, decode_responses=True) as redis,
     ):
         if lua:
             await redis.function_load(library.build(lua), replace=True)
-        paths = [
-            ("claim 1 + complete, 16 tasks, retention 1", lambda q: _cycle(engine, q, jobs, 1), True),
-            ("submit one job per call, 16 tasks", lambda q: _submit_one(engine, q, jobs), False),
-            ("claim 50 + ack, 16 tasks, retention 1", lambda q: _cycle(engine, q, jobs, 50), True),
-        ]
-        for n, (label, run, filled) in enumerate(paths):
+        for n, name in enumerate(only):
             if callgrind and n > 0:
                 break
+            run, filled = _path(engine, name, jobs)
             queue = f"storecalls-{n}-{new_job_id()[-6:]}"
             await engine.create_queue(queue, {"retention": 1})
             if filled:
@@ -130,14 +147,15 @@ async def main(url: str, pid: int, jobs: int, lua: Path | None, callgrind: bool)
                 await _instrument(pid, "off")
             calls = {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
             from_lua = {k: v for k, v in calls.items() if k not in NOT_FROM_LUA}
-            print(f"{label}: {jobs} jobs, store CPU {cpu * 1e6 / jobs:.0f} µs/job (load {procstat.load_average()}),")
+            print(f"{PATHS[name]}: {jobs} jobs, store CPU {cpu * 1e6 / jobs:.0f} µs/job (load "
+                  f"{procstat.load_average()}),")  # fmt: skip
             print(f"  FCALLs per job {calls.get('fcall', 0) / jobs:.2f}, commands from Lua per job "
                   f"{sum(from_lua.values()) / jobs:.2f}:")  # fmt: skip
             print("  " + ", ".join(f"{k} {v / jobs:.2f}" for k, v in sorted(from_lua.items(), key=lambda kv: -kv[1])))
             await engine.delete_queue(queue)
 
 
-def run(jobs: int, lua: Path | None, callgrind: str) -> None:
+def run(jobs: int, lua: Path | None, callgrind: str, only: list[str]) -> None:
     with tempfile.TemporaryDirectory() as workdir:
         store = embedded_store(os.path.join(workdir, "store"))
         if callgrind:
@@ -148,7 +166,7 @@ def run(jobs: int, lua: Path | None, callgrind: str) -> None:
         try:
             store.wait_ready()
             assert store.process is not None
-            trio.run(main, store.url, store.process.pid, jobs, lua, bool(callgrind))
+            trio.run(main, store.url, store.process.pid, jobs, lua, bool(callgrind), only)
         finally:
             store.stop()
 
@@ -158,6 +176,10 @@ if __name__ == "__main__":
     parser.add_argument("--jobs", type=int, default=10_000, help="jobs per path")
     parser.add_argument("--lua", type=Path, help="load the Lua library from this folder instead")
     parser.add_argument("--callgrind", default="", help="run the store under callgrind, writing this file")
+    parser.add_argument("--only", default=",".join(PATHS), help=f"the paths to run, in order: {', '.join(PATHS)}")
     args = parser.parse_args()
+    only = args.only.split(",")
+    if unknown := set(only) - set(PATHS):
+        parser.error(f"no path {', '.join(sorted(unknown))}; the paths are {', '.join(PATHS)}")
     harness.raise_fd_limit()
-    run(args.jobs, args.lua, args.callgrind)
+    run(args.jobs, args.lua, args.callgrind, only)

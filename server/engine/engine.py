@@ -411,7 +411,7 @@ class Engine:
         for job_id, job in zip(ids, jobs, strict=True):
             args += [job_id, job.payload, job.priority, job.run_at_ms, job.dedupe_hash, job.options]
         reply = await self._call("starq_submit", queue, args)
-        results = [Submitted(r[0], r[1], iso(r[2]), bool(r[3]), r[4] if len(r) > 4 else "") for r in reply]
+        results = [Submitted(r[0], r[1], iso(r[2]), r[3], r[4] if len(r) > 4 else "") for r in orjson.loads(reply)]
         self.observer.submitted(queue, sum(1 for r in results if not r.skipped))
         return results
 

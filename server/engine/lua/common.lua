@@ -309,13 +309,16 @@ local function history(jkey, hist, hn, now, event, fields)
   return {'hist', hist .. '\n' .. line, 'hn', count + 1}
 end
 
--- Field/value lists joined into one, so a transition writes a record with one HSET.
-local function hset_fields(...)
-  local out = {}
-  for _, part in ipairs({...}) do
-    for _, v in ipairs(part) do out[#out + 1] = v end
+-- Field/value lists joined into one, so a transition writes a record with one HSET. The first list is extended
+-- in place (every caller builds it for this one write): no new table per job.
+local function hset_fields(fields, ...)
+  local n = #fields
+  for i = 1, select('#', ...) do
+    local part = select(i, ...)
+    for j = 1, #part do fields[n + j] = part[j] end
+    n = n + #part
   end
-  return out
+  return fields
 end
 
 local function hset(jkey, ...)
@@ -518,30 +521,37 @@ end
 -- Submitting one job (submit, a schedule's run, a batch's callback). opts: the job's options as the engine
 -- sends them (a table, or nil): key, uk (unique key), uf (unique for, s), to (timeout, s), mr (max retries),
 -- tags (a list), sch (the schedule that made it), deps (job ids it depends on, resolved), odf ("run": run
--- even if a dependency fails), bat (its batch). Returns {id, status, created_at, skipped (0/1)}, plus the
+-- even if a dependency fails), bat (its batch). Returns {id, status, created_at (text), skipped (boolean)}, plus the
 -- error of a job cancelled at once by a failed dependency, and adds the job to the lists of new ids by status
 -- in added.
 
 local OPTION_FIELDS = {'key', 'uk', 'uf', 'to', 'mr', 'sch', 'odf', 'bat'}
+-- The options of a job given none; only read.
+local NO_OPTIONS = {}
 
 local function submit_one(q, now, id, payload, priority, due, hash, opts, added)
   local jkey = q.P .. 'job:' .. id
+  -- Kept although a new id never exists: a caller retrying a submit (or an outbox draining twice) sends the same
+  -- ids again, and must get the stored jobs back rather than a second copy.
   if redis.call('EXISTS', jkey) == 1 then
     local f = read(jkey, {'status', 'created_at'})
-    return {id, f.status, f.created_at, 1}
+    return {id, f.status, f.created_at, true}
   end
-  local o = opts or {}
+  local o = opts or NO_OPTIONS
   local dk = (q.dedupe == '1' and hash ~= '') and hash or nil
   local uk = o.uk or (dk and 'd:' .. dk) or nil
   if uk then
     local holder = unique_holder(q, uk, now)
     if holder then
       local f = read(q.P .. 'job:' .. holder, {'status', 'created_at'})
-      if f.status then return {holder, f.status, f.created_at, 1} end
+      if f.status then return {holder, f.status, f.created_at, true} end
     end
     hold_unique(q, uk, id, o.uf and (now + tonumber(o.uf) * 1000) or 'inf')
   end
-  local fields = {'id', id, 'payload', payload, 'priority', priority, 'retries', '0', 'created_at', text(now)}
+  -- The call's time as text, made once for all its jobs.
+  if added.now ~= now then added.now, added.now_s = now, text(now) end
+  local now_s = added.now_s
+  local fields = {'id', id, 'payload', payload, 'priority', priority, 'retries', '0', 'created_at', now_s}
   if opts then
     for _, name in ipairs(OPTION_FIELDS) do
       if o[name] ~= nil then
@@ -574,14 +584,14 @@ local function submit_one(q, now, id, payload, priority, due, hash, opts, added)
       redis.call('ZADD', q.P .. 'expiry', now + q.retention_ms, id)
       added.cancelled[#added.cancelled + 1] = id
       emit(q, now, 'submitted', id, 'cancelled', cjson.encode({error = err}))
-      return {id, 'cancelled', now, 0, err}
+      return {id, 'cancelled', now_s, false, err}
     end
     if left > 0 then
       hset(jkey, fields, {'status', 'waiting', 'left', left, 'run_at', due > now and due or ''},
         history(jkey, false, nil, now, 'submitted', {status = 'waiting'}))
       added.waiting[#added.waiting + 1] = id
       emit(q, now, 'submitted', id, 'waiting')
-      return {id, 'waiting', now, 0}
+      return {id, 'waiting', now_s, false}
     end
   end
   if due > now then
@@ -590,12 +600,12 @@ local function submit_one(q, now, id, payload, priority, due, hash, opts, added)
       history(jkey, false, nil, now, 'submitted', {run_at = due}))
     added.scheduled[#added.scheduled + 1] = id
     emit(q, now, 'submitted', id, 'scheduled')
-    return {id, 'scheduled', now, 0}
+    return {id, 'scheduled', now_s, false}
   end
   hset(jkey, fields, {'status', 'pending', 'hn', '0'}, enqueue(q, id, priority, o.key))
   added.pending[#added.pending + 1] = id
   emit(q, now, 'submitted', id, 'pending')
-  return {id, 'pending', now, 0}
+  return {id, 'pending', now_s, false}
 end
 
 local function new_added(q)

@@ -4,9 +4,10 @@
 -- object), priority, queue}; '' = none), the callback's job id, then per job: id, payload, priority, due_ms
 -- (0 = now), payload hash ('' = none), options (JSON, see submit_one; '' = none). An option deps may name an
 -- earlier job of the call as "#<index>" (0-based).
--- Returns per job {id, status, created_at, skipped (0/1)}. A job id that already exists is answered with the
--- existing job (skipped), which makes a retried submit with the same ids idempotent; so is a job whose unique
--- key (or, on a dedupe queue, payload) another job holds. A dependency that names no job of the queue fails
+-- Returns a JSON array, per job [id, status, created_at (ms, text), skipped (boolean), and for a job cancelled
+-- at once its error]: one string, which the server decodes in one step rather than a reply element at a time.
+-- A job id that already exists is answered with the existing job (skipped), which makes a retried submit with
+-- the same ids idempotent; so is a job whose unique key (or, on a dedupe queue, payload) another job holds. A dependency that names no job of the queue fails
 -- the whole call, before anything is written: NODEP <job index> <dependency index> <id>.
 local HEAD = 4
 local function submit(q, args)
@@ -45,7 +46,7 @@ local function submit(q, args)
   if bid ~= '' then
     -- The batch: its members are the jobs this call stored (a skipped one belongs to another submit).
     local total = 0
-    for _, r in ipairs(out) do total = total + (1 - r[4]) end
+    for _, r in ipairs(out) do total = total + (r[4] and 0 or 1) end
     for _, id in ipairs(added.cancelled) do redis.call('HSET', q.P .. 'job:' .. id, 'bc', '1') end
     local b = {total = total, completed = 0, failed = 0, cancelled = #added.cancelled, cb = args[3],
       cbid = args[4]}
@@ -55,7 +56,7 @@ local function submit(q, args)
     if b.cancelled >= total then finish_batch(q, bid, b, now, added) end
   end
   settle_added(q, added, now)
-  return out
+  return json_array(out)
 end
 
 -- A claim reads each job's whole record (HGETALL): a pending job holds few of RECORD's fields, and asking for

@@ -79,7 +79,7 @@ local function run_schedule(q, args)
   settle_added(q, added, now)
   redis.call('HSET', key, 'next_ms', next_ms, 'last_ms', now, 'last_job', reply[1])
   arm(q, name, next_ms, '0')
-  return {1, reply[1], reply[2], reply[4]}
+  return {1, reply[1], reply[2], reply[4] and 1 or 0}
 end
 
 register('starq_create_schedule', function(q, args) return put_schedule(q, args, true) end)
