@@ -7,8 +7,9 @@
 -- Returns a JSON array, per job [id, status, created_at (ms, text), skipped (boolean), and for a job cancelled
 -- at once its error]: one string, which the server decodes in one step rather than a reply element at a time.
 -- A job id that already exists is answered with the existing job (skipped), which makes a retried submit with
--- the same ids idempotent; so is a job whose unique key (or, on a dedupe queue, payload) another job holds. A dependency that names no job of the queue fails
--- the whole call, before anything is written: NODEP <job index> <dependency index> <id>.
+-- the same ids idempotent; so is a job whose unique key (or, on a dedupe queue, payload) another job holds. A
+-- dependency that names no job of the queue fails the whole call, before anything is written: NODEP <job
+-- index> <dependency index> <id>.
 local HEAD = 4
 local function submit(q, args)
   local n, bid = tonumber(args[1]), args[2]
