@@ -29,6 +29,10 @@ _TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+# ``type`` as Field's annotations can name it (its own field ``type`` hides the builtin there).
+_PythonType = type
+
+
 @attrs.frozen
 class Field:
     name: str
@@ -47,17 +51,27 @@ class Field:
     min_items: int | None = None
     pattern_hint: str | None = None  # what ``pattern`` stands for, in words, for the error message
     shape: Schema | None = None  # an object's own fields
+    # The Python types a value may have, and whether a bool is one of them (bool is an int in Python, but true is
+    # not a number in JSON): made once, as every item of a batch checks its fields.
+    _types: tuple[str, ...] = attrs.field(init=False, repr=False, eq=False)
+    _accepts: tuple[_PythonType, ...] = attrs.field(init=False, repr=False, eq=False)
+    _accepts_bool: bool = attrs.field(init=False, repr=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        types = () if self.type is None else self.type if isinstance(self.type, tuple) else (self.type,)
+        object.__setattr__(self, "_types", types)
+        object.__setattr__(self, "_accepts", tuple(t for name in types for t in _TYPES[name]))
+        object.__setattr__(self, "_accepts_bool", "boolean" in types)
 
     def check(self, value: Any, path: str) -> Any:
         if value is None and self.nullable:
             return None
         if self.type == "integer" and isinstance(value, float) and value.is_integer():
             value = int(value)  # JSON Schema counts 3.0 as an integer, and some clients encode integers so
-        if self.type is not None:
-            types = self.type if isinstance(self.type, tuple) else (self.type,)
-            # bool is an int in Python, but true is not a number in JSON.
-            if not any(_is(value, t) for t in types):
-                raise ValidationFailed(f"{path} must be {' or '.join(_article(t) for t in types)}")
+        if self._accepts and (
+            not isinstance(value, self._accepts) or ((value is True or value is False) and not self._accepts_bool)
+        ):
+            raise ValidationFailed(f"{path} must be {' or '.join(_article(t) for t in self._types)}")
         if self.type == "number" and isinstance(value, float) and value != value:  # NaN
             raise ValidationFailed(f"{path} must be a number")
         if self.minimum is not None and value < self.minimum:
@@ -202,10 +216,6 @@ class Schema:
                 "properties": {name: {"type": by_name[name].type} for name in self.exclusive},
             }
         return out
-
-
-def _is(value: Any, type_name: str) -> bool:
-    return isinstance(value, _TYPES[type_name]) and (not isinstance(value, bool) or type_name == "boolean")
 
 
 def _check_item(spec: Schema | Field, item: Any, path: str) -> Any:

@@ -200,6 +200,11 @@ SUBMIT_422 = [
     ({"jobs": [{"payload": {}}, {"payload": []}]}, "jobs[1].payload"),
     ({"jobs": [{"payload": {}}, {"payload": {}, "run_at": "no"}]}, "jobs[1].run_at"),
     ({"jobs": [{"payload": {}}, 7]}, "jobs[1]"),
+    # true is no number in JSON, though bool is an int in Python.
+    ({"payload": {}, "priority": True}, "priority"),
+    ({"jobs": [{"payload": {}, "delay": False}]}, "jobs[0].delay"),
+    ({"payload": {}, "key": 5}, "key"),
+    ({"payload": {}, "tags": "a"}, "tags"),
 ]
 
 
