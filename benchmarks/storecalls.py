@@ -10,9 +10,11 @@ ran per job, by command (from ``INFO commandstats``: exact, whatever the load) a
 ``/proc``: moves with the machine's load).
 
 ``--lua DIR`` loads the Lua library from another folder (e.g. ``git archive REV server/engine/lua | tar -x -C
-/tmp/rev``) to count an earlier version's commands. ``--callgrind FILE`` runs the store under valgrind's
-callgrind with instrumentation on during the first chosen path only: its instruction counts do not move with
-the load (the path runs ~50 times slower; use a few thousand jobs).
+/tmp/rev``) to count an earlier version's commands; this checkout's engine reads the replies, so a path whose
+reply shape has changed since (the submit paths, before a submit answered one JSON array) fails with it.
+``--callgrind FILE`` runs the store under valgrind's callgrind with instrumentation on during the first chosen
+path only: its instruction counts do not move with the load (the path runs ~50 times slower; use a few thousand
+jobs).
 """
 
 from __future__ import annotations

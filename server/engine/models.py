@@ -469,8 +469,9 @@ class Submitted:
     error: str = ""  # why a job was cancelled as it was submitted (a dependency had failed)
 
 
-# Every id ``new_job_id`` makes, and nothing else: a UUIDv7 in lower-case hex (version 7, RFC 9562 variant). A
-# list cursor is such an id: Redis would page from any string (ids compare as text), so the API refuses others.
+# Every id ``new_job_id`` and ``new_job_ids`` make, and nothing else: a UUIDv7 in lower-case hex (version 7, RFC
+# 9562 variant). A list cursor is such an id: Redis would page from any string (ids compare as text), so the API
+# refuses others.
 JOB_ID_PATTERN = r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
 _JOB_ID = re.compile(JOB_ID_PATTERN)
 

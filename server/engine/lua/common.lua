@@ -531,8 +531,8 @@ local NO_OPTIONS = {}
 
 local function submit_one(q, now, id, payload, priority, due, hash, opts, added)
   local jkey = q.P .. 'job:' .. id
-  -- Kept although a new id never exists: a caller retrying a submit (or an outbox draining twice) sends the same
-  -- ids again, and must get the stored jobs back rather than a second copy.
+  -- Kept although a new id never exists: a caller of the engine that resends a submit (the outbox of batch
+  -- callbacks, draining again after a failure) sends the same ids, and must get the stored jobs back.
   if redis.call('EXISTS', jkey) == 1 then
     local f = read(jkey, {'status', 'created_at'})
     return {id, f.status, f.created_at, true}

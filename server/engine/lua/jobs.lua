@@ -144,7 +144,7 @@ local function claim(q, args)
     local entries = redis.call('XRANGE', stream, '-', '+', 'COUNT', text(n))
     if #entries == 0 then return end
     -- The entries taken are the stream's head, so one trim below the id after the last of them removes them
-    -- all (whole listpack nodes at once, where XDEL looked each entry up and marked it deleted).
+    -- all (the nodes it covers whole at once; XDEL looked each entry up and marked it deleted).
     local ms, seq = string.match(entries[#entries][1], '^(%d+)-(%d+)$')
     redis.call('XTRIM', stream, 'MINID', ms .. '-' .. text(tonumber(seq) + 1))
     for _, entry in ipairs(entries) do
