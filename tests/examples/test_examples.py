@@ -88,12 +88,20 @@ def examples(tmp_path_factory):
     return Examples(tmp_path_factory.mktemp("examples"))
 
 
+def _default_stop_signals() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+
+
 class WorkerProcess:
     """One example worker running, its output (stdout and stderr) in a file."""
 
     def __init__(self, command: list[str], env: dict[str, str], log: Path):
         self.log = log
-        # In a process group of its own, so that the test can signal it with its children, and only them.
+        # In a process group of its own, so that the test can signal it with its children, and only them. With
+        # SIGINT and SIGQUIT at their defaults, as a worker started from a terminal has them: a test run started in
+        # the background by a shell without job control ignores both, and a shell cannot trap a signal it
+        # started with ignored, so the bash example would not hear the Ctrl-C these tests send.
         with open(log, "wb") as out:
             self.process = subprocess.Popen(
                 command,
@@ -103,6 +111,7 @@ class WorkerProcess:
                 stderr=subprocess.STDOUT,
                 cwd=log.parent,
                 start_new_session=True,
+                preexec_fn=_default_stop_signals,  # noqa: PLW1509 - only signal(2) calls, before exec
             )
 
     def output(self) -> str:
