@@ -106,23 +106,13 @@ async def _submit(engine: Engine, queue: str, jobs: int, per_call: int, tasks: i
     await _workers(worker, tasks)
 
 
-# The paths by name: what each runs, and whether its queue is filled first.
-PATHS = {
-    "cycle1": "claim 1 + complete, 16 tasks, retention 1",
-    "submit1": "submit one job per call, 16 tasks",
-    "submit100": "submit 100 jobs per call, 4 tasks",
-    "cycle50": "claim 50 + ack, 16 tasks, retention 1",
+# The paths by name: their label, what each runs (engine, queue, jobs), and whether its queue is filled first.
+PATHS: dict[str, tuple[str, Callable[[Engine, str, int], Awaitable[None]], bool]] = {
+    "cycle1": ("claim 1 + complete, 16 tasks, retention 1", lambda e, q, n: _cycle(e, q, n, 1), True),
+    "submit1": ("submit one job per call, 16 tasks", lambda e, q, n: _submit(e, q, n, 1, TASKS), False),
+    "submit100": ("submit 100 jobs per call, 4 tasks", lambda e, q, n: _submit(e, q, n, 100, 4), False),
+    "cycle50": ("claim 50 + ack, 16 tasks, retention 1", lambda e, q, n: _cycle(e, q, n, 50), True),
 }
-
-
-def _path(engine: Engine, name: str, jobs: int) -> tuple[Callable[[str], Awaitable[None]], bool]:
-    if name == "cycle1":
-        return (lambda q: _cycle(engine, q, jobs, 1)), True
-    if name == "submit1":
-        return (lambda q: _submit(engine, q, jobs, 1, TASKS)), False
-    if name == "submit100":
-        return (lambda q: _submit(engine, q, jobs, 100, 4)), False
-    return (lambda q: _cycle(engine, q, jobs, 50)), True
 
 
 async def main(url: str, pid: int, jobs: int, lua: Path | None, callgrind: bool, only: list[str]) -> None:
@@ -135,7 +125,7 @@ async def main(url: str, pid: int, jobs: int, lua: Path | None, callgrind: bool,
         for n, name in enumerate(only):
             if callgrind and n > 0:
                 break
-            run, filled = _path(engine, name, jobs)
+            label, run, filled = PATHS[name]
             queue = f"storecalls-{n}-{new_job_id()[-6:]}"
             await engine.create_queue(queue, {"retention": 1})
             if filled:
@@ -143,13 +133,13 @@ async def main(url: str, pid: int, jobs: int, lua: Path | None, callgrind: bool,
             if callgrind:
                 await _instrument(pid, "on")
             before, cpu = await _commandstats(redis), procstat.cpu_seconds([pid])
-            await run(queue)
+            await run(engine, queue, jobs)
             cpu, after = procstat.cpu_seconds([pid]) - cpu, await _commandstats(redis)
             if callgrind:
                 await _instrument(pid, "off")
             calls = {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
             from_lua = {k: v for k, v in calls.items() if k not in NOT_FROM_LUA}
-            print(f"{PATHS[name]}: {jobs} jobs, store CPU {cpu * 1e6 / jobs:.0f} µs/job (load "
+            print(f"{label}: {jobs} jobs, store CPU {cpu * 1e6 / jobs:.0f} µs/job (load "
                   f"{procstat.load_average()}),")  # fmt: skip
             print(f"  FCALLs per job {calls.get('fcall', 0) / jobs:.2f}, commands from Lua per job "
                   f"{sum(from_lua.values()) / jobs:.2f}:")  # fmt: skip

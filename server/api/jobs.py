@@ -86,7 +86,7 @@ def _new_job(item: dict[str, Any], where: str, limit: int, index: int = 0) -> tu
         priority=item["priority"],
         run_at_ms=_due_ms(item, where),
         dedupe_hash=dedupe_hash(payload),
-        options=options.to_json() if options is not NO_OPTIONS else "",
+        options=options.to_json(),
     )
     return new, options
 

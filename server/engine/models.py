@@ -206,9 +206,17 @@ _fields_of = _make_fields_of()
 _EMPTY = _fields_of((None,) * len(RECORD))
 # Fields kept as raw JSON text, rendered as such (never decoded by the server).
 _JSON_FIELDS = tuple(f.name for f in JOB_FIELDS if f.kind in ("json", "list"))
-# An empty list as rendered JSON (immutable, so shared), and an empty record as ``Job.to_json`` shows it.
+# An empty list as rendered JSON (immutable, so shared by every job that has one).
 _EMPTY_LIST_JSON = orjson.Fragment("[]")
-_EMPTY_JSON = {**_EMPTY, **{name: _EMPTY_LIST_JSON if _EMPTY[name] == "[]" else None for name in _JSON_FIELDS}}
+
+
+def _as_json(text: str | None) -> orjson.Fragment | None:
+    """A JSON field's raw text as the answer embeds it."""
+    return _EMPTY_LIST_JSON if text == "[]" else orjson.Fragment(text) if text is not None else None
+
+
+# An empty record as ``Job.to_json`` shows it.
+_EMPTY_JSON = {**_EMPTY, **{name: _as_json(_EMPTY[name]) for name in _JSON_FIELDS}}
 
 
 class _Field(Generic[T]):
@@ -264,8 +272,7 @@ class Job:
         out = {"id": fields["id"], "queue": queue, **_EMPTY_JSON, **fields}
         for name in _JSON_FIELDS:
             if name in fields:
-                text = fields[name]
-                out[name] = _EMPTY_LIST_JSON if text == "[]" else orjson.Fragment(text) if text is not None else None
+                out[name] = _as_json(fields[name])
         return out
 
     def __getattr__(self, name: str) -> Any:
@@ -290,8 +297,7 @@ class Job:
     def to_json(self) -> dict[str, Any]:
         out = {"id": self.fields["id"], "queue": self.queue, **self.fields}
         for name in _JSON_FIELDS:
-            text = out[name]
-            out[name] = _EMPTY_LIST_JSON if text == "[]" else orjson.Fragment(text) if text is not None else None
+            out[name] = _as_json(out[name])
         if self.history is not None:
             out["history"] = self.history
         if self.dependents is not None:
@@ -356,6 +362,8 @@ class JobOptions:
 
     def to_json(self) -> str:
         """The options as the Lua library reads them (record field names; "" when none is set)."""
+        if self is NO_OPTIONS:
+            return ""  # the usual case, and every job of a plain batch: nothing to look at
         given: dict[str, Any] = {
             stored: value
             for stored, value in (

@@ -521,9 +521,9 @@ end
 -- Submitting one job (submit, a schedule's run, a batch's callback). opts: the job's options as the engine
 -- sends them (a table, or nil): key, uk (unique key), uf (unique for, s), to (timeout, s), mr (max retries),
 -- tags (a list), sch (the schedule that made it), deps (job ids it depends on, resolved), odf ("run": run
--- even if a dependency fails), bat (its batch). Returns {id, status, created_at (text), skipped (boolean)}, plus the
--- error of a job cancelled at once by a failed dependency, and adds the job to the lists of new ids by status
--- in added.
+-- even if a dependency fails), bat (its batch). Returns {id, status, created_at (text), skipped (boolean)},
+-- plus the error of a job cancelled at once by a failed dependency, and adds the job to the lists of new ids by
+-- status in added.
 
 local OPTION_FIELDS = {'key', 'uk', 'uf', 'to', 'mr', 'sch', 'odf', 'bat'}
 -- The options of a job given none; only read.
